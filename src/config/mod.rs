@@ -1,0 +1,69 @@
+//! Configuration: the TOML schema, its defaults, and validation with errors
+//! that name `file:line:col` and the key.
+//! (Types fixed here; parsing lives in `load.rs`, written by the config helper.)
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::election::Centis;
+use crate::wire::ChecksumMode;
+
+/// Where the daemon looks when `-c` is not given.
+pub const DEFAULT_PATH: &str = "/usr/local/etc/rcbsd-failover.toml";
+
+/// A validated configuration. Every field is already checked: the agent
+/// never re-validates.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The file this was read from (for messages).
+    pub path: PathBuf,
+    pub node: Node,
+    pub vrrp: Vrrp,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Unique in the cluster; default: the hostname.
+    pub name: String,
+    pub control_socket: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vrrp {
+    pub interface: String,
+    pub vrid: u8,
+    /// 1..=255; 255 = address owner.
+    pub priority: u8,
+    pub advert_interval: Centis,
+    pub virtual_ips: Vec<VirtualIp>,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// Empty = multicast to 224.0.0.18.
+    pub unicast_peers: Vec<Ipv4Addr>,
+    pub checksum: ChecksumMode,
+    /// Source/primary address; default: the interface's first IPv4 address
+    /// that is not a virtual IP.
+    pub source_address: Option<Ipv4Addr>,
+    /// Gratuitous ARPs per burst (keepalived's `garp_master_repeat`).
+    pub garp_master_repeat: u32,
+    /// Spacing between the ARPs of one burst (keepalived's `garp_interval`).
+    pub garp_interval: Duration,
+    /// Delay before the second burst after becoming master; zero disables it
+    /// (keepalived's `garp_master_delay`).
+    pub garp_master_delay: Duration,
+}
+
+/// One virtual IPv4 address with the prefix length it is added with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VirtualIp {
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl std::fmt::Display for VirtualIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}

@@ -1,0 +1,80 @@
+//! Control-socket messages. One JSON object per line each way. Field names
+//! are an interface, documented in `docs/status.md`.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::election::priority::Override;
+use crate::election::State;
+
+/// A request from the CLI: `{"command":"status"}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    Status,
+    Promote,
+    Demote,
+    Resume,
+}
+
+/// The daemon's reply: `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// For promote/demote/resume: what changed, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<String>,
+}
+
+impl Response {
+    pub fn error(message: impl Into<String>) -> Self {
+        Response {
+            ok: false,
+            error: Some(message.into()),
+            status: None,
+            changed: None,
+        }
+    }
+}
+
+/// The agent's state as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub node: String,
+    pub version: String,
+    pub pid: u32,
+    pub state: State,
+    pub interface: String,
+    pub vrid: u8,
+    pub configured_priority: u8,
+    pub effective_priority: u8,
+    /// Address of the current master (ours when master), if known.
+    pub master: Option<Ipv4Addr>,
+    /// Virtual IPs this node holds on its interface right now.
+    pub vips_held: Vec<String>,
+    #[serde(rename = "override")]
+    pub override_: Override,
+    /// Why the node is in fault, if it is.
+    pub fault: Option<String>,
+    pub advert_interval_ms: u64,
+    pub master_advert_interval_ms: u64,
+    pub uptime_s: u64,
+    pub counters: Counters,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub transitions: u64,
+    /// Received packets dropped, by reason (`bad_ttl`, `bad_checksum`, ...).
+    pub drops: BTreeMap<String, u64>,
+    /// Adverts accepted per checksum form seen (`pseudo-header`, `no-pseudo-header`).
+    pub checksum_forms: BTreeMap<String, u64>,
+}

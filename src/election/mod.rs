@@ -1,0 +1,150 @@
+//! The election core: the RFC 5798 §6 state machine (VRRPv3), sans I/O.
+//!
+//! [`Router`] takes an [`Input`] and the current time and returns the
+//! [`Action`]s the edges must carry out. It never reads a clock, never touches
+//! a socket and never sleeps: the caller asks [`Router::poll_timeout`] when to
+//! call back with [`Input::Timeout`]. The same struct runs in the daemon, in
+//! the rule-by-rule tests and in the many-node simulation.
+//!
+//! Eligibility is expressed through the *effective priority* the edges compute
+//! with [`priority::effective`] (configured priority, operator override,
+//! fault, and later quorum): an effective priority of 0 means "never become
+//! master; if master, resign with a priority-0 advertisement".
+
+pub mod priority;
+mod router;
+pub mod timers;
+
+pub use router::Router;
+pub use timers::Centis;
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// RFC 5798 §6.4 states, plus `Fault`: a backup that may not become master
+/// (a failed runbook or an unusable interface) and says so in `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    Fault,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initialize => "initialize",
+            State::Backup => "backup",
+            State::Master => "master",
+            State::Fault => "fault",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Static parameters of one virtual router (RFC 5798 §6.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    pub vrid: u8,
+    /// Configured priority, 1..=255 (255 = address owner, §6.1).
+    pub priority: u8,
+    /// Advertisement_Interval in centiseconds (12 bits, 1..=4095).
+    pub advert_interval: Centis,
+    /// Preempt_Mode (§6.1).
+    pub preempt: bool,
+    /// Delay, after first hearing a lower-priority master, before preempting it.
+    pub preempt_delay: Duration,
+    /// This router's primary IPv4 address on the interface: the tie-breaker
+    /// of §6.4.3 and the source of our adverts.
+    pub primary_address: Ipv4Addr,
+}
+
+/// An advertisement that passed every receive check (RFC 5798 §7.1) and is
+/// for our VRID; the edges do the checking, the core only decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceivedAdvert {
+    pub source: Ipv4Addr,
+    pub priority: u8,
+    pub max_advert_interval: Centis,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// §6.4.1: the Startup event.
+    Startup,
+    /// §6.4.2/§6.4.3: the Shutdown event (agent stopping).
+    Shutdown,
+    /// A validated advertisement for our VRID.
+    Advert(ReceivedAdvert),
+    /// The time returned by [`Router::poll_timeout`] has been reached.
+    Timeout,
+    /// The effective priority changed (override, fault, quorum); 0 = ineligible.
+    SetPriority(u8),
+    /// Enter or leave the Fault state.
+    SetFault(bool),
+}
+
+/// Why a transition happened; logged as the `reason` field of `state_change`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// §6.4.1: priority 255, the address owner becomes master at startup.
+    AddressOwner,
+    /// §6.4.1: startup as backup.
+    Startup,
+    /// §6.4.2: Master_Down_Timer fired.
+    MasterDown,
+    /// §6.4.2: Master_Down_Timer fired after a priority-0 advert (Skew_Time).
+    MasterResigned,
+    /// §6.4.3: an advert with a higher priority (or equal priority, higher address).
+    HigherPriorityMaster,
+    /// The effective priority dropped to 0 (operator demote, quorum loss).
+    Resigned,
+    /// §6.4.2/§6.4.3: the Shutdown event.
+    Shutdown,
+    /// Fault entered or cleared.
+    Fault,
+    FaultCleared,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::AddressOwner => "address_owner",
+            Reason::Startup => "startup",
+            Reason::MasterDown => "master_down",
+            Reason::MasterResigned => "master_resigned",
+            Reason::HigherPriorityMaster => "higher_priority_master",
+            Reason::Resigned => "resigned",
+            Reason::Shutdown => "shutdown",
+            Reason::Fault => "fault",
+            Reason::FaultCleared => "fault_cleared",
+        }
+    }
+}
+
+/// What the edges must do, in the order given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send one advertisement with this priority and our Advertisement_Interval.
+    SendAdvert { priority: u8 },
+    /// The state changed. Entering Master means: take the VIPs and send the
+    /// gratuitous-ARP burst; leaving Master means: drop the VIPs.
+    StateChange {
+        from: State,
+        to: State,
+        reason: Reason,
+    },
+    /// We are and stay master, but a lower-priority master was heard (a healed
+    /// partition): re-send the gratuitous-ARP burst at once, so that clients
+    /// that followed the other master come back without waiting for their ARP
+    /// entries to expire.
+    ResendGarp { other_master: Ipv4Addr },
+}

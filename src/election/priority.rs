@@ -1,0 +1,99 @@
+//! The effective priority: what the node advertises and elects with, derived
+//! from the configured priority and everything that may override it.
+
+use serde::{Deserialize, Serialize};
+
+/// An operator's standing instruction, stored in `state_dir` so it survives a
+/// restart (a node demoted for maintenance stays demoted after a reboot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Override {
+    #[default]
+    None,
+    /// Become master now: priority 254 (or 255 if configured) with preemption.
+    Promote,
+    /// Give up mastership and do not take it until cleared.
+    Demote,
+}
+
+impl Override {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Override::None => "none",
+            Override::Promote => "promote",
+            Override::Demote => "demote",
+        }
+    }
+}
+
+/// The priority a promoted node advertises: the highest a non-owner may use
+/// (RFC 5798 §5.2.4 reserves 255 for the address owner).
+pub const PROMOTED: u8 = 254;
+
+/// Everything that decides the advertised priority. Quorum (a later layer)
+/// adds one more boolean here; the core only ever sees the resulting number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inputs {
+    pub configured: u8,
+    pub override_: Override,
+    /// False for a node that may never be master (e.g. no storage configured).
+    pub may_be_master: bool,
+}
+
+/// The effective priority: 0 means ineligible (never become master; resign
+/// if master).
+pub fn effective(inputs: Inputs) -> u8 {
+    if !inputs.may_be_master {
+        return 0;
+    }
+    match inputs.override_ {
+        Override::None => inputs.configured,
+        Override::Promote => inputs.configured.max(PROMOTED),
+        Override::Demote => 0,
+    }
+}
+
+/// Whether preemption is on: `promote` forces it, so the promoted node takes
+/// over from a running lower-priority master.
+pub fn preempt(configured: bool, override_: Override) -> bool {
+    configured || override_ == Override::Promote
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs(configured: u8, override_: Override) -> Inputs {
+        Inputs {
+            configured,
+            override_,
+            may_be_master: true,
+        }
+    }
+
+    #[test]
+    fn no_override_keeps_configured_priority() {
+        assert_eq!(effective(inputs(100, Override::None)), 100);
+    }
+
+    #[test]
+    fn promote_raises_to_254_but_keeps_owner_at_255() {
+        assert_eq!(effective(inputs(100, Override::Promote)), 254);
+        assert_eq!(effective(inputs(255, Override::Promote)), 255);
+    }
+
+    #[test]
+    fn demote_and_ineligible_mean_zero() {
+        assert_eq!(effective(inputs(255, Override::Demote)), 0);
+        let mut i = inputs(200, Override::Promote);
+        i.may_be_master = false;
+        assert_eq!(effective(i), 0);
+    }
+
+    #[test]
+    fn promote_forces_preemption() {
+        assert!(preempt(false, Override::Promote));
+        assert!(!preempt(false, Override::Demote));
+        assert!(preempt(true, Override::None));
+    }
+}

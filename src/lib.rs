@@ -1,0 +1,24 @@
+//! rcbsd-failover: a VRRPv3 failover agent for CBSD clusters.
+//!
+//! The crate is layered so that a reader can tell where a packet is parsed,
+//! where a decision is made and where a command is run:
+//!
+//! - [`wire`] parses and builds packets from byte slices (pure, never panics);
+//! - [`election`] is the RFC 5798 state machine: `(input, now) -> actions`,
+//!   with no clock, no socket and no tokio;
+//! - [`net`] owns the raw socket, the link-layer ARP sender and the VIP
+//!   backends (one module per platform);
+//! - [`agent`] is the tokio loop that wires them together, with [`control`]
+//!   (the Unix control socket) and [`events`] (the log interface);
+//! - [`config`] turns TOML into a validated [`config::Config`];
+//! - [`lab`] builds throwaway namespace topologies to measure failover.
+
+pub mod agent;
+pub mod config;
+pub mod control;
+pub mod election;
+pub mod events;
+pub mod lab;
+pub mod net;
+pub mod state;
+pub mod wire;

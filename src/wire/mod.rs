@@ -1,0 +1,27 @@
+//! Packet codecs: views over byte slices and parsed values. Pure functions,
+//! no allocation on the receive path, every malformed input a typed error.
+
+pub mod checksum;
+pub mod ipv4;
+pub mod vrrp;
+
+/// Which VRRPv3 checksum form to send (RFC 5798 §5.2.8). Both exist in the
+/// field: keepalived and FRR include the IPv4 pseudo-header by default, some
+/// vendors and readings of RFC 9568 leave it out. On receive either is
+/// accepted and the form seen is recorded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChecksumMode {
+    #[default]
+    PseudoHeader,
+    NoPseudoHeader,
+}
+
+impl ChecksumMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChecksumMode::PseudoHeader => "pseudo-header",
+            ChecksumMode::NoPseudoHeader => "no-pseudo-header",
+        }
+    }
+}
