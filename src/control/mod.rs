@@ -3,3 +3,5 @@
 //! the daemon side, `client` the CLI side.
 
 pub mod protocol;
+pub mod client;
+pub mod server;

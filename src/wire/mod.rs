@@ -1,6 +1,7 @@
 //! Packet codecs: views over byte slices and parsed values. Pure functions,
 //! no allocation on the receive path, every malformed input a typed error.
 
+pub mod arp;
 pub mod checksum;
 pub mod ipv4;
 pub mod vrrp;
