@@ -1,1 +1,714 @@
-//! placeholder
+//! The daemon: a single-threaded tokio loop that feeds the election core with
+//! packets, timeouts, control requests and signals, and turns its actions
+//! into effects.
+//!
+//! ```text
+//!   raw socket ──datagrams──► admit (pure) ──advert──┐
+//!   sleep_until(poll_timeout) ──Timeout────────────────┤
+//!   control socket ──Request──► override / status ────┼──► Router::handle ──► actions
+//!   signals ──SIGHUP reload / SIGTERM shutdown─────────┘          │
+//!                                                                 ├─ SendAdvert  → socket (here, at once)
+//!                                                                 ├─ StateChange → log + transition worker
+//!                                                                 └─ ResendGarp  → transition worker
+//! ```
+//!
+//! The loop never waits on a command: VIP changes and ARP bursts run in the
+//! [`transition`] worker task, which converges on the latest desired role.
+//! Adverts keep flowing while it works.
+
+mod transition;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook_tokio::Signals;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::{self, Config};
+use crate::control::protocol::{Counters, Request, Response, Status};
+use crate::control::server as control_server;
+use crate::election::priority::{self, Override};
+use crate::election::{Action, Input, Params, Router, State};
+use crate::events::{self, LogFormat};
+use crate::net::admit::{self, DropCounters, RecvMeta};
+use crate::net::iface;
+use crate::net::socket::{SocketConfig, VrrpSocket};
+use crate::state::StateStore;
+use crate::wire::vrrp::Advertisement;
+
+use transition::{Desired, GarpSettings, WorkerEvent};
+
+/// sysexits(3): the configuration is wrong.
+pub const EX_CONFIG: u8 = 78;
+/// sysexits(3): something the agent needs is missing or unusable.
+pub const EX_UNAVAILABLE: u8 = 69;
+/// sysexits(3): a system error (socket, permission).
+pub const EX_OSERR: u8 = 71;
+
+/// How often drop and send-error summaries are logged, at most.
+const SUMMARY_PERIOD: Duration = Duration::from_secs(10);
+/// How long a fault keeps the node out of the election before it retries on
+/// its own (`resume` clears it at once).
+const FAULT_HOLD_OFF: Duration = Duration::from_secs(60);
+/// How long shutdown waits for the VIPs to be removed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Largest datagram we read: an IPv4 header with options plus 255 addresses.
+const RECV_BUFFER: usize = 2048;
+
+/// Options of `rcbsd-failover run`.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub config_path: PathBuf,
+    pub log_format: LogFormat,
+}
+
+/// Runs the daemon in the foreground until SIGTERM/SIGINT.
+pub fn run(opts: RunOptions) -> ExitCode {
+    events::init(opts.log_format);
+    let config = match config::load(&opts.config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("rcbsd-failover: cannot start the async runtime: {e}");
+            return ExitCode::from(EX_OSERR);
+        }
+    };
+    runtime.block_on(async move {
+        match Agent::start(config).await {
+            Ok(agent) => agent.run().await,
+            Err(e) => {
+                tracing::error!(event = "agent_failed", error = %e.message);
+                eprintln!("rcbsd-failover: {}", e.message);
+                ExitCode::from(e.exit_code)
+            }
+        }
+    })
+}
+
+/// A start-up failure with the exit status it maps to.
+#[derive(Debug)]
+pub struct StartError {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl StartError {
+    fn new(exit_code: u8, message: impl Into<String>) -> Self {
+        StartError {
+            message: message.into(),
+            exit_code,
+        }
+    }
+}
+
+/// Facts about the interface, resolved once per (re)configuration.
+#[derive(Clone, Debug, PartialEq)]
+struct Link {
+    ifindex: u32,
+    primary: Ipv4Addr,
+}
+
+fn resolve_link(config: &Config) -> Result<Link, StartError> {
+    let ifname = &config.vrrp.interface;
+    let ifindex = iface::interface_index(ifname).map_err(|e| {
+        StartError::new(
+            EX_UNAVAILABLE,
+            format!("vrrp.interface {ifname:?}: {e} (check the name with ifconfig)"),
+        )
+    })?;
+    let vips = vip_addresses(config);
+    let primary = match config.vrrp.source_address {
+        Some(a) => a,
+        None => iface::primary_address(ifname, &vips).map_err(|e| {
+            StartError::new(
+                EX_UNAVAILABLE,
+                format!("vrrp.interface {ifname:?}: {e} (give it an address or set vrrp.source_address)"),
+            )
+        })?,
+    };
+    Ok(Link { ifindex, primary })
+}
+
+fn vip_addresses(config: &Config) -> Vec<Ipv4Addr> {
+    config.vrrp.virtual_ips.iter().map(|v| v.address).collect()
+}
+
+fn socket_config(config: &Config, link: &Link) -> SocketConfig {
+    SocketConfig {
+        interface: config.vrrp.interface.clone(),
+        ifindex: link.ifindex,
+        source: link.primary,
+        unicast_peers: config.vrrp.unicast_peers.clone(),
+    }
+}
+
+/// The election parameters for a config, an override and a link.
+fn params(config: &Config, override_: Override, link: &Link) -> Params {
+    Params {
+        vrid: config.vrrp.vrid,
+        priority: config.vrrp.priority,
+        advert_interval: config.vrrp.advert_interval,
+        preempt: priority::preempt(config.vrrp.preempt, override_),
+        preempt_delay: config.vrrp.preempt_delay,
+        primary_address: link.primary,
+    }
+}
+
+type ControlRequest = (Request, oneshot::Sender<Response>);
+
+struct Agent {
+    config: Config,
+    link: Link,
+    router: Router,
+    socket: VrrpSocket,
+    store: StateStore,
+    override_: Override,
+    fault: Option<Fault>,
+    desired: watch::Sender<Desired>,
+    garp_now: mpsc::UnboundedSender<Ipv4Addr>,
+    worker_events: mpsc::UnboundedReceiver<WorkerEvent>,
+    worker: tokio::task::JoinHandle<()>,
+    control_rx: mpsc::Receiver<ControlRequest>,
+    control_shutdown: watch::Sender<bool>,
+    counters: Counters,
+    drops: DropCounters,
+    drops_logged: DropCounters,
+    send_errors: u64,
+    send_errors_logged: u64,
+    started: Instant,
+}
+
+#[derive(Clone, Debug)]
+struct Fault {
+    reason: String,
+    since: Instant,
+}
+
+impl Agent {
+    async fn start(config: Config) -> Result<Agent, StartError> {
+        crate::net::preflight::check().map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
+        let link = resolve_link(&config)?;
+        let store = StateStore::open(&config.node.state_dir).map_err(|e| {
+            StartError::new(EX_OSERR, format!("node.state_dir: {e}"))
+        })?;
+        let override_ = store
+            .load_override()
+            .map_err(|e| StartError::new(EX_CONFIG, e.to_string()))?;
+
+        // A VIP left by a crashed earlier run must go before we may become
+        // master: otherwise two nodes could answer ARP for it.
+        for vip in &config.vrrp.virtual_ips {
+            match crate::net::vip::ensure_absent(&*crate::net::vip::platform_backend(), &config.vrrp.interface, vip).await {
+                Ok(true) => events::stale_vip_removed(&config.vrrp.interface, &vip.to_string()),
+                Ok(false) => {}
+                Err(e) => {
+                    return Err(StartError::new(
+                        EX_OSERR,
+                        format!("cannot remove the leftover virtual IP {vip}: {e}"),
+                    ))
+                }
+            }
+        }
+
+        let listener = control_server::bind(&config.node.control_socket)
+            .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
+        let socket = VrrpSocket::open(&socket_config(&config, &link))
+            .map_err(|e| StartError::new(EX_OSERR, format!("VRRP socket on {}: {e}", config.vrrp.interface)))?;
+
+        let transition::Handles {
+            task: worker,
+            desired,
+            garp_now,
+            events: worker_events,
+        } = transition::spawn(&config).map_err(|e| StartError::new(EX_OSERR, e))?;
+
+        let (control_tx, control_rx) = mpsc::channel(16);
+        let (control_shutdown, control_shutdown_rx) = watch::channel(false);
+        tokio::spawn(control_server::serve(listener, control_tx, control_shutdown_rx));
+
+        let router = Router::new(params(&config, override_, &link));
+        let mut agent = Agent {
+            config,
+            link,
+            router,
+            socket,
+            store,
+            override_,
+            fault: None,
+            desired,
+            garp_now,
+            worker_events,
+            worker,
+            control_rx,
+            control_shutdown,
+            counters: Counters::default(),
+            drops: DropCounters::default(),
+            drops_logged: DropCounters::default(),
+            send_errors: 0,
+            send_errors_logged: 0,
+            started: Instant::now(),
+        };
+        events::agent_started(
+            &agent.config.node.name,
+            &agent.config.vrrp.interface,
+            agent.config.vrrp.vrid,
+            agent.config.vrrp.priority,
+            env!("CARGO_PKG_VERSION"),
+        );
+        if override_ != Override::None {
+            tracing::warn!(event = "override_restored", r#override = override_.as_str(), "operator override from state_dir in force");
+        }
+        let now = Instant::now();
+        let p = agent.effective_priority();
+        let mut actions = agent.router.handle(Input::SetPriority(p), now);
+        actions.extend(agent.router.handle(Input::Startup, now));
+        agent.execute(actions).await;
+        Ok(agent)
+    }
+
+    fn effective_priority(&self) -> u8 {
+        priority::effective(priority::Inputs {
+            configured: self.config.vrrp.priority,
+            override_: self.override_,
+            may_be_master: true,
+        })
+    }
+
+    async fn run(mut self) -> ExitCode {
+        let mut signals = match Signals::new([SIGHUP, SIGINT, SIGTERM]) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("rcbsd-failover: cannot install signal handlers: {e}");
+                return ExitCode::from(EX_OSERR);
+            }
+        };
+        let mut buf = vec![0u8; RECV_BUFFER];
+        let mut summary = tokio::time::interval(SUMMARY_PERIOD);
+        summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop_signal = loop {
+            let deadline = self
+                .router
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std);
+            let actions = tokio::select! {
+                received = self.socket.recv(&mut buf) => match received {
+                    Ok((len, meta)) => self.on_datagram(buf.get(..len).unwrap_or(&[]), &meta),
+                    Err(e) => {
+                        tracing::warn!(event = "receive_failed", error = %e);
+                        Vec::new()
+                    }
+                },
+                () = sleep_until_opt(deadline) => self.router.handle(Input::Timeout, Instant::now()),
+                Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply).await,
+                Some(signal) = signals.next() => match signal {
+                    SIGHUP => self.reload().await,
+                    other => break other,
+                },
+                Some(event) = self.worker_events.recv() => self.on_worker_event(event),
+                _ = summary.tick() => {
+                    self.log_summaries();
+                    self.check_fault_hold_off()
+                }
+            };
+            self.execute(actions).await;
+        };
+        self.shutdown(stop_signal).await
+    }
+
+    fn on_datagram(&mut self, datagram: &[u8], meta: &RecvMeta) -> Vec<Action> {
+        let vips = vip_addresses(&self.config);
+        let own = [self.link.primary];
+        let policy = admit::Policy {
+            vrid: self.config.vrrp.vrid,
+            ifindex: self.link.ifindex,
+            own_addresses: &own,
+            unicast_peers: &self.config.vrrp.unicast_peers,
+            virtual_ips: &vips,
+            we_are_owner: self.config.vrrp.priority == 255,
+        };
+        match admit::admit(datagram, meta, &policy) {
+            Ok(admitted) => {
+                self.counters.adverts_received += 1;
+                *self
+                    .counters
+                    .checksum_forms
+                    .entry(admitted.checksum.as_str().to_owned())
+                    .or_default() += 1;
+                self.router.handle(Input::Advert(admitted.advert), Instant::now())
+            }
+            Err(reason) => {
+                self.drops.record(reason);
+                Vec::new()
+            }
+        }
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::SendAdvert { priority } => self.send_advert(priority).await,
+                Action::StateChange { from, to, reason } => {
+                    self.counters.transitions += 1;
+                    events::state_change(from, to, reason, self.router.effective_priority(), self.router.master());
+                    self.publish_desired();
+                }
+                Action::ResendGarp { other_master } => {
+                    events::master_conflict(other_master, self.router.effective_priority());
+                    let _ = self.garp_now.send(other_master);
+                }
+            }
+        }
+    }
+
+    /// Tells the transition worker what the interface should look like now.
+    fn publish_desired(&self) {
+        let desired = Desired {
+            master: self.router.state() == State::Master,
+            vips: self.config.vrrp.virtual_ips.clone(),
+            garp: GarpSettings::from_config(&self.config),
+        };
+        self.desired.send_if_modified(|current| {
+            if *current == desired {
+                false
+            } else {
+                *current = desired;
+                true
+            }
+        });
+    }
+
+    async fn send_advert(&mut self, priority: u8) {
+        let vips = vip_addresses(&self.config);
+        let advert = Advertisement {
+            vrid: self.config.vrrp.vrid,
+            priority,
+            max_advert_interval: self.config.vrrp.advert_interval,
+            addresses: &vips,
+        };
+        let multicast = [crate::net::socket::VRRP_MULTICAST];
+        let destinations: &[Ipv4Addr] = if self.config.vrrp.unicast_peers.is_empty() {
+            &multicast
+        } else {
+            &self.config.vrrp.unicast_peers
+        };
+        let mut buf = [0u8; RECV_BUFFER];
+        for &dst in destinations {
+            // The pseudo-header checksum covers the destination: one packet per peer.
+            let len = match advert.emit(&mut buf, self.link.primary, dst, self.config.vrrp.checksum) {
+                Ok(len) => len,
+                Err(e) => {
+                    tracing::error!(event = "advert_encode_failed", error = %e);
+                    continue;
+                }
+            };
+            match self.socket.send_to(buf.get(..len).unwrap_or(&[]), dst).await {
+                Ok(()) => self.counters.adverts_sent += 1,
+                Err(e) => {
+                    self.send_errors += 1;
+                    if self.send_errors == 1 {
+                        events::send_failed(dst, &e.to_string(), 1);
+                        self.send_errors_logged = 1;
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_worker_event(&mut self, event: WorkerEvent) -> Vec<Action> {
+        match event {
+            WorkerEvent::Failed(reason) => self.enter_fault(reason),
+        }
+    }
+
+    fn enter_fault(&mut self, reason: String) -> Vec<Action> {
+        events::fault(&reason);
+        self.fault = Some(Fault {
+            reason,
+            since: Instant::now(),
+        });
+        self.router.handle(Input::SetFault(true), Instant::now())
+    }
+
+    fn clear_fault(&mut self, how: &str) -> Vec<Action> {
+        if self.fault.take().is_none() {
+            return Vec::new();
+        }
+        events::fault_cleared(how);
+        self.router.handle(Input::SetFault(false), Instant::now())
+    }
+
+    fn check_fault_hold_off(&mut self) -> Vec<Action> {
+        match &self.fault {
+            Some(f) if f.since.elapsed() >= FAULT_HOLD_OFF => self.clear_fault("hold_off_expired"),
+            _ => Vec::new(),
+        }
+    }
+
+    fn log_summaries(&mut self) {
+        let total = self.drops.total() - self.drops_logged.total();
+        if total > 0 {
+            let by_reason: Vec<String> = self
+                .drops
+                .iter()
+                .zip(self.drops_logged.iter())
+                .filter(|((_, now), (_, before))| now > before)
+                .map(|((name, now), (_, before))| format!("{name}={}", now - before))
+                .collect();
+            events::packet_dropped(SUMMARY_PERIOD.as_secs(), total, &by_reason.join(","));
+            self.drops_logged = self.drops.clone();
+        }
+        if self.send_errors > self.send_errors_logged {
+            let dst = self
+                .config
+                .vrrp
+                .unicast_peers
+                .first()
+                .copied()
+                .unwrap_or(crate::net::socket::VRRP_MULTICAST);
+            events::send_failed(dst, "see earlier error", self.send_errors - self.send_errors_logged);
+            self.send_errors_logged = self.send_errors;
+        }
+    }
+
+    async fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) -> Vec<Action> {
+        let (response, actions) = match request {
+            Request::Status => (
+                Response {
+                    ok: true,
+                    error: None,
+                    status: Some(self.status()),
+                    changed: None,
+                },
+                Vec::new(),
+            ),
+            Request::Promote => self.set_override(Override::Promote),
+            Request::Demote => self.set_override(Override::Demote),
+            Request::Resume => {
+                let mut actions = self.clear_fault("resume");
+                let (response, more) = self.set_override(Override::None);
+                actions.extend(more);
+                (response, actions)
+            }
+        };
+        if reply.send(response).is_err() {
+            events::control_error("client went away before the reply");
+        }
+        actions
+    }
+
+    fn set_override(&mut self, new: Override) -> (Response, Vec<Action>) {
+        let old = self.override_;
+        let old_priority = self.router.effective_priority();
+        if old != new {
+            // Persist first: an override that would be lost at the next
+            // restart is refused rather than half-applied.
+            if let Err(e) = self.store.save_override(new) {
+                return (
+                    Response::error(format!("override not changed: {e}")),
+                    Vec::new(),
+                );
+            }
+            self.override_ = new;
+        }
+        let now = Instant::now();
+        let mut actions = self
+            .router
+            .set_params(params(&self.config, self.override_, &self.link), now);
+        actions.extend(self.router.handle(Input::SetPriority(self.effective_priority()), now));
+        let new_priority = self.router.effective_priority();
+        if old != new {
+            events::override_changed(old.as_str(), new.as_str(), new_priority);
+        }
+        let changed = if old == new {
+            format!("override already {} (effective priority {new_priority}); nothing changed", new.as_str())
+        } else {
+            format!(
+                "override {} -> {}; effective priority {old_priority} -> {new_priority}",
+                old.as_str(),
+                new.as_str()
+            )
+        };
+        let response = Response {
+            ok: true,
+            error: None,
+            status: Some(self.status()),
+            changed: Some(changed),
+        };
+        (response, actions)
+    }
+
+    fn status(&self) -> Status {
+        let vips_held = iface::ipv4_addresses(&self.config.vrrp.interface)
+            .map(|addrs| {
+                self.config
+                    .vrrp
+                    .virtual_ips
+                    .iter()
+                    .filter(|v| addrs.iter().any(|(a, _)| *a == v.address))
+                    .map(ToString::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut counters = self.counters.clone();
+        counters.drops = self
+            .drops
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| (name.to_owned(), n))
+            .collect();
+        Status {
+            node: self.config.node.name.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            state: self.router.state(),
+            interface: self.config.vrrp.interface.clone(),
+            vrid: self.config.vrrp.vrid,
+            configured_priority: self.config.vrrp.priority,
+            effective_priority: self.router.effective_priority(),
+            master: self.router.master(),
+            vips_held,
+            override_: self.override_,
+            fault: self.fault.as_ref().map(|f| f.reason.clone()),
+            advert_interval_ms: self.config.vrrp.advert_interval.to_duration().as_millis() as u64,
+            master_advert_interval_ms: self.router.master_advert_interval().to_duration().as_millis() as u64,
+            uptime_s: self.started.elapsed().as_secs(),
+            counters,
+        }
+    }
+
+    /// SIGHUP: apply a valid new configuration without dropping the VIP when
+    /// the role does not change; refuse an invalid one and keep the old.
+    async fn reload(&mut self) -> Vec<Action> {
+        let path = self.config.path.clone();
+        let shown = path.display().to_string();
+        let new = match config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                events::config_rejected(&shown, &e.to_string());
+                return Vec::new();
+            }
+        };
+        if let Some(why) = needs_restart(&self.config, &new) {
+            events::config_rejected(&shown, &format!("{why}: restart the agent to apply it"));
+            return Vec::new();
+        }
+        let link = match resolve_link(&new) {
+            Ok(l) => l,
+            Err(e) => {
+                events::config_rejected(&shown, &e.message);
+                return Vec::new();
+            }
+        };
+        let new_socket_config = socket_config(&new, &link);
+        if new_socket_config != socket_config(&self.config, &self.link) {
+            // Open the new socket before dropping the old one, so a failure
+            // leaves everything as it was.
+            match VrrpSocket::open(&new_socket_config) {
+                Ok(socket) => self.socket = socket,
+                Err(e) => {
+                    events::config_rejected(&shown, &format!("VRRP socket: {e}"));
+                    return Vec::new();
+                }
+            }
+        }
+        let changes = describe_changes(&self.config, &new);
+        self.config = new;
+        self.link = link;
+        let now = Instant::now();
+        let mut actions = self
+            .router
+            .set_params(params(&self.config, self.override_, &self.link), now);
+        actions.extend(self.router.handle(Input::SetPriority(self.effective_priority()), now));
+        self.publish_desired();
+        events::config_reloaded(&shown, &changes);
+        actions
+    }
+
+    async fn shutdown(mut self, signal: i32) -> ExitCode {
+        let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+        events::agent_stopping(name, self.router.state());
+        let actions = self.router.handle(Input::Shutdown, Instant::now());
+        self.execute(actions).await;
+        self.publish_desired();
+        // Closing the channel tells the worker to finish converging and stop.
+        let Agent {
+            desired,
+            worker,
+            control_shutdown,
+            config,
+            ..
+        } = self;
+        drop(desired);
+        let _ = control_shutdown.send(true);
+        if tokio::time::timeout(SHUTDOWN_GRACE, worker).await.is_err() {
+            tracing::error!(event = "shutdown_timeout", "virtual IPs may still be on the interface");
+        }
+        control_server::remove(&config.node.control_socket);
+        ExitCode::SUCCESS
+    }
+}
+
+/// Settings that a reload cannot change in place.
+fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
+    if old.vrrp.interface != new.vrrp.interface {
+        return Some("vrrp.interface changed");
+    }
+    if old.vrrp.vrid != new.vrrp.vrid {
+        return Some("vrrp.vrid changed");
+    }
+    if old.node.control_socket != new.node.control_socket {
+        return Some("node.control_socket changed");
+    }
+    if old.node.state_dir != new.node.state_dir {
+        return Some("node.state_dir changed");
+    }
+    None
+}
+
+fn describe_changes(old: &Config, new: &Config) -> String {
+    let mut changes = Vec::new();
+    let (a, b) = (&old.vrrp, &new.vrrp);
+    if a.priority != b.priority {
+        changes.push(format!("priority {} -> {}", a.priority, b.priority));
+    }
+    if a.advert_interval != b.advert_interval {
+        changes.push("advert_interval".to_owned());
+    }
+    if a.virtual_ips != b.virtual_ips {
+        changes.push("virtual_ips".to_owned());
+    }
+    if a.preempt != b.preempt || a.preempt_delay != b.preempt_delay {
+        changes.push("preempt".to_owned());
+    }
+    if a.unicast_peers != b.unicast_peers {
+        changes.push("unicast_peers".to_owned());
+    }
+    if a != b && changes.is_empty() {
+        changes.push("other vrrp settings".to_owned());
+    }
+    if changes.is_empty() {
+        "none".to_owned()
+    } else {
+        changes.join(", ")
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,1 +1,145 @@
-//! placeholder
+//! Every log event the agent emits, with its fields: the alerting interface.
+//!
+//! Each event is one `tracing` record whose `event` field carries a stable
+//! name (`state_change`, `vip_added`, ...). Operators match on that name, so
+//! names and field names never change meaning; `docs/events.md` lists them.
+//! Nothing else in the crate logs an operator-facing event directly: it calls
+//! a function here, so the list below is complete by construction.
+
+use std::net::Ipv4Addr;
+
+use tracing::{debug, error, info, warn};
+
+use crate::election::{Reason, State};
+
+/// Log output format, chosen with `--log-format`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    #[default]
+    Text,
+    /// One JSON object per line, event fields at the top level.
+    Json,
+}
+
+/// Installs the global subscriber. `RUST_LOG` may raise or lower verbosity;
+/// the default is `info`.
+pub fn init(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    // A second init (tests calling run twice) is harmless: keep the first.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
+}
+
+fn opt_addr(addr: Option<Ipv4Addr>) -> String {
+    addr.map_or_else(|| "none".to_owned(), |a| a.to_string())
+}
+
+/// The agent started and is about to join the election.
+pub fn agent_started(node: &str, interface: &str, vrid: u8, priority: u8, version: &str) {
+    info!(event = "agent_started", node, interface, vrid, priority, version);
+}
+
+/// The agent is stopping (signal received).
+pub fn agent_stopping(signal: &str, state: State) {
+    info!(event = "agent_stopping", signal, state = %state);
+}
+
+/// One role transition of the election core.
+pub fn state_change(from: State, to: State, reason: Reason, priority: u8, master: Option<Ipv4Addr>) {
+    let (reason, master) = (reason.as_str(), opt_addr(master));
+    if to == State::Fault {
+        error!(event = "state_change", from = %from, to = %to, reason, priority, master);
+    } else {
+        warn!(event = "state_change", from = %from, to = %to, reason, priority, master);
+    }
+}
+
+/// A virtual IP was added to the interface.
+pub fn vip_added(interface: &str, vip: &str) {
+    info!(event = "vip_added", interface, vip);
+}
+
+/// A virtual IP was removed from the interface.
+pub fn vip_removed(interface: &str, vip: &str, reason: &str) {
+    info!(event = "vip_removed", interface, vip, reason);
+}
+
+/// Adding or removing a virtual IP failed.
+pub fn vip_failed(interface: &str, vip: &str, operation: &str, error: &str) {
+    error!(event = "vip_failed", interface, vip, operation, error);
+}
+
+/// A burst of gratuitous ARPs was sent.
+pub fn garp_sent(interface: &str, vips: usize, count: u32, why: &str) {
+    debug!(event = "garp_sent", interface, vips, count, why);
+}
+
+/// Sending a gratuitous ARP failed.
+pub fn garp_failed(interface: &str, error: &str) {
+    warn!(event = "garp_failed", interface, error);
+}
+
+/// We are master and heard another master of lower priority (a healed
+/// partition): we keep the role and re-announce the VIPs at once.
+pub fn master_conflict(other_master: Ipv4Addr, our_priority: u8) {
+    warn!(event = "master_conflict", other_master = %other_master, our_priority);
+}
+
+/// Summary of received packets dropped since the last summary (rate-limited:
+/// at most one line per summary period, never one line per packet).
+pub fn packet_dropped(period_s: u64, total: u64, by_reason: &str) {
+    warn!(event = "packet_dropped", period_s, total, by_reason);
+}
+
+/// Sending an advertisement failed (rate-limited like drops).
+pub fn send_failed(destination: Ipv4Addr, error: &str, count: u64) {
+    warn!(event = "send_failed", destination = %destination, error, count);
+}
+
+/// The node entered fault (it resigns and will not become master).
+pub fn fault(reason: &str) {
+    error!(event = "fault", reason);
+}
+
+/// A fault was cleared (by `resume` or after the hold-off).
+pub fn fault_cleared(how: &str) {
+    info!(event = "fault_cleared", how);
+}
+
+/// The operator override changed (`promote`, `demote`, `resume`).
+pub fn override_changed(from: &str, to: &str, effective_priority: u8) {
+    warn!(event = "override_changed", from, to, effective_priority);
+}
+
+/// A virtual IP found on the interface at start (left by a crashed run) was
+/// removed before joining the election.
+pub fn stale_vip_removed(interface: &str, vip: &str) {
+    warn!(event = "stale_vip_removed", interface, vip);
+}
+
+/// SIGHUP: the new configuration was applied.
+pub fn config_reloaded(path: &str, changes: &str) {
+    info!(event = "config_reloaded", path, changes);
+}
+
+/// SIGHUP: the new configuration was refused; the old one stays in force.
+pub fn config_rejected(path: &str, error: &str) {
+    error!(event = "config_rejected", path, error);
+}
+
+/// A control request could not be served.
+pub fn control_error(error: &str) {
+    warn!(event = "control_error", error);
+}

@@ -1,1 +1,209 @@
-fn main() {}
+//! `rcbsd-failover`: argument parsing only; everything else is in the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use rcbsd_failover::config::{self, DEFAULT_PATH};
+use rcbsd_failover::control::client;
+use rcbsd_failover::control::protocol::{Request, Response};
+use rcbsd_failover::events::LogFormat;
+
+/// sysexits(3) EX_PROTOCOL: the agent's reply made no sense.
+const EX_PROTOCOL: u8 = 76;
+/// The agent understood the request and refused it.
+const EXIT_REFUSED: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "rcbsd-failover",
+    version,
+    about = "VRRPv3 failover agent for CBSD clusters",
+    long_about = "VRRPv3 failover agent for CBSD clusters.\n\n\
+        Every node runs `rcbsd-failover run`; the elected master holds the \
+        virtual IP. The other subcommands check a configuration or talk to \
+        the running agent over its control socket.",
+    after_help = "Configuration: see docs/configuration.md. Exit codes follow sysexits(3)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent in the foreground (rc.d supervises it with daemon(8)).
+    Run {
+        #[command(flatten)]
+        config: ConfigPath,
+        /// Log output: human text, or one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate a configuration file: prints "PATH: ok" and a summary, or
+    /// every error as FILE:LINE:COL: KEY: MESSAGE.
+    ///
+    /// Exit status: 0 valid, 78 (EX_CONFIG) invalid, 66 (EX_NOINPUT) the file
+    /// cannot be read.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigPath,
+    },
+    /// Show the running agent's state: role, priorities, master, virtual IPs,
+    /// override and counters.
+    ///
+    /// Exit status: 0, or 69 (EX_UNAVAILABLE) when no agent answers.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print the status as JSON (fields in docs/status.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make this node master now: override priority 254 with preemption,
+    /// kept across restarts until `resume`.
+    Promote {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make this node give up mastership and refuse it, kept across restarts
+    /// until `resume`.
+    Demote {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Clear a `promote` or `demote` override: back to the configured priority.
+    Resume {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Build a throwaway network-namespace cluster and measure failover
+    /// (Linux, root).
+    Lab(LabArgs),
+}
+
+#[derive(Args)]
+struct ConfigPath {
+    /// Configuration file.
+    #[arg(short = 'c', long = "config", value_name = "PATH", default_value = DEFAULT_PATH)]
+    path: PathBuf,
+}
+
+/// Where to find the running agent.
+#[derive(Args)]
+struct Target {
+    #[command(flatten)]
+    config: ConfigPath,
+    /// Control socket of the agent; when given, the configuration is not
+    /// read (useful when it is being edited and currently invalid).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+// TODO(lead): replace with `rcbsd_failover::lab::LabArgs` once src/lab
+// defines it, and call `rcbsd_failover::lab::run(args)` below.
+#[derive(Args)]
+struct LabArgs {
+    /// Options of the lab (not wired yet).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    rest: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Run { config, log_format } => {
+            rcbsd_failover::agent::run(rcbsd_failover::agent::RunOptions {
+                config_path: config.path,
+                log_format,
+            })
+        }
+        Command::CheckConfig { config } => check_config(&config.path),
+        Command::Status { target, json } => status(&target, json),
+        Command::Promote { target } => change(&target, Request::Promote),
+        Command::Demote { target } => change(&target, Request::Demote),
+        Command::Resume { target } => change(&target, Request::Resume),
+        Command::Lab(args) => lab_placeholder(args),
+    }
+}
+
+fn lab_placeholder(_args: LabArgs) -> ExitCode {
+    eprintln!("rcbsd-failover: the lab is not wired into the CLI yet");
+    ExitCode::from(70)
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            println!("{}: ok", path.display());
+            println!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            ExitCode::from(error.exit_code())
+        }
+    }
+}
+
+fn status(target: &Target, json: bool) -> ExitCode {
+    let response = match ask(target, Request::Status) {
+        Ok(response) => response,
+        Err(code) => return code,
+    };
+    let Some(status) = response.status else {
+        eprintln!("rcbsd-failover: the agent's reply has no status");
+        return ExitCode::from(EX_PROTOCOL);
+    };
+    if json {
+        match serde_json::to_string_pretty(&status) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("rcbsd-failover: cannot print the status: {error}");
+                return ExitCode::from(EX_PROTOCOL);
+            }
+        }
+    } else {
+        print!("{}", client::render_status(&status));
+    }
+    ExitCode::SUCCESS
+}
+
+fn change(target: &Target, request: Request) -> ExitCode {
+    match ask(target, request) {
+        Ok(response) => {
+            println!("{}", response.changed.as_deref().unwrap_or("nothing changed"));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// Send `request` to the agent; on any failure print why and return the
+/// exit code.
+fn ask(target: &Target, request: Request) -> Result<Response, ExitCode> {
+    let socket = match &target.socket {
+        Some(socket) => socket.clone(),
+        None => match config::load(&target.config.path) {
+            Ok(config) => config.node.control_socket,
+            Err(error) => {
+                eprintln!("{error}");
+                eprintln!("(to reach a running agent anyway, give its socket: --socket PATH)");
+                return Err(ExitCode::from(error.exit_code()));
+            }
+        },
+    };
+    match client::request(&socket, request, client::DEFAULT_TIMEOUT) {
+        Ok(response) if response.ok => Ok(response),
+        Ok(response) => {
+            let reason = response.error.as_deref().unwrap_or("no reason given");
+            eprintln!("rcbsd-failover: the agent refused: {reason}");
+            Err(ExitCode::from(EXIT_REFUSED))
+        }
+        Err(error) => {
+            eprintln!("rcbsd-failover: {error}");
+            Err(ExitCode::from(error.exit_code()))
+        }
+    }
+}
+

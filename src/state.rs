@@ -1,1 +1,285 @@
-//! placeholder
+//! State that survives a restart, kept in `node.state_dir`.
+//!
+//! Today that is the operator's override (`promote` / `demote`): a node
+//! demoted for maintenance must stay demoted after a reboot, so the file is
+//! written atomically (temporary file in the same directory, fsync, rename,
+//! fsync of the directory) and a file that cannot be read back is an error,
+//! never silently "no override".
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::election::priority::Override;
+
+/// The override file's name inside `state_dir`.
+pub const OVERRIDE_FILE: &str = "override.json";
+
+/// Larger than any file we write; a bigger file is not ours.
+const MAX_OVERRIDE_FILE_LEN: u64 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} exists but is not a directory", path.display())]
+    NotADirectory { path: PathBuf },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is corrupt ({detail}); fix or delete it, then set the override again with promote/demote/resume", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The override file's content: `{"override":"demote","since":1732550000}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRecord {
+    #[serde(rename = "override")]
+    pub override_: Override,
+    /// When it was set, in seconds since the Unix epoch.
+    pub since: u64,
+}
+
+/// The state directory of one node.
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    /// Use `dir`, creating it (mode 0700) if it does not exist. An existing
+    /// directory keeps its mode.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        match fs::metadata(dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(StateError::NotADirectory {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(|source| StateError::CreateDir {
+                        path: dir.to_path_buf(),
+                        source,
+                    })?;
+            }
+            Err(source) => {
+                return Err(StateError::CreateDir {
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+        }
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn override_path(&self) -> PathBuf {
+        self.dir.join(OVERRIDE_FILE)
+    }
+
+    /// The stored override; [`Override::None`] when none was ever stored.
+    pub fn load_override(&self) -> Result<Override, StateError> {
+        Ok(self
+            .load_override_record()?
+            .map_or(Override::None, |record| record.override_))
+    }
+
+    /// The stored override with the time it was set; `None` when no file.
+    pub fn load_override_record(&self) -> Result<Option<OverrideRecord>, StateError> {
+        let path = self.override_path();
+        let read_error = |source| StateError::Read {
+            path: path.clone(),
+            source,
+        };
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(read_error(e)),
+        };
+        let mut text = String::new();
+        let read = io::Read::read_to_string(
+            &mut io::Read::take(file, MAX_OVERRIDE_FILE_LEN + 1),
+            &mut text,
+        );
+        match read {
+            Ok(len) if len as u64 > MAX_OVERRIDE_FILE_LEN => Err(StateError::Corrupt {
+                path,
+                detail: format!("longer than {MAX_OVERRIDE_FILE_LEN} bytes"),
+            }),
+            Ok(_) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| StateError::Corrupt {
+                    path,
+                    detail: e.to_string(),
+                }),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(StateError::Corrupt {
+                path,
+                detail: "not UTF-8".to_string(),
+            }),
+            Err(e) => Err(read_error(e)),
+        }
+    }
+
+    /// Store `override_` so that it survives a crash at any point: readers
+    /// see either the old file or the new one, never a torn write.
+    pub fn save_override(&self, override_: Override) -> Result<(), StateError> {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let record = OverrideRecord { override_, since };
+        let mut bytes = serde_json::to_vec(&record).map_err(|e| StateError::Write {
+            path: self.override_path(),
+            source: io::Error::other(e),
+        })?;
+        bytes.push(b'\n');
+        self.write_atomically(OVERRIDE_FILE, &bytes)
+    }
+
+    fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let target = self.dir.join(name);
+        let temp = self
+            .dir
+            .join(format!(".{name}.tmp.{}", std::process::id()));
+        let write_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StateError::Write { path, source }
+        };
+        let result = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temp)?;
+            file.write_all(bytes)?;
+            file.sync_all()
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_file(&temp);
+            return Err(write_error(&temp)(e));
+        }
+        if let Err(e) = fs::rename(&temp, &target) {
+            let _ = fs::remove_file(&temp);
+            return Err(write_error(&target)(e));
+        }
+        // The rename is durable only once the directory entry is on disk.
+        File::open(&self.dir)
+            .and_then(|dir| dir.sync_all())
+            .map_err(write_error(&self.dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_missing_file_means_no_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        assert_eq!(store.load_override().unwrap(), Override::None);
+    }
+
+    #[test]
+    fn open_creates_the_directory_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("a/b");
+        StateStore::open(&state_dir).unwrap();
+        let mode = fs::metadata(&state_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn open_refuses_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            StateStore::open(&file),
+            Err(StateError::NotADirectory { .. })
+        ));
+    }
+
+    #[test]
+    fn a_saved_override_is_read_back_by_a_new_store() {
+        let dir = tempfile::tempdir().unwrap();
+        for override_ in [Override::Demote, Override::Promote, Override::None] {
+            StateStore::open(dir.path())
+                .unwrap()
+                .save_override(override_)
+                .unwrap();
+            let again = StateStore::open(dir.path()).unwrap();
+            assert_eq!(again.load_override().unwrap(), override_);
+        }
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [OVERRIDE_FILE], "temporary files left behind");
+    }
+
+    #[test]
+    fn the_file_is_private_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store.save_override(Override::Demote).unwrap();
+        let path = store.override_path();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with(r#"{"override":"demote","since":"#), "{text}");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        for garbage in [
+            "",
+            "{",
+            r#"{"override":"sideways","since":1}"#,
+            r#"{"override":"demote"}"#,
+            "\u{0}\u{1}",
+        ] {
+            fs::write(store.override_path(), garbage).unwrap();
+            let error = store.load_override().unwrap_err();
+            assert!(matches!(error, StateError::Corrupt { .. }), "{garbage:?}: {error}");
+            assert!(error.to_string().contains(OVERRIDE_FILE), "{error}");
+        }
+        fs::write(store.override_path(), [0xff, 0xfe]).unwrap();
+        assert!(matches!(
+            store.load_override(),
+            Err(StateError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,6 +1,19 @@
 //! Configuration: the TOML schema, its defaults, and validation with errors
 //! that name `file:line:col` and the key.
-//! (Types fixed here; parsing lives in `load.rs`, written by the config helper.)
+//!
+//! The types here are what the rest of the agent sees: already validated,
+//! never re-checked. [`load`] reads a file, [`parse`] validates text; both
+//! report every problem at once as [`Diagnostic`]s. `docs/configuration.md`
+//! describes every key.
+
+mod duration;
+mod error;
+mod load;
+mod summary;
+
+pub use duration::{format as format_duration, parse as parse_duration};
+pub use error::{ConfigError, Diagnostic};
+pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

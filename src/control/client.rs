@@ -1,0 +1,279 @@
+//! The CLI side of the control socket: one request, one reply, blocking.
+//!
+//! Also renders a [`Status`] for humans (`status` without `--json`).
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::protocol::{Request, Response, Status};
+
+/// Longest reply accepted; a status is a few hundred bytes.
+const MAX_REPLY: u64 = 1024 * 1024;
+
+/// The timeout the CLI uses by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no agent running (socket {} not found)", path.display())]
+    NotFound { path: PathBuf },
+    #[error("no agent running (socket {} refuses connections; a stale file from a stopped agent?)", path.display())]
+    Refused { path: PathBuf },
+    #[error("permission denied on {} (run as root)", path.display())]
+    PermissionDenied { path: PathBuf },
+    #[error("the agent on {} did not answer within {}s", path.display(), timeout.as_secs_f64())]
+    Timeout { path: PathBuf, timeout: Duration },
+    #[error("control socket {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("malformed reply from the agent on {}: {detail}", path.display())]
+    MalformedReply { path: PathBuf, detail: String },
+}
+
+impl ClientError {
+    /// The sysexits(3) code for this failure: EX_UNAVAILABLE (69) when no
+    /// agent answers, EX_NOPERM (77), EX_TEMPFAIL (75) on timeout,
+    /// EX_PROTOCOL (76) for a reply we cannot read, EX_IOERR (74) otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::NotFound { .. } | ClientError::Refused { .. } => 69,
+            ClientError::PermissionDenied { .. } => 77,
+            ClientError::Timeout { .. } => 75,
+            ClientError::MalformedReply { .. } => 76,
+            ClientError::Io { .. } => 74,
+        }
+    }
+}
+
+/// Send `req` to the agent listening on `path` and wait for its reply, at
+/// most `timeout` for each of connect-write and read.
+pub fn request(path: &Path, req: Request, timeout: Duration) -> Result<Response, ClientError> {
+    let stream = UnixStream::connect(path).map_err(|e| connect_error(path, e))?;
+    let io_error = |source: io::Error| classify_io(path, timeout, source);
+    stream.set_read_timeout(Some(timeout)).map_err(io_error)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io_error)?;
+
+    let mut line = serde_json::to_vec(&req).map_err(|e| ClientError::MalformedReply {
+        path: path.to_path_buf(),
+        detail: format!("cannot encode the request: {e}"),
+    })?;
+    line.push(b'\n');
+    (&stream).write_all(&line).map_err(io_error)?;
+
+    let mut reply = Vec::new();
+    BufReader::new((&stream).take(MAX_REPLY + 1))
+        .read_until(b'\n', &mut reply)
+        .map_err(io_error)?;
+    parse_reply(path, &reply)
+}
+
+fn parse_reply(path: &Path, reply: &[u8]) -> Result<Response, ClientError> {
+    let malformed = |detail: String| ClientError::MalformedReply {
+        path: path.to_path_buf(),
+        detail,
+    };
+    if reply.is_empty() {
+        return Err(malformed("the connection closed without a reply".into()));
+    }
+    if reply.len() as u64 > MAX_REPLY {
+        return Err(malformed(format!("longer than {MAX_REPLY} bytes")));
+    }
+    serde_json::from_slice(reply).map_err(|e| malformed(e.to_string()))
+}
+
+fn connect_error(path: &Path, error: io::Error) -> ClientError {
+    let path = path.to_path_buf();
+    match error.kind() {
+        io::ErrorKind::NotFound => ClientError::NotFound { path },
+        io::ErrorKind::ConnectionRefused => ClientError::Refused { path },
+        io::ErrorKind::PermissionDenied => ClientError::PermissionDenied { path },
+        _ => ClientError::Io {
+            path,
+            source: error,
+        },
+    }
+}
+
+fn classify_io(path: &Path, timeout: Duration, error: io::Error) -> ClientError {
+    match error.kind() {
+        // A socket read timeout shows up as EAGAIN (WouldBlock) on Unix.
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
+            path: path.to_path_buf(),
+            timeout,
+        },
+        _ => ClientError::Io {
+            path: path.to_path_buf(),
+            source: error,
+        },
+    }
+}
+
+/// `status` for humans: aligned `key: value` lines, drops one per reason.
+pub fn render_status(status: &Status) -> String {
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut row = |key: &str, value: String| rows.push((key.to_string(), value));
+    row("node", status.node.clone());
+    row("state", status.state.to_string());
+    row(
+        "virtual router",
+        format!("vrid {} on {}", status.vrid, status.interface),
+    );
+    row(
+        "priority",
+        format!(
+            "{} configured, {} effective",
+            status.configured_priority, status.effective_priority
+        ),
+    );
+    row(
+        "master",
+        status
+            .master
+            .map_or_else(|| "unknown".to_string(), |address| address.to_string()),
+    );
+    row(
+        "vips held",
+        if status.vips_held.is_empty() {
+            "none".to_string()
+        } else {
+            status.vips_held.join(" ")
+        },
+    );
+    row("override", status.override_.as_str().to_string());
+    row(
+        "fault",
+        status.fault.clone().unwrap_or_else(|| "none".to_string()),
+    );
+    row(
+        "advert interval",
+        format!(
+            "{} ms (master's {} ms)",
+            status.advert_interval_ms, status.master_advert_interval_ms
+        ),
+    );
+    row("uptime", format_uptime(status.uptime_s));
+    row("version", format!("{} (pid {})", status.version, status.pid));
+    let counters = &status.counters;
+    row("adverts sent", counters.adverts_sent.to_string());
+    row("adverts received", counters.adverts_received.to_string());
+    row("transitions", counters.transitions.to_string());
+    let total_drops: u64 = counters.drops.values().sum();
+    row("drops", total_drops.to_string());
+    for (reason, count) in &counters.drops {
+        row(&format!("  {reason}"), count.to_string());
+    }
+    for (form, count) in &counters.checksum_forms {
+        row(&format!("checksum {form}"), count.to_string());
+    }
+
+    let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
+    let mut text = String::new();
+    for (key, value) in rows {
+        let _ = writeln!(text, "{:<width$} {value}", format!("{key}:"));
+    }
+    text
+}
+
+fn format_uptime(seconds: u64) -> String {
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    let (hours, rest) = (rest / 3600, rest % 3600);
+    let (minutes, seconds) = (rest / 60, rest % 60);
+    if days > 0 {
+        format!("{days}d {hours}h {minutes}m {seconds}s")
+    } else if hours > 0 {
+        format!("{hours}h {minutes}m {seconds}s")
+    } else if minutes > 0 {
+        format!("{minutes}m {seconds}s")
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::protocol::Counters;
+    use crate::election::priority::Override;
+    use crate::election::State;
+
+    fn status() -> Status {
+        let mut counters = Counters {
+            adverts_sent: 12,
+            adverts_received: 34,
+            transitions: 2,
+            ..Counters::default()
+        };
+        counters.drops.insert("bad_ttl".into(), 3);
+        counters.drops.insert("bad_checksum".into(), 1);
+        Status {
+            node: "node1".into(),
+            version: "0.1.0".into(),
+            pid: 42,
+            state: State::Master,
+            interface: "em0".into(),
+            vrid: 51,
+            configured_priority: 100,
+            effective_priority: 254,
+            master: Some("192.168.10.201".parse().unwrap()),
+            vips_held: vec!["192.168.10.200/24".into()],
+            override_: Override::Promote,
+            fault: None,
+            advert_interval_ms: 1000,
+            master_advert_interval_ms: 1000,
+            uptime_s: 3725,
+            counters,
+        }
+    }
+
+    #[test]
+    fn human_status_aligns_values_and_lists_drops_by_reason() {
+        let text = render_status(&status());
+        // The longest key, "adverts received:", sets the value column (19).
+        assert!(text.contains("\nstate:            master\n"), "{text}");
+        assert!(text.contains("\n  bad_ttl:        3\n"), "{text}");
+        assert!(text.contains("\ndrops:            4\n"), "{text}");
+        assert!(text.contains("\nuptime:           1h 2m 5s\n"), "{text}");
+        let value_columns: Vec<usize> = text
+            .lines()
+            .map(|line| line.len() - line.split_once(": ").unwrap().1.trim_start().len())
+            .collect();
+        assert!(value_columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    #[test]
+    fn missing_socket_means_no_agent() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("none.sock");
+        let error = request(&path, Request::Status, Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(error, ClientError::NotFound { .. }));
+        assert_eq!(error.exit_code(), 69);
+        assert!(error.to_string().starts_with("no agent running"), "{error}");
+    }
+
+    #[test]
+    fn an_agent_that_never_answers_is_a_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mute.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let error = request(&path, Request::Status, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(error, ClientError::Timeout { .. }), "{error}");
+    }
+
+    #[test]
+    fn garbage_replies_are_malformed_not_panics() {
+        let path = Path::new("/x.sock");
+        for reply in [&b""[..], b"not json\n", b"{\"ok\":1}\n", b"\xff\xfe\n"] {
+            assert!(matches!(
+                parse_reply(path, reply),
+                Err(ClientError::MalformedReply { .. })
+            ));
+        }
+        assert!(parse_reply(path, b"{\"ok\":true}\n").unwrap().ok);
+    }
+}

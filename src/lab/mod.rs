@@ -1,2 +1,134 @@
-//! The lab: throwaway network-namespace topologies to watch and measure
-//! failover (written by the lab helper).
+//! The lab: throwaway network-namespace topologies in which real agents
+//! (ours, or keepalived for comparison) elect a master while a client pings
+//! the VIP at 1 kHz; the master's link is cut again and again and the outage
+//! the client sees is measured. `rcbsd-failover lab` runs it; the network
+//! tests reuse the same building blocks.
+//!
+//! - [`netns`]: the topology (bridge, node and client namespaces), link cuts,
+//!   nft partitions, teardown;
+//! - [`agents`]: configuration and launch of our agent or keepalived;
+//! - [`ping`]: the client's ICMP prober; [`watch`]: who holds the VIP, and
+//!   since when; [`procstat`]: memory and CPU of the agents;
+//! - [`trial`]: one implementation's election and failover trials;
+//!   [`report`]: statistics, text and JSON output.
+//!
+//! Linux only (network namespaces); the arguments exist everywhere so the
+//! CLI is the same on FreeBSD, where `run` refuses clearly.
+
+mod args;
+pub mod cancel;
+mod error;
+
+#[cfg(target_os = "linux")]
+pub mod agents;
+#[cfg(target_os = "linux")]
+pub mod cmd;
+#[cfg(target_os = "linux")]
+pub mod netns;
+#[cfg(target_os = "linux")]
+pub mod ping;
+#[cfg(target_os = "linux")]
+pub mod procstat;
+pub mod report;
+#[cfg(target_os = "linux")]
+pub mod trial;
+#[cfg(target_os = "linux")]
+pub mod watch;
+
+pub use args::{parse_interval, Baseline, LabArgs, Settings, Subject};
+pub use error::LabError;
+
+use std::process::ExitCode;
+
+/// sysexits(3): the lab cannot run on this system.
+const EX_UNAVAILABLE: u8 = 69;
+/// sysexits(3): not root.
+const EX_NOPERM: u8 = 77;
+/// 128 + SIGINT, as shells report an interrupted command.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// `rcbsd-failover lab`: measure failover, print the report, tear down.
+pub fn run(args: LabArgs) -> ExitCode {
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = args;
+        eprintln!("lab: needs Linux network namespaces; it cannot run on this system");
+        ExitCode::from(EX_UNAVAILABLE)
+    }
+    #[cfg(target_os = "linux")]
+    {
+        run_linux(args)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn run_linux(args: LabArgs) -> ExitCode {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("lab: must run as root (it creates network namespaces and raw sockets)");
+        return ExitCode::from(EX_NOPERM);
+    }
+    let cancel = match cancel::Cancel::on_signals() {
+        Ok(cancel) => cancel,
+        Err(e) => {
+            eprintln!("lab: cannot install the SIGINT/SIGTERM handler: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    for leftover in netns::cleanup_leftovers() {
+        eprintln!("lab: removed namespace {leftover} left by a dead earlier run");
+    }
+    let subjects = match args.subjects() {
+        Ok(subjects) => subjects,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            return ExitCode::from(EX_UNAVAILABLE);
+        }
+    };
+    let mut runs = Vec::new();
+    let mut failed = false;
+    for subject in subjects {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let label = subject.label();
+        let implementation = match subject {
+            Subject::Keepalived => agents::Implementation::Keepalived,
+            Subject::RcbsdFailover => match std::env::current_exe() {
+                Ok(exe) => agents::Implementation::Rcbsd { exe },
+                Err(e) => {
+                    eprintln!("lab: cannot find this program's path to start agents: {e}");
+                    return ExitCode::FAILURE;
+                }
+            },
+        };
+        match trial::measure(implementation, &args.settings(), &cancel) {
+            Ok(run) => runs.push(run),
+            Err(LabError::Interrupted) => break,
+            Err(e) => {
+                eprintln!("lab: {label}: {e}");
+                failed = true;
+            }
+        }
+    }
+    if cancel.is_cancelled() {
+        eprintln!("lab: interrupted; everything torn down");
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    let report = report::Report::new(&args.settings(), runs);
+    if args.json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("lab: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", report.to_text());
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,674 @@
+//! Receive admission (RFC 5798 §7.1): decides, without any I/O, whether a
+//! datagram read from the raw socket is an advertisement the election core
+//! should see, or a drop with a named reason for the counters.
+//!
+//! The checks run in the order §7.1 lists them (TTL, version, completeness,
+//! checksum, VRID on this interface, address owner, address list), with the
+//! IP-level checks before and our local policy (own packets, unicast peers,
+//! a zero interval) after.
+
+use std::net::Ipv4Addr;
+
+use crate::election::{Centis, ReceivedAdvert};
+use crate::wire::{ipv4, vrrp, ChecksumMode};
+
+/// What the platform told us about how the datagram arrived.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// Index of the interface the datagram arrived on (IP_PKTINFO on Linux,
+    /// IP_RECVIF on FreeBSD), if the platform said.
+    pub ifindex: Option<u32>,
+}
+
+/// The local configuration admission compares a datagram against.
+#[derive(Clone, Copy, Debug)]
+pub struct Policy<'a> {
+    pub vrid: u8,
+    /// The interface VRRP runs on.
+    pub ifindex: u32,
+    /// Our addresses on that interface (the sources of our own adverts).
+    pub own_addresses: &'a [Ipv4Addr],
+    /// Empty = multicast mode (any source accepted).
+    pub unicast_peers: &'a [Ipv4Addr],
+    pub virtual_ips: &'a [Ipv4Addr],
+    /// We have priority 255: we own the virtual addresses.
+    pub we_are_owner: bool,
+}
+
+/// An advertisement that passed every check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admitted {
+    pub advert: ReceivedAdvert,
+    /// The checksum form the sender used (recorded for `status`).
+    pub checksum: ChecksumMode,
+}
+
+/// Why a datagram was dropped. Names (from [`DropReason::as_str`]) are an
+/// interface: they appear in logs, in `status` and in the docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// Not a well-formed IPv4 datagram: truncated header, IHL below 5,
+    /// version not 4, or a Total Length that does not match what was read.
+    MalformedIp,
+    /// IP protocol is not 112. A raw socket opened for 112 should never see
+    /// one; counted rather than trusted.
+    NotVrrp,
+    /// §7.1: the TTL MUST be 255, proving the sender is on our link
+    /// (§5.1.1.3); anything else was routed, or forged from afar.
+    BadTtl,
+    /// §7.1: the VRRP version MUST be 3 (a VRRPv2 speaker, for instance).
+    BadVersion,
+    /// §5.2.2: a packet with an unknown type MUST be discarded; 1
+    /// (ADVERTISEMENT) is the only type.
+    BadType,
+    /// §7.1: the packet MUST contain the complete VRRP message: shorter than
+    /// the fixed header, or a length that differs from 8 + 4 × Count.
+    BadLength,
+    /// §5.2.5: Count IPvX Addr is 0, the minimum is 1.
+    NoAddresses,
+    /// §7.1: the checksum MUST verify; it matched neither the pseudo-header
+    /// form nor the plain one.
+    BadChecksum,
+    /// §7.1: the VRID MUST be configured on the *receiving interface*: the
+    /// datagram arrived on another interface than ours.
+    WrongInterface,
+    /// §7.1: the VRID is not the one we run.
+    WrongVrid,
+    /// §7.1: the local router MUST NOT be the address owner (priority 255);
+    /// an owner is always master and ignores others' adverts.
+    WeAreOwner,
+    /// The source is one of our own addresses: our own multicast advert
+    /// looped back (or a forgery of it). Electing against ourselves would
+    /// be meaningless.
+    OwnPacket,
+    /// Unicast mode: the source is not one of the configured
+    /// `unicast_peers`, and only they may take part.
+    NotAPeer,
+    /// §7.1: the address list differs (as a set) from our virtual IPs and
+    /// the sender is not the owner (priority ≠ 255): it MUST be dropped.
+    AddressMismatch,
+    /// Max Adver Int is 0: Master_Down_Interval (§6.1) would collapse to the
+    /// skew time and a backup would preempt a live master at once.
+    ZeroInterval,
+}
+
+impl DropReason {
+    /// Every reason, in the order the checks run; indexes [`DropCounters`].
+    pub const ALL: [DropReason; 15] = [
+        DropReason::MalformedIp,
+        DropReason::NotVrrp,
+        DropReason::BadTtl,
+        DropReason::BadVersion,
+        DropReason::BadType,
+        DropReason::BadLength,
+        DropReason::NoAddresses,
+        DropReason::BadChecksum,
+        DropReason::WrongInterface,
+        DropReason::WrongVrid,
+        DropReason::WeAreOwner,
+        DropReason::OwnPacket,
+        DropReason::NotAPeer,
+        DropReason::AddressMismatch,
+        DropReason::ZeroInterval,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::MalformedIp => "malformed_ip",
+            DropReason::NotVrrp => "not_vrrp",
+            DropReason::BadTtl => "bad_ttl",
+            DropReason::BadVersion => "bad_version",
+            DropReason::BadType => "bad_type",
+            DropReason::BadLength => "bad_length",
+            DropReason::NoAddresses => "no_addresses",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::WrongInterface => "wrong_interface",
+            DropReason::WrongVrid => "wrong_vrid",
+            DropReason::WeAreOwner => "we_are_owner",
+            DropReason::OwnPacket => "own_packet",
+            DropReason::NotAPeer => "not_a_peer",
+            DropReason::AddressMismatch => "address_mismatch",
+            DropReason::ZeroInterval => "zero_interval",
+        }
+    }
+
+    /// Position in [`DropReason::ALL`] (the enum is declared in that order).
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<vrrp::Error> for DropReason {
+    fn from(error: vrrp::Error) -> Self {
+        match error {
+            vrrp::Error::BadVersion(_) => DropReason::BadVersion,
+            vrrp::Error::BadType(_) => DropReason::BadType,
+            vrrp::Error::NoAddresses => DropReason::NoAddresses,
+            vrrp::Error::BadChecksum => DropReason::BadChecksum,
+            vrrp::Error::Truncated { .. }
+            | vrrp::Error::BadLength { .. }
+            // Emit-side errors cannot come out of parsing; mapped for totality.
+            | vrrp::Error::BufferTooSmall { .. }
+            | vrrp::Error::BadAddressCount(_)
+            | vrrp::Error::BadInterval(_) => DropReason::BadLength,
+        }
+    }
+}
+
+/// Decides whether `datagram` (IPv4 header included, as raw sockets deliver
+/// it) is an advertisement for us.
+pub fn admit(datagram: &[u8], meta: &RecvMeta, policy: &Policy) -> Result<Admitted, DropReason> {
+    let ip = ipv4::Header::parse(datagram).map_err(|_| DropReason::MalformedIp)?;
+    if ip.protocol != vrrp::PROTOCOL {
+        return Err(DropReason::NotVrrp);
+    }
+    if ip.ttl != vrrp::TTL {
+        return Err(DropReason::BadTtl);
+    }
+    let (packet, checksum) = vrrp::parse(ip.payload, ip.src, ip.dst)?;
+
+    if meta
+        .ifindex
+        .is_some_and(|ifindex| ifindex != policy.ifindex)
+    {
+        return Err(DropReason::WrongInterface);
+    }
+    if packet.vrid() != policy.vrid {
+        return Err(DropReason::WrongVrid);
+    }
+    if policy.we_are_owner {
+        return Err(DropReason::WeAreOwner);
+    }
+    if policy.own_addresses.contains(&ip.src) {
+        return Err(DropReason::OwnPacket);
+    }
+    if !policy.unicast_peers.is_empty() && !policy.unicast_peers.contains(&ip.src) {
+        return Err(DropReason::NotAPeer);
+    }
+    if packet.priority() != 255 && !same_set(packet.addresses(), policy.virtual_ips) {
+        return Err(DropReason::AddressMismatch);
+    }
+    let max_advert_interval = packet.max_advert_interval();
+    if max_advert_interval == Centis(0) {
+        return Err(DropReason::ZeroInterval);
+    }
+    Ok(Admitted {
+        advert: ReceivedAdvert {
+            source: ip.src,
+            priority: packet.priority(),
+            max_advert_interval,
+        },
+        checksum,
+    })
+}
+
+/// Whether two address lists hold the same addresses, ignoring order and
+/// repetition, without allocating (at most 255 × configured VIPs steps).
+fn same_set(received: vrrp::Addresses<'_>, configured: &[Ipv4Addr]) -> bool {
+    let every_received_is_configured = received.clone().all(|a| configured.contains(&a));
+    let every_configured_is_received = configured.iter().all(|c| received.clone().any(|a| a == *c));
+    every_received_is_configured && every_configured_is_received
+}
+
+/// Drop counts by reason, for `status` and the periodic drop summary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    counts: [u64; DropReason::ALL.len()],
+}
+
+impl DropCounters {
+    pub fn record(&mut self, reason: DropReason) {
+        if let Some(count) = self.counts.get_mut(reason.index()) {
+            *count = count.saturating_add(1);
+        }
+    }
+
+    pub fn get(&self, reason: DropReason) -> u64 {
+        self.counts.get(reason.index()).copied().unwrap_or(0)
+    }
+
+    /// Every reason with its count (zeros included), in [`DropReason::ALL`] order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        DropReason::ALL
+            .iter()
+            .map(move |&reason| (reason.as_str(), self.get(reason)))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().fold(0, |sum, &n| sum.saturating_add(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::ipv4::emit_header;
+    use crate::wire::vrrp::{Advertisement, MULTICAST_GROUP};
+
+    const IFINDEX: u32 = 7;
+    const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 99, 1);
+    const VIP2: Ipv4Addr = Ipv4Addr::new(198, 18, 99, 2);
+
+    fn policy() -> Policy<'static> {
+        Policy {
+            vrid: 51,
+            ifindex: IFINDEX,
+            own_addresses: &[US],
+            unicast_peers: &[],
+            virtual_ips: &[VIP],
+            we_are_owner: false,
+        }
+    }
+
+    const ON_OUR_LINK: RecvMeta = RecvMeta {
+        ifindex: Some(IFINDEX),
+    };
+
+    /// A datagram as the raw socket would deliver it.
+    struct Datagram {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        ttl: u8,
+        protocol: u8,
+        vrid: u8,
+        priority: u8,
+        interval: Centis,
+        addresses: Vec<Ipv4Addr>,
+        mode: ChecksumMode,
+    }
+
+    impl Default for Datagram {
+        fn default() -> Self {
+            Datagram {
+                src: PEER,
+                dst: MULTICAST_GROUP,
+                ttl: 255,
+                protocol: 112,
+                vrid: 51,
+                priority: 150,
+                interval: Centis(100),
+                addresses: vec![VIP],
+                mode: ChecksumMode::PseudoHeader,
+            }
+        }
+    }
+
+    impl Datagram {
+        fn bytes(&self) -> Vec<u8> {
+            let advert = Advertisement {
+                vrid: self.vrid,
+                priority: self.priority,
+                max_advert_interval: Centis(1),
+                addresses: &self.addresses,
+            };
+            let mut buf = vec![0u8; 20 + advert.buffer_len()];
+            let (header, body) = buf.split_at_mut(20);
+            let len = advert
+                .emit(body, self.src, self.dst, self.mode)
+                .expect("test advert fits");
+            emit_header(header, self.src, self.dst, self.protocol, self.ttl, len)
+                .expect("header fits");
+            // Emit refuses interval 0; write the wanted interval afterwards.
+            let mut packet = vrrp::Packet::new_unchecked(&mut buf[20..]);
+            packet.set_max_advert_interval(self.interval);
+            packet.fill_checksum(self.src, self.dst, self.mode);
+            buf
+        }
+    }
+
+    fn admit_default_policy(datagram: &Datagram) -> Result<Admitted, DropReason> {
+        admit(&datagram.bytes(), &ON_OUR_LINK, &policy())
+    }
+
+    #[test]
+    fn a_valid_advert_is_admitted_with_its_fields_and_checksum_form() {
+        for mode in [ChecksumMode::PseudoHeader, ChecksumMode::NoPseudoHeader] {
+            let admitted = admit_default_policy(&Datagram {
+                mode,
+                ..Datagram::default()
+            })
+            .expect("admitted");
+            assert_eq!(
+                admitted.advert,
+                ReceivedAdvert {
+                    source: PEER,
+                    priority: 150,
+                    max_advert_interval: Centis(100),
+                }
+            );
+            assert_eq!(admitted.checksum, mode);
+        }
+    }
+
+    #[test]
+    fn unknown_interface_is_accepted_when_the_platform_does_not_say() {
+        let datagram = Datagram::default().bytes();
+        assert!(admit(&datagram, &RecvMeta { ifindex: None }, &policy()).is_ok());
+    }
+
+    #[test]
+    fn malformed_ip_header_is_dropped() {
+        assert_eq!(
+            admit(&[0x45, 0], &ON_OUR_LINK, &policy()),
+            Err(DropReason::MalformedIp)
+        );
+        let mut datagram = Datagram::default().bytes();
+        datagram[0] = 0x65;
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::MalformedIp)
+        );
+    }
+
+    #[test]
+    fn other_protocol_is_dropped() {
+        let datagram = Datagram {
+            protocol: 17,
+            ..Datagram::default()
+        };
+        assert_eq!(admit_default_policy(&datagram), Err(DropReason::NotVrrp));
+    }
+
+    #[test]
+    fn ttl_other_than_255_is_dropped_rfc5798_7_1() {
+        for ttl in [0, 1, 64, 254] {
+            let datagram = Datagram {
+                ttl,
+                ..Datagram::default()
+            };
+            assert_eq!(
+                admit_default_policy(&datagram),
+                Err(DropReason::BadTtl),
+                "ttl {ttl}"
+            );
+        }
+    }
+
+    /// Rewrites one byte of the VRRP body and fixes the checksum, so that
+    /// only the intended check fails.
+    fn with_body_byte(index: usize, value: u8) -> Vec<u8> {
+        let mut datagram = Datagram::default().bytes();
+        datagram[20 + index] = value;
+        let mut packet = vrrp::Packet::new_unchecked(&mut datagram[20..]);
+        packet.fill_checksum(PEER, MULTICAST_GROUP, ChecksumMode::PseudoHeader);
+        datagram
+    }
+
+    #[test]
+    fn version_2_is_dropped_rfc5798_7_1() {
+        let datagram = with_body_byte(0, 0x21);
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadVersion)
+        );
+    }
+
+    #[test]
+    fn unknown_type_is_dropped_rfc5798_5_2_2() {
+        let datagram = with_body_byte(0, 0x32);
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadType)
+        );
+    }
+
+    #[test]
+    fn incomplete_body_or_count_mismatch_is_dropped_rfc5798_7_1() {
+        // Count says 2, one address present.
+        let datagram = with_body_byte(3, 2);
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadLength)
+        );
+        // The body cut inside the fixed header (IP length adjusted to match).
+        let mut short = Datagram::default().bytes();
+        short.truncate(26);
+        short[2..4].copy_from_slice(&26u16.to_be_bytes());
+        assert_eq!(
+            admit(&short, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadLength)
+        );
+    }
+
+    #[test]
+    fn zero_count_is_dropped_rfc5798_5_2_5() {
+        let mut datagram = with_body_byte(3, 0);
+        datagram.truncate(28);
+        datagram[2..4].copy_from_slice(&28u16.to_be_bytes());
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::NoAddresses)
+        );
+    }
+
+    #[test]
+    fn bad_checksum_is_dropped_rfc5798_7_1() {
+        let mut datagram = Datagram::default().bytes();
+        datagram[20 + 2] = 151; // priority changed, checksum not updated
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadChecksum)
+        );
+    }
+
+    #[test]
+    fn another_interface_is_dropped_rfc5798_7_1() {
+        let datagram = Datagram::default().bytes();
+        let meta = RecvMeta {
+            ifindex: Some(IFINDEX + 1),
+        };
+        assert_eq!(
+            admit(&datagram, &meta, &policy()),
+            Err(DropReason::WrongInterface)
+        );
+    }
+
+    #[test]
+    fn another_vrid_is_dropped_rfc5798_7_1() {
+        let datagram = Datagram {
+            vrid: 52,
+            ..Datagram::default()
+        };
+        assert_eq!(admit_default_policy(&datagram), Err(DropReason::WrongVrid));
+    }
+
+    #[test]
+    fn the_address_owner_discards_adverts_rfc5798_7_1() {
+        let datagram = Datagram::default().bytes();
+        let owner = Policy {
+            we_are_owner: true,
+            ..policy()
+        };
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &owner),
+            Err(DropReason::WeAreOwner)
+        );
+    }
+
+    #[test]
+    fn our_own_looped_back_advert_is_dropped() {
+        let datagram = Datagram {
+            src: US,
+            ..Datagram::default()
+        };
+        assert_eq!(admit_default_policy(&datagram), Err(DropReason::OwnPacket));
+    }
+
+    #[test]
+    fn unicast_mode_accepts_only_configured_peers() {
+        let peers = [PEER];
+        let unicast = Policy {
+            unicast_peers: &peers,
+            ..policy()
+        };
+        let from_peer = Datagram {
+            dst: US,
+            ..Datagram::default()
+        };
+        assert!(admit(&from_peer.bytes(), &ON_OUR_LINK, &unicast).is_ok());
+        let stranger = Datagram {
+            src: Ipv4Addr::new(198, 18, 0, 9),
+            dst: US,
+            ..Datagram::default()
+        };
+        assert_eq!(
+            admit(&stranger.bytes(), &ON_OUR_LINK, &unicast),
+            Err(DropReason::NotAPeer)
+        );
+    }
+
+    #[test]
+    fn address_list_is_compared_as_a_set_rfc5798_7_1() {
+        let both = [VIP, VIP2];
+        let two_vips = Policy {
+            virtual_ips: &both,
+            ..policy()
+        };
+        let reordered = Datagram {
+            addresses: vec![VIP2, VIP],
+            ..Datagram::default()
+        };
+        assert!(admit(&reordered.bytes(), &ON_OUR_LINK, &two_vips).is_ok());
+        let missing_one = Datagram::default();
+        assert_eq!(
+            admit(&missing_one.bytes(), &ON_OUR_LINK, &two_vips),
+            Err(DropReason::AddressMismatch)
+        );
+        let extra_one = Datagram {
+            addresses: vec![VIP, VIP2],
+            ..Datagram::default()
+        };
+        assert_eq!(
+            admit_default_policy(&extra_one),
+            Err(DropReason::AddressMismatch)
+        );
+    }
+
+    #[test]
+    fn the_owner_may_advertise_a_different_address_list_rfc5798_7_1() {
+        let owner_advert = Datagram {
+            priority: 255,
+            addresses: vec![VIP2],
+            ..Datagram::default()
+        };
+        assert!(admit_default_policy(&owner_advert).is_ok());
+    }
+
+    #[test]
+    fn zero_interval_is_dropped() {
+        let datagram = Datagram {
+            interval: Centis(0),
+            ..Datagram::default()
+        };
+        assert_eq!(
+            admit_default_policy(&datagram),
+            Err(DropReason::ZeroInterval)
+        );
+    }
+
+    #[test]
+    fn priority_zero_resignation_is_admitted() {
+        let datagram = Datagram {
+            priority: 0,
+            ..Datagram::default()
+        };
+        assert_eq!(
+            admit_default_policy(&datagram).map(|a| a.advert.priority),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn checks_run_in_rfc_order_ttl_before_version_before_checksum() {
+        // TTL 254 and a bad version and a bad checksum: TTL is reported.
+        let mut datagram = Datagram {
+            ttl: 254,
+            ..Datagram::default()
+        }
+        .bytes();
+        datagram[20] = 0x21;
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadTtl)
+        );
+        // Bad checksum and wrong VRID: the checksum is reported.
+        let mut datagram = Datagram {
+            vrid: 52,
+            ..Datagram::default()
+        }
+        .bytes();
+        datagram[20 + 2] ^= 1;
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadChecksum)
+        );
+    }
+
+    #[test]
+    fn reason_names_are_unique_snake_case_and_all_is_in_index_order() {
+        for (index, reason) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), index);
+            let name = reason.as_str();
+            assert!(
+                name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name}"
+            );
+            assert_eq!(
+                DropReason::ALL
+                    .iter()
+                    .filter(|r| r.as_str() == name)
+                    .count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn counters_count_by_reason_and_in_total() {
+        let mut counters = DropCounters::default();
+        counters.record(DropReason::BadTtl);
+        counters.record(DropReason::BadTtl);
+        counters.record(DropReason::WrongVrid);
+        assert_eq!(counters.get(DropReason::BadTtl), 2);
+        assert_eq!(counters.total(), 3);
+        let listed: Vec<_> = counters.iter().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(listed, vec![("bad_ttl", 2), ("wrong_vrid", 1)]);
+        assert_eq!(counters.iter().count(), DropReason::ALL.len());
+    }
+
+    #[test]
+    fn random_and_truncated_datagrams_never_panic() {
+        let valid = Datagram::default().bytes();
+        for len in 0..valid.len() {
+            assert!(admit(&valid[..len], &ON_OUR_LINK, &policy()).is_err());
+        }
+        // xorshift64*: deterministic, so a failure replays.
+        let mut state: u64 = 0x0ddb_a115_eed0;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for _ in 0..20_000 {
+            let mut datagram = valid.clone();
+            // Flip 1 to 3 random bytes of a valid datagram, or cut it.
+            for _ in 0..=(next() % 3) {
+                let at = usize::try_from(next() % datagram.len() as u64).unwrap_or(0);
+                datagram[at] = next().to_le_bytes()[0];
+            }
+            if next() % 4 == 0 {
+                datagram.truncate(usize::try_from(next() % 40).unwrap_or(0));
+            }
+            let _ = admit(&datagram, &ON_OUR_LINK, &policy());
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! Interface queries: index, IPv4 addresses, Ethernet address, link state.
+//!
+//! Everything goes through `getifaddrs(3)` and `if_nametoindex(3)`, which
+//! exist with the same meaning on FreeBSD and Linux; only the link-layer
+//! entry differs (`AF_LINK` with a `sockaddr_dl` on FreeBSD, `AF_PACKET`
+//! with a `sockaddr_ll` on Linux), and nix hides that behind `LinkAddr`.
+//! Results are read fresh on every call: addresses change under us (the
+//! VIP comes and goes, an operator adds an alias).
+
+use std::net::Ipv4Addr;
+
+use nix::errno::Errno;
+use nix::ifaddrs::{getifaddrs, InterfaceAddress};
+use nix::net::if_::InterfaceFlags;
+
+use super::error::NetError;
+
+/// The interface's index, as the kernel reports it in `IP_PKTINFO`
+/// (Linux) or `IP_RECVIF` (FreeBSD) for received packets.
+pub fn interface_index(name: &str) -> Result<u32, NetError> {
+    nix::net::if_::if_nametoindex(name).map_err(|errno| NetError::NoSuchInterface {
+        interface: name.to_owned(),
+        errno,
+    })
+}
+
+/// The IPv4 addresses of the interface with their prefix lengths, in the
+/// order the kernel lists them (on both systems: the primary first, then
+/// aliases/secondaries in the order they were added).
+pub fn ipv4_addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>, NetError> {
+    let mut found = Vec::new();
+    for entry in entries_of(name)? {
+        let Some(address) = entry.address.as_ref().and_then(|a| a.as_sockaddr_in()) else {
+            continue;
+        };
+        let prefix = entry
+            .netmask
+            .as_ref()
+            .and_then(|m| m.as_sockaddr_in())
+            .map_or(32, |m| prefix_len(m.ip()));
+        found.push((address.ip(), prefix));
+    }
+    Ok(found)
+}
+
+/// The interface's Ethernet address: the sender hardware address of our
+/// gratuitous ARPs.
+pub fn mac_address(name: &str) -> Result<[u8; 6], NetError> {
+    entries_of(name)?
+        .iter()
+        .filter_map(|entry| entry.address.as_ref()?.as_link_addr()?.addr())
+        // A link entry with an all-zero address (loopback, tunnels) has no
+        // Ethernet address we could announce.
+        .find(|mac| mac.iter().any(|&b| b != 0))
+        .ok_or_else(|| NetError::NoMacAddress {
+            interface: name.to_owned(),
+        })
+}
+
+/// Whether the interface is administratively up *and* has a carrier
+/// (`IFF_UP` and `IFF_RUNNING`): a link without carrier carries no
+/// advertisements, so for failover it is as good as down.
+pub fn is_up(name: &str) -> Result<bool, NetError> {
+    let entries = entries_of(name)?;
+    let Some(first) = entries.first() else {
+        return Err(NetError::NoSuchInterface {
+            interface: name.to_owned(),
+            errno: Errno::ENODEV,
+        });
+    };
+    Ok(first
+        .flags
+        .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING))
+}
+
+/// The address our advertisements are sent from and the tie-breaker of
+/// RFC 5798 §6.4.3: the interface's first IPv4 address that is not one of
+/// the virtual IPs (a VIP may already be present, e.g. left by a crashed
+/// run, and must never be taken for our own address).
+pub fn primary_address(name: &str, virtual_ips: &[Ipv4Addr]) -> Result<Ipv4Addr, NetError> {
+    first_non_virtual(&ipv4_addresses(name)?, virtual_ips).ok_or_else(|| {
+        NetError::NoPrimaryAddress {
+            interface: name.to_owned(),
+        }
+    })
+}
+
+fn first_non_virtual(addresses: &[(Ipv4Addr, u8)], virtual_ips: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+    addresses
+        .iter()
+        .map(|&(address, _)| address)
+        .find(|address| !virtual_ips.contains(address))
+}
+
+/// Every `getifaddrs` entry of the interface; an interface always has at
+/// least its link-layer entry, so none at all means it does not exist.
+fn entries_of(name: &str) -> Result<Vec<InterfaceAddress>, NetError> {
+    let entries: Vec<InterfaceAddress> = getifaddrs()
+        .map_err(NetError::ListAddresses)?
+        .filter(|entry| entry.interface_name == name)
+        .collect();
+    if entries.is_empty() {
+        return Err(NetError::NoSuchInterface {
+            interface: name.to_owned(),
+            errno: Errno::ENODEV,
+        });
+    }
+    Ok(entries)
+}
+
+/// Prefix length of a netmask; a non-contiguous mask (never configured by
+/// `ip` or `ifconfig`) counts its set bits.
+fn prefix_len(mask: Ipv4Addr) -> u8 {
+    // count_ones of a u32 is at most 32, which always fits in a u8.
+    u8::try_from(u32::from(mask).count_ones()).unwrap_or(32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_len_of_usual_masks() {
+        assert_eq!(prefix_len(Ipv4Addr::new(255, 255, 255, 0)), 24);
+        assert_eq!(prefix_len(Ipv4Addr::new(255, 255, 255, 255)), 32);
+        assert_eq!(prefix_len(Ipv4Addr::new(255, 254, 0, 0)), 15);
+        assert_eq!(prefix_len(Ipv4Addr::UNSPECIFIED), 0);
+    }
+
+    #[test]
+    fn primary_skips_virtual_ips_even_when_listed_first() {
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        let own = Ipv4Addr::new(198, 18, 0, 1);
+        let listed = [(vip, 32), (own, 24)];
+        assert_eq!(first_non_virtual(&listed, &[vip]), Some(own));
+    }
+
+    #[test]
+    fn primary_is_none_when_only_virtual_ips_are_present() {
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        assert_eq!(first_non_virtual(&[(vip, 24)], &[vip]), None);
+        assert_eq!(first_non_virtual(&[], &[vip]), None);
+    }
+
+    #[test]
+    fn loopback_is_found_with_its_address() {
+        // `lo` exists on every Linux machine and network namespace.
+        if cfg!(target_os = "linux") {
+            let addresses = ipv4_addresses("lo").expect("lo has addresses");
+            assert!(addresses.contains(&(Ipv4Addr::LOCALHOST, 8)));
+            assert!(interface_index("lo").expect("lo has an index") > 0);
+        }
+    }
+
+    #[test]
+    fn unknown_interface_is_a_clear_error() {
+        let err = interface_index("rcbsd-nonexist").unwrap_err();
+        assert!(err.to_string().contains("rcbsd-nonexist"), "{err}");
+        assert!(matches!(
+            ipv4_addresses("rcbsd-nonexist"),
+            Err(NetError::NoSuchInterface { .. })
+        ));
+    }
+}

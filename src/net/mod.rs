@@ -4,7 +4,9 @@
 //! metadata into an accepted advert or a counted drop reason.
 
 pub mod admit;
+pub mod error;
 pub mod garp;
 pub mod iface;
+pub mod preflight;
 pub mod socket;
 pub mod vip;

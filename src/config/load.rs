@@ -1,0 +1,788 @@
+//! Reading a TOML file into a validated [`Config`].
+//!
+//! The document is parsed with `toml`'s span-preserving tree ([`DeTable`])
+//! and walked by hand rather than through serde: serde stops at the first
+//! wrong type or unknown key, while an operator fixing a file wants every
+//! problem at once, each with its `file:line:col` and dotted key.
+//!
+//! [`parse_with_hostname`] is pure (text in, config or diagnostics out); only
+//! [`load`] touches the file system and [`parse`] reads the hostname.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use super::error::{ConfigError, Diagnostic};
+use super::{duration, Config, Node, VirtualIp, Vrrp};
+use crate::election::Centis;
+use crate::wire::ChecksumMode;
+
+/// Default `node.control_socket`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/rcbsd-failover.sock";
+/// Default `node.state_dir`.
+pub const DEFAULT_STATE_DIR: &str = "/var/db/rcbsd-failover";
+
+/// RFC 5798 §5.2.5: "Count IPvX Addr" is an 8-bit field.
+const MAX_VIRTUAL_IPS: usize = 255;
+/// IFNAMSIZ is 16 on Linux and FreeBSD, including the terminating NUL.
+const MAX_INTERFACE_LEN: usize = 15;
+/// `sun_path` holds 104 bytes on FreeBSD (108 on Linux), including the NUL.
+const MAX_SOCKET_PATH_LEN: usize = 103;
+const MAX_NODE_NAME_LEN: usize = 64;
+
+const NODE_KEYS: &[&str] = &["name", "control_socket", "state_dir"];
+const VRRP_KEYS: &[&str] = &[
+    "interface",
+    "vrid",
+    "priority",
+    "advert_interval",
+    "virtual_ips",
+    "preempt",
+    "preempt_delay",
+    "unicast_peers",
+    "checksum",
+    "source_address",
+    "garp_master_repeat",
+    "garp_interval",
+    "garp_master_delay",
+];
+
+/// Read and validate the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match String::from_utf8(bytes) {
+        Ok(text) => parse(&text, path),
+        Err(error) => {
+            let valid_up_to = error.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
+            let prefix_len = String::from_utf8_lossy(error.as_bytes().get(..valid_up_to).unwrap_or(&[])).len();
+            Err(ConfigError::Invalid(vec![Diagnostic::at(
+                &text,
+                path,
+                prefix_len..prefix_len,
+                None,
+                "the file is not valid UTF-8 (TOML files must be UTF-8)".to_string(),
+            )]))
+        }
+    }
+}
+
+/// Validate configuration text; `path` is only used in messages and stored
+/// in [`Config::path`]. `node.name` defaults to this machine's hostname.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with_hostname(text, path, hostname().as_deref())
+}
+
+/// This machine's hostname, if it can be read and is UTF-8.
+fn hostname() -> Option<String> {
+    // 256 covers HOST_NAME_MAX on Linux (64) and MAXHOSTNAMELEN on FreeBSD (256).
+    let mut buffer = [0u8; 256];
+    // SAFETY: the pointer and length describe `buffer`, which outlives the call.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let len = buffer.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(buffer.get(..len)?).ok().map(str::to_string)
+}
+
+/// [`parse`] with the hostname given: a pure function of its arguments.
+pub fn parse_with_hostname(
+    text: &str,
+    path: &Path,
+    hostname: Option<&str>,
+) -> Result<Config, ConfigError> {
+    let document = DeTable::parse(text).map_err(|error| {
+        let span = error.span().unwrap_or(0..0);
+        ConfigError::Invalid(vec![Diagnostic::at(
+            text,
+            path,
+            span,
+            None,
+            format!("TOML syntax error: {}", error.message().trim_end()),
+        )])
+    })?;
+    let mut reader = Reader {
+        text,
+        path,
+        diagnostics: Vec::new(),
+    };
+    let config = reader.document(document.get_ref(), hostname);
+    match config {
+        Some(config) if reader.diagnostics.is_empty() => Ok(config),
+        _ => {
+            // In file order, as an editor would walk through them.
+            reader
+                .diagnostics
+                .sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
+            Err(ConfigError::Invalid(reader.diagnostics))
+        }
+    }
+}
+
+type Value<'i> = Spanned<DeValue<'i>>;
+
+/// Walks the document, collecting every problem as a diagnostic.
+struct Reader<'t> {
+    text: &'t str,
+    path: &'t Path,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Reader<'_> {
+    fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        let key = (!key.is_empty()).then(|| key.to_string());
+        self.diagnostics
+            .push(Diagnostic::at(self.text, self.path, span, key, message.into()));
+    }
+
+    fn document(&mut self, root: &DeTable<'_>, hostname: Option<&str>) -> Option<Config> {
+        self.unknown_keys(root, "", &["node", "vrrp"]);
+        let empty = DeTable::new();
+        let node_table = match root.get("node") {
+            Some(value) => self.table(value, "node"),
+            None => Some(&empty),
+        };
+        let node = node_table.and_then(|table| self.node(table, hostname));
+        let vrrp = match root.get("vrrp") {
+            Some(value) => self
+                .table(value, "vrrp")
+                .and_then(|table| self.vrrp(table, value.span())),
+            None => {
+                self.error(
+                    0..0,
+                    "vrrp",
+                    "missing table [vrrp] (required keys: interface, vrid, virtual_ips)",
+                );
+                None
+            }
+        };
+        Some(Config {
+            path: self.path.to_path_buf(),
+            node: node?,
+            vrrp: vrrp?,
+        })
+    }
+
+    fn node(&mut self, table: &DeTable<'_>, hostname: Option<&str>) -> Option<Node> {
+        self.unknown_keys(table, "node", NODE_KEYS);
+        let name = match table.get("name") {
+            Some(value) => self
+                .string(value, "node.name")
+                .and_then(|name| self.node_name(&name, value.span(), "node.name", false)),
+            None => match hostname {
+                Some(hostname) => self.node_name(hostname, 0..0, "node.name", true),
+                None => {
+                    self.error(
+                        0..0,
+                        "node.name",
+                        "not set and the hostname could not be read; set node.name",
+                    );
+                    None
+                }
+            },
+        };
+        let control_socket = self.path_value(
+            table.get("control_socket"),
+            "node.control_socket",
+            DEFAULT_CONTROL_SOCKET,
+            Some(MAX_SOCKET_PATH_LEN),
+        );
+        let state_dir =
+            self.path_value(table.get("state_dir"), "node.state_dir", DEFAULT_STATE_DIR, None);
+        Some(Node {
+            name: name?,
+            control_socket: control_socket?,
+            state_dir: state_dir?,
+        })
+    }
+
+    fn vrrp(&mut self, table: &DeTable<'_>, table_span: Range<usize>) -> Option<Vrrp> {
+        self.unknown_keys(table, "vrrp", VRRP_KEYS);
+        let interface = self
+            .required(table, "interface", &table_span)
+            .and_then(|value| self.interface(value));
+        let vrid = self.required(table, "vrid", &table_span).and_then(|value| {
+            self.integer(value, "vrrp.vrid", 1..=255, "1..=255")
+        });
+        // RFC 5798 §5.2.4: 0 is reserved for a master that resigns, 255 for
+        // the router that owns the virtual addresses.
+        let priority = self.optional(table, "priority", 100, |reader, value| {
+            reader.integer(
+                value,
+                "vrrp.priority",
+                1..=255,
+                "1..=254, or 255 for the address owner",
+            )
+        });
+        let advert_interval = self.advert_interval(table.get("advert_interval"));
+        let virtual_ips = self
+            .required(table, "virtual_ips", &table_span)
+            .and_then(|value| self.virtual_ips(value));
+        let preempt = self.optional(table, "preempt", true, |reader, value| {
+            reader.boolean(value, "vrrp.preempt")
+        });
+        let preempt_delay = self.duration_in(
+            table.get("preempt_delay"),
+            "vrrp.preempt_delay",
+            Duration::ZERO,
+            Duration::ZERO..=Duration::from_secs(3600),
+        );
+        let unicast_peers = match table.get("unicast_peers") {
+            Some(value) => self.unicast_peers(value),
+            None => Some(Vec::new()),
+        };
+        let checksum = self.optional(table, "checksum", ChecksumMode::PseudoHeader, |r, v| {
+            r.checksum(v)
+        });
+        let source_address = match table.get("source_address") {
+            Some(value) => self
+                .string(value, "vrrp.source_address")
+                .and_then(|text| self.unicast_address(&text, value.span(), "vrrp.source_address"))
+                .map(Some),
+            None => Some(None),
+        };
+        let garp_master_repeat = self.optional(table, "garp_master_repeat", 5, |reader, value| {
+            reader.integer(value, "vrrp.garp_master_repeat", 1..=100, "1..=100")
+        });
+        let garp_interval = self.duration_in(
+            table.get("garp_interval"),
+            "vrrp.garp_interval",
+            Duration::from_millis(10),
+            Duration::ZERO..=Duration::from_secs(1),
+        );
+        let garp_master_delay = self.duration_in(
+            table.get("garp_master_delay"),
+            "vrrp.garp_master_delay",
+            Duration::from_secs(5),
+            Duration::ZERO..=Duration::from_secs(3600),
+        );
+
+        if let (Some(vips), Some(peers)) = (&virtual_ips, &unicast_peers) {
+            self.peers_are_not_vips(vips, peers);
+        }
+        if let (Some(vips), Some(Some(source))) = (&virtual_ips, &source_address) {
+            self.source_is_not_a_vip(table, vips, *source);
+        }
+
+        Some(Vrrp {
+            interface: interface?,
+            vrid: u8::try_from(vrid?).ok()?,
+            priority: u8::try_from(priority?).ok()?,
+            advert_interval: advert_interval?,
+            virtual_ips: virtual_ips?.into_iter().map(|(vip, _)| vip).collect(),
+            preempt: preempt?,
+            preempt_delay: preempt_delay?,
+            unicast_peers: unicast_peers?.into_iter().map(|(peer, _)| peer).collect(),
+            checksum: checksum?,
+            source_address: source_address?,
+            garp_master_repeat: u32::try_from(garp_master_repeat?).ok()?,
+            garp_interval: garp_interval?,
+            garp_master_delay: garp_master_delay?,
+        })
+    }
+
+    // ---- tables and keys -------------------------------------------------
+
+    fn unknown_keys(&mut self, table: &DeTable<'_>, prefix: &str, accepted: &[&str]) {
+        for (key, _) in table.iter() {
+            let name: &str = key.get_ref();
+            if !accepted.contains(&name) {
+                let dotted = dotted(prefix, name);
+                let place = if prefix.is_empty() {
+                    "at the top level".to_string()
+                } else {
+                    format!("in [{prefix}]")
+                };
+                self.error(
+                    key.span(),
+                    &dotted,
+                    format!("unknown key (accepted {place}: {})", accepted.join(", ")),
+                );
+            }
+        }
+    }
+
+    fn table<'a, 'i>(&mut self, value: &'a Value<'i>, key: &str) -> Option<&'a DeTable<'i>> {
+        match value.get_ref() {
+            DeValue::Table(table) => Some(table),
+            other => {
+                self.wrong_type(value.span(), key, "a table", other);
+                None
+            }
+        }
+    }
+
+    fn required<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        name: &str,
+        table_span: &Range<usize>,
+    ) -> Option<&'a Value<'i>> {
+        let value = table.get(name);
+        if value.is_none() {
+            self.error(
+                table_span.clone(),
+                &dotted("vrrp", name),
+                "missing; this key is required",
+            );
+        }
+        value
+    }
+
+    /// The value of an optional key, its default when absent, `None` when
+    /// present but invalid (the error is recorded).
+    fn optional<T>(
+        &mut self,
+        table: &DeTable<'_>,
+        name: &str,
+        default: T,
+        convert: impl FnOnce(&mut Self, &Value<'_>) -> Option<T>,
+    ) -> Option<T> {
+        match table.get(name) {
+            Some(value) => convert(self, value),
+            None => Some(default),
+        }
+    }
+
+    fn wrong_type(&mut self, span: Range<usize>, key: &str, expected: &str, found: &DeValue<'_>) {
+        self.error(
+            span,
+            key,
+            format!("expected {expected}, found {}", article(found.type_str())),
+        );
+    }
+
+    // ---- scalar types ----------------------------------------------------
+
+    fn string(&mut self, value: &Value<'_>, key: &str) -> Option<String> {
+        match value.get_ref() {
+            DeValue::String(text) => Some(text.to_string()),
+            other => {
+                self.wrong_type(value.span(), key, "a string", other);
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, value: &Value<'_>, key: &str) -> Option<bool> {
+        match value.get_ref() {
+            DeValue::Boolean(flag) => Some(*flag),
+            other => {
+                self.wrong_type(value.span(), key, "true or false", other);
+                None
+            }
+        }
+    }
+
+    fn integer(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+        range: RangeInclusive<i128>,
+        accepted: &str,
+    ) -> Option<i128> {
+        let DeValue::Integer(integer) = value.get_ref() else {
+            self.wrong_type(value.span(), key, &format!("an integer ({accepted})"), value.get_ref());
+            return None;
+        };
+        match i128::from_str_radix(integer.as_str(), integer.radix()) {
+            Ok(number) if range.contains(&number) => Some(number),
+            Ok(number) => {
+                self.error(value.span(), key, format!("{number} is out of range ({accepted})"));
+                None
+            }
+            Err(_) => {
+                self.error(value.span(), key, format!("{integer} is out of range ({accepted})"));
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, value: &Value<'_>, key: &str) -> Option<Duration> {
+        let DeValue::String(text) = value.get_ref() else {
+            self.wrong_type(
+                value.span(),
+                key,
+                "a duration string such as \"1s\" or \"100ms\"",
+                value.get_ref(),
+            );
+            return None;
+        };
+        match duration::parse(text) {
+            Ok(parsed) => Some(parsed),
+            Err(message) => {
+                self.error(value.span(), key, message);
+                None
+            }
+        }
+    }
+
+    fn duration_in(
+        &mut self,
+        value: Option<&Value<'_>>,
+        key: &str,
+        default: Duration,
+        range: RangeInclusive<Duration>,
+    ) -> Option<Duration> {
+        let Some(value) = value else {
+            return Some(default);
+        };
+        let parsed = self.duration(value, key)?;
+        if range.contains(&parsed) {
+            Some(parsed)
+        } else {
+            self.error(
+                value.span(),
+                key,
+                format!(
+                    "{} is out of range ({}..={})",
+                    duration::format(parsed),
+                    duration::format(*range.start()),
+                    duration::format(*range.end())
+                ),
+            );
+            None
+        }
+    }
+
+    // ---- vrrp keys -------------------------------------------------------
+
+    fn interface(&mut self, value: &Value<'_>) -> Option<String> {
+        let name = self.string(value, "vrrp.interface")?;
+        let usable = !name.is_empty()
+            && name.len() <= MAX_INTERFACE_LEN
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
+        if usable {
+            Some(name)
+        } else {
+            self.error(
+                value.span(),
+                "vrrp.interface",
+                format!(
+                    "{name:?} is not an interface name (1..={MAX_INTERFACE_LEN} printable ASCII characters, no '/' or spaces, e.g. \"em0\")"
+                ),
+            );
+            None
+        }
+    }
+
+    /// RFC 5798 §5.2.7: the interval is carried in centiseconds in 12 bits.
+    fn advert_interval(&mut self, value: Option<&Value<'_>>) -> Option<Centis> {
+        const KEY: &str = "vrrp.advert_interval";
+        const ACCEPTED: &str = "10ms..=40.95s, in steps of 10ms";
+        let Some(value) = value else {
+            return Some(Centis(100));
+        };
+        let parsed = self.duration(value, KEY)?;
+        let nanos = parsed.as_nanos();
+        let centis = nanos / 10_000_000;
+        if nanos % 10_000_000 != 0 {
+            self.error(
+                value.span(),
+                KEY,
+                format!("{} is not a multiple of 10ms ({ACCEPTED})", duration::format(parsed)),
+            );
+            return None;
+        }
+        match u16::try_from(centis) {
+            Ok(centis) if (1..=Centis::MAX.0).contains(&centis) => Some(Centis(centis)),
+            _ => {
+                self.error(
+                    value.span(),
+                    KEY,
+                    format!("{} is out of range ({ACCEPTED})", duration::format(parsed)),
+                );
+                None
+            }
+        }
+    }
+
+    fn checksum(&mut self, value: &Value<'_>) -> Option<ChecksumMode> {
+        const ACCEPTED: &str = "\"pseudo-header\" or \"no-pseudo-header\"";
+        let text = match value.get_ref() {
+            DeValue::String(text) => text,
+            other => {
+                self.wrong_type(value.span(), "vrrp.checksum", ACCEPTED, other);
+                return None;
+            }
+        };
+        match text.as_ref() {
+            "pseudo-header" => Some(ChecksumMode::PseudoHeader),
+            "no-pseudo-header" => Some(ChecksumMode::NoPseudoHeader),
+            other => {
+                self.error(
+                    value.span(),
+                    "vrrp.checksum",
+                    format!("{other:?} is not a checksum form (accepted: {ACCEPTED})"),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_array(
+        &mut self,
+        value: &Value<'_>,
+        key: &str,
+    ) -> Option<Vec<(String, Range<usize>, String)>> {
+        let DeValue::Array(items) = value.get_ref() else {
+            self.wrong_type(value.span(), key, "an array of strings", value.get_ref());
+            return None;
+        };
+        let mut strings = Vec::with_capacity(items.len());
+        let mut all_strings = true;
+        for (index, item) in items.iter().enumerate() {
+            let item_key = format!("{key}[{index}]");
+            match self.string(item, &item_key) {
+                Some(text) => strings.push((text, item.span(), item_key)),
+                None => all_strings = false,
+            }
+        }
+        all_strings.then_some(strings)
+    }
+
+    fn virtual_ips(&mut self, value: &Value<'_>) -> Option<Vec<(VirtualIp, Range<usize>)>> {
+        const KEY: &str = "vrrp.virtual_ips";
+        let items = self.string_array(value, KEY)?;
+        if items.is_empty() {
+            self.error(value.span(), KEY, "empty; list at least one address, e.g. [\"192.168.10.200/24\"]");
+            return None;
+        }
+        if items.len() > MAX_VIRTUAL_IPS {
+            self.error(
+                value.span(),
+                KEY,
+                format!("{} addresses; an advertisement carries at most {MAX_VIRTUAL_IPS}", items.len()),
+            );
+            return None;
+        }
+        let mut vips = Vec::with_capacity(items.len());
+        let mut first_seen: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
+        let mut all_valid = true;
+        for (text, span, item_key) in items {
+            let Some(vip) = self.virtual_ip(&text, span.clone(), &item_key) else {
+                all_valid = false;
+                continue;
+            };
+            if let Some(first) = first_seen.get(&vip.address) {
+                let (line, column) = super::error::line_column(self.text, first.start);
+                self.error(
+                    span,
+                    &item_key,
+                    format!("{} is listed twice (first at line {line}, column {column})", vip.address),
+                );
+                all_valid = false;
+                continue;
+            }
+            first_seen.insert(vip.address, span.clone());
+            vips.push((vip, span));
+        }
+        all_valid.then_some(vips)
+    }
+
+    fn virtual_ip(&mut self, text: &str, span: Range<usize>, key: &str) -> Option<VirtualIp> {
+        let (address_text, prefix_text) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let address = self.unicast_address(address_text, span.clone(), key)?;
+        let prefix_len = match prefix_text {
+            None => 32,
+            Some(prefix) => match prefix.parse::<u8>() {
+                Ok(len) if (1..=32).contains(&len) => len,
+                _ => {
+                    self.error(
+                        span,
+                        key,
+                        format!("{text:?}: the prefix length must be 1..=32 (e.g. \"192.168.10.200/24\"; without it, /32)"),
+                    );
+                    return None;
+                }
+            },
+        };
+        // On a /30 or wider the all-ones host address is the subnet's broadcast.
+        if prefix_len <= 30 {
+            let host_mask = u32::MAX >> prefix_len;
+            let host_bits = u32::from(address) & host_mask;
+            if host_bits == host_mask || host_bits == 0 {
+                let what = if host_bits == 0 { "network" } else { "broadcast" };
+                self.error(
+                    span,
+                    key,
+                    format!("{text} is the {what} address of its /{prefix_len} subnet; use a host address"),
+                );
+                return None;
+            }
+        }
+        Some(VirtualIp {
+            address,
+            prefix_len,
+        })
+    }
+
+    /// An IPv4 address that can be a host's unicast address.
+    fn unicast_address(&mut self, text: &str, span: Range<usize>, key: &str) -> Option<Ipv4Addr> {
+        let Ok(address) = text.parse::<Ipv4Addr>() else {
+            self.error(
+                span,
+                key,
+                format!("{text:?} is not an IPv4 address (dotted quad, e.g. \"192.168.10.201\")"),
+            );
+            return None;
+        };
+        let problem = if address.is_unspecified() {
+            Some("the unspecified address")
+        } else if address.is_broadcast() {
+            Some("the broadcast address")
+        } else if address.is_multicast() {
+            Some("a multicast address")
+        } else if address.is_loopback() {
+            Some("a loopback address")
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                self.error(span, key, format!("{address} is {problem}; a unicast host address is required"));
+                None
+            }
+            None => Some(address),
+        }
+    }
+
+    fn unicast_peers(&mut self, value: &Value<'_>) -> Option<Vec<(Ipv4Addr, Range<usize>)>> {
+        let items = self.string_array(value, "vrrp.unicast_peers")?;
+        let mut peers: Vec<(Ipv4Addr, Range<usize>)> = Vec::with_capacity(items.len());
+        let mut all_valid = true;
+        for (text, span, item_key) in items {
+            let Some(peer) = self.unicast_address(&text, span.clone(), &item_key) else {
+                all_valid = false;
+                continue;
+            };
+            if let Some((_, first)) = peers.iter().find(|(seen, _)| *seen == peer) {
+                let (line, column) = super::error::line_column(self.text, first.start);
+                self.error(span, &item_key, format!("{peer} is listed twice (first at line {line}, column {column})"));
+                all_valid = false;
+                continue;
+            }
+            peers.push((peer, span));
+        }
+        all_valid.then_some(peers)
+    }
+
+    // ---- checks across keys ----------------------------------------------
+
+    fn peers_are_not_vips(
+        &mut self,
+        vips: &[(VirtualIp, Range<usize>)],
+        peers: &[(Ipv4Addr, Range<usize>)],
+    ) {
+        for (index, (peer, span)) in peers.iter().enumerate() {
+            if vips.iter().any(|(vip, _)| vip.address == *peer) {
+                self.error(
+                    span.clone(),
+                    &format!("vrrp.unicast_peers[{index}]"),
+                    format!("{peer} is a virtual IP; peers are the other nodes' own addresses"),
+                );
+            }
+        }
+    }
+
+    fn source_is_not_a_vip(
+        &mut self,
+        table: &DeTable<'_>,
+        vips: &[(VirtualIp, Range<usize>)],
+        source: Ipv4Addr,
+    ) {
+        if vips.iter().any(|(vip, _)| vip.address == source) {
+            let span = table.get("source_address").map_or(0..0, |value| value.span());
+            self.error(
+                span,
+                "vrrp.source_address",
+                format!("{source} is a virtual IP; the source must be this node's own address (it moves with no VIP)"),
+            );
+        }
+    }
+
+    // ---- node keys -------------------------------------------------------
+
+    fn node_name(
+        &mut self,
+        name: &str,
+        span: Range<usize>,
+        key: &str,
+        from_hostname: bool,
+    ) -> Option<String> {
+        let usable = !name.is_empty()
+            && name.chars().count() <= MAX_NODE_NAME_LEN
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if usable {
+            return Some(name.to_string());
+        }
+        let rule = format!("1..={MAX_NODE_NAME_LEN} characters from A-Z a-z 0-9 - _ .");
+        let message = if from_hostname {
+            format!("not set, and the hostname {name:?} is not a usable node name ({rule}); set node.name")
+        } else {
+            format!("{name:?} is not a usable node name ({rule})")
+        };
+        self.error(span, key, message);
+        None
+    }
+
+    fn path_value(
+        &mut self,
+        value: Option<&Value<'_>>,
+        key: &str,
+        default: &str,
+        max_len: Option<usize>,
+    ) -> Option<PathBuf> {
+        let Some(value) = value else {
+            return Some(PathBuf::from(default));
+        };
+        let text = self.string(value, key)?;
+        let problem = if !text.starts_with('/') {
+            Some("must be an absolute path".to_string())
+        } else if text.contains('\0') {
+            Some("must not contain NUL".to_string())
+        } else if text.len() > 1 && text.ends_with('/') && max_len.is_some() {
+            Some("must name a file, not a directory".to_string())
+        } else {
+            max_len
+                .filter(|max| text.len() > *max)
+                .map(|max| format!("is {} bytes long; a Unix socket path holds at most {max}", text.len()))
+        };
+        match problem {
+            Some(problem) => {
+                self.error(value.span(), key, format!("{text:?} {problem}"));
+                None
+            }
+            None => Some(PathBuf::from(text)),
+        }
+    }
+}
+
+fn dotted(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+fn article(type_name: &str) -> String {
+    match type_name.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => format!("an {type_name}"),
+        _ => format!("a {type_name}"),
+    }
+}

@@ -1,0 +1,33 @@
+//! A one-line description of a configuration, printed by `check-config`.
+
+use super::{duration, Config};
+
+impl Config {
+    /// e.g. `node node1: em0 vrid 51 priority 100, advert 1s, VIPs
+    /// 192.168.10.200/24, multicast, preempt (delay 0s)`.
+    pub fn summary(&self) -> String {
+        let vrrp = &self.vrrp;
+        let vips: Vec<String> = vrrp.virtual_ips.iter().map(ToString::to_string).collect();
+        let transport = if vrrp.unicast_peers.is_empty() {
+            "multicast".to_string()
+        } else {
+            format!("unicast to {} peer(s)", vrrp.unicast_peers.len())
+        };
+        let preempt = if vrrp.preempt {
+            format!("preempt (delay {})", duration::format(vrrp.preempt_delay))
+        } else {
+            "no preempt".to_string()
+        };
+        format!(
+            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}",
+            self.node.name,
+            vrrp.interface,
+            vrrp.vrid,
+            vrrp.priority,
+            duration::format(vrrp.advert_interval.to_duration()),
+            vips.join(" "),
+            transport,
+            preempt
+        )
+    }
+}

@@ -1,0 +1,164 @@
+//! `rcbsd-failover lab` options.
+
+use std::time::Duration;
+
+/// Options of `rcbsd-failover lab`.
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub struct LabArgs {
+    /// Number of VRRP nodes (2 to 7); node i gets priority 150, 100, 50,
+    /// 40, 30, 20, 10.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=7))]
+    pub nodes: u8,
+    /// Advertisement interval of every node: 10ms to 40.95s in 10 ms steps
+    /// ("1s", "100ms", "20ms").
+    #[arg(long, default_value = "1s", value_parser = parse_interval)]
+    pub advert_interval: Duration,
+    /// Link cuts of the master to measure.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub trials: u32,
+    /// Print the report as one JSON document on stdout (progress stays on
+    /// stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Also run the same trials with this implementation, in the same run,
+    /// and print the ratios ours/theirs.
+    #[arg(long, value_enum)]
+    pub compare: Option<Baseline>,
+    /// The implementation measured first (keepalived alone measures the
+    /// baseline without our agent).
+    #[arg(long, value_enum, default_value_t = Subject::RcbsdFailover)]
+    pub implementation: Subject,
+    /// Client ping rate in requests per second (the outage resolution is
+    /// its inverse).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=10000))]
+    pub rate: u32,
+}
+
+/// An implementation to compare against.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    Keepalived,
+}
+
+/// An implementation the lab can run on the nodes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    RcbsdFailover,
+    Keepalived,
+}
+
+/// The measurement settings shared by every implementation of one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Settings {
+    pub nodes: usize,
+    #[serde(serialize_with = "as_millis")]
+    pub advert_interval: Duration,
+    pub trials: u32,
+    pub rate_hz: u32,
+}
+
+fn as_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl LabArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            nodes: usize::from(self.nodes),
+            advert_interval: self.advert_interval,
+            trials: self.trials,
+            rate_hz: self.rate,
+        }
+    }
+
+    /// The implementations to measure, in order.
+    pub fn subjects(&self) -> Result<Vec<Subject>, String> {
+        match (self.implementation, self.compare) {
+            (Subject::Keepalived, Some(Baseline::Keepalived)) => {
+                Err("--compare keepalived with --implementation keepalived compares keepalived with itself".into())
+            }
+            (first, Some(Baseline::Keepalived)) => Ok(vec![first, Subject::Keepalived]),
+            (first, None) => Ok(vec![first]),
+        }
+    }
+}
+
+impl Subject {
+    pub fn label(self) -> &'static str {
+        match self {
+            Subject::RcbsdFailover => "rcbsd-failover",
+            Subject::Keepalived => "keepalived",
+        }
+    }
+}
+
+/// An advertisement interval: `"1s"`, `"1.5s"`, `"100ms"`, `"20ms"`; VRRPv3
+/// carries it in centiseconds, 1..=4095 (RFC 5798 §5.2.7).
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let (number, millis_per_unit) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        return Err(format!("{text:?} needs a unit: e.g. \"1s\" or \"100ms\""));
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !(fraction.is_empty() || digits(fraction)) || fraction.len() > 3 {
+        return Err(format!("{text:?} is not a duration like \"1s\" or \"100ms\""));
+    }
+    let padded = format!("{fraction:0<3}");
+    let millis = whole
+        .parse::<u64>()
+        .ok()
+        .and_then(|w| w.checked_mul(1000))
+        .zip(padded.parse::<u64>().ok())
+        .and_then(|(w, f)| w.checked_add(f))
+        .map(|thousandths| thousandths * millis_per_unit / 1000)
+        .filter(|_| millis_per_unit == 1000 || fraction.is_empty())
+        .ok_or_else(|| format!("{text:?} is not a duration like \"1s\" or \"100ms\""))?;
+    if millis % 10 != 0 || !(10..=40_950).contains(&millis) {
+        return Err(format!(
+            "{text:?}: the advertisement interval is 10ms to 40.95s in steps of 10ms"
+        ));
+    }
+    Ok(Duration::from_millis(millis))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_intervals() {
+        assert_eq!(parse_interval("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_interval("20ms"), Ok(Duration::from_millis(20)));
+        assert_eq!(parse_interval("1.5s"), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn refuses_what_vrrp_cannot_carry() {
+        for bad in ["", "1", "5ms", "15ms", "41s", "1.0001s", "1.5ms", "s", "-1s", "1e3ms"] {
+            assert!(parse_interval(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn compare_adds_keepalived_after_ours() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            lab: LabArgs,
+        }
+        let cli = Cli::try_parse_from(["lab", "--compare", "keepalived", "--nodes", "2"])
+            .expect("valid arguments");
+        assert_eq!(
+            cli.lab.subjects(),
+            Ok(vec![Subject::RcbsdFailover, Subject::Keepalived])
+        );
+        assert!(Cli::try_parse_from(["lab", "--nodes", "8"]).is_err());
+        assert!(Cli::try_parse_from(["lab", "--advert-interval", "7ms"]).is_err());
+    }
+}

@@ -1,0 +1,39 @@
+//! Cooperative cancellation: Ctrl-C (SIGINT) and SIGTERM set a flag that
+//! every wait loop of the lab checks, so the loop stops and the topology's
+//! `Drop` tears everything down. A second Ctrl-C exits at once (the escape
+//! hatch if teardown itself hangs).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A shared "stop now" flag.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// A flag nothing sets except [`Cancel::cancel`] (tests).
+    pub fn never() -> Self {
+        Cancel::default()
+    }
+
+    /// A flag set by SIGINT or SIGTERM; a second signal terminates the
+    /// process with exit status 1.
+    pub fn on_signals() -> std::io::Result<Self> {
+        let flag = Arc::new(AtomicBool::new(false));
+        for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // Order matters: the conditional shutdown must see the flag as it
+            // was *before* this signal set it.
+            signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&flag))?;
+            signal_hook::flag::register(signal, Arc::clone(&flag))?;
+        }
+        Ok(Cancel(flag))
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,253 @@
+//! The lab's results: per-trial figures, min/median/max summaries, the
+//! comparison ratios, and their text and JSON renderings.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use super::args::Settings;
+
+/// One link cut of the master.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Trial {
+    pub number: u32,
+    /// The master whose link was cut.
+    pub master: String,
+    /// The node that added the VIP after the cut.
+    pub new_master: String,
+    /// From the cut to the first echo reply to a request sent after it.
+    pub outage_ms: f64,
+    /// From the cut to the VIP present on the new master's interface.
+    pub vip_added_ms: f64,
+    /// How long `ip link set down` took: the uncertainty of the cut instant
+    /// (the outage is measured from the command's start).
+    pub cut_command_ms: f64,
+    /// Longest gap between echo replies from the link's restoration until
+    /// the cluster settled again (preemption back to the old master).
+    pub heal_gap_ms: f64,
+    /// The VIP holder once settled after the restoration.
+    pub master_after_heal: String,
+}
+
+/// A node's role right after the first election.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodeRole {
+    pub node: String,
+    pub priority: u8,
+    /// `master` / `backup` (from the VIP, or from the agent's status).
+    pub role: String,
+}
+
+/// Memory and CPU of one agent over the whole run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AgentUsage {
+    pub node: String,
+    pub rss_kib: u64,
+    pub peak_rss_kib: u64,
+    pub cpu_seconds: f64,
+    /// keepalived runs as two processes; both are counted.
+    pub processes: usize,
+}
+
+/// min / median / max of one figure over the trials.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub min: f64,
+    pub median: f64,
+    pub max: f64,
+    pub count: usize,
+}
+
+impl Summary {
+    /// `None` for no values. The median of an even count is the mean of
+    /// the two middle values.
+    pub fn of(values: &[f64]) -> Option<Summary> {
+        let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        sorted.sort_by(f64::total_cmp);
+        let (first, last) = (*sorted.first()?, *sorted.last()?);
+        let mid = sorted.len() / 2;
+        let median = if sorted.len() % 2 == 1 {
+            *sorted.get(mid)?
+        } else {
+            (sorted.get(mid - 1)? + sorted.get(mid)?) / 2.0
+        };
+        Some(Summary {
+            min: first,
+            median,
+            max: last,
+            count: sorted.len(),
+        })
+    }
+}
+
+/// One implementation's run: election, trials, resources.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Run {
+    pub implementation: String,
+    /// From starting the agents to one node holding the VIP.
+    pub election_ms: f64,
+    pub initial_master: String,
+    pub roles: Vec<NodeRole>,
+    pub trials: Vec<Trial>,
+    pub outage_ms: Option<Summary>,
+    pub vip_added_ms: Option<Summary>,
+    pub heal_gap_ms: Option<Summary>,
+    pub agents: Vec<AgentUsage>,
+    pub total_rss_kib: u64,
+    pub total_cpu_seconds: f64,
+    /// Echo requests sent / replies received over the run.
+    pub pings_sent: u64,
+    pub pings_answered: u64,
+}
+
+impl Run {
+    /// Fills the summaries and totals from `trials` and `agents`.
+    pub fn summarise(mut self) -> Run {
+        let pick = |f: fn(&Trial) -> f64| -> Vec<f64> { self.trials.iter().map(f).collect() };
+        self.outage_ms = Summary::of(&pick(|t| t.outage_ms));
+        self.vip_added_ms = Summary::of(&pick(|t| t.vip_added_ms));
+        self.heal_gap_ms = Summary::of(&pick(|t| t.heal_gap_ms));
+        self.total_rss_kib = self.agents.iter().map(|a| a.rss_kib).sum();
+        self.total_cpu_seconds = self.agents.iter().map(|a| a.cpu_seconds).sum();
+        self
+    }
+}
+
+/// ours / theirs for the headline figures (below 1: we are faster/lighter).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Ratio {
+    pub ours: String,
+    pub theirs: String,
+    pub outage_median: Option<f64>,
+    pub vip_added_median: Option<f64>,
+    pub rss: Option<f64>,
+    pub cpu: Option<f64>,
+}
+
+/// The whole lab report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub settings: Settings,
+    pub runs: Vec<Run>,
+    pub ratio: Option<Ratio>,
+}
+
+fn ratio(ours: f64, theirs: f64) -> Option<f64> {
+    (theirs > 0.0 && ours.is_finite()).then(|| ours / theirs)
+}
+
+impl Report {
+    /// With two runs, the first is "ours" and the second the baseline.
+    pub fn new(settings: &Settings, runs: Vec<Run>) -> Report {
+        let ratio = match runs.as_slice() {
+            [ours, theirs] => Some(Ratio {
+                ours: ours.implementation.clone(),
+                theirs: theirs.implementation.clone(),
+                outage_median: ours
+                    .outage_ms
+                    .zip(theirs.outage_ms)
+                    .and_then(|(a, b)| ratio(a.median, b.median)),
+                vip_added_median: ours
+                    .vip_added_ms
+                    .zip(theirs.vip_added_ms)
+                    .and_then(|(a, b)| ratio(a.median, b.median)),
+                rss: ratio(ours.total_rss_kib as f64, theirs.total_rss_kib as f64),
+                cpu: ratio(ours.total_cpu_seconds, theirs.total_cpu_seconds),
+            }),
+            _ => None,
+        };
+        Report {
+            settings: *settings,
+            runs,
+            ratio,
+        }
+    }
+
+    /// The human-readable report.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let s = &self.settings;
+        let _ = writeln!(
+            out,
+            "lab: {} nodes, advert_interval {} ms, {} trials, client ping {} Hz",
+            s.nodes,
+            s.advert_interval.as_millis(),
+            s.trials,
+            s.rate_hz
+        );
+        for run in &self.runs {
+            let _ = writeln!(out, "\n== {} ==", run.implementation);
+            let _ = writeln!(
+                out,
+                "election: {} master after {:.0} ms",
+                run.initial_master, run.election_ms
+            );
+            for role in &run.roles {
+                let _ = writeln!(out, "  {:<4} priority {:>3}  {}", role.node, role.priority, role.role);
+            }
+            for t in &run.trials {
+                let _ = writeln!(
+                    out,
+                    "trial {:>2}: cut {} -> {} outage {:>8.1} ms, VIP added {:>8.1} ms; heal gap {:>7.1} ms ({} master)",
+                    t.number, t.master, t.new_master, t.outage_ms, t.vip_added_ms, t.heal_gap_ms, t.master_after_heal
+                );
+            }
+            let line = |name: &str, s: &Option<Summary>| match s {
+                Some(s) => format!(
+                    "{name:<14} min {:>8.1}  median {:>8.1}  max {:>8.1} ms\n",
+                    s.min, s.median, s.max
+                ),
+                None => format!("{name:<14} no data\n"),
+            };
+            out.push_str(&line("outage", &run.outage_ms));
+            out.push_str(&line("VIP added", &run.vip_added_ms));
+            out.push_str(&line("heal gap", &run.heal_gap_ms));
+            for a in &run.agents {
+                let _ = writeln!(
+                    out,
+                    "  {:<4} RSS {:>6} KiB (peak {:>6}, {} process{}), CPU {:.3} s",
+                    a.node,
+                    a.rss_kib,
+                    a.peak_rss_kib,
+                    a.processes,
+                    if a.processes == 1 { "" } else { "es" },
+                    a.cpu_seconds
+                );
+            }
+            let _ = writeln!(
+                out,
+                "total RSS {} KiB, CPU {:.3} s; pings answered {}/{}",
+                run.total_rss_kib, run.total_cpu_seconds, run.pings_answered, run.pings_sent
+            );
+        }
+        if let Some(r) = &self.ratio {
+            let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.2}"));
+            let _ = writeln!(
+                out,
+                "\nratio {}/{}: outage median {}, VIP added median {}, RSS {}, CPU {}",
+                r.ours,
+                r.theirs,
+                show(r.outage_median),
+                show(r.vip_added_median),
+                show(r.rss),
+                show(r.cpu)
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_of_odd_and_even_counts() {
+        let odd = Summary::of(&[3.0, 1.0, 2.0]).expect("values");
+        assert_eq!((odd.min, odd.median, odd.max), (1.0, 2.0, 3.0));
+        let even = Summary::of(&[4.0, 1.0, 2.0, 3.0]).expect("values");
+        assert_eq!(even.median, 2.5);
+        assert_eq!(Summary::of(&[]), None);
+        assert_eq!(Summary::of(&[f64::NAN]), None);
+    }
+}
