@@ -199,11 +199,11 @@ struct Fault {
 
 impl Agent {
     async fn start(config: Config) -> Result<Agent, StartError> {
-        crate::net::preflight::check().map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
+        crate::net::preflight::check()
+            .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
         let link = resolve_link(&config)?;
-        let store = StateStore::open(&config.node.state_dir).map_err(|e| {
-            StartError::new(EX_OSERR, format!("node.state_dir: {e}"))
-        })?;
+        let store = StateStore::open(&config.node.state_dir)
+            .map_err(|e| StartError::new(EX_OSERR, format!("node.state_dir: {e}")))?;
         let override_ = store
             .load_override()
             .map_err(|e| StartError::new(EX_CONFIG, e.to_string()))?;
@@ -211,7 +211,13 @@ impl Agent {
         // A VIP left by a crashed earlier run must go before we may become
         // master: otherwise two nodes could answer ARP for it.
         for vip in &config.vrrp.virtual_ips {
-            match crate::net::vip::ensure_absent(&*crate::net::vip::platform_backend(), &config.vrrp.interface, vip).await {
+            match crate::net::vip::ensure_absent(
+                &*crate::net::vip::platform_backend(),
+                &config.vrrp.interface,
+                vip,
+            )
+            .await
+            {
                 Ok(true) => events::stale_vip_removed(&config.vrrp.interface, &vip.to_string()),
                 Ok(false) => {}
                 Err(e) => {
@@ -225,8 +231,12 @@ impl Agent {
 
         let listener = control_server::bind(&config.node.control_socket)
             .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
-        let socket = VrrpSocket::open(&socket_config(&config, &link))
-            .map_err(|e| StartError::new(EX_OSERR, format!("VRRP socket on {}: {e}", config.vrrp.interface)))?;
+        let socket = VrrpSocket::open(&socket_config(&config, &link)).map_err(|e| {
+            StartError::new(
+                EX_OSERR,
+                format!("VRRP socket on {}: {e}", config.vrrp.interface),
+            )
+        })?;
 
         let transition::Handles {
             task: worker,
@@ -237,7 +247,11 @@ impl Agent {
 
         let (control_tx, control_rx) = mpsc::channel(16);
         let (control_shutdown, control_shutdown_rx) = watch::channel(false);
-        tokio::spawn(control_server::serve(listener, control_tx, control_shutdown_rx));
+        tokio::spawn(control_server::serve(
+            listener,
+            control_tx,
+            control_shutdown_rx,
+        ));
 
         let router = Router::new(params(&config, override_, &link));
         let mut agent = Agent {
@@ -269,7 +283,11 @@ impl Agent {
             env!("CARGO_PKG_VERSION"),
         );
         if override_ != Override::None {
-            tracing::warn!(event = "override_restored", r#override = override_.as_str(), "operator override from state_dir in force");
+            tracing::warn!(
+                event = "override_restored",
+                r#override = override_.as_str(),
+                "operator override from state_dir in force"
+            );
         }
         let now = Instant::now();
         let p = agent.effective_priority();
@@ -347,7 +365,8 @@ impl Agent {
                     .checksum_forms
                     .entry(admitted.checksum.as_str().to_owned())
                     .or_default() += 1;
-                self.router.handle(Input::Advert(admitted.advert), Instant::now())
+                self.router
+                    .handle(Input::Advert(admitted.advert), Instant::now())
             }
             Err(reason) => {
                 self.drops.record(reason);
@@ -362,7 +381,13 @@ impl Agent {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
                 Action::StateChange { from, to, reason } => {
                     self.counters.transitions += 1;
-                    events::state_change(from, to, reason, self.router.effective_priority(), self.router.master());
+                    events::state_change(
+                        from,
+                        to,
+                        reason,
+                        self.router.effective_priority(),
+                        self.router.master(),
+                    );
                     self.publish_desired();
                 }
                 Action::ResendGarp { other_master } => {
@@ -407,14 +432,19 @@ impl Agent {
         let mut buf = [0u8; RECV_BUFFER];
         for &dst in destinations {
             // The pseudo-header checksum covers the destination: one packet per peer.
-            let len = match advert.emit(&mut buf, self.link.primary, dst, self.config.vrrp.checksum) {
+            let len = match advert.emit(&mut buf, self.link.primary, dst, self.config.vrrp.checksum)
+            {
                 Ok(len) => len,
                 Err(e) => {
                     tracing::error!(event = "advert_encode_failed", error = %e);
                     continue;
                 }
             };
-            match self.socket.send_to(buf.get(..len).unwrap_or(&[]), dst).await {
+            match self
+                .socket
+                .send_to(buf.get(..len).unwrap_or(&[]), dst)
+                .await
+            {
                 Ok(()) => self.counters.adverts_sent += 1,
                 Err(e) => {
                     self.send_errors += 1;
@@ -478,12 +508,20 @@ impl Agent {
                 .first()
                 .copied()
                 .unwrap_or(crate::net::socket::VRRP_MULTICAST);
-            events::send_failed(dst, "see earlier error", self.send_errors - self.send_errors_logged);
+            events::send_failed(
+                dst,
+                "see earlier error",
+                self.send_errors - self.send_errors_logged,
+            );
             self.send_errors_logged = self.send_errors;
         }
     }
 
-    async fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) -> Vec<Action> {
+    async fn on_request(
+        &mut self,
+        request: Request,
+        reply: oneshot::Sender<Response>,
+    ) -> Vec<Action> {
         let (response, actions) = match request {
             Request::Status => (
                 Response {
@@ -527,13 +565,19 @@ impl Agent {
         let mut actions = self
             .router
             .set_params(params(&self.config, self.override_, &self.link), now);
-        actions.extend(self.router.handle(Input::SetPriority(self.effective_priority()), now));
+        actions.extend(
+            self.router
+                .handle(Input::SetPriority(self.effective_priority()), now),
+        );
         let new_priority = self.router.effective_priority();
         if old != new {
             events::override_changed(old.as_str(), new.as_str(), new_priority);
         }
         let changed = if old == new {
-            format!("override already {} (effective priority {new_priority}); nothing changed", new.as_str())
+            format!(
+                "override already {} (effective priority {new_priority}); nothing changed",
+                new.as_str()
+            )
         } else {
             format!(
                 "override {} -> {}; effective priority {old_priority} -> {new_priority}",
@@ -583,7 +627,11 @@ impl Agent {
             override_: self.override_,
             fault: self.fault.as_ref().map(|f| f.reason.clone()),
             advert_interval_ms: self.config.vrrp.advert_interval.to_duration().as_millis() as u64,
-            master_advert_interval_ms: self.router.master_advert_interval().to_duration().as_millis() as u64,
+            master_advert_interval_ms: self
+                .router
+                .master_advert_interval()
+                .to_duration()
+                .as_millis() as u64,
             uptime_s: self.started.elapsed().as_secs(),
             counters,
         }
@@ -631,14 +679,21 @@ impl Agent {
         let mut actions = self
             .router
             .set_params(params(&self.config, self.override_, &self.link), now);
-        actions.extend(self.router.handle(Input::SetPriority(self.effective_priority()), now));
+        actions.extend(
+            self.router
+                .handle(Input::SetPriority(self.effective_priority()), now),
+        );
         self.publish_desired();
         events::config_reloaded(&shown, &changes);
         actions
     }
 
     async fn shutdown(mut self, signal: i32) -> ExitCode {
-        let name = if signal == SIGINT { "SIGINT" } else { "SIGTERM" };
+        let name = if signal == SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
         events::agent_stopping(name, self.router.state());
         let actions = self.router.handle(Input::Shutdown, Instant::now());
         self.execute(actions).await;
@@ -654,7 +709,10 @@ impl Agent {
         drop(desired);
         let _ = control_shutdown.send(true);
         if tokio::time::timeout(SHUTDOWN_GRACE, worker).await.is_err() {
-            tracing::error!(event = "shutdown_timeout", "virtual IPs may still be on the interface");
+            tracing::error!(
+                event = "shutdown_timeout",
+                "virtual IPs may still be on the interface"
+            );
         }
         control_server::remove(&config.node.control_socket);
         ExitCode::SUCCESS

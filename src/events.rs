@@ -30,6 +30,7 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     // A second init (tests calling run twice) is harmless: keep the first.
     let _ = match format {
@@ -48,7 +49,10 @@ fn opt_addr(addr: Option<Ipv4Addr>) -> String {
 
 /// The agent started and is about to join the election.
 pub fn agent_started(node: &str, interface: &str, vrid: u8, priority: u8, version: &str) {
-    info!(event = "agent_started", node, interface, vrid, priority, version);
+    info!(
+        event = "agent_started",
+        node, interface, vrid, priority, version
+    );
 }
 
 /// The agent is stopping (signal received).
@@ -57,7 +61,13 @@ pub fn agent_stopping(signal: &str, state: State) {
 }
 
 /// One role transition of the election core.
-pub fn state_change(from: State, to: State, reason: Reason, priority: u8, master: Option<Ipv4Addr>) {
+pub fn state_change(
+    from: State,
+    to: State,
+    reason: Reason,
+    priority: u8,
+    master: Option<Ipv4Addr>,
+) {
     let (reason, master) = (reason.as_str(), opt_addr(master));
     if to == State::Fault {
         error!(event = "state_change", from = %from, to = %to, reason, priority, master);

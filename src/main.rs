@@ -41,8 +41,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
     },
-    /// Validate a configuration file: prints "PATH: ok" and a summary, or
-    /// every error as FILE:LINE:COL: KEY: MESSAGE.
+    /// Validate a configuration file and print a one-line summary.
+    ///
+    /// Prints "PATH: ok" and the summary, or every error as
+    /// FILE:LINE:COL: KEY: MESSAGE on stderr.
     ///
     /// Exit status: 0 valid, 78 (EX_CONFIG) invalid, 66 (EX_NOINPUT) the file
     /// cannot be read.
@@ -80,7 +82,7 @@ enum Command {
     },
     /// Build a throwaway network-namespace cluster and measure failover
     /// (Linux, root).
-    Lab(LabArgs),
+    Lab(rcbsd_failover::lab::LabArgs),
 }
 
 #[derive(Args)]
@@ -101,15 +103,6 @@ struct Target {
     socket: Option<PathBuf>,
 }
 
-// TODO(lead): replace with `rcbsd_failover::lab::LabArgs` once src/lab
-// defines it, and call `rcbsd_failover::lab::run(args)` below.
-#[derive(Args)]
-struct LabArgs {
-    /// Options of the lab (not wired yet).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    rest: Vec<String>,
-}
-
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { config, log_format } => {
@@ -123,13 +116,8 @@ fn main() -> ExitCode {
         Command::Promote { target } => change(&target, Request::Promote),
         Command::Demote { target } => change(&target, Request::Demote),
         Command::Resume { target } => change(&target, Request::Resume),
-        Command::Lab(args) => lab_placeholder(args),
+        Command::Lab(args) => rcbsd_failover::lab::run(args),
     }
-}
-
-fn lab_placeholder(_args: LabArgs) -> ExitCode {
-    eprintln!("rcbsd-failover: the lab is not wired into the CLI yet");
-    ExitCode::from(70)
 }
 
 fn check_config(path: &Path) -> ExitCode {
@@ -172,7 +160,10 @@ fn status(target: &Target, json: bool) -> ExitCode {
 fn change(target: &Target, request: Request) -> ExitCode {
     match ask(target, request) {
         Ok(response) => {
-            println!("{}", response.changed.as_deref().unwrap_or("nothing changed"));
+            println!(
+                "{}",
+                response.changed.as_deref().unwrap_or("nothing changed")
+            );
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -206,4 +197,3 @@ fn ask(target: &Target, request: Request) -> Result<Response, ExitCode> {
         }
     }
 }
-

@@ -165,9 +165,7 @@ impl StateStore {
 
     fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
         let target = self.dir.join(name);
-        let temp = self
-            .dir
-            .join(format!(".{name}.tmp.{}", std::process::id()));
+        let temp = self.dir.join(format!(".{name}.tmp.{}", std::process::id()));
         let write_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StateError::Write { path, source }
@@ -257,7 +255,10 @@ mod tests {
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with(r#"{"override":"demote","since":"#), "{text}");
+        assert!(
+            text.starts_with(r#"{"override":"demote","since":"#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -273,7 +274,10 @@ mod tests {
         ] {
             fs::write(store.override_path(), garbage).unwrap();
             let error = store.load_override().unwrap_err();
-            assert!(matches!(error, StateError::Corrupt { .. }), "{garbage:?}: {error}");
+            assert!(
+                matches!(error, StateError::Corrupt { .. }),
+                "{garbage:?}: {error}"
+            );
             assert!(error.to_string().contains(OVERRIDE_FILE), "{error}");
         }
         fs::write(store.override_path(), [0xff, 0xfe]).unwrap();

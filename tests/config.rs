@@ -29,7 +29,11 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 fn errors(text: &str) -> Vec<String> {
     match parse(text) {
         Ok(config) => panic!("accepted: {config:?}"),
-        Err(error) => error.diagnostics().iter().map(ToString::to_string).collect(),
+        Err(error) => error
+            .diagnostics()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     }
 }
 
@@ -43,10 +47,16 @@ fn a_minimal_file_gets_every_default() {
     let config = parse(MINIMAL).unwrap();
     assert_eq!(config.path, Path::new(PATH));
     assert_eq!(config.node.name, "host-a");
-    assert_eq!(config.node.control_socket, Path::new(DEFAULT_CONTROL_SOCKET));
+    assert_eq!(
+        config.node.control_socket,
+        Path::new(DEFAULT_CONTROL_SOCKET)
+    );
     assert_eq!(config.node.state_dir, Path::new(DEFAULT_STATE_DIR));
     let vrrp = &config.vrrp;
-    assert_eq!((vrrp.interface.as_str(), vrrp.vrid, vrrp.priority), ("em0", 51, 100));
+    assert_eq!(
+        (vrrp.interface.as_str(), vrrp.vrid, vrrp.priority),
+        ("em0", 51, 100)
+    );
     assert_eq!(vrrp.advert_interval, Centis(100));
     assert_eq!(
         vrrp.virtual_ips,
@@ -118,14 +128,22 @@ fn out_of_range_priority_names_file_line_column_key_and_the_accepted_range() {
 fn an_unknown_key_is_an_error_listing_the_accepted_keys() {
     let errors = errors(&with_vrrp_line("nopreempt = true"));
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].starts_with("/etc/x.toml:6:1: vrrp.nopreempt: unknown key"), "{errors:?}");
+    assert!(
+        errors[0].starts_with("/etc/x.toml:6:1: vrrp.nopreempt: unknown key"),
+        "{errors:?}"
+    );
     assert!(errors[0].contains("preempt_delay"), "{errors:?}");
 }
 
 #[test]
 fn unknown_tables_are_errors_too() {
     let errors = errors(&format!("{MINIMAL}[storage]\nkind = \"nfs\"\n"));
-    assert!(errors[0].starts_with("/etc/x.toml:6:2: storage: unknown key (accepted at the top level: node, vrrp)"), "{errors:?}");
+    assert!(
+        errors[0].starts_with(
+            "/etc/x.toml:6:2: storage: unknown key (accepted at the top level: node, vrrp)"
+        ),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -184,14 +202,28 @@ fn missing_required_keys_and_tables() {
     let errors = errors("[vrrp]\ninterface = \"em0\"\n");
     assert_eq!(errors.len(), 2, "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("vrrp.vrid: missing")));
-    assert!(errors.iter().any(|e| e.contains("vrrp.virtual_ips: missing")));
+    assert!(errors
+        .iter()
+        .any(|e| e.contains("vrrp.virtual_ips: missing")));
 }
 
 #[test]
 fn advert_interval_is_10ms_to_40_95s_in_10ms_steps() {
     // RFC 5798 §5.2.7: 12 bits of centiseconds.
-    assert_eq!(parse(&with_vrrp_line("advert_interval = \"10ms\"")).unwrap().vrrp.advert_interval, Centis(1));
-    assert_eq!(parse(&with_vrrp_line("advert_interval = \"40.95s\"")).unwrap().vrrp.advert_interval, Centis(4095));
+    assert_eq!(
+        parse(&with_vrrp_line("advert_interval = \"10ms\""))
+            .unwrap()
+            .vrrp
+            .advert_interval,
+        Centis(1)
+    );
+    assert_eq!(
+        parse(&with_vrrp_line("advert_interval = \"40.95s\""))
+            .unwrap()
+            .vrrp
+            .advert_interval,
+        Centis(4095)
+    );
     for (value, complaint) in [
         ("\"0s\"", "out of range (10ms..=40.95s"),
         ("\"41s\"", "out of range"),
@@ -202,13 +234,23 @@ fn advert_interval_is_10ms_to_40_95s_in_10ms_steps() {
     ] {
         let errors = errors(&with_vrrp_line(&format!("advert_interval = {value}")));
         assert!(errors[0].contains(complaint), "{value}: {errors:?}");
-        assert!(errors[0].contains("vrrp.advert_interval"), "{value}: {errors:?}");
+        assert!(
+            errors[0].contains("vrrp.advert_interval"),
+            "{value}: {errors:?}"
+        );
     }
 }
 
 #[test]
 fn vrid_is_1_to_255() {
-    for (value, ok) in [("1", true), ("255", true), ("0", false), ("256", false), ("-1", false), ("99999999999999999999999", false)] {
+    for (value, ok) in [
+        ("1", true),
+        ("255", true),
+        ("0", false),
+        ("256", false),
+        ("-1", false),
+        ("99999999999999999999999", false),
+    ] {
         let text = MINIMAL.replace("vrid = 51", &format!("vrid = {value}"));
         assert_eq!(parse(&text).is_ok(), ok, "vrid = {value}");
     }
@@ -218,7 +260,10 @@ fn vrid_is_1_to_255() {
 fn virtual_ips_must_be_unicast_host_addresses_without_duplicates() {
     for (vips, complaint) in [
         ("[]", "empty"),
-        ("[\"10.0.0.1\", \"10.0.0.1/24\"]", "listed twice (first at line 5, column 16)"),
+        (
+            "[\"10.0.0.1\", \"10.0.0.1/24\"]",
+            "listed twice (first at line 5, column 16)",
+        ),
         ("[\"224.0.0.18\"]", "multicast"),
         ("[\"0.0.0.0\"]", "unspecified"),
         ("[\"255.255.255.255\"]", "broadcast address"),
@@ -233,7 +278,10 @@ fn virtual_ips_must_be_unicast_host_addresses_without_duplicates() {
     ] {
         let text = MINIMAL.replace("[\"192.168.10.200/24\"]", vips);
         let errors = errors(&text);
-        assert!(errors.iter().any(|e| e.contains(complaint)), "{vips}: {errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains(complaint)),
+            "{vips}: {errors:?}"
+        );
     }
 }
 
@@ -248,18 +296,34 @@ fn unicast_peers_and_source_address_must_not_be_virtual_ips() {
     let errors = errors(&with_vrrp_line(
         "unicast_peers = [\"10.1.1.1\", \"192.168.10.200\", \"10.1.1.1\"]\nsource_address = \"192.168.10.200\"",
     ));
-    assert!(errors.iter().any(|e| e.contains("vrrp.unicast_peers[2]: 10.1.1.1 is listed twice")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("vrrp.source_address: 192.168.10.200 is a virtual IP")), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("vrrp.unicast_peers[2]: 10.1.1.1 is listed twice")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("vrrp.source_address: 192.168.10.200 is a virtual IP")),
+        "{errors:?}"
+    );
     // The duplicate makes the peer list unusable, so the VIP check on it
     // waits for a fixed list; check it on its own.
     let errors = self::errors(&with_vrrp_line("unicast_peers = [\"192.168.10.200\"]"));
-    assert!(errors[0].contains("vrrp.unicast_peers[0]: 192.168.10.200 is a virtual IP"), "{errors:?}");
+    assert!(
+        errors[0].contains("vrrp.unicast_peers[0]: 192.168.10.200 is a virtual IP"),
+        "{errors:?}"
+    );
 }
 
 #[test]
 fn checksum_and_garp_settings_are_checked() {
     for (line, complaint) in [
-        ("checksum = \"none\"", "\"pseudo-header\" or \"no-pseudo-header\""),
+        (
+            "checksum = \"none\"",
+            "\"pseudo-header\" or \"no-pseudo-header\"",
+        ),
         ("garp_master_repeat = 0", "0 is out of range (1..=100)"),
         ("garp_master_repeat = 101", "out of range"),
         ("garp_interval = \"2s\"", "2s is out of range (0s..=1s)"),

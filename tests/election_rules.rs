@@ -65,7 +65,9 @@ fn backup(priority: u8) -> (Router, Instant) {
 /// time it did.
 fn master(priority: u8) -> (Router, Instant) {
     let (mut r, _) = backup(priority);
-    let at = r.poll_timeout().expect("a backup runs the Master_Down_Timer");
+    let at = r
+        .poll_timeout()
+        .expect("a backup runs the Master_Down_Timer");
     r.handle(Input::Timeout, at);
     assert_eq!(r.state(), State::Master);
     (r, at)
@@ -494,7 +496,10 @@ fn master_advertises_a_new_priority_at_once() {
     // Extension: a master whose effective priority changes keeps its role and
     // tells the backups now (RFC 5798 §6.4.3 adverts carry the priority).
     let (mut r, t) = master(100);
-    assert_eq!(r.handle(Input::SetPriority(150), t + ms(10)), vec![send(150)]);
+    assert_eq!(
+        r.handle(Input::SetPriority(150), t + ms(10)),
+        vec![send(150)]
+    );
     assert_eq!(r.poll_timeout(), Some(t + ms(1010)));
     assert!(r.handle(Input::SetPriority(150), t + ms(20)).is_empty());
 }
@@ -516,7 +521,9 @@ fn master_in_fault_resigns_into_fault() {
 fn own_adverts_are_ignored() {
     // RFC 5798 §6.4.3: a router's own looped-back advert is no other master.
     let (mut r, t) = master(100);
-    assert!(r.handle(advert(OURS, 200, ONE_SECOND), t + ms(10)).is_empty());
+    assert!(r
+        .handle(advert(OURS, 200, ONE_SECOND), t + ms(10))
+        .is_empty());
     assert_eq!(r.state(), State::Master);
 }
 

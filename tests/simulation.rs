@@ -2,7 +2,7 @@
 //! fake network (loss, delay, partitions, crashes, restarts), and directed
 //! scenarios with exact timings.
 //!
-//! `SIM_SEEDS=N` runs N random seeds (default 1000); `SIM_SEED=N` replays one
+//! `SIM_SEEDS=N` runs N random seeds (default 3000); `SIM_SEED=N` replays one
 //! and prints its scenario.
 
 mod sim;
@@ -15,7 +15,7 @@ use rcbsd_failover::election::{Centis, Params, Reason, State};
 use sim::scenario::Scenario;
 use sim::world::{Network, Transition, World};
 
-const DEFAULT_SEEDS: u64 = 1000;
+const DEFAULT_SEEDS: u64 = 3000;
 
 fn env_u64(name: &str) -> Option<u64> {
     let value = std::env::var(name).ok()?;
@@ -171,7 +171,10 @@ fn preempt_off_keeps_a_lower_priority_master() {
     run(&mut w, ms(60_000));
     assert_eq!(w.masters(), vec![0]);
     assert_eq!(w.state(1), State::Backup);
-    assert_eq!(w.router(1).and_then(|r| r.master()), Some(node(1, 100).primary_address));
+    assert_eq!(
+        w.router(1).and_then(|r| r.master()),
+        Some(node(1, 100).primary_address)
+    );
 }
 
 #[test]

@@ -168,11 +168,17 @@ impl Worker {
                 Ok(changed) => {
                     self.held.retain(|v| *v != vip);
                     if changed {
-                        let why = if target.master { "reconfigured" } else { "not_master" };
+                        let why = if target.master {
+                            "reconfigured"
+                        } else {
+                            "not_master"
+                        };
                         events::vip_removed(&self.interface, &vip.to_string(), why);
                     }
                 }
-                Err(e) => events::vip_failed(&self.interface, &vip.to_string(), "remove", &e.to_string()),
+                Err(e) => {
+                    events::vip_failed(&self.interface, &vip.to_string(), "remove", &e.to_string())
+                }
             }
         }
         let mut added = false;
@@ -190,9 +196,9 @@ impl Worker {
                 Err(e) => {
                     let message = e.to_string();
                     events::vip_failed(&self.interface, &vip.to_string(), "add", &message);
-                    let _ = self
-                        .events
-                        .send(WorkerEvent::Failed(format!("adding virtual IP {vip} failed: {message}")));
+                    let _ = self.events.send(WorkerEvent::Failed(format!(
+                        "adding virtual IP {vip} failed: {message}"
+                    )));
                     return added;
                 }
             }

@@ -31,8 +31,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     };
     let nanos = decimal_times(number, nanos_per_unit)
         .ok_or_else(|| format!("{text:?} is not a duration (write e.g. \"100ms\" or \"1.5s\")"))?;
-    let secs = u64::try_from(nanos / 1_000_000_000)
-        .map_err(|_| format!("{text:?} is too long"))?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("{text:?} is too long"))?;
     // The remainder is below 10^9, so it always fits in u32.
     let sub_nanos = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
     Ok(Duration::new(secs, sub_nanos))
@@ -102,7 +101,16 @@ mod tests {
         let minutes = parse("2m").unwrap_err();
         assert!(minutes.contains("\"ms\", \"s\""), "{minutes}");
         assert!(parse("5").unwrap_err().contains("no unit"));
-        for bad in ["", "s", ".5s", "1.s", "1..2s", "-1s", "1e3ms", "0.0000000001s"] {
+        for bad in [
+            "",
+            "s",
+            ".5s",
+            "1.s",
+            "1..2s",
+            "-1s",
+            "1e3ms",
+            "0.0000000001s",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -144,6 +144,9 @@ mod tests {
             key: Some("vrrp.priority".into()),
             message: "0 is out of range".into(),
         };
-        assert_eq!(d.to_string(), "/etc/x.toml:7:12: vrrp.priority: 0 is out of range");
+        assert_eq!(
+            d.to_string(),
+            "/etc/x.toml:7:12: vrrp.priority: 0 is out of range"
+        );
     }
 }

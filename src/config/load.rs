@@ -63,7 +63,8 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Err(error) => {
             let valid_up_to = error.utf8_error().valid_up_to();
             let text = String::from_utf8_lossy(error.as_bytes()).into_owned();
-            let prefix_len = String::from_utf8_lossy(error.as_bytes().get(..valid_up_to).unwrap_or(&[])).len();
+            let prefix_len =
+                String::from_utf8_lossy(error.as_bytes().get(..valid_up_to).unwrap_or(&[])).len();
             Err(ConfigError::Invalid(vec![Diagnostic::at(
                 &text,
                 path,
@@ -91,7 +92,9 @@ fn hostname() -> Option<String> {
         return None;
     }
     let len = buffer.iter().position(|&b| b == 0)?;
-    std::str::from_utf8(buffer.get(..len)?).ok().map(str::to_string)
+    std::str::from_utf8(buffer.get(..len)?)
+        .ok()
+        .map(str::to_string)
 }
 
 /// [`parse`] with the hostname given: a pure function of its arguments.
@@ -119,6 +122,15 @@ pub fn parse_with_hostname(
     match config {
         Some(config) if reader.diagnostics.is_empty() => Ok(config),
         _ => {
+            if reader.diagnostics.is_empty() {
+                // Every rejection records why; this keeps the error non-empty
+                // should a future check forget to.
+                reader.error(
+                    0..0,
+                    "",
+                    "rejected without a reason (a bug: please report it)",
+                );
+            }
             // In file order, as an editor would walk through them.
             reader
                 .diagnostics
@@ -140,8 +152,13 @@ struct Reader<'t> {
 impl Reader<'_> {
     fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
         let key = (!key.is_empty()).then(|| key.to_string());
-        self.diagnostics
-            .push(Diagnostic::at(self.text, self.path, span, key, message.into()));
+        self.diagnostics.push(Diagnostic::at(
+            self.text,
+            self.path,
+            span,
+            key,
+            message.into(),
+        ));
     }
 
     fn document(&mut self, root: &DeTable<'_>, hostname: Option<&str>) -> Option<Config> {
@@ -196,8 +213,12 @@ impl Reader<'_> {
             DEFAULT_CONTROL_SOCKET,
             Some(MAX_SOCKET_PATH_LEN),
         );
-        let state_dir =
-            self.path_value(table.get("state_dir"), "node.state_dir", DEFAULT_STATE_DIR, None);
+        let state_dir = self.path_value(
+            table.get("state_dir"),
+            "node.state_dir",
+            DEFAULT_STATE_DIR,
+            None,
+        );
         Some(Node {
             name: name?,
             control_socket: control_socket?,
@@ -210,9 +231,9 @@ impl Reader<'_> {
         let interface = self
             .required(table, "interface", &table_span)
             .and_then(|value| self.interface(value));
-        let vrid = self.required(table, "vrid", &table_span).and_then(|value| {
-            self.integer(value, "vrrp.vrid", 1..=255, "1..=255")
-        });
+        let vrid = self
+            .required(table, "vrid", &table_span)
+            .and_then(|value| self.integer(value, "vrrp.vrid", 1..=255, "1..=255"));
         // RFC 5798 §5.2.4: 0 is reserved for a master that resigns, 255 for
         // the router that owns the virtual addresses.
         let priority = self.optional(table, "priority", 100, |reader, value| {
@@ -391,17 +412,30 @@ impl Reader<'_> {
         accepted: &str,
     ) -> Option<i128> {
         let DeValue::Integer(integer) = value.get_ref() else {
-            self.wrong_type(value.span(), key, &format!("an integer ({accepted})"), value.get_ref());
+            self.wrong_type(
+                value.span(),
+                key,
+                &format!("an integer ({accepted})"),
+                value.get_ref(),
+            );
             return None;
         };
         match i128::from_str_radix(integer.as_str(), integer.radix()) {
             Ok(number) if range.contains(&number) => Some(number),
             Ok(number) => {
-                self.error(value.span(), key, format!("{number} is out of range ({accepted})"));
+                self.error(
+                    value.span(),
+                    key,
+                    format!("{number} is out of range ({accepted})"),
+                );
                 None
             }
             Err(_) => {
-                self.error(value.span(), key, format!("{integer} is out of range ({accepted})"));
+                self.error(
+                    value.span(),
+                    key,
+                    format!("{integer} is out of range ({accepted})"),
+                );
                 None
             }
         }
@@ -489,7 +523,10 @@ impl Reader<'_> {
             self.error(
                 value.span(),
                 KEY,
-                format!("{} is not a multiple of 10ms ({ACCEPTED})", duration::format(parsed)),
+                format!(
+                    "{} is not a multiple of 10ms ({ACCEPTED})",
+                    duration::format(parsed)
+                ),
             );
             return None;
         }
@@ -554,14 +591,21 @@ impl Reader<'_> {
         const KEY: &str = "vrrp.virtual_ips";
         let items = self.string_array(value, KEY)?;
         if items.is_empty() {
-            self.error(value.span(), KEY, "empty; list at least one address, e.g. [\"192.168.10.200/24\"]");
+            self.error(
+                value.span(),
+                KEY,
+                "empty; list at least one address, e.g. [\"192.168.10.200/24\"]",
+            );
             return None;
         }
         if items.len() > MAX_VIRTUAL_IPS {
             self.error(
                 value.span(),
                 KEY,
-                format!("{} addresses; an advertisement carries at most {MAX_VIRTUAL_IPS}", items.len()),
+                format!(
+                    "{} addresses; an advertisement carries at most {MAX_VIRTUAL_IPS}",
+                    items.len()
+                ),
             );
             return None;
         }
@@ -578,7 +622,10 @@ impl Reader<'_> {
                 self.error(
                     span,
                     &item_key,
-                    format!("{} is listed twice (first at line {line}, column {column})", vip.address),
+                    format!(
+                        "{} is listed twice (first at line {line}, column {column})",
+                        vip.address
+                    ),
                 );
                 all_valid = false;
                 continue;
@@ -614,7 +661,11 @@ impl Reader<'_> {
             let host_mask = u32::MAX >> prefix_len;
             let host_bits = u32::from(address) & host_mask;
             if host_bits == host_mask || host_bits == 0 {
-                let what = if host_bits == 0 { "network" } else { "broadcast" };
+                let what = if host_bits == 0 {
+                    "network"
+                } else {
+                    "broadcast"
+                };
                 self.error(
                     span,
                     key,
@@ -652,7 +703,11 @@ impl Reader<'_> {
         };
         match problem {
             Some(problem) => {
-                self.error(span, key, format!("{address} is {problem}; a unicast host address is required"));
+                self.error(
+                    span,
+                    key,
+                    format!("{address} is {problem}; a unicast host address is required"),
+                );
                 None
             }
             None => Some(address),
@@ -670,7 +725,11 @@ impl Reader<'_> {
             };
             if let Some((_, first)) = peers.iter().find(|(seen, _)| *seen == peer) {
                 let (line, column) = super::error::line_column(self.text, first.start);
-                self.error(span, &item_key, format!("{peer} is listed twice (first at line {line}, column {column})"));
+                self.error(
+                    span,
+                    &item_key,
+                    format!("{peer} is listed twice (first at line {line}, column {column})"),
+                );
                 all_valid = false;
                 continue;
             }
@@ -704,7 +763,9 @@ impl Reader<'_> {
         source: Ipv4Addr,
     ) {
         if vips.iter().any(|(vip, _)| vip.address == source) {
-            let span = table.get("source_address").map_or(0..0, |value| value.span());
+            let span = table
+                .get("source_address")
+                .map_or(0..0, |value| value.span());
             self.error(
                 span,
                 "vrrp.source_address",
@@ -758,9 +819,12 @@ impl Reader<'_> {
         } else if text.len() > 1 && text.ends_with('/') && max_len.is_some() {
             Some("must name a file, not a directory".to_string())
         } else {
-            max_len
-                .filter(|max| text.len() > *max)
-                .map(|max| format!("is {} bytes long; a Unix socket path holds at most {max}", text.len()))
+            max_len.filter(|max| text.len() > *max).map(|max| {
+                format!(
+                    "is {} bytes long; a Unix socket path holds at most {max}",
+                    text.len()
+                )
+            })
         };
         match problem {
             Some(problem) => {

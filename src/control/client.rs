@@ -158,7 +158,10 @@ pub fn render_status(status: &Status) -> String {
         ),
     );
     row("uptime", format_uptime(status.uptime_s));
-    row("version", format!("{} (pid {})", status.version, status.pid));
+    row(
+        "version",
+        format!("{} (pid {})", status.version, status.pid),
+    );
     let counters = &status.counters;
     row("adverts sent", counters.adverts_sent.to_string());
     row("adverts received", counters.adverts_received.to_string());
@@ -168,14 +171,18 @@ pub fn render_status(status: &Status) -> String {
     for (reason, count) in &counters.drops {
         row(&format!("  {reason}"), count.to_string());
     }
-    for (form, count) in &counters.checksum_forms {
-        row(&format!("checksum {form}"), count.to_string());
+    if !counters.checksum_forms.is_empty() {
+        row("checksum forms", String::new());
+        for (form, count) in &counters.checksum_forms {
+            row(&format!("  {form}"), count.to_string());
+        }
     }
 
     let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
     let mut text = String::new();
     for (key, value) in rows {
-        let _ = writeln!(text, "{:<width$} {value}", format!("{key}:"));
+        let line = format!("{:<width$} {value}", format!("{key}:"));
+        let _ = writeln!(text, "{}", line.trim_end());
     }
     text
 }
@@ -211,6 +218,7 @@ mod tests {
         };
         counters.drops.insert("bad_ttl".into(), 3);
         counters.drops.insert("bad_checksum".into(), 1);
+        counters.checksum_forms.insert("pseudo-header".into(), 34);
         Status {
             node: "node1".into(),
             version: "0.1.0".into(),
@@ -239,8 +247,13 @@ mod tests {
         assert!(text.contains("\n  bad_ttl:        3\n"), "{text}");
         assert!(text.contains("\ndrops:            4\n"), "{text}");
         assert!(text.contains("\nuptime:           1h 2m 5s\n"), "{text}");
+        assert!(
+            text.contains("\nchecksum forms:\n  pseudo-header:"),
+            "{text}"
+        );
         let value_columns: Vec<usize> = text
             .lines()
+            .filter(|line| !line.ends_with(':'))
             .map(|line| line.len() - line.split_once(": ").unwrap().1.trim_start().len())
             .collect();
         assert!(value_columns.windows(2).all(|w| w[0] == w[1]), "{text}");

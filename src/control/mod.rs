@@ -2,6 +2,6 @@
 //! speaks newline-delimited JSON. [`protocol`] holds the messages, `server`
 //! the daemon side, `client` the CLI side.
 
-pub mod protocol;
 pub mod client;
+pub mod protocol;
 pub mod server;

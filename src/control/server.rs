@@ -217,7 +217,7 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 async fn answer(line: &[u8], requests: &mpsc::Sender<Envelope>) -> Response {
     let request = match parse_request(line) {
         Ok(request) => request,
-        Err(reply) => return reply,
+        Err(problem) => return Response::error(problem),
     };
     let (reply_tx, reply_rx) = oneshot::channel();
     if requests.send((request, reply_tx)).await.is_err() {
@@ -233,12 +233,12 @@ async fn answer(line: &[u8], requests: &mpsc::Sender<Envelope>) -> Response {
     }
 }
 
-/// Parse one request line; the error reply names the problem.
-pub fn parse_request(line: &[u8]) -> Result<Request, Response> {
+/// Parse one request line; the error names the problem for the reply.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let malformed = |problem: String| {
-        Response::error(format!(
+        format!(
             "malformed request: {problem} (expected one JSON object per line, e.g. {{\"command\":\"status\"}}; commands: status, promote, demote, resume)"
-        ))
+        )
     };
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| malformed(e.to_string()))?;
@@ -265,7 +265,10 @@ async fn write_response(
     bytes.push(b'\n');
     match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&bytes)).await {
         Ok(result) => result,
-        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client does not read")),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client does not read",
+        )),
     }
 }
 
@@ -392,7 +395,10 @@ mod tests {
     #[tokio::test]
     async fn the_socket_is_mode_0600() {
         let harness = start();
-        let mode = std::fs::metadata(&harness.path).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&harness.path)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 

@@ -14,12 +14,12 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use super::cancel::Cancel;
-use crate::control::client;
-use crate::control::protocol::{Request, Response, Status};
 use super::netns::{self, netns_exec_argv, Topology};
 use super::procstat::{self, Usage};
 use super::watch;
 use super::LabError;
+use crate::control::client;
+use crate::control::protocol::{Request, Response, Status};
 
 /// Priorities given to nodes 0, 1, 2...: distinct, highest first, so the
 /// expected master is always node 0 (n1). 150/100 are the figures the issue
@@ -154,7 +154,10 @@ impl NodeSpec {
             ));
         }
         if !self.unicast_peers.is_empty() {
-            conf.push_str(&format!("    unicast_src_ip {}\n    unicast_peer {{\n", self.address));
+            conf.push_str(&format!(
+                "    unicast_src_ip {}\n    unicast_peer {{\n",
+                self.address
+            ));
             for peer in &self.unicast_peers {
                 conf.push_str(&format!("        {peer}\n"));
             }
@@ -233,7 +236,9 @@ impl Agent {
             (true, Some(status)) => Ok(status),
             _ => Err(LabError::Control {
                 node: self.spec.name.clone(),
-                message: response.error.unwrap_or_else(|| "reply without a status".into()),
+                message: response
+                    .error
+                    .unwrap_or_else(|| "reply without a status".into()),
             }),
         }
     }
@@ -300,7 +305,12 @@ impl Agents {
         self.agents.iter()
     }
 
-    fn prepare(&self, topology: &Topology, index: usize, spec: NodeSpec) -> Result<Agent, LabError> {
+    fn prepare(
+        &self,
+        topology: &Topology,
+        index: usize,
+        spec: NodeSpec,
+    ) -> Result<Agent, LabError> {
         let dir = topology.run_dir();
         let namespace = topology.node_ns(index)?.to_owned();
         let log_path = dir.join(format!("{}.log", spec.name));
@@ -337,7 +347,10 @@ impl Agents {
     /// (Re)starts agent `index` with its existing configuration.
     pub fn start(&mut self, index: usize) -> Result<(), LabError> {
         let implementation = self.implementation.clone();
-        let agent = self.agents.get_mut(index).ok_or(LabError::NoSuchNode(index))?;
+        let agent = self
+            .agents
+            .get_mut(index)
+            .ok_or(LabError::NoSuchNode(index))?;
         if agent.child.is_some() {
             return Ok(());
         }
@@ -412,8 +425,16 @@ impl Agents {
 
     /// Sends `signal` to agent `index` and waits up to `timeout` for it to
     /// exit (then kills it); the agent can be started again.
-    pub fn stop(&mut self, index: usize, signal: Signal, timeout: Duration) -> Result<(), LabError> {
-        let agent = self.agents.get_mut(index).ok_or(LabError::NoSuchNode(index))?;
+    pub fn stop(
+        &mut self,
+        index: usize,
+        signal: Signal,
+        timeout: Duration,
+    ) -> Result<(), LabError> {
+        let agent = self
+            .agents
+            .get_mut(index)
+            .ok_or(LabError::NoSuchNode(index))?;
         if let Some(mut child) = agent.child.take() {
             stop_child(&mut child, signal, timeout);
         }
@@ -436,7 +457,10 @@ impl Agents {
         index: usize,
         timeout: Duration,
     ) -> Result<Option<std::process::ExitStatus>, LabError> {
-        let agent = self.agents.get_mut(index).ok_or(LabError::NoSuchNode(index))?;
+        let agent = self
+            .agents
+            .get_mut(index)
+            .ok_or(LabError::NoSuchNode(index))?;
         let deadline = Instant::now() + timeout;
         while let Some(child) = agent.child.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
@@ -531,11 +555,13 @@ pub fn vip_holders(topology: &Topology, vip: Ipv4Addr) -> Result<Vec<usize>, Lab
     watch::holders(topology.node_namespaces(), vip)
 }
 
-/// Waits until exactly one node holds `vip` and has held it alone for
-/// `stable_for`; returns that node. Fails after `timeout`.
+/// Waits until exactly one node holds `vip` — node `expected` if given —
+/// and has held it alone for `stable_for`; returns that node. Fails after
+/// `timeout`.
 pub fn wait_single_holder(
     topology: &Topology,
     vip: Ipv4Addr,
+    expected: Option<usize>,
     stable_for: Duration,
     timeout: Duration,
     cancel: &Cancel,
@@ -547,8 +573,9 @@ pub fn wait_single_holder(
             return Err(LabError::Interrupted);
         }
         let now = Instant::now();
-        match vip_holders(topology, vip)?.as_slice() {
-            [single] => match candidate {
+        let holders = vip_holders(topology, vip)?;
+        match holders.as_slice() {
+            [single] if expected.is_none_or(|e| e == *single) => match candidate {
                 Some((node, since)) if node == *single => {
                     if now.duration_since(since) >= stable_for {
                         return Ok(node);
@@ -559,8 +586,9 @@ pub fn wait_single_holder(
             _ => candidate = None,
         }
         if now >= deadline {
+            let whom = expected.map_or("exactly one node".to_owned(), netns::node_name);
             return Err(LabError::Timeout(format!(
-                "exactly one node holding {vip} for {stable_for:?}"
+                "{whom} holding {vip} alone for {stable_for:?} (holders now: {holders:?})"
             )));
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -598,11 +626,20 @@ mod tests {
             .rcbsd_toml(Path::new("/tmp/x/n1.sock"), Path::new("/tmp/x/n1-state"))
             .expect("serialisable");
         let value: toml::Table = text.parse().expect("valid TOML");
-        let vrrp = value.get("vrrp").and_then(|v| v.as_table()).expect("[vrrp]");
-        assert_eq!(vrrp.get("advert_interval").and_then(|v| v.as_str()), Some("20ms"));
+        let vrrp = value
+            .get("vrrp")
+            .and_then(|v| v.as_table())
+            .expect("[vrrp]");
+        assert_eq!(
+            vrrp.get("advert_interval").and_then(|v| v.as_str()),
+            Some("20ms")
+        );
         assert_eq!(vrrp.get("priority").and_then(|v| v.as_integer()), Some(150));
         assert_eq!(
-            value.get("node").and_then(|n| n.get("control_socket")).and_then(|v| v.as_str()),
+            value
+                .get("node")
+                .and_then(|n| n.get("control_socket"))
+                .and_then(|v| v.as_str()),
             Some("/tmp/x/n1.sock")
         );
     }

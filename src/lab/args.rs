@@ -32,6 +32,9 @@ pub struct LabArgs {
     /// its inverse).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(10..=10000))]
     pub rate: u32,
+    /// The agent binary started on the nodes (default: this program).
+    #[arg(long, value_name = "PATH")]
+    pub agent_exe: Option<std::path::PathBuf>,
 }
 
 /// An implementation to compare against.
@@ -105,7 +108,9 @@ pub fn parse_interval(text: &str) -> Result<Duration, String> {
     let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if !digits(whole) || !(fraction.is_empty() || digits(fraction)) || fraction.len() > 3 {
-        return Err(format!("{text:?} is not a duration like \"1s\" or \"100ms\""));
+        return Err(format!(
+            "{text:?} is not a duration like \"1s\" or \"100ms\""
+        ));
     }
     let padded = format!("{fraction:0<3}");
     let millis = whole
@@ -139,7 +144,9 @@ mod tests {
 
     #[test]
     fn refuses_what_vrrp_cannot_carry() {
-        for bad in ["", "1", "5ms", "15ms", "41s", "1.0001s", "1.5ms", "s", "-1s", "1e3ms"] {
+        for bad in [
+            "", "1", "5ms", "15ms", "41s", "1.0001s", "1.5ms", "s", "-1s", "1e3ms",
+        ] {
             assert!(parse_interval(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -93,7 +93,11 @@ fn run_linux(args: LabArgs) -> ExitCode {
         let label = subject.label();
         let implementation = match subject {
             Subject::Keepalived => agents::Implementation::Keepalived,
-            Subject::RcbsdFailover => match std::env::current_exe() {
+            Subject::RcbsdFailover => match args
+                .agent_exe
+                .clone()
+                .map_or_else(std::env::current_exe, Ok)
+            {
                 Ok(exe) => agents::Implementation::Rcbsd { exe },
                 Err(e) => {
                     eprintln!("lab: cannot find this program's path to start agents: {e}");

@@ -183,8 +183,18 @@ impl Topology {
         self.nft(
             at,
             &[
-                "add", "rule", "inet", NFT_TABLE, "input", "ip", "saddr", &source, "ip",
-                "protocol", VRRP_PROTOCOL, "drop",
+                "add",
+                "rule",
+                "inet",
+                NFT_TABLE,
+                "input",
+                "ip",
+                "saddr",
+                &source,
+                "ip",
+                "protocol",
+                VRRP_PROTOCOL,
+                "drop",
             ],
         )
     }
@@ -217,8 +227,21 @@ impl Topology {
         self.nft(
             at,
             &[
-                "add", "rule", "inet", NFT_TABLE, "input", "ip", "protocol", VRRP_PROTOCOL,
-                "numgen", "random", "mod", "100", "<", &below, "drop",
+                "add",
+                "rule",
+                "inet",
+                NFT_TABLE,
+                "input",
+                "ip",
+                "protocol",
+                VRRP_PROTOCOL,
+                "numgen",
+                "random",
+                "mod",
+                "100",
+                "<",
+                &below,
+                "drop",
             ],
         )
     }
@@ -238,11 +261,22 @@ impl Topology {
     fn build_switch(&mut self) -> Result<(), LabError> {
         let sw = self.switch.clone();
         self.add_namespace(&sw)?;
-        cmd::run(&argv(&["ip", "-n", &sw, "link", "add", BRIDGE, "type", "bridge"]))?;
+        cmd::run(&argv(&[
+            "ip", "-n", &sw, "link", "add", BRIDGE, "type", "bridge",
+        ]))?;
         // 224.0.0.18 is link-local and always flooded, but snooping would only
         // add state; STP is off by default so ports forward at once.
         cmd::run(&argv(&[
-            "ip", "-n", &sw, "link", "set", BRIDGE, "type", "bridge", "mcast_snooping", "0",
+            "ip",
+            "-n",
+            &sw,
+            "link",
+            "set",
+            BRIDGE,
+            "type",
+            "bridge",
+            "mcast_snooping",
+            "0",
         ]))?;
         cmd::run(&argv(&["ip", "-n", &sw, "link", "set", BRIDGE, "up"]))?;
         Ok(())
@@ -278,7 +312,15 @@ impl Topology {
     fn set_port(&self, index: usize, updown: &str) -> Result<(), LabError> {
         self.node_ns(index)?;
         let port = format!("p{}", index + 1);
-        cmd::run(&argv(&["ip", "-n", &self.switch, "link", "set", &port, updown]))?;
+        cmd::run(&argv(&[
+            "ip",
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &port,
+            updown,
+        ]))?;
         Ok(())
     }
 

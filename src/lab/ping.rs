@@ -41,6 +41,8 @@ struct Shared {
     /// Replies in arrival order (so `received` is non-decreasing).
     replies: Mutex<Vec<Reply>>,
     requests: AtomicU64,
+    /// All replies ever received (`replies` may have been pruned).
+    answered: AtomicU64,
     send_errors: AtomicU64,
 }
 
@@ -61,6 +63,7 @@ impl Prober {
             sent: Mutex::new(vec![None; SEQ_SPACE]),
             replies: Mutex::new(Vec::new()),
             requests: AtomicU64::new(0),
+            answered: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
         });
         // The ICMP identifier tells our replies from anyone else's.
@@ -175,8 +178,8 @@ impl Prober {
     }
 
     /// Replies received so far.
-    pub fn replies(&self) -> usize {
-        lock(&self.shared.replies).len()
+    pub fn replies(&self) -> u64 {
+        self.shared.answered.load(Ordering::Relaxed)
     }
 
     /// Requests the kernel refused to send (e.g. no route or neighbour).
@@ -213,17 +216,20 @@ impl Drop for Prober {
 /// A poisoned lock only means another prober thread panicked; the data
 /// (timestamps) is still meaningful.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn open_socket(ns: &str) -> Result<Socket, LabError> {
     enter_netns(ns)?;
-    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).map_err(|source| {
-        LabError::Io {
-            what: format!("opening a raw ICMP socket in {ns}"),
-            source,
-        }
-    })?;
+    let socket =
+        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).map_err(|source| {
+            LabError::Io {
+                what: format!("opening a raw ICMP socket in {ns}"),
+                source,
+            }
+        })?;
     // Short timeout so the receiver notices `stop` promptly.
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
@@ -285,6 +291,7 @@ fn receive_loop(socket: &Socket, target: Ipv4Addr, ident: u16, shared: &Shared) 
         };
         let sent = lock(&shared.sent).get(usize::from(seq)).copied().flatten();
         if let Some(sent) = sent {
+            shared.answered.fetch_add(1, Ordering::Relaxed);
             lock(&shared.replies).push(Reply { sent, received });
         }
     }
@@ -327,7 +334,10 @@ mod tests {
         datagram.extend_from_slice(&icmp);
         assert_eq!(parse_echo_reply(&datagram, target, 0xbeef), Some(42));
         assert_eq!(parse_echo_reply(&datagram, target, 0xbeee), None);
-        assert_eq!(parse_echo_reply(&datagram, Ipv4Addr::new(198, 18, 0, 1), 0xbeef), None);
+        assert_eq!(
+            parse_echo_reply(&datagram, Ipv4Addr::new(198, 18, 0, 1), 0xbeef),
+            None
+        );
         assert_eq!(parse_echo_reply(&datagram[..22], target, 0xbeef), None);
         assert_eq!(parse_echo_reply(&[], target, 0xbeef), None);
     }

@@ -183,7 +183,11 @@ impl Report {
                 run.initial_master, run.election_ms
             );
             for role in &run.roles {
-                let _ = writeln!(out, "  {:<4} priority {:>3}  {}", role.node, role.priority, role.role);
+                let _ = writeln!(
+                    out,
+                    "  {:<4} priority {:>3}  {}",
+                    role.node, role.priority, role.role
+                );
             }
             for t in &run.trials {
                 let _ = writeln!(

@@ -24,6 +24,10 @@ fn stability(interval: Duration) -> Duration {
     (interval * 3).max(Duration::from_millis(300))
 }
 
+/// Longer than Linux's neighbour-cache lifetime (base_reachable_time 30 s,
+/// randomised up to 1.5×, plus delay and probes).
+const ARP_EXPIRY: Duration = Duration::from_secs(60);
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -69,13 +73,26 @@ fn measure_with(
     let interval = settings.advert_interval;
     let name = |i: usize| netns::node_name(i);
 
-    let first_master = wait_single_holder(topology, netns::VIP, Duration::ZERO, patience(interval), cancel)
-        .inspect_err(|_| {
-            let _ = agents.check_running();
-        })?;
-    let election = started.elapsed();
+    let first_master = wait_single_holder(
+        topology,
+        netns::VIP,
+        None,
+        Duration::ZERO,
+        patience(interval),
+        cancel,
+    );
+    // An agent that died explains a timeout better than the timeout does.
     agents.check_running()?;
-    let master = wait_single_holder(topology, netns::VIP, stability(interval), patience(interval), cancel)?;
+    let first_master = first_master?;
+    let election = started.elapsed();
+    let master = wait_single_holder(
+        topology,
+        netns::VIP,
+        Some(highest_priority(agents)),
+        stability(interval),
+        patience(interval),
+        cancel,
+    )?;
     let roles = roles(agents, master);
     eprintln!(
         "lab: {label}: {} took the VIP after {:.0} ms; stable master {}",
@@ -84,7 +101,10 @@ fn measure_with(
         name(master)
     );
     for role in &roles {
-        eprintln!("lab: {label}:   {} (priority {}): {}", role.node, role.priority, role.role);
+        eprintln!(
+            "lab: {label}:   {} (priority {}): {}",
+            role.node, role.priority, role.role
+        );
     }
 
     let prober = Prober::start(topology.client_ns(), netns::VIP, settings.rate_hz)?;
@@ -120,7 +140,7 @@ fn measure_with(
         })
         .collect();
     let pings_sent = prober.requests();
-    let pings_answered = prober.replies() as u64;
+    let pings_answered = prober.replies();
     prober.stop();
     Ok(Run {
         implementation: label,
@@ -138,6 +158,15 @@ fn measure_with(
         pings_answered,
     }
     .summarise())
+}
+
+/// The node every preempting cluster should elect.
+fn highest_priority(agents: &Agents) -> usize {
+    agents
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, a)| a.spec.priority)
+        .map_or(0, |(i, _)| i)
 }
 
 fn roles(agents: &Agents, master: usize) -> Vec<NodeRole> {
@@ -167,13 +196,25 @@ fn one_trial(
     cancel: &Cancel,
 ) -> Result<Trial, LabError> {
     let vip = netns::VIP;
-    let master = wait_single_holder(topology, vip, stability(interval), patience(interval), cancel)?;
+    // Every node runs with preempt on: the highest priority is the master
+    // before each cut and again once the link is back (RFC 5798 §6.4.2).
+    let expected = highest_priority(agents);
+    let master = wait_single_holder(
+        topology,
+        vip,
+        Some(expected),
+        stability(interval),
+        patience(interval),
+        cancel,
+    )?;
     // The client must reach the VIP before the cut, or the outage would
     // include an earlier one.
     prober
         .wait_first_reply_after(Instant::now(), patience(interval), cancel)
         .ok_or_else(|| interrupted_or(cancel, "the client to reach the VIP before the cut"))?;
-    let others: Vec<usize> = (0..topology.node_count()).filter(|&i| i != master).collect();
+    let others: Vec<usize> = (0..topology.node_count())
+        .filter(|&i| i != master)
+        .collect();
     let watch = AddressWatch::start(topology.node_namespaces(), &others, vip)?;
 
     let cut_started = Instant::now();
@@ -192,11 +233,20 @@ fn one_trial(
 
     let restored = Instant::now();
     topology.restore_link(master)?;
-    let settled_master =
-        wait_single_holder(topology, vip, stability(interval), patience(interval), cancel)?;
+    let settled_master = wait_single_holder(
+        topology,
+        vip,
+        Some(expected),
+        stability(interval),
+        patience(interval),
+        cancel,
+    )?;
     // The client must reach the settled master too, or the gap is open-ended.
+    // A master that never sends a gratuitous ARP leaves the client on the
+    // wrong MAC until its neighbour entry expires (tens of seconds): that is
+    // a result to report, not a reason to give up early.
     let after = prober
-        .wait_first_reply_after(Instant::now(), patience(interval), cancel)
+        .wait_first_reply_after(Instant::now(), patience(interval) + ARP_EXPIRY, cancel)
         .ok_or_else(|| interrupted_or(cancel, "the client to reach the VIP after the heal"))?;
     let heal_gap = prober.longest_gap(restored, after);
     prober.forget_before(restored);
@@ -204,7 +254,9 @@ fn one_trial(
     // Nobody but the settled master may still hold the VIP.
     let holders = vip_holders(topology, vip)?;
     if holders != [settled_master] {
-        return Err(LabError::Timeout(format!("a single VIP holder after trial {number}")));
+        return Err(LabError::Timeout(format!(
+            "a single VIP holder after trial {number}"
+        )));
     }
     Ok(Trial {
         number,

@@ -5,9 +5,9 @@
 //! of the interface they arrived on; judging them is [`super::admit`]'s
 //! job, not this module's.
 //!
-//! Two modes, chosen by `unicast_peers` (never a silent fallback from one
-//! to the other, RFC 9568 has no unicast mode and keepalived's
-//! `unicast_peer` is the model):
+//! Two modes, chosen by `unicast_peers` (RFC 5798 only knows multicast;
+//! unicast follows keepalived's `unicast_peer`). A socket never falls back
+//! from one mode to the other:
 //!
 //! - **multicast** (no peers): join 224.0.0.18 on the configured interface
 //!   only, send there with `IP_MULTICAST_IF` = our primary address. The

@@ -10,7 +10,9 @@ pub mod vrrp;
 /// field: keepalived and FRR include the IPv4 pseudo-header by default, some
 /// vendors and readings of RFC 9568 leave it out. On receive either is
 /// accepted and the form seen is recorded.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChecksumMode {
     #[default]

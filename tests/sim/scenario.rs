@@ -85,20 +85,24 @@ impl Scenario {
                 }
             })
             .collect();
-        let min_interval = nodes.iter().map(|p| p.advert_interval).min().unwrap_or(Centis(base));
+        let min_interval = nodes
+            .iter()
+            .map(|p| p.advert_interval)
+            .min()
+            .unwrap_or(Centis(base));
         let max_interval = max_interval(&nodes);
         let network = Network {
             loss_percent: rng.range(0, 30),
             max_delay: rng.duration_up_to(min_interval.to_duration() / 2),
         };
-        let chaos_for = max_interval.to_duration() * 40;
+        let chaos_for = max_interval.to_duration() * rng.range(40, 150) as u32;
         let mut chaos: Vec<(Duration, Chaos)> = (0..n)
             .map(|i| {
                 let at = rng.duration_up_to(max_interval.to_duration() * 2);
                 (at, Chaos::Start(i))
             })
             .collect();
-        for _ in 0..rng.range(3, 14) {
+        for _ in 0..rng.range(5, 40) {
             let at = rng.duration_up_to(chaos_for);
             let node = rng.range(0, n as u64 - 1) as usize;
             let what = match rng.range(0, 11) {
@@ -189,7 +193,9 @@ impl Scenario {
         for i in 0..world.len() {
             let known = world.router(i).and_then(|r| r.master());
             if known != Some(address) {
-                return Err(format!("n{i} thinks the master is {known:?}, not n{master}"));
+                return Err(format!(
+                    "n{i} thinks the master is {known:?}, not n{master}"
+                ));
             }
         }
         Ok(())

@@ -17,6 +17,10 @@ use super::rng::Rng;
 /// fails the test instead of hanging it.
 const MAX_EVENTS_PER_RUN: u64 = 5_000_000;
 
+/// Mixed into the seed so the network's draws (loss, delay) are a stream of
+/// their own, not a replay of the scenario generator's.
+const NETWORK_STREAM: u64 = 0x6e65_7477_6f72_6b21;
+
 /// One recorded state change.
 #[derive(Clone, Debug)]
 pub struct Transition {
@@ -75,7 +79,7 @@ impl World {
         World {
             base: Instant::now(),
             now: Duration::ZERO,
-            rng: Rng::new(seed ^ 0x5eed_0f_4e7),
+            rng: Rng::new(seed ^ NETWORK_STREAM),
             nodes: configured
                 .into_iter()
                 .map(|configured| Node {
@@ -211,7 +215,9 @@ impl World {
             }
             events += 1;
             if events > MAX_EVENTS_PER_RUN {
-                return Err(format!("more than {MAX_EVENTS_PER_RUN} events before {end:?}"));
+                return Err(format!(
+                    "more than {MAX_EVENTS_PER_RUN} events before {end:?}"
+                ));
             }
             if delivery_first {
                 if let Some(Reverse(m)) = self.in_flight.pop() {

@@ -68,12 +68,11 @@ ip -n "$ns_cap" link set "$if_cap" up
 
 unicast=""
 advert_int=1
-vips="198.18.99.1/24"
+vips=(198.18.99.1/24)
 case $mode in
     multicast-two-vips)
         advert_int=0.25
-        vips="198.18.99.1/24
-        198.18.99.2/24"
+        vips=(198.18.99.1/24 198.18.99.2/24)
         ;;
     unicast)
         unicast="unicast_src_ip 198.18.0.1
@@ -104,7 +103,7 @@ vrrp_instance VI_51 {
     advert_int $advert_int
     $unicast
     virtual_ipaddress {
-        $vips
+$(printf '        %s\n' "${vips[@]}")
     }
 }
 EOF
@@ -131,7 +130,7 @@ dump_pid=""
 # join them into one line per packet.
 {
     echo "# keepalived $(keepalived --version 2>&1 | head -n1 | awk '{print $2}'), mode $mode:"
-    echo "# vrid 51, priority 150, advert_int $advert_int, VIP(s) $(echo $vips), src 198.18.0.1"
+    echo "# vrid 51, priority 150, advert_int $advert_int, VIP(s) ${vips[*]}, src 198.18.0.1"
     tcpdump -r "$work/capture.pcap" -n -x 2>/dev/null | awk '
         /^[^ \t]/ { if (hex != "") print hex; hex = ""; next }
         /^[ \t]+0x/ { for (i = 2; i <= NF; i++) hex = hex $i }

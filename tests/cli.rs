@@ -1,0 +1,296 @@
+//! The `rcbsd-failover` binary as an operator uses it: help texts,
+//! `check-config` exit codes and messages, `status` and the override
+//! commands against no agent and against a fake one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use rcbsd_failover::control::protocol::{Counters, Request, Response, Status};
+use rcbsd_failover::control::server;
+use rcbsd_failover::election::priority::Override;
+use rcbsd_failover::election::State;
+
+const EX_NOINPUT: i32 = 66;
+const EX_UNAVAILABLE: i32 = 69;
+const EX_CONFIG: i32 = 78;
+
+fn cli(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rcbsd-failover"))
+        .args(args)
+        .output()
+        .expect("run rcbsd-failover")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A valid config whose control socket is `socket`.
+fn write_config(dir: &Path, socket: &Path) -> PathBuf {
+    let path = dir.join("rcbsd-failover.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[node]\nname = \"node1\"\ncontrol_socket = \"{}\"\n\n[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"192.168.10.200/24\"]\n",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `check-config` on MINIMAL plus `extra`, expecting failure.
+fn check_invalid(extra: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), Path::new("/tmp/x.sock"));
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(extra);
+    std::fs::write(&path, text).unwrap();
+    let output = cli(&["check-config", "-c", path.to_str().unwrap()]);
+    (
+        output.status.code().unwrap(),
+        stderr(&output),
+        path.display().to_string(),
+    )
+}
+
+#[test]
+fn help_lists_every_subcommand_and_the_default_config_path() {
+    let output = cli(&["--help"]);
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for subcommand in [
+        "run",
+        "check-config",
+        "status",
+        "promote",
+        "demote",
+        "resume",
+        "lab",
+    ] {
+        assert!(
+            help.contains(&format!("\n  {subcommand} ")),
+            "{subcommand} missing:\n{help}"
+        );
+    }
+    for subcommand in [
+        "run",
+        "check-config",
+        "status",
+        "promote",
+        "demote",
+        "resume",
+    ] {
+        let help = stdout(&cli(&[subcommand, "--help"]));
+        assert!(
+            help.contains("[default: /usr/local/etc/rcbsd-failover.toml]"),
+            "{subcommand} --help:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn version_is_the_crate_version() {
+    let output = cli(&["--version"]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output).trim(),
+        format!("rcbsd-failover {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn check_config_accepts_the_shipped_example() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/examples/rcbsd-failover.toml"
+    );
+    let output = cli(&["check-config", "-c", example]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.starts_with(&format!("{example}: ok\n")), "{out}");
+    assert!(out.contains("em0 vrid 51"), "{out}");
+}
+
+#[test]
+fn check_config_out_of_range_priority_is_ex_config_with_position() {
+    let (code, err, path) = check_invalid("priority = 0\n");
+    assert_eq!(code, EX_CONFIG);
+    assert!(
+        err.contains(&format!("{path}:9:12: vrrp.priority: 0 is out of range")),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_unknown_key_is_ex_config_with_position() {
+    let (code, err, path) = check_invalid("advert_int = 1\n");
+    assert_eq!(code, EX_CONFIG);
+    assert!(
+        err.contains(&format!("{path}:9:1: vrrp.advert_int: unknown key")),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_wrong_type_is_ex_config_with_position() {
+    let (code, err, path) = check_invalid("preempt = 1\n");
+    assert_eq!(code, EX_CONFIG);
+    assert!(
+        err.contains(&format!(
+            "{path}:9:11: vrrp.preempt: expected true or false, found an integer"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_syntax_error_is_ex_config_with_position() {
+    let (code, err, path) = check_invalid("priority = = 5\n");
+    assert_eq!(code, EX_CONFIG);
+    assert!(err.contains(&format!("{path}:9:")), "{err}");
+    assert!(err.contains("TOML syntax error"), "{err}");
+}
+
+#[test]
+fn check_config_missing_file_is_ex_noinput() {
+    let output = cli(&["check-config", "-c", "/nonexistent/rcbsd-failover.toml"]);
+    assert_eq!(output.status.code(), Some(EX_NOINPUT));
+    assert!(
+        stderr(&output).contains("/nonexistent/rcbsd-failover.toml: cannot read the configuration")
+    );
+}
+
+#[test]
+fn status_without_an_agent_is_ex_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let config = write_config(dir.path(), &socket);
+    let output = cli(&["status", "-c", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(EX_UNAVAILABLE));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "no agent running (socket {} not found)",
+            socket.display()
+        )),
+        "{err}"
+    );
+
+    let output = cli(&["demote", "--socket", socket.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(EX_UNAVAILABLE));
+}
+
+#[test]
+fn status_with_an_invalid_config_points_to_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[vrrp]\nvrid = 0\n").unwrap();
+    let output = cli(&["status", "-c", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(EX_CONFIG));
+    assert!(
+        stderr(&output).contains("--socket PATH"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+fn canned_status() -> Status {
+    let mut counters = Counters {
+        adverts_sent: 7,
+        ..Counters::default()
+    };
+    counters.drops.insert("bad_ttl".into(), 2);
+    Status {
+        node: "node1".into(),
+        version: "0.1.0".into(),
+        pid: 1234,
+        state: State::Backup,
+        interface: "em0".into(),
+        vrid: 51,
+        configured_priority: 100,
+        effective_priority: 0,
+        master: Some("192.168.10.202".parse().unwrap()),
+        vips_held: Vec::new(),
+        override_: Override::Demote,
+        fault: None,
+        advert_interval_ms: 1000,
+        master_advert_interval_ms: 1000,
+        uptime_s: 61,
+        counters,
+    }
+}
+
+/// Serve `socket` with a fake agent on its own thread until the test ends.
+fn fake_agent(socket: PathBuf) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = server::bind(&socket).unwrap();
+            let (requests, mut inbox) = tokio::sync::mpsc::channel(4);
+            let (_shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(server::serve(listener, requests, shutdown_rx));
+            ready_tx.send(()).unwrap();
+            while let Some((request, reply)) = inbox.recv().await {
+                let response = match request {
+                    Request::Status => Response {
+                        ok: true,
+                        error: None,
+                        status: Some(canned_status()),
+                        changed: None,
+                    },
+                    Request::Demote => Response {
+                        ok: true,
+                        error: None,
+                        status: None,
+                        changed: Some("override: none -> demote".into()),
+                    },
+                    _ => Response::error("refused by the fake agent"),
+                };
+                let _ = reply.send(response);
+            }
+        });
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+}
+
+#[test]
+fn status_demote_and_a_refusal_against_a_fake_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    fake_agent(socket.clone());
+    let socket = socket.to_str().unwrap();
+
+    let output = cli(&["status", "--socket", socket]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("state:") && text.contains("backup"), "{text}");
+    assert!(
+        text.contains("bad_ttl:") && text.contains("override:"),
+        "{text}"
+    );
+
+    let output = cli(&["status", "--json", "--socket", socket]);
+    assert!(output.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["state"], "backup");
+    assert_eq!(json["override"], "demote");
+    assert_eq!(json["counters"]["drops"]["bad_ttl"], 2);
+
+    let output = cli(&["demote", "--socket", socket]);
+    assert!(output.status.success());
+    assert_eq!(stdout(&output).trim(), "override: none -> demote");
+
+    let output = cli(&["promote", "--socket", socket]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("refused by the fake agent"));
+}

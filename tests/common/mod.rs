@@ -1,0 +1,347 @@
+//! Shared helpers for the network tests: a cluster of real agents in
+//! network namespaces, built on the lab's [`Topology`] and [`Agents`].
+//!
+//! ```ignore
+//! mod common;
+//! use common::{require_root, ClusterBuilder};
+//!
+//! #[test]
+//! fn highest_priority_wins() {
+//!     if !require_root() { return; }
+//!     let cluster = ClusterBuilder::new(3).start();
+//!     cluster.wait_master(0, common::WAIT);
+//! }
+//! ```
+//!
+//! Every cluster has its own namespaces (`rcbsdlab-<pid>-<tag>-*`), so test
+//! binaries and test threads may run in parallel; everything is torn down
+//! when the [`Cluster`] drops, also when the test panics, and each agent's
+//! log is printed first if it is dropped during a panic.
+//! Waits poll with a timeout; no fixed sleep is ever an assertion.
+#![cfg(target_os = "linux")]
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use rcbsd_failover::control::protocol::{Request, Response, Status};
+use rcbsd_failover::election::State;
+use rcbsd_failover::lab::agents::{Agents, Implementation, NodeSpec};
+use rcbsd_failover::lab::netns::{self, netns_exec_argv, Topology};
+use rcbsd_failover::lab::ping::Prober;
+use rcbsd_failover::lab::{cmd, watch};
+
+/// A generous default for "the cluster should get there": elections at
+/// the default 100 ms interval take well under a second.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The lab's VIP (198.18.0.100/24) as every cluster is configured with.
+pub const VIP: Ipv4Addr = netns::VIP;
+
+/// True when running as root. Otherwise prints a loud SKIP line (the test
+/// should then return): network tests need root, and CI runs as root, so
+/// there they always run.
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!(
+        "\n*** SKIP {}: network-namespace tests need root ***\n",
+        std::thread::current().name().unwrap_or("test")
+    );
+    false
+}
+
+/// The agent binary cargo built for this test run.
+pub fn agent_exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_rcbsd-failover"))
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes.
+pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Describes a cluster before it starts: node `i` is `n{i+1}` at
+/// 198.18.0.(11+i), priorities 150, 100, 50, ... (the lab's), advert
+/// interval 100 ms, preempt on, multicast, VIP 198.18.0.100/24.
+#[derive(Clone, Debug)]
+pub struct ClusterBuilder {
+    specs: Vec<NodeSpec>,
+    implementation: Implementation,
+}
+
+impl ClusterBuilder {
+    pub fn new(nodes: usize) -> Self {
+        ClusterBuilder {
+            specs: (0..nodes)
+                .map(|i| NodeSpec::lab(i, Duration::from_millis(100), true))
+                .collect(),
+            implementation: Implementation::Rcbsd { exe: agent_exe() },
+        }
+    }
+
+    /// Priorities of nodes 0, 1, ... (extra nodes keep theirs).
+    pub fn priorities(mut self, priorities: &[u8]) -> Self {
+        for (spec, &p) in self.specs.iter_mut().zip(priorities) {
+            spec.priority = p;
+        }
+        self
+    }
+
+    pub fn advert_interval(mut self, interval: Duration) -> Self {
+        self.specs
+            .iter_mut()
+            .for_each(|s| s.advert_interval = interval);
+        self
+    }
+
+    pub fn preempt(mut self, preempt: bool) -> Self {
+        self.specs.iter_mut().for_each(|s| s.preempt = preempt);
+        self
+    }
+
+    pub fn preempt_delay(mut self, delay: Duration) -> Self {
+        self.specs.iter_mut().for_each(|s| s.preempt_delay = delay);
+        self
+    }
+
+    /// Unicast mode: each node lists every other node as a peer.
+    pub fn unicast(mut self) -> Self {
+        let addresses: Vec<Ipv4Addr> = self.specs.iter().map(|s| s.address).collect();
+        for spec in &mut self.specs {
+            spec.unicast_peers = addresses
+                .iter()
+                .copied()
+                .filter(|&a| a != spec.address)
+                .collect();
+        }
+        self
+    }
+
+    pub fn checksum(mut self, form: &str) -> Self {
+        self.specs
+            .iter_mut()
+            .for_each(|s| s.checksum = Some(form.to_owned()));
+        self
+    }
+
+    /// Anything else, for one node.
+    pub fn node(mut self, index: usize, edit: impl FnOnce(&mut NodeSpec)) -> Self {
+        if let Some(spec) = self.specs.get_mut(index) {
+            edit(spec);
+        }
+        self
+    }
+
+    /// Runs keepalived (or another implementation) instead of our agent.
+    pub fn implementation(mut self, implementation: Implementation) -> Self {
+        self.implementation = implementation;
+        self
+    }
+
+    /// Builds the topology and writes the configurations; starts nothing
+    /// (see [`Cluster::start`]).
+    pub fn prepare(self) -> Cluster {
+        static LEFTOVERS: std::sync::Once = std::sync::Once::new();
+        LEFTOVERS.call_once(|| {
+            for ns in netns::cleanup_leftovers() {
+                eprintln!("removed namespace {ns} left by a dead earlier run");
+            }
+        });
+        let topology = Topology::new(self.specs.len())
+            .unwrap_or_else(|e| panic!("cannot build the test topology: {e}"));
+        let agents = Agents::configure(&topology, self.implementation, self.specs)
+            .unwrap_or_else(|e| panic!("cannot configure the agents: {e}"));
+        Cluster { agents, topology }
+    }
+
+    /// Builds the topology and starts every agent.
+    pub fn start(self) -> Cluster {
+        let mut cluster = self.prepare();
+        for i in 0..cluster.len() {
+            cluster.start(i);
+        }
+        cluster
+    }
+}
+
+/// A running cluster. Field order matters: agents stop before the
+/// namespaces go.
+pub struct Cluster {
+    pub agents: Agents,
+    pub topology: Topology,
+}
+
+impl Cluster {
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// Panics with `message` and every agent's log.
+    pub fn fail(&self, message: &str) -> ! {
+        panic!("{message}\n{}", self.agents.dump_logs());
+    }
+
+    /// Starts (or restarts) agent `index`.
+    pub fn start(&mut self, index: usize) {
+        if let Err(e) = self.agents.start(index) {
+            self.fail(&format!("cannot start node {index}: {e}"));
+        }
+    }
+
+    /// Stops agent `index` with `signal` (SIGTERM: a clean shutdown; SIGKILL:
+    /// a crash), waiting up to 5 s before killing it.
+    pub fn stop(&mut self, index: usize, signal: Signal) {
+        if let Err(e) = self.agents.stop(index, signal, Duration::from_secs(5)) {
+            self.fail(&format!("cannot stop node {index}: {e}"));
+        }
+    }
+
+    /// Sends `signal` (e.g. SIGHUP) to agent `index` without waiting.
+    pub fn signal(&self, index: usize, signal: Signal) {
+        if let Err(e) = self.agents.signal(index, signal) {
+            self.fail(&format!("cannot signal node {index}: {e}"));
+        }
+    }
+
+    /// The namespace of node `index`.
+    pub fn ns(&self, index: usize) -> &str {
+        self.topology
+            .node_ns(index)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Runs `argv` inside node `index`'s namespace; its stdout.
+    pub fn exec(&self, index: usize, argv: &[&str]) -> String {
+        let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+        cmd::run(&netns_exec_argv(self.ns(index), &argv))
+            .unwrap_or_else(|e| self.fail(&format!("node {index}: {e}")))
+    }
+
+    /// Rewrites node `index`'s configuration file (then SIGHUP or restart).
+    pub fn rewrite_config(&self, index: usize, edit: impl FnOnce(&mut NodeSpec)) {
+        let agent = self.agents.get(index).unwrap_or_else(|e| panic!("{e}"));
+        let mut spec = agent.spec.clone();
+        edit(&mut spec);
+        let (Some(socket), Some(state_dir)) = (
+            agent.control_socket.as_deref(),
+            agent
+                .config_path
+                .parent()
+                .map(|d| d.join(format!("{}-state", spec.name))),
+        ) else {
+            self.fail("rewrite_config is for our agent only");
+        };
+        let text = spec
+            .rcbsd_toml(socket, &state_dir)
+            .unwrap_or_else(|e| self.fail(&e.to_string()));
+        std::fs::write(&agent.config_path, text).unwrap_or_else(|e| self.fail(&e.to_string()));
+    }
+
+    /// Sends a control request to node `index`.
+    pub fn request(&self, index: usize, req: Request) -> Response {
+        let agent = self.agents.get(index).unwrap_or_else(|e| panic!("{e}"));
+        agent
+            .request(req, Duration::from_secs(5))
+            .unwrap_or_else(|e| self.fail(&e.to_string()))
+    }
+
+    /// Node `index`'s status, or why it could not be read.
+    pub fn try_status(&self, index: usize) -> Result<Status, String> {
+        let agent = self.agents.get(index).map_err(|e| e.to_string())?;
+        agent.status().map_err(|e| e.to_string())
+    }
+
+    /// Node `index`'s status; fails the test if unreadable.
+    pub fn status(&self, index: usize) -> Status {
+        self.try_status(index)
+            .unwrap_or_else(|e| self.fail(&format!("status of node {index}: {e}")))
+    }
+
+    /// Nodes holding the VIP now.
+    pub fn vip_holders(&self) -> Vec<usize> {
+        watch::holders(self.topology.node_namespaces(), VIP)
+            .unwrap_or_else(|e| self.fail(&e.to_string()))
+    }
+
+    /// Nodes whose agent reports state master now (unreachable agents are
+    /// not masters).
+    pub fn masters(&self) -> Vec<usize> {
+        (0..self.len())
+            .filter(|&i| matches!(self.try_status(i), Ok(s) if s.state == State::Master))
+            .collect()
+    }
+
+    /// Waits until node `index` is the only master (by its status, for our
+    /// agent) and the only VIP holder, failing with the logs after
+    /// `timeout`.
+    pub fn wait_master(&self, index: usize, timeout: Duration) {
+        let by_status = matches!(self.agents.implementation(), Implementation::Rcbsd { .. });
+        let ok = poll_until(timeout, || {
+            self.vip_holders() == [index] && (!by_status || self.masters() == [index])
+        });
+        if !ok {
+            self.fail(&format!(
+                "after {timeout:?}: expected node {index} as the only master; VIP holders {:?}, masters {:?}",
+                self.vip_holders(),
+                if by_status { self.masters() } else { Vec::new() }
+            ));
+        }
+    }
+
+    /// Waits until `condition(self)` holds, failing with `what` and the logs.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut condition: impl FnMut(&Cluster) -> bool,
+    ) {
+        if !poll_until(timeout, || condition(self)) {
+            self.fail(&format!("after {timeout:?}: {what}"));
+        }
+    }
+
+    /// Starts pinging the VIP from the client namespace at 1 kHz.
+    pub fn prober(&self) -> Prober {
+        Prober::start(self.topology.client_ns(), VIP, 1000)
+            .unwrap_or_else(|e| self.fail(&format!("cannot start the prober: {e}")))
+    }
+
+    /// Waits until the client gets an echo reply from the VIP to a request
+    /// sent after now.
+    pub fn wait_client_reaches_vip(&self, prober: &Prober, timeout: Duration) {
+        let since = Instant::now();
+        if prober
+            .wait_first_reply_after(
+                since,
+                timeout,
+                &rcbsd_failover::lab::cancel::Cancel::never(),
+            )
+            .is_none()
+        {
+            self.fail(&format!(
+                "after {timeout:?}: the client gets no reply from {VIP}"
+            ));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.agents.dump_logs());
+        }
+    }
+}
