@@ -20,5 +20,6 @@ pub mod election;
 pub mod events;
 pub mod lab;
 pub mod net;
+pub mod runbook;
 pub mod state;
 pub mod wire;

@@ -80,9 +80,29 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Print the exact commands of a runbook for this node's configuration,
+    /// in order, without running any.
+    ///
+    /// Exit status: 0, 78 (EX_CONFIG) invalid configuration, 66 (EX_NOINPUT)
+    /// the file cannot be read.
+    Plan {
+        /// Which runbook: promote (become master), demote (stop being
+        /// master), follow (mount from the master and start environments).
+        #[arg(value_enum)]
+        runbook: PlanRunbook,
+        #[command(flatten)]
+        config: ConfigPath,
+    },
     /// Build a throwaway network-namespace cluster and measure failover
     /// (Linux, root).
     Lab(rcbsd_failover::lab::LabArgs),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanRunbook {
+    Promote,
+    Demote,
+    Follow,
 }
 
 #[derive(Args)]
@@ -116,8 +136,32 @@ fn main() -> ExitCode {
         Command::Promote { target } => change(&target, Request::Promote),
         Command::Demote { target } => change(&target, Request::Demote),
         Command::Resume { target } => change(&target, Request::Resume),
+        Command::Plan { runbook, config } => plan(runbook, &config.path),
         Command::Lab(args) => rcbsd_failover::lab::run(args),
     }
+}
+
+fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
+    use rcbsd_failover::runbook::{self, Kind};
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::from(error.exit_code());
+        }
+    };
+    let kind = match runbook {
+        PlanRunbook::Promote => Kind::Promote,
+        PlanRunbook::Demote => Kind::Demote,
+        PlanRunbook::Follow => Kind::Follow,
+    };
+    let backend = runbook::vip::backend(&config);
+    let available = runbook::plan::available_environments(&config);
+    print!(
+        "{}",
+        runbook::plan::render(&config, kind, &*backend, &available)
+    );
+    ExitCode::SUCCESS
 }
 
 fn check_config(path: &Path) -> ExitCode {

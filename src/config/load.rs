@@ -19,6 +19,20 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Diagnostic};
 use super::{duration, Config, Node, VirtualIp, Vrrp};
+
+mod cluster;
+
+/// Every table accepted at the top level.
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "node",
+    "vrrp",
+    "cbsd",
+    "storage",
+    "nfs",
+    "environments",
+    "runbook",
+    "tools",
+];
 use crate::election::Centis;
 use crate::wire::ChecksumMode;
 
@@ -162,7 +176,7 @@ impl Reader<'_> {
     }
 
     fn document(&mut self, root: &DeTable<'_>, hostname: Option<&str>) -> Option<Config> {
-        self.unknown_keys(root, "", &["node", "vrrp"]);
+        self.unknown_keys(root, "", TOP_LEVEL_KEYS);
         let empty = DeTable::new();
         let node_table = match root.get("node") {
             Some(value) => self.table(value, "node"),
@@ -182,10 +196,22 @@ impl Reader<'_> {
                 None
             }
         };
+        let vips: Vec<VirtualIp> = vrrp
+            .as_ref()
+            .map(|v| v.virtual_ips.clone())
+            .unwrap_or_default();
+        let sections = self.cluster_sections(root, &vips);
+        let sections = sections?;
         Some(Config {
             path: self.path.to_path_buf(),
             node: node?,
             vrrp: vrrp?,
+            cbsd: sections.cbsd,
+            storage: sections.storage,
+            nfs: sections.nfs,
+            environments: sections.environments,
+            runbook: sections.runbook,
+            tools: sections.tools,
         })
     }
 

@@ -6,11 +6,16 @@
 //! report every problem at once as [`Diagnostic`]s. `docs/configuration.md`
 //! describes every key.
 
+mod cluster;
 mod duration;
 mod error;
 mod load;
 mod summary;
 
+pub use cluster::{
+    Cbsd, EnvKind, EnvPattern, Environments, Ipv4Net, Nfs, RunbookSettings, Storage, StorageKind,
+    Tools, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS, TOOL_DEFAULTS,
+};
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
@@ -33,6 +38,23 @@ pub struct Config {
     pub path: PathBuf,
     pub node: Node,
     pub vrrp: Vrrp,
+    /// `[cbsd]`; `None`: a plain VRRP node whose runbooks only move the VIP.
+    pub cbsd: Option<Cbsd>,
+    /// `[storage]`; `None` with `[cbsd]`: a follower-only node.
+    pub storage: Option<Storage>,
+    pub nfs: Nfs,
+    pub environments: Environments,
+    pub runbook: RunbookSettings,
+    pub tools: Tools,
+}
+
+impl Config {
+    /// Whether this node may ever become master: a CBSD node needs storage
+    /// to serve (`[storage]`); a plain VRRP node (no `[cbsd]`) always may.
+    /// Feeds `election::priority::Inputs::may_be_master`.
+    pub fn may_be_master(&self) -> bool {
+        self.cbsd.is_none() || self.storage.is_some()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

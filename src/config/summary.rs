@@ -18,8 +18,20 @@ impl Config {
         } else {
             "no preempt".to_string()
         };
+        let role = match (&self.cbsd, &self.storage) {
+            (None, _) => "plain VRRP (no [cbsd])".to_string(),
+            (Some(_), None) => format!(
+                "CBSD follower only, {} environment pattern(s)",
+                self.environments.patterns.len()
+            ),
+            (Some(_), Some(storage)) => format!(
+                "CBSD master candidate ({} storage), {} environment pattern(s)",
+                storage.kind.as_str(),
+                self.environments.patterns.len()
+            ),
+        };
         format!(
-            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}",
+            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}",
             self.node.name,
             vrrp.interface,
             vrrp.vrid,

@@ -43,8 +43,10 @@ use std::process::ExitCode;
 /// sysexits(3): the lab cannot run on this system.
 const EX_UNAVAILABLE: u8 = 69;
 /// sysexits(3): not root.
+#[cfg(target_os = "linux")]
 const EX_NOPERM: u8 = 77;
 /// 128 + SIGINT, as shells report an interrupted command.
+#[cfg(target_os = "linux")]
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// `rcbsd-failover lab`: measure failover, print the report, tear down.

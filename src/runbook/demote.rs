@@ -1,0 +1,33 @@
+//! DEMOTE (master → backup, graceful or forced): stop local environments,
+//! drop the VIP first (clients must stop reaching this node before nfsd
+//! goes), stop the NFS services the master runs (lockd, statd, nfsd,
+//! mountd; rpcbind and nfsuserd stay for the client side), empty the
+//! exports block, unbind the shared dirs and release the storage. The
+//! agent then runs FOLLOW for the new master.
+//!
+//! No undo: a demote that fails half way must never re-add the VIP without
+//! a full promote. A failed demote leaves the node in fault.
+
+use super::promote::{clear_exports, drop_vip};
+use super::step::{OnFailure, Step};
+use super::{cbsd, nfs, storage, Env};
+use crate::config::Config;
+
+pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
+    let Some(cbsd_config) = &config.cbsd else {
+        return vec![drop_vip(config)];
+    };
+    let mut steps: Vec<Step> = running.iter().map(|env| cbsd::stop(config, env)).collect();
+    steps.push(drop_vip(config));
+    if let Some(storage_config) = &config.storage {
+        for service in nfs::services_stopped_on_demote(config.nfs.v4_only) {
+            steps.push(nfs::stop_service(config, service));
+        }
+        steps.push(clear_exports(config).on_failure(OnFailure::Continue));
+        for dir in &cbsd_config.shared_dirs {
+            steps.push(storage::unbind(config, cbsd_config, dir));
+        }
+        steps.extend(storage::release(config, storage_config));
+    }
+    steps
+}

@@ -1,0 +1,208 @@
+//! What counts as success for a command: pure checks of an exit code and
+//! standard output.
+//!
+//! The exit code alone is often not enough on FreeBSD: a plain `service X
+//! start` of a disabled service prints "Cannot 'start'" and exits 0, CBSD's
+//! `jstatus` exits 1 when the environment *is* registered, and whether a
+//! path is mounted is best read from `mount -p` (fstab(5) format).
+
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Exit status 0.
+    Success,
+    /// Any non-zero exit status (e.g. `service X onestatus` of a stopped
+    /// service, `zpool list POOL` of a pool not imported).
+    Failure,
+    /// CBSD `jstatus jname=J`: its exit code is inverted, 1 means "J is
+    /// registered on this node", 0 "unknown here".
+    Registered,
+    /// CBSD `jstatus jname=J` prints the jid: non-zero means running.
+    Running,
+    /// The jid printed is 0 (or nothing: not registered).
+    NotRunning,
+    /// `mount -p` lists `mountpoint` (mounted from `source` when given).
+    Mounted {
+        mountpoint: PathBuf,
+        source: Option<String>,
+    },
+    /// `mount -p` does not list `mountpoint`.
+    NotMounted { mountpoint: PathBuf },
+    /// `sockstat -l` shows a listener on `port`.
+    Listening { port: u16 },
+}
+
+impl Expect {
+    /// `Ok` when the outcome is what this rule expects; otherwise why not.
+    /// `exit` is `None` when the process was killed by a signal.
+    pub fn check(&self, exit: Option<i32>, stdout: &str) -> Result<(), String> {
+        let exit_text = exit.map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
+        match self {
+            Expect::Success => match exit {
+                Some(0) => Ok(()),
+                _ => Err(format!("exited with {exit_text}")),
+            },
+            Expect::Failure => match exit {
+                Some(0) => Err("exited with status 0".to_owned()),
+                _ => Ok(()),
+            },
+            Expect::Registered => match exit {
+                Some(1) => Ok(()),
+                Some(0) => Err("not registered on this node (jstatus exit 0)".to_owned()),
+                _ => Err(format!("jstatus exited with {exit_text}")),
+            },
+            Expect::Running => match jid(stdout) {
+                Some(j) if j > 0 => Ok(()),
+                Some(_) => Err("not running (jid 0)".to_owned()),
+                None => Err(format!("no jid in jstatus output {:?}", first_line(stdout))),
+            },
+            Expect::NotRunning => match jid(stdout) {
+                Some(j) if j > 0 => Err(format!("still running (jid {j})")),
+                _ => Ok(()),
+            },
+            Expect::Mounted { mountpoint, source } => {
+                match mounted_from(stdout, mountpoint) {
+                    Some(found) => match source {
+                        Some(wanted) if *wanted != found => Err(format!(
+                            "{} is mounted from {found}, not {wanted}",
+                            mountpoint.display()
+                        )),
+                        _ => Ok(()),
+                    },
+                    None => Err(format!("{} is not mounted", mountpoint.display())),
+                }
+            }
+            Expect::NotMounted { mountpoint } => match mounted_from(stdout, mountpoint) {
+                Some(found) => Err(format!(
+                    "{} is still mounted (from {found})",
+                    mountpoint.display()
+                )),
+                None => Ok(()),
+            },
+            Expect::Listening { port } => {
+                if listens_on(stdout, *port) {
+                    Ok(())
+                } else {
+                    Err(format!("nothing listens on port {port}"))
+                }
+            }
+        }
+    }
+
+    /// A few words for `plan`.
+    pub fn describe(&self) -> String {
+        match self {
+            Expect::Success => "exit 0".to_owned(),
+            Expect::Failure => "non-zero exit".to_owned(),
+            Expect::Registered => "exit 1 = registered (jstatus is inverted)".to_owned(),
+            Expect::Running => "jid > 0".to_owned(),
+            Expect::NotRunning => "jid 0".to_owned(),
+            Expect::Mounted { mountpoint, source } => match source {
+                Some(source) => format!("lists {source} on {}", mountpoint.display()),
+                None => format!("lists {}", mountpoint.display()),
+            },
+            Expect::NotMounted { mountpoint } => format!("does not list {}", mountpoint.display()),
+            Expect::Listening { port } => format!("a listener on port {port}"),
+        }
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or("").trim()
+}
+
+/// The jid CBSD's `jstatus` prints (first number of the output).
+fn jid(stdout: &str) -> Option<u64> {
+    stdout.split_whitespace().next()?.parse().ok()
+}
+
+/// The source mounted on `mountpoint` according to `mount -p` output
+/// (fstab(5) lines: `source mountpoint type options dump pass`; spaces in
+/// paths are written `\040`). The last matching line wins: it is the top
+/// of a stack of mounts.
+pub fn mounted_from(mount_p: &str, mountpoint: &Path) -> Option<String> {
+    let wanted = mountpoint.to_string_lossy();
+    mount_p
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let source = fields.next()?;
+            let target = fields.next()?.replace("\\040", " ");
+            (target == wanted.trim_end_matches('/') || target == wanted)
+                .then(|| source.replace("\\040", " "))
+        })
+        .last()
+}
+
+/// Whether `sockstat -l` output shows a listening socket on `port`
+/// (a `LOCAL ADDRESS` column such as `*:2049` or `192.168.10.1:2049`).
+fn listens_on(sockstat: &str, port: u16) -> bool {
+    let suffix = format!(":{port}");
+    sockstat
+        .lines()
+        .skip_while(|line| line.starts_with("USER"))
+        .any(|line| line.split_whitespace().any(|w| w.ends_with(&suffix)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNT_P: &str = "/dev/ada0p2\t/\tufs\trw\t1\t1\n\
+        192.168.10.200:/store/jails-data\t/usr/jails/jails-data\tnfs\trw,nfsv4,minorversion=1,hard\t0\t0\n\
+        /store/jails-system\t/usr/jails/jails-system\tnullfs\trw\t0\t0\n";
+
+    #[test]
+    fn jstatus_exit_code_is_inverted() {
+        assert!(Expect::Registered.check(Some(1), "0\n").is_ok());
+        assert!(Expect::Registered.check(Some(0), "").is_err());
+        assert!(Expect::Registered.check(None, "").is_err());
+    }
+
+    #[test]
+    fn running_reads_the_jid() {
+        assert!(Expect::Running.check(Some(1), "12\n").is_ok());
+        assert!(Expect::Running.check(Some(1), "0\n").is_err());
+        assert!(Expect::Running.check(Some(0), "").is_err());
+        assert!(Expect::NotRunning.check(Some(1), "0\n").is_ok());
+        assert!(Expect::NotRunning.check(Some(0), "").is_ok());
+        assert!(Expect::NotRunning.check(Some(1), "7").is_err());
+    }
+
+    #[test]
+    fn mount_p_is_read_as_fstab_lines() {
+        let mounted = Expect::Mounted {
+            mountpoint: PathBuf::from("/usr/jails/jails-data"),
+            source: Some("192.168.10.200:/store/jails-data".into()),
+        };
+        assert!(mounted.check(Some(0), MOUNT_P).is_ok());
+        let wrong_source = Expect::Mounted {
+            mountpoint: PathBuf::from("/usr/jails/jails-data"),
+            source: Some("192.168.10.9:/store/jails-data".into()),
+        };
+        assert!(wrong_source.check(Some(0), MOUNT_P).is_err());
+        let absent = Expect::NotMounted {
+            mountpoint: PathBuf::from("/usr/jails/jails-fstab"),
+        };
+        assert!(absent.check(Some(0), MOUNT_P).is_ok());
+        let present = Expect::NotMounted {
+            mountpoint: PathBuf::from("/usr/jails/jails-system"),
+        };
+        assert!(present.check(Some(0), MOUNT_P).is_err());
+        // A prefix of a mounted path is not mounted.
+        assert_eq!(mounted_from(MOUNT_P, Path::new("/usr/jails")), None);
+    }
+
+    #[test]
+    fn sockstat_listener_on_the_port() {
+        let out = "USER     COMMAND    PID   FD PROTO  LOCAL ADDRESS         FOREIGN ADDRESS\n\
+                   root     nfsd       911   5  tcp4   *:2049                *:*\n";
+        assert!(Expect::Listening { port: 2049 }.check(Some(0), out).is_ok());
+        assert!(Expect::Listening { port: 111 }.check(Some(0), out).is_err());
+        let header_only = "USER COMMAND PID FD PROTO LOCAL ADDRESS FOREIGN ADDRESS\n";
+        assert!(Expect::Listening { port: 2049 }
+            .check(Some(0), header_only)
+            .is_err());
+    }
+}

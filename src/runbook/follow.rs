@@ -1,0 +1,51 @@
+//! FOLLOW (a master appeared or changed): stop local environments on the
+//! old mounts and unmount them (a new NFS server cannot honour the old
+//! one's NFSv4 open and lock state), mount every shared dir from the VIP
+//! under a timeout with retries and backoff while the new master is still
+//! promoting, verify (listed by `mount -p -t nfs`, `dir.id`, a write
+//! probe), then start this node's environments one at a time.
+//!
+//! Environments are started only after every mount is verified: a failed
+//! mount fails the runbook before any environment step.
+
+use std::net::Ipv4Addr;
+
+use super::step::{Action, Builtin, Step};
+use super::{cbsd, nfs, promote, storage, Env};
+use crate::config::Config;
+
+/// Everything up to the verified mounts.
+pub fn build(config: &Config, vip: Ipv4Addr, running: &[Env]) -> Vec<Step> {
+    let Some(cbsd_config) = &config.cbsd else {
+        return Vec::new();
+    };
+    let mut steps: Vec<Step> = running.iter().map(|env| cbsd::stop(config, env)).collect();
+    for dir in &cbsd_config.shared_dirs {
+        steps.push(nfs::unmount_nfs(config, cbsd_config, dir));
+    }
+    for dir in &cbsd_config.shared_dirs {
+        steps.push(nfs::mount(config, cbsd_config, vip, dir));
+    }
+    steps.push(storage::verify_dir_id(config, cbsd_config));
+    // CBSD writes under jails-system whenever it starts an environment.
+    let probe_dir = cbsd_config
+        .shared_dirs
+        .iter()
+        .find(|d| *d == "jails-system")
+        .or(cbsd_config.shared_dirs.first())
+        .map_or_else(|| "jails-system".to_owned(), Clone::clone);
+    let probe = cbsd_config
+        .workdir_path(&probe_dir)
+        .join(format!(".probe.{}", config.node.name));
+    steps.push(Step::new(
+        "write probe",
+        Action::Builtin(Builtin::WriteProbe { path: probe }),
+        config.runbook.command_timeout,
+    ));
+    steps
+}
+
+/// FOLLOW step 5, the same as PROMOTE step 9.
+pub fn start_environments(config: &Config, envs: &[Env]) -> Vec<Step> {
+    promote::start_environments(config, envs)
+}

@@ -1,0 +1,194 @@
+//! The CBSD/NFS runbooks: what a node does when it becomes master
+//! ([`Kind::Promote`]), stops being master ([`Kind::Demote`]) or follows a
+//! (new) master ([`Kind::Follow`]). `docs/runbooks.md` walks through each,
+//! step by step, with the FreeBSD traps each step avoids.
+//!
+//! Builders ([`promote`], [`demote`], [`follow`], with [`storage`],
+//! [`nfs`], [`cbsd`], [`exports`]) are pure: config in, [`step::Step`]s
+//! out, each an argv vector (never a shell string) or a builtin. `plan`
+//! prints them ([`plan`]); the [`executor::Runner`] runs them.
+//!
+//! # Contract for the agent
+//!
+//! - The election never waits for a runbook: drive a [`Runner`] from its
+//!   own tokio task and tell it what to do through a channel.
+//! - [`Runner::run`] runs one runbook to its end and returns an
+//!   [`Outcome`]. It checks the `cancel` watch *between* steps (and during
+//!   retry backoffs): when its value changes (bump it on every new
+//!   transition) the runbook stops at that safe point with
+//!   [`Outcome::Cancelled`]; a command already running is never
+//!   interrupted except by its own timeout. The next runbook (every step
+//!   probes before it acts) picks up from whatever state that left.
+//! - A failed promote has undone its done steps in reverse before it
+//!   returns [`Outcome::Failed`]: the caller enters fault (priority 0) for
+//!   `runbook.fault_hold_off`. A failed demote leaves the VIP dropped (it is
+//!   dropped early) and must not be retried as a promote. A failed follow
+//!   is retried by the caller after `runbook.retry_backoff_max`; its
+//!   environments stay stopped.
+//! - After a successful demote the caller runs follow for the new master.
+//! - [`Runner::progress`] is a cheap shareable handle for `status`.
+//! - Events: [`events`] (`runbook_started`, `runbook_step`,
+//!   `runbook_finished`, `runbook_failed`, `runbook_cancelled`).
+
+pub mod cbsd;
+pub mod demote;
+pub mod events;
+pub mod executor;
+pub mod expect;
+pub mod exports;
+pub mod follow;
+pub mod nfs;
+pub mod plan;
+pub mod promote;
+pub mod step;
+pub mod storage;
+pub mod vip;
+
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::config::{Config, EnvKind, EnvPattern};
+
+pub use executor::{Progress, ProgressHandle, Runner};
+pub use vip::{SystemVip, VipControl};
+
+/// Which runbook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Promote,
+    Demote,
+    Follow,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Promote => "promote",
+            Kind::Demote => "demote",
+            Kind::Follow => "follow",
+        }
+    }
+}
+
+impl std::str::FromStr for Kind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "promote" => Ok(Kind::Promote),
+            "demote" => Ok(Kind::Demote),
+            "follow" => Ok(Kind::Follow),
+            other => Err(format!(
+                "{other:?} is not a runbook (promote, demote, follow)"
+            )),
+        }
+    }
+}
+
+/// What a run needs beyond the configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context {
+    /// The address followers mount from: the (first) virtual IP.
+    pub vip: Ipv4Addr,
+}
+
+impl Context {
+    pub fn from_config(config: &Config) -> Self {
+        Context {
+            vip: config
+                .vrrp
+                .virtual_ips
+                .first()
+                .map_or(Ipv4Addr::UNSPECIFIED, |v| v.address),
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every step succeeded, except environments listed in `skipped`
+    /// (locked by another node, failed to start): they stay stopped.
+    Succeeded { skipped: Vec<String> },
+    /// `step` failed after its retries; a promote undid its done steps.
+    Failed { step: String, error: String },
+    /// A newer transition stopped the runbook before `at_step`.
+    Cancelled { at_step: String },
+}
+
+/// One environment this node runs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Env {
+    pub name: String,
+    pub kind: EnvKind,
+}
+
+/// The environments the patterns name: literal names as they are, globs
+/// expanded against `available` (the directories of `jails-system/`),
+/// sorted, without duplicates (the first pattern naming one decides its
+/// kind).
+pub fn resolve_environments(patterns: &[EnvPattern], available: &[String]) -> Vec<Env> {
+    let mut envs: Vec<Env> = Vec::new();
+    for pattern in patterns {
+        let mut names: Vec<&str> = if pattern.is_glob() {
+            available
+                .iter()
+                .map(String::as_str)
+                .filter(|name| pattern.matches(name))
+                .collect()
+        } else {
+            vec![pattern.pattern.as_str()]
+        };
+        names.sort_unstable();
+        for name in names {
+            if !envs.iter().any(|e| e.name == name) {
+                envs.push(Env {
+                    name: name.to_owned(),
+                    kind: pattern.kind,
+                });
+            }
+        }
+    }
+    envs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_names_stay_and_globs_expand_sorted() {
+        let patterns = vec![
+            EnvPattern {
+                pattern: "web1".into(),
+                kind: EnvKind::Jail,
+            },
+            EnvPattern {
+                pattern: "db*".into(),
+                kind: EnvKind::Jail,
+            },
+            EnvPattern {
+                pattern: "vm?".into(),
+                kind: EnvKind::Bhyve,
+            },
+        ];
+        let available: Vec<String> = ["db2", "vm1", "db1", "web2", "vm10"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let names: Vec<(String, EnvKind)> = resolve_environments(&patterns, &available)
+            .into_iter()
+            .map(|e| (e.name, e.kind))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("web1".into(), EnvKind::Jail),
+                ("db1".into(), EnvKind::Jail),
+                ("db2".into(), EnvKind::Jail),
+                ("vm1".into(), EnvKind::Bhyve),
+            ]
+        );
+    }
+}

@@ -1,0 +1,183 @@
+//! `rcbsd-failover plan promote|demote|follow`: the exact commands of a
+//! runbook for this node's configuration, in order, without running any.
+//! Operators review it before enabling the service; `docs/runbooks.md`
+//! shows it for the example configuration.
+
+use std::fmt::Write;
+
+use super::step::{Action, Builtin, Step};
+use super::{exports, follow, promote, demote, resolve_environments, Context, Kind};
+use crate::config::{format_duration, Config};
+use crate::net::vip::VipBackend;
+
+/// The plan as text. `backend` renders the VIP commands; `available` are
+/// the environment names under `jails-system/` (for globs).
+pub fn render(
+    config: &Config,
+    kind: Kind,
+    backend: &dyn VipBackend,
+    available: &[String],
+) -> String {
+    let envs = resolve_environments(&config.environments.patterns, available);
+    let ctx = Context::from_config(config);
+    let mut steps = match kind {
+        Kind::Promote => promote::build(config, &envs),
+        Kind::Demote => demote::build(config, &envs),
+        Kind::Follow => follow::build(config, ctx.vip, &envs),
+    };
+    match kind {
+        Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
+        Kind::Follow => steps.extend(follow::start_environments(config, &envs)),
+        Kind::Demote => {}
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "# {} on node {} ({})", kind.as_str(), config.node.name, config.path.display());
+    let _ = writeln!(out, "# {}", setup(config));
+    for pattern in &config.environments.patterns {
+        if pattern.is_glob() && !envs.iter().any(|e| pattern.matches(&e.name)) {
+            let _ = writeln!(
+                out,
+                "# environments {:?}: expanded at run time from jails-system/ (none match now)",
+                pattern.pattern
+            );
+        }
+    }
+    for (index, step) in steps.iter().enumerate() {
+        write_step(&mut out, config, backend, &format!("{:2}.", index + 1), step);
+    }
+    if kind == Kind::Demote && config.cbsd.is_some() {
+        let _ = writeln!(out, "# then: follow the new master (see `plan follow`)");
+    }
+    out
+}
+
+/// The directories of `<workdir>/jails-system` now (empty when unreadable):
+/// what globs in `[environments]` would match. Blocking; for the CLI.
+pub fn available_environments(config: &Config) -> Vec<String> {
+    let Some(cbsd) = &config.cbsd else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(cbsd.workdir.join("jails-system")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+fn setup(config: &Config) -> String {
+    let Some(cbsd) = &config.cbsd else {
+        return "no [cbsd]: only the virtual IP moves".to_owned();
+    };
+    let storage = match &config.storage {
+        Some(s) => format!("storage {} under {}", s.kind.as_str(), s.root.display()),
+        None => "no [storage]: follower only, never master".to_owned(),
+    };
+    format!(
+        "workdir {}, shared dirs {}, {storage}, NFS {}",
+        cbsd.workdir.display(),
+        cbsd.shared_dirs.join(" "),
+        if config.nfs.v4_only { "v4 only" } else { "v3+v4" }
+    )
+}
+
+fn write_step(out: &mut String, config: &Config, backend: &dyn VipBackend, label: &str, step: &Step) {
+    let mut rules = vec![format!("timeout {}", format_duration(step.timeout))];
+    if step.retry.attempts > 1 {
+        rules.push(format!(
+            "{} attempts, backoff {}..{}",
+            step.retry.attempts,
+            format_duration(step.retry.backoff),
+            format_duration(step.retry.backoff_max)
+        ));
+    }
+    rules.push(format!("on failure: {}", step.on_failure.as_str()));
+    let _ = writeln!(out, "{label} {}  [{}]", step.name, rules.join(", "));
+    let indent = " ".repeat(label.len() + 1);
+    match &step.action {
+        Action::Run(checked) => {
+            let _ = writeln!(out, "{indent}run    {}  => {}", checked.command.display(), checked.expect.describe());
+        }
+        Action::Ensure(ensure) => {
+            let _ = writeln!(
+                out,
+                "{indent}check  {}  => done if {}",
+                ensure.probe.command.display(),
+                ensure.probe.expect.describe()
+            );
+            for act in &ensure.acts {
+                let _ = writeln!(out, "{indent}else   {}  (then check again)", act.display());
+            }
+            if let Some(extra) = &ensure.when_satisfied {
+                let _ = writeln!(out, "{indent}if done {}", extra.command.display());
+            }
+        }
+        Action::Builtin(builtin) => {
+            for line in describe_builtin(config, backend, builtin) {
+                let _ = writeln!(out, "{indent}{line}");
+            }
+        }
+    }
+    if let Some(undo) = &step.undo {
+        let _ = writeln!(out, "{indent}undo:  {}", undo.name);
+    }
+}
+
+fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin) -> Vec<String> {
+    let interface = &config.vrrp.interface;
+    let vips = &config.vrrp.virtual_ips;
+    match builtin {
+        Builtin::AddVip => vips
+            .iter()
+            .map(|v| format!("agent  {} (unless present)", backend.add_argv(interface, v).join(" ")))
+            .collect(),
+        Builtin::DropVip => vips
+            .iter()
+            .map(|v| format!("agent  {} (if present)", backend.remove_argv(interface, v).join(" ")))
+            .collect(),
+        Builtin::ArpBurst => {
+            let addresses: Vec<String> = vips.iter().map(|v| v.address.to_string()).collect();
+            vec![format!(
+                "agent  {} gratuitous ARP(s) for {} on {interface}, {} apart",
+                config.vrrp.garp_master_repeat,
+                addresses.join(" "),
+                format_duration(config.vrrp.garp_interval)
+            )]
+        }
+        Builtin::WriteExports { file, dirs, clients } => {
+            let groups = exports::group_by_filesystem(dirs);
+            let mut lines = vec![format!(
+                "agent  replace the marked block of {} atomically with (dirs on one filesystem share a line; grouped at run time):",
+                file.display()
+            )];
+            lines.push(format!("         {}", exports::BEGIN_MARKER));
+            lines.extend(
+                exports::render(&groups, clients)
+                    .into_iter()
+                    .map(|l| format!("         {l}")),
+            );
+            lines.push(format!("         {}", exports::END_MARKER));
+            lines
+        }
+        Builtin::ClearExports { file } => {
+            vec![format!("agent  empty the marked block of {}", file.display())]
+        }
+        Builtin::WaitForPath { path } => vec![format!("agent  wait until {} exists", path.display())],
+        Builtin::VerifyDirId { path, expected } => vec![match expected {
+            Some(id) => format!("agent  {} must hold {id:?}", path.display()),
+            None => format!("agent  {} must exist and not be empty", path.display()),
+        }],
+        Builtin::WriteProbe { path } => {
+            vec![format!("agent  create, fsync and remove {}", path.display())]
+        }
+        Builtin::CheckLock { path, node } => vec![format!(
+            "agent  refuse if {} names a node other than {node}",
+            path.display()
+        )],
+    }
+}

@@ -1,0 +1,106 @@
+//! PROMOTE (backup → master), after the election fenced: stop what runs on
+//! the old mounts, unmount them, take the storage, bind it into the
+//! workdir, check `dir.id`, write the exports, start the NFS server, add
+//! the VIP *last* (clients cannot reach nfsd before the exports exist) and
+//! announce it, then start this node's environments.
+//!
+//! Every step that changes something carries its undo: a failed promote
+//! reverses its done steps before it reports failure, so the next
+//! candidate finds the storage released and no VIP.
+
+use super::step::{Action, Builtin, OnFailure, Step};
+use super::{cbsd, exports, nfs, storage, Env};
+use crate::config::Config;
+
+/// The steps up to and including the VIP and ARP burst; `running` are the
+/// environments that may run on the old mounts.
+pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if let (Some(cbsd_config), Some(storage_config)) = (&config.cbsd, &config.storage) {
+        steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
+        for dir in &cbsd_config.shared_dirs {
+            steps.push(nfs::unmount_nfs(config, cbsd_config, dir));
+        }
+        steps.extend(storage::take(config, cbsd_config, storage_config));
+        for dir in &cbsd_config.shared_dirs {
+            steps.push(storage::bind(config, cbsd_config, storage_config, dir));
+        }
+        steps.push(storage::verify_dir_id(config, cbsd_config));
+        let exports_file = config.nfs.exports_file.clone();
+        steps.push(
+            Step::new(
+                "write exports",
+                Action::Builtin(Builtin::WriteExports {
+                    file: exports_file.clone(),
+                    dirs: cbsd_config
+                        .shared_dirs
+                        .iter()
+                        .map(|d| storage_config.dir_path(d))
+                        .collect(),
+                    clients: exports::Clients {
+                        network: config.nfs.export_network,
+                        hosts: config.nfs.export_hosts.clone(),
+                    },
+                }),
+                config.runbook.command_timeout,
+            )
+            .undo(clear_exports(config)),
+        );
+        for service in nfs::server_services(config.nfs.v4_only) {
+            steps.push(nfs::start_service(config, service));
+        }
+        steps.push(nfs::verify_listening(config));
+    }
+    steps.push(add_vip(config));
+    steps.push(arp_burst(config));
+    steps
+}
+
+/// PROMOTE step 9: the environments assigned to this node.
+pub fn start_environments(config: &Config, envs: &[Env]) -> Vec<Step> {
+    match &config.cbsd {
+        Some(cbsd_config) => envs
+            .iter()
+            .flat_map(|env| cbsd::start(config, cbsd_config, env, &config.node.name))
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+pub(super) fn clear_exports(config: &Config) -> Step {
+    Step::new(
+        "clear exports",
+        Action::Builtin(Builtin::ClearExports {
+            file: config.nfs.exports_file.clone(),
+        }),
+        config.runbook.command_timeout,
+    )
+}
+
+pub(super) fn drop_vip(config: &Config) -> Step {
+    Step::new(
+        "drop vip",
+        Action::Builtin(Builtin::DropVip),
+        config.runbook.command_timeout,
+    )
+}
+
+fn add_vip(config: &Config) -> Step {
+    Step::new(
+        "add vip",
+        Action::Builtin(Builtin::AddVip),
+        config.runbook.command_timeout,
+    )
+    .undo(drop_vip(config))
+}
+
+/// A lost ARP burst is not worth a failed promote: the kernel sends one
+/// gratuitous ARP by itself and the agent re-announces later.
+fn arp_burst(config: &Config) -> Step {
+    Step::new(
+        "arp burst",
+        Action::Builtin(Builtin::ArpBurst),
+        config.runbook.command_timeout,
+    )
+    .on_failure(OnFailure::Continue)
+}

@@ -1,0 +1,266 @@
+//! What a runbook is made of: steps, each with an action, a timeout, a
+//! retry rule and what to do when it still fails.
+//!
+//! An action is either a command (an argv vector, never a shell string) with
+//! the outcome that counts as success, an *ensure* (probe first, act only if
+//! the probe says the work is not done, probe again to verify), or a builtin
+//! the agent does itself (VIP, ARP, the exports block, file checks).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::expect::Expect;
+
+/// One external command: argv (the program's path first), working
+/// directory and extra environment variables.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub argv: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<(String, String)>,
+}
+
+impl Command {
+    pub fn new<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Command {
+            argv: argv.into_iter().map(Into::into).collect(),
+            cwd: None,
+            env: Vec::new(),
+        }
+    }
+
+    /// The argv as an operator would type it (quoted where needed), for
+    /// `plan` and logs. Never executed by a shell.
+    pub fn display(&self) -> String {
+        let mut words: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if !words.is_empty() {
+            words.insert(0, "env".to_owned());
+        }
+        words.extend(self.argv.iter().map(|a| quote(a)));
+        let line = words.join(" ");
+        match &self.cwd {
+            Some(cwd) => format!("cd {} && {line}", quote(&cwd.to_string_lossy())),
+            None => line,
+        }
+    }
+}
+
+fn quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | '=' | ',' | ':' | '+')
+        });
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// A command and the outcome that counts as success.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checked {
+    pub command: Command,
+    pub expect: Expect,
+}
+
+/// Probe, act only if needed, verify.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ensure {
+    /// Says whether the work is already done (e.g. `service nfsd onestatus`).
+    pub probe: Checked,
+    /// Tried in order until the probe is satisfied (e.g. `umount`,
+    /// `umount -f`, `umount -N`). Their own exit codes are recorded but the
+    /// probe decides: a plain `service start` can exit 0 and do nothing.
+    pub acts: Vec<Command>,
+    /// Run when the probe is satisfied at once (e.g. `mountd onereload`
+    /// when mountd already runs and the exports changed).
+    pub when_satisfied: Option<Checked>,
+}
+
+/// What the agent does itself rather than through a tool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Builtin {
+    /// Add every configured virtual IP (through [`super::VipControl`]).
+    AddVip,
+    /// Remove every configured virtual IP.
+    DropVip,
+    /// One burst of gratuitous ARPs for every virtual IP.
+    ArpBurst,
+    /// Write the agent's block in the exports file for these directories;
+    /// dirs on one filesystem share a line (grouped at run time).
+    WriteExports {
+        file: PathBuf,
+        dirs: Vec<PathBuf>,
+        clients: super::exports::Clients,
+    },
+    /// Empty the agent's block (the rest of the file untouched).
+    ClearExports { file: PathBuf },
+    /// Poll until `path` exists (e.g. `/dev/hast/RES`), up to the timeout.
+    WaitForPath { path: PathBuf },
+    /// `dir.id` exists, is non-empty and, if known, equals `expected`.
+    VerifyDirId {
+        path: PathBuf,
+        expected: Option<String>,
+    },
+    /// Create and remove a file: the mount is writable by root.
+    WriteProbe { path: PathBuf },
+    /// Refuse when CBSD's lock file names another node.
+    CheckLock { path: PathBuf, node: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Run(Checked),
+    Ensure(Ensure),
+    Builtin(Builtin),
+}
+
+/// What happens when a step still fails after its retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// The runbook fails here (a promote first undoes its done steps in
+    /// reverse).
+    Abort,
+    /// Log it and go on with the next step.
+    Continue,
+    /// Skip the remaining steps of the same environment and go on with the
+    /// next one (the environment stays stopped).
+    SkipEnvironment,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Abort => "abort",
+            OnFailure::Continue => "continue",
+            OnFailure::SkipEnvironment => "skip environment",
+        }
+    }
+}
+
+/// Attempts and exponential backoff between them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    /// Total attempts, at least 1.
+    pub attempts: u32,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Retry {
+    pub const ONCE: Retry = Retry {
+        attempts: 1,
+        backoff: Duration::ZERO,
+        backoff_max: Duration::ZERO,
+    };
+
+    /// The pause after failed attempt `attempt` (1-based): backoff doubled
+    /// each time, capped.
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1).min(16))
+            .unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(self.backoff_max)
+    }
+}
+
+/// One step of a runbook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// Stable, human-readable: `start nfsd`, `mount jails-data`.
+    pub name: String,
+    pub action: Action,
+    /// Per attempt; a command still running then is killed.
+    pub timeout: Duration,
+    pub retry: Retry,
+    pub on_failure: OnFailure,
+    /// What reverses this step when a later one fails (promote only). For
+    /// an [`Ensure`] it runs only if the step acted.
+    pub undo: Option<Box<Step>>,
+    /// The environment this step belongs to, for [`OnFailure::SkipEnvironment`].
+    pub environment: Option<String>,
+}
+
+impl Step {
+    pub fn new(name: impl Into<String>, action: Action, timeout: Duration) -> Self {
+        Step {
+            name: name.into(),
+            action,
+            timeout,
+            retry: Retry::ONCE,
+            on_failure: OnFailure::Abort,
+            undo: None,
+            environment: None,
+        }
+    }
+
+    pub fn on_failure(mut self, rule: OnFailure) -> Self {
+        self.on_failure = rule;
+        self
+    }
+
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn undo(mut self, undo: Step) -> Self {
+        self.undo = Some(Box::new(undo));
+        self
+    }
+
+    pub fn environment(mut self, name: &str) -> Self {
+        self.environment = Some(name.to_owned());
+        self
+    }
+
+    /// Every argv this step may run, in order (probe, acts, follow-up).
+    pub fn argvs(&self) -> Vec<&[String]> {
+        match &self.action {
+            Action::Run(checked) => vec![checked.command.argv.as_slice()],
+            Action::Ensure(ensure) => {
+                let mut all = vec![ensure.probe.command.argv.as_slice()];
+                all.extend(ensure.acts.iter().map(|c| c.argv.as_slice()));
+                if let Some(extra) = &ensure.when_satisfied {
+                    all.push(extra.command.argv.as_slice());
+                }
+                all
+            }
+            Action::Builtin(_) => Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_quotes_only_what_needs_it() {
+        let mut command = Command::new(["/usr/local/bin/cbsd", "jstart", "inter=0", "jname=web1"]);
+        command.cwd = Some(PathBuf::from("/"));
+        command.env = vec![("NOCOLOR".into(), "1".into())];
+        assert_eq!(
+            command.display(),
+            "cd / && env NOCOLOR=1 /usr/local/bin/cbsd jstart inter=0 jname=web1"
+        );
+        assert_eq!(Command::new(["echo", "a b", ""]).display(), "echo 'a b' ''");
+    }
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let retry = Retry {
+            attempts: 10,
+            backoff: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(5),
+        };
+        let delays: Vec<u64> = (1..=5).map(|a| retry.delay_after(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 5, 5]);
+        assert_eq!(retry.delay_after(1000), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,127 @@
+//! The VIP and ARP operations of the runbooks, behind a small trait so the
+//! executor runs without root in tests ([`VipControl`]); [`SystemVip`] is
+//! the real one (the platform's `ifconfig`/`ip` and the link-layer ARP
+//! sender of `crate::net`).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::config::{Config, VirtualIp};
+use crate::events;
+use crate::net::garp::GarpSender;
+use crate::net::vip::{self, FreeBsdIfconfig, LinuxIp, VipBackend};
+
+/// Adds, removes and announces every configured virtual IP. Errors are
+/// plain text: they end up in `runbook_step` / `runbook_failed`.
+pub trait VipControl: Send + Sync {
+    fn add(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn remove(&self) -> impl Future<Output = Result<(), String>> + Send;
+    /// One burst of gratuitous ARPs (RFC 5798 §6.4.2).
+    fn announce(&self) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// The backend a node uses: FreeBSD's `ifconfig` from `[tools]`, or
+/// iproute2 on Linux (tests and the lab).
+pub fn backend(config: &Config) -> Box<dyn VipBackend + Send + Sync> {
+    if cfg!(target_os = "linux") {
+        Box::new(LinuxIp {
+            ip_path: PathBuf::from("/sbin/ip"),
+        })
+    } else {
+        Box::new(FreeBsdIfconfig {
+            ifconfig_path: config.tools.ifconfig.clone(),
+        })
+    }
+}
+
+/// The real interface.
+pub struct SystemVip {
+    interface: String,
+    vips: Vec<VirtualIp>,
+    backend: Box<dyn VipBackend + Send + Sync>,
+    garp: Mutex<GarpSender>,
+    repeat: u32,
+    interval: Duration,
+}
+
+impl SystemVip {
+    /// Opens the link-layer sender now, so a missing privilege fails at
+    /// start and not at the first takeover.
+    pub fn open(config: &Config) -> Result<Self, String> {
+        let interface = config.vrrp.interface.clone();
+        let garp = GarpSender::open(&interface).map_err(|e| {
+            format!("cannot open the link layer of {interface} for gratuitous ARP: {e}")
+        })?;
+        Ok(SystemVip {
+            interface,
+            vips: config.vrrp.virtual_ips.clone(),
+            backend: backend(config),
+            garp: Mutex::new(garp),
+            repeat: config.vrrp.garp_master_repeat,
+            interval: config.vrrp.garp_interval,
+        })
+    }
+}
+
+impl VipControl for SystemVip {
+    async fn add(&self) -> Result<(), String> {
+        for v in &self.vips {
+            match vip::ensure_present(&*self.backend, &self.interface, v).await {
+                Ok(true) => events::vip_added(&self.interface, &v.to_string()),
+                Ok(false) => {}
+                Err(e) => {
+                    events::vip_failed(&self.interface, &v.to_string(), "add", &e.to_string());
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self) -> Result<(), String> {
+        let mut errors = Vec::new();
+        // Every VIP is tried even when one fails: none may be left behind.
+        for v in &self.vips {
+            match vip::ensure_absent(&*self.backend, &self.interface, v).await {
+                Ok(true) => events::vip_removed(&self.interface, &v.to_string(), "not_master"),
+                Ok(false) => {}
+                Err(e) => {
+                    events::vip_failed(&self.interface, &v.to_string(), "remove", &e.to_string());
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+
+    async fn announce(&self) -> Result<(), String> {
+        for round in 0..self.repeat.max(1) {
+            if round > 0 && !self.interval.is_zero() {
+                tokio::time::sleep(self.interval).await;
+            }
+            let mut garp = self
+                .garp
+                .lock()
+                .map_err(|_| "the ARP sender is poisoned".to_owned())?;
+            for v in &self.vips {
+                if let Err(e) = garp.send(v.address) {
+                    events::garp_failed(&self.interface, &e.to_string());
+                    return Err(e.to_string());
+                }
+            }
+        }
+        events::garp_sent(
+            &self.interface,
+            self.vips.len(),
+            self.repeat.max(1),
+            "became_master",
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Stand-in for the FreeBSD tools the runbooks run (service, mount, umount,
+mount_nfs, cbsd, hastctl, fsck, zpool, kldstat, sockstat, ifconfig).
+
+Installed as one symlink per tool name in a directory that also holds
+`standin.json`:
+
+    {"node": "node1",            # this node's name (cbsd lock files)
+     "state": ".../state.json",  # per-node state (mounts, services, envs...)
+     "log": ".../calls.jsonl",   # every call: argv, cwd, selected env
+     "cluster_log": ".../cluster.jsonl",  # env start/stop of every node
+     "rules": ".../rules.json",  # [{"match": [...], "action": "fail"|"hang",
+                                 #   "times": 1, "exit": 1, "stderr": "..."}]
+     "workdir": "/.../usr/jails",         # CBSD workdir (jregister)
+     "nfs_server": "/.../shared"}         # where VIP:/x is served from
+
+It answers like the real tools: `service X onestatus` exit 0/1 with rc.subr's
+words, "already running?" and exit 1 on a second start, "Cannot 'start'"
+and exit 0 for a plain start, `mount -p` in fstab(5) format, CBSD's jstatus
+with its inverted exit code (1 = registered) and the jid on stdout. Mounts
+are emulated with symlinks so that files under the workdir behave as they
+would (dir.id, lock files, write probes). A rule whose tokens all appear,
+in order, in [tool, *args] makes the call fail or hang.
+"""
+
+import fcntl
+import json
+import os
+import sys
+import time
+
+
+def load_config():
+    here = os.path.dirname(os.path.abspath(sys.argv[0]))
+    with open(os.path.join(here, "standin.json")) as f:
+        config = json.load(f)
+    config["dir"] = here
+    return config
+
+
+class Locked:
+    """An exclusive flock on a file, for concurrent stand-ins."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.f = open(self.path, "a+")
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def read_json(path, default):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return default
+
+
+def write_json(path, value):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def append_line(path, record):
+    with Locked(path + ".lock"):
+        with open(path, "a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+
+
+def is_subsequence(needle, haystack):
+    it = iter(haystack)
+    return all(any(token == h for h in it) for token in needle)
+
+
+def take_rule(config, words):
+    """The first matching rule (its `times` decremented), or None."""
+    path = config.get("rules")
+    if not path:
+        return None
+    with Locked(path + ".lock"):
+        rules = read_json(path, [])
+        for rule in rules:
+            if rule.get("times", 1) == 0:
+                continue
+            if is_subsequence(rule.get("match", []), words):
+                if "times" in rule:
+                    rule["times"] -= 1
+                write_json(path, rules)
+                return rule
+    return None
+
+
+def out(text="", code=0, err=""):
+    if text:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if err:
+        sys.stderr.write(err if err.endswith("\n") else err + "\n")
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+# ---- mounts ---------------------------------------------------------------
+
+
+def do_mount_link(target, real):
+    """Emulates a mount of `real` on `target` with a symlink."""
+    if os.path.islink(target):
+        os.unlink(target)
+    elif os.path.isdir(target):
+        os.rmdir(target)
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.symlink(real, target)
+
+
+def undo_mount_link(target):
+    if os.path.islink(target):
+        os.unlink(target)
+        os.makedirs(target, exist_ok=True)
+
+
+def mount_p(state, fstype):
+    lines = []
+    for m in state.get("mounts", []):
+        if fstype is None or m["type"] == fstype:
+            lines.append("\t".join([m["source"], m["target"], m["type"], m.get("options", "rw"), "0", "0"]))
+    return "\n".join(lines)
+
+
+def tool_mount(config, state, args):
+    if args[:1] == ["-p"]:
+        fstype = args[2] if args[1:2] == ["-t"] and len(args) > 2 else None
+        out(mount_p(state, fstype))
+    if args[:2] == ["-t", "nullfs"] and len(args) == 4:
+        source, target = args[2], args[3]
+        if not os.path.isdir(source):
+            out(code=1, err=f"mount_nullfs: {source}: No such file or directory")
+        do_mount_link(target, source)
+        state.setdefault("mounts", []).append({"source": source, "target": target, "type": "nullfs"})
+        return
+    if len(args) == 2:
+        device, target = args
+        if not os.path.exists(device):
+            out(code=1, err=f"mount: {device}: No such file or directory")
+        state.setdefault("mounts", []).append({"source": device, "target": target, "type": "ufs"})
+        return
+    out(code=64, err="usage: mount [-t type] special node | mount -p [-t type]")
+
+
+def tool_mount_nfs(config, state, args):
+    if len(args) != 4 or args[0] != "-o":
+        out(code=64, err="usage: mount_nfs -o options host:path node")
+    options, source, target = args[1], args[2], args[3]
+    _, _, remote = source.partition(":")
+    real = os.path.join(config["nfs_server"], remote.lstrip("/"))
+    if not os.path.isdir(real):
+        out(code=1, err=f"mount_nfs: {source}, : No such file or directory")
+    do_mount_link(target, real)
+    state.setdefault("mounts", []).append({"source": source, "target": target, "type": "nfs", "options": options})
+
+
+def tool_umount(config, state, args):
+    flags = [a for a in args if a.startswith("-")]
+    paths = [a for a in args if not a.startswith("-")]
+    if len(paths) != 1 or any(f not in ("-f", "-N") for f in flags):
+        out(code=64, err="usage: umount [-fN] node")
+    target = paths[0]
+    mounts = state.get("mounts", [])
+    found = [m for m in mounts if m["target"] == target]
+    if not found:
+        out(code=1, err=f"umount: {target}: not a file system root directory")
+    state["mounts"] = [m for m in mounts if m is not found[-1]]
+    if found[-1]["type"] in ("nfs", "nullfs"):
+        undo_mount_link(target)
+
+
+# ---- services ---------------------------------------------------------------
+
+
+def tool_service(config, state, args):
+    if len(args) != 2:
+        out(code=64, err="usage: service name command")
+    name, verb = args
+    running = state.setdefault("services", [])
+    pid = 1000 + len(name)
+    if verb in ("start", "stop", "status", "reload"):
+        # Disabled in rc.conf: rc.subr refuses and still exits 0.
+        out(err=f"Cannot '{verb}' {name}. Set {name}_enable to YES in /etc/rc.conf or use 'one{verb}' instead of '{verb}'.")
+    if verb == "onestatus":
+        if name in running:
+            out(f"{name} is running as pid {pid}.")
+        out(f"{name} is not running.", code=1)
+    if verb == "onestart":
+        if name in running:
+            out(code=1, err=f"{name} already running? (pid={pid}).")
+        running.append(name)
+        print(f"Starting {name}.")
+        return
+    if verb == "onestop":
+        if name not in running:
+            out(code=1, err=f"{name} not running? (check /var/run/{name}.pid).")
+        running.remove(name)
+        print(f"Stopping {name}.")
+        return
+    if verb == "onereload":
+        if name not in running:
+            out(code=1, err=f"{name} not running? (check /var/run/{name}.pid).")
+        state["reloads"] = state.get("reloads", 0) + 1
+        return
+    out(code=1, err=f"{name}: unknown directive '{verb}'.")
+
+
+def tool_sockstat(config, state, args):
+    lines = ["USER     COMMAND    PID   FD PROTO  LOCAL ADDRESS         FOREIGN ADDRESS"]
+    if "nfsd" in state.get("services", []) and "2049" in args:
+        lines.append("root     nfsd       1004  5  tcp4   *:2049                *:*")
+    out("\n".join(lines))
+
+
+# ---- storage ------------------------------------------------------------------
+
+
+def tool_hastctl(config, state, args):
+    if len(args) == 3 and args[0] == "role" and args[1] in ("primary", "secondary", "init"):
+        role, resource = args[1], args[2]
+        state.setdefault("hast", {})[resource] = role
+        device = os.path.join(config.get("hast_dev_dir", "/nonexistent"), resource)
+        if role == "primary":
+            os.makedirs(os.path.dirname(device), exist_ok=True)
+            open(device, "a").close()
+        elif os.path.exists(device):
+            os.unlink(device)
+        return
+    if args[:1] == ["status"]:
+        for resource, role in state.get("hast", {}).items():
+            print(f"{resource} role: {role}")
+        return
+    out(code=64, err="usage: hastctl role <init | primary | secondary> <name>")
+
+
+def tool_zpool(config, state, args):
+    pools = state.setdefault("pools", [])
+    if args[:1] == ["list"]:
+        pool = args[-1]
+        if pool in pools:
+            out(pool)
+        out(code=1, err=f"cannot open '{pool}': no such pool")
+    if args[:1] == ["import"]:
+        pool = args[-1]
+        if pool in pools:
+            out(code=1, err=f"cannot import '{pool}': a pool with that name already exists")
+        pools.append(pool)
+        return
+    if args[:1] == ["export"]:
+        pool = args[-1]
+        if pool not in pools:
+            out(code=1, err=f"cannot open '{pool}': no such pool")
+        pools.remove(pool)
+        return
+    out(code=2, err="usage: zpool command args ...")
+
+
+# ---- CBSD ----------------------------------------------------------------------
+
+
+def cbsd_args(args):
+    values = {}
+    for a in args[1:]:
+        key, sep, value = a.partition("=")
+        if sep:
+            values[key] = value
+    return values
+
+
+def tool_cbsd(config, state, args):
+    if not args:
+        out(code=1, err="cbsd: no command")
+    command = args[0]
+    values = cbsd_args(args)
+    if os.getcwd() != "/":
+        out(code=3, err="cbsd: run from / (a CBSDfile here would change the target)")
+    if os.environ.get("NOINTER") != "1" or os.environ.get("NOCOLOR") != "1":
+        out(code=3, err="cbsd: NOINTER=1 NOCOLOR=1 expected")
+    name = values.get("jname")
+    if not name:
+        out(code=3, err=f"cbsd {command}: no jname= given: would open the interactive picker")
+    registered = state.setdefault("registered", {})
+    running = state.setdefault("running", {})
+    workdir = config["workdir"]
+    system = os.path.join(workdir, "jails-system", name)
+    lock = os.path.join(system, "locked")
+    if command == "jstatus":
+        if name in registered:
+            out(str(running.get(name, 0)), code=1)
+        out(code=0)
+    if command == "jregister":
+        if name in registered:
+            out(code=1, err=f"jregister: {name} already exist")
+        rcconf = os.path.join(workdir, "jails-rcconf", f"rc.conf_{name}")
+        rcfile = values.get("rcfile", rcconf)
+        if not os.path.isfile(rcfile):
+            out(code=1, err=f"jregister: no such rcconf: {rcfile}")
+        with open(rcfile) as f:
+            kind = "bhyve" if 'emulator="bhyve"' in f.read() else "jail"
+        if rcfile == rcconf:
+            os.makedirs(system, exist_ok=True)
+            os.replace(rcconf, os.path.join(system, f"rc.conf_{name}"))
+        registered[name] = kind
+        print(f"{name}: registered")
+        return
+    if command == "junregister":
+        if name not in registered:
+            out(code=1, err=f"junregister: no such jail: {name}")
+        if name in running:
+            out(code=1, err="Jail is active. Please stop them first")
+        kind = registered.pop(name)
+        os.makedirs(os.path.join(workdir, "jails-rcconf"), exist_ok=True)
+        with open(os.path.join(workdir, "jails-rcconf", f"rc.conf_{name}"), "w") as f:
+            f.write(f'jname="{name}"\n' + ('emulator="bhyve"\n' if kind == "bhyve" else ""))
+        if os.path.exists(lock):
+            os.unlink(lock)
+        return
+    if command in ("jstart", "bstart"):
+        if name not in registered:
+            out(code=1, err=f"{command}: no such jail: {name}")
+        wanted = "bhyve" if command == "bstart" else "jail"
+        if registered[name] != wanted:
+            out(code=1, err=f"{command}: {name} is a {registered[name]}")
+        if name in running:
+            out(f"{name}: already running")
+        running[name] = 10 + len(running)
+        os.makedirs(system, exist_ok=True)
+        with open(lock, "w") as f:
+            f.write(config["node"] + "\n")
+        append_line(config["cluster_log"], {"node": config["node"], "env": name, "event": "start", "t": time.time()})
+        print(f"{name}: started")
+        return
+    if command in ("jstop", "bstop"):
+        if name in running:
+            del running[name]
+            if os.path.exists(lock):
+                os.unlink(lock)
+            append_line(config["cluster_log"], {"node": config["node"], "env": name, "event": "stop", "t": time.time()})
+        print(f"{name}: stopped")
+        return
+    out(code=1, err=f"cbsd: unknown command {command}")
+
+
+def tool_kldstat(config, state, args):
+    out(code=1)
+
+
+def tool_fsck(config, state, args):
+    return
+
+
+def tool_ifconfig(config, state, args):
+    return
+
+
+TOOLS = {
+    "mount": tool_mount,
+    "mount_nfs": tool_mount_nfs,
+    "umount": tool_umount,
+    "service": tool_service,
+    "sockstat": tool_sockstat,
+    "hastctl": tool_hastctl,
+    "zpool": tool_zpool,
+    "cbsd": tool_cbsd,
+    "kldstat": tool_kldstat,
+    "fsck": tool_fsck,
+    "ifconfig": tool_ifconfig,
+}
+
+
+def main():
+    config = load_config()
+    tool = os.path.basename(sys.argv[0])
+    args = sys.argv[1:]
+    append_line(config["log"], {
+        "node": config["node"],
+        "tool": tool,
+        "argv": [tool] + args,
+        "cwd": os.getcwd(),
+        "env": {k: os.environ[k] for k in ("NOCOLOR", "NOINTER") if k in os.environ},
+        "t": time.time(),
+    })
+    rule = take_rule(config, [tool] + args)
+    if rule is not None:
+        if rule.get("action") == "hang":
+            time.sleep(3600)
+        out(code=rule.get("exit", 1), err=rule.get("stderr", f"{tool}: injected failure"))
+    handler = TOOLS.get(tool)
+    if handler is None:
+        out(code=127, err=f"standin: unknown tool {tool}")
+    state_path = config["state"]
+    with Locked(state_path + ".lock"):
+        state = read_json(state_path, {})
+        try:
+            handler(config, state, args)
+        except SystemExit:
+            write_json(state_path, state)
+            raise
+        write_json(state_path, state)
+
+
+if __name__ == "__main__":
+    main()
