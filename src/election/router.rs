@@ -330,6 +330,15 @@ impl Router {
             // Another router resigned: advertise at once so that backups
             // which armed Skew_Time hear the master that is still here.
             self.send_advert_now(now, out);
+            // Only a master resigns, so there were two masters (a healed
+            // partition whose other master just yielded to us, or shut
+            // down): clients may still hold its MAC for the VIP. Re-announce.
+            if self.may_answer_other_master(now) {
+                self.last_other_master_answer = Some(now);
+                out.push(Action::ResendGarp {
+                    other_master: advert.source,
+                });
+            }
             return;
         }
         let ours = self.effective_priority();
@@ -337,6 +346,14 @@ impl Router {
             || (advert.priority == ours
                 && u32::from(advert.source) > u32::from(self.params.primary_address));
         if theirs_wins {
+            // Beyond §6.4.3: one last advert of ours before yielding. After a
+            // healed partition the winner may otherwise never hear us (our
+            // adverts can lose the race to its first one) and would not know
+            // that clients followed us to our MAC; this advert, lower than
+            // its priority, makes it re-announce the VIP at once. Not
+            // priority 0: that would arm Skew_Time on every backup and make
+            // them race the winner's next advert.
+            out.push(Action::SendAdvert { priority: ours });
             // §6.4.3: learn Master_Adver_Interval, arm the Master_Down_Timer,
             // go Backup. Preempt_Mode is not considered in Master.
             self.follow_as_backup(

@@ -121,6 +121,9 @@ pub fn start(config: &Config, cbsd_config: &Cbsd, env: &Env, node: &str) -> Vec<
     .undo(stop(config, env));
     [check_lock, register, start]
         .into_iter()
-        .map(|s| s.on_failure(OnFailure::SkipEnvironment).environment(&env.name))
+        .map(|s| {
+            s.on_failure(OnFailure::SkipEnvironment)
+                .environment(&env.name)
+        })
         .collect()
 }

@@ -303,7 +303,15 @@ impl<V: VipControl> Runner<V> {
             match result {
                 Ok(acted) => {
                     let outcome = if acted { "ok" } else { "already" };
-                    events::runbook_step(kind, &step.name, &argv, duration_ms, outcome, attempt, "");
+                    events::runbook_step(
+                        kind,
+                        &step.name,
+                        &argv,
+                        duration_ms,
+                        outcome,
+                        attempt,
+                        "",
+                    );
                     return Ok(acted);
                 }
                 Err(error) => {
@@ -452,8 +460,7 @@ impl<V: VipControl> Runner<V> {
             }
             Builtin::ClearExports { file } => {
                 let file = file.clone();
-                blocking(move || exports::write_block(&file, &[]).map_err(|e| e.to_string()))
-                    .await
+                blocking(move || exports::write_block(&file, &[]).map_err(|e| e.to_string())).await
             }
             Builtin::WaitForPath { path } => {
                 // The caller's timeout bounds the wait; each look is a
@@ -545,7 +552,9 @@ fn stderr_suffix(stderr: &str) -> String {
 
 /// Runs blocking file-system work off the runtime (a dead NFS mount blocks
 /// the thread, not the agent; the step's timeout abandons it).
-async fn blocking(work: impl FnOnce() -> Result<(), String> + Send + 'static) -> Result<(), String> {
+async fn blocking(
+    work: impl FnOnce() -> Result<(), String> + Send + 'static,
+) -> Result<(), String> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| format!("internal error: {e}"))?
@@ -717,11 +726,7 @@ mod tests {
     #[tokio::test]
     async fn a_command_past_its_timeout_is_killed() {
         let started = Instant::now();
-        let result = run_command(
-            &Command::new(["sleep", "10"]),
-            Duration::from_millis(200),
-        )
-        .await;
+        let result = run_command(&Command::new(["sleep", "10"]), Duration::from_millis(200)).await;
         assert!(matches!(result, Err(AttemptError::Timeout(_))));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -731,7 +736,10 @@ mod tests {
         let mut command = Command::new(["sh", "-c", "pwd; echo $NOINTER; exit 3"]);
         command.cwd = Some(PathBuf::from("/"));
         command.env = vec![("NOINTER".into(), "1".into())];
-        let ran = run_command(&command, Duration::from_secs(5)).await.ok().unwrap();
+        let ran = run_command(&command, Duration::from_secs(5))
+            .await
+            .ok()
+            .unwrap();
         assert_eq!(ran.exit, Some(3));
         assert_eq!(ran.stdout, "/\n1\n");
     }

@@ -61,18 +61,16 @@ impl Expect {
                 Some(j) if j > 0 => Err(format!("still running (jid {j})")),
                 _ => Ok(()),
             },
-            Expect::Mounted { mountpoint, source } => {
-                match mounted_from(stdout, mountpoint) {
-                    Some(found) => match source {
-                        Some(wanted) if *wanted != found => Err(format!(
-                            "{} is mounted from {found}, not {wanted}",
-                            mountpoint.display()
-                        )),
-                        _ => Ok(()),
-                    },
-                    None => Err(format!("{} is not mounted", mountpoint.display())),
-                }
-            }
+            Expect::Mounted { mountpoint, source } => match mounted_from(stdout, mountpoint) {
+                Some(found) => match source {
+                    Some(wanted) if *wanted != found => Err(format!(
+                        "{} is mounted from {found}, not {wanted}",
+                        mountpoint.display()
+                    )),
+                    _ => Ok(()),
+                },
+                None => Err(format!("{} is not mounted", mountpoint.display())),
+            },
             Expect::NotMounted { mountpoint } => match mounted_from(stdout, mountpoint) {
                 Some(found) => Err(format!(
                     "{} is still mounted (from {found})",
@@ -132,7 +130,7 @@ pub fn mounted_from(mount_p: &str, mountpoint: &Path) -> Option<String> {
             (target == wanted.trim_end_matches('/') || target == wanted)
                 .then(|| source.replace("\\040", " "))
         })
-        .last()
+        .next_back()
 }
 
 /// Whether `sockstat -l` output shows a listening socket on `port`

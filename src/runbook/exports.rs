@@ -135,10 +135,7 @@ pub fn group_by_filesystem(dirs: &[PathBuf]) -> Vec<Vec<PathBuf>> {
     let mut groups: Vec<(Option<u64>, Vec<PathBuf>)> = Vec::new();
     for dir in dirs {
         let device = std::fs::metadata(dir).ok().map(|m| m.dev());
-        match groups
-            .iter_mut()
-            .find(|(d, _)| d.is_some() && *d == device)
-        {
+        match groups.iter_mut().find(|(d, _)| d.is_some() && *d == device) {
             Some((_, group)) => group.push(dir.clone()),
             None => groups.push((device, vec![dir.clone()])),
         }

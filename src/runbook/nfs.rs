@@ -43,11 +43,7 @@ pub fn services_stopped_on_demote(v4_only: bool) -> &'static [&'static str] {
 }
 
 fn service(config: &Config, name: &str, verb: &str) -> Command {
-    Command::new([
-        config.tools.service.to_string_lossy().as_ref(),
-        name,
-        verb,
-    ])
+    Command::new([config.tools.service.to_string_lossy().as_ref(), name, verb])
 }
 
 /// Starts `name` unless `onestatus` says it runs; mountd is reloaded when
@@ -108,7 +104,10 @@ pub fn verify_listening(config: &Config) -> Step {
 
 /// `mount -p -t TYPE`: what is mounted, in fstab(5) format.
 pub fn list_mounts(config: &Config, fstype: Option<&str>) -> Command {
-    let mut argv = vec![config.tools.mount.to_string_lossy().into_owned(), "-p".into()];
+    let mut argv = vec![
+        config.tools.mount.to_string_lossy().into_owned(),
+        "-p".into(),
+    ];
     if let Some(fstype) = fstype {
         argv.push("-t".into());
         argv.push(fstype.into());

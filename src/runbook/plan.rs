@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use super::step::{Action, Builtin, Step};
-use super::{exports, follow, promote, demote, resolve_environments, Context, Kind};
+use super::{demote, exports, follow, promote, resolve_environments, Context, Kind};
 use crate::config::{format_duration, Config};
 use crate::net::vip::VipBackend;
 
@@ -31,7 +31,13 @@ pub fn render(
         Kind::Demote => {}
     }
     let mut out = String::new();
-    let _ = writeln!(out, "# {} on node {} ({})", kind.as_str(), config.node.name, config.path.display());
+    let _ = writeln!(
+        out,
+        "# {} on node {} ({})",
+        kind.as_str(),
+        config.node.name,
+        config.path.display()
+    );
     let _ = writeln!(out, "# {}", setup(config));
     for pattern in &config.environments.patterns {
         if pattern.is_glob() && !envs.iter().any(|e| pattern.matches(&e.name)) {
@@ -43,7 +49,13 @@ pub fn render(
         }
     }
     for (index, step) in steps.iter().enumerate() {
-        write_step(&mut out, config, backend, &format!("{:2}.", index + 1), step);
+        write_step(
+            &mut out,
+            config,
+            backend,
+            &format!("{:2}.", index + 1),
+            step,
+        );
     }
     if kind == Kind::Demote && config.cbsd.is_some() {
         let _ = writeln!(out, "# then: follow the new master (see `plan follow`)");
@@ -82,11 +94,21 @@ fn setup(config: &Config) -> String {
         "workdir {}, shared dirs {}, {storage}, NFS {}",
         cbsd.workdir.display(),
         cbsd.shared_dirs.join(" "),
-        if config.nfs.v4_only { "v4 only" } else { "v3+v4" }
+        if config.nfs.v4_only {
+            "v4 only"
+        } else {
+            "v3+v4"
+        }
     )
 }
 
-fn write_step(out: &mut String, config: &Config, backend: &dyn VipBackend, label: &str, step: &Step) {
+fn write_step(
+    out: &mut String,
+    config: &Config,
+    backend: &dyn VipBackend,
+    label: &str,
+    step: &Step,
+) {
     let mut rules = vec![format!("timeout {}", format_duration(step.timeout))];
     if step.retry.attempts > 1 {
         rules.push(format!(
@@ -101,7 +123,12 @@ fn write_step(out: &mut String, config: &Config, backend: &dyn VipBackend, label
     let indent = " ".repeat(label.len() + 1);
     match &step.action {
         Action::Run(checked) => {
-            let _ = writeln!(out, "{indent}run    {}  => {}", checked.command.display(), checked.expect.describe());
+            let _ = writeln!(
+                out,
+                "{indent}run    {}  => {}",
+                checked.command.display(),
+                checked.expect.describe()
+            );
         }
         Action::Ensure(ensure) => {
             let _ = writeln!(
@@ -134,11 +161,21 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
     match builtin {
         Builtin::AddVip => vips
             .iter()
-            .map(|v| format!("agent  {} (unless present)", backend.add_argv(interface, v).join(" ")))
+            .map(|v| {
+                format!(
+                    "agent  {} (unless present)",
+                    backend.add_argv(interface, v).join(" ")
+                )
+            })
             .collect(),
         Builtin::DropVip => vips
             .iter()
-            .map(|v| format!("agent  {} (if present)", backend.remove_argv(interface, v).join(" ")))
+            .map(|v| {
+                format!(
+                    "agent  {} (if present)",
+                    backend.remove_argv(interface, v).join(" ")
+                )
+            })
             .collect(),
         Builtin::ArpBurst => {
             let addresses: Vec<String> = vips.iter().map(|v| v.address.to_string()).collect();
@@ -149,7 +186,11 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
                 format_duration(config.vrrp.garp_interval)
             )]
         }
-        Builtin::WriteExports { file, dirs, clients } => {
+        Builtin::WriteExports {
+            file,
+            dirs,
+            clients,
+        } => {
             let groups = exports::group_by_filesystem(dirs);
             let mut lines = vec![format!(
                 "agent  replace the marked block of {} atomically with (dirs on one filesystem share a line; grouped at run time):",
@@ -165,15 +206,23 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
             lines
         }
         Builtin::ClearExports { file } => {
-            vec![format!("agent  empty the marked block of {}", file.display())]
+            vec![format!(
+                "agent  empty the marked block of {}",
+                file.display()
+            )]
         }
-        Builtin::WaitForPath { path } => vec![format!("agent  wait until {} exists", path.display())],
+        Builtin::WaitForPath { path } => {
+            vec![format!("agent  wait until {} exists", path.display())]
+        }
         Builtin::VerifyDirId { path, expected } => vec![match expected {
             Some(id) => format!("agent  {} must hold {id:?}", path.display()),
             None => format!("agent  {} must exist and not be empty", path.display()),
         }],
         Builtin::WriteProbe { path } => {
-            vec![format!("agent  create, fsync and remove {}", path.display())]
+            vec![format!(
+                "agent  create, fsync and remove {}",
+                path.display()
+            )]
         }
         Builtin::CheckLock { path, node } => vec![format!(
             "agent  refuse if {} names a node other than {node}",

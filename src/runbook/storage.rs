@@ -80,8 +80,11 @@ pub fn take(config: &Config, cbsd: &Cbsd, storage: &Storage) -> Vec<Step> {
         } => {
             let device = device.to_string_lossy().into_owned();
             vec![
-                hast_role(config, "primary", resource)
-                    .undo(hast_role(config, "secondary", resource)),
+                hast_role(config, "primary", resource).undo(hast_role(
+                    config,
+                    "secondary",
+                    resource,
+                )),
                 Step::new(
                     format!("wait for {device}"),
                     Action::Builtin(Builtin::WaitForPath {

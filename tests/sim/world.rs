@@ -303,11 +303,13 @@ impl World {
             ));
         }
         for p in sent_priorities {
-            // Only a master advertises; priority 0 only when leaving Master.
+            // Only a master advertises; priority 0 only when leaving Master;
+            // a master yielding to a higher one sends one last advert of its
+            // own priority (so a winner that never heard it re-announces).
             let fine = if p == 0 {
                 before == State::Master && state != State::Master
             } else {
-                state == State::Master
+                state == State::Master || (before == State::Master && state == State::Backup)
             };
             if !fine {
                 return Err(format!("n{node}: SendAdvert {p} going {before}->{state}"));

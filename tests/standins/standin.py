@@ -11,6 +11,8 @@ Installed as one symlink per tool name in a directory that also holds
      "cluster_log": ".../cluster.jsonl",  # env start/stop of every node
      "rules": ".../rules.json",  # [{"match": [...], "action": "fail"|"hang",
                                  #   "times": 1, "exit": 1, "stderr": "..."}]
+                                 # ("delay" sleeps "seconds" then answers;
+                                 #  without "times" a rule never wears out)
      "workdir": "/.../usr/jails",         # CBSD workdir (jregister)
      "nfs_server": "/.../shared"}         # where VIP:/x is served from
 
@@ -396,6 +398,10 @@ def main():
     if rule is not None:
         if rule.get("action") == "hang":
             time.sleep(3600)
+        if rule.get("action") == "delay":
+            time.sleep(float(rule.get("seconds", 1)))
+            rule = None
+    if rule is not None:
         out(code=rule.get("exit", 1), err=rule.get("stderr", f"{tool}: injected failure"))
     handler = TOOLS.get(tool)
     if handler is None:

@@ -95,7 +95,10 @@ impl Reader<'_> {
                 }
             }
         }
-        let workdir = cbsd.as_ref().and_then(|c| c.as_ref()).map(|c| c.workdir.clone());
+        let workdir = cbsd
+            .as_ref()
+            .and_then(|c| c.as_ref())
+            .map(|c| c.workdir.clone());
         let storage = self.section(root, "storage", |r, t, span| {
             r.storage(t, span, workdir.as_deref())
         });
@@ -305,7 +308,9 @@ impl Reader<'_> {
         let parts: Vec<&str> = text.split('/').collect();
         let clean = !text.starts_with('/')
             && parts.len() >= 2
-            && parts.iter().all(|p| !p.is_empty() && *p != "." && *p != "..");
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && *p != "." && *p != "..");
         let inside = parts
             .first()
             .is_some_and(|first| dirs.iter().any(|d| d == first));
@@ -364,7 +369,9 @@ impl Reader<'_> {
                         reader.error(
                             value.span(),
                             &dotted,
-                            format!("{text:?} is not a name (A-Z a-z 0-9 - _ ., not starting with -)"),
+                            format!(
+                                "{text:?} is not a name (A-Z a-z 0-9 - _ ., not starting with -)"
+                            ),
                         );
                         None
                     }
@@ -435,7 +442,9 @@ impl Reader<'_> {
                 self.error(
                     at,
                     "storage.kind",
-                    format!("{other:?} is not a storage kind (accepted: \"none\", \"hast\", \"zfs\")"),
+                    format!(
+                        "{other:?} is not a storage kind (accepted: \"none\", \"hast\", \"zfs\")"
+                    ),
                 );
                 None
             }
@@ -507,8 +516,10 @@ impl Reader<'_> {
             None => Some(DEFAULT_MOUNT_OPTIONS.to_owned()),
         };
         let v4_only = self.optional(table, "v4_only", false, |r, v| r.boolean(v, "nfs.v4_only"));
-        let default_root = storage_root
-            .map_or_else(|| DEFAULT_STORAGE_ROOT.to_owned(), |r| r.display().to_string());
+        let default_root = storage_root.map_or_else(
+            || DEFAULT_STORAGE_ROOT.to_owned(),
+            |r| r.display().to_string(),
+        );
         let remote_root =
             self.clean_path(table.get("remote_root"), "nfs.remote_root", &default_root);
         if let (Some(remote), Some(local), Some(value)) =
@@ -562,7 +573,9 @@ impl Reader<'_> {
             self.error(
                 value.span(),
                 KEY,
-                format!("{text} has host bits set; write the network address (exports(5) -network)"),
+                format!(
+                    "{text} has host bits set; write the network address (exports(5) -network)"
+                ),
             );
             return None;
         }
@@ -593,7 +606,9 @@ impl Reader<'_> {
                 self.error(
                     span,
                     &item_key,
-                    format!("{host} is a virtual IP; list the nodes' own addresses (the NFS clients)"),
+                    format!(
+                        "{host} is a virtual IP; list the nodes' own addresses (the NFS clients)"
+                    ),
                 );
                 valid = false;
             } else if hosts.contains(&host) {
@@ -615,10 +630,7 @@ impl Reader<'_> {
             .any(|o| o.is_empty() || o.chars().any(char::is_whitespace))
         {
             Some("must be comma-separated options without spaces".to_owned())
-        } else if let Some(bad) = options
-            .iter()
-            .find(|o| FORBIDDEN_MOUNT_OPTIONS.contains(o))
-        {
+        } else if let Some(bad) = options.iter().find(|o| FORBIDDEN_MOUNT_OPTIONS.contains(o)) {
             Some(format!(
                 "{bad:?} is unsafe with NFSv4 (mount_nfs(8)); use \"hard\" with retrycnt"
             ))
@@ -724,7 +736,12 @@ impl Reader<'_> {
         let d = RunbookSettings::default();
         let hour = Duration::from_secs(3600);
         let dur = |reader: &mut Self, key: &str, default: Duration, min: Duration| {
-            reader.duration_in(table.get(key), &format!("runbook.{key}"), default, min..=hour)
+            reader.duration_in(
+                table.get(key),
+                &format!("runbook.{key}"),
+                default,
+                min..=hour,
+            )
         };
         let second = Duration::from_secs(1);
         let command_timeout = dur(self, "command_timeout", d.command_timeout, second);
@@ -733,11 +750,19 @@ impl Reader<'_> {
         let device_wait = dur(self, "device_wait", d.device_wait, second);
         let mount_timeout = dur(self, "mount_timeout", d.mount_timeout, second);
         let retry_backoff = dur(self, "retry_backoff", d.retry_backoff, Duration::ZERO);
-        let retry_backoff_max = dur(self, "retry_backoff_max", d.retry_backoff_max, Duration::ZERO);
+        let retry_backoff_max = dur(
+            self,
+            "retry_backoff_max",
+            d.retry_backoff_max,
+            Duration::ZERO,
+        );
         let fault_hold_off = dur(self, "fault_hold_off", d.fault_hold_off, Duration::ZERO);
-        let mount_attempts = self.optional(table, "mount_attempts", i128::from(d.mount_attempts), |r, v| {
-            r.integer(v, "runbook.mount_attempts", 1..=100, "1..=100")
-        });
+        let mount_attempts = self.optional(
+            table,
+            "mount_attempts",
+            i128::from(d.mount_attempts),
+            |r, v| r.integer(v, "runbook.mount_attempts", 1..=100, "1..=100"),
+        );
         if let (Some(backoff), Some(max)) = (retry_backoff, retry_backoff_max) {
             if backoff > max {
                 let span = table.get("retry_backoff").map_or(0..0, |v| v.span());

@@ -1,0 +1,210 @@
+//! The CBSD cluster sections of the configuration: defaults, and the
+//! checks `check-config` makes across them, each with file:line:col.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rcbsd_failover::config::{parse_with_hostname, Config, ConfigError, EnvKind, StorageKind};
+
+const VRRP: &str =
+    "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"192.168.10.200/24\"]\n";
+const NET: &str = "[nfs]\nexport_network = \"192.168.10.0/24\"\n";
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    parse_with_hostname(text, Path::new("/etc/x.toml"), Some("node1"))
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(config) => panic!("accepted: {config:?}"),
+        Err(e) => e.diagnostics().iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn a_cbsd_master_candidate_gets_freebsd_defaults() {
+    let config = parse(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}")).unwrap();
+    let cbsd = config.cbsd.as_ref().unwrap();
+    assert_eq!(cbsd.workdir, Path::new("/usr/jails"));
+    assert_eq!(
+        cbsd.shared_dirs,
+        ["jails-data", "jails-system", "jails-rcconf", "jails-fstab"]
+    );
+    let storage = config.storage.as_ref().unwrap();
+    assert_eq!(storage.root, Path::new("/store"));
+    assert_eq!(storage.kind, StorageKind::None);
+    assert_eq!(
+        config.nfs.mount_options,
+        "nfsv4,minorversion=1,hard,retrycnt=2"
+    );
+    assert!(!config.nfs.v4_only);
+    assert_eq!(config.nfs.exports_file, Path::new("/etc/exports"));
+    assert_eq!(config.nfs.remote_root, Path::new("/store"));
+    assert_eq!(config.tools.service, Path::new("/usr/sbin/service"));
+    assert_eq!(config.tools.mount_nfs, Path::new("/sbin/mount_nfs"));
+    assert_eq!(config.runbook.fault_hold_off, Duration::from_secs(60));
+    assert!(config.may_be_master());
+}
+
+#[test]
+fn without_storage_a_cbsd_node_is_follower_only() {
+    let config = parse(&format!(
+        "{VRRP}[cbsd]\n[environments]\njails = [\"web1\", \"db*\"]\nbhyve = [\"vm1\"]\n"
+    ))
+    .unwrap();
+    assert!(!config.may_be_master());
+    let kinds: Vec<(&str, EnvKind)> = config
+        .environments
+        .patterns
+        .iter()
+        .map(|p| (p.pattern.as_str(), p.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("web1", EnvKind::Jail),
+            ("db*", EnvKind::Jail),
+            ("vm1", EnvKind::Bhyve)
+        ]
+    );
+}
+
+#[test]
+fn without_cbsd_a_node_only_moves_the_vip_and_may_be_master() {
+    let config = parse(VRRP).unwrap();
+    assert!(config.cbsd.is_none());
+    assert!(config.may_be_master());
+}
+
+#[test]
+fn a_shared_dir_outside_the_workdir_is_refused_with_its_position() {
+    let text =
+        format!("{VRRP}[cbsd]\nshared_dirs = [\"jails-data\", \"../etc\", \"/abs\", \"a/b\"]\n");
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors[0]
+            .starts_with("/etc/x.toml:6:30: cbsd.shared_dirs[1]: \"../etc\" leaves the workdir"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("cbsd.shared_dirs[2]: \"/abs\" is absolute"),
+        "{errors:?}"
+    );
+    assert!(errors[2].contains("cbsd.shared_dirs[3]"), "{errors:?}");
+}
+
+#[test]
+fn duplicate_shared_dirs_and_environments_are_refused() {
+    let errors = errors(&format!(
+        "{VRRP}[cbsd]\nshared_dirs = [\"jails-data\", \"jails-data\"]\n[environments]\njails = [\"web1\"]\nbhyve = [\"web1\"]\n"
+    ));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("cbsd.shared_dirs[1]: \"jails-data\" is listed twice"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("environments.bhyve[0]: \"web1\" is listed twice"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn the_export_network_must_contain_the_vip() {
+    let errors = errors(&format!(
+        "{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n[nfs]\nexport_network = \"10.0.0.0/8\"\n"
+    ));
+    assert_eq!(
+        errors,
+        ["/etc/x.toml:9:18: nfs.export_network: 10.0.0.0/8 does not contain the virtual IP 192.168.10.200: the followers mount from the VIP's network, export to it"]
+    );
+}
+
+#[test]
+fn a_master_candidate_must_say_who_may_mount() {
+    let errors = errors(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n"));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("nfs.export_network"), "{errors:?}");
+}
+
+#[test]
+fn a_storage_kind_missing_its_parameters_is_refused() {
+    let hast = errors(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"hast\"\n{NET}"));
+    assert!(
+        hast[0].contains("storage.resource: missing; kind = \"hast\""),
+        "{hast:?}"
+    );
+    let zfs = errors(&format!(
+        "{VRRP}[cbsd]\n[storage]\nkind = \"zfs\"\nresource = \"r\"\n{NET}"
+    ));
+    assert_eq!(zfs.len(), 2, "{zfs:?}");
+    assert!(
+        zfs.iter().any(|e| e.contains("storage.pool: missing")),
+        "{zfs:?}"
+    );
+    assert!(
+        zfs.iter()
+            .any(|e| e.contains("storage.resource: only for kind = \"hast\"")),
+        "{zfs:?}"
+    );
+    let unknown = errors(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"nfs\"\n{NET}"));
+    assert!(
+        unknown[0].contains("\"nfs\" is not a storage kind"),
+        "{unknown:?}"
+    );
+}
+
+#[test]
+fn storage_root_must_not_overlap_the_workdir() {
+    let errors = errors(&format!(
+        "{VRRP}[cbsd]\nworkdir = \"/usr/jails\"\n[storage]\nkind = \"none\"\nroot = \"/usr/jails/store\"\n{NET}"
+    ));
+    assert!(
+        errors[0].contains("storage.root: /usr/jails/store overlaps cbsd.workdir"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn soft_mounts_and_non_v4_mounts_are_refused() {
+    let soft = errors(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nmount_options = \"nfsv4,soft\"\n"
+    ));
+    assert!(
+        soft[0].contains("\"soft\" is unsafe with NFSv4"),
+        "{soft:?}"
+    );
+    let v3 = errors(&format!("{VRRP}[cbsd]\n[nfs]\nmount_options = \"hard\"\n"));
+    assert!(v3[0].contains("must select NFSv4"), "{v3:?}");
+}
+
+#[test]
+fn cluster_sections_need_cbsd() {
+    let errors = errors(&format!("{VRRP}[environments]\njails = [\"web1\"]\n"));
+    assert!(
+        errors[0].contains("environments: [environments] needs a [cbsd] table"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn tools_must_be_absolute_and_known() {
+    let errors = errors(&format!(
+        "{VRRP}[tools]\ncbsd = \"cbsd\"\nzfs = \"/sbin/zfs\"\n"
+    ));
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors[0].contains("tools.cbsd"), "{errors:?}");
+    assert!(errors[1].contains("tools.zfs: unknown key"), "{errors:?}");
+}
+
+#[test]
+fn remote_root_must_equal_storage_root() {
+    let errors = errors(&format!(
+        "{VRRP}[cbsd]\n[storage]\nkind = \"none\"\nroot = \"/store\"\n[nfs]\nexport_network = \"192.168.10.0/24\"\nremote_root = \"/data\"\n"
+    ));
+    assert!(
+        errors[0].contains("nfs.remote_root: /data differs from storage.root /store"),
+        "{errors:?}"
+    );
+}

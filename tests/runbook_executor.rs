@@ -1,0 +1,427 @@
+//! The runbook executor against stand-ins of the FreeBSD tools: what it
+//! runs, in which order, and what it leaves behind when a step fails,
+//! hangs or is overtaken by a newer transition.
+
+#[path = "standins/mod.rs"]
+mod standins;
+
+use std::time::{Duration, Instant};
+
+use rcbsd_failover::runbook::{Context, Kind, Outcome, Runner};
+use serde_json::json;
+use standins::{FakeVip, World};
+use tokio::sync::watch;
+
+fn runner(world: &World, storage: &str, nfs: &str, envs: &str) -> (Runner<FakeVip>, FakeVip) {
+    let vip = FakeVip::default();
+    let config = world.config(storage, nfs, envs);
+    (Runner::new(config, vip.clone()), vip)
+}
+
+async fn run(runner: &mut Runner<FakeVip>, kind: Kind) -> Outcome {
+    let ctx = Context::from_config(runner.config());
+    let (_tx, rx) = watch::channel(0u64);
+    runner.run(kind, &ctx, rx).await
+}
+
+fn position(list: &[String], wanted: &str) -> usize {
+    list.iter()
+        .position(|a| a == wanted)
+        .unwrap_or_else(|| panic!("{wanted:?} not in {list:#?}"))
+}
+
+#[tokio::test]
+async fn promote_serves_the_dirs_then_adds_the_vip_then_starts_environments() {
+    let world = World::new("node1");
+    world.add_environment("web1", false);
+    let (mut runner, vip) = runner(&world, &world.storage_none(), "", "jails = [\"web1\"]");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    assert_eq!(outcome, Outcome::Succeeded { skipped: vec![] });
+    assert_eq!(
+        world.services(),
+        ["rpcbind", "nfsuserd", "mountd", "nfsd", "statd", "lockd"]
+    );
+    assert_eq!(vip.calls(), ["add", "announce"]);
+    let exports = std::fs::read_to_string(&world.exports).unwrap();
+    assert!(
+        exports.contains("V4: / -network 198.18.0.0/24"),
+        "{exports}"
+    );
+    assert!(exports.contains("-maproot=root"), "{exports}");
+    assert_eq!(
+        world.cluster_events(),
+        [("node1".into(), "web1".into(), "start".into())]
+    );
+    let actions = world.actions();
+    // Exports and NFS before the environment; every cbsd call from / with
+    // NOCOLOR/NOINTER and an explicit jname.
+    assert!(
+        position(&actions, "service nfsd onestart")
+            < position(&actions, "cbsd jstart inter=0 jname=web1")
+    );
+    for call in world.calls().iter().filter(|c| c["tool"] == "cbsd") {
+        assert_eq!(call["cwd"], "/", "{call}");
+        assert_eq!(
+            call["env"],
+            json!({"NOCOLOR": "1", "NOINTER": "1"}),
+            "{call}"
+        );
+        assert!(call["argv"].to_string().contains("jname="), "{call}");
+    }
+}
+
+#[tokio::test]
+async fn nfsd_failing_to_start_undoes_promote_in_reverse() {
+    let world = World::new("node1");
+    world.set_rules(json!([{"match": ["service", "nfsd", "onestart"], "action": "fail"}]));
+    let (mut runner, vip) = runner(&world, &world.storage_none(), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "start nfsd");
+    assert!(error.contains("nfsd"), "{error}");
+    assert!(vip.calls().is_empty(), "the VIP comes last: never added");
+    assert!(world.services().is_empty(), "{:?}", world.services());
+    assert!(world.mounts().is_empty(), "{:?}", world.mounts());
+    let exports = std::fs::read_to_string(&world.exports).unwrap();
+    assert!(!exports.contains("V4:"), "{exports}");
+    let actions = world.actions();
+    let undo: Vec<&String> = actions
+        .iter()
+        .skip(position(&actions, "service nfsd onestart") + 1)
+        .collect();
+    let fstab = format!("umount {}", world.workdir.join("jails-fstab").display());
+    let data = format!("umount {}", world.workdir.join("jails-data").display());
+    assert_eq!(
+        undo.iter().take(3).map(|s| s.as_str()).collect::<Vec<_>>(),
+        [
+            "service mountd onestop",
+            "service nfsuserd onestop",
+            "service rpcbind onestop"
+        ]
+    );
+    assert!(
+        position(&actions, &fstab) < position(&actions, &data),
+        "unbind in reverse"
+    );
+}
+
+#[tokio::test]
+async fn hast_role_primary_failing_fails_promote_before_anything_else() {
+    let world = World::new("node1");
+    world.set_rules(json!([{"match": ["hastctl", "role", "primary"], "action": "fail"}]));
+    let (mut runner, vip) = runner(&world, &world.storage_hast(), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed { step, .. } if step == "hast role primary"),
+        "{outcome:?}"
+    );
+    let actions = world.actions();
+    assert_eq!(actions, ["hastctl role primary cbsd"]);
+    assert!(vip.calls().is_empty());
+}
+
+#[tokio::test]
+async fn hast_promote_then_demote_takes_and_releases_the_provider() {
+    let world = World::new("node1");
+    let (mut runner, vip) = runner(&world, &world.storage_hast(), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let device = world.hast_dev.join("cbsd").display().to_string();
+    let actions = world.actions();
+    let take = [
+        "hastctl role primary cbsd".to_owned(),
+        format!("fsck -p -y -t ufs {device}"),
+        format!("mount {device} {}", world.store.display()),
+    ];
+    let positions: Vec<usize> = take.iter().map(|a| position(&actions, a)).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{actions:#?}");
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(vip.calls(), ["add", "announce", "remove"]);
+    let actions = world.actions();
+    assert_eq!(actions.last().unwrap(), "hastctl role secondary cbsd");
+    assert_eq!(
+        world.services(),
+        ["rpcbind", "nfsuserd"],
+        "demote stops lockd statd nfsd mountd"
+    );
+    assert!(world.mounts().is_empty(), "{:?}", world.mounts());
+    assert_eq!(world.state()["hast"]["cbsd"], "secondary");
+}
+
+#[tokio::test]
+async fn v4_only_runs_nfsuserd_mountd_nfsd_only() {
+    let world = World::new("node1");
+    let (mut runner, _) = runner(&world, &world.storage_none(), "v4_only = true", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(world.services(), ["nfsuserd", "mountd", "nfsd"]);
+}
+
+#[tokio::test]
+async fn mountd_already_running_is_reloaded_not_started_twice() {
+    let world = World::new("node1");
+    std::fs::write(&world.state, json!({"services": ["mountd"]}).to_string()).unwrap();
+    let (mut runner, _) = runner(&world, &world.storage_none(), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let actions = world.actions();
+    assert!(
+        actions.contains(&"service mountd onereload".to_owned()),
+        "{actions:#?}"
+    );
+    assert!(
+        !actions.contains(&"service mountd onestart".to_owned()),
+        "{actions:#?}"
+    );
+}
+
+#[tokio::test]
+async fn follow_mounts_from_the_vip_then_registers_and_starts() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    world.add_environment("vm1", true);
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web*\"]\nbhyve = [\"vm1\"]");
+    let outcome = run(&mut runner, Kind::Follow).await;
+    assert_eq!(outcome, Outcome::Succeeded { skipped: vec![] });
+    let mounts = world.mounts();
+    assert_eq!(mounts.len(), 4, "{mounts:?}");
+    assert!(mounts.iter().all(|m| m.starts_with("nfs ")), "{mounts:?}");
+    let actions = world.actions();
+    let source = format!("198.18.0.100:{}", world.store.join("jails-data").display());
+    let target = world.workdir.join("jails-data").display().to_string();
+    assert!(actions.contains(&format!(
+        "mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 {source} {target}"
+    )));
+    assert!(
+        position(&actions, "cbsd jregister jname=web1")
+            < position(&actions, "cbsd jstart inter=0 jname=web1")
+    );
+    assert!(
+        actions.contains(&"cbsd bstart inter=0 jname=vm1".to_owned()),
+        "{actions:#?}"
+    );
+    assert!(!actions.iter().any(|a| a.starts_with("cbsd bregister")));
+}
+
+#[tokio::test]
+async fn jstatus_exit_1_means_registered_so_no_jregister() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    std::fs::write(
+        &world.state,
+        json!({"registered": {"web1": "jail"}}).to_string(),
+    )
+    .unwrap();
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let actions = world.actions();
+    assert!(
+        !actions.iter().any(|a| a.contains("jregister")),
+        "{actions:#?}"
+    );
+    assert!(actions.contains(&"cbsd jstart inter=0 jname=web1".to_owned()));
+}
+
+#[tokio::test]
+async fn jregister_falls_back_to_the_rcfile_in_jails_system() {
+    let world = World::new("node2");
+    std::fs::create_dir_all(world.store.join("jails-system/web1")).unwrap();
+    std::fs::write(
+        world.store.join("jails-system/web1/rc.conf_web1"),
+        "jname=\"web1\"\n",
+    )
+    .unwrap();
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let rcfile = world.workdir.join("jails-system/web1/rc.conf_web1");
+    let actions = world.actions();
+    assert!(
+        actions.contains(&format!(
+            "cbsd jregister jname=web1 rcfile={}",
+            rcfile.display()
+        )),
+        "{actions:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_environment_locked_by_another_node_is_not_started() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    world.add_environment("db1", false);
+    std::fs::write(world.store.join("jails-system/web1/locked"), "node3\n").unwrap();
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\", \"db1\"]");
+    let outcome = run(&mut runner, Kind::Follow).await;
+    assert_eq!(
+        outcome,
+        Outcome::Succeeded {
+            skipped: vec!["web1".into()]
+        }
+    );
+    let actions = world.actions();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.contains("jname=web1") && !a.contains("jstop")),
+        "{actions:#?}"
+    );
+    assert!(actions.contains(&"cbsd jstart inter=0 jname=db1".to_owned()));
+}
+
+#[tokio::test]
+async fn a_hanging_mount_times_out_and_is_retried_with_backoff() {
+    let world = World::new("node2");
+    world.set_rules(json!([{"match": ["mount_nfs"], "action": "hang", "times": 2}]));
+    let (mut runner, _) = runner(&world, "", "", "");
+    let started = Instant::now();
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let mounts = world
+        .argvs()
+        .iter()
+        .filter(|a| a.starts_with("mount_nfs"))
+        .count();
+    assert_eq!(mounts, 4 + 2, "two killed attempts, then one per dir");
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "two 1s timeouts"
+    );
+}
+
+#[tokio::test]
+async fn a_mount_that_never_answers_fails_follow_and_starts_nothing() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    world.set_rules(json!([{"match": ["mount_nfs"], "action": "hang"}]));
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]");
+    let outcome = run(&mut runner, Kind::Follow).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "mount jails-data");
+    assert!(error.contains("killed"), "{error}");
+    let actions = world.actions();
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| a.starts_with("mount_nfs"))
+            .count(),
+        3
+    );
+    assert!(
+        !actions.iter().any(|a| a.contains("jstart")),
+        "{actions:#?}"
+    );
+    assert!(world.cluster_events().is_empty());
+}
+
+#[tokio::test]
+async fn exports_block_is_written_atomically_and_the_rest_preserved() {
+    let world = World::new("node1");
+    let before = "# operator's own\n/home -ro -network 10.9.0.0/16\n";
+    std::fs::write(&world.exports, before).unwrap();
+    let (mut runner, _) = runner(&world, &world.storage_none(), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let text = std::fs::read_to_string(&world.exports).unwrap();
+    assert!(text.starts_with(before), "{text}");
+    let store = world.store.display();
+    // One filesystem here: every dir shares one line.
+    assert!(
+        text.contains(&format!(
+            "{store}/jails-data {store}/jails-system {store}/jails-rcconf {store}/jails-fstab -maproot=root -network 198.18.0.0/24"
+        )),
+        "{text}"
+    );
+    assert!(world.services().contains(&"mountd".to_owned()));
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let text = std::fs::read_to_string(&world.exports).unwrap();
+    assert!(text.starts_with(before), "{text}");
+    assert!(!text.contains("V4:"), "demote empties the block: {text}");
+    let leftovers = std::fs::read_dir(world.exports.parent().unwrap())
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 1, "no temporary file left");
+}
+
+#[tokio::test]
+async fn a_newer_transition_stops_the_runbook_between_steps() {
+    let world = World::new("node1");
+    world.set_rules(
+        json!([{"match": ["service", "rpcbind", "onestart"], "action": "delay", "seconds": 1}]),
+    );
+    let (mut runner, vip) = runner(&world, &world.storage_none(), "", "");
+    let ctx = Context::from_config(runner.config());
+    let (tx, rx) = watch::channel(7u64);
+    let progress = runner.progress();
+    let task = tokio::spawn(async move {
+        let outcome = runner.run(Kind::Promote, &ctx, rx).await;
+        (outcome, runner)
+    });
+    // Wait until the slow step runs, then announce a newer transition.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while progress.get().map(|p| p.step) != Some("start rpcbind".to_owned()) {
+        assert!(Instant::now() < deadline, "never reached start rpcbind");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let shown = progress.get().unwrap();
+    assert_eq!(shown.runbook, Kind::Promote);
+    tx.send(8).unwrap();
+    let (outcome, _runner) = task.await.unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Cancelled {
+            at_step: "start nfsuserd".into()
+        }
+    );
+    assert_eq!(
+        world.services(),
+        ["rpcbind"],
+        "the running step finished, no later one ran"
+    );
+    assert!(vip.calls().is_empty());
+    assert!(progress.get().is_none(), "no progress once finished");
+}
+
+#[tokio::test]
+async fn a_cancel_during_a_retry_backoff_stops_at_once() {
+    let world = World::new("node2");
+    world.set_rules(json!([{"match": ["mount_nfs"], "action": "fail"}]));
+    let mut config_text_runner = runner(&world, "", "", "").0;
+    let ctx = Context::from_config(config_text_runner.config());
+    let (tx, rx) = watch::channel(0u64);
+    let task = tokio::spawn(async move { config_text_runner.run(Kind::Follow, &ctx, rx).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The first mount failed at once; the runner is in its backoff or the
+    // next attempt: either way the next safe point stops it.
+    tx.send(1).unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Cancelled { .. }), "{outcome:?}");
+}

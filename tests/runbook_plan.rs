@@ -1,0 +1,318 @@
+//! The runbooks' command sequences, as pure builders produce them, against
+//! the order of `../shared/reference/freebsd-runbook.md` (PROMOTE 2-9,
+//! DEMOTE 2-6, FOLLOW 1-5), for each storage kind and `nfs.v4_only`.
+
+use std::path::Path;
+
+use rcbsd_failover::config::{parse_with_hostname, Config, EnvKind};
+use rcbsd_failover::net::vip::FreeBsdIfconfig;
+use rcbsd_failover::runbook::step::{Action, Builtin, Step};
+use rcbsd_failover::runbook::{demote, follow, plan, promote, Context, Env, Kind};
+
+fn config(storage: &str, nfs_extra: &str) -> Config {
+    let text = format!(
+        r#"
+[node]
+name = "node1"
+[vrrp]
+interface = "em0"
+vrid = 51
+virtual_ips = ["192.168.10.200/24"]
+[cbsd]
+shared_dirs = ["jails-data", "jails-system"]
+{storage}
+[nfs]
+export_network = "192.168.10.0/24"
+{nfs_extra}
+[environments]
+jails = ["J"]
+"#
+    );
+    parse_with_hostname(&text, Path::new("/etc/x.toml"), None).unwrap()
+}
+
+const HAST: &str = "[storage]\nkind = \"hast\"\nresource = \"cbsd\"\n";
+const ZFS: &str = "[storage]\nkind = \"zfs\"\npool = \"tank\"\n";
+const NONE: &str = "[storage]\nkind = \"none\"\n";
+
+fn j() -> Vec<Env> {
+    vec![Env {
+        name: "J".into(),
+        kind: EnvKind::Jail,
+    }]
+}
+
+/// What each step does, in one line: the acting command (the first
+/// fallback only) without the `cd / && env ...` prefix, or the builtin.
+fn acts(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .map(|step| match &step.action {
+            Action::Run(checked) => checked.command.argv.join(" "),
+            Action::Ensure(ensure) => ensure
+                .acts
+                .first()
+                .map_or_else(String::new, |c| c.argv.join(" ")),
+            Action::Builtin(builtin) => match builtin {
+                Builtin::AddVip => "<add vip>".into(),
+                Builtin::DropVip => "<drop vip>".into(),
+                Builtin::ArpBurst => "<arp burst>".into(),
+                Builtin::WriteExports { .. } => "<write exports>".into(),
+                Builtin::ClearExports { .. } => "<clear exports>".into(),
+                Builtin::WaitForPath { path } => format!("<wait {}>", path.display()),
+                Builtin::VerifyDirId { .. } => "<verify dir.id>".into(),
+                Builtin::WriteProbe { .. } => "<write probe>".into(),
+                Builtin::CheckLock { .. } => "<check lock>".into(),
+            },
+        })
+        .collect()
+}
+
+fn promote_all(config: &Config) -> Vec<String> {
+    let mut steps = promote::build(config, &j());
+    steps.extend(promote::start_environments(config, &j()));
+    acts(&steps)
+}
+
+const STOP_J: &str = "/usr/local/bin/cbsd jstop inter=0 jname=J";
+const START_J: [&str; 3] = [
+    "<check lock>",
+    "/usr/local/bin/cbsd jregister jname=J",
+    "/usr/local/bin/cbsd jstart inter=0 jname=J",
+];
+
+fn promote_expected(storage: &[&str], services: &[&str]) -> Vec<String> {
+    let mut expected: Vec<String> = vec![
+        STOP_J.into(),
+        "/sbin/umount /usr/jails/jails-data".into(),
+        "/sbin/umount /usr/jails/jails-system".into(),
+    ];
+    expected.extend(storage.iter().map(|s| s.to_string()));
+    expected.extend([
+        "<wait /store/jails-data>".to_string(),
+        "<wait /store/jails-system>".into(),
+        "/sbin/mount -t nullfs /store/jails-data /usr/jails/jails-data".into(),
+        "/sbin/mount -t nullfs /store/jails-system /usr/jails/jails-system".into(),
+        "<verify dir.id>".into(),
+        "<write exports>".into(),
+    ]);
+    expected.extend(
+        services
+            .iter()
+            .map(|s| format!("/usr/sbin/service {s} onestart")),
+    );
+    expected.extend([
+        "/usr/bin/sockstat -4l -p 2049".to_string(),
+        "<add vip>".into(),
+        "<arp burst>".into(),
+    ]);
+    expected.extend(START_J.iter().map(|s| s.to_string()));
+    expected
+}
+
+const FULL: &[&str] = &["rpcbind", "nfsuserd", "mountd", "nfsd", "statd", "lockd"];
+const V4: &[&str] = &["nfsuserd", "mountd", "nfsd"];
+const HAST_TAKE: &[&str] = &[
+    "/sbin/hastctl role primary cbsd",
+    "<wait /dev/hast/cbsd>",
+    "/sbin/fsck -p -y -t ufs /dev/hast/cbsd",
+    "/sbin/mount /dev/hast/cbsd /store",
+];
+
+#[test]
+fn promote_with_hast_follows_the_reference_order() {
+    assert_eq!(
+        promote_all(&config(HAST, "")),
+        promote_expected(HAST_TAKE, FULL)
+    );
+}
+
+#[test]
+fn promote_with_hast_v4_only_starts_three_services() {
+    assert_eq!(
+        promote_all(&config(HAST, "v4_only = true")),
+        promote_expected(HAST_TAKE, V4)
+    );
+}
+
+#[test]
+fn promote_with_zfs_imports_the_pool() {
+    assert_eq!(
+        promote_all(&config(ZFS, "")),
+        promote_expected(&["/sbin/zpool import -f tank"], FULL)
+    );
+    assert_eq!(
+        promote_all(&config(ZFS, "v4_only = true")),
+        promote_expected(&["/sbin/zpool import -f tank"], V4)
+    );
+}
+
+#[test]
+fn promote_with_storage_none_only_binds() {
+    assert_eq!(promote_all(&config(NONE, "")), promote_expected(&[], FULL));
+    assert_eq!(
+        promote_all(&config(NONE, "v4_only = true")),
+        promote_expected(&[], V4)
+    );
+}
+
+fn demote_expected(services: &[&str], release: &[&str]) -> Vec<String> {
+    let mut expected: Vec<String> = vec![STOP_J.into(), "<drop vip>".into()];
+    expected.extend(
+        services
+            .iter()
+            .map(|s| format!("/usr/sbin/service {s} onestop")),
+    );
+    expected.extend([
+        "<clear exports>".to_string(),
+        "/sbin/umount /usr/jails/jails-data".into(),
+        "/sbin/umount /usr/jails/jails-system".into(),
+    ]);
+    expected.extend(release.iter().map(|s| s.to_string()));
+    expected
+}
+
+#[test]
+fn demote_drops_the_vip_first_and_stops_what_promote_started_in_reverse() {
+    let stop_full = &["lockd", "statd", "nfsd", "mountd"];
+    let hast_release = &["/sbin/umount /store", "/sbin/hastctl role secondary cbsd"];
+    assert_eq!(
+        acts(&demote::build(&config(HAST, ""), &j())),
+        demote_expected(stop_full, hast_release)
+    );
+    assert_eq!(
+        acts(&demote::build(&config(HAST, "v4_only = true"), &j())),
+        demote_expected(&["nfsd", "mountd"], hast_release)
+    );
+    assert_eq!(
+        acts(&demote::build(&config(ZFS, ""), &j())),
+        demote_expected(stop_full, &["/sbin/zpool export tank"])
+    );
+    assert_eq!(
+        acts(&demote::build(&config(NONE, ""), &j())),
+        demote_expected(stop_full, &[])
+    );
+}
+
+#[test]
+fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
+    for storage in ["", HAST, ZFS, NONE] {
+        let config = config(storage, "");
+        let vip = Context::from_config(&config).vip;
+        let mut steps = follow::build(&config, vip, &j());
+        steps.extend(follow::start_environments(&config, &j()));
+        let mut expected: Vec<String> = vec![
+            STOP_J.into(),
+            "/sbin/umount /usr/jails/jails-data".into(),
+            "/sbin/umount /usr/jails/jails-system".into(),
+            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-data /usr/jails/jails-data".into(),
+            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-system /usr/jails/jails-system".into(),
+            "<verify dir.id>".into(),
+            "<write probe>".into(),
+        ];
+        expected.extend(START_J.iter().map(|s| s.to_string()));
+        assert_eq!(acts(&steps), expected, "storage {storage:?}");
+    }
+}
+
+#[test]
+fn unmount_falls_back_to_force_then_n() {
+    let steps = follow::build(&config(NONE, ""), "192.168.10.200".parse().unwrap(), &[]);
+    let Action::Ensure(ensure) = &steps[0].action else {
+        panic!("{:?}", steps[0]);
+    };
+    let acts: Vec<String> = ensure.acts.iter().map(|c| c.argv.join(" ")).collect();
+    assert_eq!(
+        acts,
+        [
+            "/sbin/umount /usr/jails/jails-data",
+            "/sbin/umount -f /usr/jails/jails-data",
+            "/sbin/umount -N /usr/jails/jails-data",
+        ]
+    );
+    assert_eq!(ensure.probe.command.argv.join(" "), "/sbin/mount -p -t nfs");
+}
+
+#[test]
+fn every_cbsd_call_runs_from_root_with_nocolor_noninteractive_and_jname() {
+    let config = config(HAST, "");
+    let mut steps = promote::build(&config, &j());
+    steps.extend(promote::start_environments(&config, &j()));
+    let mut seen = 0;
+    for step in &steps {
+        let commands: Vec<_> = match &step.action {
+            Action::Run(c) => vec![c.command.clone()],
+            Action::Ensure(e) => {
+                let mut all = vec![e.probe.command.clone()];
+                all.extend(e.acts.iter().cloned());
+                all
+            }
+            Action::Builtin(_) => vec![],
+        };
+        for command in commands.iter().filter(|c| c.argv[0].ends_with("/cbsd")) {
+            seen += 1;
+            assert_eq!(command.cwd.as_deref(), Some(Path::new("/")));
+            assert!(command.env.contains(&("NOCOLOR".into(), "1".into())));
+            assert!(command.env.contains(&("NOINTER".into(), "1".into())));
+            assert!(command.argv.iter().any(|a| a == "jname=J"), "{command:?}");
+        }
+    }
+    assert!(seen >= 5, "{seen}");
+}
+
+#[test]
+fn bhyve_uses_jregister_and_bstart_bstop() {
+    let config = config(NONE, "");
+    let vm = vec![Env {
+        name: "vm1".into(),
+        kind: EnvKind::Bhyve,
+    }];
+    let mut steps = follow::build(&config, "192.168.10.200".parse().unwrap(), &vm);
+    steps.extend(follow::start_environments(&config, &vm));
+    let all = acts(&steps);
+    assert!(all.contains(&"/usr/local/bin/cbsd bstop jname=vm1 hard_timeout=30".to_owned()));
+    assert!(all.contains(&"/usr/local/bin/cbsd jregister jname=vm1".to_owned()));
+    assert!(all.contains(&"/usr/local/bin/cbsd bstart inter=0 jname=vm1".to_owned()));
+    assert!(!all.iter().any(|a| a.contains("bregister")));
+}
+
+#[test]
+fn a_plain_vrrp_node_only_moves_the_vip() {
+    let text = "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"192.168.10.200/24\"]\n";
+    let config = parse_with_hostname(text, Path::new("/x.toml"), Some("n")).unwrap();
+    assert!(config.may_be_master());
+    assert_eq!(
+        acts(&promote::build(&config, &[])),
+        ["<add vip>", "<arp burst>"]
+    );
+    assert_eq!(acts(&demote::build(&config, &[])), ["<drop vip>"]);
+    assert!(follow::build(&config, "192.168.10.200".parse().unwrap(), &[]).is_empty());
+}
+
+/// docs/runbooks.md shows `plan` for the shipped example: keep it true.
+#[test]
+fn the_documented_plans_match_the_example_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("contrib/examples/rcbsd-failover.toml");
+    let text = std::fs::read_to_string(&example).unwrap();
+    let config = parse_with_hostname(&text, Path::new("rcbsd-failover.toml"), None).unwrap();
+    let docs = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap_or_default();
+    let backend = FreeBsdIfconfig {
+        ifconfig_path: config.tools.ifconfig.clone(),
+    };
+    let mut missing = Vec::new();
+    for kind in [Kind::Promote, Kind::Demote, Kind::Follow] {
+        let rendered = plan::render(&config, kind, &backend, &[]);
+        if let Ok(dir) = std::env::var("RCBSD_PLAN_OUT") {
+            std::fs::write(format!("{dir}/{}.txt", kind.as_str()), &rendered).unwrap();
+        }
+        if !docs.contains(&rendered) {
+            missing.push(format!("`plan {}`:\n{rendered}", kind.as_str()));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/runbooks.md lacks the current output of {}",
+        missing.join("\n")
+    );
+}

@@ -1,0 +1,310 @@
+//! A node's world of FreeBSD tool stand-ins in a temporary directory:
+//! `standin.py` linked under every tool name, its state and call log, a
+//! CBSD workdir and the shared store, and a configuration whose `[tools]`
+//! point at the stand-ins. See `standin.py` for what each tool answers.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rcbsd_failover::config::{parse_with_hostname, Config};
+use rcbsd_failover::runbook::VipControl;
+use serde_json::Value;
+
+pub const TOOLS: &[&str] = &[
+    "service",
+    "mount",
+    "umount",
+    "mount_nfs",
+    "cbsd",
+    "hastctl",
+    "fsck",
+    "zpool",
+    "kldstat",
+    "sockstat",
+    "ifconfig",
+];
+pub const SHARED_DIRS: &[&str] = &["jails-data", "jails-system", "jails-rcconf", "jails-fstab"];
+pub const DIR_ID: &str = "c0ffee-cluster";
+
+/// One node's stand-in world (the store is shared by every node of a test).
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub node: String,
+    pub tools: PathBuf,
+    pub workdir: PathBuf,
+    pub store: PathBuf,
+    pub exports: PathBuf,
+    pub hast_dev: PathBuf,
+    pub state: PathBuf,
+    pub log: PathBuf,
+    pub cluster_log: PathBuf,
+    pub rules: PathBuf,
+}
+
+impl World {
+    pub fn new(node: &str) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let tools = root.join("tools");
+        std::fs::create_dir_all(&tools).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/standin.py");
+        for tool in TOOLS {
+            std::os::unix::fs::symlink(&script, tools.join(tool)).unwrap();
+        }
+        let workdir = root.join("usr/jails");
+        let store = root.join("store");
+        for d in SHARED_DIRS {
+            std::fs::create_dir_all(workdir.join(d)).unwrap();
+            std::fs::create_dir_all(store.join(d)).unwrap();
+        }
+        std::fs::write(store.join("jails-data/dir.id"), format!("{DIR_ID}\n")).unwrap();
+        let world = World {
+            node: node.to_owned(),
+            tools: tools.clone(),
+            workdir,
+            store,
+            exports: root.join("etc/exports"),
+            hast_dev: root.join("dev/hast"),
+            state: root.join("state.json"),
+            log: root.join("calls.jsonl"),
+            cluster_log: root.join("cluster.jsonl"),
+            rules: root.join("rules.json"),
+            dir,
+        };
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        let standin = serde_json::json!({
+            "node": node,
+            "state": world.state,
+            "log": world.log,
+            "cluster_log": world.cluster_log,
+            "rules": world.rules,
+            "workdir": world.workdir,
+            "nfs_server": "/",
+            "hast_dev_dir": world.hast_dev,
+        });
+        std::fs::write(tools.join("standin.json"), standin.to_string()).unwrap();
+        world.set_rules(serde_json::json!([]));
+        world
+    }
+
+    /// An environment CBSD knows in the shared dirs, unregistered (its
+    /// rc.conf waits in jails-rcconf for `jregister`).
+    pub fn add_environment(&self, name: &str, bhyve: bool) {
+        std::fs::create_dir_all(self.store.join("jails-system").join(name)).unwrap();
+        let mut rc = format!("jname=\"{name}\"\n");
+        if bhyve {
+            rc.push_str("emulator=\"bhyve\"\n");
+        }
+        std::fs::write(
+            self.store
+                .join("jails-rcconf")
+                .join(format!("rc.conf_{name}")),
+            rc,
+        )
+        .unwrap();
+    }
+
+    pub fn set_rules(&self, rules: Value) {
+        std::fs::write(&self.rules, rules.to_string()).unwrap();
+    }
+
+    /// The configuration of this node: `extra` is appended (e.g. a
+    /// `[storage]` table) after the common sections.
+    pub fn config(&self, storage: &str, extra_nfs: &str, environments: &str) -> Config {
+        let text = format!(
+            r#"
+[node]
+name = "{node}"
+[vrrp]
+interface = "eth0"
+vrid = 51
+virtual_ips = ["198.18.0.100/24"]
+[cbsd]
+workdir = "{workdir}"
+dir_id = "{DIR_ID}"
+{storage}
+[nfs]
+export_network = "198.18.0.0/24"
+exports_file = "{exports}"
+remote_root = "{store}"
+{extra_nfs}
+[environments]
+{environments}
+stop_timeout = "5s"
+start_timeout = "5s"
+[runbook]
+command_timeout = "5s"
+umount_timeout = "5s"
+storage_timeout = "5s"
+device_wait = "2s"
+mount_timeout = "1s"
+mount_attempts = 3
+retry_backoff = "0.1s"
+retry_backoff_max = "0.2s"
+[tools]
+{tools}
+"#,
+            node = self.node,
+            workdir = self.workdir.display(),
+            exports = self.exports.display(),
+            store = self.store.display(),
+            tools = TOOLS
+                .iter()
+                .map(|t| format!("{t} = \"{}\"", self.tools.join(t).display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
+        parse_with_hostname(&text, &self.dir.path().join("node.toml"), Some(&self.node))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    /// `[storage]` of kind none on this world's store.
+    pub fn storage_none(&self) -> String {
+        format!(
+            "[storage]\nkind = \"none\"\nroot = \"{}\"\n",
+            self.store.display()
+        )
+    }
+
+    pub fn storage_hast(&self) -> String {
+        format!(
+            "[storage]\nkind = \"hast\"\nresource = \"cbsd\"\ndevice = \"{}\"\nroot = \"{}\"\n",
+            self.hast_dev.join("cbsd").display(),
+            self.store.display()
+        )
+    }
+
+    /// Every recorded call, in order.
+    pub fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Every recorded argv, without the tool's directory, joined by spaces.
+    pub fn argvs(&self) -> Vec<String> {
+        self.calls()
+            .iter()
+            .map(|c| {
+                c["argv"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    /// The calls that change something (no status probes).
+    pub fn actions(&self) -> Vec<String> {
+        self.argvs()
+            .into_iter()
+            .filter(|a| {
+                !(a.starts_with("mount -p")
+                    || a.ends_with("onestatus")
+                    || a.starts_with("cbsd jstatus")
+                    || a.starts_with("sockstat")
+                    || a.starts_with("zpool list"))
+            })
+            .collect()
+    }
+
+    pub fn state(&self) -> Value {
+        std::fs::read_to_string(&self.state)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    pub fn services(&self) -> Vec<String> {
+        strings(&self.state()["services"])
+    }
+
+    pub fn mounts(&self) -> Vec<String> {
+        self.state()["mounts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| {
+                        format!(
+                            "{} {}",
+                            m["type"].as_str().unwrap(),
+                            m["target"].as_str().unwrap()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The cluster log: (node, env, event).
+    pub fn cluster_events(&self) -> Vec<(String, String, String)> {
+        std::fs::read_to_string(&self.cluster_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                (
+                    v["node"].as_str().unwrap().to_owned(),
+                    v["env"].as_str().unwrap().to_owned(),
+                    v["event"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+}
+
+pub fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A VIP that lives in memory: records what was asked, can be told to fail.
+#[derive(Clone, Default)]
+pub struct FakeVip {
+    pub calls: Arc<Mutex<Vec<&'static str>>>,
+    pub fail_add: bool,
+}
+
+impl FakeVip {
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn record(&self, what: &'static str) {
+        self.calls.lock().unwrap().push(what);
+    }
+}
+
+impl VipControl for FakeVip {
+    async fn add(&self) -> Result<(), String> {
+        self.record("add");
+        if self.fail_add {
+            Err("injected: cannot add".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn remove(&self) -> Result<(), String> {
+        self.record("remove");
+        Ok(())
+    }
+
+    async fn announce(&self) -> Result<(), String> {
+        self.record("announce");
+        Ok(())
+    }
+}
