@@ -137,10 +137,10 @@ fn an_unknown_key_is_an_error_listing_the_accepted_keys() {
 
 #[test]
 fn unknown_tables_are_errors_too() {
-    let errors = errors(&format!("{MINIMAL}[storage]\nkind = \"nfs\"\n"));
+    let errors = errors(&format!("{MINIMAL}[storag]\nkind = \"nfs\"\n"));
     assert!(
         errors[0].starts_with(
-            "/etc/x.toml:6:2: storage: unknown key (accepted at the top level: node, vrrp)"
+            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cbsd, storage, nfs, environments, runbook, tools)"
         ),
         "{errors:?}"
     );

@@ -143,23 +143,3 @@ fn keepalived_trial_client_reaches_the_vip_again_after_the_cut() {
     assert_eq!(trial.master_after_heal, "n1");
     assert!(run.agents.iter().all(|a| a.processes == 2 && a.rss_kib > 0));
 }
-
-// TEMPORARY (removed before hand-off): drive the whole lab with keepalived.
-#[test]
-#[ignore]
-fn tmp_lab_keepalived() {
-    use clap::Parser;
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        lab: rcbsd_failover::lab::LabArgs,
-    }
-    let args: Vec<String> = std::env::var("LABARGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(String::from)
-        .collect();
-    let cli = Cli::try_parse_from(std::iter::once("lab".to_owned()).chain(args)).expect("args");
-    let code = rcbsd_failover::lab::run(cli.lab);
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
-}

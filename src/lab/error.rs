@@ -39,6 +39,8 @@ pub enum LabError {
     Control { node: String, message: String },
     #[error("timed out waiting for {0}")]
     Timeout(String),
+    #[error("the cluster misbehaved: {0}")]
+    Misbehaved(String),
     #[error("a {0} thread panicked")]
     ThreadPanicked(&'static str),
     #[error("interrupted")]

@@ -259,8 +259,8 @@ fn one_trial(
     // Nobody but the settled master may still hold the VIP.
     let holders = vip_holders(topology, vip)?;
     if holders != [settled_master] {
-        return Err(LabError::Timeout(format!(
-            "a single VIP holder after trial {number}"
+        return Err(LabError::Misbehaved(format!(
+            "after trial {number}, VIP held by {holders:?}, expected only {settled_master}"
         )));
     }
     Ok(Trial {
