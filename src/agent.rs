@@ -40,7 +40,7 @@ use crate::net::socket::{SocketConfig, VrrpSocket};
 use crate::state::StateStore;
 use crate::wire::vrrp::Advertisement;
 
-use transition::{Desired, GarpSettings, WorkerEvent};
+use transition::{Desired, Role, WorkerEvent};
 
 /// sysexits(3): the configuration is wrong.
 pub const EX_CONFIG: u8 = 78;
@@ -51,11 +51,25 @@ pub const EX_OSERR: u8 = 71;
 
 /// How often drop and send-error summaries are logged, at most.
 const SUMMARY_PERIOD: Duration = Duration::from_secs(10);
-/// How long a fault keeps the node out of the election before it retries on
-/// its own (`resume` clears it at once).
-const FAULT_HOLD_OFF: Duration = Duration::from_secs(60);
-/// How long shutdown waits for the VIPs to be removed.
+/// How long shutdown waits for the VIPs to be removed (without runbooks).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often the interface's carrier is checked.
+const LINK_CHECK_PERIOD: Duration = Duration::from_millis(100);
+
+/// How long SIGTERM waits for the demote runbook: stopping environments,
+/// the NFS services and releasing the storage. rc.d's `rcshutdown_timeout`
+/// must cover it (docs/operations.md).
+fn shutdown_grace(config: &Config) -> Duration {
+    if config.cbsd.is_none() {
+        return SHUTDOWN_GRACE;
+    }
+    let r = &config.runbook;
+    SHUTDOWN_GRACE
+        + config.environments.stop_timeout
+        + r.command_timeout * 6
+        + r.umount_timeout
+        + r.storage_timeout
+}
 /// Largest datagram we read: an IPv4 header with options plus 255 addresses.
 const RECV_BUFFER: usize = 2048;
 
@@ -178,6 +192,11 @@ struct Agent {
     override_: Override,
     fault: Option<Fault>,
     desired: watch::Sender<Desired>,
+    /// Bumped on every new role: a running runbook stops at its next step.
+    cancel: watch::Sender<u64>,
+    progress: crate::runbook::ProgressHandle,
+    /// Set by SIGTERM/SIGINT: the worker releases master resources.
+    stopping: bool,
     garp_now: mpsc::UnboundedSender<Ipv4Addr>,
     worker_events: mpsc::UnboundedReceiver<WorkerEvent>,
     worker: tokio::task::JoinHandle<()>,
@@ -194,7 +213,17 @@ struct Agent {
 #[derive(Clone, Debug)]
 struct Fault {
     reason: String,
+    cause: FaultCause,
     since: Instant,
+}
+
+/// What put the node in fault, which decides what clears it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultCause {
+    /// A promote failed: cleared by `resume` or after `runbook.fault_hold_off`.
+    Runbook,
+    /// The interface lost its carrier: cleared when it comes back (or `resume`).
+    LinkDown,
 }
 
 impl Agent {
@@ -241,8 +270,10 @@ impl Agent {
         let transition::Handles {
             task: worker,
             desired,
+            cancel,
             garp_now,
             events: worker_events,
+            progress,
         } = transition::spawn(&config).map_err(|e| StartError::new(EX_OSERR, e))?;
 
         let (control_tx, control_rx) = mpsc::channel(16);
@@ -263,6 +294,9 @@ impl Agent {
             override_,
             fault: None,
             desired,
+            cancel,
+            progress,
+            stopping: false,
             garp_now,
             worker_events,
             worker,
@@ -301,7 +335,7 @@ impl Agent {
         priority::effective(priority::Inputs {
             configured: self.config.vrrp.priority,
             override_: self.override_,
-            may_be_master: true,
+            may_be_master: self.config.may_be_master(),
         })
     }
 
@@ -314,6 +348,9 @@ impl Agent {
             }
         };
         let mut buf = vec![0u8; RECV_BUFFER];
+        let mut link_check = tokio::time::interval(LINK_CHECK_PERIOD);
+        link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut link_up = true;
         let mut summary = tokio::time::interval(SUMMARY_PERIOD);
         summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop_signal = loop {
@@ -336,6 +373,7 @@ impl Agent {
                     other => break other,
                 },
                 Some(event) = self.worker_events.recv() => self.on_worker_event(event),
+                _ = link_check.tick() => self.check_link(&mut link_up),
                 _ = summary.tick() => {
                     self.log_summaries();
                     self.check_fault_hold_off()
@@ -376,6 +414,9 @@ impl Agent {
     }
 
     async fn execute(&mut self, actions: Vec<Action>) {
+        if actions.is_empty() {
+            return;
+        }
         for action in actions {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
@@ -388,7 +429,6 @@ impl Agent {
                         self.router.effective_priority(),
                         self.router.master(),
                     );
-                    self.publish_desired();
                 }
                 Action::ResendGarp { other_master } => {
                     events::master_conflict(other_master, self.router.effective_priority());
@@ -396,23 +436,40 @@ impl Agent {
                 }
             }
         }
+        // The master may change without a state change (a backup learns
+        // a new master): the worker then follows it.
+        self.publish_desired();
     }
 
-    /// Tells the transition worker what the interface should look like now.
+    /// Tells the transition worker the role the election wants now; a new
+    /// role also stops a runbook in progress at its next safe point.
     fn publish_desired(&self) {
-        let desired = Desired {
-            master: self.router.state() == State::Master,
-            vips: self.config.vrrp.virtual_ips.clone(),
-            garp: GarpSettings::from_config(&self.config),
+        let role = if self.stopping {
+            Role::Stopped
+        } else {
+            match self.router.state() {
+                State::Initialize => Role::Undecided,
+                State::Master => Role::Master,
+                State::Backup | State::Fault => Role::Follower {
+                    master: self.router.master(),
+                },
+            }
         };
+        let mut role_changed = false;
         self.desired.send_if_modified(|current| {
-            if *current == desired {
-                false
-            } else {
-                *current = desired;
+            role_changed = current.role != role;
+            if role_changed || current.config != self.config {
+                current.role = role;
+                current.config = self.config.clone();
                 true
+            } else {
+                false
             }
         });
+        if role_changed {
+            self.cancel
+                .send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
     }
 
     async fn send_advert(&mut self, priority: u8) {
@@ -459,14 +516,21 @@ impl Agent {
 
     fn on_worker_event(&mut self, event: WorkerEvent) -> Vec<Action> {
         match event {
-            WorkerEvent::Failed(reason) => self.enter_fault(reason),
+            WorkerEvent::PromoteFailed(reason) => {
+                self.enter_fault(FaultCause::Runbook, format!("promote failed at {reason}"))
+            }
         }
     }
 
-    fn enter_fault(&mut self, reason: String) -> Vec<Action> {
+    fn enter_fault(&mut self, cause: FaultCause, reason: String) -> Vec<Action> {
+        if self.fault.is_some() {
+            // Already resigned; the first cause decides how it clears.
+            return Vec::new();
+        }
         events::fault(&reason);
         self.fault = Some(Fault {
             reason,
+            cause,
             since: Instant::now(),
         });
         self.router.handle(Input::SetFault(true), Instant::now())
@@ -480,9 +544,38 @@ impl Agent {
         self.router.handle(Input::SetFault(false), Instant::now())
     }
 
+    /// A master whose link is down keeps the VIP on a dead wire and, when
+    /// the link returns, is a second master; like keepalived, go to fault
+    /// (resign, drop the VIP) on carrier loss and come back when it returns.
+    fn check_link(&mut self, link_up: &mut bool) -> Vec<Action> {
+        let ifname = &self.config.vrrp.interface;
+        // An error reading the flags is not proof of a dead link.
+        let up = iface::is_up(ifname).unwrap_or(*link_up);
+        if up == *link_up {
+            return Vec::new();
+        }
+        *link_up = up;
+        if up {
+            tracing::warn!(event = "link_up", interface = %ifname);
+            match &self.fault {
+                Some(f) if f.cause == FaultCause::LinkDown => self.clear_fault("link_up"),
+                _ => Vec::new(),
+            }
+        } else {
+            tracing::error!(event = "link_down", interface = %ifname);
+            let reason = format!("{ifname} has no carrier");
+            self.enter_fault(FaultCause::LinkDown, reason)
+        }
+    }
+
     fn check_fault_hold_off(&mut self) -> Vec<Action> {
         match &self.fault {
-            Some(f) if f.since.elapsed() >= FAULT_HOLD_OFF => self.clear_fault("hold_off_expired"),
+            Some(f)
+                if f.cause == FaultCause::Runbook
+                    && f.since.elapsed() >= self.config.runbook.fault_hold_off =>
+            {
+                self.clear_fault("hold_off_expired")
+            }
             _ => Vec::new(),
         }
     }
@@ -626,6 +719,7 @@ impl Agent {
             vips_held,
             override_: self.override_,
             fault: self.fault.as_ref().map(|f| f.reason.clone()),
+            runbook: self.progress.get(),
             advert_interval_ms: self.config.vrrp.advert_interval.to_duration().as_millis() as u64,
             master_advert_interval_ms: self
                 .router
@@ -697,10 +791,14 @@ impl Agent {
         events::agent_stopping(name, self.router.state());
         let actions = self.router.handle(Input::Shutdown, Instant::now());
         self.execute(actions).await;
+        self.stopping = true;
         self.publish_desired();
-        // Closing the channel tells the worker to finish converging and stop.
+        // Closing the channel tells the worker to finish converging (demote
+        // if it held master resources) and stop.
+        let grace = shutdown_grace(&self.config);
         let Agent {
             desired,
+            cancel,
             worker,
             control_shutdown,
             config,
@@ -708,7 +806,9 @@ impl Agent {
         } = self;
         drop(desired);
         let _ = control_shutdown.send(true);
-        if tokio::time::timeout(SHUTDOWN_GRACE, worker).await.is_err() {
+        let finished = tokio::time::timeout(grace, worker).await.is_ok();
+        drop(cancel);
+        if !finished {
             tracing::error!(
                 event = "shutdown_timeout",
                 "virtual IPs may still be on the interface"
@@ -732,6 +832,11 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     }
     if old.node.state_dir != new.node.state_dir {
         return Some("node.state_dir changed");
+    }
+    if old.vrrp.virtual_ips != new.vrrp.virtual_ips {
+        // The runbooks add and remove the VIPs they were started with; a
+        // master must not lose track of one it holds.
+        return Some("vrrp.virtual_ips changed");
     }
     None
 }

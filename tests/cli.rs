@@ -219,6 +219,7 @@ fn canned_status() -> Status {
         vips_held: Vec::new(),
         override_: Override::Demote,
         fault: None,
+        runbook: None,
         advert_interval_ms: 1000,
         master_advert_interval_ms: 1000,
         uptime_s: 61,

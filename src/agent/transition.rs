@@ -1,10 +1,24 @@
-//! The transition worker: makes the interface match the election's latest
-//! decision (VIPs present and announced when master, absent otherwise).
+//! The transition worker: runs the runbooks (promote, demote, follow) that
+//! make this node match the election's latest decision.
 //!
-//! It runs beside the election loop and never blocks it. It converges on the
-//! *latest* desired state: a decision that is overtaken while commands run is
-//! not replayed, the newer one is applied instead. (The CBSD/NFS runbooks
-//! will take this worker's place and keep its contract.)
+//! It runs beside the election loop and never blocks it: the loop publishes
+//! the role it wants on a watch channel and bumps a cancel generation; the
+//! worker runs runbooks to converge on the *latest* role. A runbook overtaken
+//! by a newer decision stops at its next safe point (between steps) and the
+//! worker starts over from the newest role; every step probes before it
+//! acts, so a half-run runbook is picked up where it stopped.
+//!
+//! Which runbook, from what the worker knows it did:
+//!
+//! | wanted \ held | nothing / following | master resources (maybe partial) |
+//! |---|---|---|
+//! | master | promote | promote (idempotent steps) |
+//! | backup, master M known | follow M (unless already following M) | demote, then follow M |
+//! | backup, master unknown | nothing | demote |
+//! | stopped (shutdown) | nothing | demote |
+//!
+//! A failed promote has undone itself; the worker reports it and the loop
+//! enters fault (the node resigns). A failed follow is retried with backoff.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -13,226 +27,289 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::config::{Config, VirtualIp};
-use crate::events;
-use crate::net::garp::GarpSender;
-use crate::net::vip::{self, VipBackend};
+use crate::config::Config;
+use crate::runbook::{Context, Kind, Outcome, ProgressHandle, Runner, SystemVip, VipControl};
 
-/// What the interface should look like.
+/// The role the election wants this node to have.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Not decided yet (Initialize): leave everything as it is.
+    #[default]
+    Undecided,
+    /// Master: promote.
+    Master,
+    /// Backup or fault: no master resources; follow `master` when known.
+    Follower { master: Option<Ipv4Addr> },
+    /// The agent is stopping: release master resources, follow nobody.
+    Stopped,
+}
+
+/// What the worker is told.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Desired {
-    pub master: bool,
-    pub vips: Vec<VirtualIp>,
-    pub garp: GarpSettings,
-}
-
-/// keepalived's `garp_master_repeat` / `garp_interval` / `garp_master_delay`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GarpSettings {
-    pub repeat: u32,
-    pub interval: Duration,
-    pub second_burst_delay: Duration,
-}
-
-impl GarpSettings {
-    pub fn from_config(config: &Config) -> Self {
-        GarpSettings {
-            repeat: config.vrrp.garp_master_repeat,
-            interval: config.vrrp.garp_interval,
-            second_burst_delay: config.vrrp.garp_master_delay,
-        }
-    }
+    pub role: Role,
+    /// The configuration in force (SIGHUP replaces it; the next runbook
+    /// uses it).
+    pub config: Config,
 }
 
 /// Reported back to the election loop.
 #[derive(Debug)]
 pub enum WorkerEvent {
-    /// A VIP could not be added: the node must resign (fault).
-    Failed(String),
+    /// A promote failed (and undid itself): the node must resign (fault).
+    PromoteFailed(String),
 }
 
 pub struct Handles {
     pub task: JoinHandle<()>,
     pub desired: watch::Sender<Desired>,
+    /// Bumped by the loop on every new decision: a running runbook stops at
+    /// its next safe point.
+    pub cancel: watch::Sender<u64>,
     pub garp_now: mpsc::UnboundedSender<Ipv4Addr>,
     pub events: mpsc::UnboundedReceiver<WorkerEvent>,
+    pub progress: ProgressHandle,
 }
 
 /// Opens the link-layer sender (so a missing privilege fails at start, not
 /// at the first takeover) and spawns the worker.
 pub fn spawn(config: &Config) -> Result<Handles, String> {
-    let garp = GarpSender::open(&config.vrrp.interface).map_err(|e| {
-        format!(
-            "cannot open the link layer of {} for gratuitous ARP: {e}",
-            config.vrrp.interface
-        )
-    })?;
-    let initial = Desired {
-        master: false,
-        vips: config.vrrp.virtual_ips.clone(),
-        garp: GarpSettings::from_config(config),
-    };
-    let (desired_tx, desired_rx) = watch::channel(initial);
+    let vip = SystemVip::open(config)?;
+    let runner = Runner::new(config.clone(), vip);
+    let progress = runner.progress();
+    let (desired_tx, desired_rx) = watch::channel(Desired {
+        role: Role::Undecided,
+        config: config.clone(),
+    });
+    let (cancel_tx, cancel_rx) = watch::channel(0u64);
     let (garp_tx, garp_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let worker = Worker {
-        interface: config.vrrp.interface.clone(),
-        backend: vip::platform_backend(),
-        garp,
-        held: Vec::new(),
+        runner,
+        held: Held::Nothing,
         events: events_tx,
+        cancel: cancel_rx,
     };
     let task = tokio::spawn(worker.run(desired_rx, garp_rx));
     Ok(Handles {
         task,
         desired: desired_tx,
+        cancel: cancel_tx,
         garp_now: garp_tx,
         events: events_rx,
+        progress,
     })
 }
 
-struct Worker {
-    interface: String,
-    backend: Box<dyn VipBackend + Send + Sync>,
-    garp: GarpSender,
-    /// VIPs this worker put on the interface and has not removed yet.
-    held: Vec<VirtualIp>,
-    events: mpsc::UnboundedSender<WorkerEvent>,
+/// What this node holds, as far as the worker knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Held {
+    /// No master resources, following nobody.
+    Nothing,
+    /// Master resources: `complete` once a promote succeeded, otherwise
+    /// possibly partial (a promote was cancelled).
+    Master { complete: bool },
+    /// Mounted from the VIP while `master` was master.
+    Following(Ipv4Addr),
 }
 
-impl Worker {
+struct Worker<V: VipControl> {
+    runner: Runner<V>,
+    held: Held,
+    events: mpsc::UnboundedSender<WorkerEvent>,
+    cancel: watch::Receiver<u64>,
+}
+
+/// What to wait for after converging.
+enum Wake {
+    /// Nothing scheduled.
+    Never,
+    /// Retry a failed follow.
+    Retry(Instant),
+}
+
+impl<V: VipControl> Worker<V> {
     async fn run(
         mut self,
         mut desired: watch::Receiver<Desired>,
         mut garp_now: mpsc::UnboundedReceiver<Ipv4Addr>,
     ) {
         let mut second_burst: Option<Instant> = None;
+        let mut follow_failures: u32 = 0;
         loop {
             let target = desired.borrow_and_update().clone();
-            let newly_added = self.converge(&target).await;
-            if target.master && newly_added {
-                self.burst(&target, &desired, "became_master").await;
-                second_burst = (!target.garp.second_burst_delay.is_zero())
-                    .then(|| Instant::now() + target.garp.second_burst_delay);
-            } else if !target.master {
-                second_burst = None;
+            self.runner.set_config(target.config.clone());
+            let was_master = self.held == (Held::Master { complete: true });
+            let wake = self.converge(&target, &mut follow_failures).await;
+            let is_master = self.held == (Held::Master { complete: true });
+            second_burst = match (was_master, is_master) {
+                (false, true) => {
+                    let delay = target.config.vrrp.garp_master_delay;
+                    (!delay.is_zero()).then(|| Instant::now() + delay)
+                }
+                (true, true) => second_burst,
+                _ => None,
+            };
+            if target.role == Role::Stopped && !self.holds_master() {
+                return;
             }
+            let retry_at = match wake {
+                Wake::Never => None,
+                Wake::Retry(at) => Some(at),
+            };
+            // Wait for a newer decision, an ARP request, or a timer.
             loop {
                 tokio::select! {
                     changed = desired.changed() => {
                         if changed.is_err() {
-                            // The agent is gone: the last value was applied above.
+                            // The loop is gone: its last decision was applied.
                             return;
                         }
                         break;
                     }
                     Some(_) = garp_now.recv() => {
-                        let current = desired.borrow().clone();
-                        if current.master {
-                            self.burst(&current, &desired, "master_conflict").await;
+                        if self.held == (Held::Master { complete: true }) {
+                            self.announce("master_conflict").await;
                         }
                     }
                     () = sleep_until_opt(second_burst) => {
                         second_burst = None;
-                        let current = desired.borrow().clone();
-                        if current.master {
-                            self.burst(&current, &desired, "garp_master_delay").await;
+                        if self.held == (Held::Master { complete: true }) {
+                            self.announce("garp_master_delay").await;
                         }
                     }
+                    () = sleep_until_opt(retry_at) => break,
                 }
             }
         }
     }
 
-    /// Applies `target`; returns whether any VIP was newly added.
-    async fn converge(&mut self, target: &Desired) -> bool {
-        let keep: &[VirtualIp] = if target.master { &target.vips } else { &[] };
-        // Remove first what must go: VIPs we hold that are no longer wanted,
-        // and, when not master, every configured VIP (a leftover is never ours
-        // to keep).
-        let mut to_remove: Vec<VirtualIp> = self
-            .held
-            .iter()
-            .filter(|v| !keep.contains(v))
-            .copied()
-            .collect();
-        if !target.master {
-            for v in &target.vips {
-                if !to_remove.contains(v) {
-                    to_remove.push(*v);
+    /// Runs the runbooks that take the node from what it holds to `target`.
+    async fn converge(&mut self, target: &Desired, follow_failures: &mut u32) -> Wake {
+        let ctx = Context::from_config(&target.config);
+        match (&target.role, self.held) {
+            (Role::Undecided, _) => Wake::Never,
+            // Already promoted (e.g. a reload while master): nothing to redo.
+            (Role::Master, Held::Master { complete: true }) => Wake::Never,
+            (Role::Master, _) => {
+                // Anything we held as a follower is replaced by promote's own
+                // first steps (stop environments, unmount).
+                self.held = Held::Master { complete: false };
+                match self
+                    .runner
+                    .run(Kind::Promote, &ctx, self.cancel.clone())
+                    .await
+                {
+                    Outcome::Succeeded { .. } => self.held = Held::Master { complete: true },
+                    Outcome::Cancelled { .. } => {}
+                    Outcome::Failed { step, error } => {
+                        // The promote undid its done steps.
+                        self.held = Held::Nothing;
+                        let _ = self
+                            .events
+                            .send(WorkerEvent::PromoteFailed(format!("{step}: {error}")));
+                    }
+                }
+                Wake::Never
+            }
+            (Role::Stopped, Held::Master { .. })
+            | (Role::Follower { master: None }, Held::Master { .. }) => {
+                self.demote(&ctx).await;
+                Wake::Never
+            }
+            (Role::Stopped, _) | (Role::Follower { master: None }, _) => Wake::Never,
+            (
+                Role::Follower {
+                    master: Some(master),
+                },
+                held,
+            ) => {
+                if matches!(held, Held::Master { .. }) && !self.demote(&ctx).await {
+                    return Wake::Never;
+                }
+                if self.held == Held::Following(*master) {
+                    return Wake::Never;
+                }
+                match self
+                    .runner
+                    .run(Kind::Follow, &ctx, self.cancel.clone())
+                    .await
+                {
+                    Outcome::Succeeded { .. } => {
+                        *follow_failures = 0;
+                        self.held = Held::Following(*master);
+                        Wake::Never
+                    }
+                    Outcome::Cancelled { .. } => Wake::Never,
+                    Outcome::Failed { .. } => {
+                        // Environments whose mounts are not verified stay
+                        // stopped; try again with a growing pause.
+                        *follow_failures = follow_failures.saturating_add(1);
+                        let runbook = &target.config.runbook;
+                        Wake::Retry(
+                            Instant::now()
+                                + backoff(
+                                    *follow_failures,
+                                    runbook.retry_backoff,
+                                    runbook.retry_backoff_max,
+                                ),
+                        )
+                    }
                 }
             }
         }
-        for vip in to_remove {
-            match vip::ensure_absent(&*self.backend, &self.interface, &vip).await {
-                Ok(changed) => {
-                    self.held.retain(|v| *v != vip);
-                    if changed {
-                        let why = if target.master {
-                            "reconfigured"
-                        } else {
-                            "not_master"
-                        };
-                        events::vip_removed(&self.interface, &vip.to_string(), why);
-                    }
-                }
-                Err(e) => {
-                    events::vip_failed(&self.interface, &vip.to_string(), "remove", &e.to_string())
-                }
-            }
-        }
-        let mut added = false;
-        for vip in keep {
-            match vip::ensure_present(&*self.backend, &self.interface, vip).await {
-                Ok(changed) => {
-                    if !self.held.contains(vip) {
-                        self.held.push(*vip);
-                    }
-                    if changed {
-                        added = true;
-                        events::vip_added(&self.interface, &vip.to_string());
-                    }
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    events::vip_failed(&self.interface, &vip.to_string(), "add", &message);
-                    let _ = self.events.send(WorkerEvent::Failed(format!(
-                        "adding virtual IP {vip} failed: {message}"
-                    )));
-                    return added;
-                }
-            }
-        }
-        added
     }
 
-    /// One burst of gratuitous ARPs for every VIP: `repeat` rounds spaced by
-    /// `interval` (async sleeps: the election loop keeps running). Abandoned
-    /// as soon as a newer decision arrives.
-    async fn burst(&mut self, target: &Desired, desired: &watch::Receiver<Desired>, why: &str) {
-        let mut sent = 0;
-        for round in 0..target.garp.repeat.max(1) {
-            if round > 0 && !target.garp.interval.is_zero() {
-                tokio::time::sleep(target.garp.interval).await;
+    /// Runs demote; true when the node no longer holds master resources.
+    async fn demote(&mut self, ctx: &Context) -> bool {
+        match self
+            .runner
+            .run(Kind::Demote, ctx, self.cancel.clone())
+            .await
+        {
+            Outcome::Succeeded { .. } => {
+                self.held = Held::Nothing;
+                true
             }
-            if desired.has_changed().unwrap_or(true) {
-                break;
-            }
-            for vip in &target.vips {
-                if let Err(e) = self.garp.send(vip.address) {
-                    events::garp_failed(&self.interface, &e.to_string());
-                    return;
-                }
-            }
-            sent += 1;
+            // Cancelled or failed: the VIP is dropped early in demote and is
+            // never re-added without a full promote; what remains is retried
+            // by the next demote.
+            Outcome::Cancelled { .. } | Outcome::Failed { .. } => false,
         }
-        events::garp_sent(&self.interface, target.vips.len(), sent, why);
     }
+
+    fn holds_master(&self) -> bool {
+        matches!(self.held, Held::Master { .. })
+    }
+
+    async fn announce(&self, why: &str) {
+        if let Err(e) = self.runner.announce().await {
+            tracing::warn!(event = "garp_failed", why, error = %e);
+        }
+    }
+}
+
+/// `base * 2^(n-1)`, at most `max`.
+fn backoff(failures: u32, base: Duration, max: Duration) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    base.saturating_mul(factor).min(max)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let (base, max) = (Duration::from_secs(2), Duration::from_secs(30));
+        let seen: Vec<u64> = (1..=6).map(|n| backoff(n, base, max).as_secs()).collect();
+        assert_eq!(seen, [2, 4, 8, 16, 30, 30]);
     }
 }

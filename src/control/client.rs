@@ -151,6 +151,21 @@ pub fn render_status(status: &Status) -> String {
         status.fault.clone().unwrap_or_else(|| "none".to_string()),
     );
     row(
+        "runbook",
+        match &status.runbook {
+            Some(p) => format!(
+                "{} step {}/{} \"{}\" ({} ms, {} ms in this step)",
+                p.runbook.as_str(),
+                p.step_number,
+                p.steps,
+                p.step,
+                p.elapsed_ms,
+                p.step_elapsed_ms
+            ),
+            None => "none".to_string(),
+        },
+    );
+    row(
         "advert interval",
         format!(
             "{} ms (master's {} ms)",
@@ -232,6 +247,7 @@ mod tests {
             vips_held: vec!["192.168.10.200/24".into()],
             override_: Override::Promote,
             fault: None,
+            runbook: None,
             advert_interval_ms: 1000,
             master_advert_interval_ms: 1000,
             uptime_s: 3725,

@@ -62,6 +62,9 @@ pub struct Status {
     pub override_: Override,
     /// Why the node is in fault, if it is.
     pub fault: Option<String>,
+    /// The runbook in progress (promote, demote, follow), if any.
+    #[serde(default)]
+    pub runbook: Option<crate::runbook::Progress>,
     pub advert_interval_ms: u64,
     pub master_advert_interval_ms: u64,
     pub uptime_s: u64,

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
@@ -31,7 +31,7 @@ const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(100);
 
 /// What `status` shows about the runbook in progress.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
     pub runbook: Kind,
     pub step: String,
@@ -166,6 +166,12 @@ impl<V: VipControl> Runner<V> {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// One gratuitous-ARP burst outside a runbook: the second burst after
+    /// `garp_master_delay` and the answer to a second master.
+    pub async fn announce(&self) -> Result<(), String> {
+        self.vip.announce().await
     }
 
     /// Runs one runbook to its end, its undo, or a cancellation point.

@@ -46,7 +46,7 @@ pub mod vip;
 
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, EnvKind, EnvPattern};
 
@@ -54,7 +54,7 @@ pub use executor::{Progress, ProgressHandle, Runner};
 pub use vip::{SystemVip, VipControl};
 
 /// Which runbook.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Promote,
