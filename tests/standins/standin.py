@@ -14,7 +14,21 @@ Installed as one symlink per tool name in a directory that also holds
                                  # ("delay" sleeps "seconds" then answers;
                                  #  without "times" a rule never wears out)
      "workdir": "/.../usr/jails",         # CBSD workdir (jregister)
-     "nfs_server": "/.../shared"}         # where VIP:/x is served from
+     "nfs_server": "/.../shared",         # where VIP:/x is served from
+     "devices": {"/.../dev/hast/cbsd": "/.../disk"},  # optional: what a
+                                 # device mount shows (a HAST provider's data)
+     "cluster": ".../nodes.json"}  # optional: the cluster registry, below
+
+With a cluster registry (the network tests and the lab), `mount_nfs` is a
+client of the other nodes' stand-ins: the registry lists every node's
+network namespace, root directory (its "/"), state and exports file. A
+mount of VIP:/path succeeds only when exactly one node's namespace holds
+VIP, VIP answers from this namespace (a TCP connect to port 2049 is
+refused, not timed out), that node's state says nfsd runs, and its exports
+file has a `V4:` line and a line exporting <its root>/path (paths are
+relative to each node's root, as /store is the same path on every real
+node). Otherwise it fails like mount_nfs does, so a follower that mounts
+before the new master is ready fails and retries.
 
 It answers like the real tools: `service X onestatus` exit 0/1 with rc.subr's
 words, "already running?" and exit 1 on a second start, "Cannot 'start'"
@@ -25,9 +39,11 @@ would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
 """
 
+import ctypes
 import fcntl
 import json
 import os
+import socket
 import sys
 import time
 
@@ -145,27 +161,127 @@ def tool_mount(config, state, args):
         if not os.path.isdir(source):
             out(code=1, err=f"mount_nullfs: {source}: No such file or directory")
         do_mount_link(target, source)
-        state.setdefault("mounts", []).append({"source": source, "target": target, "type": "nullfs"})
+        state.setdefault("mounts", []).append({"source": source, "target": target, "type": "nullfs", "t": time.time()})
         return
     if len(args) == 2:
         device, target = args
         if not os.path.exists(device):
             out(code=1, err=f"mount: {device}: No such file or directory")
-        state.setdefault("mounts", []).append({"source": device, "target": target, "type": "ufs"})
+        backing = config.get("devices", {}).get(device)
+        if backing is not None:
+            do_mount_link(target, backing)
+        state.setdefault("mounts", []).append(
+            {"source": device, "target": target, "type": "ufs", "linked": backing is not None, "t": time.time()})
         return
     out(code=64, err="usage: mount [-t type] special node | mount -p [-t type]")
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def holds_address(netns, address):
+    """Whether namespace `netns` has `address` on an interface: binding to
+    an address that is not local fails there (ip_nonlocal_bind is 0)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/self/ns/net", os.O_RDONLY)
+    try:
+        try:
+            target = os.open(os.path.join("/run/netns", netns), os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            if libc.setns(target, CLONE_NEWNET) != 0:
+                return False
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((address, 0))
+                    return True
+                except OSError:
+                    return False
+        finally:
+            os.close(target)
+    finally:
+        libc.setns(own, CLONE_NEWNET)
+        os.close(own)
+
+
+def reachable(address):
+    """A TCP connect to port 2049 from this namespace: refused (nobody
+    listens: the stand-in nfsd is not a process) proves the address
+    answers; a timeout or no route does not."""
+    try:
+        with socket.create_connection((address, 2049), timeout=0.5):
+            return True
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+def exported_paths(exports_file):
+    """(has a V4: line, the exported paths) of an exports(5) file."""
+    try:
+        with open(exports_file) as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        return False, set()
+    v4, paths = False, set()
+    for line in lines:
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        if words[0] == "V4:":
+            v4 = True
+            continue
+        paths.update(w for w in words if w.startswith("/"))
+    return v4, paths
+
+
+def nfs_server_path(config, source, options):
+    """Where VIP:/path is served from in cluster mode, or exits like
+    mount_nfs does when the server cannot serve it."""
+    host, _, remote = source.partition(":")
+    nodes = read_json(config["cluster"], [])
+    me = next((n for n in nodes if n["node"] == config["node"]), None)
+    if me is None:
+        out(code=1, err=f"standin: {config['node']} is not in the cluster registry")
+    root = me["root"].rstrip("/")
+    if not remote.startswith(root + "/"):
+        out(code=1, err=f"mount_nfs: {source}: No such file or directory")
+    relative = remote[len(root):]
+    timed_out = f"mount_nfs: {host}: RPCPROG_NFS: RPC: Timed out"
+    if not reachable(host):
+        out(code=1, err=timed_out)
+    holders = [n for n in nodes if holds_address(n["netns"], host)]
+    if len(holders) != 1:
+        # Nobody (or two nodes) answering for the VIP: the RPC times out.
+        out(code=1, err=timed_out)
+    server = holders[0]
+    if "nfsd" not in read_json(server["state"], {}).get("services", []):
+        out(code=1, err=f"mount_nfs: {host}: RPCPROG_NFS: RPC: Port mapper failure - RPC: Unable to receive; errno = Connection refused")
+    path = server["root"].rstrip("/") + relative
+    v4, paths = exported_paths(server["exports"])
+    if "nfsv4" in options.split(",") and not v4:
+        out(code=1, err=f"mount_nfs: {source}: Permission denied (no V4: line in {server['node']}'s exports)")
+    if path not in paths or not os.path.isdir(path):
+        out(code=1, err=f"mount_nfs: {source}: Permission denied")
+    return path
 
 
 def tool_mount_nfs(config, state, args):
     if len(args) != 4 or args[0] != "-o":
         out(code=64, err="usage: mount_nfs -o options host:path node")
     options, source, target = args[1], args[2], args[3]
-    _, _, remote = source.partition(":")
-    real = os.path.join(config["nfs_server"], remote.lstrip("/"))
-    if not os.path.isdir(real):
-        out(code=1, err=f"mount_nfs: {source}, : No such file or directory")
+    if config.get("cluster"):
+        real = nfs_server_path(config, source, options)
+    else:
+        _, _, remote = source.partition(":")
+        real = os.path.join(config["nfs_server"], remote.lstrip("/"))
+        if not os.path.isdir(real):
+            out(code=1, err=f"mount_nfs: {source}, : No such file or directory")
     do_mount_link(target, real)
-    state.setdefault("mounts", []).append({"source": source, "target": target, "type": "nfs", "options": options})
+    state.setdefault("mounts", []).append(
+        {"source": source, "target": target, "type": "nfs", "options": options, "t": time.time()})
 
 
 def tool_umount(config, state, args):
@@ -179,7 +295,7 @@ def tool_umount(config, state, args):
     if not found:
         out(code=1, err=f"umount: {target}: not a file system root directory")
     state["mounts"] = [m for m in mounts if m is not found[-1]]
-    if found[-1]["type"] in ("nfs", "nullfs"):
+    if found[-1]["type"] in ("nfs", "nullfs") or found[-1].get("linked"):
         undo_mount_link(target)
 
 
@@ -337,8 +453,10 @@ def tool_cbsd(config, state, args):
             out(code=1, err=f"{command}: {name} is a {registered[name]}")
         if name in running:
             out(f"{name}: already running")
+        if not os.path.isdir(system):
+            # Its jails-system/ is not there: the shared dirs are not mounted.
+            out(code=1, err=f"{command}: {name}: no such directory: {system}")
         running[name] = 10 + len(running)
-        os.makedirs(system, exist_ok=True)
         with open(lock, "w") as f:
             f.write(config["node"] + "\n")
         append_line(config["cluster_log"], {"node": config["node"], "env": name, "event": "start", "t": time.time()})
