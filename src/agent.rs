@@ -16,6 +16,8 @@
 //! [`transition`] worker task, which converges on the latest desired role.
 //! Adverts keep flowing while it works.
 
+mod metrics;
+mod notify;
 mod transition;
 
 use std::net::Ipv4Addr;
@@ -33,7 +35,7 @@ use crate::control::protocol::{Counters, Request, Response, Status};
 use crate::control::server as control_server;
 use crate::election::priority::{self, Override};
 use crate::election::{Action, Input, Params, Router, State};
-use crate::events::{self, LogFormat};
+use crate::events::{self, LogFormat, LogTarget};
 use crate::net::admit::{self, DropCounters, RecvMeta};
 use crate::net::iface;
 use crate::net::socket::{SocketConfig, VrrpSocket};
@@ -78,11 +80,12 @@ const RECV_BUFFER: usize = 2048;
 pub struct RunOptions {
     pub config_path: PathBuf,
     pub log_format: LogFormat,
+    pub log_target: LogTarget,
 }
 
 /// Runs the daemon in the foreground until SIGTERM/SIGINT.
 pub fn run(opts: RunOptions) -> ExitCode {
-    events::init(opts.log_format);
+    events::init(opts.log_format, opts.log_target);
     let config = match config::load(&opts.config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -104,7 +107,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         match Agent::start(config).await {
             Ok(agent) => agent.run().await,
             Err(e) => {
-                tracing::error!(event = "agent_failed", error = %e.message);
+                events::agent_failed(&e.message);
                 eprintln!("rcbsd-failover: {}", e.message);
                 ExitCode::from(e.exit_code)
             }
@@ -195,6 +198,9 @@ struct Agent {
     /// Bumped on every new role: a running runbook stops at its next step.
     cancel: watch::Sender<u64>,
     progress: crate::runbook::ProgressHandle,
+    stats: metrics::RunbookStats,
+    /// When the state last changed (wall clock, for the metrics).
+    last_transition: Option<std::time::SystemTime>,
     /// Set by SIGTERM/SIGINT: the worker releases master resources.
     stopping: bool,
     garp_now: mpsc::UnboundedSender<Ipv4Addr>,
@@ -274,6 +280,7 @@ impl Agent {
             garp_now,
             events: worker_events,
             progress,
+            stats,
         } = transition::spawn(&config).map_err(|e| StartError::new(EX_OSERR, e))?;
 
         let (control_tx, control_rx) = mpsc::channel(16);
@@ -296,6 +303,8 @@ impl Agent {
             desired,
             cancel,
             progress,
+            stats,
+            last_transition: None,
             stopping: false,
             garp_now,
             worker_events,
@@ -317,11 +326,7 @@ impl Agent {
             env!("CARGO_PKG_VERSION"),
         );
         if override_ != Override::None {
-            tracing::warn!(
-                event = "override_restored",
-                r#override = override_.as_str(),
-                "operator override from state_dir in force"
-            );
+            events::override_restored(override_.as_str());
         }
         let now = Instant::now();
         let p = agent.effective_priority();
@@ -351,6 +356,13 @@ impl Agent {
         let mut link_check = tokio::time::interval(LINK_CHECK_PERIOD);
         link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut link_up = true;
+        let metrics_period = self
+            .config
+            .metrics
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |m| m.interval);
+        let mut metrics_tick = tokio::time::interval(metrics_period);
+        metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut summary = tokio::time::interval(SUMMARY_PERIOD);
         summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop_signal = loop {
@@ -362,7 +374,7 @@ impl Agent {
                 received = self.socket.recv(&mut buf) => match received {
                     Ok((len, meta)) => self.on_datagram(buf.get(..len).unwrap_or(&[]), &meta),
                     Err(e) => {
-                        tracing::warn!(event = "receive_failed", error = %e);
+                        events::receive_failed(&e.to_string());
                         Vec::new()
                     }
                 },
@@ -374,6 +386,10 @@ impl Agent {
                 },
                 Some(event) = self.worker_events.recv() => self.on_worker_event(event),
                 _ = link_check.tick() => self.check_link(&mut link_up),
+                _ = metrics_tick.tick() => {
+                    self.write_metrics();
+                    Vec::new()
+                }
                 _ = summary.tick() => {
                     self.log_summaries();
                     self.check_fault_hold_off()
@@ -422,13 +438,32 @@ impl Agent {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
                 Action::StateChange { from, to, reason } => {
                     self.counters.transitions += 1;
-                    events::state_change(
-                        from,
-                        to,
-                        reason,
-                        self.router.effective_priority(),
-                        self.router.master(),
-                    );
+                    self.last_transition = Some(std::time::SystemTime::now());
+                    let (priority, master) =
+                        (self.router.effective_priority(), self.router.master());
+                    events::state_change(from, to, reason, priority, master);
+                    if let Some(notify) = &self.config.notify {
+                        notify::spawn(
+                            notify,
+                            notify::Notification {
+                                event: "state_change",
+                                from: from.to_string(),
+                                to: to.to_string(),
+                                reason: reason.as_str().to_owned(),
+                                node: self.config.node.name.clone(),
+                                priority,
+                                master: master.map_or_else(|| "none".to_owned(), |m| m.to_string()),
+                                vips: self
+                                    .config
+                                    .vrrp
+                                    .virtual_ips
+                                    .iter()
+                                    .map(ToString::to_string)
+                                    .collect::<Vec<_>>()
+                                    .join(","),
+                            },
+                        );
+                    }
                 }
                 Action::ResendGarp { other_master } => {
                     events::master_conflict(other_master, self.router.effective_priority());
@@ -493,7 +528,7 @@ impl Agent {
             {
                 Ok(len) => len,
                 Err(e) => {
-                    tracing::error!(event = "advert_encode_failed", error = %e);
+                    events::advert_encode_failed(&e.to_string());
                     continue;
                 }
             };
@@ -544,6 +579,21 @@ impl Agent {
         self.router.handle(Input::SetFault(false), Instant::now())
     }
 
+    /// Writes the Prometheus textfile off the loop (a slow disk must not
+    /// delay an advert).
+    fn write_metrics(&self) {
+        let Some(metrics) = &self.config.metrics else {
+            return;
+        };
+        let text = metrics::render(&self.status(), &self.stats.snapshot(), self.last_transition);
+        let path = metrics.textfile.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = metrics::write_atomically(&path, &text) {
+                events::metrics_failed(&path.display().to_string(), &e.to_string());
+            }
+        });
+    }
+
     /// A master whose link is down keeps the VIP on a dead wire and, when
     /// the link returns, is a second master; like keepalived, go to fault
     /// (resign, drop the VIP) on carrier loss and come back when it returns.
@@ -556,13 +606,13 @@ impl Agent {
         }
         *link_up = up;
         if up {
-            tracing::warn!(event = "link_up", interface = %ifname);
+            events::link_up(ifname);
             match &self.fault {
                 Some(f) if f.cause == FaultCause::LinkDown => self.clear_fault("link_up"),
                 _ => Vec::new(),
             }
         } else {
-            tracing::error!(event = "link_down", interface = %ifname);
+            events::link_down(ifname);
             let reason = format!("{ifname} has no carrier");
             self.enter_fault(FaultCause::LinkDown, reason)
         }
@@ -809,10 +859,7 @@ impl Agent {
         let finished = tokio::time::timeout(grace, worker).await.is_ok();
         drop(cancel);
         if !finished {
-            tracing::error!(
-                event = "shutdown_timeout",
-                "virtual IPs may still be on the interface"
-            );
+            events::shutdown_timeout(grace.as_secs());
         }
         control_server::remove(&config.node.control_socket);
         ExitCode::SUCCESS

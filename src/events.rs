@@ -12,6 +12,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::election::{Reason, State};
 
+mod syslog;
+
 /// Log output format, chosen with `--log-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -22,11 +24,32 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where logs go, chosen with `--log-target`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogTarget {
+    /// Standard error (the default; daemon(8) -S also forwards it to syslog).
+    #[default]
+    Stderr,
+    /// syslog(3) directly: facility daemon, ident rcbsd-failover, severity
+    /// per event (`docs/events.md`), so syslogd can route alerts.
+    Syslog,
+}
+
 /// Installs the global subscriber. `RUST_LOG` may raise or lower verbosity;
 /// the default is `info`.
-pub fn init(format: LogFormat) {
+pub fn init(format: LogFormat, target: LogTarget) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if target == LogTarget::Syslog {
+        syslog::open();
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(syslog::SyslogLayer)
+            .try_init();
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -207,4 +230,56 @@ pub fn runbook_failed(runbook: &str, step: &str, error: &str, duration_ms: u64, 
 /// A newer transition stopped the runbook before `at_step`.
 pub fn runbook_cancelled(runbook: &str, at_step: &str, duration_ms: u64) {
     warn!(event = "runbook_cancelled", runbook, at_step, duration_ms);
+}
+
+// ----- Agent internals worth an alert --------------------------------------
+
+/// The agent could not start; the process exits non-zero.
+pub fn agent_failed(error: &str) {
+    error!(event = "agent_failed", error);
+}
+
+/// An override stored in `state_dir` is in force at start.
+pub fn override_restored(override_: &str) {
+    warn!(event = "override_restored", r#override = override_);
+}
+
+/// Reading the raw socket failed.
+pub fn receive_failed(error: &str) {
+    warn!(event = "receive_failed", error);
+}
+
+/// An advert could not be encoded (a bug: the config is validated).
+pub fn advert_encode_failed(error: &str) {
+    error!(event = "advert_encode_failed", error);
+}
+
+/// The interface lost its carrier.
+pub fn link_down(interface: &str) {
+    error!(event = "link_down", interface);
+}
+
+/// The interface's carrier is back.
+pub fn link_up(interface: &str) {
+    warn!(event = "link_up", interface);
+}
+
+/// SIGTERM: the demote did not finish within the grace period.
+pub fn shutdown_timeout(grace_s: u64) {
+    error!(event = "shutdown_timeout", grace_s);
+}
+
+/// The notify command failed, timed out or could not start.
+pub fn notify_failed(command: &str, error: &str) {
+    warn!(event = "notify_failed", command, error);
+}
+
+/// Writing the metrics textfile failed.
+pub fn metrics_failed(path: &str, error: &str) {
+    warn!(event = "metrics_failed", path, error);
+}
+
+/// The master marker in `state_dir` could not be written or removed.
+pub fn state_marker_failed(path: &str, error: &str) {
+    warn!(event = "state_marker_failed", path, error);
 }

@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use rcbsd_failover::config::{self, DEFAULT_PATH};
 use rcbsd_failover::control::client;
 use rcbsd_failover::control::protocol::{Request, Response};
-use rcbsd_failover::events::LogFormat;
+use rcbsd_failover::events::{LogFormat, LogTarget};
 
 /// sysexits(3) EX_PROTOCOL: the agent's reply made no sense.
 const EX_PROTOCOL: u8 = 76;
@@ -40,6 +40,10 @@ enum Command {
         /// Log output: human text, or one JSON object per line.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Where logs go: standard error, or syslog(3) (facility daemon,
+        /// severity per event; --log-format then does not apply).
+        #[arg(long, value_enum, default_value_t = LogTarget::Stderr)]
+        log_target: LogTarget,
     },
     /// Validate a configuration file and print a one-line summary.
     ///
@@ -125,12 +129,15 @@ struct Target {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Run { config, log_format } => {
-            rcbsd_failover::agent::run(rcbsd_failover::agent::RunOptions {
-                config_path: config.path,
-                log_format,
-            })
-        }
+        Command::Run {
+            config,
+            log_format,
+            log_target,
+        } => rcbsd_failover::agent::run(rcbsd_failover::agent::RunOptions {
+            config_path: config.path,
+            log_format,
+            log_target,
+        }),
         Command::CheckConfig { config } => check_config(&config.path),
         Command::Status { target, json } => status(&target, json),
         Command::Promote { target } => change(&target, Request::Promote),

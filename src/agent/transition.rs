@@ -27,8 +27,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use std::path::PathBuf;
+
+use super::metrics::RunbookStats;
 use crate::config::Config;
 use crate::runbook::{Context, Kind, Outcome, ProgressHandle, Runner, SystemVip, VipControl};
+
+/// A file in `state_dir` that exists while this node may hold master
+/// resources (from the start of a promote to the end of a successful
+/// demote). After a crash, the restarted agent reads it: becoming master
+/// again re-runs promote over what is already there (every step probes
+/// first), following another master runs demote first.
+const MASTER_MARKER: &str = "master";
 
 /// The role the election wants this node to have.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,6 +79,7 @@ pub struct Handles {
     pub garp_now: mpsc::UnboundedSender<Ipv4Addr>,
     pub events: mpsc::UnboundedReceiver<WorkerEvent>,
     pub progress: ProgressHandle,
+    pub stats: RunbookStats,
 }
 
 /// Opens the link-layer sender (so a missing privilege fails at start, not
@@ -84,11 +95,21 @@ pub fn spawn(config: &Config) -> Result<Handles, String> {
     let (cancel_tx, cancel_rx) = watch::channel(0u64);
     let (garp_tx, garp_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let marker = config.node.state_dir.join(MASTER_MARKER);
+    // A marker left by a crashed run: master resources may still be held.
+    let held = if marker.exists() {
+        Held::Master { complete: false }
+    } else {
+        Held::Nothing
+    };
+    let stats = RunbookStats::default();
     let worker = Worker {
         runner,
-        held: Held::Nothing,
+        held,
         events: events_tx,
         cancel: cancel_rx,
+        marker,
+        stats: stats.clone(),
     };
     let task = tokio::spawn(worker.run(desired_rx, garp_rx));
     Ok(Handles {
@@ -98,6 +119,7 @@ pub fn spawn(config: &Config) -> Result<Handles, String> {
         garp_now: garp_tx,
         events: events_rx,
         progress,
+        stats,
     })
 }
 
@@ -118,6 +140,8 @@ struct Worker<V: VipControl> {
     held: Held,
     events: mpsc::UnboundedSender<WorkerEvent>,
     cancel: watch::Receiver<u64>,
+    marker: PathBuf,
+    stats: RunbookStats,
 }
 
 /// What to wait for after converging.
@@ -195,16 +219,14 @@ impl<V: VipControl> Worker<V> {
                 // Anything we held as a follower is replaced by promote's own
                 // first steps (stop environments, unmount).
                 self.held = Held::Master { complete: false };
-                match self
-                    .runner
-                    .run(Kind::Promote, &ctx, self.cancel.clone())
-                    .await
-                {
+                self.set_marker(true);
+                match self.run_runbook(Kind::Promote, &ctx).await {
                     Outcome::Succeeded { .. } => self.held = Held::Master { complete: true },
                     Outcome::Cancelled { .. } => {}
                     Outcome::Failed { step, error } => {
                         // The promote undid its done steps.
                         self.held = Held::Nothing;
+                        self.set_marker(false);
                         let _ = self
                             .events
                             .send(WorkerEvent::PromoteFailed(format!("{step}: {error}")));
@@ -230,11 +252,12 @@ impl<V: VipControl> Worker<V> {
                 if self.held == Held::Following(*master) {
                     return Wake::Never;
                 }
-                match self
-                    .runner
-                    .run(Kind::Follow, &ctx, self.cancel.clone())
-                    .await
-                {
+                if target.config.cbsd.is_none() {
+                    // Plain VRRP: following has nothing to mount or start.
+                    self.held = Held::Following(*master);
+                    return Wake::Never;
+                }
+                match self.run_runbook(Kind::Follow, &ctx).await {
                     Outcome::Succeeded { .. } => {
                         *follow_failures = 0;
                         self.held = Held::Following(*master);
@@ -262,13 +285,10 @@ impl<V: VipControl> Worker<V> {
 
     /// Runs demote; true when the node no longer holds master resources.
     async fn demote(&mut self, ctx: &Context) -> bool {
-        match self
-            .runner
-            .run(Kind::Demote, ctx, self.cancel.clone())
-            .await
-        {
+        match self.run_runbook(Kind::Demote, ctx).await {
             Outcome::Succeeded { .. } => {
                 self.held = Held::Nothing;
+                self.set_marker(false);
                 true
             }
             // Cancelled or failed: the VIP is dropped early in demote and is
@@ -278,13 +298,40 @@ impl<V: VipControl> Worker<V> {
         }
     }
 
+    /// One runbook, timed and counted for the metrics.
+    async fn run_runbook(&mut self, kind: Kind, ctx: &Context) -> Outcome {
+        let started = Instant::now();
+        let outcome = self.runner.run(kind, ctx, self.cancel.clone()).await;
+        self.stats.record(kind, &outcome, started.elapsed());
+        outcome
+    }
+
+    /// Creates or removes the master marker. A failure is logged: the
+    /// marker only makes a restart after a crash more careful.
+    fn set_marker(&self, present: bool) {
+        let result = if present {
+            std::fs::write(&self.marker, b"master\n")
+        } else {
+            match std::fs::remove_file(&self.marker) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                other => other,
+            }
+        };
+        if let Err(e) = result {
+            crate::events::state_marker_failed(&self.marker.display().to_string(), &e.to_string());
+        }
+    }
+
     fn holds_master(&self) -> bool {
         matches!(self.held, Held::Master { .. })
     }
 
     async fn announce(&self, why: &str) {
         if let Err(e) = self.runner.announce().await {
-            tracing::warn!(event = "garp_failed", why, error = %e);
+            crate::events::garp_failed(
+                &self.runner.config().vrrp.interface,
+                &format!("{why}: {e}"),
+            );
         }
     }
 }

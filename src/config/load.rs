@@ -21,6 +21,7 @@ use super::error::{ConfigError, Diagnostic};
 use super::{duration, Config, Node, VirtualIp, Vrrp};
 
 mod cluster;
+mod ops;
 
 /// Every table accepted at the top level.
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -32,6 +33,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "environments",
     "runbook",
     "tools",
+    "notify",
+    "metrics",
 ];
 use crate::election::Centis;
 use crate::wire::ChecksumMode;
@@ -201,6 +204,8 @@ impl Reader<'_> {
             .map(|v| v.virtual_ips.clone())
             .unwrap_or_default();
         let sections = self.cluster_sections(root, &vips);
+        let notify = self.notify_section(root);
+        let metrics = self.metrics_section(root);
         let sections = sections?;
         Some(Config {
             path: self.path.to_path_buf(),
@@ -212,6 +217,8 @@ impl Reader<'_> {
             environments: sections.environments,
             runbook: sections.runbook,
             tools: sections.tools,
+            notify: notify?,
+            metrics: metrics?,
         })
     }
 

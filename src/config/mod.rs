@@ -10,6 +10,7 @@ mod cluster;
 mod duration;
 mod error;
 mod load;
+mod ops;
 mod summary;
 
 pub use cluster::{
@@ -19,6 +20,7 @@ pub use cluster::{
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
+pub use ops::{Metrics, Notify};
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ pub struct Config {
     pub environments: Environments,
     pub runbook: RunbookSettings,
     pub tools: Tools,
+    /// `[notify]`: a command run on every state change.
+    pub notify: Option<Notify>,
+    /// `[metrics]`: a Prometheus textfile written every `interval`.
+    pub metrics: Option<Metrics>,
 }
 
 impl Config {

@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use serde::Serialize;
 
 use super::cancel::Cancel;
+use super::cbsd::{self, CbsdSpec};
 use super::netns::{self, netns_exec_argv, Topology};
 use super::procstat::{self, Usage};
 use super::watch;
@@ -64,6 +65,9 @@ pub struct NodeSpec {
     pub unicast_peers: Vec<Ipv4Addr>,
     /// `"pseudo-header"` / `"no-pseudo-header"`; `None` leaves the default.
     pub checksum: Option<String>,
+    /// The CBSD scenario: this node runs the runbooks against stand-ins
+    /// (our agent only; see [`super::cbsd`]).
+    pub cbsd: Option<CbsdSpec>,
 }
 
 impl NodeSpec {
@@ -82,6 +86,7 @@ impl NodeSpec {
             preempt_delay: Duration::ZERO,
             unicast_peers: Vec::new(),
             checksum: None,
+            cbsd: None,
         }
     }
 
@@ -129,7 +134,12 @@ impl NodeSpec {
                 checksum: self.checksum.as_deref(),
             },
         };
-        toml::to_string(&file).map_err(|e| LabError::Config(e.to_string()))
+        let mut table =
+            toml::Table::try_from(&file).map_err(|e| LabError::Config(e.to_string()))?;
+        if let Some(cbsd) = &self.cbsd {
+            table.extend(cbsd.sections()?);
+        }
+        toml::to_string(&table).map_err(|e| LabError::Config(e.to_string()))
     }
 
     /// keepalived.conf for this node: VRRPv3, the same VRID, priority,
@@ -272,8 +282,16 @@ impl Agents {
     pub fn configure(
         topology: &Topology,
         implementation: Implementation,
-        specs: Vec<NodeSpec>,
+        mut specs: Vec<NodeSpec>,
     ) -> Result<Agents, LabError> {
+        if specs.iter().any(|s| s.cbsd.is_some())
+            && !matches!(implementation, Implementation::Rcbsd { .. })
+        {
+            return Err(LabError::Config(
+                "the CBSD scenario runs our agent only".into(),
+            ));
+        }
+        cbsd::world::prepare(topology.run_dir(), topology.node_namespaces(), &mut specs)?;
         let mut agents = Agents {
             implementation,
             agents: Vec::new(),

@@ -35,6 +35,19 @@ pub struct LabArgs {
     /// The agent binary started on the nodes (default: this program).
     #[arg(long, value_name = "PATH")]
     pub agent_exe: Option<std::path::PathBuf>,
+    /// What to measure: `vrrp` (the VIP as a pinging client sees it) or
+    /// `cbsd` (the full runbooks against FreeBSD tool stand-ins: VIP,
+    /// exports and nfsd, follower remounts, environments running again).
+    #[arg(long, value_enum, default_value_t = Scenario::Vrrp)]
+    pub scenario: Scenario,
+}
+
+/// What the lab measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    Vrrp,
+    Cbsd,
 }
 
 /// An implementation to compare against.
@@ -166,6 +179,9 @@ mod tests {
             Ok(vec![Subject::RcbsdFailover, Subject::Keepalived])
         );
         assert!(Cli::try_parse_from(["lab", "--nodes", "8"]).is_err());
+        assert_eq!(cli.lab.scenario, Scenario::Vrrp);
+        let cbsd = Cli::try_parse_from(["lab", "--scenario", "cbsd"]).expect("valid arguments");
+        assert_eq!(cbsd.lab.scenario, Scenario::Cbsd);
         assert!(Cli::try_parse_from(["lab", "--advert-interval", "7ms"]).is_err());
     }
 }

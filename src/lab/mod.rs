@@ -17,6 +17,8 @@
 
 mod args;
 pub mod cancel;
+#[cfg(target_os = "linux")]
+pub mod cbsd;
 mod error;
 
 #[cfg(target_os = "linux")]
@@ -35,7 +37,7 @@ pub mod trial;
 #[cfg(target_os = "linux")]
 pub mod watch;
 
-pub use args::{parse_interval, Baseline, LabArgs, Settings, Subject};
+pub use args::{parse_interval, Baseline, LabArgs, Scenario, Settings, Subject};
 pub use error::LabError;
 
 use std::process::ExitCode;
@@ -63,6 +65,51 @@ pub fn run(args: LabArgs) -> ExitCode {
     }
 }
 
+/// `lab --scenario cbsd`: our agent only, the full runbooks on stand-ins.
+#[cfg(target_os = "linux")]
+fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
+    if args.implementation != Subject::RcbsdFailover || args.compare.is_some() {
+        eprintln!(
+            "lab: --scenario cbsd measures rcbsd-failover only (no --implementation/--compare)"
+        );
+        return ExitCode::from(EX_UNAVAILABLE);
+    }
+    let exe = match args
+        .agent_exe
+        .clone()
+        .map_or_else(std::env::current_exe, Ok)
+    {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("lab: cannot find this program's path to start agents: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let run = match cbsd::trial::measure(exe, &args.settings(), cancel) {
+        Ok(run) => run,
+        Err(LabError::Interrupted) => {
+            eprintln!("lab: interrupted; everything torn down");
+            return ExitCode::from(EXIT_INTERRUPTED);
+        }
+        Err(e) => {
+            eprintln!("lab: cbsd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&run) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("lab: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", run.to_text());
+    }
+    ExitCode::SUCCESS
+}
+
 #[cfg(target_os = "linux")]
 fn run_linux(args: LabArgs) -> ExitCode {
     if !nix::unistd::geteuid().is_root() {
@@ -78,6 +125,9 @@ fn run_linux(args: LabArgs) -> ExitCode {
     };
     for leftover in netns::cleanup_leftovers() {
         eprintln!("lab: removed namespace {leftover} left by a dead earlier run");
+    }
+    if args.scenario == Scenario::Cbsd {
+        return run_cbsd(&args, &cancel);
     }
     let subjects = match args.subjects() {
         Ok(subjects) => subjects,

@@ -39,11 +39,9 @@ would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
 """
 
-import ctypes
 import fcntl
 import json
 import os
-import socket
 import sys
 import time
 
@@ -182,6 +180,9 @@ CLONE_NEWNET = 0x40000000
 def holds_address(netns, address):
     """Whether namespace `netns` has `address` on an interface: binding to
     an address that is not local fails there (ip_nonlocal_bind is 0)."""
+    import ctypes  # only the cluster mode needs these: keep startup short
+    import socket
+
     libc = ctypes.CDLL(None, use_errno=True)
     own = os.open("/proc/self/ns/net", os.O_RDONLY)
     try:
@@ -209,6 +210,8 @@ def reachable(address):
     """A TCP connect to port 2049 from this namespace: refused (nobody
     listens: the stand-in nfsd is not a process) proves the address
     answers; a timeout or no route does not."""
+    import socket
+
     try:
         with socket.create_connection((address, 2049), timeout=0.5):
             return True

@@ -1,0 +1,26 @@
+//! `[notify]` and `[metrics]`: the operator-facing outputs besides logs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[notify]`: a command run on every state change, like keepalived's
+/// `notify`. Argv only: nothing from the network reaches a shell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notify {
+    /// Program and arguments; the event comes in the environment
+    /// (`RCBSD_EVENT`, `RCBSD_FROM`, `RCBSD_TO`, ...).
+    pub command: Vec<String>,
+    /// The command is killed after this long.
+    pub timeout: Duration,
+}
+
+/// `[metrics]`: Prometheus text exposition written to a file for
+/// node_exporter's textfile collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    pub textfile: PathBuf,
+    pub interval: Duration,
+}
+
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(5);

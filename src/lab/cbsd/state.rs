@@ -1,0 +1,244 @@
+//! Reading the stand-ins back: each node's state (services, mounts, HAST
+//! roles, running environments), the exports it serves, the cluster-wide
+//! log of environment starts and stops, and the end state a converged
+//! cluster must be in.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::world::WorldPaths;
+use super::{CbsdSpec, HAST_RESOURCE, SHARED_DIRS};
+
+/// One emulated mount.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct Mount {
+    pub source: String,
+    pub target: String,
+    #[serde(rename = "type")]
+    pub fstype: String,
+    /// When it was mounted (seconds since the epoch; absent in old states).
+    #[serde(default)]
+    pub t: f64,
+}
+
+/// One node's stand-in state (`state.json`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct NodeState {
+    #[serde(default)]
+    pub services: Vec<String>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub hast: BTreeMap<String, String>,
+    /// Registered environments and their kind.
+    #[serde(default)]
+    pub registered: BTreeMap<String, String>,
+    /// Running environments and their jid.
+    #[serde(default)]
+    pub running: BTreeMap<String, u64>,
+}
+
+impl NodeState {
+    /// The node's state now; empty when the stand-ins never ran (or the
+    /// file is being replaced: it is renamed into place, so never torn).
+    pub fn read(world: &WorldPaths) -> NodeState {
+        std::fs::read_to_string(&world.state)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    pub fn runs_nfsd(&self) -> bool {
+        self.services.iter().any(|s| s == "nfsd")
+    }
+
+    pub fn hast_primary(&self) -> bool {
+        self.hast.get(HAST_RESOURCE).map(String::as_str) == Some("primary")
+    }
+
+    pub fn running_set(&self) -> BTreeSet<String> {
+        self.running.keys().cloned().collect()
+    }
+
+    /// The NFS mounts of the shared dirs from `vip`, as `(dir, mounted at)`.
+    pub fn nfs_mounts_from(&self, world: &WorldPaths, vip: Ipv4Addr) -> Vec<(String, f64)> {
+        SHARED_DIRS
+            .iter()
+            .filter_map(|dir| {
+                let source = format!("{vip}:{}", world.store.join(dir).display());
+                let target = world.workdir.join(dir).to_string_lossy().into_owned();
+                self.mounts
+                    .iter()
+                    .find(|m| m.fstype == "nfs" && m.source == source && m.target == target)
+                    .map(|m| ((*dir).to_owned(), m.t))
+            })
+            .collect()
+    }
+}
+
+/// Whether the node's exports file has a `V4:` line and exports every
+/// shared dir of its store.
+pub fn exports_everything(world: &WorldPaths) -> bool {
+    let text = std::fs::read_to_string(&world.exports).unwrap_or_default();
+    let mut v4 = false;
+    let mut paths = BTreeSet::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("V4:") => v4 = true,
+            Some(first) if first.starts_with('/') => {
+                paths.insert(first.to_owned());
+                paths.extend(words.filter(|w| w.starts_with('/')).map(str::to_owned));
+            }
+            _ => {}
+        }
+    }
+    v4 && SHARED_DIRS
+        .iter()
+        .all(|dir| paths.contains(world.store.join(dir).to_string_lossy().as_ref()))
+}
+
+/// One line of the cluster-wide environment log.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct EnvEvent {
+    pub node: String,
+    pub env: String,
+    /// `start` or `stop`.
+    pub event: String,
+    /// Seconds since the epoch.
+    pub t: f64,
+}
+
+/// Every environment start/stop of every node, in log order.
+pub fn env_log(path: &Path) -> Vec<EnvEvent> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// Environments that ran on two nodes at once, from the cluster log: each
+/// as "env on A and B". The log is appended under a lock, so its order is
+/// the order of the starts and stops.
+pub fn double_runs(log: &[EnvEvent]) -> Vec<String> {
+    let mut running: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut found = Vec::new();
+    for e in log {
+        let nodes = running.entry(e.env.as_str()).or_default();
+        match e.event.as_str() {
+            "start" => {
+                if let Some(other) = nodes.iter().find(|n| **n != e.node) {
+                    found.push(format!(
+                        "{} on {other} and {} (t={:.3})",
+                        e.env, e.node, e.t
+                    ));
+                }
+                nodes.insert(e.node.as_str());
+            }
+            _ => {
+                nodes.remove(e.node.as_str());
+            }
+        }
+    }
+    found
+}
+
+/// One node as the end-state check sees it.
+pub struct NodeView<'a> {
+    pub name: &'a str,
+    pub cbsd: &'a CbsdSpec,
+    pub world: &'a WorldPaths,
+    /// It holds the VIP now.
+    pub holds_vip: bool,
+}
+
+/// The end state of a converged cluster among `nodes` (the reachable
+/// ones): exactly one node (`master`) holds the VIP and the storage (HAST
+/// primary), exports every shared dir and runs nfsd; every other node runs
+/// no nfsd, has every shared dir mounted from the VIP; every node runs
+/// exactly its assigned environments. `Err` says what is not so yet.
+pub fn check_converged(nodes: &[NodeView<'_>], master: &str, vip: Ipv4Addr) -> Result<(), String> {
+    let holders: Vec<&str> = nodes
+        .iter()
+        .filter(|n| n.holds_vip)
+        .map(|n| n.name)
+        .collect();
+    if holders != [master] {
+        return Err(format!("VIP holders {holders:?}, expected [{master}]"));
+    }
+    for node in nodes {
+        let state = NodeState::read(node.world);
+        let name = node.name;
+        if node.name == master {
+            if !state.runs_nfsd() {
+                return Err(format!("{name} (master) does not run nfsd"));
+            }
+            if !exports_everything(node.world) {
+                return Err(format!("{name} (master) does not export every shared dir"));
+            }
+            if node.cbsd.storage == super::StorageSpec::Hast && !state.hast_primary() {
+                return Err(format!("{name} (master) is not HAST primary"));
+            }
+        } else {
+            if state.runs_nfsd() {
+                return Err(format!("{name} (not master) runs nfsd"));
+            }
+            if state.hast_primary() {
+                return Err(format!("{name} (not master) is HAST primary"));
+            }
+            let mounted = state.nfs_mounts_from(node.world, vip).len();
+            if mounted != SHARED_DIRS.len() {
+                return Err(format!(
+                    "{name} has {mounted} of {} shared dirs mounted from {vip}: {:?}",
+                    SHARED_DIRS.len(),
+                    state.mounts
+                ));
+            }
+        }
+        let assigned: BTreeSet<String> = node.cbsd.environments().into_iter().collect();
+        let running = state.running_set();
+        if running != assigned {
+            return Err(format!("{name} runs {running:?}, assigned {assigned:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(node: &str, env: &str, event: &str, t: f64) -> EnvEvent {
+        EnvEvent {
+            node: node.into(),
+            env: env.into(),
+            event: event.into(),
+            t,
+        }
+    }
+
+    #[test]
+    fn a_start_elsewhere_before_the_stop_is_a_double_run() {
+        let moved = [
+            event("n1", "web1", "start", 1.0),
+            event("n1", "web1", "stop", 2.0),
+            event("n2", "web1", "start", 3.0),
+        ];
+        assert!(double_runs(&moved).is_empty());
+        let twice = [
+            event("n1", "web1", "start", 1.0),
+            event("n2", "web1", "start", 2.0),
+            event("n1", "web1", "stop", 3.0),
+        ];
+        assert_eq!(double_runs(&twice).len(), 1);
+        let restarted_same_node = [
+            event("n1", "web1", "start", 1.0),
+            event("n1", "web1", "start", 2.0),
+        ];
+        assert!(double_runs(&restarted_same_node).is_empty());
+    }
+}
