@@ -11,7 +11,6 @@ use std::net::Ipv4Addr;
 
 use nix::errno::Errno;
 use nix::ifaddrs::{getifaddrs, InterfaceAddress};
-use nix::net::if_::InterfaceFlags;
 
 use super::error::NetError;
 
@@ -57,20 +56,86 @@ pub fn mac_address(name: &str) -> Result<[u8; 6], NetError> {
         })
 }
 
-/// Whether the interface is administratively up *and* has a carrier
-/// (`IFF_UP` and `IFF_RUNNING`): a link without carrier carries no
-/// advertisements, so for failover it is as good as down.
+/// Whether the interface is administratively up *and* has a carrier: a
+/// link without carrier carries no advertisements, so for failover it is as
+/// good as down. Polled every 100 ms by the agent, so it is one ioctl on
+/// Linux rather than a netlink dump.
+#[cfg(target_os = "linux")]
 pub fn is_up(name: &str) -> Result<bool, NetError> {
-    let entries = entries_of(name)?;
-    let Some(first) = entries.first() else {
+    let no_such = |errno| NetError::NoSuchInterface {
+        interface: name.to_owned(),
+        errno,
+    };
+    let bytes = name.as_bytes();
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    if bytes.is_empty() || bytes.len() >= request.ifr_name.len() || bytes.contains(&0) {
+        return Err(no_such(Errno::EINVAL));
+    }
+    for (slot, byte) in request.ifr_name.iter_mut().zip(bytes) {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: a plain socket() call; the fd is owned and closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(no_such(Errno::last()));
+    }
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own; fd is valid.
+    let result = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut request) };
+    let errno = Errno::last();
+    // SAFETY: fd came from socket() above and is closed once.
+    unsafe { libc::close(fd) };
+    if result < 0 {
+        return Err(no_such(errno));
+    }
+    // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+    let flags = i32::from(unsafe { request.ifr_ifru.ifru_flags });
+    Ok(flags & libc::IFF_UP != 0 && flags & libc::IFF_RUNNING != 0)
+}
+
+/// Whether the interface is up and its link state is up. On FreeBSD
+/// `IFF_RUNNING` only says the driver runs; the carrier is the link state
+/// in the `AF_LINK` entry's `if_data` (what ifconfig(8) shows as "status").
+/// An unknown link state (some virtual interfaces) counts as up.
+#[cfg(target_os = "freebsd")]
+pub fn is_up(name: &str) -> Result<bool, NetError> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list freed below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(NetError::NoSuchInterface {
             interface: name.to_owned(),
-            errno: Errno::ENODEV,
+            errno: Errno::last(),
         });
-    };
-    Ok(first
-        .flags
-        .contains(InterfaceFlags::IFF_UP | InterfaceFlags::IFF_RUNNING))
+    }
+    let mut found = None;
+    let mut cursor = head;
+    while !cursor.is_null() {
+        // SAFETY: cursor walks the list getifaddrs returned.
+        let entry = unsafe { &*cursor };
+        cursor = entry.ifa_next;
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let entry_name = unsafe { std::ffi::CStr::from_ptr(entry.ifa_name) };
+        if entry_name.to_bytes() != name.as_bytes() || entry.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null and points to a sockaddr.
+        let family = i32::from(unsafe { (*entry.ifa_addr).sa_family });
+        if family != libc::AF_LINK || entry.ifa_data.is_null() {
+            continue;
+        }
+        // SAFETY: for AF_LINK entries ifa_data points to a struct if_data.
+        let data = unsafe { &*(entry.ifa_data as *const libc::if_data) };
+        let up = entry.ifa_flags & (libc::IFF_UP as libc::c_uint) != 0;
+        let link = i32::from(data.ifi_link_state);
+        found = Some(up && link != libc::LINK_STATE_DOWN);
+        break;
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    found.ok_or_else(|| NetError::NoSuchInterface {
+        interface: name.to_owned(),
+        errno: Errno::ENODEV,
+    })
 }
 
 /// The address our advertisements are sent from and the tie-breaker of

@@ -29,6 +29,8 @@ use nix::sys::signal::Signal;
 use rcbsd_failover::control::protocol::{Request, Response, Status};
 use rcbsd_failover::election::State;
 use rcbsd_failover::lab::agents::{Agents, Implementation, NodeSpec};
+use rcbsd_failover::lab::cbsd::state::{EnvEvent, NodeState};
+use rcbsd_failover::lab::cbsd::{self, CbsdSpec, WorldPaths};
 use rcbsd_failover::lab::netns::{self, netns_exec_argv, Topology};
 use rcbsd_failover::lab::ping::Prober;
 use rcbsd_failover::lab::{cmd, watch};
@@ -54,9 +56,13 @@ pub fn require_root() -> bool {
     false
 }
 
-/// The agent binary cargo built for this test run.
+/// The agent binary cargo built for this test run, or the one named by
+/// `RCBSD_TEST_AGENT_EXE` (to run the network tests against another
+/// build, e.g. while bisecting).
 pub fn agent_exe() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_rcbsd-failover"))
+    std::env::var_os("RCBSD_TEST_AGENT_EXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_rcbsd-failover")))
 }
 
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.
@@ -135,6 +141,28 @@ impl ClusterBuilder {
             .iter_mut()
             .for_each(|s| s.checksum = Some(form.to_owned()));
         self
+    }
+
+    /// The CBSD scenario: every node runs the full runbooks against the
+    /// FreeBSD tool stand-ins (`rcbsd_failover::lab::cbsd`): nodes 0 and 1
+    /// are HAST master candidates, the others follower-only; node `i` runs
+    /// jail `web<i+1>`, the last node also the bhyve VM `vm1`. Edit one
+    /// node's part with [`ClusterBuilder::cbsd_node`].
+    pub fn cbsd(mut self) -> Self {
+        let nodes = self.specs.len();
+        for (index, spec) in self.specs.iter_mut().enumerate() {
+            spec.cbsd = Some(CbsdSpec::lab(index, nodes));
+        }
+        self
+    }
+
+    /// Edits node `index`'s CBSD part (after [`ClusterBuilder::cbsd`]).
+    pub fn cbsd_node(self, index: usize, edit: impl FnOnce(&mut CbsdSpec)) -> Self {
+        self.node(index, |spec| {
+            if let Some(cbsd) = spec.cbsd.as_mut() {
+                edit(cbsd);
+            }
+        })
     }
 
     /// Anything else, for one node.
@@ -336,6 +364,76 @@ impl Cluster {
                 "after {timeout:?}: the client gets no reply from {VIP}"
             ));
         }
+    }
+}
+
+/// The CBSD scenario (clusters built with [`ClusterBuilder::cbsd`]).
+impl Cluster {
+    /// Node `index`'s CBSD part and stand-in world.
+    pub fn cbsd(&self, index: usize) -> (&CbsdSpec, &WorldPaths) {
+        let agent = self.agents.get(index).unwrap_or_else(|e| panic!("{e}"));
+        let cbsd = agent
+            .spec
+            .cbsd
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {index} has no CBSD part"));
+        let world = cbsd
+            .world
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {index}'s world was not prepared"));
+        (cbsd, world)
+    }
+
+    /// Replaces node `index`'s stand-in fail/hang rules.
+    pub fn set_rules(&self, index: usize, rules: serde_json::Value) {
+        cbsd::world::set_rules(self.cbsd(index).1, &rules)
+            .unwrap_or_else(|e| self.fail(&e.to_string()));
+    }
+
+    /// Node `index`'s stand-in state now.
+    pub fn standin_state(&self, index: usize) -> NodeState {
+        NodeState::read(self.cbsd(index).1)
+    }
+
+    /// The cluster-wide log of environment starts and stops.
+    pub fn env_log(&self) -> Vec<EnvEvent> {
+        cbsd::state::env_log(&self.cbsd(0).1.cluster_log)
+    }
+
+    /// Whether the nodes `live` are converged with `master`: see
+    /// `lab::cbsd::state::check_converged`. `Err` says what is not so yet.
+    pub fn converged(&self, live: &[usize], master: usize) -> Result<(), String> {
+        cbsd::trial::converged(&self.topology, &self.agents, live, master)
+            .unwrap_or_else(|e| self.fail(&e.to_string()))
+    }
+
+    /// Waits until [`Cluster::converged`] holds, failing with the last
+    /// reason and the logs after `timeout`.
+    pub fn wait_converged(&self, live: &[usize], master: usize, timeout: Duration) {
+        let mut why = String::new();
+        let ok = poll_until(timeout, || match self.converged(live, master) {
+            Ok(()) => true,
+            Err(e) => {
+                why = e;
+                false
+            }
+        });
+        if !ok {
+            self.fail(&format!(
+                "after {timeout:?}: node {master} master of {live:?} with every runbook done: {why}"
+            ));
+        }
+    }
+
+    /// Node `index`'s JSON log events named `event`.
+    pub fn events(&self, index: usize, event: &str) -> Vec<serde_json::Value> {
+        let agent = self.agents.get(index).unwrap_or_else(|e| panic!("{e}"));
+        agent
+            .log()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|v| v.get("event").and_then(|e| e.as_str()) == Some(event))
+            .collect()
     }
 }
 
