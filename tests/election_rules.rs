@@ -457,6 +457,37 @@ fn master_answers_lower_priority_master_with_advert_and_garp_at_most_once_a_seco
 }
 
 #[test]
+fn a_new_second_master_episode_is_answered_at_once_even_within_the_second() {
+    // Beyond the RFC: the once-a-second limit is for one ongoing episode (a
+    // peer that keeps advertising because it cannot hear us). After three
+    // advert intervals without another master, a new one (the next healed
+    // partition) is answered at once, or its clients would keep its MAC.
+    let mut p = params(100);
+    p.advert_interval = Centis(2); // 20 ms
+    let (mut r, _) = backup_with(p);
+    let Some(down) = r.poll_timeout() else {
+        panic!("no Master_Down_Timer");
+    };
+    r.handle(Input::Timeout, down);
+    assert_eq!(r.state(), State::Master);
+    let garp = Action::ResendGarp {
+        other_master: HIGHER_ADDR,
+    };
+    let at = |n: u64| down + ms(n);
+    assert!(r
+        .handle(advert(HIGHER_ADDR, 50, Centis(2)), at(100))
+        .contains(&garp));
+    // The same episode, 20 ms later: not answered again.
+    assert!(!r
+        .handle(advert(HIGHER_ADDR, 50, Centis(2)), at(120))
+        .contains(&garp));
+    // 200 ms of silence (> 3 x 20 ms), then another master: answered.
+    assert!(r
+        .handle(advert(HIGHER_ADDR, 50, Centis(2)), at(320))
+        .contains(&garp));
+}
+
+#[test]
 fn master_keeps_its_own_interval() {
     // RFC 5798 §6.4.2/§6.4.3: the interval is learned only when yielding; a
     // master always advertises its own Advertisement_Interval.

@@ -70,6 +70,8 @@ pub struct Router {
     preempt_hold_since: Option<Instant>,
     /// When this master last answered a lower-priority master.
     last_other_master_answer: Option<Instant>,
+    /// When this master last heard another master (lower, or resigning).
+    last_other_master_heard: Option<Instant>,
 }
 
 impl Router {
@@ -85,6 +87,7 @@ impl Router {
             known_master: None,
             preempt_hold_since: None,
             last_other_master_answer: None,
+            last_other_master_heard: None,
         }
     }
 
@@ -334,7 +337,6 @@ impl Router {
             // partition whose other master just yielded to us, or shut
             // down): clients may still hold its MAC for the VIP. Re-announce.
             if self.may_answer_other_master(now) {
-                self.last_other_master_answer = Some(now);
                 out.push(Action::ResendGarp {
                     other_master: advert.source,
                 });
@@ -370,7 +372,6 @@ impl Router {
         // clients that followed the other master come back now rather than
         // when their ARP entries expire.
         if self.may_answer_other_master(now) {
-            self.last_other_master_answer = Some(now);
             self.send_advert_now(now, out);
             out.push(Action::ResendGarp {
                 other_master: advert.source,
@@ -378,15 +379,28 @@ impl Router {
         }
     }
 
-    fn may_answer_other_master(&self, now: Instant) -> bool {
-        let spacing = self
-            .advertisement_interval()
-            .to_duration()
-            .max(MIN_OTHER_MASTER_ANSWER_SPACING);
-        match self.last_other_master_answer {
-            None => true,
-            Some(last) => now.saturating_duration_since(last) >= spacing,
+    /// Whether to answer another master now; records that one was heard.
+    ///
+    /// A new episode (no other master heard for three advert intervals: a
+    /// partition that just healed) is answered at once, however recently
+    /// the last episode was. Within an episode (a one-way partition: the
+    /// other keeps advertising because it cannot hear us) answers are spaced
+    /// by `max(advert_interval, 1 s)`.
+    fn may_answer_other_master(&mut self, now: Instant) -> bool {
+        let interval = self.advertisement_interval().to_duration();
+        let new_episode = self
+            .last_other_master_heard
+            .is_none_or(|heard| now.saturating_duration_since(heard) > interval * 3);
+        self.last_other_master_heard = Some(now);
+        let spacing = interval.max(MIN_OTHER_MASTER_ANSWER_SPACING);
+        let answer = new_episode
+            || self
+                .last_other_master_answer
+                .is_none_or(|last| now.saturating_duration_since(last) >= spacing);
+        if answer {
+            self.last_other_master_answer = Some(now);
         }
+        answer
     }
 
     // ----- Priority and fault ----------------------------------------------

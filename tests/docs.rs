@@ -1,0 +1,267 @@
+//! What an operator installs from `contrib/` and `man/`, and what the docs
+//! promise, checked against the real thing: every example configuration
+//! passes `check-config` with the built binary, the rc.d script and the
+//! example scripts pass `sh -n` and shellcheck, the man pages pass
+//! `mandoc -Tlint`, and every log event the agent can emit is documented in
+//! `docs/alerting.md`. Lint tools that are not installed are skipped with a
+//! loud warning (`tools/test` installs them).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(relative: &str) -> String {
+    let path = repo().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Files under `dir` (recursively) whose name ends with `suffix`, sorted.
+fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+        for entry in entries {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.to_string_lossy().ends_with(suffix) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs `program args`, or returns `None` (after a loud warning) when the
+/// program is not installed.
+fn run_tool(program: &str, args: &[&str]) -> Option<Output> {
+    match Command::new(program)
+        .args(args)
+        .current_dir(repo())
+        .output()
+    {
+        Ok(output) => Some(output),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "WARNING: SKIPPED: {program} is not installed; `{program} {}` was not checked \
+                 (tools/test installs it)",
+                args.join(" ")
+            );
+            None
+        }
+        Err(e) => panic!("cannot run {program}: {e}"),
+    }
+}
+
+fn assert_success(what: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+const RC_SCRIPT: &str = "contrib/rc.d/rcbsd_failover";
+
+#[test]
+fn every_example_configuration_passes_check_config() {
+    let examples = files_under(&repo().join("contrib/examples"), ".toml");
+    let names: Vec<String> = examples
+        .iter()
+        .map(|p| p.strip_prefix(repo()).unwrap_or(p).display().to_string())
+        .collect();
+    for node in ["node1", "node2", "node3"] {
+        let expected = format!("contrib/examples/cluster/{node}.toml");
+        assert!(names.contains(&expected), "{expected} missing: {names:?}");
+    }
+    for path in &examples {
+        let output = Command::new(env!("CARGO_BIN_EXE_rcbsd-failover"))
+            .args(["check-config", "-c"])
+            .arg(path)
+            .output()
+            .expect("run rcbsd-failover");
+        assert_success(&format!("check-config -c {}", path.display()), &output);
+    }
+}
+
+#[test]
+fn the_worked_example_has_two_hast_candidates_and_a_follower_only_node() {
+    for (node, address, candidate) in [
+        ("node1", "192.168.10.201", true),
+        ("node2", "192.168.10.202", true),
+        ("node3", "192.168.10.203", false),
+    ] {
+        let text = read(&format!("contrib/examples/cluster/{node}.toml"));
+        assert!(text.contains(&format!("name = \"{node}\"")), "{node}");
+        assert!(
+            text.contains(&format!("source_address = \"{address}\"")),
+            "{node}"
+        );
+        assert!(
+            text.contains("virtual_ips = [\"192.168.10.200/24\"]"),
+            "{node}"
+        );
+        assert_eq!(
+            text.contains("\n[storage]\n"),
+            candidate,
+            "{node}: [storage]"
+        );
+        if candidate {
+            assert!(text.contains("kind = \"hast\""), "{node}");
+        }
+    }
+}
+
+#[test]
+fn rc_script_parses_with_sh_n() {
+    let output = Command::new("sh")
+        .args(["-n", RC_SCRIPT])
+        .current_dir(repo())
+        .output()
+        .expect("run sh");
+    assert_success("sh -n", &output);
+}
+
+#[test]
+fn rc_script_and_example_scripts_pass_shellcheck() {
+    let mut scripts = vec![repo().join(RC_SCRIPT)];
+    scripts.extend(files_under(&repo().join("contrib/examples"), ".sh"));
+    assert!(scripts.len() >= 3, "{scripts:?}");
+    for script in &scripts {
+        let script = script.to_string_lossy();
+        let Some(output) = run_tool("shellcheck", &["-s", "sh", &script]) else {
+            return;
+        };
+        assert_success(&format!("shellcheck -s sh {script}"), &output);
+    }
+}
+
+#[test]
+fn man_pages_pass_mandoc_lint() {
+    for page in ["man/rcbsd-failover.8", "man/rcbsd-failover.toml.5"] {
+        let Some(output) = run_tool("mandoc", &["-Tlint", "-W", "warning", page]) else {
+            return;
+        };
+        assert_success(&format!("mandoc -Tlint -W warning {page}"), &output);
+    }
+}
+
+#[test]
+fn rc_script_follows_the_rc_d_contract() {
+    let script = read(RC_SCRIPT);
+    for line in [
+        "# PROVIDE: rcbsd_failover\n",
+        "# REQUIRE: NETWORKING syslogd mountcritremote\n",
+        "# BEFORE: cbsdd\n",
+        "# KEYWORD: shutdown\n",
+        ": \"${rcbsd_failover_config:=/usr/local/etc/rcbsd-failover.toml}\"\n",
+        ": \"${rcbsd_failover_restart_delay:=5}\"\n",
+        "command=\"/usr/sbin/daemon\"\n",
+        "extra_commands=\"reload promote demote resume\"\n",
+        "start_precmd=\"rcbsd_failover_check_config start\"\n",
+        "status_cmd=\"rcbsd_failover_status\"\n",
+        "kill -HUP \"${_agent}\"\n",
+    ] {
+        assert!(script.contains(line), "the rc.d script lacks {line:?}");
+    }
+    // daemon(8): supervisor and child pid files, restart delay, syslog.
+    for flag in [
+        "-f -S -T ${name} -P ${pidfile} -p ",
+        "-R ${rcbsd_failover_restart_delay}",
+    ] {
+        assert!(script.contains(flag), "daemon(8) flags lack {flag:?}");
+    }
+    // Every rc.conf variable is documented in the header, as ports do.
+    let header: String = script
+        .lines()
+        .take_while(|line| line.is_empty() || line.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for line in script.lines().filter(|l| l.starts_with(": \"${")) {
+        let variable = line
+            .trim_start_matches(": \"${")
+            .split(':')
+            .next()
+            .unwrap_or_default();
+        assert!(
+            header.contains(&format!("# {variable} (")),
+            "{variable} is not documented in the header"
+        );
+    }
+    assert!(header.contains("rcshutdown_timeout"));
+}
+
+/// Every `event = "NAME"` in src/events.rs: all operator-facing events are
+/// emitted there.
+fn event_names() -> Vec<String> {
+    let source = read("src/events.rs");
+    let mut names: Vec<String> = source
+        .split("event = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_owned)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[test]
+fn every_event_is_documented_in_alerting_md() {
+    let names = event_names();
+    // Guards the parser: an empty list would make the loop below vacuous.
+    assert!(names.len() >= 20, "{names:?}");
+    assert!(names.iter().any(|n| n == "runbook_failed"), "{names:?}");
+    let alerting = read("docs/alerting.md");
+    let missing: Vec<&String> = names
+        .iter()
+        .filter(|name| !alerting.contains(&format!("| `{name}` |")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "events without a row in docs/alerting.md: {missing:?}"
+    );
+}
+
+#[test]
+fn alerting_md_shows_the_shipped_prometheus_rules() {
+    let rules = read("contrib/examples/prometheus-rules.yml");
+    assert!(rules.contains("alert: RcbsdFailoverNoMaster"));
+    assert!(
+        read("docs/alerting.md").contains(&rules),
+        "docs/alerting.md must include contrib/examples/prometheus-rules.yml verbatim"
+    );
+}
+
+#[test]
+fn syslog_example_pipes_crit_events_of_the_agent_to_a_command() {
+    let conf = read("contrib/examples/syslog.conf.d/rcbsd-failover.conf");
+    let rules: Vec<&str> = conf
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(rules.first(), Some(&"!rcbsd-failover,rcbsd_failover"));
+    assert_eq!(rules.last(), Some(&"!*"));
+    let pipe = rules
+        .iter()
+        .find(|l| l.starts_with("daemon.crit"))
+        .expect("a daemon.crit rule");
+    let action = pipe.split_whitespace().nth(1).unwrap_or_default();
+    assert_eq!(action, "|exec", "{pipe}");
+}
+
+#[test]
+fn readme_links_the_operator_docs() {
+    let readme = read("README.md");
+    for link in ["(docs/operations.md)", "(docs/alerting.md)"] {
+        assert!(readme.contains(link), "README.md lacks a link {link}");
+    }
+}
