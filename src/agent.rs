@@ -199,6 +199,9 @@ struct Agent {
     cancel: watch::Sender<u64>,
     progress: crate::runbook::ProgressHandle,
     stats: metrics::RunbookStats,
+    /// Bumped by every applied reload, so the worker gets the new config
+    /// without a deep comparison on every advert.
+    config_generation: u64,
     /// When the state last changed (wall clock, for the metrics).
     last_transition: Option<std::time::SystemTime>,
     /// Set by SIGTERM/SIGINT: the worker releases master resources.
@@ -304,6 +307,7 @@ impl Agent {
             cancel,
             progress,
             stats,
+            config_generation: 0,
             last_transition: None,
             stopping: false,
             garp_now,
@@ -430,9 +434,6 @@ impl Agent {
     }
 
     async fn execute(&mut self, actions: Vec<Action>) {
-        if actions.is_empty() {
-            return;
-        }
         for action in actions {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
@@ -493,9 +494,10 @@ impl Agent {
         let mut role_changed = false;
         self.desired.send_if_modified(|current| {
             role_changed = current.role != role;
-            if role_changed || current.config != self.config {
+            if role_changed || current.config_generation != self.config_generation {
                 current.role = role;
                 current.config = self.config.clone();
+                current.config_generation = self.config_generation;
                 true
             } else {
                 false
@@ -818,6 +820,7 @@ impl Agent {
         }
         let changes = describe_changes(&self.config, &new);
         self.config = new;
+        self.config_generation += 1;
         self.link = link;
         let now = Instant::now();
         let mut actions = self

@@ -61,6 +61,8 @@ pub struct Desired {
     /// The configuration in force (SIGHUP replaces it; the next runbook
     /// uses it).
     pub config: Config,
+    /// Which reload `config` came from (0: the start).
+    pub config_generation: u64,
 }
 
 /// Reported back to the election loop.
@@ -91,6 +93,7 @@ pub fn spawn(config: &Config) -> Result<Handles, String> {
     let (desired_tx, desired_rx) = watch::channel(Desired {
         role: Role::Undecided,
         config: config.clone(),
+        config_generation: 0,
     });
     let (cancel_tx, cancel_rx) = watch::channel(0u64);
     let (garp_tx, garp_rx) = mpsc::unbounded_channel();
