@@ -40,6 +40,11 @@ use crate::runbook::{Context, Kind, Outcome, ProgressHandle, Runner, SystemVip, 
 /// first), following another master runs demote first.
 const MASTER_MARKER: &str = "master";
 
+/// After answering a second master, announce once more this much later: the
+/// other master may have been in the middle of its own burst, and the last
+/// frame a client sees decides which MAC it uses.
+const CONFLICT_FOLLOWUP: Duration = Duration::from_millis(250);
+
 /// The role the election wants this node to have.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Role {
@@ -87,7 +92,8 @@ pub struct Handles {
 /// Opens the link-layer sender (so a missing privilege fails at start, not
 /// at the first takeover) and spawns the worker.
 pub fn spawn(config: &Config) -> Result<Handles, String> {
-    let vip = SystemVip::open(config)?;
+    let (cancel_tx, cancel_rx) = watch::channel(0u64);
+    let vip = SystemVip::open(config, cancel_rx.clone())?;
     let runner = Runner::new(config.clone(), vip);
     let progress = runner.progress();
     let (desired_tx, desired_rx) = watch::channel(Desired {
@@ -95,7 +101,6 @@ pub fn spawn(config: &Config) -> Result<Handles, String> {
         config: config.clone(),
         config_generation: 0,
     });
-    let (cancel_tx, cancel_rx) = watch::channel(0u64);
     let (garp_tx, garp_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let marker = config.node.state_dir.join(MASTER_MARKER);
@@ -162,6 +167,7 @@ impl<V: VipControl> Worker<V> {
         mut garp_now: mpsc::UnboundedReceiver<Ipv4Addr>,
     ) {
         let mut second_burst: Option<Instant> = None;
+        let mut conflict_followup: Option<Instant> = None;
         let mut follow_failures: u32 = 0;
         loop {
             let target = desired.borrow_and_update().clone();
@@ -197,6 +203,13 @@ impl<V: VipControl> Worker<V> {
                     Some(_) = garp_now.recv() => {
                         if self.held == (Held::Master { complete: true }) {
                             self.announce("master_conflict").await;
+                            conflict_followup = Some(Instant::now() + CONFLICT_FOLLOWUP);
+                        }
+                    }
+                    () = sleep_until_opt(conflict_followup) => {
+                        conflict_followup = None;
+                        if self.held == (Held::Master { complete: true }) {
+                            self.announce("master_conflict_followup").await;
                         }
                     }
                     () = sleep_until_opt(second_burst) => {

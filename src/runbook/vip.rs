@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use crate::config::{Config, VirtualIp};
 use crate::events;
 use crate::net::garp::GarpSender;
@@ -44,12 +46,16 @@ pub struct SystemVip {
     garp: Mutex<GarpSender>,
     repeat: u32,
     interval: Duration,
+    /// The agent's decision generation: a burst stops as soon as it
+    /// changes, so a node that just lost mastership never announces the VIP
+    /// after the winner did (clients would follow the late frame).
+    decision: watch::Receiver<u64>,
 }
 
 impl SystemVip {
     /// Opens the link-layer sender now, so a missing privilege fails at
     /// start and not at the first takeover.
-    pub fn open(config: &Config) -> Result<Self, String> {
+    pub fn open(config: &Config, decision: watch::Receiver<u64>) -> Result<Self, String> {
         let interface = config.vrrp.interface.clone();
         let garp = GarpSender::open(&interface).map_err(|e| {
             format!("cannot open the link layer of {interface} for gratuitous ARP: {e}")
@@ -61,6 +67,7 @@ impl SystemVip {
             garp: Mutex::new(garp),
             repeat: config.vrrp.garp_master_repeat,
             interval: config.vrrp.garp_interval,
+            decision,
         })
     }
 }
@@ -101,10 +108,16 @@ impl VipControl for SystemVip {
     }
 
     async fn announce(&self) -> Result<(), String> {
+        let generation = *self.decision.borrow();
+        let mut sent = 0;
         for round in 0..self.repeat.max(1) {
             if round > 0 && !self.interval.is_zero() {
                 tokio::time::sleep(self.interval).await;
             }
+            if *self.decision.borrow() != generation {
+                break;
+            }
+            sent += 1;
             let mut garp = self
                 .garp
                 .lock()
@@ -116,12 +129,7 @@ impl VipControl for SystemVip {
                 }
             }
         }
-        events::garp_sent(
-            &self.interface,
-            self.vips.len(),
-            self.repeat.max(1),
-            "became_master",
-        );
+        events::garp_sent(&self.interface, self.vips.len(), sent, "announce");
         Ok(())
     }
 }
