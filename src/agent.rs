@@ -340,6 +340,20 @@ impl Agent {
         Ok(agent)
     }
 
+    /// Hands the election core the parameters and the effective priority
+    /// that follow from the config, the override and the link.
+    fn apply_params(&mut self) -> Vec<Action> {
+        let now = Instant::now();
+        let mut actions = self
+            .router
+            .set_params(params(&self.config, self.override_, &self.link), now);
+        actions.extend(
+            self.router
+                .handle(Input::SetPriority(self.effective_priority()), now),
+        );
+        actions
+    }
+
     fn effective_priority(&self) -> u8 {
         priority::effective(priority::Inputs {
             configured: self.config.vrrp.priority,
@@ -706,14 +720,7 @@ impl Agent {
             }
             self.override_ = new;
         }
-        let now = Instant::now();
-        let mut actions = self
-            .router
-            .set_params(params(&self.config, self.override_, &self.link), now);
-        actions.extend(
-            self.router
-                .handle(Input::SetPriority(self.effective_priority()), now),
-        );
+        let actions = self.apply_params();
         let new_priority = self.router.effective_priority();
         if old != new {
             events::override_changed(old.as_str(), new.as_str(), new_priority);
@@ -822,14 +829,7 @@ impl Agent {
         self.config = new;
         self.config_generation += 1;
         self.link = link;
-        let now = Instant::now();
-        let mut actions = self
-            .router
-            .set_params(params(&self.config, self.override_, &self.link), now);
-        actions.extend(
-            self.router
-                .handle(Input::SetPriority(self.effective_priority()), now),
-        );
+        let actions = self.apply_params();
         self.publish_desired();
         events::config_reloaded(&shown, &changes);
         actions

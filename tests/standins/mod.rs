@@ -12,19 +12,12 @@ use rcbsd_failover::config::{parse_with_hostname, Config};
 use rcbsd_failover::runbook::VipControl;
 use serde_json::Value;
 
-pub const TOOLS: &[&str] = &[
-    "service",
-    "mount",
-    "umount",
-    "mount_nfs",
-    "cbsd",
-    "hastctl",
-    "fsck",
-    "zpool",
-    "kldstat",
-    "sockstat",
-    "ifconfig",
-];
+/// Every `[tools]` entry: the stand-in answers for all of them.
+pub fn tool_names() -> impl Iterator<Item = &'static str> {
+    rcbsd_failover::config::TOOL_DEFAULTS
+        .iter()
+        .map(|(name, _)| *name)
+}
 pub const SHARED_DIRS: &[&str] = &["jails-data", "jails-system", "jails-rcconf", "jails-fstab"];
 pub const DIR_ID: &str = "c0ffee-cluster";
 
@@ -50,7 +43,7 @@ impl World {
         let tools = root.join("tools");
         std::fs::create_dir_all(&tools).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/standin.py");
-        for tool in TOOLS {
+        for tool in tool_names() {
             std::os::unix::fs::symlink(&script, tools.join(tool)).unwrap();
         }
         let workdir = root.join("usr/jails");
@@ -150,8 +143,7 @@ retry_backoff_max = "0.2s"
             workdir = self.workdir.display(),
             exports = self.exports.display(),
             store = self.store.display(),
-            tools = TOOLS
-                .iter()
+            tools = tool_names()
                 .map(|t| format!("{t} = \"{}\"", self.tools.join(t).display()))
                 .collect::<Vec<_>>()
                 .join("\n"),

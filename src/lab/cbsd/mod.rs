@@ -200,9 +200,9 @@ impl CbsdSpec {
             StorageSpec::FollowerOnly => None,
         };
         let mut tools = toml::Table::new();
-        for tool in world::TOOLS {
+        for tool in world::tools() {
             tools.insert(
-                (*tool).to_owned(),
+                tool.to_owned(),
                 toml::Value::String(world.tools.join(tool).to_string_lossy().into_owned()),
             );
         }

@@ -29,20 +29,10 @@ use crate::lab::LabError;
 /// The stand-in program (one script answering under every tool name).
 const STANDIN: &str = include_str!("../../../tests/standins/standin.py");
 
-/// The tools the stand-in answers for, as named in `[tools]`.
-pub const TOOLS: &[&str] = &[
-    "service",
-    "mount",
-    "umount",
-    "mount_nfs",
-    "cbsd",
-    "hastctl",
-    "fsck",
-    "zpool",
-    "kldstat",
-    "sockstat",
-    "ifconfig",
-];
+/// The tools the stand-in answers for: every `[tools]` entry.
+pub fn tools() -> impl Iterator<Item = &'static str> {
+    crate::config::TOOL_DEFAULTS.iter().map(|(name, _)| *name)
+}
 
 /// Where one node's world lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,7 +177,7 @@ fn prepare_node(
     world: &WorldPaths,
 ) -> Result<(), LabError> {
     mkdir(&world.tools)?;
-    for tool in TOOLS {
+    for tool in tools() {
         let link = world.tools.join(tool);
         std::os::unix::fs::symlink(script, &link)
             .map_err(io(format!("linking {}", link.display())))?;
