@@ -205,11 +205,17 @@ fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
             STOP_J.into(),
             "/sbin/umount /usr/jails/jails-data".into(),
             "/sbin/umount /usr/jails/jails-system".into(),
+        ];
+        if storage == HAST {
+            // A HAST candidate stands by: role init would not replicate.
+            expected.push("/sbin/hastctl role secondary cbsd".into());
+        }
+        expected.extend([
             "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-data /usr/jails/jails-data".into(),
             "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-system /usr/jails/jails-system".into(),
             "<verify dir.id>".into(),
             "<write probe>".into(),
-        ];
+        ]);
         expected.extend(START_J.iter().map(|s| s.to_string()));
         assert_eq!(acts(&steps), expected, "storage {storage:?}");
     }

@@ -23,6 +23,9 @@ pub fn build(config: &Config, vip: Ipv4Addr, running: &[Env]) -> Vec<Step> {
     for dir in &cbsd_config.shared_dirs {
         steps.push(nfs::unmount_nfs(config, cbsd_config, dir));
     }
+    if let Some(storage_config) = &config.storage {
+        steps.extend(storage::stand_by(config, storage_config));
+    }
     for dir in &cbsd_config.shared_dirs {
         steps.push(nfs::mount(config, cbsd_config, vip, dir));
     }

@@ -166,6 +166,20 @@ pub fn release(config: &Config, storage: &Storage) -> Vec<Step> {
     }
 }
 
+/// FOLLOW on a HAST candidate: `hastctl role secondary RES`. A node that
+/// boots as a backup finds its resource in role `init`, in which hastd does
+/// not take the master's writes: the standby would not be one. Idempotent
+/// (already secondary is fine); a failure does not stop the follow (the
+/// mounts come from the master either way), it is logged.
+pub fn stand_by(config: &Config, storage: &Storage) -> Option<Step> {
+    match &storage.kind {
+        StorageKind::Hast { resource, .. } => Some(
+            hast_role(config, "secondary", resource).on_failure(super::step::OnFailure::Continue),
+        ),
+        StorageKind::None | StorageKind::Zfs { .. } => None,
+    }
+}
+
 /// PROMOTE step 5: `mount -t nullfs <root>/<d> <workdir>/<d>`.
 pub fn bind(config: &Config, cbsd: &Cbsd, storage: &Storage, dir: &str) -> Step {
     let source = storage.dir_path(dir);
