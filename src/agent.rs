@@ -211,6 +211,7 @@ struct Agent {
     worker: tokio::task::JoinHandle<()>,
     control_rx: mpsc::Receiver<ControlRequest>,
     control_shutdown: watch::Sender<bool>,
+    signals: Signals,
     counters: Counters,
     drops: DropCounters,
     drops_logged: DropCounters,
@@ -294,6 +295,11 @@ impl Agent {
             control_shutdown_rx,
         ));
 
+        // Installed before the election starts: a SIGTERM from now on is a
+        // clean shutdown, never the default (abrupt) one.
+        let signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(|e| {
+            StartError::new(EX_OSERR, format!("cannot install signal handlers: {e}"))
+        })?;
         let router = Router::new(params(&config, override_, &link));
         let mut agent = Agent {
             config,
@@ -315,6 +321,7 @@ impl Agent {
             worker,
             control_rx,
             control_shutdown,
+            signals,
             counters: Counters::default(),
             drops: DropCounters::default(),
             drops_logged: DropCounters::default(),
@@ -363,24 +370,15 @@ impl Agent {
     }
 
     async fn run(mut self) -> ExitCode {
-        let mut signals = match Signals::new([SIGHUP, SIGINT, SIGTERM]) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("rcbsd-failover: cannot install signal handlers: {e}");
-                return ExitCode::from(EX_OSERR);
-            }
-        };
         let mut buf = vec![0u8; RECV_BUFFER];
         let mut link_check = tokio::time::interval(LINK_CHECK_PERIOD);
         link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut link_up = true;
-        let metrics_period = self
-            .config
-            .metrics
-            .as_ref()
-            .map_or(Duration::from_secs(3600), |m| m.interval);
-        let mut metrics_tick = tokio::time::interval(metrics_period);
+        // Checked every second so a reload that adds [metrics] or changes
+        // its interval applies at once.
+        let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
         metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut metrics_written: Option<Instant> = None;
         let mut summary = tokio::time::interval(SUMMARY_PERIOD);
         summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop_signal = loop {
@@ -398,14 +396,20 @@ impl Agent {
                 },
                 () = sleep_until_opt(deadline) => self.router.handle(Input::Timeout, Instant::now()),
                 Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply).await,
-                Some(signal) = signals.next() => match signal {
+                Some(signal) = self.signals.next() => match signal {
                     SIGHUP => self.reload().await,
                     other => break other,
                 },
                 Some(event) = self.worker_events.recv() => self.on_worker_event(event),
                 _ = link_check.tick() => self.check_link(&mut link_up),
                 _ = metrics_tick.tick() => {
-                    self.write_metrics();
+                    let due = self.config.metrics.as_ref().is_some_and(|m| {
+                        metrics_written.is_none_or(|at| at.elapsed() >= m.interval)
+                    });
+                    if due {
+                        metrics_written = Some(Instant::now());
+                        self.write_metrics();
+                    }
                     Vec::new()
                 }
                 _ = summary.tick() => {
