@@ -425,3 +425,128 @@ async fn a_cancel_during_a_retry_backoff_stops_at_once() {
         .unwrap();
     assert!(matches!(outcome, Outcome::Cancelled { .. }), "{outcome:?}");
 }
+
+async fn follow_on_rejoin(runner: &mut Runner<FakeVip>) -> Outcome {
+    let ctx = Context::from_config(runner.config()).with_rejoin(true);
+    let (_tx, rx) = watch::channel(0u64);
+    runner.run(Kind::Follow, &ctx, rx).await
+}
+
+/// node2 owns web1; old1 (a jail) and oldvm (a VM) moved to another node
+/// but are still registered here; busy, not owned either, still runs.
+fn node_with_stale_registrations() -> World {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    std::fs::write(
+        &world.state,
+        json!({
+            "registered": {"web1": "jail", "old1": "jail", "oldvm": "bhyve", "busy": "jail"},
+            "running": {"busy": 12},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    world
+}
+
+fn registered(world: &World) -> Vec<String> {
+    let mut names: Vec<String> = world.state()["registered"]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn on_rejoin_registrations_this_node_does_not_own_are_cleared_before_mounting() {
+    let world = node_with_stale_registrations();
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web*\"]");
+    let outcome = follow_on_rejoin(&mut runner).await;
+    assert_eq!(
+        outcome,
+        Outcome::Succeeded { skipped: vec![] },
+        "a refused junregister does not fail the follow"
+    );
+    assert_eq!(
+        registered(&world),
+        ["busy", "web1"],
+        "old1 and oldvm unregistered; the owned one and the running one stay"
+    );
+    let actions = world.actions();
+    let jorder = position(&actions, "cbsd jorder");
+    let border = position(&actions, "cbsd border");
+    let last_unmount = actions
+        .iter()
+        .rposition(|a| a.starts_with("umount "))
+        .unwrap();
+    let first_mount = actions
+        .iter()
+        .position(|a| a.starts_with("mount_nfs "))
+        .unwrap();
+    let unregisters: Vec<&str> = actions
+        .iter()
+        .filter(|a| a.starts_with("cbsd junregister"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        unregisters,
+        [
+            "cbsd junregister jname=busy",
+            "cbsd junregister jname=old1",
+            "cbsd junregister jname=oldvm"
+        ]
+    );
+    assert!(last_unmount < jorder && jorder < border, "{actions:#?}");
+    assert!(
+        position(&actions, "cbsd junregister jname=oldvm") < first_mount,
+        "{actions:#?}"
+    );
+    assert!(actions.contains(&"cbsd jstart inter=0 jname=web1".to_owned()));
+    // junregister wrote its rc.conf to the local dir, not the new owner's.
+    assert!(!world.store.join("jails-rcconf/rc.conf_old1").exists());
+    for call in world.calls().iter().filter(|c| c["tool"] == "cbsd") {
+        assert_eq!(call["cwd"], "/", "{call}");
+        assert_eq!(
+            call["env"],
+            json!({"NOCOLOR": "1", "NOINTER": "1"}),
+            "{call}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_rejoin_registrations_are_left_alone() {
+    let world = node_with_stale_registrations();
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web*\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(registered(&world), ["busy", "old1", "oldvm", "web1"]);
+    let actions = world.actions();
+    assert!(
+        !actions
+            .iter()
+            .any(|a| a.starts_with("cbsd jorder") || a.starts_with("cbsd junregister")),
+        "{actions:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_listing_skips_the_cleanup_and_the_follow_goes_on() {
+    let world = node_with_stale_registrations();
+    world.set_rules(json!([{"match": ["cbsd", "border"], "action": "fail"}]));
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web*\"]");
+    assert_eq!(
+        follow_on_rejoin(&mut runner).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(registered(&world), ["busy", "old1", "oldvm", "web1"]);
+    let actions = world.actions();
+    assert!(
+        !actions.iter().any(|a| a.starts_with("cbsd junregister")),
+        "{actions:#?}"
+    );
+    assert!(actions.contains(&"cbsd jstart inter=0 jname=web1".to_owned()));
+}

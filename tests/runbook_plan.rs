@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rcbsd_failover::config::{parse_with_hostname, Config, EnvKind};
 use rcbsd_failover::net::vip::FreeBsdIfconfig;
-use rcbsd_failover::runbook::step::{Action, Builtin, Step};
+use rcbsd_failover::runbook::step::{Action, Builtin, OnFailure, Step};
 use rcbsd_failover::runbook::{demote, follow, plan, promote, Context, Env, Kind};
 
 fn config(storage: &str, nfs_extra: &str) -> Config {
@@ -34,6 +34,20 @@ jails = ["J"]
 const HAST: &str = "[storage]\nkind = \"hast\"\nresource = \"cbsd\"\n";
 const ZFS: &str = "[storage]\nkind = \"zfs\"\npool = \"tank\"\n";
 const NONE: &str = "[storage]\nkind = \"none\"\n";
+
+/// The example VIP; `rejoin`: the first follow since the agent started.
+fn ctx(rejoin: bool) -> Context {
+    let vip: std::net::Ipv4Addr = "192.168.10.200".parse().unwrap();
+    let config = parse_with_hostname(
+        &format!("[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"{vip}/24\"]\n"),
+        Path::new("/x.toml"),
+        Some("n"),
+    )
+    .unwrap();
+    let ctx = Context::from_config(&config).with_rejoin(rejoin);
+    assert_eq!(ctx.vip, vip);
+    ctx
+}
 
 fn j() -> Vec<Env> {
     vec![Env {
@@ -63,6 +77,7 @@ fn acts(steps: &[Step]) -> Vec<String> {
                 Builtin::VerifyDirId { .. } => "<verify dir.id>".into(),
                 Builtin::WriteProbe { .. } => "<write probe>".into(),
                 Builtin::CheckLock { .. } => "<check lock>".into(),
+                Builtin::ClearStaleRegistrations(_) => "<clear stale registrations>".into(),
             },
         })
         .collect()
@@ -198,8 +213,7 @@ fn demote_drops_the_vip_first_and_stops_what_promote_started_in_reverse() {
 fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
     for storage in ["", HAST, ZFS, NONE] {
         let config = config(storage, "");
-        let vip = Context::from_config(&config).vip;
-        let mut steps = follow::build(&config, vip, &j());
+        let mut steps = follow::build(&config, &Context::from_config(&config), &j());
         steps.extend(follow::start_environments(&config, &j()));
         let mut expected: Vec<String> = vec![
             STOP_J.into(),
@@ -222,8 +236,91 @@ fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
 }
 
 #[test]
+fn on_rejoin_stale_registrations_are_cleared_after_the_unmounts_before_the_mounts() {
+    for storage in ["", HAST, NONE] {
+        let config = config(storage, "");
+        let steps = follow::build(&config, &ctx(true), &j());
+        let all = acts(&steps);
+        let clear = all
+            .iter()
+            .position(|a| a == "<clear stale registrations>")
+            .unwrap_or_else(|| panic!("{all:#?}"));
+        let last_unmount = all
+            .iter()
+            .rposition(|a| a.starts_with("/sbin/umount "))
+            .unwrap();
+        let first_mount = all
+            .iter()
+            .position(|a| a.starts_with("/sbin/mount_nfs "))
+            .unwrap();
+        assert_eq!(clear, last_unmount + 1, "storage {storage:?}: {all:#?}");
+        assert!(clear < first_mount, "storage {storage:?}: {all:#?}");
+        let step = &steps[clear];
+        assert_eq!(step.name, "clear stale registrations");
+        assert_eq!(step.on_failure, OnFailure::Continue);
+        let Action::Builtin(Builtin::ClearStaleRegistrations(clear)) = &step.action else {
+            panic!("{step:?}");
+        };
+        let listings: Vec<String> = clear.listings.iter().map(|c| c.argv.join(" ")).collect();
+        assert_eq!(
+            listings,
+            ["/usr/local/bin/cbsd jorder", "/usr/local/bin/cbsd border"]
+        );
+        let unregister = clear.unregister("old1");
+        assert_eq!(
+            unregister.argv.join(" "),
+            "/usr/local/bin/cbsd junregister jname=old1"
+        );
+        for command in clear.listings.iter().chain([&unregister]) {
+            assert_eq!(command.cwd.as_deref(), Some(Path::new("/")));
+            assert!(command.env.contains(&("NOCOLOR".into(), "1".into())));
+            assert!(command.env.contains(&("NOINTER".into(), "1".into())));
+        }
+        // J is this node's; anything else registered here is stale.
+        assert_eq!(clear.stale("J old1\nvm9\n"), ["old1", "vm9"]);
+    }
+}
+
+#[test]
+fn without_rejoin_no_registration_is_cleared() {
+    let config = config(HAST, "");
+    let steps = follow::build(&config, &ctx(false), &j());
+    assert!(
+        !acts(&steps).contains(&"<clear stale registrations>".to_owned()),
+        "{:#?}",
+        acts(&steps)
+    );
+    assert!(steps.iter().all(|s| !s
+        .argvs()
+        .iter()
+        .any(|argv| argv.iter().any(|a| a == "jorder" || a == "junregister"))));
+}
+
+#[test]
+fn plan_follow_shows_the_listings_and_that_junregister_depends_on_them() {
+    let config = config(NONE, "");
+    let backend = FreeBsdIfconfig {
+        ifconfig_path: config.tools.ifconfig.clone(),
+    };
+    let text = plan::render(&config, Kind::Follow, &backend, &[]);
+    assert!(text.contains("clear stale registrations  [timeout 30s, on failure: continue]"), "{text}");
+    assert!(
+        text.contains("list   cd / && env NOCOLOR=1 NOINTER=1 /usr/local/bin/cbsd jorder"),
+        "{text}"
+    );
+    assert!(
+        text.contains("list   cd / && env NOCOLOR=1 NOINTER=1 /usr/local/bin/cbsd border"),
+        "{text}"
+    );
+    assert!(
+        text.contains("/usr/local/bin/cbsd junregister jname=NAME  for each NAME listed that no [environments] pattern names (depends on the listings' output)"),
+        "{text}"
+    );
+}
+
+#[test]
 fn unmount_falls_back_to_force_then_n() {
-    let steps = follow::build(&config(NONE, ""), "192.168.10.200".parse().unwrap(), &[]);
+    let steps = follow::build(&config(NONE, ""), &ctx(false), &[]);
     let Action::Ensure(ensure) = &steps[0].action else {
         panic!("{:?}", steps[0]);
     };
@@ -273,7 +370,7 @@ fn bhyve_uses_jregister_and_bstart_bstop() {
         name: "vm1".into(),
         kind: EnvKind::Bhyve,
     }];
-    let mut steps = follow::build(&config, "192.168.10.200".parse().unwrap(), &vm);
+    let mut steps = follow::build(&config, &ctx(false), &vm);
     steps.extend(follow::start_environments(&config, &vm));
     let all = acts(&steps);
     assert!(all.contains(&"/usr/local/bin/cbsd bstop jname=vm1 hard_timeout=30".to_owned()));
@@ -292,7 +389,7 @@ fn a_plain_vrrp_node_only_moves_the_vip() {
         ["<add vip>", "<arp burst>"]
     );
     assert_eq!(acts(&demote::build(&config, &[])), ["<drop vip>"]);
-    assert!(follow::build(&config, "192.168.10.200".parse().unwrap(), &[]).is_empty());
+    assert!(follow::build(&config, &ctx(false), &[]).is_empty());
 }
 
 /// docs/runbooks.md shows `plan` for the shipped example: keep it true.

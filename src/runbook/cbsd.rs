@@ -6,13 +6,19 @@
 //! environment per call: multi-jail forms report "done" even on partial
 //! failure. bhyve VMs are registered with `jregister` too (CBSD 14.1.3a's
 //! `bregister` execs a missing file) and started with `bstart`/`bstop`.
+//!
+//! On boot or rejoin, follow first clears stale registrations: what CBSD
+//! has registered here (`jorder` lists the jails, `border` the bhyve VMs:
+//! names only, from the local database, no header, no remote nodes) and no
+//! `[environments]` pattern names is `junregister`ed before the shared dirs
+//! are mounted, so junregister's cleanup only touches the empty local dirs.
 
 use std::path::PathBuf;
 
 use super::expect::Expect;
 use super::step::{Action, Builtin, Checked, Command, Ensure, OnFailure, Step};
 use super::Env;
-use crate::config::{Cbsd, Config, EnvKind};
+use crate::config::{Cbsd, Config, EnvKind, EnvPattern};
 
 /// Seconds `bstop` waits before it kills a VM that ignores ACPI shutdown.
 const BHYVE_HARD_TIMEOUT_S: u32 = 30;
@@ -68,6 +74,72 @@ pub fn stop(config: &Config, env: &Env) -> Step {
     )
     .on_failure(OnFailure::Continue)
     .environment(&env.name)
+}
+
+/// FOLLOW step 2: what to list and what to keep. The junregisters depend
+/// on the listings' output, so they are built at run time
+/// ([`StaleRegistrations::stale`], [`StaleRegistrations::unregister`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleRegistrations {
+    /// `cbsd jorder` and `cbsd border`: the names registered on this node,
+    /// separated by white space.
+    pub listings: Vec<Command>,
+    /// `cbsd junregister`, completed with `jname=NAME` per stale name.
+    pub unregister: Command,
+    /// This node's `[environments]` patterns: names they match stay.
+    pub keep: Vec<EnvPattern>,
+}
+
+impl StaleRegistrations {
+    /// The names in `listed` (the listings' output) that no pattern keeps,
+    /// sorted, without duplicates. Words that cannot be a CBSD environment
+    /// name are ignored: they are never passed on to junregister.
+    pub fn stale(&self, listed: &str) -> Vec<String> {
+        let mut names: Vec<String> = listed
+            .split_whitespace()
+            .filter(|name| is_environment_name(name))
+            .filter(|name| !self.keep.iter().any(|p| p.matches(name)))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// `cbsd junregister jname=NAME` (refuses while NAME runs: "Jail is
+    /// active").
+    pub fn unregister(&self, name: &str) -> Command {
+        let mut command = self.unregister.clone();
+        command.argv.push(format!("jname={name}"));
+        command
+    }
+}
+
+/// CBSD environment names are letters, digits, `_`, `-` and `.`.
+fn is_environment_name(word: &str) -> bool {
+    !word.is_empty()
+        && !word.starts_with('-')
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// FOLLOW step 2 (boot or rejoin only, before mounting): unregister what
+/// this node no longer owns, so it never starts it. A failure (a listing
+/// that fails skips the whole cleanup; a junregister refused because the
+/// environment runs) is logged and the follow goes on.
+pub fn clear_stale_registrations(config: &Config) -> Step {
+    let clear = StaleRegistrations {
+        listings: vec![cbsd(config, &["jorder"]), cbsd(config, &["border"])],
+        unregister: cbsd(config, &["junregister"]),
+        keep: config.environments.patterns.clone(),
+    };
+    Step::new(
+        "clear stale registrations",
+        Action::Builtin(Builtin::ClearStaleRegistrations(clear)),
+        config.runbook.command_timeout,
+    )
+    .on_failure(OnFailure::Continue)
 }
 
 /// Lock check, registration and start of `env`, one environment at a time.
@@ -126,4 +198,49 @@ pub fn start(config: &Config, cbsd_config: &Cbsd, env: &Env, node: &str) -> Vec<
                 .environment(&env.name)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clear(patterns: &[(&str, EnvKind)]) -> StaleRegistrations {
+        StaleRegistrations {
+            listings: Vec::new(),
+            unregister: Command::new(["cbsd", "junregister"]),
+            keep: patterns
+                .iter()
+                .map(|(p, kind)| EnvPattern {
+                    pattern: (*p).to_owned(),
+                    kind: *kind,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn names_no_pattern_keeps_are_stale() {
+        let clear = clear(&[("web1", EnvKind::Jail), ("vm*", EnvKind::Bhyve)]);
+        assert_eq!(
+            clear.stale("web1 old2 db1\nvm1 vm7 old2\n"),
+            ["db1", "old2"]
+        );
+        assert!(clear.stale("").is_empty());
+        assert!(clear.stale("web1\n").is_empty());
+    }
+
+    #[test]
+    fn words_that_are_no_environment_name_are_ignored() {
+        let clear = clear(&[]);
+        assert_eq!(clear.stale("ok-1 a;b $(x) -rf \u{1b}[0m j.2"), ["j.2", "ok-1"]);
+    }
+
+    #[test]
+    fn unregister_names_one_environment() {
+        let clear = clear(&[]);
+        assert_eq!(
+            clear.unregister("old2").argv,
+            ["cbsd", "junregister", "jname=old2"]
+        );
+    }
 }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use super::cbsd::StaleRegistrations;
 use super::events;
+use super::expect::Expect;
 use super::exports;
 use super::step::{Action, Builtin, Checked, Command, OnFailure, Step};
 use super::vip::VipControl;
@@ -194,7 +196,7 @@ impl<V: VipControl> Runner<V> {
         let steps = match kind {
             Kind::Promote => promote::build(&self.config, &running),
             Kind::Demote => demote::build(&self.config, &running),
-            Kind::Follow => follow::build(&self.config, ctx.vip, &running),
+            Kind::Follow => follow::build(&self.config, ctx, &running),
         };
         events::runbook_started(kind.as_str(), &self.config.node.name, steps.len());
         let mut result = self.execute(&mut run, &steps, 0).await;
@@ -402,6 +404,10 @@ impl<V: VipControl> Runner<V> {
                 }
                 Err(last)
             }
+            Action::Builtin(Builtin::ClearStaleRegistrations(clear)) => {
+                self.clear_stale_registrations(clear, step.timeout, ran)
+                    .await
+            }
             Action::Builtin(builtin) => {
                 match tokio::time::timeout(step.timeout, self.builtin(builtin)).await {
                     Ok(Ok(())) => Ok(true),
@@ -413,6 +419,66 @@ impl<V: VipControl> Runner<V> {
                     ))),
                 }
             }
+        }
+    }
+
+    /// FOLLOW step 2: lists what CBSD has registered here, then
+    /// junregisters, one at a time, each name this node does not own;
+    /// `Ok(acted)`. A failed listing leaves every registration as it is
+    /// (the whole picture is unknown); a failed junregister does not stop
+    /// the others. Each command has `timeout`.
+    async fn clear_stale_registrations(
+        &self,
+        clear: &StaleRegistrations,
+        timeout: Duration,
+        ran: &mut Vec<String>,
+    ) -> Result<bool, AttemptError> {
+        let skipped = "stale registrations left as they are";
+        let mut listed = String::new();
+        for listing in &clear.listings {
+            let result = match self.command(listing, timeout, ran).await {
+                Ok(result) => result,
+                Err(AttemptError::Timeout(m)) => {
+                    return Err(AttemptError::Timeout(format!("{m}; {skipped}")))
+                }
+                Err(AttemptError::Failed(m)) => {
+                    return Err(AttemptError::Failed(format!("{m}; {skipped}")))
+                }
+            };
+            if let Err(why) = Expect::Success.check(result.exit, &result.stdout) {
+                return Err(AttemptError::Failed(format!(
+                    "{}: {why}{}; {skipped}",
+                    listing.display(),
+                    stderr_suffix(&result.stderr)
+                )));
+            }
+            listed.push_str(&result.stdout);
+            listed.push('\n');
+        }
+        let stale = clear.stale(&listed);
+        let mut failures = Vec::new();
+        for name in &stale {
+            let command = clear.unregister(name);
+            let failure = match self.command(&command, timeout, ran).await {
+                Ok(result) => Expect::Success
+                    .check(result.exit, &result.stdout)
+                    .err()
+                    .map(|why| format!("{why}{}", stderr_suffix(&result.stderr))),
+                Err(error) => Some(error.message().to_owned()),
+            };
+            if let Some(why) = failure {
+                failures.push(format!("{}: {why}", command.display()));
+            }
+        }
+        if failures.is_empty() {
+            Ok(!stale.is_empty())
+        } else {
+            Err(AttemptError::Failed(format!(
+                "{} of {} stale registrations not cleared (a running environment is refused: stop it by hand): {}",
+                failures.len(),
+                stale.len(),
+                failures.join("; ")
+            )))
         }
     }
 
@@ -493,6 +559,10 @@ impl<V: VipControl> Runner<V> {
             Builtin::CheckLock { path, node } => {
                 let (path, node) = (path.clone(), node.clone());
                 blocking(move || check_lock(&path, &node)).await
+            }
+            // Runs its commands through `attempt`, which logs them.
+            Builtin::ClearStaleRegistrations(_) => {
+                Err("internal error: stale registrations are cleared by attempt".to_owned())
             }
         }
     }

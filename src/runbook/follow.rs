@@ -5,17 +5,21 @@
 //! promoting, verify (listed by `mount -p -t nfs`, `dir.id`, a write
 //! probe), then start this node's environments one at a time.
 //!
+//! On boot or rejoin ([`Context::rejoin`]) stale registrations of
+//! environments this node no longer owns are cleared between the unmounts
+//! and the mounts: junregister's cleanup (`jails-system/J/locked`,
+//! `jails-fstab`) then touches only the empty local dirs, never the new
+//! owner's files on the shared ones.
+//!
 //! Environments are started only after every mount is verified: a failed
 //! mount fails the runbook before any environment step.
 
-use std::net::Ipv4Addr;
-
 use super::step::{Action, Builtin, Step};
-use super::{cbsd, nfs, promote, storage, Env};
+use super::{cbsd, nfs, promote, storage, Context, Env};
 use crate::config::Config;
 
 /// Everything up to the verified mounts.
-pub fn build(config: &Config, vip: Ipv4Addr, running: &[Env]) -> Vec<Step> {
+pub fn build(config: &Config, ctx: &Context, running: &[Env]) -> Vec<Step> {
     let Some(cbsd_config) = &config.cbsd else {
         return Vec::new();
     };
@@ -23,11 +27,14 @@ pub fn build(config: &Config, vip: Ipv4Addr, running: &[Env]) -> Vec<Step> {
     for dir in &cbsd_config.shared_dirs {
         steps.push(nfs::unmount_nfs(config, cbsd_config, dir));
     }
+    if ctx.rejoin {
+        steps.push(cbsd::clear_stale_registrations(config));
+    }
     if let Some(storage_config) = &config.storage {
         steps.extend(storage::stand_by(config, storage_config));
     }
     for dir in &cbsd_config.shared_dirs {
-        steps.push(nfs::mount(config, cbsd_config, vip, dir));
+        steps.push(nfs::mount(config, cbsd_config, ctx.vip, dir));
     }
     steps.push(storage::verify_dir_id(config, cbsd_config));
     // CBSD writes under jails-system whenever it starts an environment.

@@ -91,9 +91,14 @@ impl std::str::FromStr for Kind {
 pub struct Context {
     /// The address followers mount from: the (first) virtual IP.
     pub vip: Ipv4Addr,
+    /// The first follow since the agent started (boot or rejoin): follow
+    /// then clears stale registrations of environments this node no longer
+    /// owns before it mounts (FOLLOW step 2). The worker sets it.
+    pub rejoin: bool,
 }
 
 impl Context {
+    /// A context for a run that is not a boot or rejoin (`rejoin: false`).
     pub fn from_config(config: &Config) -> Self {
         Context {
             vip: config
@@ -101,7 +106,14 @@ impl Context {
                 .virtual_ips
                 .first()
                 .map_or(Ipv4Addr::UNSPECIFIED, |v| v.address),
+            rejoin: false,
         }
+    }
+
+    /// The same context, marked as the first follow since the agent
+    /// started (`true`) or not.
+    pub fn with_rejoin(self, rejoin: bool) -> Self {
+        Context { rejoin, ..self }
     }
 }
 

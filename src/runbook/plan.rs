@@ -19,11 +19,12 @@ pub fn render(
     available: &[String],
 ) -> String {
     let envs = resolve_environments(&config.environments.patterns, available);
-    let ctx = Context::from_config(config);
+    // Shown as on boot or rejoin: the plan lists every step a follow may run.
+    let ctx = Context::from_config(config).with_rejoin(true);
     let mut steps = match kind {
         Kind::Promote => promote::build(config, &envs),
         Kind::Demote => demote::build(config, &envs),
-        Kind::Follow => follow::build(config, ctx.vip, &envs),
+        Kind::Follow => follow::build(config, &ctx, &envs),
     };
     match kind {
         Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
@@ -228,5 +229,20 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
             "agent  refuse if {} names a node other than {node}",
             path.display()
         )],
+        Builtin::ClearStaleRegistrations(clear) => {
+            let mut lines =
+                vec!["agent  only on the first follow after the agent starts (boot or rejoin)".to_owned()];
+            lines.extend(
+                clear
+                    .listings
+                    .iter()
+                    .map(|c| format!("list   {}  => exit 0, registered names", c.display())),
+            );
+            lines.push(format!(
+                "each   {}  for each NAME listed that no [environments] pattern names (depends on the listings' output)",
+                clear.unregister("NAME").display()
+            ));
+            lines
+        }
     }
 }

@@ -111,6 +111,10 @@ pub enum Builtin {
     WriteProbe { path: PathBuf },
     /// Refuse when CBSD's lock file names another node.
     CheckLock { path: PathBuf, node: String },
+    /// List the environments registered here, then `junregister` each one
+    /// this node does not own (FOLLOW step 2). Every command it runs is
+    /// logged like a command step's.
+    ClearStaleRegistrations(super::cbsd::StaleRegistrations),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -230,6 +234,10 @@ impl Step {
                     all.push(extra.command.argv.as_slice());
                 }
                 all
+            }
+            // The junregisters depend on the listings' output.
+            Action::Builtin(Builtin::ClearStaleRegistrations(clear)) => {
+                clear.listings.iter().map(|c| c.argv.as_slice()).collect()
             }
             Action::Builtin(_) => Vec::new(),
         }

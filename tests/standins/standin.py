@@ -33,7 +33,9 @@ before the new master is ready fails and retries.
 It answers like the real tools: `service X onestatus` exit 0/1 with rc.subr's
 words, "already running?" and exit 1 on a second start, "Cannot 'start'"
 and exit 0 for a plain start, `mount -p` in fstab(5) format, CBSD's jstatus
-with its inverted exit code (1 = registered) and the jid on stdout. Mounts
+with its inverted exit code (1 = registered) and the jid on stdout,
+`cbsd jorder`/`border` with the registered jails/VMs' names, `cbsd
+junregister` refusing a running one ("Jail is active"). Mounts
 are emulated with symlinks so that files under the workdir behave as they
 would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
@@ -126,12 +128,22 @@ def out(text="", code=0, err=""):
 # ---- mounts ---------------------------------------------------------------
 
 
+def under_mount(target):
+    """Where a non-empty directory waits while something is mounted on it."""
+    return os.path.join(os.path.dirname(target), "." + os.path.basename(target) + ".under-mount")
+
+
 def do_mount_link(target, real):
-    """Emulates a mount of `real` on `target` with a symlink."""
+    """Emulates a mount of `real` on `target` with a symlink. A non-empty
+    directory is hidden, not lost, as under a real mount (e.g. what
+    junregister wrote to the local jails-rcconf before mounting)."""
     if os.path.islink(target):
         os.unlink(target)
     elif os.path.isdir(target):
-        os.rmdir(target)
+        if os.listdir(target) and not os.path.exists(under_mount(target)):
+            os.rename(target, under_mount(target))
+        else:
+            os.rmdir(target)
     os.makedirs(os.path.dirname(target), exist_ok=True)
     os.symlink(real, target)
 
@@ -139,7 +151,10 @@ def do_mount_link(target, real):
 def undo_mount_link(target):
     if os.path.islink(target):
         os.unlink(target)
-        os.makedirs(target, exist_ok=True)
+        if os.path.isdir(under_mount(target)):
+            os.rename(under_mount(target), target)
+        else:
+            os.makedirs(target, exist_ok=True)
 
 
 def mount_p(state, fstype):
@@ -409,6 +424,12 @@ def tool_cbsd(config, state, args):
         out(code=3, err="cbsd: run from / (a CBSDfile here would change the target)")
     if os.environ.get("NOINTER") != "1" or os.environ.get("NOCOLOR") != "1":
         out(code=3, err="cbsd: NOINTER=1 NOCOLOR=1 expected")
+    if command in ("jorder", "border"):
+        # The registered jails (jorder) or bhyve VMs (border) of the local
+        # database, names separated by spaces, like CBSD's.
+        wanted = "bhyve" if command == "border" else "jail"
+        names = sorted(n for n, k in state.get("registered", {}).items() if k == wanted)
+        out(" ".join(names))
     name = values.get("jname")
     if not name:
         out(code=3, err=f"cbsd {command}: no jname= given: would open the interactive picker")
