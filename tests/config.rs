@@ -424,3 +424,45 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let deep_table = format!("x = {}", "{a=".repeat(50_000));
     assert!(parse(&deep_table).is_err());
 }
+
+#[test]
+fn notify_and_metrics_are_read_with_their_defaults() {
+    let config = parse(&format!(
+        "{MINIMAL}[notify]\ncommand = [\"/usr/local/libexec/rcbsd-notify\", \"--mail\"]\n\n[metrics]\ntextfile = \"/var/tmp/node_exporter/rcbsd_failover.prom\"\n"
+    ))
+    .expect("valid");
+    let notify = config.notify.expect("notify");
+    assert_eq!(
+        notify.command,
+        ["/usr/local/libexec/rcbsd-notify", "--mail"]
+    );
+    assert_eq!(notify.timeout, std::time::Duration::from_secs(10));
+    let metrics = config.metrics.expect("metrics");
+    assert_eq!(metrics.interval, std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn a_notify_program_without_an_absolute_path_and_a_metrics_table_without_textfile_are_errors() {
+    let errors = errors(&format!(
+        "{MINIMAL}[notify]\ncommand = [\"rcbsd-notify\"]\n\n[metrics]\ninterval = \"0s\"\n"
+    ));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("/etc/x.toml:7:11: notify.command:")
+                && e.contains("absolute path")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("metrics.textfile: missing")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("/etc/x.toml:10:12: metrics.interval:")),
+        "{errors:?}"
+    );
+}

@@ -303,7 +303,10 @@ fn plan_follow_shows_the_listings_and_that_junregister_depends_on_them() {
         ifconfig_path: config.tools.ifconfig.clone(),
     };
     let text = plan::render(&config, Kind::Follow, &backend, &[]);
-    assert!(text.contains("clear stale registrations  [timeout 30s, on failure: continue]"), "{text}");
+    assert!(
+        text.contains("clear stale registrations  [timeout 30s, on failure: continue]"),
+        "{text}"
+    );
     assert!(
         text.contains("list   cd / && env NOCOLOR=1 NOINTER=1 /usr/local/bin/cbsd jorder"),
         "{text}"

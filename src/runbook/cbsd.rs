@@ -232,7 +232,10 @@ mod tests {
     #[test]
     fn words_that_are_no_environment_name_are_ignored() {
         let clear = clear(&[]);
-        assert_eq!(clear.stale("ok-1 a;b $(x) -rf \u{1b}[0m j.2"), ["j.2", "ok-1"]);
+        assert_eq!(
+            clear.stale("ok-1 a;b $(x) -rf \u{1b}[0m j.2"),
+            ["j.2", "ok-1"]
+        );
     }
 
     #[test]

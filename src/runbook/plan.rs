@@ -230,8 +230,10 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
             path.display()
         )],
         Builtin::ClearStaleRegistrations(clear) => {
-            let mut lines =
-                vec!["agent  only on the first follow after the agent starts (boot or rejoin)".to_owned()];
+            let mut lines = vec![
+                "agent  only on the first follow after the agent starts (boot or rejoin)"
+                    .to_owned(),
+            ];
             lines.extend(
                 clear
                     .listings
