@@ -118,6 +118,7 @@ pub fn spawn(config: &Config) -> Result<Handles, String> {
         cancel: cancel_rx,
         marker,
         stats: stats.clone(),
+        followed_since_start: false,
     };
     let task = tokio::spawn(worker.run(desired_rx, garp_rx));
     Ok(Handles {
@@ -150,6 +151,8 @@ struct Worker<V: VipControl> {
     cancel: watch::Receiver<u64>,
     marker: PathBuf,
     stats: RunbookStats,
+    /// Whether a follow has succeeded since the agent started.
+    followed_since_start: bool,
 }
 
 /// What to wait for after converging.
@@ -226,7 +229,9 @@ impl<V: VipControl> Worker<V> {
 
     /// Runs the runbooks that take the node from what it holds to `target`.
     async fn converge(&mut self, target: &Desired, follow_failures: &mut u32) -> Wake {
-        let ctx = Context::from_config(&target.config);
+        // Until a follow succeeds after start, it is a boot or a rejoin:
+        // stale registrations are cleared before mounting (FOLLOW step 2).
+        let ctx = Context::from_config(&target.config).with_rejoin(!self.followed_since_start);
         match (&target.role, self.held) {
             (Role::Undecided, _) => Wake::Never,
             // Already promoted (e.g. a reload while master): nothing to redo.
@@ -276,6 +281,7 @@ impl<V: VipControl> Worker<V> {
                 match self.run_runbook(Kind::Follow, &ctx).await {
                     Outcome::Succeeded { .. } => {
                         *follow_failures = 0;
+                        self.followed_since_start = true;
                         self.held = Held::Following(*master);
                         Wake::Never
                     }

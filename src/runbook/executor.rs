@@ -474,7 +474,7 @@ impl<V: VipControl> Runner<V> {
             Ok(!stale.is_empty())
         } else {
             Err(AttemptError::Failed(format!(
-                "{} of {} stale registrations not cleared (a running environment is refused: stop it by hand): {}",
+                "{} of {} stale registrations not cleared (junregister refuses a running environment): {}",
                 failures.len(),
                 stale.len(),
                 failures.join("; ")
