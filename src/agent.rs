@@ -173,12 +173,16 @@ fn socket_config(config: &Config, link: &Link) -> SocketConfig {
 }
 
 /// The election parameters for a config, an override and a link.
-fn params(config: &Config, override_: Override, link: &Link) -> Params {
+/// `after_failed_promote`: the node's last promote failed and it has not
+/// been master since; it then takes over only from nobody (no preemption),
+/// so a node whose promote keeps failing does not pull a healthy master
+/// down every hold-off period. An operator's `promote` still preempts.
+fn params(config: &Config, override_: Override, link: &Link, after_failed_promote: bool) -> Params {
     Params {
         vrid: config.vrrp.vrid,
         priority: config.vrrp.priority,
         advert_interval: config.vrrp.advert_interval,
-        preempt: priority::preempt(config.vrrp.preempt, override_),
+        preempt: priority::preempt(config.vrrp.preempt && !after_failed_promote, override_),
         preempt_delay: config.vrrp.preempt_delay,
         primary_address: link.primary,
     }
@@ -206,6 +210,9 @@ struct Agent {
     last_transition: Option<std::time::SystemTime>,
     /// Set by SIGTERM/SIGINT: the worker releases master resources.
     stopping: bool,
+    /// The last promote failed and the node has not been master since: no
+    /// preemption (see [`params`]).
+    after_failed_promote: bool,
     garp_now: mpsc::UnboundedSender<Ipv4Addr>,
     worker_events: mpsc::UnboundedReceiver<WorkerEvent>,
     worker: tokio::task::JoinHandle<()>,
@@ -300,7 +307,7 @@ impl Agent {
         let signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(|e| {
             StartError::new(EX_OSERR, format!("cannot install signal handlers: {e}"))
         })?;
-        let router = Router::new(params(&config, override_, &link));
+        let router = Router::new(params(&config, override_, &link, false));
         let mut agent = Agent {
             config,
             link,
@@ -316,6 +323,7 @@ impl Agent {
             config_generation: 0,
             last_transition: None,
             stopping: false,
+            after_failed_promote: false,
             garp_now,
             worker_events,
             worker,
@@ -351,9 +359,15 @@ impl Agent {
     /// that follow from the config, the override and the link.
     fn apply_params(&mut self) -> Vec<Action> {
         let now = Instant::now();
-        let mut actions = self
-            .router
-            .set_params(params(&self.config, self.override_, &self.link), now);
+        let mut actions = self.router.set_params(
+            params(
+                &self.config,
+                self.override_,
+                &self.link,
+                self.after_failed_promote,
+            ),
+            now,
+        );
         actions.extend(
             self.router
                 .handle(Input::SetPriority(self.effective_priority()), now),
@@ -452,11 +466,18 @@ impl Agent {
     }
 
     async fn execute(&mut self, actions: Vec<Action>) {
-        for action in actions {
+        let mut queue = std::collections::VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
             match action {
                 Action::SendAdvert { priority } => self.send_advert(priority).await,
                 Action::StateChange { from, to, reason } => {
                     self.counters.transitions += 1;
+                    if to == State::Master && self.after_failed_promote {
+                        // Elected without preempting anyone: preemption as
+                        // configured from now on.
+                        self.after_failed_promote = false;
+                        queue.extend(self.apply_params());
+                    }
                     self.last_transition = Some(std::time::SystemTime::now());
                     let (priority, master) =
                         (self.router.effective_priority(), self.router.master());
@@ -572,7 +593,12 @@ impl Agent {
     fn on_worker_event(&mut self, event: WorkerEvent) -> Vec<Action> {
         match event {
             WorkerEvent::PromoteFailed(reason) => {
-                self.enter_fault(FaultCause::Runbook, format!("promote failed at {reason}"))
+                self.after_failed_promote = true;
+                let mut actions = self.apply_params();
+                actions.extend(
+                    self.enter_fault(FaultCause::Runbook, format!("promote failed at {reason}")),
+                );
+                actions
             }
         }
     }
@@ -699,6 +725,8 @@ impl Agent {
             Request::Demote => self.set_override(Override::Demote),
             Request::Resume => {
                 let mut actions = self.clear_fault("resume");
+                // The operator vouches for the node: preempt as configured.
+                self.after_failed_promote = false;
                 let (response, more) = self.set_override(Override::None);
                 actions.extend(more);
                 (response, actions)

@@ -171,12 +171,12 @@ impl<V: VipControl> Worker<V> {
     ) {
         let mut second_burst: Option<Instant> = None;
         let mut conflict_followup: Option<Instant> = None;
-        let mut follow_failures: u32 = 0;
+        let mut failures: u32 = 0;
         loop {
             let target = desired.borrow_and_update().clone();
             self.runner.set_config(target.config.clone());
             let was_master = self.held == (Held::Master { complete: true });
-            let wake = self.converge(&target, &mut follow_failures).await;
+            let wake = self.converge(&target, &mut failures).await;
             let is_master = self.held == (Held::Master { complete: true });
             second_burst = match (was_master, is_master) {
                 (false, true) => {
@@ -228,7 +228,7 @@ impl<V: VipControl> Worker<V> {
     }
 
     /// Runs the runbooks that take the node from what it holds to `target`.
-    async fn converge(&mut self, target: &Desired, follow_failures: &mut u32) -> Wake {
+    async fn converge(&mut self, target: &Desired, failures: &mut u32) -> Wake {
         // Until a follow succeeds after start, it is a boot or a rejoin:
         // stale registrations are cleared before mounting (FOLLOW step 2).
         let ctx = Context::from_config(&target.config).with_rejoin(!self.followed_since_start);
@@ -257,8 +257,11 @@ impl<V: VipControl> Worker<V> {
             }
             (Role::Stopped, Held::Master { .. })
             | (Role::Follower { master: None }, Held::Master { .. }) => {
-                self.demote(&ctx).await;
-                Wake::Never
+                if self.demote(&ctx).await {
+                    Wake::Never
+                } else {
+                    self.retry_later(target, failures)
+                }
             }
             (Role::Stopped, _) | (Role::Follower { master: None }, _) => Wake::Never,
             (
@@ -268,7 +271,9 @@ impl<V: VipControl> Worker<V> {
                 held,
             ) => {
                 if matches!(held, Held::Master { .. }) && !self.demote(&ctx).await {
-                    return Wake::Never;
+                    // Storage or NFS still held: never follow (mount from
+                    // the VIP) on top of that; try the demote again.
+                    return self.retry_later(target, failures);
                 }
                 if self.held == Held::Following(*master) {
                     return Wake::Never;
@@ -280,7 +285,7 @@ impl<V: VipControl> Worker<V> {
                 }
                 match self.run_runbook(Kind::Follow, &ctx).await {
                     Outcome::Succeeded { .. } => {
-                        *follow_failures = 0;
+                        *failures = 0;
                         self.followed_since_start = true;
                         self.held = Held::Following(*master);
                         Wake::Never
@@ -289,16 +294,7 @@ impl<V: VipControl> Worker<V> {
                     Outcome::Failed { .. } => {
                         // Environments whose mounts are not verified stay
                         // stopped; try again with a growing pause.
-                        *follow_failures = follow_failures.saturating_add(1);
-                        let runbook = &target.config.runbook;
-                        Wake::Retry(
-                            Instant::now()
-                                + backoff(
-                                    *follow_failures,
-                                    runbook.retry_backoff,
-                                    runbook.retry_backoff_max,
-                                ),
-                        )
+                        self.retry_later(target, failures)
                     }
                 }
             }
@@ -318,6 +314,15 @@ impl<V: VipControl> Worker<V> {
             // by the next demote.
             Outcome::Cancelled { .. } | Outcome::Failed { .. } => false,
         }
+    }
+
+    /// A failed demote or follow is tried again after a growing pause.
+    fn retry_later(&self, target: &Desired, failures: &mut u32) -> Wake {
+        *failures = failures.saturating_add(1);
+        let runbook = &target.config.runbook;
+        Wake::Retry(
+            Instant::now() + backoff(*failures, runbook.retry_backoff, runbook.retry_backoff_max),
+        )
     }
 
     /// One runbook, timed and counted for the metrics.
