@@ -806,6 +806,7 @@ impl Agent {
             vrid: self.config.vrrp.vrid,
             configured_priority: self.config.vrrp.priority,
             effective_priority: self.router.effective_priority(),
+            follower_only: !self.config.may_be_master(),
             master: self.router.master(),
             vips_held,
             override_: self.override_,

@@ -215,6 +215,7 @@ fn canned_status() -> Status {
         vrid: 51,
         configured_priority: 100,
         effective_priority: 0,
+        follower_only: false,
         master: Some("192.168.10.202".parse().unwrap()),
         vips_held: Vec::new(),
         override_: Override::Demote,

@@ -63,6 +63,10 @@ fn steady_state_one_node_serves_the_others_mount_and_run_their_environments() {
     let n3 = cluster.status(2);
     assert_eq!(n3.state, State::Backup);
     assert_eq!(n3.effective_priority, 0, "{n3:?}");
+    assert!(
+        n3.follower_only,
+        "status must say n3 is follower-only: {n3:?}"
+    );
     assert!(double_runs(&cluster.env_log()).is_empty());
 }
 

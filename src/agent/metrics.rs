@@ -231,6 +231,7 @@ mod tests {
             vrid: 51,
             configured_priority: 150,
             effective_priority: 150,
+            follower_only: false,
             master: None,
             vips_held: vec![],
             override_: Override::None,

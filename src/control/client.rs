@@ -146,6 +146,12 @@ pub fn render_status(status: &Status) -> String {
         },
     );
     row("override", status.override_.as_str().to_string());
+    if status.follower_only {
+        row(
+            "role",
+            "follower-only (no [storage]): never becomes master".to_string(),
+        );
+    }
     row(
         "fault",
         status.fault.clone().unwrap_or_else(|| "none".to_string()),
@@ -243,6 +249,7 @@ mod tests {
             vrid: 51,
             configured_priority: 100,
             effective_priority: 254,
+            follower_only: false,
             master: Some("192.168.10.201".parse().unwrap()),
             vips_held: vec!["192.168.10.200/24".into()],
             override_: Override::Promote,

@@ -54,6 +54,10 @@ pub struct Status {
     pub vrid: u8,
     pub configured_priority: u8,
     pub effective_priority: u8,
+    /// A follower-only node (`[cbsd]` without `[storage]`): it votes and
+    /// follows but never becomes master.
+    #[serde(default)]
+    pub follower_only: bool,
     /// Address of the current master (ours when master), if known.
     pub master: Option<Ipv4Addr>,
     /// Virtual IPs this node holds on its interface right now.
