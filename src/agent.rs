@@ -103,7 +103,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
             return ExitCode::from(EX_OSERR);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match Agent::start(config).await {
             Ok(agent) => agent.run().await,
             Err(e) => {
@@ -112,7 +112,11 @@ pub fn run(opts: RunOptions) -> ExitCode {
                 ExitCode::from(e.exit_code)
             }
         }
-    })
+    });
+    // A blocking task may be stuck in the kernel (a directory listing on a
+    // dead hard NFS mount): dropping the runtime would wait for it forever.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
 }
 
 /// A start-up failure with the exit status it maps to.
@@ -395,7 +399,12 @@ impl Agent {
         let mut metrics_written: Option<Instant> = None;
         let mut summary = tokio::time::interval(SUMMARY_PERIOD);
         summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop_signal = loop {
+        // SIGTERM/SIGINT: the worker releases everything (demote) while the
+        // election keeps running and this node keeps advertising, so no
+        // other node promotes onto storage we still hold; only then the
+        // priority-0 advert hands over (RFC 5798 §6.4.3 Shutdown).
+        let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+        let released = loop {
             let deadline = self
                 .router
                 .poll_timeout()
@@ -411,9 +420,33 @@ impl Agent {
                 () = sleep_until_opt(deadline) => self.router.handle(Input::Timeout, Instant::now()),
                 Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply).await,
                 Some(signal) = self.signals.next() => match signal {
-                    SIGHUP => self.reload().await,
-                    other => break other,
+                    SIGHUP if !self.stopping => self.reload().await,
+                    SIGHUP => Vec::new(),
+                    other if !self.stopping => {
+                        let name = if other == SIGINT { "SIGINT" } else { "SIGTERM" };
+                        events::agent_stopping(name, self.router.state());
+                        self.stopping = true;
+                        let grace = shutdown_grace(&self.config);
+                        shutdown_deadline = Some(tokio::time::Instant::now() + grace);
+                        // publish_desired (in execute) hands the worker Stopped.
+                        Vec::new()
+                    }
+                    // A second signal: stop waiting for the release.
+                    _ => break false,
                 },
+                _ = &mut self.worker => {
+                    if self.stopping {
+                        break true;
+                    }
+                    // Only a panic ends the worker early: nothing would
+                    // converge any more. Exit; daemon(8) restarts us.
+                    events::agent_failed("the transition worker ended unexpectedly");
+                    break false;
+                }
+                () = sleep_until_opt(shutdown_deadline) => {
+                    events::shutdown_timeout(shutdown_grace(&self.config).as_secs());
+                    break false;
+                }
                 Some(event) = self.worker_events.recv() => self.on_worker_event(event),
                 _ = link_check.tick() => self.check_link(&mut link_up),
                 _ = metrics_tick.tick() => {
@@ -433,7 +466,7 @@ impl Agent {
             };
             self.execute(actions).await;
         };
-        self.shutdown(stop_signal).await
+        self.shutdown(released).await
     }
 
     fn on_datagram(&mut self, datagram: &[u8], meta: &RecvMeta) -> Vec<Action> {
@@ -592,7 +625,13 @@ impl Agent {
 
     fn on_worker_event(&mut self, event: WorkerEvent) -> Vec<Action> {
         match event {
-            WorkerEvent::PromoteFailed(reason) => {
+            WorkerEvent::PromoteFailed { reason, generation } => {
+                if generation != *self.cancel.borrow() || self.stopping {
+                    // The promote served a decision already superseded (the
+                    // node is no longer meant to be master): no fault.
+                    events::promote_failed_superseded(&reason);
+                    return Vec::new();
+                }
                 self.after_failed_promote = true;
                 let mut actions = self.apply_params();
                 actions.extend(
@@ -868,37 +907,18 @@ impl Agent {
         actions
     }
 
-    async fn shutdown(mut self, signal: i32) -> ExitCode {
-        let name = if signal == SIGINT {
-            "SIGINT"
-        } else {
-            "SIGTERM"
-        };
-        events::agent_stopping(name, self.router.state());
+    /// After the worker released (or gave up): the priority-0 advert, the
+    /// control socket removed. Exit 0 only when everything was released.
+    async fn shutdown(mut self, released: bool) -> ExitCode {
         let actions = self.router.handle(Input::Shutdown, Instant::now());
         self.execute(actions).await;
-        self.stopping = true;
-        self.publish_desired();
-        // Closing the channel tells the worker to finish converging (demote
-        // if it held master resources) and stop.
-        let grace = shutdown_grace(&self.config);
-        let Agent {
-            desired,
-            cancel,
-            worker,
-            control_shutdown,
-            config,
-            ..
-        } = self;
-        drop(desired);
-        let _ = control_shutdown.send(true);
-        let finished = tokio::time::timeout(grace, worker).await.is_ok();
-        drop(cancel);
-        if !finished {
-            events::shutdown_timeout(grace.as_secs());
+        let _ = self.control_shutdown.send(true);
+        control_server::remove(&self.config.node.control_socket);
+        if released {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
         }
-        control_server::remove(&config.node.control_socket);
-        ExitCode::SUCCESS
     }
 }
 
@@ -920,6 +940,21 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
         // The runbooks add and remove the VIPs they were started with; a
         // master must not lose track of one it holds.
         return Some("vrrp.virtual_ips changed");
+    }
+    // What demote releases comes from the config promote used: a master
+    // must never lose track of storage, binds or an NFS server it holds. A
+    // restart demotes with the old settings first, then starts afresh.
+    if old.cbsd != new.cbsd {
+        return Some("[cbsd] changed");
+    }
+    if old.storage != new.storage {
+        return Some("[storage] changed");
+    }
+    if old.nfs != new.nfs {
+        return Some("[nfs] changed");
+    }
+    if old.tools != new.tools {
+        return Some("[tools] changed");
     }
     None
 }

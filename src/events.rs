@@ -283,3 +283,9 @@ pub fn metrics_failed(path: &str, error: &str) {
 pub fn state_marker_failed(path: &str, error: &str) {
     warn!(event = "state_marker_failed", path, error);
 }
+
+/// A promote failed after a newer decision had already superseded it: the
+/// node is not put in fault (it is no longer meant to be master).
+pub fn promote_failed_superseded(reason: &str) {
+    warn!(event = "promote_failed_superseded", reason);
+}

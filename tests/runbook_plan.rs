@@ -172,7 +172,7 @@ fn promote_with_storage_none_only_binds() {
 }
 
 fn demote_expected(services: &[&str], release: &[&str]) -> Vec<String> {
-    let mut expected: Vec<String> = vec![STOP_J.into(), "<drop vip>".into()];
+    let mut expected: Vec<String> = vec!["<drop vip>".into(), STOP_J.into()];
     expected.extend(
         services
             .iter()

@@ -73,8 +73,10 @@ pub struct Desired {
 /// Reported back to the election loop.
 #[derive(Debug)]
 pub enum WorkerEvent {
-    /// A promote failed (and undid itself): the node must resign (fault).
-    PromoteFailed(String),
+    /// A promote failed (and undid what it did): the node must resign
+    /// (fault) — unless the decision it served (`generation`) is already
+    /// superseded.
+    PromoteFailed { reason: String, generation: u64 },
 }
 
 pub struct Handles {
@@ -232,36 +234,47 @@ impl<V: VipControl> Worker<V> {
         // Until a follow succeeds after start, it is a boot or a rejoin:
         // stale registrations are cleared before mounting (FOLLOW step 2).
         let ctx = Context::from_config(&target.config).with_rejoin(!self.followed_since_start);
+        // The decision this convergence serves: a newer one makes every
+        // further runbook of this pass moot (the outer loop starts over).
+        let generation = *self.cancel.borrow();
         match (&target.role, self.held) {
             (Role::Undecided, _) => Wake::Never,
             // Already promoted (e.g. a reload while master): nothing to redo.
             (Role::Master, Held::Master { complete: true }) => Wake::Never,
             (Role::Master, _) => {
                 // Anything we held as a follower is replaced by promote's own
-                // first steps (stop environments, unmount).
+                // first steps (stop environments, unmount). From the first
+                // step on, master resources may be held: the marker says so
+                // until a demote has released them.
                 self.held = Held::Master { complete: false };
                 self.set_marker(true);
                 match self.run_runbook(Kind::Promote, &ctx).await {
                     Outcome::Succeeded { .. } => self.held = Held::Master { complete: true },
                     Outcome::Cancelled { .. } => {}
                     Outcome::Failed { step, error } => {
-                        // The promote undid its done steps.
-                        self.held = Held::Nothing;
-                        self.set_marker(false);
-                        let _ = self
-                            .events
-                            .send(WorkerEvent::PromoteFailed(format!("{step}: {error}")));
+                        // The promote undid what it did, but not what an
+                        // earlier (cancelled) promote or a crashed run left
+                        // and this one found already there: keep counting
+                        // them as held, so the demote that follows the
+                        // fault releases everything before any follow.
+                        let _ = self.events.send(WorkerEvent::PromoteFailed {
+                            reason: format!("{step}: {error}"),
+                            generation,
+                        });
                     }
                 }
                 Wake::Never
             }
             (Role::Stopped, Held::Master { .. })
             | (Role::Follower { master: None }, Held::Master { .. }) => {
-                if self.demote(&ctx).await {
-                    Wake::Never
-                } else {
-                    self.retry_later(target, failures)
-                }
+                self.demote_or_retry(&ctx, target, failures).await
+            }
+            (Role::Follower { master: None }, Held::Following(_)) => {
+                // The master is gone. Whoever comes next (even the same node
+                // restarted) runs a new NFS server whose state ours cannot
+                // carry over: follow it from scratch.
+                self.held = Held::Nothing;
+                Wake::Never
             }
             (Role::Stopped, _) | (Role::Follower { master: None }, _) => Wake::Never,
             (
@@ -270,10 +283,13 @@ impl<V: VipControl> Worker<V> {
                 },
                 held,
             ) => {
-                if matches!(held, Held::Master { .. }) && !self.demote(&ctx).await {
+                if matches!(held, Held::Master { .. }) {
                     // Storage or NFS still held: never follow (mount from
-                    // the VIP) on top of that; try the demote again.
-                    return self.retry_later(target, failures);
+                    // the VIP) on top of that.
+                    let wake = self.demote_or_retry(&ctx, target, failures).await;
+                    if self.holds_master() {
+                        return wake;
+                    }
                 }
                 if self.held == Held::Following(*master) {
                     return Wake::Never;
@@ -281,6 +297,11 @@ impl<V: VipControl> Worker<V> {
                 if target.config.cbsd.is_none() {
                     // Plain VRRP: following has nothing to mount or start.
                     self.held = Held::Following(*master);
+                    return Wake::Never;
+                }
+                if *self.cancel.borrow() != generation {
+                    // The role changed while demoting (e.g. this node is to
+                    // be master now): do not follow a master that is gone.
                     return Wake::Never;
                 }
                 match self.run_runbook(Kind::Follow, &ctx).await {
@@ -301,18 +322,25 @@ impl<V: VipControl> Worker<V> {
         }
     }
 
-    /// Runs demote; true when the node no longer holds master resources.
-    async fn demote(&mut self, ctx: &Context) -> bool {
+    /// Runs demote. Success: no master resources are held any more. A
+    /// failure is retried with backoff (the VIP was dropped first and is
+    /// never re-added without a full promote); a cancellation is not a
+    /// failure: the newer decision is served next.
+    async fn demote_or_retry(
+        &mut self,
+        ctx: &Context,
+        target: &Desired,
+        failures: &mut u32,
+    ) -> Wake {
         match self.run_runbook(Kind::Demote, ctx).await {
             Outcome::Succeeded { .. } => {
+                *failures = 0;
                 self.held = Held::Nothing;
                 self.set_marker(false);
-                true
+                Wake::Never
             }
-            // Cancelled or failed: the VIP is dropped early in demote and is
-            // never re-added without a full promote; what remains is retried
-            // by the next demote.
-            Outcome::Cancelled { .. } | Outcome::Failed { .. } => false,
+            Outcome::Cancelled { .. } => Wake::Never,
+            Outcome::Failed { .. } => self.retry_later(target, failures),
         }
     }
 

@@ -1,12 +1,12 @@
-//! DEMOTE (master → backup, graceful or forced): stop local environments,
-//! drop the VIP first (clients must stop reaching this node before nfsd
-//! goes), stop the NFS services the master runs (lockd, statd, nfsd,
+//! DEMOTE (master → backup, graceful or forced): drop the VIP first (clients
+//! and the next master must stop seeing this node as the NFS server before
+//! anything else changes), stop local environments, stop the NFS services the master runs (lockd, statd, nfsd,
 //! mountd; rpcbind and nfsuserd stay for the client side), empty the
 //! exports block, unbind the shared dirs and release the storage. The
 //! agent then runs FOLLOW for the new master.
 //!
 //! No undo: a demote that fails half way must never re-add the VIP without
-//! a full promote. A failed demote leaves the node in fault.
+//! a full promote. A failed demote is retried by the agent with backoff.
 
 use super::promote::{clear_exports, drop_vip};
 use super::step::{OnFailure, Step};
@@ -17,8 +17,11 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
     let Some(cbsd_config) = &config.cbsd else {
         return vec![drop_vip(config)];
     };
-    let mut steps: Vec<Step> = running.iter().map(|env| cbsd::stop(config, env)).collect();
-    steps.push(drop_vip(config));
+    // The VIP goes first: clients and the next master must stop seeing this
+    // node as the NFS server before anything else changes (the shared
+    // storage is released only after; the environments stop meanwhile).
+    let mut steps: Vec<Step> = vec![drop_vip(config)];
+    steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
     if let Some(storage_config) = &config.storage {
         for service in nfs::services_stopped_on_demote(config.nfs.v4_only) {
             steps.push(nfs::stop_service(config, service));
