@@ -194,6 +194,19 @@ fn params(config: &Config, override_: Override, link: &Link, after_failed_promot
 
 type ControlRequest = (Request, oneshot::Sender<Response>);
 
+/// An operator override after the attempt to store it.
+struct SavedOverride {
+    new: Override,
+    result: Result<(), String>,
+    reply: oneshot::Sender<Response>,
+}
+
+fn send_reply(reply: oneshot::Sender<Response>, response: Response) {
+    if reply.send(response).is_err() {
+        events::control_error("client went away before the reply");
+    }
+}
+
 struct Agent {
     config: Config,
     link: Link,
@@ -221,6 +234,8 @@ struct Agent {
     worker_events: mpsc::UnboundedReceiver<WorkerEvent>,
     worker: tokio::task::JoinHandle<()>,
     control_rx: mpsc::Receiver<ControlRequest>,
+    overrides_saved: mpsc::UnboundedSender<SavedOverride>,
+    overrides_saved_rx: mpsc::UnboundedReceiver<SavedOverride>,
     control_shutdown: watch::Sender<bool>,
     signals: Signals,
     counters: Counters,
@@ -299,6 +314,7 @@ impl Agent {
         } = transition::spawn(&config).map_err(|e| StartError::new(EX_OSERR, e))?;
 
         let (control_tx, control_rx) = mpsc::channel(16);
+        let (overrides_saved, overrides_saved_rx) = mpsc::unbounded_channel();
         let (control_shutdown, control_shutdown_rx) = watch::channel(false);
         tokio::spawn(control_server::serve(
             listener,
@@ -332,6 +348,8 @@ impl Agent {
             worker_events,
             worker,
             control_rx,
+            overrides_saved,
+            overrides_saved_rx,
             control_shutdown,
             signals,
             counters: Counters::default(),
@@ -418,7 +436,8 @@ impl Agent {
                     }
                 },
                 () = sleep_until_opt(deadline) => self.router.handle(Input::Timeout, Instant::now()),
-                Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply).await,
+                Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply),
+                Some(saved) = self.overrides_saved_rx.recv() => self.on_override_saved(saved),
                 Some(signal) = self.signals.next() => match signal {
                     SIGHUP if !self.stopping => self.reload().await,
                     SIGHUP => Vec::new(),
@@ -745,63 +764,73 @@ impl Agent {
         }
     }
 
-    async fn on_request(
-        &mut self,
-        request: Request,
-        reply: oneshot::Sender<Response>,
-    ) -> Vec<Action> {
-        let (response, actions) = match request {
-            Request::Status => (
-                Response {
+    fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) -> Vec<Action> {
+        let (new, mut actions) = match request {
+            Request::Status => {
+                let response = Response {
                     ok: true,
                     error: None,
                     status: Some(self.status()),
                     changed: None,
-                },
-                Vec::new(),
-            ),
-            Request::Promote => self.set_override(Override::Promote),
-            Request::Demote => self.set_override(Override::Demote),
+                };
+                send_reply(reply, response);
+                return Vec::new();
+            }
+            Request::Promote => (Override::Promote, Vec::new()),
+            Request::Demote => (Override::Demote, Vec::new()),
             Request::Resume => {
-                let mut actions = self.clear_fault("resume");
-                // The operator vouches for the node: preempt as configured.
+                // The operator vouches for the node: out of fault, and
+                // preemption as configured.
                 self.after_failed_promote = false;
-                let (response, more) = self.set_override(Override::None);
-                actions.extend(more);
-                (response, actions)
+                (Override::None, self.clear_fault("resume"))
             }
         };
-        if reply.send(response).is_err() {
-            events::control_error("client went away before the reply");
+        if new == self.override_ {
+            actions.extend(self.apply_override(new, reply));
+            return actions;
         }
+        // Persist first, off the election loop (an fsync on a busy disk
+        // must not delay an advert): the override applies when the file is
+        // written, and is refused rather than half-applied if it cannot be.
+        let store = self.store.clone();
+        let saved = self.overrides_saved.clone();
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || store.save_override(new))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            let _ = saved.send(SavedOverride { new, result, reply });
+        });
         actions
     }
 
-    fn set_override(&mut self, new: Override) -> (Response, Vec<Action>) {
-        let old = self.override_;
-        let old_priority = self.router.effective_priority();
-        if old != new {
-            // Persist first: an override that would be lost at the next
-            // restart is refused rather than half-applied.
-            if let Err(e) = self.store.save_override(new) {
-                return (
+    /// The override file was written (or not): apply it and answer.
+    fn on_override_saved(&mut self, saved: SavedOverride) -> Vec<Action> {
+        match saved.result {
+            Ok(()) => self.apply_override(saved.new, saved.reply),
+            Err(e) => {
+                send_reply(
+                    saved.reply,
                     Response::error(format!("override not changed: {e}")),
-                    Vec::new(),
                 );
+                Vec::new()
             }
-            self.override_ = new;
         }
+    }
+
+    /// Puts a (stored) override in force and answers with what changed.
+    fn apply_override(&mut self, new: Override, reply: oneshot::Sender<Response>) -> Vec<Action> {
+        let old = std::mem::replace(&mut self.override_, new);
+        let old_priority = self.router.effective_priority();
         let actions = self.apply_params();
         let new_priority = self.router.effective_priority();
-        if old != new {
-            events::override_changed(old.as_str(), new.as_str(), new_priority);
-        }
         let changed = if old == new {
             format!(
                 "override already {} (effective priority {new_priority}); nothing changed",
                 new.as_str()
             )
         } else {
+            events::override_changed(old.as_str(), new.as_str(), new_priority);
             format!(
                 "override {} -> {}; effective priority {old_priority} -> {new_priority}",
                 old.as_str(),
@@ -814,7 +843,8 @@ impl Agent {
             status: Some(self.status()),
             changed: Some(changed),
         };
-        (response, actions)
+        send_reply(reply, response);
+        actions
     }
 
     fn status(&self) -> Status {
