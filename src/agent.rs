@@ -277,7 +277,7 @@ impl Agent {
         // master: otherwise two nodes could answer ARP for it.
         for vip in &config.vrrp.virtual_ips {
             match crate::net::vip::ensure_absent(
-                &*crate::net::vip::platform_backend(),
+                &*crate::net::vip::platform_backend(&config.tools.ifconfig),
                 &config.vrrp.interface,
                 vip,
             )

@@ -223,7 +223,7 @@ fn multicast_source_stays_the_primary_when_vips_are_on_the_interface() {
     // after an operator re-adds the primary), so "the interface's first
     // address" would be the VIP; plus a secondary in the primary's subnet.
     let received = send_a_to_b(&pair, vec![], vec![], VRRP_MULTICAST, || {
-        let backend = vip::platform_backend();
+        let backend = vip::platform_backend(std::path::Path::new("/sbin/ifconfig"));
         runtime().block_on(async {
             for (address, prefix_len) in [
                 (Ipv4Addr::new(198, 19, 0, 100), 32),
@@ -314,7 +314,7 @@ fn vip_add_and_remove_are_idempotent() {
         return;
     };
     join(in_netns(&pair.a, || {
-        let backend = vip::platform_backend();
+        let backend = vip::platform_backend(std::path::Path::new("/sbin/ifconfig"));
         let vip = VirtualIp {
             address: Ipv4Addr::new(198, 18, 0, 100),
             prefix_len: 24,
@@ -351,7 +351,7 @@ fn a_missing_interface_makes_ensure_present_fail_with_the_argv() {
         return;
     };
     join(in_netns(&pair.a, || {
-        let backend = vip::platform_backend();
+        let backend = vip::platform_backend(std::path::Path::new("/sbin/ifconfig"));
         let vip = VirtualIp {
             address: Ipv4Addr::new(198, 18, 0, 100),
             prefix_len: 24,

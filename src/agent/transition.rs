@@ -381,8 +381,8 @@ impl<V: VipControl> Worker<V> {
         matches!(self.held, Held::Master { .. })
     }
 
-    async fn announce(&self, why: &str) {
-        if let Err(e) = self.runner.announce().await {
+    async fn announce(&self, why: &'static str) {
+        if let Err(e) = self.runner.announce(why).await {
             crate::events::garp_failed(
                 &self.runner.config().vrrp.interface,
                 &format!("{why}: {e}"),

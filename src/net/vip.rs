@@ -7,7 +7,7 @@
 //! to both platforms and lives here. Both backends compile everywhere so
 //! their argv is unit-tested on Linux; [`platform_backend`] picks one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -97,10 +97,12 @@ impl VipBackend for FreeBsdIfconfig {
     }
 }
 
-/// The backend of the platform we run on.
-pub fn platform_backend() -> Box<dyn VipBackend + Send + Sync> {
+/// The backend of the platform we run on. `ifconfig` is FreeBSD's tool
+/// (`[tools] ifconfig`); Linux (tests and the lab) uses iproute2.
+pub fn platform_backend(ifconfig: &Path) -> Box<dyn VipBackend + Send + Sync> {
     #[cfg(target_os = "linux")]
     {
+        let _ = ifconfig;
         Box::new(LinuxIp {
             ip_path: PathBuf::from("/sbin/ip"),
         })
@@ -108,7 +110,7 @@ pub fn platform_backend() -> Box<dyn VipBackend + Send + Sync> {
     #[cfg(not(target_os = "linux"))]
     {
         Box::new(FreeBsdIfconfig {
-            ifconfig_path: PathBuf::from("/sbin/ifconfig"),
+            ifconfig_path: ifconfig.to_path_buf(),
         })
     }
 }
@@ -318,7 +320,8 @@ mod tests {
 
     #[test]
     fn platform_backend_uses_the_platform_tool() {
-        let argv = platform_backend().add_argv("x0", &vip(198, 18, 0, 9, 24));
+        let argv =
+            platform_backend(Path::new("/sbin/ifconfig")).add_argv("x0", &vip(198, 18, 0, 9, 24));
         let expected = if cfg!(target_os = "linux") {
             "/sbin/ip"
         } else {

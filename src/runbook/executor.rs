@@ -172,8 +172,8 @@ impl<V: VipControl> Runner<V> {
 
     /// One gratuitous-ARP burst outside a runbook: the second burst after
     /// `garp_master_delay` and the answer to a second master.
-    pub async fn announce(&self) -> Result<(), String> {
-        self.vip.announce().await
+    pub async fn announce(&self, why: &'static str) -> Result<(), String> {
+        self.vip.announce(why).await
     }
 
     /// Runs one runbook to its end, its undo, or a cancellation point.
@@ -516,7 +516,7 @@ impl<V: VipControl> Runner<V> {
         match builtin {
             Builtin::AddVip => self.vip.add().await,
             Builtin::DropVip => self.vip.remove().await,
-            Builtin::ArpBurst => self.vip.announce().await,
+            Builtin::ArpBurst => self.vip.announce("became_master").await,
             Builtin::WriteExports {
                 file,
                 dirs,

@@ -4,7 +4,6 @@
 //! sender of `crate::net`).
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -13,29 +12,22 @@ use tokio::sync::watch;
 use crate::config::{Config, VirtualIp};
 use crate::events;
 use crate::net::garp::GarpSender;
-use crate::net::vip::{self, FreeBsdIfconfig, LinuxIp, VipBackend};
+use crate::net::vip::{self, VipBackend};
 
 /// Adds, removes and announces every configured virtual IP. Errors are
 /// plain text: they end up in `runbook_step` / `runbook_failed`.
 pub trait VipControl: Send + Sync {
     fn add(&self) -> impl Future<Output = Result<(), String>> + Send;
     fn remove(&self) -> impl Future<Output = Result<(), String>> + Send;
-    /// One burst of gratuitous ARPs (RFC 5798 §6.4.2).
-    fn announce(&self) -> impl Future<Output = Result<(), String>> + Send;
+    /// One burst of gratuitous ARPs (RFC 5798 §6.4.2); `why` is logged
+    /// (`became_master`, `master_conflict`, ...).
+    fn announce(&self, why: &'static str) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The backend a node uses: FreeBSD's `ifconfig` from `[tools]`, or
 /// iproute2 on Linux (tests and the lab).
 pub fn backend(config: &Config) -> Box<dyn VipBackend + Send + Sync> {
-    if cfg!(target_os = "linux") {
-        Box::new(LinuxIp {
-            ip_path: PathBuf::from("/sbin/ip"),
-        })
-    } else {
-        Box::new(FreeBsdIfconfig {
-            ifconfig_path: config.tools.ifconfig.clone(),
-        })
-    }
+    vip::platform_backend(&config.tools.ifconfig)
 }
 
 /// The real interface.
@@ -107,7 +99,7 @@ impl VipControl for SystemVip {
         }
     }
 
-    async fn announce(&self) -> Result<(), String> {
+    async fn announce(&self, why: &'static str) -> Result<(), String> {
         let generation = *self.decision.borrow();
         let mut sent = 0;
         for round in 0..self.repeat.max(1) {
@@ -129,7 +121,7 @@ impl VipControl for SystemVip {
                 }
             }
         }
-        events::garp_sent(&self.interface, self.vips.len(), sent, "announce");
+        events::garp_sent(&self.interface, self.vips.len(), sent, why);
         Ok(())
     }
 }

@@ -295,7 +295,7 @@ impl VipControl for FakeVip {
         Ok(())
     }
 
-    async fn announce(&self) -> Result<(), String> {
+    async fn announce(&self, _why: &'static str) -> Result<(), String> {
         self.record("announce");
         Ok(())
     }
