@@ -407,6 +407,31 @@ impl Reader<'_> {
         }
     }
 
+    /// Records that `value` (shown as `shown`) is listed at `span`. When it
+    /// was listed before, reports it where it repeats, naming the first
+    /// place (plus `note`), and returns false.
+    fn first_listing<K: std::hash::Hash + Eq>(
+        &mut self,
+        seen: &mut HashMap<K, Range<usize>>,
+        value: K,
+        shown: &str,
+        span: &Range<usize>,
+        key: &str,
+        note: &str,
+    ) -> bool {
+        if let Some(first) = seen.get(&value) {
+            let (line, column) = super::error::line_column(self.text, first.start);
+            self.error(
+                span.clone(),
+                key,
+                format!("{shown} is listed twice (first at line {line}, column {column}){note}"),
+            );
+            return false;
+        }
+        seen.insert(value, span.clone());
+        true
+    }
+
     fn wrong_type(&mut self, span: Range<usize>, key: &str, expected: &str, found: &DeValue<'_>) {
         self.error(
             span,
@@ -650,20 +675,11 @@ impl Reader<'_> {
                 all_valid = false;
                 continue;
             };
-            if let Some(first) = first_seen.get(&vip.address) {
-                let (line, column) = super::error::line_column(self.text, first.start);
-                self.error(
-                    span,
-                    &item_key,
-                    format!(
-                        "{} is listed twice (first at line {line}, column {column})",
-                        vip.address
-                    ),
-                );
+            let shown = vip.address.to_string();
+            if !self.first_listing(&mut first_seen, vip.address, &shown, &span, &item_key, "") {
                 all_valid = false;
                 continue;
             }
-            first_seen.insert(vip.address, span.clone());
             vips.push((vip, span));
         }
         all_valid.then_some(vips)
@@ -750,19 +766,14 @@ impl Reader<'_> {
     fn unicast_peers(&mut self, value: &Value<'_>) -> Option<Vec<(Ipv4Addr, Range<usize>)>> {
         let items = self.string_array(value, "vrrp.unicast_peers")?;
         let mut peers: Vec<(Ipv4Addr, Range<usize>)> = Vec::with_capacity(items.len());
+        let mut seen: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
         let mut all_valid = true;
         for (text, span, item_key) in items {
             let Some(peer) = self.unicast_address(&text, span.clone(), &item_key) else {
                 all_valid = false;
                 continue;
             };
-            if let Some((_, first)) = peers.iter().find(|(seen, _)| *seen == peer) {
-                let (line, column) = super::error::line_column(self.text, first.start);
-                self.error(
-                    span,
-                    &item_key,
-                    format!("{peer} is listed twice (first at line {line}, column {column})"),
-                );
+            if !self.first_listing(&mut seen, peer, &peer.to_string(), &span, &item_key, "") {
                 all_valid = false;
                 continue;
             }

@@ -285,17 +285,17 @@ impl Reader<'_> {
                 valid = false;
                 continue;
             }
-            if let Some(first) = seen.get(&text) {
-                let (line, column) = super::super::error::line_column(self.text, first.start);
-                self.error(
-                    span,
-                    &item_key,
-                    format!("{text:?} is listed twice (first at line {line}, column {column})"),
-                );
+            if !self.first_listing(
+                &mut seen,
+                text.clone(),
+                &format!("{text:?}"),
+                &span,
+                &item_key,
+                "",
+            ) {
                 valid = false;
                 continue;
             }
-            seen.insert(text.clone(), span);
             dirs.push(text);
         }
         valid.then_some(dirs)
@@ -596,6 +596,7 @@ impl Reader<'_> {
     fn export_hosts(&mut self, value: &Value<'_>, vips: &[VirtualIp]) -> Option<Vec<Ipv4Addr>> {
         let items = self.string_array(value, "nfs.export_hosts")?;
         let mut hosts: Vec<Ipv4Addr> = Vec::with_capacity(items.len());
+        let mut seen: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
         let mut valid = true;
         for (text, span, item_key) in items {
             let Some(host) = self.unicast_address(&text, span.clone(), &item_key) else {
@@ -611,8 +612,8 @@ impl Reader<'_> {
                     ),
                 );
                 valid = false;
-            } else if hosts.contains(&host) {
-                self.error(span, &item_key, format!("{host} is listed twice"));
+            } else if !self.first_listing(&mut seen, host, &host.to_string(), &span, &item_key, "")
+            {
                 valid = false;
             } else {
                 hosts.push(host);
@@ -710,17 +711,18 @@ impl Reader<'_> {
                 valid = false;
                 continue;
             }
-            if let Some(first) = seen.get(&text) {
-                let (line, column) = super::super::error::line_column(self.text, first.start);
-                self.error(
-                    span,
-                    &item_key,
-                    format!("{text:?} is listed twice (first at line {line}, column {column}); an environment is either a jail or a bhyve VM"),
-                );
+            let note = "; an environment is either a jail or a bhyve VM";
+            if !self.first_listing(
+                seen,
+                text.clone(),
+                &format!("{text:?}"),
+                &span,
+                &item_key,
+                note,
+            ) {
                 valid = false;
                 continue;
             }
-            seen.insert(text.clone(), span);
             patterns.push(EnvPattern {
                 pattern: text,
                 kind,
