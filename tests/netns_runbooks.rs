@@ -158,8 +158,8 @@ fn mount_nfs_hanging_times_out_alerts_keeps_environments_stopped_then_recovers()
     let mut cluster = ClusterBuilder::new(3)
         .cbsd()
         .cbsd_node(2, |c| {
-            c.timings.mount_timeout = Duration::from_secs(1);
-            c.timings.mount_attempts = 2;
+            c.timings.runbook.mount_timeout = Duration::from_secs(1);
+            c.timings.runbook.mount_attempts = 2;
         })
         .prepare();
     cluster.set_rules(2, json!([{"match": ["mount_nfs"], "action": "hang"}]));

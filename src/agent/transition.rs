@@ -14,11 +14,13 @@
 //! |---|---|---|
 //! | master | promote | promote (idempotent steps) |
 //! | backup, master M known | follow M (unless already following M) | demote, then follow M |
-//! | backup, master unknown | nothing | demote |
+//! | backup, master unknown | nothing (a follower forgets its master: the next one is followed afresh) | demote |
 //! | stopped (shutdown) | nothing | demote |
 //!
-//! A failed promote has undone itself; the worker reports it and the loop
-//! enters fault (the node resigns). A failed follow is retried with backoff.
+//! A failed promote has undone what it did; what it found already there
+//! stays counted as held, the worker reports the failure and the loop
+//! enters fault (the node resigns, then demotes). A failed demote or follow
+//! is retried with backoff.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -161,7 +163,7 @@ struct Worker<V: VipControl> {
 enum Wake {
     /// Nothing scheduled.
     Never,
-    /// Retry a failed follow.
+    /// Retry a failed demote or follow at this time.
     Retry(Instant),
 }
 

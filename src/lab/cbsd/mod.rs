@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use super::agents::format_duration;
 use super::LabError;
+use crate::config::RunbookSettings;
 pub use world::WorldPaths;
 
 /// The directories CBSD keeps under its workdir and the master shares.
@@ -45,19 +46,11 @@ pub enum StorageSpec {
     FollowerOnly,
 }
 
-/// The runbook timings of a node (`[runbook]`, and the environment
-/// timeouts of `[environments]`).
+/// The runbook timings of a node: its `[runbook]` settings (the agent's own
+/// type) and the environment timeouts of `[environments]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunbookTimings {
-    pub command_timeout: Duration,
-    pub umount_timeout: Duration,
-    pub storage_timeout: Duration,
-    pub device_wait: Duration,
-    pub mount_timeout: Duration,
-    pub mount_attempts: u32,
-    pub retry_backoff: Duration,
-    pub retry_backoff_max: Duration,
-    pub fault_hold_off: Duration,
+    pub runbook: RunbookSettings,
     pub stop_timeout: Duration,
     pub start_timeout: Duration,
 }
@@ -67,15 +60,17 @@ impl RunbookTimings {
     /// milliseconds: a hang is found out in seconds, not minutes.
     pub fn quick() -> Self {
         RunbookTimings {
-            command_timeout: Duration::from_secs(5),
-            umount_timeout: Duration::from_secs(2),
-            storage_timeout: Duration::from_secs(5),
-            device_wait: Duration::from_secs(2),
-            mount_timeout: Duration::from_secs(2),
-            mount_attempts: 4,
-            retry_backoff: Duration::from_millis(200),
-            retry_backoff_max: Duration::from_secs(1),
-            fault_hold_off: Duration::from_secs(30),
+            runbook: RunbookSettings {
+                command_timeout: Duration::from_secs(5),
+                umount_timeout: Duration::from_secs(2),
+                storage_timeout: Duration::from_secs(5),
+                device_wait: Duration::from_secs(2),
+                mount_timeout: Duration::from_secs(2),
+                mount_attempts: 4,
+                retry_backoff: Duration::from_millis(200),
+                retry_backoff_max: Duration::from_secs(1),
+                fault_hold_off: Duration::from_secs(30),
+            },
             stop_timeout: Duration::from_secs(5),
             start_timeout: Duration::from_secs(5),
         }
@@ -228,15 +223,15 @@ impl CbsdSpec {
                 start_timeout: format_duration(t.start_timeout),
             },
             runbook: Runbook {
-                command_timeout: format_duration(t.command_timeout),
-                umount_timeout: format_duration(t.umount_timeout),
-                storage_timeout: format_duration(t.storage_timeout),
-                device_wait: format_duration(t.device_wait),
-                mount_timeout: format_duration(t.mount_timeout),
-                mount_attempts: t.mount_attempts,
-                retry_backoff: format_duration(t.retry_backoff),
-                retry_backoff_max: format_duration(t.retry_backoff_max),
-                fault_hold_off: format_duration(t.fault_hold_off),
+                command_timeout: format_duration(t.runbook.command_timeout),
+                umount_timeout: format_duration(t.runbook.umount_timeout),
+                storage_timeout: format_duration(t.runbook.storage_timeout),
+                device_wait: format_duration(t.runbook.device_wait),
+                mount_timeout: format_duration(t.runbook.mount_timeout),
+                mount_attempts: t.runbook.mount_attempts,
+                retry_backoff: format_duration(t.runbook.retry_backoff),
+                retry_backoff_max: format_duration(t.runbook.retry_backoff_max),
+                fault_hold_off: format_duration(t.runbook.fault_hold_off),
             },
             tools,
         };

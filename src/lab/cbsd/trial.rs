@@ -152,7 +152,7 @@ fn measure_with(
             )));
         }
     }
-    let t = &cbsd_of(agents, 0)?.0.timings;
+    let t = &cbsd_of(agents, 0)?.0.timings.runbook;
     let timings = vec![
         ("mount_timeout".to_owned(), format_duration(t.mount_timeout)),
         ("mount_attempts".to_owned(), t.mount_attempts.to_string()),
