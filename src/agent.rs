@@ -15,7 +15,13 @@
 //! The loop never waits on a command: VIP changes and ARP bursts run in the
 //! [`transition`] worker task, which converges on the latest desired role.
 //! Adverts keep flowing while it works.
+//!
+//! With `[cluster]`, heartbeats come and go on a UDP socket beside the raw
+//! one ([`cluster`]), and [`gate`] joins the two: no quorum, priority 0;
+//! no lease, no master resources and no environments.
 
+mod cluster;
+mod gate;
 mod metrics;
 mod notify;
 mod transition;
@@ -244,6 +250,22 @@ struct Agent {
     send_errors: u64,
     send_errors_logged: u64,
     started: Instant,
+    /// `[cluster]`: heartbeats, quorum and leases; `None`: plain VRRP.
+    cluster: Option<cluster::ClusterLink>,
+    /// `[auth]`: signs and checks adverts and heartbeats.
+    keys: Option<std::sync::Arc<crate::auth::Keyring>>,
+    /// This run's incarnation (also the advert auth counter's high part).
+    incarnation: u64,
+    /// The advert auth counter's low part.
+    advert_seq: u64,
+    /// Replay protection for authenticated adverts, per source.
+    advert_replay: crate::auth::ReplayGuard<Ipv4Addr>,
+    advert_auth_alerts: crate::auth::AuthFailureLimiter<Ipv4Addr>,
+    /// Numbers the decisions published to the worker.
+    sequence: u64,
+    /// What the leases allowed in the last published decision (for the
+    /// `lease_fencing` event).
+    last_allowed: crate::quorum::Allowed,
 }
 
 #[derive(Clone, Debug)]
@@ -294,8 +316,33 @@ impl Agent {
             }
         }
 
-        let listener = control_server::bind(&config.node.control_socket)
-            .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
+        let keys = match &config.auth {
+            Some(auth) => Some(std::sync::Arc::new(
+                crate::auth::Keyring::load(&auth.key_file, auth.accept_key_file.as_deref())
+                    .map_err(|e| StartError::new(EX_CONFIG, format!("[auth]: {e}")))?,
+            )),
+            None => None,
+        };
+        let incarnation = crate::auth::next_incarnation(&config.node.state_dir).map_err(|e| {
+            StartError::new(
+                EX_OSERR,
+                format!("node.state_dir: cannot store the incarnation: {e}"),
+            )
+        })?;
+        let cluster = match &config.cluster {
+            Some(c) => Some(
+                cluster::ClusterLink::open(&config, c, keys.clone(), incarnation)
+                    .await
+                    .map_err(|e| StartError::new(EX_UNAVAILABLE, e))?,
+            ),
+            None => None,
+        };
+
+        let listener = control_server::bind_with_access(
+            &config.node.control_socket,
+            config.node.status_group.as_deref(),
+        )
+        .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
         let socket = VrrpSocket::open(&socket_config(&config, &link)).map_err(|e| {
             StartError::new(
                 EX_OSERR,
@@ -358,6 +405,17 @@ impl Agent {
             send_errors: 0,
             send_errors_logged: 0,
             started: Instant::now(),
+            cluster,
+            keys,
+            incarnation,
+            advert_seq: 0,
+            advert_replay: crate::auth::ReplayGuard::new(256),
+            advert_auth_alerts: crate::auth::AuthFailureLimiter::new(
+                crate::auth::AuthFailureLimiter::<Ipv4Addr>::PERIOD,
+                crate::auth::AuthFailureLimiter::<Ipv4Addr>::CAPACITY,
+            ),
+            sequence: 0,
+            last_allowed: crate::quorum::Allowed::default(),
         };
         events::agent_started(
             &agent.config.node.name,
@@ -369,6 +427,14 @@ impl Agent {
         if override_ != Override::None {
             events::override_restored(override_.as_str());
         }
+        // The worker's first report (a master marker, environments that may
+        // still run after a crash) must be claimed before the first
+        // heartbeat goes out: a heartbeat without those claims would
+        // release them to the other nodes.
+        while let Ok(event) = agent.worker_events.try_recv() {
+            let _ = agent.on_worker_event(event);
+        }
+        agent.publish_desired();
         let now = Instant::now();
         let p = agent.effective_priority();
         let mut actions = agent.router.handle(Input::SetPriority(p), now);
@@ -402,6 +468,10 @@ impl Agent {
             configured: self.config.vrrp.priority,
             override_: self.override_,
             may_be_master: self.config.may_be_master(),
+            quorum: self
+                .cluster
+                .as_ref()
+                .is_none_or(|c| c.state.has_quorum(Instant::now())),
         })
     }
 
@@ -417,6 +487,13 @@ impl Agent {
         let mut metrics_written: Option<Instant> = None;
         let mut summary = tokio::time::interval(SUMMARY_PERIOD);
         summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat_tick = tokio::time::interval(
+            self.cluster
+                .as_ref()
+                .map_or(SUMMARY_PERIOD, cluster::ClusterLink::heartbeat_interval),
+        );
+        heartbeat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat_buf = vec![0u8; gate::HEARTBEAT_BUFFER];
         // SIGTERM/SIGINT: the worker releases everything (demote) while the
         // election keeps running and this node keeps advertising, so no
         // other node promotes onto storage we still hold; only then the
@@ -427,7 +504,23 @@ impl Agent {
                 .router
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std);
+            let fence_point = self
+                .cluster
+                .as_ref()
+                .and_then(|c| c.state.next_fence_point(Instant::now()))
+                .map(tokio::time::Instant::from_std);
             let actions = tokio::select! {
+                received = gate::recv_heartbeat(self.cluster.as_ref(), &mut heartbeat_buf) => match received {
+                    Ok((len, from)) => {
+                        self.on_heartbeat(heartbeat_buf.get(..len).unwrap_or(&[]), from)
+                    }
+                    Err(e) => {
+                        events::receive_failed(&format!("heartbeat socket: {e}"));
+                        Vec::new()
+                    }
+                },
+                _ = heartbeat_tick.tick(), if self.cluster.is_some() => self.on_heartbeat_tick().await,
+                () = sleep_until_opt(fence_point) => self.refresh_quorum(),
                 received = self.socket.recv(&mut buf) => match received {
                     Ok((len, meta)) => self.on_datagram(buf.get(..len).unwrap_or(&[]), &meta),
                     Err(e) => {
@@ -499,7 +592,12 @@ impl Agent {
             virtual_ips: &vips,
             we_are_owner: self.config.vrrp.priority == 255,
         };
-        match admit::admit(datagram, meta, &policy) {
+        let mut auth = self.keys.as_deref().map(|keys| admit::AdvertAuth {
+            keys,
+            replay: &mut self.advert_replay,
+        });
+        let admitted = admit::admit_with_auth(datagram, meta, &policy, auth.as_mut());
+        match admitted {
             Ok(admitted) => {
                 self.counters.adverts_received += 1;
                 *self
@@ -512,6 +610,19 @@ impl Agent {
             }
             Err(reason) => {
                 self.drops.record(reason);
+                if reason.is_auth_failure() {
+                    let source = crate::wire::ipv4::Header::parse(datagram)
+                        .map(|ip| ip.src)
+                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                    if let Some(alert) = self.advert_auth_alerts.record(&source, Instant::now()) {
+                        events::auth_failed(
+                            "advert",
+                            &source.to_string(),
+                            reason.as_str(),
+                            alert.suppressed,
+                        );
+                    }
+                }
                 Vec::new()
             }
         }
@@ -570,8 +681,8 @@ impl Agent {
 
     /// Tells the transition worker the role the election wants now; a new
     /// role also stops a runbook in progress at its next safe point.
-    fn publish_desired(&self) {
-        let role = if self.stopping {
+    fn publish_desired(&mut self) {
+        let election_role = if self.stopping {
             Role::Stopped
         } else {
             match self.router.state() {
@@ -582,19 +693,46 @@ impl Agent {
                 },
             }
         };
+        // With [cluster], the leases have the last word (see `gate`).
+        let (role, placement, allowed) = match self.gate(election_role.clone()) {
+            Some(gated) => (gated.role, gated.placement, Some(gated.allowed)),
+            None => (election_role, None, None),
+        };
         let mut role_changed = false;
-        self.desired.send_if_modified(|current| {
+        let mut lost_environment = false;
+        let next_sequence = self.sequence + 1;
+        let modified = self.desired.send_if_modified(|current| {
             role_changed = current.role != role;
-            if role_changed || current.config_generation != self.config_generation {
+            lost_environment = match (&current.placement, &placement) {
+                (Some(old), Some(new)) => old
+                    .environments
+                    .iter()
+                    .any(|e| !new.environments.contains(e)),
+                _ => false,
+            };
+            if role_changed
+                || current.config_generation != self.config_generation
+                || current.placement != placement
+            {
                 current.role = role;
                 current.config = self.config.clone();
                 current.config_generation = self.config_generation;
+                current.placement = placement;
+                current.sequence = next_sequence;
                 true
             } else {
                 false
             }
         });
-        if role_changed {
+        if modified {
+            self.sequence = next_sequence;
+        }
+        if let (Some(allowed), Some(cluster)) = (allowed, &mut self.cluster) {
+            cluster.state.note_published(self.sequence, &allowed);
+        }
+        // A lost lease stops a runbook in progress too: it must not go on
+        // to start an environment it may no longer run.
+        if role_changed || lost_environment {
             self.cancel
                 .send_modify(|generation| *generation = generation.wrapping_add(1));
         }
@@ -625,11 +763,23 @@ impl Agent {
                     continue;
                 }
             };
-            match self
-                .socket
-                .send_to(buf.get(..len).unwrap_or(&[]), dst)
-                .await
-            {
+            let mut packet = buf.get(..len).unwrap_or(&[]).to_vec();
+            if let Some(keys) = &self.keys {
+                // The counter grows with every advert sent: receivers refuse
+                // anything not newer (replay).
+                self.advert_seq += 1;
+                crate::wire::advert_auth::append(
+                    &mut packet,
+                    keys,
+                    self.link.primary,
+                    dst,
+                    crate::auth::Counter {
+                        incarnation: self.incarnation,
+                        seq: self.advert_seq,
+                    },
+                );
+            }
+            match self.socket.send_to(&packet, dst).await {
                 Ok(()) => self.counters.adverts_sent += 1,
                 Err(e) => {
                     self.send_errors += 1;
@@ -644,6 +794,13 @@ impl Agent {
 
     fn on_worker_event(&mut self, event: WorkerEvent) -> Vec<Action> {
         match event {
+            WorkerEvent::Holding(holding) => {
+                if let Some(cluster) = &mut self.cluster {
+                    cluster.state.set_holding(holding);
+                }
+                // execute() publishes again: claims may be released now.
+                Vec::new()
+            }
             WorkerEvent::PromoteFailed { reason, generation } => {
                 if generation != *self.cancel.borrow() || self.stopping {
                     // The promote served a decision already superseded (the
@@ -889,6 +1046,7 @@ impl Agent {
                 .as_millis() as u64,
             uptime_s: self.started.elapsed().as_secs(),
             counters,
+            cluster: self.cluster_status(),
         }
     }
 
@@ -927,6 +1085,24 @@ impl Agent {
                 }
             }
         }
+        // [auth] may change in place: that is how keys rotate.
+        let keys = match &new.auth {
+            Some(auth) if new.auth != self.config.auth || self.keys.is_none() => {
+                match crate::auth::Keyring::load(&auth.key_file, auth.accept_key_file.as_deref()) {
+                    Ok(keys) => Some(std::sync::Arc::new(keys)),
+                    Err(e) => {
+                        events::config_rejected(&shown, &format!("[auth]: {e}"));
+                        return Vec::new();
+                    }
+                }
+            }
+            Some(_) => self.keys.clone(),
+            None => None,
+        };
+        self.keys = keys.clone();
+        if let Some(cluster) = &mut self.cluster {
+            cluster.set_keys(keys);
+        }
         let changes = describe_changes(&self.config, &new);
         self.config = new;
         self.config_generation += 1;
@@ -940,6 +1116,16 @@ impl Agent {
     /// After the worker released (or gave up): the priority-0 advert, the
     /// control socket removed. Exit 0 only when everything was released.
     async fn shutdown(mut self, released: bool) -> ExitCode {
+        // The worker's last report (everything released), then one last
+        // heartbeat without the claims: the peers free their grants at once
+        // instead of waiting for the lease to run out.
+        while let Ok(event) = self.worker_events.try_recv() {
+            let _ = self.on_worker_event(event);
+        }
+        if released && self.cluster.is_some() {
+            self.publish_desired();
+            let _ = self.on_heartbeat_tick().await;
+        }
         let actions = self.router.handle(Input::Shutdown, Instant::now());
         self.execute(actions).await;
         let _ = self.control_shutdown.send(true);
@@ -963,6 +1149,10 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     if old.node.control_socket != new.node.control_socket {
         return Some("node.control_socket changed");
     }
+    // Resolved once, when the socket is made.
+    if old.node.status_group != new.node.status_group {
+        return Some("node.status_group changed");
+    }
     if old.node.state_dir != new.node.state_dir {
         return Some("node.state_dir changed");
     }
@@ -985,6 +1175,17 @@ fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
     }
     if old.tools != new.tools {
         return Some("[tools] changed");
+    }
+    // Membership and placement are what the leases are about: changing them
+    // under a running agent could make two nodes disagree on a majority.
+    if old.cluster != new.cluster {
+        return Some("[cluster] changed");
+    }
+    if old.placement != new.placement {
+        return Some("[[environment]] changed");
+    }
+    if old.auth.is_some() != new.auth.is_some() {
+        return Some("[auth] added or removed");
     }
     None
 }

@@ -289,3 +289,74 @@ pub fn state_marker_failed(path: &str, error: &str) {
 pub fn promote_failed_superseded(reason: &str) {
     warn!(event = "promote_failed_superseded", reason);
 }
+
+// --- Quorum, leases, placement, authentication -----------------------------
+
+/// This node no longer hears a strict majority of `[cluster] nodes` (or is
+/// no longer heard by one): it advertises priority 0, and fences whatever
+/// it holds before its leases run out. `heard` lists the live nodes.
+pub fn quorum_lost(heard: &str, majority: usize) {
+    error!(event = "quorum_lost", heard, majority);
+}
+
+/// A majority hears this node again (also logged once at start when quorum
+/// is first reached).
+pub fn quorum_regained(heard: &str, majority: usize) {
+    info!(event = "quorum_regained", heard, majority);
+}
+
+/// A peer's cluster-wide sections (`[cluster]`, `[[environment]]`, VRID and
+/// VIPs) hash differently from ours: the nodes disagree on who is in the
+/// cluster or where environments run. Logged once per peer and hash.
+pub fn cluster_config_mismatch(peer: &str, theirs: u64, ours: u64) {
+    error!(
+        event = "cluster_config_mismatch",
+        peer,
+        theirs = %format!("{theirs:016x}"),
+        ours = %format!("{ours:016x}")
+    );
+}
+
+/// A peer that differed now hashes like us again.
+pub fn cluster_config_match(peer: &str) {
+    info!(event = "cluster_config_match", peer);
+}
+
+/// A message failed authentication (wrong key, forged, altered, or without
+/// a tag while `[auth]` is on). Rate-limited: at most one line per sender
+/// per 10 s; `suppressed` counts the failures not logged since.
+pub fn auth_failed(message: &str, source: &str, error: &str, suppressed: u64) {
+    error!(event = "auth_failed", message, source, error, suppressed);
+}
+
+/// Our own heartbeat could not be encoded (over the size bound: too many
+/// environments for one datagram).
+pub fn heartbeat_encode_failed(error: &str) {
+    error!(event = "heartbeat_encode_failed", error);
+}
+
+/// Placement changed its mind about claiming an environment here.
+pub fn placement_decided(environment: &str, claim: bool, reason: &str) {
+    info!(event = "placement_decided", environment, claim, reason);
+}
+
+/// A lease this node used is about to run out (less than `fence_margin`
+/// left, or gone): it stops using the resource now. `resource` is `master`
+/// or `env:NAME`.
+pub fn lease_fencing(resource: &str, left_ms: u64) {
+    error!(event = "lease_fencing", resource, left_ms);
+}
+
+/// A resource was still held when its lease ran out: the fence did not
+/// finish in `fence_margin` (raise it, or shorten the demote runbook).
+pub fn lease_overrun(resource: &str, overrun_ms: u64) {
+    error!(event = "lease_overrun", resource, overrun_ms);
+}
+
+/// A control-socket client was refused: not root, and either not in
+/// `[node] status_group` or asking for more than `status`. `request` is
+/// `connect` when the client may send nothing at all; `needed` says what
+/// it takes (`root`, or `root or membership of group NAME`).
+pub fn control_denied(uid: u32, gid: u32, request: &str, needed: &str) {
+    warn!(event = "control_denied", uid, gid, request, needed);
+}

@@ -14,12 +14,14 @@
 //! - [`lab`] builds throwaway namespace topologies to measure failover.
 
 pub mod agent;
+pub mod auth;
 pub mod config;
 pub mod control;
 pub mod election;
 pub mod events;
 pub mod lab;
 pub mod net;
+pub mod quorum;
 pub mod runbook;
 pub mod state;
 pub mod wire;

@@ -225,6 +225,7 @@ fn canned_status() -> Status {
         master_advert_interval_ms: 1000,
         uptime_s: 61,
         counters,
+        cluster: None,
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use rcbsd_failover::config::{
-    load, parse_with_hostname, Config, ConfigError, VirtualIp, DEFAULT_CONTROL_SOCKET,
+    load, parse_with_hostname, Config, ConfigError, EnvKind, VirtualIp, DEFAULT_CONTROL_SOCKET,
     DEFAULT_STATE_DIR,
 };
 use rcbsd_failover::election::Centis;
@@ -140,7 +140,7 @@ fn unknown_tables_are_errors_too() {
     let errors = errors(&format!("{MINIMAL}[storag]\nkind = \"nfs\"\n"));
     assert!(
         errors[0].starts_with(
-            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cbsd, storage, nfs, environments, runbook, tools, notify, metrics)"
+            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cluster, environment, auth, cbsd, storage, nfs, environments, runbook, tools, notify, metrics)"
         ),
         "{errors:?}"
     );
@@ -465,4 +465,637 @@ fn a_notify_program_without_an_absolute_path_and_a_metrics_table_without_textfil
             .any(|e| e.starts_with("/etc/x.toml:10:12: metrics.interval:")),
         "{errors:?}"
     );
+}
+
+// ---- [cluster], [[environment]], [auth], node.status_group ----------------
+
+/// A valid three-node cluster seen from node1. Line 14 is the closing `]` of
+/// `cluster.nodes`: text appended right after it is still in `[cluster]`.
+const CLUSTER: &str = r#"
+[node]
+name = "node1"
+[vrrp]
+interface = "em0"
+vrid = 51
+virtual_ips = ["198.18.0.100/24"]
+[cbsd]
+[cluster]
+nodes = [
+  { name = "node1", address = "198.18.0.1" },
+  { name = "node2", address = "198.18.0.2" },
+  { name = "node3", address = "198.18.0.3" },
+]
+"#;
+
+/// CLUSTER followed by `extra` (starting at line 15).
+fn cluster_with(extra: &str) -> String {
+    format!("{CLUSTER}{extra}")
+}
+
+/// Whether one of `errors` starts with `prefix` and contains `needle`.
+fn has_error(errors: &[String], prefix: &str, needle: &str) -> bool {
+    errors
+        .iter()
+        .any(|e| e.starts_with(prefix) && e.contains(needle))
+}
+
+#[test]
+fn cluster_gets_its_defaults_and_plain_vrrp_has_no_cluster() {
+    let config = parse(CLUSTER).unwrap();
+    let cluster = config.cluster.expect("[cluster]");
+    let names: Vec<&str> = cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["node1", "node2", "node3"]);
+    assert_eq!(cluster.nodes[1].address, Ipv4Addr::new(198, 18, 0, 2));
+    assert_eq!(cluster.port, 7798);
+    assert_eq!(cluster.heartbeat_interval, Duration::from_millis(200));
+    assert_eq!(cluster.lease, Duration::from_secs(3));
+    assert_eq!(cluster.fence_margin, Duration::from_secs(1));
+    assert_eq!(cluster.majority(), 2);
+    assert!(config.placement.is_empty());
+    assert_eq!(config.auth, None);
+    assert_eq!(config.node.status_group, None);
+
+    let plain = parse(MINIMAL).unwrap();
+    assert_eq!(plain.cluster, None);
+    assert!(plain.placement.is_empty());
+}
+
+#[test]
+fn every_cluster_wide_key_is_read() {
+    let text = cluster_with(
+        r#"port = 7000
+heartbeat_interval = "100ms"
+lease = "2s"
+fence_margin = "500ms"
+
+[[environment]]
+name = "web1"
+nodes = ["node1", "node3"]
+
+[[environment]]
+name = "vm1"
+kind = "bhyve"
+nodes = ["node2", "node1"]
+failback = true
+
+[auth]
+key_file = "/usr/local/etc/rcbsd-failover.key"
+accept_key_file = "/usr/local/etc/rcbsd-failover.key.new"
+"#,
+    )
+    .replace(
+        "name = \"node1\"\n[vrrp]",
+        "name = \"node1\"\nstatus_group = \"operator\"\n[vrrp]",
+    );
+    let config = parse(&text).unwrap();
+    let cluster = config.cluster.as_ref().unwrap();
+    assert_eq!(cluster.port, 7000);
+    assert_eq!(cluster.heartbeat_interval, Duration::from_millis(100));
+    assert_eq!(cluster.lease, Duration::from_secs(2));
+    assert_eq!(cluster.fence_margin, Duration::from_millis(500));
+    assert_eq!(config.placement.len(), 2);
+    let web = &config.placement[0];
+    assert_eq!((web.name.as_str(), web.kind), ("web1", EnvKind::Jail));
+    assert_eq!(web.nodes, ["node1", "node3"]);
+    assert!(!web.failback, "failback defaults to false");
+    let vm = &config.placement[1];
+    assert_eq!((vm.name.as_str(), vm.kind), ("vm1", EnvKind::Bhyve));
+    assert!(vm.failback);
+    let auth = config.auth.as_ref().unwrap();
+    assert_eq!(
+        auth.key_file,
+        Path::new("/usr/local/etc/rcbsd-failover.key")
+    );
+    assert_eq!(
+        auth.accept_key_file.as_deref(),
+        Some(Path::new("/usr/local/etc/rcbsd-failover.key.new"))
+    );
+    assert_eq!(config.node.status_group.as_deref(), Some("operator"));
+    assert!(
+        config
+            .summary()
+            .contains("cluster of 3 nodes (majority 2), 2 placed environment(s), authenticated"),
+        "{}",
+        config.summary()
+    );
+}
+
+#[test]
+fn cluster_nodes_need_unique_valid_names_and_own_addresses() {
+    let text = CLUSTER
+        .replace(
+            r#"{ name = "node2", address = "198.18.0.2" }"#,
+            r#"{ name = "node1", address = "198.18.0.1" }"#,
+        )
+        .replace(
+            r#"{ name = "node3", address = "198.18.0.3" }"#,
+            r#"{ name = "no de", address = "198.18.0.100", port = 1 }"#,
+        );
+    let duplicates = errors(&text);
+    assert!(
+        has_error(
+            &duplicates,
+            "/etc/x.toml:12:12: cluster.nodes[1].name:",
+            "\"node1\" is listed twice (first at line 11, column 12)"
+        ),
+        "{duplicates:#?}"
+    );
+    assert!(
+        has_error(
+            &duplicates,
+            "/etc/x.toml:12:31: cluster.nodes[1].address:",
+            "198.18.0.1 is listed twice"
+        ),
+        "{duplicates:#?}"
+    );
+    assert!(
+        has_error(
+            &duplicates,
+            "/etc/x.toml:13:12: cluster.nodes[2].name:",
+            "not a usable node name"
+        ),
+        "{duplicates:#?}"
+    );
+    assert!(
+        has_error(
+            &duplicates,
+            "/etc/x.toml:13:31: cluster.nodes[2].address:",
+            "198.18.0.100 is a virtual IP"
+        ),
+        "{duplicates:#?}"
+    );
+    assert!(
+        has_error(
+            &duplicates,
+            "/etc/x.toml:13:47: cluster.nodes[2].port:",
+            "unknown key"
+        ),
+        "{duplicates:#?}"
+    );
+
+    let bad_entries = errors(&CLUSTER.replace(
+        r#"{ name = "node3", address = "198.18.0.3" }"#,
+        r#"{ name = "node3", address = "224.0.0.18" }, "node4""#,
+    ));
+    assert!(
+        has_error(
+            &bad_entries,
+            "/etc/x.toml:13:31: cluster.nodes[2].address:",
+            "multicast"
+        ),
+        "{bad_entries:#?}"
+    );
+    assert!(
+        has_error(
+            &bad_entries,
+            "/etc/x.toml:13:47: cluster.nodes[3]:",
+            "expected a table"
+        ),
+        "{bad_entries:#?}"
+    );
+
+    let missing = errors(&CLUSTER.replace(r#", address = "198.18.0.3""#, ""));
+    assert!(
+        has_error(
+            &missing,
+            "/etc/x.toml:13:3: cluster.nodes[2].address:",
+            "missing"
+        ),
+        "{missing:#?}"
+    );
+}
+
+#[test]
+fn this_node_must_be_one_of_the_cluster_nodes() {
+    let errors = errors(&CLUSTER.replace("name = \"node1\"\n[vrrp]", "name = \"node4\"\n[vrrp]"));
+    assert_eq!(
+        errors,
+        ["/etc/x.toml:10:9: cluster.nodes: this node (\"node4\", node.name) is not listed (listed: \"node1\", \"node2\", \"node3\"); every node lists all nodes, itself included"]
+    );
+}
+
+#[test]
+fn a_two_node_cluster_is_refused_with_the_voter_rule() {
+    let errors =
+        errors(&CLUSTER.replace("  { name = \"node3\", address = \"198.18.0.3\" },\n", ""));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("/etc/x.toml:10:9: cluster.nodes: two nodes:"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0].contains("add a third node as a voter (a follower-only node votes"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_one_node_cluster_is_accepted_and_an_empty_one_is_not() {
+    let single = format!(
+        "{MINIMAL}[cbsd]\n[cluster]\nnodes = [{{ name = \"host-a\", address = \"198.18.0.1\" }}]\n"
+    );
+    assert_eq!(parse(&single).unwrap().cluster.unwrap().majority(), 1);
+    assert_eq!(
+        errors(&format!("{MINIMAL}[cluster]\nnodes = []\n")),
+        ["/etc/x.toml:7:9: cluster.nodes: empty; list every node, this one included"]
+    );
+    assert!(has_error(
+        &errors(&format!("{MINIMAL}[cluster]\nport = 7798\n")),
+        "/etc/x.toml:6:1: cluster.nodes:",
+        "missing"
+    ));
+}
+
+#[test]
+fn the_heartbeat_port_is_1_to_65535() {
+    for (port, column) in [("0", 8), ("65536", 8), ("\"7798\"", 8)] {
+        let errors = errors(&cluster_with(&format!("port = {port}\n")));
+        assert!(
+            has_error(
+                &errors,
+                &format!("/etc/x.toml:15:{column}: cluster.port:"),
+                "1..=65535"
+            ),
+            "{port}: {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn heartbeat_interval_is_10ms_to_10s() {
+    for bad in ["9ms", "10.001s"] {
+        let errors = errors(&cluster_with(&format!(
+            "heartbeat_interval = \"{bad}\"\nlease = \"3600s\"\n"
+        )));
+        assert!(
+            has_error(
+                &errors,
+                "/etc/x.toml:15:22: cluster.heartbeat_interval:",
+                "out of range (10ms..=10s)"
+            ),
+            "{bad}: {errors:#?}"
+        );
+    }
+    let fast =
+        cluster_with("heartbeat_interval = \"10ms\"\nlease = \"40ms\"\nfence_margin = \"10ms\"\n");
+    assert_eq!(
+        parse(&fast).unwrap().cluster.unwrap().heartbeat_interval,
+        Duration::from_millis(10)
+    );
+}
+
+#[test]
+fn a_lease_shorter_than_four_heartbeats_is_refused() {
+    let errors = errors(&cluster_with(
+        "heartbeat_interval = \"1s\"\nlease = \"3.999s\"\n",
+    ));
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:16:9: cluster.lease:",
+            "less than 4 × heartbeat_interval (1s)"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn the_fence_margin_is_at_least_one_heartbeat() {
+    let errors = errors(&cluster_with("fence_margin = \"199ms\"\n"));
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:15:16: cluster.fence_margin:",
+            "less than heartbeat_interval (200ms)"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn fencing_must_end_before_97_percent_of_the_lease() {
+    // fence_margin + 2 × heartbeat_interval = 1.2s; 1.2s / 0.97 = 1.2371...s.
+    let timing = |lease: &str| {
+        cluster_with(&format!(
+            "heartbeat_interval = \"100ms\"\nfence_margin = \"1s\"\nlease = \"{lease}\"\n"
+        ))
+    };
+    assert!(parse(&timing("1.238s")).is_ok());
+    let errors = errors(&timing("1.237s"));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("/etc/x.toml:16:16: cluster.fence_margin: fence_margin + 2 × heartbeat_interval (1.2s) exceeds 97% of lease (1.237s)"),
+        "{errors:#?}"
+    );
+    assert!(errors[0].contains("before a majority may grant the resource to another node"));
+    assert!(errors[0].contains("1% clock drift"));
+    assert!(
+        errors[0].contains("lengthen lease to at least 1.238s"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn environments_without_a_cluster_are_refused() {
+    let errors = errors(&format!(
+        "{MINIMAL}[cbsd]\n\n[[environment]]\nname = \"web1\"\nnodes = [\"host-a\"]\n"
+    ));
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert!(
+        errors[0].starts_with("/etc/x.toml:8:1: environment: [[environment]] needs [cluster]"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn environment_must_be_an_array_of_tables() {
+    let errors = errors(&cluster_with("[environment]\nname = \"web1\"\n"));
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:15:1: environment:",
+            "expected an array of tables"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn environment_names_are_unique_literal_cbsd_names() {
+    let text = cluster_with(
+        r#"
+[[environment]]
+name = "web1"
+nodes = ["node1"]
+
+[[environment]]
+name = "web1"
+nodes = ["node2"]
+
+[[environment]]
+name = "db*"
+nodes = ["node2"]
+
+[[environment]]
+name = "-rf"
+nodes = ["node2"]
+
+[[environment]]
+nodes = ["node2"]
+"#,
+    );
+    let errors = errors(&text);
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:21:8: environment[1].name:",
+            "\"web1\" is listed twice (first at line 17, column 8)"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:25:8: environment[2].name:",
+            "is a glob"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:29:8: environment[3].name:",
+            "not an environment name"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(&errors, "/etc/x.toml:32:1: environment[4].name:", "missing"),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn environment_nodes_are_unique_cluster_nodes_and_never_empty() {
+    let text = cluster_with(
+        r#"
+[[environment]]
+name = "web1"
+nodes = ["node1", "node9", "node1"]
+
+[[environment]]
+name = "web2"
+nodes = []
+
+[[environment]]
+name = "web3"
+"#,
+    );
+    let errors = errors(&text);
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:18:19: environment[0].nodes[1]:",
+            "\"node9\" is not a node of [cluster] (nodes: \"node1\", \"node2\", \"node3\")"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:18:28: environment[0].nodes[2]:",
+            "\"node1\" is listed twice"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(&errors, "/etc/x.toml:22:9: environment[1].nodes:", "empty"),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:24:1: environment[2].nodes:",
+            "missing"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn environment_kind_failback_and_unknown_keys_are_checked() {
+    let text = cluster_with(
+        r#"
+[[environment]]
+name = "web1"
+nodes = ["node1"]
+kind = "vm"
+failback = "yes"
+preferred = "node1"
+"#,
+    );
+    let errors = errors(&text);
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:19:8: environment[0].kind:",
+            "(accepted: \"jail\" or \"bhyve\")"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:20:12: environment[0].failback:",
+            "expected true or false"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:21:1: environment[0].preferred:",
+            "unknown key"
+        ),
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_node_without_cbsd_cannot_be_listed_to_run_an_environment() {
+    let text = cluster_with("\n[[environment]]\nname = \"web1\"\nnodes = [\"node2\", \"node1\"]\n")
+        .replace("[cbsd]\n", "");
+    let errors = errors(&text);
+    assert!(
+        has_error(
+            &errors,
+            "/etc/x.toml:15:1: environment[0].nodes:",
+            "has no [cbsd]"
+        ),
+        "{errors:#?}"
+    );
+    // A plain VRRP voter that runs nothing is fine.
+    let voter =
+        cluster_with("\n[[environment]]\nname = \"web1\"\nnodes = [\"node2\", \"node3\"]\n")
+            .replace("[cbsd]\n", "");
+    assert!(parse(&voter).is_ok());
+}
+
+#[test]
+fn the_per_node_environment_list_is_refused_with_a_cluster_and_the_new_form_shown() {
+    let text = cluster_with(
+        "[environments]\njails = [\"web1\", \"db*\"]\nbhyve = [\"vm1\"]\nstop_timeout = \"10s\"\n",
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    let message = &errors[0];
+    assert!(
+        message.starts_with("/etc/x.toml:16:9: environments.jails: with [cluster], environments are placed cluster-wide"),
+        "{message}"
+    );
+    assert!(message.contains("(its timeouts stay)"), "{message}");
+    assert!(
+        message.contains("list each environment that \"db*\" matches by name"),
+        "{message}"
+    );
+    assert!(
+        message.contains("[[environment]]\n    name = \"web1\"\n    nodes = [\"node1\"]"),
+        "{message}"
+    );
+    assert!(
+        message.contains("name = \"vm1\"\n    kind = \"bhyve\"\n    nodes = [\"node1\"]"),
+        "{message}"
+    );
+
+    // The timeouts of [environments] stay valid with [cluster].
+    let timeouts = parse(&cluster_with(
+        "[environments]\nstop_timeout = \"10s\"\njails = []\n",
+    ))
+    .unwrap();
+    assert_eq!(timeouts.environments.stop_timeout, Duration::from_secs(10));
+    assert!(timeouts.environments.patterns.is_empty());
+}
+
+#[test]
+fn auth_needs_an_absolute_key_file_and_a_different_accept_key_file() {
+    assert!(has_error(
+        &errors(&cluster_with("[auth]\naccept_key_file = \"/k2\"\n")),
+        "/etc/x.toml:15:1: auth.key_file:",
+        "missing"
+    ));
+    assert!(has_error(
+        &errors(&cluster_with("[auth]\nkey_file = \"etc/key\"\n")),
+        "/etc/x.toml:16:12: auth.key_file:",
+        "absolute path"
+    ));
+    assert!(has_error(
+        &errors(&cluster_with(
+            "[auth]\nkey_file = \"/etc/key\"\naccept_key_file = \"/etc/key\"\n"
+        )),
+        "/etc/x.toml:17:19: auth.accept_key_file:",
+        "is key_file again"
+    ));
+    let only_signing = parse(&cluster_with("[auth]\nkey_file = \"/etc/key\"\n")).unwrap();
+    assert_eq!(only_signing.auth.unwrap().accept_key_file, None);
+}
+
+#[test]
+fn status_group_is_a_group_name() {
+    for bad in [
+        "",
+        "-wheel",
+        "op erator",
+        "a23456789012345678901234567890123",
+    ] {
+        let text = format!("[node]\nstatus_group = {bad:?}\n{MINIMAL}");
+        assert!(
+            has_error(
+                &errors(&text),
+                "/etc/x.toml:2:16: node.status_group:",
+                "is not a group name"
+            ),
+            "{bad:?}"
+        );
+    }
+    let config = parse(&format!(
+        "[node]\nstatus_group = \"wheel_ro-1.x\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(config.node.status_group.as_deref(), Some("wheel_ro-1.x"));
+}
+
+#[test]
+fn garbled_cluster_files_never_panic() {
+    let example = include_str!("../contrib/examples/cluster/node1.toml");
+    for end in (0..=example.len()).filter(|&i| example.is_char_boundary(i)) {
+        let _ = parse(&example[..end]);
+    }
+    let alphabet = b"[]{}=\"'.,#\n 0123456789abcdefsm/\\-_:xyz\t";
+    let mut seed = 0x2545_f491_4f6c_dd1d;
+    for _ in 0..3000 {
+        let mut bytes = example.as_bytes().to_vec();
+        for _ in 0..(xorshift(&mut seed) % 8 + 1) {
+            let at = (xorshift(&mut seed) as usize) % bytes.len();
+            bytes[at] = alphabet[(xorshift(&mut seed) as usize) % alphabet.len()];
+        }
+        if let Ok(text) = String::from_utf8(bytes) {
+            let _ = parse(&text);
+        }
+    }
+}
+
+#[test]
+fn the_cluster_examples_share_one_cluster_hash() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/examples/cluster");
+    let hashes: Vec<u64> = ["node1", "node2", "node3"]
+        .iter()
+        .map(|node| {
+            let config = load(&dir.join(format!("{node}.toml"))).unwrap();
+            assert_eq!(config.node.name, *node);
+            assert_eq!(config.cluster.as_ref().map(|c| c.nodes.len()), Some(3));
+            config.cluster_hash()
+        })
+        .collect();
+    assert_eq!(hashes[0], hashes[1]);
+    assert_eq!(hashes[0], hashes[2]);
 }

@@ -191,6 +191,74 @@ pub fn render(status: &Status, stats: &StatsInner, last_transition: Option<Syste
             &[(node.clone(), format!("{:.3}", unix_seconds(t)))],
         );
     }
+    if let Some(cluster) = &status.cluster {
+        metric(
+            "rcbsd_failover_quorum",
+            "gauge",
+            "1 while this node hears and is heard by a strict majority.",
+            &[(node.clone(), u8::from(cluster.quorum).to_string())],
+        );
+        metric(
+            "rcbsd_failover_master_lease_seconds",
+            "gauge",
+            "Seconds left of the master lease (0 when not held).",
+            &[(
+                node.clone(),
+                format!(
+                    "{:.3}",
+                    cluster.master_lease_ms.unwrap_or(0) as f64 / 1000.0
+                ),
+            )],
+        );
+        metric(
+            "rcbsd_failover_config_mismatch_peers",
+            "gauge",
+            "Peers whose cluster-wide configuration differs from this node's.",
+            &[(node.clone(), cluster.config_mismatch.len().to_string())],
+        );
+        for (name, help, value) in [
+            (
+                "rcbsd_failover_heartbeats_sent_total",
+                "Heartbeats sent (one per peer per interval).",
+                cluster.heartbeats_sent,
+            ),
+            (
+                "rcbsd_failover_heartbeats_received_total",
+                "Heartbeats accepted.",
+                cluster.heartbeats_received,
+            ),
+        ] {
+            metric(name, "counter", help, &[(node.clone(), value.to_string())]);
+        }
+        let dropped: Vec<(String, String)> = cluster
+            .heartbeats_dropped
+            .iter()
+            .map(|(reason, n)| (with(format!("reason=\"{}\"", label(reason))), n.to_string()))
+            .collect();
+        metric(
+            "rcbsd_failover_heartbeats_dropped_total",
+            "counter",
+            "Heartbeats dropped, by reason (auth, malformed, stale, unknown_address...).",
+            &dropped,
+        );
+        let here: Vec<(String, String)> = cluster
+            .environments
+            .iter()
+            .map(|env| {
+                let runs_here = env.running_on.iter().any(|n| n == &status.node);
+                (
+                    with(format!("environment=\"{}\"", label(&env.name))),
+                    u8::from(runs_here).to_string(),
+                )
+            })
+            .collect();
+        metric(
+            "rcbsd_failover_environment_running",
+            "gauge",
+            "1 for each placed environment running on this node.",
+            &here,
+        );
+    }
     out
 }
 
@@ -241,6 +309,7 @@ mod tests {
             master_advert_interval_ms: 1000,
             uptime_s: 1,
             counters,
+            cluster: None,
         }
     }
 

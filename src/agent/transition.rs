@@ -33,7 +33,10 @@ use std::path::PathBuf;
 
 use super::metrics::RunbookStats;
 use crate::config::Config;
-use crate::runbook::{Context, Kind, Outcome, ProgressHandle, Runner, SystemVip, VipControl};
+use crate::quorum::Holding;
+use crate::runbook::{
+    Context, Kind, Outcome, Placement, ProgressHandle, Runner, SystemVip, VipControl,
+};
 
 /// A file in `state_dir` that exists while this node may hold master
 /// resources (from the start of a promote to the end of a successful
@@ -70,6 +73,13 @@ pub struct Desired {
     pub config: Config,
     /// Which reload `config` came from (0: the start).
     pub config_generation: u64,
+    /// Numbers every decision; the worker reports the last one it
+    /// converged on (see `quorum::ClusterState`).
+    pub sequence: u64,
+    /// With `[[environment]]` placement: the environments to run (once the
+    /// role's runbook is done) and whose locks may be taken over. `None`:
+    /// the node's own `[environments]` list, started by the role runbooks.
+    pub placement: Option<Placement>,
 }
 
 /// Reported back to the election loop.
@@ -79,6 +89,9 @@ pub enum WorkerEvent {
     /// (fault) — unless the decision it served (`generation`) is already
     /// superseded.
     PromoteFailed { reason: String, generation: u64 },
+    /// What the worker holds after converging on a decision: the loop
+    /// keeps claiming it until it is released.
+    Holding(Holding),
 }
 
 pub struct Handles {
@@ -98,12 +111,18 @@ pub struct Handles {
 pub fn spawn(config: &Config) -> Result<Handles, String> {
     let (cancel_tx, cancel_rx) = watch::channel(0u64);
     let vip = SystemVip::open(config, cancel_rx.clone())?;
-    let runner = Runner::new(config.clone(), vip);
+    let mut runner = Runner::new(config.clone(), vip);
+    // With placement, every environment placed here may still run from a
+    // crashed earlier run: it counts as running (and stays claimed) until
+    // the first `place` run has stopped it or kept it under a lease.
+    runner.set_placement(initial_placement(config));
     let progress = runner.progress();
     let (desired_tx, desired_rx) = watch::channel(Desired {
         role: Role::Undecided,
         config: config.clone(),
         config_generation: 0,
+        sequence: 0,
+        placement: None,
     });
     let (garp_tx, garp_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -124,6 +143,7 @@ pub fn spawn(config: &Config) -> Result<Handles, String> {
         stats: stats.clone(),
         followed_since_start: false,
     };
+    worker.report(0);
     let task = tokio::spawn(worker.run(desired_rx, garp_rx));
     Ok(Handles {
         task,
@@ -134,6 +154,32 @@ pub fn spawn(config: &Config) -> Result<Handles, String> {
         progress,
         stats,
     })
+}
+
+/// Placement mode (`[cluster]` with `[cbsd]`): nothing may run yet, and
+/// every environment placed here is a candidate.
+pub fn initial_placement(config: &Config) -> Option<Placement> {
+    if config.cluster.is_none() || config.cbsd.is_none() {
+        return None;
+    }
+    Some(Placement {
+        environments: Vec::new(),
+        candidates: placed_here(config),
+        takeover: Vec::new(),
+    })
+}
+
+/// The `[[environment]]` entries whose node list names this node.
+pub fn placed_here(config: &Config) -> Vec<crate::runbook::Env> {
+    config
+        .placement
+        .iter()
+        .filter(|p| p.nodes.contains(&config.node.name))
+        .map(|p| crate::runbook::Env {
+            name: p.name.clone(),
+            kind: p.kind,
+        })
+        .collect()
 }
 
 /// What this node holds, as far as the worker knows.
@@ -179,8 +225,17 @@ impl<V: VipControl> Worker<V> {
         loop {
             let target = desired.borrow_and_update().clone();
             self.runner.set_config(target.config.clone());
+            if target.placement.is_some() {
+                self.runner.set_placement(target.placement.clone());
+            }
             let was_master = self.held == (Held::Master { complete: true });
-            let wake = self.converge(&target, &mut failures).await;
+            let mut wake = self.converge(&target, &mut failures).await;
+            if target.placement.is_some() {
+                if let Wake::Retry(at) = self.place(&target, &mut failures).await {
+                    wake = Wake::Retry(at);
+                }
+            }
+            self.report(target.sequence);
             let is_master = self.held == (Held::Master { complete: true });
             second_burst = match (was_master, is_master) {
                 (false, true) => {
@@ -190,7 +245,10 @@ impl<V: VipControl> Worker<V> {
                 (true, true) => second_burst,
                 _ => None,
             };
-            if target.role == Role::Stopped && !self.holds_master() {
+            if target.role == Role::Stopped
+                && !self.holds_master()
+                && self.runner.running_environments().is_empty()
+            {
                 return;
             }
             let retry_at = match wake {
@@ -322,6 +380,39 @@ impl<V: VipControl> Worker<V> {
                 }
             }
         }
+    }
+
+    /// With placement: stops the environments whose lease is gone (always)
+    /// and starts the newly leased ones (only once the role's runbook is
+    /// done: mounted from the master, or promoted).
+    async fn place(&mut self, target: &Desired, failures: &mut u32) -> Wake {
+        let settled = match self.held {
+            Held::Master { complete } => complete,
+            Held::Following(_) => true,
+            Held::Nothing => false,
+        } && matches!(
+            target.role,
+            Role::Master | Role::Follower { master: Some(_) }
+        );
+        if !self.runner.placement_pending(settled) {
+            return Wake::Never;
+        }
+        let started = Instant::now();
+        let outcome = self.runner.place(settled, self.cancel.clone()).await;
+        self.stats.record(Kind::Place, &outcome, started.elapsed());
+        match outcome {
+            Outcome::Succeeded { .. } | Outcome::Cancelled { .. } => Wake::Never,
+            Outcome::Failed { .. } => self.retry_later(target, failures),
+        }
+    }
+
+    /// Tells the loop what is held after converging on decision `applied`.
+    fn report(&self, applied: u64) {
+        let _ = self.events.send(WorkerEvent::Holding(Holding {
+            applied,
+            master: self.holds_master(),
+            environments: self.runner.running_environments().into_iter().collect(),
+        }));
     }
 
     /// Runs demote. Success: no master resources are held any more. A

@@ -146,8 +146,9 @@ impl Default for Nfs {
 }
 
 /// Whether an environment is a jail or a bhyve VM: CBSD starts and stops
-/// them with different commands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// them with different commands. Ordered (jail before bhyve) so that lists
+/// of environments can be sorted into a stable order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EnvKind {
     Jail,
     Bhyve,

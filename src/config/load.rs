@@ -22,11 +22,15 @@ use super::{duration, Config, Node, VirtualIp, Vrrp};
 
 mod cluster;
 mod ops;
+mod quorum;
 
 /// Every table accepted at the top level.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "node",
     "vrrp",
+    "cluster",
+    "environment",
+    "auth",
     "cbsd",
     "storage",
     "nfs",
@@ -52,7 +56,7 @@ const MAX_INTERFACE_LEN: usize = 15;
 const MAX_SOCKET_PATH_LEN: usize = 103;
 const MAX_NODE_NAME_LEN: usize = 64;
 
-const NODE_KEYS: &[&str] = &["name", "control_socket", "state_dir"];
+const NODE_KEYS: &[&str] = &["name", "control_socket", "state_dir", "status_group"];
 const VRRP_KEYS: &[&str] = &[
     "interface",
     "vrid",
@@ -204,6 +208,19 @@ impl Reader<'_> {
             .map(|v| v.virtual_ips.clone())
             .unwrap_or_default();
         let sections = self.cluster_sections(root, &vips);
+        let this_node = node.as_ref().map(|n| n.name.as_str());
+        let cluster = self.cluster_section(root, this_node, &vips);
+        let placement = self.placement_section(
+            root,
+            root.get("cluster").is_some(),
+            cluster.as_ref().and_then(Option::as_ref),
+            this_node,
+            root.get("cbsd").is_some(),
+        );
+        if root.get("cluster").is_some() {
+            self.refuse_per_node_environments(root, this_node);
+        }
+        let auth = self.auth_section(root);
         let notify = self.notify_section(root);
         let metrics = self.metrics_section(root);
         let sections = sections?;
@@ -219,6 +236,9 @@ impl Reader<'_> {
             tools: sections.tools,
             notify: notify?,
             metrics: metrics?,
+            cluster: cluster?,
+            placement: placement?,
+            auth: auth?,
         })
     }
 
@@ -252,10 +272,15 @@ impl Reader<'_> {
             DEFAULT_STATE_DIR,
             None,
         );
+        let status_group = match table.get("status_group") {
+            Some(value) => self.status_group(value).map(Some),
+            None => Some(None),
+        };
         Some(Node {
             name: name?,
             control_socket: control_socket?,
             state_dir: state_dir?,
+            status_group: status_group?,
         })
     }
 

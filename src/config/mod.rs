@@ -7,10 +7,12 @@
 //! describes every key.
 
 mod cluster;
+mod cluster_hash;
 mod duration;
 mod error;
 mod load;
 mod ops;
+mod quorum;
 mod summary;
 
 pub use cluster::{
@@ -21,6 +23,10 @@ pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{ConfigError, Diagnostic};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
 pub use ops::{Metrics, Notify};
+pub use quorum::{
+    Auth, Cluster, ClusterNode, PlacedEnvironment, DEFAULT_FENCE_MARGIN,
+    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT, DEFAULT_LEASE,
+};
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -52,6 +58,12 @@ pub struct Config {
     pub notify: Option<Notify>,
     /// `[metrics]`: a Prometheus textfile written every `interval`.
     pub metrics: Option<Metrics>,
+    /// `[cluster]`; `None`: plain VRRP, no quorum and no placement.
+    pub cluster: Option<Cluster>,
+    /// Every `[[environment]]` (only with `[cluster]`), in file order.
+    pub placement: Vec<PlacedEnvironment>,
+    /// `[auth]`; `None`: adverts and heartbeats are not signed.
+    pub auth: Option<Auth>,
 }
 
 impl Config {
@@ -69,6 +81,9 @@ pub struct Node {
     pub name: String,
     pub control_socket: PathBuf,
     pub state_dir: PathBuf,
+    /// Members of this group may read `status` over the control socket;
+    /// everything else stays root's.
+    pub status_group: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -18,20 +18,40 @@ impl Config {
         } else {
             "no preempt".to_string()
         };
+        // With [cluster], placement replaces the per-node patterns (always
+        // empty then), so only the placed environments are counted.
+        let patterns = if self.cluster.is_some() {
+            String::new()
+        } else {
+            format!(
+                ", {} environment pattern(s)",
+                self.environments.patterns.len()
+            )
+        };
         let role = match (&self.cbsd, &self.storage) {
             (None, _) => "plain VRRP (no [cbsd])".to_string(),
-            (Some(_), None) => format!(
-                "CBSD follower only, {} environment pattern(s)",
-                self.environments.patterns.len()
-            ),
+            (Some(_), None) => format!("CBSD follower only{patterns}"),
             (Some(_), Some(storage)) => format!(
-                "CBSD master candidate ({} storage), {} environment pattern(s)",
-                storage.kind.as_str(),
-                self.environments.patterns.len()
+                "CBSD master candidate ({} storage){patterns}",
+                storage.kind.as_str()
+            ),
+        };
+        let quorum = match &self.cluster {
+            None => String::new(),
+            Some(cluster) => format!(
+                "; cluster of {} nodes (majority {}), {} placed environment(s){}",
+                cluster.nodes.len(),
+                cluster.majority(),
+                self.placement.len(),
+                if self.auth.is_some() {
+                    ", authenticated"
+                } else {
+                    ""
+                }
             ),
         };
         format!(
-            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}",
+            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}{quorum}",
             self.node.name,
             vrrp.interface,
             vrrp.vrid,

@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::protocol::{Request, Response, Status};
+use super::protocol::{ClusterStatus, Request, Response, Status};
 
 /// Longest reply accepted; a status is a few hundred bytes.
 const MAX_REPLY: u64 = 1024 * 1024;
@@ -22,7 +22,10 @@ pub enum ClientError {
     NotFound { path: PathBuf },
     #[error("no agent running (socket {} refuses connections; a stale file from a stopped agent?)", path.display())]
     Refused { path: PathBuf },
-    #[error("permission denied on {} (run as root)", path.display())]
+    #[error(
+        "permission denied on {} (run as root, or as a member of [node] status_group for status)",
+        path.display()
+    )]
     PermissionDenied { path: PathBuf },
     #[error("the agent on {} did not answer within {}s", path.display(), timeout.as_secs_f64())]
     Timeout { path: PathBuf, timeout: Duration },
@@ -198,6 +201,9 @@ pub fn render_status(status: &Status) -> String {
             row(&format!("  {form}"), count.to_string());
         }
     }
+    if let Some(cluster) = &status.cluster {
+        cluster_rows(cluster, &mut row);
+    }
 
     let width = rows.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 1;
     let mut text = String::new();
@@ -206,6 +212,78 @@ pub fn render_status(status: &Status) -> String {
         let _ = writeln!(text, "{}", line.trim_end());
     }
     text
+}
+
+/// The `[cluster]` part of `status`: quorum, leases, environments.
+fn cluster_rows(cluster: &ClusterStatus, row: &mut impl FnMut(&str, String)) {
+    let none_if_empty = |items: &[String]| {
+        if items.is_empty() {
+            "none".to_string()
+        } else {
+            items.join(" ")
+        }
+    };
+    row(
+        "quorum",
+        if cluster.quorum {
+            format!(
+                "yes ({} of {} needed heard)",
+                cluster.heard.len(),
+                cluster.majority
+            )
+        } else {
+            format!(
+                "LOST: hears {} of the {} needed; no master role, no environments here",
+                cluster.heard.len(),
+                cluster.majority
+            )
+        },
+    );
+    row("heard", none_if_empty(&cluster.heard));
+    row("not heard", none_if_empty(&cluster.not_heard));
+    row("claims", none_if_empty(&cluster.claims));
+    row(
+        "master lease",
+        cluster
+            .master_lease_ms
+            .map_or_else(|| "not held".to_string(), |ms| format!("{ms} ms left")),
+    );
+    if !cluster.config_mismatch.is_empty() {
+        row(
+            "CONFIG MISMATCH",
+            format!(
+                "{}: [cluster]/[[environment]] differ from ours",
+                cluster.config_mismatch.join(" ")
+            ),
+        );
+    }
+    let dropped: u64 = cluster.heartbeats_dropped.values().sum();
+    row(
+        "heartbeats",
+        format!(
+            "{} sent, {} received, {} dropped",
+            cluster.heartbeats_sent, cluster.heartbeats_received, dropped
+        ),
+    );
+    for (reason, count) in &cluster.heartbeats_dropped {
+        row(&format!("  {reason}"), count.to_string());
+    }
+    for env in &cluster.environments {
+        let place = if env.running_on.is_empty() {
+            "not running".to_string()
+        } else {
+            format!("runs on {}", env.running_on.join(" "))
+        };
+        let here = match (env.claimed_here, env.lease_ms) {
+            (true, Some(ms)) => format!("claimed here, lease {ms} ms"),
+            (true, None) => "claimed here, waiting for its lease".to_string(),
+            (false, _) => "not here".to_string(),
+        };
+        row(
+            &format!("environment {}", env.name),
+            format!("{place}; {here} ({})", env.reason),
+        );
+    }
 }
 
 fn format_uptime(seconds: u64) -> String {
@@ -259,6 +337,7 @@ mod tests {
             master_advert_interval_ms: 1000,
             uptime_s: 3725,
             counters,
+            cluster: None,
         }
     }
 

@@ -73,6 +73,48 @@ pub struct Status {
     pub master_advert_interval_ms: u64,
     pub uptime_s: u64,
     pub counters: Counters,
+    /// With `[cluster]`: quorum, leases and where environments run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterStatus>,
+}
+
+/// The quorum layer as `status` shows it (`docs/status.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// This node hears, and is heard by, a strict majority.
+    pub quorum: bool,
+    /// How many nodes make a majority.
+    pub majority: usize,
+    /// This node and the peers heard within the lease.
+    pub heard: Vec<String>,
+    /// Nodes not heard within the lease.
+    pub not_heard: Vec<String>,
+    /// What this node claims (`master`, `env:NAME`).
+    pub claims: Vec<String>,
+    /// Milliseconds left of the master lease, when held.
+    pub master_lease_ms: Option<u64>,
+    /// Peers whose `[cluster]`/`[[environment]]` sections differ from ours.
+    pub config_mismatch: Vec<String>,
+    /// This run's incarnation (grows at every start).
+    pub incarnation: u64,
+    pub heartbeats_sent: u64,
+    pub heartbeats_received: u64,
+    /// Heartbeats dropped, by reason.
+    pub heartbeats_dropped: BTreeMap<String, u64>,
+    pub environments: Vec<EnvironmentStatus>,
+}
+
+/// Where one `[[environment]]` runs, and what this node thinks of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentStatus {
+    pub name: String,
+    /// Nodes that report running it (this one included): one at most.
+    pub running_on: Vec<String>,
+    /// Whether this node claims it, and why (or why not).
+    pub claimed_here: bool,
+    pub reason: String,
+    /// Milliseconds left of this node's lease on it, when held.
+    pub lease_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -30,20 +30,24 @@ impl Override {
 /// (RFC 5798 §5.2.4 reserves 255 for the address owner).
 pub const PROMOTED: u8 = 254;
 
-/// Everything that decides the advertised priority. Quorum (a later layer)
-/// adds one more boolean here; the core only ever sees the resulting number.
+/// Everything that decides the advertised priority; the core only ever
+/// sees the resulting number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inputs {
     pub configured: u8,
     pub override_: Override,
     /// False for a node that may never be master (e.g. no storage configured).
     pub may_be_master: bool,
+    /// This node hears a strict majority of `[cluster] nodes` (always true
+    /// without `[cluster]`): a node without quorum may not become master,
+    /// and a master that loses it resigns.
+    pub quorum: bool,
 }
 
 /// The effective priority: 0 means ineligible (never become master; resign
 /// if master).
 pub fn effective(inputs: Inputs) -> u8 {
-    if !inputs.may_be_master {
+    if !inputs.may_be_master || !inputs.quorum {
         return 0;
     }
     match inputs.override_ {
@@ -68,6 +72,7 @@ mod tests {
             configured,
             override_,
             may_be_master: true,
+            quorum: true,
         }
     }
 
@@ -87,6 +92,13 @@ mod tests {
         assert_eq!(effective(inputs(255, Override::Demote)), 0);
         let mut i = inputs(200, Override::Promote);
         i.may_be_master = false;
+        assert_eq!(effective(i), 0);
+    }
+
+    #[test]
+    fn no_quorum_means_zero_even_when_promoted() {
+        let mut i = inputs(255, Override::Promote);
+        i.quorum = false;
         assert_eq!(effective(i), 0);
     }
 

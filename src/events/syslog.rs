@@ -14,11 +14,24 @@ use tracing_subscriber::Layer;
 /// `docs/events.md` (its "syslog" column).
 pub fn severity(event: Option<&str>, level: Level) -> libc::c_int {
     match event {
-        Some("runbook_failed" | "fault" | "agent_failed" | "vip_failed") => libc::LOG_CRIT,
+        Some(
+            "runbook_failed" | "fault" | "agent_failed" | "vip_failed" | "quorum_lost"
+            | "lease_overrun",
+        ) => libc::LOG_CRIT,
         Some("config_rejected" | "shutdown_timeout") => libc::LOG_ERR,
         Some(
-            "state_change" | "override_changed" | "override_restored" | "link_down" | "link_up"
-            | "master_conflict" | "fault_cleared" | "config_reloaded" | "stale_vip_removed",
+            "state_change"
+            | "override_changed"
+            | "override_restored"
+            | "link_down"
+            | "link_up"
+            | "master_conflict"
+            | "fault_cleared"
+            | "config_reloaded"
+            | "stale_vip_removed"
+            | "quorum_regained"
+            | "placement_decided"
+            | "cluster_config_match",
         ) => libc::LOG_NOTICE,
         _ => match level {
             Level::ERROR => libc::LOG_ERR,

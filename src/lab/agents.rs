@@ -68,6 +68,97 @@ pub struct NodeSpec {
     /// The CBSD scenario: this node runs the runbooks against stand-ins
     /// (our agent only; see [`super::cbsd`]).
     pub cbsd: Option<CbsdSpec>,
+    /// `[cluster]` (quorum, leases), `[[environment]]` and `[auth]`; our
+    /// agent only.
+    pub quorum: Option<QuorumSpec>,
+}
+
+/// One `[[environment]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlacementSpec {
+    pub name: String,
+    /// `"jail"` or `"bhyve"`.
+    pub kind: String,
+    pub nodes: Vec<String>,
+    pub failback: bool,
+}
+
+/// The quorum part of a node's configuration: the same on every node,
+/// except `auth`, which a test may set per node (a wrong key).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuorumSpec {
+    pub nodes: Vec<(String, Ipv4Addr)>,
+    pub heartbeat_interval: Duration,
+    pub lease: Duration,
+    pub fence_margin: Duration,
+    pub environments: Vec<PlacementSpec>,
+    /// `[auth] key_file` and `accept_key_file`.
+    pub auth: Option<(PathBuf, Option<PathBuf>)>,
+}
+
+impl QuorumSpec {
+    /// Every node of `specs`, with the defaults scaled for tests: heartbeats
+    /// every 100 ms, a 1.5 s lease, 500 ms fence margin.
+    pub fn lab(specs: &[NodeSpec]) -> QuorumSpec {
+        QuorumSpec {
+            nodes: specs.iter().map(|s| (s.name.clone(), s.address)).collect(),
+            heartbeat_interval: Duration::from_millis(100),
+            lease: Duration::from_millis(1500),
+            fence_margin: Duration::from_millis(500),
+            environments: Vec::new(),
+            auth: None,
+        }
+    }
+
+    fn sections(&self) -> Result<toml::Table, LabError> {
+        #[derive(Serialize)]
+        struct Sections<'a> {
+            cluster: Cluster,
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            environment: &'a [PlacementSpec],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            auth: Option<Auth<'a>>,
+        }
+        #[derive(Serialize)]
+        struct Cluster {
+            nodes: Vec<Member>,
+            heartbeat_interval: String,
+            lease: String,
+            fence_margin: String,
+        }
+        #[derive(Serialize)]
+        struct Member {
+            name: String,
+            address: String,
+        }
+        #[derive(Serialize)]
+        struct Auth<'a> {
+            key_file: &'a Path,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            accept_key_file: Option<&'a Path>,
+        }
+        let sections = Sections {
+            cluster: Cluster {
+                nodes: self
+                    .nodes
+                    .iter()
+                    .map(|(name, address)| Member {
+                        name: name.clone(),
+                        address: address.to_string(),
+                    })
+                    .collect(),
+                heartbeat_interval: format_duration(self.heartbeat_interval),
+                lease: format_duration(self.lease),
+                fence_margin: format_duration(self.fence_margin),
+            },
+            environment: &self.environments,
+            auth: self.auth.as_ref().map(|(key, accept)| Auth {
+                key_file: key,
+                accept_key_file: accept.as_deref(),
+            }),
+        };
+        toml::Table::try_from(&sections).map_err(|e| LabError::Config(e.to_string()))
+    }
 }
 
 impl NodeSpec {
@@ -87,6 +178,7 @@ impl NodeSpec {
             unicast_peers: Vec::new(),
             checksum: None,
             cbsd: None,
+            quorum: None,
         }
     }
 
@@ -137,7 +229,10 @@ impl NodeSpec {
         let mut table =
             toml::Table::try_from(&file).map_err(|e| LabError::Config(e.to_string()))?;
         if let Some(cbsd) = &self.cbsd {
-            table.extend(cbsd.sections()?);
+            table.extend(cbsd.sections(self.quorum.is_none())?);
+        }
+        if let Some(quorum) = &self.quorum {
+            table.extend(quorum.sections()?);
         }
         toml::to_string(&table).map_err(|e| LabError::Config(e.to_string()))
     }

@@ -37,9 +37,18 @@ pub struct LabArgs {
     pub agent_exe: Option<std::path::PathBuf>,
     /// What to measure: `vrrp` (the VIP as a pinging client sees it) or
     /// `cbsd` (the full runbooks against FreeBSD tool stand-ins: VIP,
-    /// exports and nfsd, follower remounts, environments running again).
+    /// exports and nfsd, follower remounts, environments running again)
+    /// or `flood` (a benchmark: junk VRRP and heartbeat packets at the
+    /// highest rate a flooder can send, while the master must keep its role).
     #[arg(long, value_enum, default_value_t = Scenario::Vrrp)]
     pub scenario: Scenario,
+    /// `--scenario flood`: how long the flood lasts ("30s", "2.5s").
+    #[arg(long, default_value = "30s", value_parser = parse_flood_duration)]
+    pub duration: Duration,
+    /// `--scenario flood`: sender threads of the flooder, each with its own
+    /// raw and UDP sockets.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub flood_threads: u8,
 }
 
 /// What the lab measures.
@@ -48,6 +57,7 @@ pub struct LabArgs {
 pub enum Scenario {
     Vrrp,
     Cbsd,
+    Flood,
 }
 
 /// An implementation to compare against.
@@ -106,6 +116,17 @@ impl Subject {
             Subject::Keepalived => "keepalived",
         }
     }
+}
+
+/// The flood's duration: a config-style duration (`"30s"`, `"500ms"`),
+/// 1 s to 1 h, long enough to cover several advertisements and short
+/// enough that a typo does not flood a shared machine for a day.
+pub fn parse_flood_duration(text: &str) -> Result<Duration, String> {
+    let duration = crate::config::parse_duration(text)?;
+    if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&duration) {
+        return Err(format!("{text:?}: the flood lasts 1s to 3600s"));
+    }
+    Ok(duration)
 }
 
 /// An advertisement interval: `"1s"`, `"1.5s"`, `"100ms"`, `"20ms"`; VRRPv3
@@ -183,5 +204,30 @@ mod tests {
         let cbsd = Cli::try_parse_from(["lab", "--scenario", "cbsd"]).expect("valid arguments");
         assert_eq!(cbsd.lab.scenario, Scenario::Cbsd);
         assert!(Cli::try_parse_from(["lab", "--advert-interval", "7ms"]).is_err());
+    }
+
+    #[test]
+    fn flood_takes_a_duration_and_threads() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            lab: LabArgs,
+        }
+        let flood = Cli::try_parse_from(["lab", "--scenario", "flood"]).expect("valid arguments");
+        assert_eq!(flood.lab.scenario, Scenario::Flood);
+        assert_eq!(flood.lab.duration, Duration::from_secs(30));
+        assert_eq!(flood.lab.flood_threads, 2);
+        let short = Cli::try_parse_from(["lab", "--duration", "1.5s", "--flood-threads", "4"])
+            .expect("valid arguments");
+        assert_eq!(short.lab.duration, Duration::from_millis(1500));
+        assert_eq!(short.lab.flood_threads, 4);
+        for bad in ["0s", "500ms", "2h", "30"] {
+            assert!(
+                Cli::try_parse_from(["lab", "--duration", bad]).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        assert!(Cli::try_parse_from(["lab", "--flood-threads", "0"]).is_err());
     }
 }

@@ -10,6 +10,7 @@
 //! - [`ping`]: the client's ICMP prober; [`watch`]: who holds the VIP, and
 //!   since when; [`procstat`]: memory and CPU of the agents;
 //! - [`trial`]: one implementation's election and failover trials;
+//!   [`flood`]: the flood benchmark (`--scenario flood`);
 //!   [`report`]: statistics, text and JSON output.
 //!
 //! Linux only (network namespaces); the arguments exist everywhere so the
@@ -25,6 +26,8 @@ mod error;
 pub mod agents;
 #[cfg(target_os = "linux")]
 pub mod cmd;
+#[cfg(target_os = "linux")]
+pub mod flood;
 #[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
@@ -110,6 +113,58 @@ fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `lab --scenario flood`: the flood benchmark, our agent only.
+#[cfg(target_os = "linux")]
+fn run_flood(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
+    if args.implementation != Subject::RcbsdFailover || args.compare.is_some() {
+        eprintln!(
+            "lab: --scenario flood measures rcbsd-failover only (no --implementation/--compare)"
+        );
+        return ExitCode::from(EX_UNAVAILABLE);
+    }
+    let exe = match args
+        .agent_exe
+        .clone()
+        .map_or_else(std::env::current_exe, Ok)
+    {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("lab: cannot find this program's path to start agents: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let plan = flood::Plan {
+        exe,
+        nodes: usize::from(args.nodes),
+        advert_interval: args.advert_interval,
+        duration: args.duration,
+        threads: usize::from(args.flood_threads),
+    };
+    let run = match flood::measure(&plan, cancel) {
+        Ok(run) => run,
+        Err(LabError::Interrupted) => {
+            eprintln!("lab: interrupted; everything torn down");
+            return ExitCode::from(EXIT_INTERRUPTED);
+        }
+        Err(e) => {
+            eprintln!("lab: flood: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&run) {
+            Ok(text) => println!("{text}"),
+            Err(e) => {
+                eprintln!("lab: cannot encode the report: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", run.to_text());
+    }
+    ExitCode::SUCCESS
+}
+
 #[cfg(target_os = "linux")]
 fn run_linux(args: LabArgs) -> ExitCode {
     if !nix::unistd::geteuid().is_root() {
@@ -128,6 +183,9 @@ fn run_linux(args: LabArgs) -> ExitCode {
     }
     if args.scenario == Scenario::Cbsd {
         return run_cbsd(&args, &cancel);
+    }
+    if args.scenario == Scenario::Flood {
+        return run_flood(&args, &cancel);
     }
     let subjects = match args.subjects() {
         Ok(subjects) => subjects,

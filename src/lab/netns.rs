@@ -220,6 +220,55 @@ impl Topology {
         Ok(())
     }
 
+    /// Node `at` drops every IPv4 packet from node `from`'s address (adverts
+    /// and heartbeats alike). One direction only.
+    pub fn silence_from(&self, at: usize, from: usize) -> Result<(), LabError> {
+        self.ensure_filter(at)?;
+        let source = node_address(from).to_string();
+        self.nft(
+            at,
+            &[
+                "add", "rule", "inet", NFT_TABLE, "input", "ip", "saddr", &source, "drop",
+            ],
+        )
+    }
+
+    /// Splits the nodes into groups that hear only their own group, over
+    /// every protocol (VRRP and the quorum heartbeats); nodes in no group
+    /// keep hearing everyone.
+    pub fn split(&self, groups: &[&[usize]]) -> Result<(), LabError> {
+        for (i, group) in groups.iter().enumerate() {
+            for other in groups.iter().skip(i + 1) {
+                for &a in group.iter() {
+                    for &b in other.iter() {
+                        self.silence_from(a, b)?;
+                        self.silence_from(b, a)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `at` drops `percent`% of every IPv4 packet from the other nodes
+    /// at random (VRRP and heartbeats).
+    pub fn drop_all_randomly(&self, at: usize, percent: u8) -> Result<(), LabError> {
+        self.ensure_filter(at)?;
+        let below = percent.min(100).to_string();
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(PREFIX_LEN))
+            .unwrap_or(0);
+        let network = Ipv4Addr::from(u32::from(node_address(0)) & mask);
+        let prefix = format!("{network}/{PREFIX_LEN}");
+        self.nft(
+            at,
+            &[
+                "add", "rule", "inet", NFT_TABLE, "input", "ip", "saddr", &prefix, "numgen",
+                "random", "mod", "100", "<", &below, "drop",
+            ],
+        )
+    }
+
     /// Node `at` drops `percent`% of all received VRRP packets at random.
     pub fn drop_vrrp_randomly(&self, at: usize, percent: u8) -> Result<(), LabError> {
         self.ensure_filter(at)?;

@@ -5,11 +5,25 @@
 //! The checks run in the order §7.1 lists them (TTL, version, completeness,
 //! checksum, VRID on this interface, address owner, address list), with the
 //! IP-level checks before and our local policy (own packets, unicast peers,
-//! a zero interval) after.
+//! a zero interval, then authentication) after.
+//!
+//! # Authentication and replay
+//!
+//! With `[auth]` on, an advert must end with the trailer of
+//! [`crate::wire::advert_auth`], whose tag must verify and whose counter
+//! must be newer than the last one accepted from the same source. The
+//! replay state is passed in by the caller ([`AdvertAuth::replay`]) rather
+//! than kept here: admission stays free of I/O, clocks and hidden state,
+//! and one call still gives one verdict, so no caller can forget the replay
+//! check or count its drops in another place. Authentication runs last, so
+//! a datagram that fails a cheaper check costs no HMAC, and the guard only
+//! records counters of adverts that are otherwise admitted.
 
 use std::net::Ipv4Addr;
 
+use crate::auth::{Keyring, ReplayGuard};
 use crate::election::{Centis, ReceivedAdvert};
+use crate::wire::advert_auth::{self, Verified};
 use crate::wire::{ipv4, vrrp, ChecksumMode};
 
 /// What the platform told us about how the datagram arrived.
@@ -35,12 +49,22 @@ pub struct Policy<'a> {
     pub we_are_owner: bool,
 }
 
+/// Authentication of received adverts: the keys, and the newest counter
+/// accepted from each source address.
+#[derive(Debug)]
+pub struct AdvertAuth<'a> {
+    pub keys: &'a Keyring,
+    pub replay: &'a mut ReplayGuard<Ipv4Addr>,
+}
+
 /// An advertisement that passed every check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Admitted {
     pub advert: ReceivedAdvert,
     /// The checksum form the sender used (recorded for `status`).
     pub checksum: ChecksumMode,
+    /// The verified counter and key, when authentication is on.
+    pub auth: Option<Verified>,
 }
 
 /// Why a datagram was dropped. Names (from [`DropReason::as_str`]) are an
@@ -90,11 +114,24 @@ pub enum DropReason {
     /// Max Adver Int is 0: Master_Down_Interval (§6.1) would collapse to the
     /// skew time and a backup would preempt a live master at once.
     ZeroInterval,
+    /// Authentication is on here and the advert has no trailer: an
+    /// RFC 5798 router, or a node whose `[auth]` is off.
+    AuthMissing,
+    /// The trailer's tag matches none of our keys: a wrong key on the
+    /// sender, or a forged or altered advert.
+    AuthBad,
+    /// The tag is good but the counter is not newer than the last one
+    /// accepted from that source: a replayed or reordered advert (or, with
+    /// a full replay guard, a source beyond its capacity).
+    AuthReplayed,
+    /// Authentication is off here and the advert carries a trailer: the
+    /// nodes' `[auth]` sections differ.
+    AuthUnexpected,
 }
 
 impl DropReason {
     /// Every reason, in the order the checks run; indexes [`DropCounters`].
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::MalformedIp,
         DropReason::NotVrrp,
         DropReason::BadTtl,
@@ -110,6 +147,10 @@ impl DropReason {
         DropReason::NotAPeer,
         DropReason::AddressMismatch,
         DropReason::ZeroInterval,
+        DropReason::AuthMissing,
+        DropReason::AuthBad,
+        DropReason::AuthReplayed,
+        DropReason::AuthUnexpected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -129,12 +170,28 @@ impl DropReason {
             DropReason::NotAPeer => "not_a_peer",
             DropReason::AddressMismatch => "address_mismatch",
             DropReason::ZeroInterval => "zero_interval",
+            DropReason::AuthMissing => "auth_missing",
+            DropReason::AuthBad => "auth_bad",
+            DropReason::AuthReplayed => "auth_replayed",
+            DropReason::AuthUnexpected => "auth_unexpected",
         }
     }
 
     /// Position in [`DropReason::ALL`] (the enum is declared in that order).
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// Whether the drop is an authentication failure (alerted as
+    /// `auth_failed`, rate-limited, besides being counted).
+    pub fn is_auth_failure(self) -> bool {
+        matches!(
+            self,
+            DropReason::AuthMissing
+                | DropReason::AuthBad
+                | DropReason::AuthReplayed
+                | DropReason::AuthUnexpected
+        )
     }
 }
 
@@ -162,8 +219,20 @@ impl From<vrrp::Error> for DropReason {
 }
 
 /// Decides whether `datagram` (IPv4 header included, as raw sockets deliver
-/// it) is an advertisement for us.
+/// it) is an advertisement for us, with authentication off.
 pub fn admit(datagram: &[u8], meta: &RecvMeta, policy: &Policy) -> Result<Admitted, DropReason> {
+    admit_with_auth(datagram, meta, policy, None)
+}
+
+/// Decides whether `datagram` is an advertisement for us; with `auth`, it
+/// must also be authenticated and not replayed (and its counter is then
+/// recorded in the replay guard).
+pub fn admit_with_auth(
+    datagram: &[u8],
+    meta: &RecvMeta,
+    policy: &Policy,
+    auth: Option<&mut AdvertAuth<'_>>,
+) -> Result<Admitted, DropReason> {
     let ip = ipv4::Header::parse(datagram).map_err(|_| DropReason::MalformedIp)?;
     if ip.protocol != vrrp::PROTOCOL {
         return Err(DropReason::NotVrrp);
@@ -171,7 +240,14 @@ pub fn admit(datagram: &[u8], meta: &RecvMeta, policy: &Policy) -> Result<Admitt
     if ip.ttl != vrrp::TTL {
         return Err(DropReason::BadTtl);
     }
-    let (packet, checksum) = vrrp::parse(ip.payload, ip.src, ip.dst)?;
+    // Count says where the VRRP message ends; what follows is our auth
+    // trailer or, being neither padding nor VRRPv3 (§5.2), a bad length.
+    let vrrp_len = vrrp::message_len(vrrp::Packet::new_unchecked(ip.payload).count());
+    let (message, trailer) = advert_auth::split(ip.payload, vrrp_len);
+    let (packet, checksum) = vrrp::parse(message, ip.src, ip.dst)?;
+    if trailer.is_some_and(|rest| !advert_auth::is_trailer(rest)) {
+        return Err(DropReason::BadLength);
+    }
 
     if meta
         .ifindex
@@ -198,6 +274,7 @@ pub fn admit(datagram: &[u8], meta: &RecvMeta, policy: &Policy) -> Result<Admitt
     if max_advert_interval == Centis(0) {
         return Err(DropReason::ZeroInterval);
     }
+    let verified = authenticate(auth, trailer, ip.src, ip.dst, message)?;
     Ok(Admitted {
         advert: ReceivedAdvert {
             source: ip.src,
@@ -205,7 +282,32 @@ pub fn admit(datagram: &[u8], meta: &RecvMeta, policy: &Policy) -> Result<Admitt
             max_advert_interval,
         },
         checksum,
+        auth: verified,
     })
+}
+
+/// The authentication verdict for a VRRP `message` and the `trailer` that
+/// followed it (already known to have the trailer's shape).
+fn authenticate(
+    auth: Option<&mut AdvertAuth<'_>>,
+    trailer: Option<&[u8]>,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    message: &[u8],
+) -> Result<Option<Verified>, DropReason> {
+    match (auth, trailer) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(DropReason::AuthUnexpected),
+        (Some(_), None) => Err(DropReason::AuthMissing),
+        (Some(auth), Some(trailer)) => {
+            let verified = advert_auth::verify(trailer, auth.keys, src, dst, message)
+                .map_err(|_| DropReason::AuthBad)?;
+            auth.replay
+                .accept(src, verified.counter)
+                .map_err(|_| DropReason::AuthReplayed)?;
+            Ok(Some(verified))
+        }
+    }
 }
 
 /// Whether two address lists hold the same addresses, ignoring order and
@@ -248,6 +350,7 @@ impl DropCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Counter, KeyUsed};
     use crate::wire::ipv4::emit_header;
     use crate::wire::vrrp::{Advertisement, MULTICAST_GROUP};
 
@@ -283,6 +386,8 @@ mod tests {
         interval: Centis,
         addresses: Vec<Ipv4Addr>,
         mode: ChecksumMode,
+        /// Appends an auth trailer signed with this key and counter.
+        signed_with: Option<(&'static [u8], Counter)>,
     }
 
     impl Default for Datagram {
@@ -297,6 +402,7 @@ mod tests {
                 interval: Centis(100),
                 addresses: vec![VIP],
                 mode: ChecksumMode::PseudoHeader,
+                signed_with: None,
             }
         }
     }
@@ -320,6 +426,21 @@ mod tests {
             let mut packet = vrrp::Packet::new_unchecked(&mut buf[20..]);
             packet.set_max_advert_interval(self.interval);
             packet.fill_checksum(self.src, self.dst, self.mode);
+            if let Some((key, counter)) = self.signed_with {
+                let mut payload = buf.split_off(20);
+                let keys = Keyring::from_secrets(key, None);
+                advert_auth::append(&mut payload, &keys, self.src, self.dst, counter);
+                emit_header(
+                    &mut buf,
+                    self.src,
+                    self.dst,
+                    self.protocol,
+                    self.ttl,
+                    payload.len(),
+                )
+                .expect("header fits");
+                buf.extend_from_slice(&payload);
+            }
             buf
         }
     }
@@ -669,6 +790,216 @@ mod tests {
                 datagram.truncate(usize::try_from(next() % 40).unwrap_or(0));
             }
             let _ = admit(&datagram, &ON_OUR_LINK, &policy());
+        }
+    }
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
+    const OTHER_KEY: &[u8] = b"fedcba9876543210fedcba9876543210";
+
+    fn signed(incarnation: u64, seq: u64) -> Datagram {
+        Datagram {
+            signed_with: Some((KEY, Counter { incarnation, seq })),
+            ..Datagram::default()
+        }
+    }
+
+    fn admit_authenticated(
+        datagram: &Datagram,
+        keys: &Keyring,
+        replay: &mut ReplayGuard<Ipv4Addr>,
+    ) -> Result<Admitted, DropReason> {
+        let mut auth = AdvertAuth { keys, replay };
+        admit_with_auth(&datagram.bytes(), &ON_OUR_LINK, &policy(), Some(&mut auth))
+    }
+
+    #[test]
+    fn an_authenticated_advert_is_admitted_with_its_counter() {
+        let keys = Keyring::from_secrets(KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        let admitted = admit_authenticated(&signed(7, 1), &keys, &mut replay).expect("admitted");
+        assert_eq!(admitted.advert.priority, 150);
+        assert_eq!(
+            admitted.auth,
+            Some(Verified {
+                counter: Counter {
+                    incarnation: 7,
+                    seq: 1
+                },
+                key: KeyUsed::Send
+            })
+        );
+        assert_eq!(
+            replay.last(&PEER),
+            Some(Counter {
+                incarnation: 7,
+                seq: 1
+            })
+        );
+    }
+
+    #[test]
+    fn with_auth_on_an_unsigned_advert_is_dropped() {
+        let keys = Keyring::from_secrets(KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        assert_eq!(
+            admit_authenticated(&Datagram::default(), &keys, &mut replay),
+            Err(DropReason::AuthMissing)
+        );
+    }
+
+    #[test]
+    fn an_advert_signed_with_another_key_is_dropped() {
+        let keys = Keyring::from_secrets(OTHER_KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        assert_eq!(
+            admit_authenticated(&signed(7, 1), &keys, &mut replay),
+            Err(DropReason::AuthBad)
+        );
+        assert!(replay.is_empty(), "a forgery must not touch the guard");
+    }
+
+    #[test]
+    fn during_a_rotation_the_accepted_key_admits() {
+        let keys = Keyring::from_secrets(OTHER_KEY, Some(KEY));
+        let mut replay = ReplayGuard::new(8);
+        let admitted = admit_authenticated(&signed(7, 1), &keys, &mut replay).expect("admitted");
+        assert_eq!(admitted.auth.map(|v| v.key), Some(KeyUsed::Accept));
+    }
+
+    #[test]
+    fn a_replayed_or_older_advert_is_dropped() {
+        let keys = Keyring::from_secrets(KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        let first = signed(7, 5);
+        assert!(admit_authenticated(&first, &keys, &mut replay).is_ok());
+        assert_eq!(
+            admit_authenticated(&first, &keys, &mut replay),
+            Err(DropReason::AuthReplayed)
+        );
+        assert_eq!(
+            admit_authenticated(&signed(7, 4), &keys, &mut replay),
+            Err(DropReason::AuthReplayed)
+        );
+        assert!(admit_authenticated(&signed(7, 6), &keys, &mut replay).is_ok());
+        assert!(
+            admit_authenticated(&signed(8, 0), &keys, &mut replay).is_ok(),
+            "a restarted sender"
+        );
+    }
+
+    #[test]
+    fn an_advert_dropped_for_another_reason_does_not_advance_the_guard() {
+        let keys = Keyring::from_secrets(KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        let wrong_vrid = Datagram {
+            vrid: 52,
+            ..signed(7, 5)
+        };
+        assert_eq!(
+            admit_authenticated(&wrong_vrid, &keys, &mut replay),
+            Err(DropReason::WrongVrid)
+        );
+        assert!(replay.is_empty());
+    }
+
+    #[test]
+    fn with_auth_off_a_signed_advert_is_dropped_as_a_config_mismatch() {
+        assert_eq!(
+            admit_default_policy(&signed(7, 1)),
+            Err(DropReason::AuthUnexpected)
+        );
+    }
+
+    #[test]
+    fn bytes_after_the_message_that_are_no_trailer_are_a_bad_length() {
+        let mut datagram = Datagram::default().bytes();
+        datagram.extend_from_slice(&[0; 4]);
+        let len = u16::try_from(datagram.len()).expect("small");
+        datagram[2..4].copy_from_slice(&len.to_be_bytes());
+        assert_eq!(
+            admit(&datagram, &ON_OUR_LINK, &policy()),
+            Err(DropReason::BadLength)
+        );
+        let keys = Keyring::from_secrets(KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        let mut auth = AdvertAuth {
+            keys: &keys,
+            replay: &mut replay,
+        };
+        assert_eq!(
+            admit_with_auth(&datagram, &ON_OUR_LINK, &policy(), Some(&mut auth)),
+            Err(DropReason::BadLength)
+        );
+    }
+
+    #[test]
+    fn a_signed_advert_still_passes_the_vrrp_checks() {
+        let keys = Keyring::from_secrets(KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        let bad_ttl = Datagram {
+            ttl: 64,
+            ..signed(7, 1)
+        };
+        assert_eq!(
+            admit_authenticated(&bad_ttl, &keys, &mut replay),
+            Err(DropReason::BadTtl)
+        );
+        let mut datagram = signed(7, 1).bytes();
+        datagram[20 + 2] ^= 1; // priority changed: checksum and tag both wrong
+        let mut auth = AdvertAuth {
+            keys: &keys,
+            replay: &mut replay,
+        };
+        assert_eq!(
+            admit_with_auth(&datagram, &ON_OUR_LINK, &policy(), Some(&mut auth)),
+            Err(DropReason::BadChecksum)
+        );
+    }
+
+    #[test]
+    fn exactly_the_auth_reasons_are_auth_failures() {
+        let auth: Vec<_> = DropReason::ALL
+            .iter()
+            .filter(|reason| reason.is_auth_failure())
+            .map(|reason| reason.as_str())
+            .collect();
+        assert_eq!(
+            auth,
+            [
+                "auth_missing",
+                "auth_bad",
+                "auth_replayed",
+                "auth_unexpected"
+            ]
+        );
+    }
+
+    #[test]
+    fn random_authenticated_datagrams_never_panic() {
+        let keys = Keyring::from_secrets(KEY, None);
+        let mut replay = ReplayGuard::new(8);
+        let valid = signed(7, 1).bytes();
+        let mut state: u64 = 0x5eed_0fa1_7e00;
+        let mut next = move || {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        for _ in 0..5_000 {
+            let mut datagram = valid.clone();
+            for _ in 0..=(next() % 3) {
+                let at = usize::try_from(next() % datagram.len() as u64).unwrap_or(0);
+                datagram[at] = next().to_le_bytes()[0];
+            }
+            if next() % 4 == 0 {
+                datagram.truncate(usize::try_from(next() % 90).unwrap_or(0));
+            }
+            let mut auth = AdvertAuth {
+                keys: &keys,
+                replay: &mut replay,
+            };
+            let _ = admit_with_auth(&datagram, &ON_OUR_LINK, &policy(), Some(&mut auth));
         }
     }
 }

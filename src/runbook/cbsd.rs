@@ -144,7 +144,13 @@ pub fn clear_stale_registrations(config: &Config) -> Step {
 
 /// Lock check, registration and start of `env`, one environment at a time.
 /// Any failure leaves this environment stopped and moves on to the next.
-pub fn start(config: &Config, cbsd_config: &Cbsd, env: &Env, node: &str) -> Vec<Step> {
+pub fn start(
+    config: &Config,
+    cbsd_config: &Cbsd,
+    env: &Env,
+    node: &str,
+    takeover: &[String],
+) -> Vec<Step> {
     let system = cbsd_config.workdir.join("jails-system").join(&env.name);
     let rcfile = system.join(format!("rc.conf_{}", env.name));
     let timeout = config.runbook.command_timeout;
@@ -153,6 +159,7 @@ pub fn start(config: &Config, cbsd_config: &Cbsd, env: &Env, node: &str) -> Vec<
         Action::Builtin(Builtin::CheckLock {
             path: system.join("locked"),
             node: node.to_owned(),
+            takeover: takeover.to_vec(),
         }),
         timeout,
     );

@@ -18,7 +18,9 @@ use super::expect::Expect;
 use super::exports;
 use super::step::{Action, Builtin, Checked, Command, OnFailure, Step};
 use super::vip::VipControl;
-use super::{demote, follow, promote, resolve_environments, Context, Env, Kind, Outcome};
+use super::{
+    cbsd, demote, follow, promote, resolve_environments, Context, Env, Kind, Outcome, Placement,
+};
 use crate::config::Config;
 
 /// Output kept per stream: status output is short; a runaway tool must not
@@ -128,6 +130,9 @@ pub struct Runner<V: VipControl> {
     progress: ProgressHandle,
     /// Environments this runner started (or found running) last.
     running: Vec<Env>,
+    /// `[[environment]]` placement; `None`: the node's own
+    /// `[environments]` list.
+    placement: Option<Placement>,
 }
 
 /// What one run is doing, threaded through the steps.
@@ -138,6 +143,8 @@ struct Run<'a> {
     cancel: &'a mut watch::Receiver<u64>,
     undo: Vec<Step>,
     skipped: Vec<String>,
+    /// Steps finished (done, skipped or failed and continued).
+    done: usize,
 }
 
 impl Run<'_> {
@@ -153,7 +160,111 @@ impl<V: VipControl> Runner<V> {
             vip,
             progress: ProgressHandle::default(),
             running: Vec::new(),
+            placement: None,
         }
+    }
+
+    /// Switches to placement mode (or updates it). The first time, every
+    /// candidate counts as possibly running: after a crash the jails of the
+    /// previous run may still be up, and they stay claimed until a `place`
+    /// run has stopped or adopted them.
+    pub fn set_placement(&mut self, placement: Option<Placement>) {
+        if let (None, Some(new)) = (&self.placement, &placement) {
+            for env in &new.candidates {
+                if !self.running.contains(env) {
+                    self.running.push(env.clone());
+                }
+            }
+        }
+        self.placement = placement;
+    }
+
+    /// The environments that may be running here (started by this runner,
+    /// or not yet checked since the start).
+    pub fn running_environments(&self) -> Vec<String> {
+        self.running.iter().map(|e| e.name.clone()).collect()
+    }
+
+    /// Whether a `place` run has anything to do: an environment to stop,
+    /// or (`may_start`) one to start.
+    pub fn placement_pending(&self, may_start: bool) -> bool {
+        let Some(placement) = &self.placement else {
+            return false;
+        };
+        let stop = self
+            .running
+            .iter()
+            .any(|e| !placement.environments.contains(e));
+        let start = placement
+            .environments
+            .iter()
+            .any(|e| !self.running.contains(e));
+        stop || (may_start && start)
+    }
+
+    /// The `place` runbook: stops the environments this node may no longer
+    /// run, then (`may_start`: the role's runbook is done) starts the ones
+    /// it newly may. What is running is tracked conservatively: an
+    /// environment counts as running until its stop succeeded.
+    pub async fn place(&mut self, may_start: bool, cancel: watch::Receiver<u64>) -> Outcome {
+        let Some(placement) = self.placement.clone() else {
+            return Outcome::Succeeded {
+                skipped: Vec::new(),
+            };
+        };
+        let mut cancel = cancel;
+        let generation = *cancel.borrow_and_update();
+        let mut run = Run {
+            kind: Kind::Place,
+            started: Instant::now(),
+            generation,
+            cancel: &mut cancel,
+            undo: Vec::new(),
+            skipped: Vec::new(),
+            done: 0,
+        };
+        let to_stop: Vec<Env> = self
+            .running
+            .iter()
+            .filter(|e| !placement.environments.contains(e))
+            .cloned()
+            .collect();
+        let to_start: Vec<Env> = if may_start {
+            placement
+                .environments
+                .iter()
+                .filter(|e| !self.running.contains(e))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut steps: Vec<Step> = to_stop
+            .iter()
+            .map(|env| cbsd::stop(&self.config, env))
+            .collect();
+        let stops = steps.len();
+        steps.extend(promote::start_environments_taking_over(
+            &self.config,
+            &to_start,
+            &placement.takeover,
+        ));
+        events::runbook_started(Kind::Place.as_str(), &self.config.node.name, steps.len());
+        // Counted as running from before its start to after its stop.
+        self.running.extend(to_start.iter().cloned());
+        let result = self.execute(&mut run, &steps, 0).await;
+        if result.is_ok() {
+            self.running.retain(|e| !to_stop.contains(e));
+            self.running
+                .retain(|e| !(to_start.contains(e) && run.skipped.contains(&e.name)));
+        } else {
+            // Stops run first: those that completed are stopped.
+            let stopped = run.done.min(stops);
+            let done_stops: Vec<&Env> = to_stop.iter().take(stopped).collect();
+            self.running.retain(|e| !done_stops.contains(&e));
+        }
+        self.progress.update(|p| *p = None);
+        self.finish(Kind::Place, &mut run, result).await
     }
 
     /// A handle `status` can read while a run is in progress.
@@ -191,40 +302,61 @@ impl<V: VipControl> Runner<V> {
             cancel: &mut cancel,
             undo: Vec::new(),
             skipped: Vec::new(),
+            done: 0,
         };
         let running = self.environments_to_stop().await;
         let steps = match kind {
             Kind::Promote => promote::build(&self.config, &running),
             Kind::Demote => demote::build(&self.config, &running),
             Kind::Follow => follow::build(&self.config, ctx, &running),
+            Kind::Place => {
+                drop(run);
+                return self.place(true, cancel).await;
+            }
         };
         events::runbook_started(kind.as_str(), &self.config.node.name, steps.len());
         let mut result = self.execute(&mut run, &steps, 0).await;
         if result.is_ok() {
-            // Whatever ran on the old mounts was stopped by the steps above.
+            // Whatever ran on the old mounts was stopped by the steps above
+            // (an environment whose stop failed may still run).
             self.running.retain(|env| run.skipped.contains(&env.name));
             if kind != Kind::Demote && self.config.cbsd.is_some() {
                 let envs = self.assigned_environments().await;
-                let starts = match kind {
-                    Kind::Promote => promote::start_environments(&self.config, &envs),
-                    _ => follow::start_environments(&self.config, &envs),
-                };
+                let takeover = self
+                    .placement
+                    .as_ref()
+                    .map(|p| p.takeover.clone())
+                    .unwrap_or_default();
+                let starts =
+                    promote::start_environments_taking_over(&self.config, &envs, &takeover);
                 let skipped_before = run.skipped.len();
+                // Counted as running from before the start on.
+                for env in &envs {
+                    if !self.running.contains(env) {
+                        self.running.push(env.clone());
+                    }
+                }
                 result = self.execute(&mut run, &starts, steps.len()).await;
                 let newly_skipped = run.skipped.get(skipped_before..).unwrap_or(&[]).to_vec();
-                self.running = envs
-                    .into_iter()
-                    .filter(|e| !newly_skipped.contains(&e.name))
-                    .collect();
+                if result.is_ok() {
+                    self.running
+                        .retain(|e| !(envs.contains(e) && newly_skipped.contains(&e.name)));
+                }
             }
         }
         self.progress.update(|p| *p = None);
+        self.finish(kind, &mut run, result).await
+    }
+
+    /// Logs the end of a run and turns its result into an [`Outcome`]; a
+    /// failed promote is undone first.
+    async fn finish(&self, kind: Kind, run: &mut Run<'_>, result: Result<(), Stop>) -> Outcome {
         let duration_ms = millis(run.started.elapsed());
         match result {
             Ok(()) => {
                 events::runbook_finished(kind.as_str(), duration_ms, &run.skipped.join(","));
                 Outcome::Succeeded {
-                    skipped: run.skipped,
+                    skipped: std::mem::take(&mut run.skipped),
                 }
             }
             Err(Stop::Cancelled { at_step }) => {
@@ -233,7 +365,7 @@ impl<V: VipControl> Runner<V> {
             }
             Err(Stop::Failed { step, error }) => {
                 let undone = if kind == Kind::Promote {
-                    self.undo(&mut run).await
+                    self.undo(run).await
                 } else {
                     0
                 };
@@ -293,6 +425,7 @@ impl<V: VipControl> Runner<V> {
                     }
                 },
             }
+            run.done += 1;
         }
         Ok(())
     }
@@ -556,9 +689,13 @@ impl<V: VipControl> Runner<V> {
                 let path = path.clone();
                 blocking(move || write_probe(&path)).await
             }
-            Builtin::CheckLock { path, node } => {
-                let (path, node) = (path.clone(), node.clone());
-                blocking(move || check_lock(&path, &node)).await
+            Builtin::CheckLock {
+                path,
+                node,
+                takeover,
+            } => {
+                let (path, node, takeover) = (path.clone(), node.clone(), takeover.clone());
+                blocking(move || check_lock(&path, &node, &takeover)).await
             }
             // Runs its commands through `attempt`, which logs them.
             Builtin::ClearStaleRegistrations(_) => {
@@ -593,8 +730,12 @@ impl<V: VipControl> Runner<V> {
         undone
     }
 
-    /// The configured environments, globs expanded against `jails-system/`.
+    /// The configured environments, globs expanded against `jails-system/`;
+    /// with placement, the ones whose lease this node holds.
     async fn assigned_environments(&self) -> Vec<Env> {
+        if let Some(placement) = &self.placement {
+            return placement.environments.clone();
+        }
         let available = match &self.config.cbsd {
             Some(cbsd) => list_dirs(cbsd.workdir.join("jails-system"))
                 .await
@@ -607,7 +748,10 @@ impl<V: VipControl> Runner<V> {
     /// What may run on the old mounts: what this runner started, and every
     /// configured environment (a jstatus probe each: cheap when stopped).
     async fn environments_to_stop(&self) -> Vec<Env> {
-        let mut envs = self.assigned_environments().await;
+        let mut envs = match &self.placement {
+            Some(placement) => placement.candidates.clone(),
+            None => self.assigned_environments().await,
+        };
         for env in &self.running {
             if !envs.iter().any(|e| e.name == env.name) {
                 envs.push(env.clone());
@@ -680,10 +824,10 @@ fn write_probe(path: &Path) -> Result<(), String> {
 }
 
 /// CBSD's `jails-system/J/locked` holds the nodename of the holder.
-fn check_lock(path: &Path, node: &str) -> Result<(), String> {
+fn check_lock(path: &Path, node: &str, takeover: &[String]) -> Result<(), String> {
     match std::fs::read_to_string(path) {
         Ok(text) => match text.split_whitespace().next() {
-            Some(holder) if holder != node => Err(format!(
+            Some(holder) if holder != node && !takeover.iter().any(|t| t == holder) => Err(format!(
                 "{} names {holder}: that node may run it; not starting it here (remove the file once {holder} is known to be down)",
                 path.display()
             )),
@@ -778,11 +922,11 @@ mod tests {
     fn a_lock_naming_another_node_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("locked");
-        assert!(check_lock(&path, "node1").is_ok(), "no lock file");
+        assert!(check_lock(&path, "node1", &[]).is_ok(), "no lock file");
         std::fs::write(&path, "node1\n").unwrap();
-        assert!(check_lock(&path, "node1").is_ok());
+        assert!(check_lock(&path, "node1", &[]).is_ok());
         std::fs::write(&path, "node2\n").unwrap();
-        let error = check_lock(&path, "node1").unwrap_err();
+        let error = check_lock(&path, "node1", &[]).unwrap_err();
         assert!(error.contains("node2"), "{error}");
     }
 

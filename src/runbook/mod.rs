@@ -60,6 +60,9 @@ pub enum Kind {
     Promote,
     Demote,
     Follow,
+    /// With `[[environment]]` placement: stop the environments whose lease
+    /// this node no longer has, start those it newly has.
+    Place,
 }
 
 impl Kind {
@@ -68,6 +71,7 @@ impl Kind {
             Kind::Promote => "promote",
             Kind::Demote => "demote",
             Kind::Follow => "follow",
+            Kind::Place => "place",
         }
     }
 }
@@ -79,8 +83,9 @@ impl std::str::FromStr for Kind {
             "promote" => Ok(Kind::Promote),
             "demote" => Ok(Kind::Demote),
             "follow" => Ok(Kind::Follow),
+            "place" => Ok(Kind::Place),
             other => Err(format!(
-                "{other:?} is not a runbook (promote, demote, follow)"
+                "{other:?} is not a runbook (promote, demote, follow, place)"
             )),
         }
     }
@@ -129,8 +134,20 @@ pub enum Outcome {
     Cancelled { at_step: String },
 }
 
+/// With `[[environment]]` placement: what this node may run now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// The environments whose lease this node holds now: the ones to run.
+    pub environments: Vec<Env>,
+    /// Every environment whose node list names this node: what may be
+    /// running here (after a crash, before anything was checked).
+    pub candidates: Vec<Env>,
+    /// Nodes not live: a CBSD lock naming one of them may be taken over.
+    pub takeover: Vec<String>,
+}
+
 /// One environment this node runs.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Env {
     pub name: String,
     pub kind: EnvKind,

@@ -25,11 +25,17 @@ pub fn render(
         Kind::Promote => promote::build(config, &envs),
         Kind::Demote => demote::build(config, &envs),
         Kind::Follow => follow::build(config, &ctx, &envs),
+        Kind::Place => Vec::new(),
     };
     match kind {
         Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
         Kind::Follow => steps.extend(follow::start_environments(config, &envs)),
         Kind::Demote => {}
+        Kind::Place => steps.extend(promote::start_environments_taking_over(
+            config,
+            &placed_first_here(config),
+            &["<nodes not live>".to_owned()],
+        )),
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -225,9 +231,22 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
                 path.display()
             )]
         }
-        Builtin::CheckLock { path, node } => vec![format!(
+        Builtin::CheckLock {
+            path,
+            node,
+            takeover,
+        } if takeover.is_empty() => vec![format!(
             "agent  refuse if {} names a node other than {node}",
             path.display()
+        )],
+        Builtin::CheckLock {
+            path,
+            node,
+            takeover,
+        } => vec![format!(
+            "agent  refuse if {} names a node other than {node} that is live (may take over from: {})",
+            path.display(),
+            takeover.join(", ")
         )],
         Builtin::ClearStaleRegistrations(clear) => {
             let mut lines = vec![
@@ -247,4 +266,18 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
             lines
         }
     }
+}
+
+/// With `[[environment]]`: the environments this node is the first choice
+/// for, which a `place` run starts when the cluster is whole.
+fn placed_first_here(config: &Config) -> Vec<super::Env> {
+    config
+        .placement
+        .iter()
+        .filter(|p| p.nodes.first() == Some(&config.node.name))
+        .map(|p| super::Env {
+            name: p.name.clone(),
+            kind: p.kind,
+        })
+        .collect()
 }

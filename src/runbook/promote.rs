@@ -58,10 +58,21 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
 
 /// PROMOTE step 9: the environments assigned to this node.
 pub fn start_environments(config: &Config, envs: &[Env]) -> Vec<Step> {
+    start_environments_taking_over(config, envs, &[])
+}
+
+/// The same, where a CBSD lock naming one of `takeover` (nodes whose lease
+/// has expired) does not stop the start: the adoption of an environment
+/// whose node is gone.
+pub fn start_environments_taking_over(
+    config: &Config,
+    envs: &[Env],
+    takeover: &[String],
+) -> Vec<Step> {
     match &config.cbsd {
         Some(cbsd_config) => envs
             .iter()
-            .flat_map(|env| cbsd::start(config, cbsd_config, env, &config.node.name))
+            .flat_map(|env| cbsd::start(config, cbsd_config, env, &config.node.name, takeover))
             .collect(),
         None => Vec::new(),
     }

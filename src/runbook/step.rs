@@ -110,7 +110,15 @@ pub enum Builtin {
     /// Create and remove a file: the mount is writable by root.
     WriteProbe { path: PathBuf },
     /// Refuse when CBSD's lock file names another node.
-    CheckLock { path: PathBuf, node: String },
+    CheckLock {
+        path: PathBuf,
+        node: String,
+        /// Nodes whose lock may be taken over: with `[[environment]]`
+        /// placement, the nodes not live (their lease has expired), so the
+        /// next node may adopt what they ran. Empty: any other node's lock
+        /// stops the start.
+        takeover: Vec<String>,
+    },
     /// List the environments registered here, then `junregister` each one
     /// this node does not own (FOLLOW step 2). Every command it runs is
     /// logged like a command step's.

@@ -1,8 +1,10 @@
 //! Packet codecs: views over byte slices and parsed values. Pure functions,
 //! no allocation on the receive path, every malformed input a typed error.
 
+pub mod advert_auth;
 pub mod arp;
 pub mod checksum;
+pub mod heartbeat;
 pub mod ipv4;
 pub mod vrrp;
 

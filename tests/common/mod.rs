@@ -21,6 +21,8 @@
 #![cfg(target_os = "linux")]
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod holders;
+
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use rcbsd_failover::control::protocol::{Request, Response, Status};
 use rcbsd_failover::election::State;
-use rcbsd_failover::lab::agents::{Agents, Implementation, NodeSpec};
+use rcbsd_failover::lab::agents::{Agents, Implementation, NodeSpec, PlacementSpec, QuorumSpec};
 use rcbsd_failover::lab::cbsd::state::{EnvEvent, NodeState};
 use rcbsd_failover::lab::cbsd::{self, CbsdSpec, WorldPaths};
 use rcbsd_failover::lab::netns::{self, netns_exec_argv, Topology};
@@ -152,6 +154,54 @@ impl ClusterBuilder {
         let nodes = self.specs.len();
         for (index, spec) in self.specs.iter_mut().enumerate() {
             spec.cbsd = Some(CbsdSpec::lab(index, nodes));
+        }
+        self
+    }
+
+    /// Quorum mode: `[cluster]` on every node (heartbeats every 100 ms, a
+    /// 1.5 s lease). With [`ClusterBuilder::cbsd`] (call it first), the
+    /// environments are placed by `[[environment]]`: `web<i+1>` on node i
+    /// then node i+1, `vm1` on the last node then node 0.
+    pub fn quorum(mut self) -> Self {
+        let mut spec = QuorumSpec::lab(&self.specs);
+        let n = self.specs.len();
+        for (index, node) in self.specs.iter().enumerate() {
+            let Some(cbsd) = &node.cbsd else { continue };
+            let next = self.specs[(index + 1) % n].name.clone();
+            let nodes = if n > 1 {
+                vec![node.name.clone(), next]
+            } else {
+                vec![node.name.clone()]
+            };
+            for jail in &cbsd.jails {
+                spec.environments.push(PlacementSpec {
+                    name: jail.clone(),
+                    kind: "jail".into(),
+                    nodes: nodes.clone(),
+                    failback: false,
+                });
+            }
+            for vm in &cbsd.bhyve {
+                spec.environments.push(PlacementSpec {
+                    name: vm.clone(),
+                    kind: "bhyve".into(),
+                    nodes: nodes.clone(),
+                    failback: false,
+                });
+            }
+        }
+        for node in &mut self.specs {
+            node.quorum = Some(spec.clone());
+        }
+        self
+    }
+
+    /// Edits every node's quorum part (after [`ClusterBuilder::quorum`]).
+    pub fn quorum_edit(mut self, edit: impl Fn(&mut QuorumSpec)) -> Self {
+        for node in &mut self.specs {
+            if let Some(q) = node.quorum.as_mut() {
+                edit(q);
+            }
         }
         self
     }

@@ -60,7 +60,7 @@ pub(super) struct Sections {
 
 /// Names CBSD, HAST and ZFS accept and that need no quoting anywhere
 /// (argv, exports(5) lines, paths).
-fn is_plain_name(text: &str) -> bool {
+pub(super) fn is_plain_name(text: &str) -> bool {
     !text.is_empty()
         && !text.starts_with('-')
         && text
@@ -183,7 +183,7 @@ impl Reader<'_> {
         value
     }
 
-    fn clean_path(
+    pub(super) fn clean_path(
         &mut self,
         value: Option<&Value<'_>>,
         key: &str,

@@ -124,7 +124,10 @@ impl CbsdSpec {
     }
 
     /// The configuration sections of this node, to merge into its TOML.
-    pub fn sections(&self) -> Result<toml::Table, LabError> {
+    /// `own_environments`: list this node's environments in
+    /// `[environments]` (without `[cluster]`); with `[cluster]` they are
+    /// placed by `[[environment]]` instead.
+    pub fn sections(&self, own_environments: bool) -> Result<toml::Table, LabError> {
         let world = self.world.as_ref().ok_or_else(|| {
             LabError::Config("the CBSD world of this node was not prepared".into())
         })?;
@@ -161,8 +164,10 @@ impl CbsdSpec {
         }
         #[derive(Serialize)]
         struct Environments<'a> {
-            jails: &'a [String],
-            bhyve: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            jails: Option<&'a [String]>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            bhyve: Option<&'a [String]>,
             stop_timeout: String,
             start_timeout: String,
         }
@@ -217,8 +222,8 @@ impl CbsdSpec {
                 remote_root: &world.store,
             },
             environments: Environments {
-                jails: &self.jails,
-                bhyve: &self.bhyve,
+                jails: own_environments.then_some(self.jails.as_slice()),
+                bhyve: own_environments.then_some(self.bhyve.as_slice()),
                 stop_timeout: format_duration(t.stop_timeout),
                 start_timeout: format_duration(t.start_timeout),
             },
@@ -261,6 +266,6 @@ mod tests {
 
     #[test]
     fn sections_need_a_prepared_world() {
-        assert!(CbsdSpec::lab(0, 3).sections().is_err());
+        assert!(CbsdSpec::lab(0, 3).sections(true).is_err());
     }
 }

@@ -1,0 +1,162 @@
+//! The cluster-wide sections: `[cluster]` (who the nodes are, how they
+//! hear each other and how long a lease lasts), `[[environment]]` (which
+//! nodes may run each CBSD environment, in order of preference) and
+//! `[auth]` (the keys that sign adverts and heartbeats).
+//!
+//! `[cluster]` and every `[[environment]]` are meant to be identical on
+//! every node; [`super::Config::cluster_hash`] lets the nodes compare them.
+//! Without `[cluster]` the node runs plain VRRP: no quorum, no placement.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::EnvKind;
+
+/// Default `cluster.port` (UDP, heartbeats).
+pub const DEFAULT_HEARTBEAT_PORT: u16 = 7798;
+/// Default `cluster.heartbeat_interval`.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
+/// Default `cluster.lease`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+/// Default `cluster.fence_margin`.
+pub const DEFAULT_FENCE_MARGIN: Duration = Duration::from_secs(1);
+
+/// `[cluster]`: every node of the cluster, this one included.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// In file order; names and addresses are unique, and this node's
+    /// `node.name` is one of them. Never two nodes (see `docs/configuration.md`).
+    pub nodes: Vec<ClusterNode>,
+    /// UDP port of the heartbeats, the same on every node.
+    pub port: u16,
+    pub heartbeat_interval: Duration,
+    /// How long a grant of support lasts after the holder's last claim heard.
+    pub lease: Duration,
+    /// A holder starts fencing when less than this is left of its lease.
+    pub fence_margin: Duration,
+}
+
+impl Cluster {
+    /// The strict majority of `nodes`: how many nodes (the holder included)
+    /// must support a holder.
+    pub fn majority(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    /// The node named `name`, if it is a member.
+    pub fn node(&self, name: &str) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|node| node.name == name)
+    }
+
+    /// The member whose address is `address`: heartbeats are accepted only
+    /// from these.
+    pub fn node_at(&self, address: Ipv4Addr) -> Option<&ClusterNode> {
+        self.nodes.iter().find(|node| node.address == address)
+    }
+
+    /// Every member except `name`: where this node sends its heartbeats.
+    pub fn peers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a ClusterNode> + 'a {
+        self.nodes.iter().filter(move |node| node.name != name)
+    }
+}
+
+/// One entry of `cluster.nodes`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClusterNode {
+    /// A node name (the `node.name` of that node).
+    pub name: String,
+    /// Where that node's heartbeats come from and where ours go.
+    pub address: Ipv4Addr,
+}
+
+/// One `[[environment]]`: a CBSD jail or VM and the nodes that may run it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PlacedEnvironment {
+    /// The CBSD name, literal (no globs).
+    pub name: String,
+    pub kind: EnvKind,
+    /// Members of `cluster.nodes`, unique, most preferred first; never empty.
+    pub nodes: Vec<String>,
+    /// Whether the environment moves back to a more preferred node when it
+    /// returns (otherwise only `rcbsd-failover move` does that).
+    pub failback: bool,
+}
+
+impl PlacedEnvironment {
+    /// `node`'s place in the preference list (0 = most preferred); `None`
+    /// when `node` may not run this environment.
+    pub fn preference(&self, node: &str) -> Option<usize> {
+        self.nodes.iter().position(|candidate| candidate == node)
+    }
+}
+
+/// `[auth]`: HMAC-SHA256 keys of adverts and heartbeats. Ownership and mode
+/// are checked when the agent starts, not here (a config check needs no root).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Auth {
+    /// Signs what this node sends; also accepted on receive.
+    pub key_file: PathBuf,
+    /// A second key accepted on receive, for rotating keys without downtime.
+    pub accept_key_file: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(count: u8) -> Cluster {
+        Cluster {
+            nodes: (1..=count)
+                .map(|i| ClusterNode {
+                    name: format!("node{i}"),
+                    address: Ipv4Addr::new(198, 18, 0, i),
+                })
+                .collect(),
+            port: DEFAULT_HEARTBEAT_PORT,
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            lease: DEFAULT_LEASE,
+            fence_margin: DEFAULT_FENCE_MARGIN,
+        }
+    }
+
+    #[test]
+    fn a_majority_is_strictly_more_than_half() {
+        assert_eq!(cluster(1).majority(), 1);
+        assert_eq!(cluster(3).majority(), 2);
+        assert_eq!(cluster(4).majority(), 3);
+        assert_eq!(cluster(5).majority(), 3);
+    }
+
+    #[test]
+    fn members_are_found_by_name_and_address_and_peers_exclude_this_node() {
+        let cluster = cluster(3);
+        assert_eq!(
+            cluster.node("node2").map(|n| n.address),
+            Some(Ipv4Addr::new(198, 18, 0, 2))
+        );
+        assert!(cluster.node("node9").is_none());
+        assert_eq!(
+            cluster
+                .node_at(Ipv4Addr::new(198, 18, 0, 3))
+                .map(|n| n.name.as_str()),
+            Some("node3")
+        );
+        assert!(cluster.node_at(Ipv4Addr::new(198, 18, 0, 9)).is_none());
+        let peers: Vec<&str> = cluster.peers("node2").map(|n| n.name.as_str()).collect();
+        assert_eq!(peers, ["node1", "node3"]);
+    }
+
+    #[test]
+    fn preference_is_the_position_in_the_node_list() {
+        let web = PlacedEnvironment {
+            name: "web1".into(),
+            kind: EnvKind::Jail,
+            nodes: vec!["node3".into(), "node1".into()],
+            failback: false,
+        };
+        assert_eq!(web.preference("node3"), Some(0));
+        assert_eq!(web.preference("node1"), Some(1));
+        assert_eq!(web.preference("node2"), None);
+    }
+}

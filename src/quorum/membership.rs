@@ -1,0 +1,341 @@
+//! One node's view of the cluster: the heartbeats it heard, the resources
+//! it supports (grants) and claims, and from those its quorum and leases.
+//!
+//! The rules (docs/design.md, "Quorum and leases"):
+//!
+//! 1. **Grant.** A node supports at most one holder per resource. It grants
+//!    resource R to node H when it hears H claim R and its grant for R is
+//!    free, expired or already H's; the grant lasts `lease` on its own
+//!    clock after the last claim heard. A claim no longer made by H (a
+//!    newer heartbeat of H without R) releases the grant at once: H stops
+//!    claiming only after it stopped using R.
+//! 2. **Quiet start.** A node grants nothing during its first `lease` after
+//!    start: a previous run of it may have promised R to someone before a
+//!    crash it does not remember.
+//! 3. **Hold.** H holds R while a strict majority of `nodes` (H included)
+//!    grants R to H. A peer's grant counts from the time H *sent* the
+//!    newest claim the peer acknowledged, for `lease::holder_span`.
+//! 4. **Quorum.** H has quorum while a strict majority (H included) has
+//!    acknowledged one of H's recent heartbeats: they hear H and H hears
+//!    them.
+//!
+//! Two holders of R at once would need two majorities granting R, which
+//! share a node that would have granted R to two holders at once: rule 1
+//! forbids it, rule 2 covers its restart, rule 3 (with the drift bound)
+//! makes sure the holder's idea of its lease ends before the grant does.
+//!
+//! Everything here is pure: times are passed in, nothing is sent.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use super::lease::{holder_span, kth_latest, majority};
+use crate::election::State;
+use crate::wire::heartbeat::{Ack, Grant, Heartbeat, Resource};
+
+/// The static part: who is in the cluster and how long a lease lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// This node's name (one of `nodes`).
+    pub me: String,
+    /// Every node of the cluster, this one included.
+    pub nodes: Vec<String>,
+    pub lease: Duration,
+}
+
+/// What this node says about itself in its next heartbeat, besides the
+/// quorum bookkeeping.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalReport {
+    pub state: Option<State>,
+    pub priority: u8,
+    pub following: Option<Ipv4Addr>,
+    pub config_hash: u64,
+    pub running: Vec<String>,
+}
+
+/// Why a heartbeat was not taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ignored {
+    /// The sender's name is not in `[cluster] nodes`.
+    UnknownNode,
+    /// Another host sends with this node's own name (a copied config).
+    OwnName,
+    /// Not newer than what was already heard from this sender (a duplicate,
+    /// a reordered or a replayed heartbeat).
+    Stale,
+}
+
+impl Ignored {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ignored::UnknownNode => "unknown_node",
+            Ignored::OwnName => "own_name",
+            Ignored::Stale => "stale",
+        }
+    }
+}
+
+/// A peer as last heard.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub heartbeat: Heartbeat,
+    pub heard_at: Instant,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Support {
+    holder: String,
+    until: Instant,
+}
+
+/// One node's quorum state. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    settings: Settings,
+    incarnation: u64,
+    started: Instant,
+    next_seq: u64,
+    /// When each of our recent heartbeats was sent, oldest first; only those
+    /// younger than `lease` can still give us anything.
+    sent: VecDeque<(u64, Instant)>,
+    peers: BTreeMap<String, Peer>,
+    /// What this node supports, per resource.
+    support: BTreeMap<Resource, Support>,
+    /// What this node claims, with the first sequence number that claimed
+    /// it: an acknowledgement of an older heartbeat proves nothing about R.
+    claims: BTreeMap<Resource, u64>,
+}
+
+impl Membership {
+    pub fn new(settings: Settings, incarnation: u64, now: Instant) -> Self {
+        Membership {
+            settings,
+            incarnation,
+            started: now,
+            next_seq: 1,
+            sent: VecDeque::new(),
+            peers: BTreeMap::new(),
+            support: BTreeMap::new(),
+            claims: BTreeMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Takes one heartbeat heard at `now` (already authenticated and
+    /// checked to come from the configured address of `heartbeat.node`).
+    pub fn receive(&mut self, heartbeat: Heartbeat, now: Instant) -> Result<(), Ignored> {
+        if heartbeat.node == self.settings.me {
+            return Err(Ignored::OwnName);
+        }
+        if !self.settings.nodes.contains(&heartbeat.node) {
+            return Err(Ignored::UnknownNode);
+        }
+        if let Some(known) = self.peers.get(&heartbeat.node) {
+            let old = (known.heartbeat.incarnation, known.heartbeat.seq);
+            if (heartbeat.incarnation, heartbeat.seq) <= old {
+                return Err(Ignored::Stale);
+            }
+        }
+        let sender = heartbeat.node.clone();
+        // Rule 1: a claim no longer made releases our grant at once.
+        self.support
+            .retain(|resource, s| s.holder != sender || heartbeat.claims.contains(resource));
+        for resource in &heartbeat.claims {
+            self.grant(resource, &sender, now);
+        }
+        self.peers.insert(
+            sender,
+            Peer {
+                heartbeat,
+                heard_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    /// Sets what this node claims: everything it holds, is acquiring, or
+    /// has not finished releasing.
+    pub fn set_claims(&mut self, claims: &BTreeSet<Resource>) {
+        let next = self.next_seq;
+        self.claims.retain(|r, _| claims.contains(r));
+        for resource in claims {
+            self.claims.entry(resource.clone()).or_insert(next);
+        }
+        let me = self.settings.me.clone();
+        self.support
+            .retain(|r, s| s.holder != me || self.claims.contains_key(r));
+    }
+
+    pub fn claims(&self) -> impl Iterator<Item = &Resource> {
+        self.claims.keys()
+    }
+
+    /// The heartbeat to send now (to every other node).
+    pub fn heartbeat(&mut self, now: Instant, local: &LocalReport, quorum: bool) -> Heartbeat {
+        let me = self.settings.me.clone();
+        let claimed: Vec<Resource> = self.claims.keys().cloned().collect();
+        for resource in &claimed {
+            self.grant(resource, &me, now);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.sent.push_back((seq, now));
+        let lease = self.settings.lease;
+        while self
+            .sent
+            .front()
+            .is_some_and(|(_, at)| now.saturating_duration_since(*at) > lease)
+        {
+            self.sent.pop_front();
+        }
+        Heartbeat {
+            node: me,
+            incarnation: self.incarnation,
+            seq,
+            state: local.state.unwrap_or(State::Initialize),
+            priority: local.priority,
+            quorum,
+            following: local.following,
+            config_hash: local.config_hash,
+            acks: self
+                .live_peers(now)
+                .map(|p| Ack {
+                    node: p.heartbeat.node.clone(),
+                    incarnation: p.heartbeat.incarnation,
+                    seq: p.heartbeat.seq,
+                })
+                .collect(),
+            claims: claimed,
+            grants: self
+                .support
+                .iter()
+                .filter(|(_, s)| s.until > now)
+                .map(|(resource, s)| Grant {
+                    resource: resource.clone(),
+                    holder: s.holder.clone(),
+                })
+                .collect(),
+            running: local.running.clone(),
+        }
+    }
+
+    /// Peers heard within the last `lease`.
+    pub fn live_peers(&self, now: Instant) -> impl Iterator<Item = &Peer> {
+        let lease = self.settings.lease;
+        self.peers
+            .values()
+            .filter(move |p| now.saturating_duration_since(p.heard_at) <= lease)
+    }
+
+    pub fn peer(&self, name: &str) -> Option<&Peer> {
+        self.peers.get(name)
+    }
+
+    /// Whether `name` (this node or a peer) is live: heard within `lease`.
+    pub fn is_live(&self, name: &str, now: Instant) -> bool {
+        name == self.settings.me
+            || self
+                .peers
+                .get(name)
+                .is_some_and(|p| now.saturating_duration_since(p.heard_at) <= self.settings.lease)
+    }
+
+    /// Rule 4: until when a majority has acknowledged us; `None` if no
+    /// majority does now.
+    pub fn quorum_until(&self, now: Instant) -> Option<Instant> {
+        let span = holder_span(self.settings.lease);
+        let mut deadlines = vec![now + span];
+        for peer in self.peers.values() {
+            if let Some(sent) = self.acknowledged_send_time(&peer.heartbeat, 0) {
+                deadlines.push(sent + span);
+            }
+        }
+        kth_latest(deadlines, majority(self.settings.nodes.len())).filter(|until| *until > now)
+    }
+
+    /// Rule 3: until when this node holds `resource`; `None` if it does not
+    /// (not claimed, or no majority grants it).
+    pub fn lease_until(&self, resource: &Resource, now: Instant) -> Option<Instant> {
+        let since = *self.claims.get(resource)?;
+        let span = holder_span(self.settings.lease);
+        let mut deadlines = Vec::new();
+        if let Some(own) = self.support.get(resource) {
+            if own.holder == self.settings.me && own.until > now {
+                deadlines.push(own.until.min(now + span));
+            }
+        }
+        for peer in self.peers.values() {
+            let grants_us = peer
+                .heartbeat
+                .grants
+                .iter()
+                .any(|g| g.resource == *resource && g.holder == self.settings.me);
+            if !grants_us {
+                continue;
+            }
+            if let Some(sent) = self.acknowledged_send_time(&peer.heartbeat, since) {
+                deadlines.push(sent + span);
+            }
+        }
+        kth_latest(deadlines, majority(self.settings.nodes.len())).filter(|until| *until > now)
+    }
+
+    /// Whether this node still grants nothing (rule 2), and until when.
+    pub fn quiet_until(&self) -> Instant {
+        self.started + self.settings.lease
+    }
+
+    /// Who this node supports for `resource` now, if anyone.
+    pub fn supported_holder(&self, resource: &Resource, now: Instant) -> Option<&str> {
+        self.support
+            .get(resource)
+            .filter(|s| s.until > now)
+            .map(|s| s.holder.as_str())
+    }
+
+    /// When the send time of our heartbeat that `heartbeat` acknowledges,
+    /// if it acknowledges one of this incarnation numbered `min_seq` or
+    /// later that is recent enough to be remembered.
+    fn acknowledged_send_time(&self, heartbeat: &Heartbeat, min_seq: u64) -> Option<Instant> {
+        let ack = heartbeat
+            .acks
+            .iter()
+            .find(|a| a.node == self.settings.me && a.incarnation == self.incarnation)?;
+        if ack.seq < min_seq {
+            return None;
+        }
+        self.sent
+            .iter()
+            .find(|(seq, _)| *seq == ack.seq)
+            .map(|(_, at)| *at)
+    }
+
+    /// Rule 1 and 2 for one claim heard (or made, for our own claims).
+    fn grant(&mut self, resource: &Resource, holder: &str, now: Instant) {
+        if now < self.quiet_until() {
+            return;
+        }
+        let free = match self.support.get(resource) {
+            None => true,
+            Some(s) => s.until <= now || s.holder == holder,
+        };
+        if free {
+            self.support.insert(
+                resource.clone(),
+                Support {
+                    holder: holder.to_owned(),
+                    until: now + self.settings.lease,
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! One node's quorum bookkeeping around [`Membership`]: what it claims
+//! (from the election, placement and what its worker still holds), and what
+//! its leases let the worker do. Pure: the agent and the simulation drive
+//! the same code.
+//!
+//! The hand-over between the election loop and the runbook worker is the
+//! delicate part. A resource may be released (no longer claimed, so other
+//! nodes may grant it elsewhere) only once the worker has *applied* a
+//! decision without it and reports not holding it: every decision carries a
+//! sequence number, and the worker reports the last one it converged on.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::membership::{Ignored, LocalReport, Membership, Settings};
+use super::placement::{self, Decision, NodeReport};
+use crate::config::PlacedEnvironment;
+use crate::wire::heartbeat::{Heartbeat, Resource};
+
+/// What the worker last said it holds, and which decision it had applied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Holding {
+    /// The decision sequence the worker had converged on.
+    pub applied: u64,
+    /// Master resources, complete or partial (the master marker).
+    pub master: bool,
+    pub environments: BTreeSet<String>,
+}
+
+/// What the leases allow the worker to do now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Allowed {
+    /// The master lease is held with more than `fence_margin` left.
+    pub master: bool,
+    /// Environments placed here whose lease has more than `fence_margin` left.
+    pub environments: BTreeSet<String>,
+}
+
+/// Static settings of [`ClusterState`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateSettings {
+    pub membership: Settings,
+    pub fence_margin: Duration,
+    pub placement: Vec<PlacedEnvironment>,
+    pub config_hash: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterState {
+    settings: StateSettings,
+    membership: Membership,
+    decisions: BTreeMap<String, Decision>,
+    /// Resources no longer wanted, with the decision sequence whose
+    /// application by the worker proves they are released.
+    releasing: BTreeMap<Resource, u64>,
+    holding: Holding,
+}
+
+impl ClusterState {
+    pub fn new(settings: StateSettings, incarnation: u64, now: Instant) -> Self {
+        let membership = Membership::new(settings.membership.clone(), incarnation, now);
+        ClusterState {
+            settings,
+            membership,
+            decisions: BTreeMap::new(),
+            releasing: BTreeMap::new(),
+            holding: Holding::default(),
+        }
+    }
+
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    pub fn me(&self) -> &str {
+        &self.settings.membership.me
+    }
+
+    pub fn config_hash(&self) -> u64 {
+        self.settings.config_hash
+    }
+
+    pub fn decisions(&self) -> &BTreeMap<String, Decision> {
+        &self.decisions
+    }
+
+    pub fn holding(&self) -> &Holding {
+        &self.holding
+    }
+
+    pub fn receive(&mut self, heartbeat: Heartbeat, now: Instant) -> Result<(), Ignored> {
+        self.membership.receive(heartbeat, now)
+    }
+
+    /// The heartbeat to send now.
+    pub fn heartbeat(&mut self, now: Instant, local: &LocalReport) -> Heartbeat {
+        let quorum = self.membership.quorum_until(now).is_some();
+        let mut local = local.clone();
+        local.config_hash = self.settings.config_hash;
+        local.running = self.holding.environments.iter().cloned().collect();
+        self.membership.heartbeat(now, &local, quorum)
+    }
+
+    pub fn has_quorum(&self, now: Instant) -> bool {
+        self.membership.quorum_until(now).is_some()
+    }
+
+    /// Re-decides placement and sets the claims: the master role while the
+    /// election wants it or the worker may still hold it, every
+    /// environment placement wants or the worker may still run. Returns
+    /// the environments whose decision changed.
+    pub fn update_claims(&mut self, wants_master: bool, now: Instant) -> Vec<(String, Decision)> {
+        let quorum = self.has_quorum(now);
+        let me = self.settings.membership.me.clone();
+        let my_claims: Vec<String> = self
+            .membership
+            .claims()
+            .filter_map(environment_name)
+            .map(str::to_owned)
+            .collect();
+        let mut reports = vec![NodeReport {
+            name: &me,
+            quorum,
+            claims: my_claims.iter().map(String::as_str).collect(),
+            running: self
+                .holding
+                .environments
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        }];
+        for peer in self.membership.live_peers(now) {
+            let hb = &peer.heartbeat;
+            reports.push(NodeReport {
+                name: &hb.node,
+                quorum: hb.quorum,
+                claims: hb.claims.iter().filter_map(environment_name).collect(),
+                running: hb.running.iter().map(String::as_str).collect(),
+            });
+        }
+        let decisions = placement::decide(&me, &self.settings.placement, &reports);
+        let mut wanted: BTreeSet<Resource> = decisions
+            .iter()
+            .filter(|(_, d)| d.claim)
+            .map(|(name, _)| Resource::Environment(name.clone()))
+            .collect();
+        if wants_master {
+            wanted.insert(Resource::Master);
+        }
+        let changed = decisions
+            .iter()
+            .filter(|(name, d)| self.decisions.get(*name).map(|old| old.claim) != Some(d.claim))
+            .map(|(name, d)| (name.clone(), d.clone()))
+            .collect();
+        self.decisions = decisions;
+        let claims = self.claims_to_keep(wanted);
+        self.membership.set_claims(&claims);
+        changed
+    }
+
+    /// What stays claimed: what is wanted, plus what the worker may still
+    /// hold (see the module documentation).
+    fn claims_to_keep(&mut self, wanted: BTreeSet<Resource>) -> BTreeSet<Resource> {
+        let mut claims = wanted.clone();
+        let current: Vec<Resource> = self.membership.claims().cloned().collect();
+        for resource in current {
+            if wanted.contains(&resource) {
+                self.releasing.remove(&resource);
+                continue;
+            }
+            let proven = self
+                .releasing
+                .get(&resource)
+                .is_some_and(|sequence| self.holding.applied >= *sequence);
+            if self.holds(&resource) || !proven {
+                claims.insert(resource);
+            } else {
+                self.releasing.remove(&resource);
+            }
+        }
+        // What the worker reports holding stays claimed even when nothing
+        // asked for it (a master marker after a crash).
+        if self.holding.master {
+            claims.insert(Resource::Master);
+        }
+        for name in &self.holding.environments {
+            claims.insert(Resource::Environment(name.clone()));
+        }
+        claims
+    }
+
+    fn holds(&self, resource: &Resource) -> bool {
+        match resource {
+            Resource::Master => self.holding.master,
+            Resource::Environment(name) => self.holding.environments.contains(name),
+        }
+    }
+
+    /// What the leases allow now (see [`Allowed`]).
+    pub fn allowed(&self, now: Instant) -> Allowed {
+        Allowed {
+            master: self.lease_ok(&Resource::Master, now),
+            environments: self
+                .decisions
+                .iter()
+                .filter(|(name, d)| {
+                    d.claim && self.lease_ok(&Resource::Environment((*name).clone()), now)
+                })
+                .map(|(name, _)| name.clone())
+                .collect(),
+        }
+    }
+
+    fn lease_ok(&self, resource: &Resource, now: Instant) -> bool {
+        self.membership
+            .lease_until(resource, now)
+            .is_some_and(|until| until > now + self.settings.fence_margin)
+    }
+
+    /// Records a decision just published to the worker: every claimed
+    /// resource it leaves out is released once the worker has applied
+    /// `sequence` (or a later one) and reports not holding it.
+    pub fn note_published(&mut self, sequence: u64, allowed: &Allowed) {
+        let claimed: Vec<Resource> = self.membership.claims().cloned().collect();
+        for resource in claimed {
+            let desired = match &resource {
+                Resource::Master => allowed.master,
+                Resource::Environment(name) => allowed.environments.contains(name),
+            };
+            if desired {
+                self.releasing.remove(&resource);
+            } else {
+                self.releasing.entry(resource).or_insert(sequence);
+            }
+        }
+    }
+
+    pub fn set_holding(&mut self, holding: Holding) {
+        self.holding = holding;
+    }
+
+    /// The earliest time a claimed lease reaches its fence point: the loop
+    /// re-decides then, not only at the next heartbeat.
+    pub fn next_fence_point(&self, now: Instant) -> Option<Instant> {
+        self.membership
+            .claims()
+            .filter_map(|r| self.membership.lease_until(r, now))
+            .map(|until| until.checked_sub(self.settings.fence_margin).unwrap_or(now))
+            .filter(|at| *at > now)
+            .min()
+    }
+
+    /// Nodes not heard within the lease: a CBSD lock naming one of them
+    /// may be taken over when adopting.
+    pub fn not_live_nodes(&self, now: Instant) -> Vec<String> {
+        self.settings
+            .membership
+            .nodes
+            .iter()
+            .filter(|n| !self.membership.is_live(n, now))
+            .cloned()
+            .collect()
+    }
+
+    /// Where each environment runs, from the live nodes' heartbeats and our
+    /// own worker.
+    pub fn environment_locations(&self, now: Instant) -> BTreeMap<String, Vec<String>> {
+        let mut at: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for name in &self.holding.environments {
+            at.entry(name.clone())
+                .or_default()
+                .push(self.settings.membership.me.clone());
+        }
+        for peer in self.membership.live_peers(now) {
+            for name in &peer.heartbeat.running {
+                at.entry(name.clone())
+                    .or_default()
+                    .push(peer.heartbeat.node.clone());
+            }
+        }
+        at
+    }
+}
+
+fn environment_name(resource: &Resource) -> Option<&str> {
+    match resource {
+        Resource::Environment(name) => Some(name),
+        Resource::Master => None,
+    }
+}
+
+/// What the election loop asks of the worker, from the VRRP decision and
+/// the leases. `election_master`: the VRRP router is in Master state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// Hold the master resources (VIP, storage, NFS service).
+    pub master: bool,
+    /// VRRP elected this node but the lease is not (or no longer) held:
+    /// hold nothing and follow nobody until it is.
+    pub awaiting_lease: bool,
+    /// The environments to run (after the role's runbook has succeeded).
+    pub environments: BTreeSet<String>,
+}
+
+/// The one rule joining VRRP and the leases, shared by the agent and the
+/// simulation: master resources only with the master lease; environments
+/// only with theirs.
+pub fn gate(election_master: bool, allowed: &Allowed) -> Gate {
+    Gate {
+        master: election_master && allowed.master,
+        awaiting_lease: election_master && !allowed.master,
+        environments: allowed.environments.clone(),
+    }
+}

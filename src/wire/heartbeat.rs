@@ -1,0 +1,944 @@
+//! The cluster heartbeat (issue 5 point 1): one UDP datagram that every
+//! node sends to every other node of `[cluster] nodes`, carrying what the
+//! quorum and placement logic needs to know about its sender.
+//!
+//! ```text
+//! magic "RCHB" (4) | version 1 (1) | flags (1, bit 0 = authenticated)
+//! node (name) | incarnation (u64) | seq (u64)
+//! state (u8: 0 initialize, 1 backup, 2 master, 3 fault) | priority (u8)
+//! quorum (u8: 0 or 1) | following (u8 0 = none, or 1 + IPv4 address (4))
+//! config_hash (u64)
+//! acks:    count (u16), each: node (name) | incarnation (u64) | seq (u64)
+//! claims:  count (u16), each: resource
+//! grants:  count (u16), each: resource | holder (name)
+//! running: count (u16), each: name
+//! [tag (32): HMAC-SHA256 over every byte before it, when authenticated]
+//! ```
+//!
+//! Integers are big-endian. A name is a length byte then 1 to 63 bytes of
+//! `[A-Za-z0-9._-]`. A resource is a kind byte, 0 = master, or 1 = an
+//! environment followed by its name. Nothing may follow the last field
+//! (but the tag). The datagram is at most [`MAX_DATAGRAM`] bytes.
+//!
+//! Decoding never panics; every error names the field and its offset. With
+//! authentication on, the tag is checked before the body is parsed, so
+//! forged datagrams cost one HMAC and no allocation.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use thiserror::Error;
+
+use crate::auth::{Keyring, TAG_LEN};
+use crate::election::State;
+
+/// First bytes of every heartbeat.
+pub const MAGIC: [u8; 4] = *b"RCHB";
+/// The format version this codec speaks.
+pub const VERSION: u8 = 1;
+/// Flag bit: the datagram ends with an HMAC-SHA256 tag.
+pub const FLAG_AUTHENTICATED: u8 = 0x01;
+/// Largest datagram sent or accepted.
+pub const MAX_DATAGRAM: usize = 16384;
+/// Longest node or environment name.
+pub const MAX_NAME_LEN: usize = 63;
+/// Most acknowledgements in one heartbeat (one per other node).
+pub const MAX_ACKS: usize = 64;
+/// Most claims, grants or running environments in one heartbeat.
+pub const MAX_ITEMS: usize = 512;
+
+/// Length of magic, version and flags.
+const PREAMBLE_LEN: usize = MAGIC.len() + 2;
+
+/// Something a node may hold, and that at most one node may hold at a time.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Resource {
+    /// The VIP and the storage: being master.
+    Master,
+    /// Running the named CBSD environment.
+    Environment(String),
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Resource::Master => f.write_str("master"),
+            Resource::Environment(name) => write!(f, "env:{name}"),
+        }
+    }
+}
+
+/// The newest heartbeat the sender received from `node`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ack {
+    pub node: String,
+    pub incarnation: u64,
+    pub seq: u64,
+}
+
+/// The sender supports `holder` for `resource`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    pub resource: Resource,
+    pub holder: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    pub node: String,
+    pub incarnation: u64,
+    pub seq: u64,
+    pub state: State,
+    pub priority: u8,
+    pub quorum: bool,
+    pub following: Option<Ipv4Addr>,
+    pub config_hash: u64,
+    pub acks: Vec<Ack>,
+    pub claims: Vec<Resource>,
+    pub grants: Vec<Grant>,
+    pub running: Vec<String>,
+}
+
+/// Why a heartbeat cannot be encoded, or why a datagram is not one.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum HeartbeatError {
+    #[error("heartbeat of {len} bytes, the limit is {MAX_DATAGRAM}")]
+    TooLarge { len: usize },
+    #[error("heartbeat truncated in {field} at offset {offset}")]
+    Truncated { field: &'static str, offset: usize },
+    #[error("not a heartbeat: magic at offset 0 is not \"RCHB\"")]
+    BadMagic,
+    #[error("heartbeat version {0} at offset 4, this agent speaks version {VERSION}")]
+    UnsupportedVersion(u8),
+    #[error("heartbeat flags {0:#04x} at offset 5 has unknown bits set")]
+    UnknownFlags(u8),
+    #[error(
+        "heartbeat {field} at offset {offset}: a name is 1 to {MAX_NAME_LEN} bytes \
+         of A-Z a-z 0-9 . _ -"
+    )]
+    BadName { field: &'static str, offset: usize },
+    #[error("heartbeat {field} at offset {offset}: value {value} is out of range")]
+    BadValue {
+        field: &'static str,
+        offset: usize,
+        value: u8,
+    },
+    #[error("heartbeat {field} at offset {offset}: {count} entries, at most {max}")]
+    TooMany {
+        field: &'static str,
+        offset: usize,
+        count: usize,
+        max: usize,
+    },
+    #[error("heartbeat has {len} unexpected bytes at offset {offset} after its last field")]
+    TrailingBytes { offset: usize, len: usize },
+    /// Authentication is configured here and the sender did not sign.
+    #[error("unauthenticated heartbeat, and [auth] is configured here")]
+    AuthMissing,
+    /// The tag verifies with none of our keys.
+    #[error("heartbeat authentication tag matches none of our keys")]
+    AuthBad,
+    /// The sender signs, and [auth] is not configured here: the nodes'
+    /// configurations differ.
+    #[error("authenticated heartbeat, and [auth] is not configured here")]
+    AuthUnexpected,
+}
+
+impl HeartbeatError {
+    /// Whether the caller counts this as an authentication failure
+    /// (`auth_failed`) rather than a malformed datagram.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            HeartbeatError::AuthMissing | HeartbeatError::AuthBad | HeartbeatError::AuthUnexpected
+        )
+    }
+}
+
+/// Encodes `hb`, signed with the send key of `signer` when given.
+pub fn encode(hb: &Heartbeat, signer: Option<&Keyring>) -> Result<Vec<u8>, HeartbeatError> {
+    let mut out = Writer::default();
+    out.bytes(&MAGIC);
+    out.u8(VERSION);
+    out.u8(if signer.is_some() {
+        FLAG_AUTHENTICATED
+    } else {
+        0
+    });
+    out.name("node", &hb.node)?;
+    out.u64(hb.incarnation);
+    out.u64(hb.seq);
+    out.u8(state_code(hb.state));
+    out.u8(hb.priority);
+    out.u8(u8::from(hb.quorum));
+    match hb.following {
+        None => out.u8(0),
+        Some(address) => {
+            out.u8(1);
+            out.bytes(&address.octets());
+        }
+    }
+    out.u64(hb.config_hash);
+    out.count("acks", hb.acks.len(), MAX_ACKS)?;
+    for ack in &hb.acks {
+        out.name("ack node", &ack.node)?;
+        out.u64(ack.incarnation);
+        out.u64(ack.seq);
+    }
+    out.count("claims", hb.claims.len(), MAX_ITEMS)?;
+    for claim in &hb.claims {
+        out.resource("claim", claim)?;
+    }
+    out.count("grants", hb.grants.len(), MAX_ITEMS)?;
+    for grant in &hb.grants {
+        out.resource("grant resource", &grant.resource)?;
+        out.name("grant holder", &grant.holder)?;
+    }
+    out.count("running", hb.running.len(), MAX_ITEMS)?;
+    for name in &hb.running {
+        out.name("running", name)?;
+    }
+    let mut datagram = out.buf;
+    if let Some(keys) = signer {
+        let tag = keys.sign(&[&datagram]);
+        datagram.extend_from_slice(&tag);
+    }
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(HeartbeatError::TooLarge {
+            len: datagram.len(),
+        });
+    }
+    Ok(datagram)
+}
+
+/// Decodes a datagram. With `keys`, only a heartbeat whose tag verifies is
+/// accepted; without, only an unauthenticated one (a signed heartbeat then
+/// means the nodes' `[auth]` sections differ). Replay protection is the
+/// caller's: feed (incarnation, seq) to a [`crate::auth::ReplayGuard`].
+pub fn decode(datagram: &[u8], keys: Option<&Keyring>) -> Result<Heartbeat, HeartbeatError> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(HeartbeatError::TooLarge {
+            len: datagram.len(),
+        });
+    }
+    let mut preamble = Reader::new(datagram);
+    if preamble.take("magic", MAGIC.len())? != MAGIC {
+        return Err(HeartbeatError::BadMagic);
+    }
+    let version = preamble.u8("version")?;
+    if version != VERSION {
+        return Err(HeartbeatError::UnsupportedVersion(version));
+    }
+    let flags = preamble.u8("flags")?;
+    if flags & !FLAG_AUTHENTICATED != 0 {
+        return Err(HeartbeatError::UnknownFlags(flags));
+    }
+    let body = match (flags & FLAG_AUTHENTICATED != 0, keys) {
+        (false, None) => datagram,
+        (false, Some(_)) => return Err(HeartbeatError::AuthMissing),
+        (true, None) => return Err(HeartbeatError::AuthUnexpected),
+        (true, Some(keys)) => {
+            let signed_len = datagram
+                .len()
+                .checked_sub(TAG_LEN)
+                .filter(|&len| len >= PREAMBLE_LEN)
+                .ok_or(HeartbeatError::Truncated {
+                    field: "authentication tag",
+                    offset: PREAMBLE_LEN,
+                })?;
+            let (signed, tag) = datagram.split_at(signed_len);
+            keys.verify(&[signed], tag)
+                .map_err(|_| HeartbeatError::AuthBad)?;
+            signed
+        }
+    };
+    let mut input = Reader::new(body);
+    input.pos = PREAMBLE_LEN;
+    let hb = read_body(&mut input)?;
+    if input.remaining() > 0 {
+        return Err(HeartbeatError::TrailingBytes {
+            offset: input.pos,
+            len: input.remaining(),
+        });
+    }
+    Ok(hb)
+}
+
+fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
+    let node = input.name("node")?;
+    let incarnation = input.u64("incarnation")?;
+    let seq = input.u64("seq")?;
+    let state = state_from_code(input.at(), input.u8("state")?)?;
+    let priority = input.u8("priority")?;
+    let quorum = match (input.at(), input.u8("quorum")?) {
+        (_, 0) => false,
+        (_, 1) => true,
+        (offset, value) => return Err(bad_value("quorum", offset, value)),
+    };
+    let following = match (input.at(), input.u8("following")?) {
+        (_, 0) => None,
+        (_, 1) => Some(input.ipv4("following address")?),
+        (offset, value) => return Err(bad_value("following", offset, value)),
+    };
+    let config_hash = input.u64("config hash")?;
+
+    let count = input.count("acks", MAX_ACKS)?;
+    let mut acks = Vec::with_capacity(count);
+    for _ in 0..count {
+        acks.push(Ack {
+            node: input.name("ack node")?,
+            incarnation: input.u64("ack incarnation")?,
+            seq: input.u64("ack seq")?,
+        });
+    }
+    let count = input.count("claims", MAX_ITEMS)?;
+    let mut claims = Vec::with_capacity(count);
+    for _ in 0..count {
+        claims.push(input.resource("claim")?);
+    }
+    let count = input.count("grants", MAX_ITEMS)?;
+    let mut grants = Vec::with_capacity(count);
+    for _ in 0..count {
+        grants.push(Grant {
+            resource: input.resource("grant resource")?,
+            holder: input.name("grant holder")?,
+        });
+    }
+    let count = input.count("running", MAX_ITEMS)?;
+    let mut running = Vec::with_capacity(count);
+    for _ in 0..count {
+        running.push(input.name("running")?);
+    }
+    Ok(Heartbeat {
+        node,
+        incarnation,
+        seq,
+        state,
+        priority,
+        quorum,
+        following,
+        config_hash,
+        acks,
+        claims,
+        grants,
+        running,
+    })
+}
+
+const RESOURCE_MASTER: u8 = 0;
+const RESOURCE_ENVIRONMENT: u8 = 1;
+
+fn state_code(state: State) -> u8 {
+    match state {
+        State::Initialize => 0,
+        State::Backup => 1,
+        State::Master => 2,
+        State::Fault => 3,
+    }
+}
+
+fn state_from_code(offset: usize, code: u8) -> Result<State, HeartbeatError> {
+    match code {
+        0 => Ok(State::Initialize),
+        1 => Ok(State::Backup),
+        2 => Ok(State::Master),
+        3 => Ok(State::Fault),
+        _ => Err(bad_value("state", offset, code)),
+    }
+}
+
+fn bad_value(field: &'static str, offset: usize, value: u8) -> HeartbeatError {
+    HeartbeatError::BadValue {
+        field,
+        offset,
+        value,
+    }
+}
+
+/// Whether `name` may appear in a heartbeat: node and environment names
+/// are short identifiers, never paths or shell words.
+pub fn is_valid_name(name: &[u8]) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.len())
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+#[derive(Default)]
+struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn u8(&mut self, value: u8) {
+        self.buf.push(value);
+    }
+
+    fn u64(&mut self, value: u64) {
+        self.bytes(&value.to_be_bytes());
+    }
+
+    fn name(&mut self, field: &'static str, name: &str) -> Result<(), HeartbeatError> {
+        let offset = self.buf.len();
+        let len = u8::try_from(name.len())
+            .ok()
+            .filter(|_| is_valid_name(name.as_bytes()))
+            .ok_or(HeartbeatError::BadName { field, offset })?;
+        self.u8(len);
+        self.bytes(name.as_bytes());
+        Ok(())
+    }
+
+    fn count(
+        &mut self,
+        field: &'static str,
+        count: usize,
+        max: usize,
+    ) -> Result<(), HeartbeatError> {
+        let offset = self.buf.len();
+        let too_many = HeartbeatError::TooMany {
+            field,
+            offset,
+            count,
+            max,
+        };
+        let encoded = u16::try_from(count)
+            .ok()
+            .filter(|_| count <= max)
+            .ok_or(too_many)?;
+        self.bytes(&encoded.to_be_bytes());
+        Ok(())
+    }
+
+    fn resource(&mut self, field: &'static str, resource: &Resource) -> Result<(), HeartbeatError> {
+        match resource {
+            Resource::Master => {
+                self.u8(RESOURCE_MASTER);
+                Ok(())
+            }
+            Resource::Environment(name) => {
+                self.u8(RESOURCE_ENVIRONMENT);
+                self.name(field, name)
+            }
+        }
+    }
+}
+
+/// A cursor over received bytes; every read is bounds-checked and reports
+/// the field it was reading and where.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    fn at(&self) -> usize {
+        self.pos
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
+    fn take(&mut self, field: &'static str, len: usize) -> Result<&'a [u8], HeartbeatError> {
+        let truncated = HeartbeatError::Truncated {
+            field,
+            offset: self.pos,
+        };
+        let end = self.pos.checked_add(len).ok_or(truncated.clone())?;
+        let slice = self.bytes.get(self.pos..end).ok_or(truncated)?;
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], HeartbeatError> {
+        let offset = self.pos;
+        self.take(field, N)?
+            .try_into()
+            .map_err(|_| HeartbeatError::Truncated { field, offset })
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, HeartbeatError> {
+        let [value] = self.array(field)?;
+        Ok(value)
+    }
+
+    fn u64(&mut self, field: &'static str) -> Result<u64, HeartbeatError> {
+        Ok(u64::from_be_bytes(self.array(field)?))
+    }
+
+    fn ipv4(&mut self, field: &'static str) -> Result<Ipv4Addr, HeartbeatError> {
+        Ok(Ipv4Addr::from(self.array::<4>(field)?))
+    }
+
+    fn count(&mut self, field: &'static str, max: usize) -> Result<usize, HeartbeatError> {
+        let offset = self.pos;
+        let count = usize::from(u16::from_be_bytes(self.array(field)?));
+        if count > max {
+            return Err(HeartbeatError::TooMany {
+                field,
+                offset,
+                count,
+                max,
+            });
+        }
+        Ok(count)
+    }
+
+    fn name(&mut self, field: &'static str) -> Result<String, HeartbeatError> {
+        let offset = self.pos;
+        let len = usize::from(self.u8(field)?);
+        let bytes = self.take(field, len)?;
+        if !is_valid_name(bytes) {
+            return Err(HeartbeatError::BadName { field, offset });
+        }
+        // Valid names are ASCII, hence UTF-8.
+        String::from_utf8(bytes.to_vec()).map_err(|_| HeartbeatError::BadName { field, offset })
+    }
+
+    fn resource(&mut self, field: &'static str) -> Result<Resource, HeartbeatError> {
+        let offset = self.pos;
+        match self.u8(field)? {
+            RESOURCE_MASTER => Ok(Resource::Master),
+            RESOURCE_ENVIRONMENT => Ok(Resource::Environment(self.name(field)?)),
+            kind => Err(bad_value(field, offset, kind)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Heartbeat {
+        Heartbeat {
+            node: "node1".into(),
+            incarnation: 1_700_000_000_000_000,
+            seq: 42,
+            state: State::Master,
+            priority: 150,
+            quorum: true,
+            following: Some(Ipv4Addr::new(198, 18, 0, 1)),
+            config_hash: 0x0123_4567_89ab_cdef,
+            acks: vec![
+                Ack {
+                    node: "node2".into(),
+                    incarnation: 7,
+                    seq: 9,
+                },
+                Ack {
+                    node: "node3".into(),
+                    incarnation: 8,
+                    seq: 10,
+                },
+            ],
+            claims: vec![Resource::Master, Resource::Environment("web1".into())],
+            grants: vec![Grant {
+                resource: Resource::Environment("db.1".into()),
+                holder: "node3".into(),
+            }],
+            running: vec!["web1".into(), "vm-2_b".into()],
+        }
+    }
+
+    fn minimal() -> Heartbeat {
+        Heartbeat {
+            node: "n".into(),
+            incarnation: 0,
+            seq: 0,
+            state: State::Initialize,
+            priority: 0,
+            quorum: false,
+            following: None,
+            config_hash: 0,
+            acks: vec![],
+            claims: vec![],
+            grants: vec![],
+            running: vec![],
+        }
+    }
+
+    fn keys() -> Keyring {
+        Keyring::from_secrets(b"0123456789abcdef0123456789abcdef", None)
+    }
+
+    /// The layout of the module comment, byte by byte.
+    #[test]
+    fn minimal_heartbeat_bytes() {
+        let bytes = encode(&minimal(), None).expect("encodes");
+        let expected: Vec<u8> = [
+            &b"RCHB"[..],
+            &[1, 0],       // version, flags
+            &[1, b'n'],    // node
+            &[0; 8],       // incarnation
+            &[0; 8],       // seq
+            &[0, 0, 0, 0], // state, priority, quorum, following
+            &[0; 8],       // config hash
+            &[0; 8],       // four empty lists
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+    }
+
+    #[test]
+    fn round_trip_unauthenticated_and_authenticated() {
+        for hb in [sample(), minimal()] {
+            let plain = encode(&hb, None).expect("encodes");
+            assert_eq!(decode(&plain, None), Ok(hb.clone()));
+            let signed = encode(&hb, Some(&keys())).expect("encodes");
+            assert_eq!(signed.len(), plain.len() + TAG_LEN);
+            assert_eq!(signed.get(5), Some(&FLAG_AUTHENTICATED));
+            assert_eq!(decode(&signed, Some(&keys())), Ok(hb));
+        }
+    }
+
+    #[test]
+    fn every_state_round_trips() {
+        for state in [
+            State::Initialize,
+            State::Backup,
+            State::Master,
+            State::Fault,
+        ] {
+            let hb = Heartbeat { state, ..minimal() };
+            let bytes = encode(&hb, None).expect("encodes");
+            assert_eq!(decode(&bytes, None).map(|hb| hb.state), Ok(state));
+        }
+    }
+
+    #[test]
+    fn resource_display_names() {
+        assert_eq!(Resource::Master.to_string(), "master");
+        assert_eq!(Resource::Environment("web1".into()).to_string(), "env:web1");
+    }
+
+    #[test]
+    fn auth_mismatches_have_their_own_errors() {
+        let plain = encode(&sample(), None).expect("encodes");
+        let signed = encode(&sample(), Some(&keys())).expect("encodes");
+        assert_eq!(
+            decode(&plain, Some(&keys())),
+            Err(HeartbeatError::AuthMissing)
+        );
+        assert_eq!(decode(&signed, None), Err(HeartbeatError::AuthUnexpected));
+        let other = Keyring::from_secrets(b"another key, another key, another", None);
+        assert_eq!(decode(&signed, Some(&other)), Err(HeartbeatError::AuthBad));
+        for error in [
+            HeartbeatError::AuthMissing,
+            HeartbeatError::AuthBad,
+            HeartbeatError::AuthUnexpected,
+        ] {
+            assert!(error.is_auth_failure());
+        }
+        assert!(!HeartbeatError::BadMagic.is_auth_failure());
+    }
+
+    #[test]
+    fn any_change_to_a_signed_heartbeat_breaks_the_tag() {
+        let signed = encode(&sample(), Some(&keys())).expect("encodes");
+        // From the node name on: the preamble has its own errors.
+        for index in PREAMBLE_LEN..signed.len() {
+            let mut altered = signed.clone();
+            altered[index] ^= 0x01;
+            assert_eq!(
+                decode(&altered, Some(&keys())),
+                Err(HeartbeatError::AuthBad),
+                "byte {index}"
+            );
+        }
+        let mut shortened = signed.clone();
+        shortened.pop();
+        assert_eq!(
+            decode(&shortened, Some(&keys())),
+            Err(HeartbeatError::AuthBad)
+        );
+    }
+
+    #[test]
+    fn a_signed_datagram_too_short_for_a_tag_is_truncated() {
+        let bytes = [&b"RCHB"[..], &[1, FLAG_AUTHENTICATED], &[0; 10]].concat();
+        assert_eq!(
+            decode(&bytes, Some(&keys())),
+            Err(HeartbeatError::Truncated {
+                field: "authentication tag",
+                offset: 6
+            })
+        );
+    }
+
+    #[test]
+    fn preamble_errors() {
+        assert_eq!(
+            decode(b"", None),
+            Err(HeartbeatError::Truncated {
+                field: "magic",
+                offset: 0
+            })
+        );
+        assert_eq!(decode(b"RCHX\x01\x00", None), Err(HeartbeatError::BadMagic));
+        assert_eq!(
+            decode(b"RCHB\x02\x00", None),
+            Err(HeartbeatError::UnsupportedVersion(2))
+        );
+        assert_eq!(
+            decode(b"RCHB\x01\x02", None),
+            Err(HeartbeatError::UnknownFlags(2))
+        );
+        assert_eq!(
+            decode(b"RCHB\x01", None),
+            Err(HeartbeatError::Truncated {
+                field: "flags",
+                offset: 5
+            })
+        );
+    }
+
+    /// `minimal()` encoded, with byte `index` replaced.
+    fn minimal_with(index: usize, value: u8) -> Vec<u8> {
+        let mut bytes = encode(&minimal(), None).expect("encodes");
+        bytes[index] = value;
+        bytes
+    }
+
+    // Offsets in minimal(): node 6..8, incarnation 8..16, seq 16..24,
+    // state 24, priority 25, quorum 26, following 27, hash 28..36,
+    // acks 36..38, claims 38..40, grants 40..42, running 42..44.
+
+    #[test]
+    fn out_of_range_values_name_field_and_offset() {
+        assert_eq!(
+            decode(&minimal_with(24, 4), None),
+            Err(bad_value("state", 24, 4))
+        );
+        assert_eq!(
+            decode(&minimal_with(26, 2), None),
+            Err(bad_value("quorum", 26, 2))
+        );
+        assert_eq!(
+            decode(&minimal_with(27, 2), None),
+            Err(bad_value("following", 27, 2))
+        );
+    }
+
+    #[test]
+    fn bad_names_are_refused_on_both_sides() {
+        assert_eq!(
+            decode(&minimal_with(7, b'/'), None),
+            Err(HeartbeatError::BadName {
+                field: "node",
+                offset: 6
+            })
+        );
+        assert_eq!(
+            decode(&minimal_with(6, 0), None),
+            Err(HeartbeatError::BadName {
+                field: "node",
+                offset: 6
+            })
+        );
+        for bad in ["", "a b", "x;rm", "é", &"a".repeat(64)] {
+            let hb = Heartbeat {
+                running: vec![bad.to_owned()],
+                ..minimal()
+            };
+            assert!(
+                matches!(
+                    encode(&hb, None),
+                    Err(HeartbeatError::BadName {
+                        field: "running",
+                        ..
+                    })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(is_valid_name("a".repeat(63).as_bytes()));
+    }
+
+    #[test]
+    fn counts_are_bounded_on_both_sides() {
+        let hb = Heartbeat {
+            acks: vec![
+                Ack {
+                    node: "n".into(),
+                    incarnation: 0,
+                    seq: 0
+                };
+                MAX_ACKS + 1
+            ],
+            ..minimal()
+        };
+        assert_eq!(
+            encode(&hb, None),
+            Err(HeartbeatError::TooMany {
+                field: "acks",
+                offset: 36,
+                count: 65,
+                max: 64
+            })
+        );
+        let mut bytes = encode(&minimal(), None).expect("encodes");
+        bytes[42..44].copy_from_slice(&513u16.to_be_bytes());
+        assert_eq!(
+            decode(&bytes, None),
+            Err(HeartbeatError::TooMany {
+                field: "running",
+                offset: 42,
+                count: 513,
+                max: 512
+            })
+        );
+    }
+
+    #[test]
+    fn a_count_larger_than_the_data_is_truncated() {
+        let mut bytes = encode(&minimal(), None).expect("encodes");
+        bytes[43] = 1; // one running environment announced, none present
+        assert_eq!(
+            decode(&bytes, None),
+            Err(HeartbeatError::Truncated {
+                field: "running",
+                offset: 44
+            })
+        );
+    }
+
+    #[test]
+    fn an_unknown_resource_kind_is_refused() {
+        let mut bytes = encode(&minimal(), None).expect("encodes");
+        bytes[39] = 1;
+        bytes.insert(40, 7);
+        assert_eq!(decode(&bytes, None), Err(bad_value("claim", 40, 7)));
+    }
+
+    #[test]
+    fn trailing_bytes_are_refused() {
+        let mut bytes = encode(&minimal(), None).expect("encodes");
+        bytes.push(0);
+        assert_eq!(
+            decode(&bytes, None),
+            Err(HeartbeatError::TrailingBytes { offset: 44, len: 1 })
+        );
+    }
+
+    #[test]
+    fn the_datagram_size_is_bounded_on_both_sides() {
+        let long_name = "e".repeat(MAX_NAME_LEN);
+        let hb = Heartbeat {
+            claims: vec![Resource::Environment(long_name.clone()); MAX_ITEMS],
+            running: vec![long_name; MAX_ITEMS],
+            ..minimal()
+        };
+        assert!(matches!(
+            encode(&hb, None),
+            Err(HeartbeatError::TooLarge { .. })
+        ));
+        assert_eq!(
+            decode(&vec![0; MAX_DATAGRAM + 1], None),
+            Err(HeartbeatError::TooLarge {
+                len: MAX_DATAGRAM + 1
+            })
+        );
+    }
+
+    #[test]
+    fn truncation_at_every_length_is_an_error() {
+        let bytes = encode(&sample(), None).expect("encodes");
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], None).is_err(), "length {len}");
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9._-]{1,63}"
+        }
+
+        fn resource() -> impl Strategy<Value = Resource> {
+            prop_oneof![
+                Just(Resource::Master),
+                name().prop_map(Resource::Environment)
+            ]
+        }
+
+        fn state() -> impl Strategy<Value = State> {
+            prop_oneof![
+                Just(State::Initialize),
+                Just(State::Backup),
+                Just(State::Master),
+                Just(State::Fault)
+            ]
+        }
+
+        prop_compose! {
+            fn any_heartbeat()(
+                node in name(),
+                (incarnation, seq, config_hash) in any::<(u64, u64, u64)>(),
+                state in state(),
+                priority in any::<u8>(),
+                quorum in any::<bool>(),
+                following in proptest::option::of(any::<[u8; 4]>().prop_map(Ipv4Addr::from)),
+                acks in vec((name(), any::<u64>(), any::<u64>()), 0..8),
+                claims in vec(resource(), 0..8),
+                grants in vec((resource(), name()), 0..8),
+                running in vec(name(), 0..8),
+            ) -> Heartbeat {
+                Heartbeat {
+                    node, incarnation, seq, state, priority, quorum, following, config_hash,
+                    acks: acks.into_iter()
+                        .map(|(node, incarnation, seq)| Ack { node, incarnation, seq })
+                        .collect(),
+                    claims,
+                    grants: grants.into_iter()
+                        .map(|(resource, holder)| Grant { resource, holder })
+                        .collect(),
+                    running,
+                }
+            }
+        }
+
+        proptest! {
+            #[test]
+            fn encode_then_decode_gives_back_the_heartbeat(hb in any_heartbeat(), sign in any::<bool>()) {
+                let keys = keys();
+                let keys = sign.then_some(&keys);
+                let bytes = encode(&hb, keys).expect("within bounds");
+                prop_assert_eq!(decode(&bytes, keys), Ok(hb));
+            }
+
+            #[test]
+            fn decode_never_panics_on_arbitrary_bytes(bytes in vec(any::<u8>(), 0..512)) {
+                let _ = decode(&bytes, None);
+                let _ = decode(&bytes, Some(&keys()));
+            }
+
+            #[test]
+            fn decode_never_panics_on_a_damaged_heartbeat(
+                hb in any_heartbeat(),
+                damage in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut bytes = encode(&hb, None).expect("within bounds");
+                for (at, value) in damage {
+                    let at = at.index(bytes.len());
+                    bytes[at] = value;
+                }
+                let _ = decode(&bytes, None);
+                let cut = cut.index(bytes.len());
+                let _ = decode(&bytes[..cut], None);
+            }
+        }
+    }
+}

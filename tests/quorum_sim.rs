@@ -1,0 +1,300 @@
+//! Issue 5 point 6: quorum, leases and placement on many nodes. Random
+//! scenarios over drifting clocks and a hostile network (loss, delay,
+//! duplication, partitions, crashes, power-offs), checking at every event
+//! that the VIP/storage and every environment have at most one holder, and
+//! that a healed cluster settles within a stated bound; then directed
+//! scenarios with fixed timings. See docs/simulation.md.
+//!
+//! `SIM_SEEDS=N` runs N random seeds (default 1000); `SIM_SEED=N` replays
+//! one and prints its scenario; `SIM_FIRST=N` starts the range at N.
+
+#[path = "quorum_sim/mod.rs"]
+mod model;
+#[path = "sim/rng.rs"]
+mod rng;
+
+use std::time::{Duration, Instant};
+
+use rcbsd_failover::config::{EnvKind, PlacedEnvironment};
+use rcbsd_failover::election::Centis;
+use rcbsd_failover::wire::heartbeat::Resource;
+
+use model::network::Conditions;
+use model::scenario::{Cluster, Report, Scenario};
+use model::world::{Chaos, Steps, World};
+
+const DEFAULT_SEEDS: u64 = 1000;
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.parse() {
+        Ok(n) => Some(n),
+        Err(_) => panic!("{name}={value:?} is not a number"),
+    }
+}
+
+/// Stop after this many failing seeds, unless `SIM_KEEP_GOING` is set (the
+/// soak: count every failure, by kind).
+const FAILURES_SHOWN: usize = 3;
+
+#[test]
+fn random_scenarios_never_have_two_holders_and_settle_within_the_bound() {
+    let replay = env_u64("SIM_SEED");
+    let first = env_u64("SIM_FIRST").unwrap_or(0);
+    let keep_going = std::env::var_os("SIM_KEEP_GOING").is_some();
+    let seeds = match replay {
+        Some(seed) => seed..seed + 1,
+        None => first..first + env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS),
+    };
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut shown = Vec::new();
+    for seed in seeds {
+        let scenario = Scenario::generate(seed);
+        if replay.is_some() {
+            eprintln!("seed {seed}:\n{scenario}");
+        }
+        match scenario.run() {
+            Ok(report) => {
+                if replay.is_some() {
+                    eprintln!("{report:?}");
+                }
+                summary.passed(&report);
+            }
+            Err(why) => {
+                summary.failed(seed, why.starts_with("SAFETY"));
+                if shown.len() < FAILURES_SHOWN {
+                    shown.push(format!(
+                        "seed {seed} failed: {why}scenario:\n{scenario}\
+                         replay: SIM_SEED={seed} cargo test --test quorum_sim random -- --nocapture\n"
+                    ));
+                } else if !keep_going {
+                    break;
+                }
+            }
+        }
+    }
+    eprintln!("quorum_sim: {} in {:.1?}", summary, started.elapsed());
+    assert!(shown.is_empty(), "\n{}", shown.join("\n"));
+}
+
+/// What a batch of seeds showed.
+#[derive(Default)]
+struct Summary {
+    passed: u64,
+    elections: u64,
+    promotes: u64,
+    max_promotes: u64,
+    slowest: Duration,
+    slowest_share: f64,
+    safety: Vec<u64>,
+    liveness: Vec<u64>,
+}
+
+impl Summary {
+    fn passed(&mut self, report: &Report) {
+        self.passed += 1;
+        self.elections += report.stats.elections;
+        self.promotes += report.stats.promotes;
+        self.max_promotes = self.max_promotes.max(report.stats.promotes);
+        self.slowest = self.slowest.max(report.settled_after);
+        let share = report.settled_after.as_secs_f64() / report.bound.as_secs_f64();
+        self.slowest_share = self.slowest_share.max(share);
+    }
+
+    fn failed(&mut self, seed: u64, safety: bool) {
+        if safety {
+            self.safety.push(seed);
+        } else {
+            self.liveness.push(seed);
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let first = |seeds: &[u64]| {
+            seeds
+                .iter()
+                .take(10)
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        write!(
+            f,
+            "{} seeds passed; {} safety failures [{}]; {} liveness failures [{}]; role changes: \
+             {} VRRP elections, {} promotes (at most {} in one run); slowest settle after the \
+             heal {:.3?} ({:.0} % of its bound)",
+            self.passed,
+            self.safety.len(),
+            first(&self.safety),
+            self.liveness.len(),
+            first(&self.liveness),
+            self.elections,
+            self.promotes,
+            self.max_promotes,
+            self.slowest,
+            self.slowest_share * 100.0
+        )
+    }
+}
+
+// ----- Directed scenarios -----------------------------------------------------
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn environment(name: &str, nodes: &[&str]) -> PlacedEnvironment {
+    PlacedEnvironment {
+        name: name.to_owned(),
+        kind: EnvKind::Jail,
+        nodes: nodes.iter().map(|n| (*n).to_owned()).collect(),
+        failback: false,
+    }
+}
+
+/// Three nodes, n0 preferred (200 > 150 > 100), 1 s adverts, the default
+/// 200 ms heartbeats, 3 s lease and 1 s fence margin; drifts chosen against
+/// safety: n0 (the master) runs slow, so its lease looks longest to it, and
+/// the others run fast, so their grants expire soonest.
+fn three_nodes(placement: Vec<PlacedEnvironment>) -> World {
+    let cluster = Cluster {
+        priorities: vec![200, 150, 100],
+        may_be_master: vec![true; 3],
+        preempt: vec![true; 3],
+        advert_interval: Centis(100),
+        heartbeat_interval: Duration::from_millis(200),
+        lease: Duration::from_secs(3),
+        fence_margin: Duration::from_secs(1),
+        drift_ppm: vec![-10_000, 10_000, 10_000],
+        steps: Steps {
+            min: Duration::from_millis(50),
+            max: Duration::from_millis(50),
+        },
+        placement,
+        republish: false,
+    };
+    let mut world = cluster.world(
+        Conditions {
+            loss_percent: 0,
+            duplicate_percent: 0,
+            max_delay: Duration::from_millis(1),
+        },
+        1,
+    );
+    for node in 0..3 {
+        world.schedule(Duration::ZERO, Chaos::Start(node));
+    }
+    world
+}
+
+fn run(world: &mut World, until: f64) {
+    if let Err(e) = world.run_until(secs(until)) {
+        panic!("{e}\nlast events:\n{}", world.trace());
+    }
+}
+
+/// The first acquisition (`acquired`) or release of `resource` by `node`
+/// at or after `since`.
+fn change(
+    world: &World,
+    resource: &Resource,
+    node: usize,
+    acquired: bool,
+    since: f64,
+) -> Option<Duration> {
+    world
+        .ledger
+        .changes_of(resource)
+        .find(|c| c.node == node && c.acquired == acquired && c.at >= secs(since))
+        .map(|c| c.at)
+}
+
+#[test]
+fn an_isolated_master_fences_before_the_majority_takes_over() {
+    let mut w = three_nodes(Vec::new());
+    run(&mut w, 12.0);
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![0]);
+    w.schedule(secs(12.0), Chaos::Partition(vec![0, 1, 1]));
+    run(&mut w, 30.0);
+    let fenced = change(&w, &Resource::Master, 0, false, 12.0).expect("n0 fenced itself");
+    let taken = change(&w, &Resource::Master, 1, true, 12.0).expect("n1 took over");
+    assert!(
+        fenced < taken,
+        "n0 released at {fenced:?}, n1 acquired at {taken:?}"
+    );
+    // Fencing starts fence_margin before n0's lease ends (<= 3 s after its
+    // last acknowledged heartbeat), well before the grants can expire.
+    assert!(fenced < secs(12.0 + 3.0), "fenced at {fenced:?}");
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
+}
+
+#[test]
+fn three_isolated_nodes_hold_nothing() {
+    let mut w = three_nodes(vec![environment("web1", &["n0", "n1", "n2"])]);
+    run(&mut w, 12.0);
+    assert!(w.is_settled());
+    w.schedule(secs(12.0), Chaos::Partition(vec![0, 1, 2]));
+    run(&mut w, 17.0);
+    let web1 = Resource::Environment("web1".to_owned());
+    assert!(w.ledger.holders(&Resource::Master).is_empty());
+    assert!(w.ledger.holders(&web1).is_empty());
+    run(&mut w, 40.0);
+    for resource in [Resource::Master, web1] {
+        let since = w
+            .ledger
+            .changes_of(&resource)
+            .filter(|c| c.acquired && c.at > secs(12.0));
+        assert_eq!(
+            since.count(),
+            0,
+            "{resource} acquired while nobody has quorum"
+        );
+    }
+    for node in &w.nodes {
+        let agent = node.agent.as_ref().expect("up");
+        assert!(!agent.is_master(), "no VRRP master without quorum");
+    }
+}
+
+#[test]
+fn a_crashed_master_restarted_at_once_keeps_or_hands_over_without_overlap() {
+    let mut w = three_nodes(vec![environment("web1", &["n0", "n1"])]);
+    run(&mut w, 12.0);
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![0]);
+    w.schedule(secs(12.0), Chaos::Crash(0));
+    w.schedule(secs(12.2), Chaos::Start(0));
+    run(&mut w, 40.0);
+    // The crash released nothing: the marker and the running jail survive
+    // until the restarted agent decides.
+    let released = change(&w, &Resource::Master, 0, false, 12.0);
+    assert!(released.is_none_or(|at| at >= secs(12.2)), "{released:?}");
+    assert!(w.is_settled(), "a master and web1 again:\n{}", w.trace());
+}
+
+#[test]
+fn an_environment_is_adopted_when_its_node_is_cut_off_and_not_started_twice_on_return() {
+    let web1 = Resource::Environment("web1".to_owned());
+    let mut w = three_nodes(vec![environment("web1", &["n1", "n2"])]);
+    run(&mut w, 12.0);
+    assert_eq!(w.ledger.holders(&web1), vec![1]);
+    w.schedule(secs(12.0), Chaos::Partition(vec![0, 1, 0]));
+    run(&mut w, 25.0);
+    let stopped = change(&w, &web1, 1, false, 12.0).expect("n1 stopped web1");
+    let adopted = change(&w, &web1, 2, true, 12.0).expect("n2 adopted web1");
+    assert!(stopped < adopted);
+    w.schedule(secs(25.0), Chaos::Heal);
+    run(&mut w, 45.0);
+    assert_eq!(
+        w.ledger.holders(&web1),
+        vec![2],
+        "no failback without failback = true"
+    );
+    assert_eq!(
+        change(&w, &web1, 1, true, 12.0),
+        None,
+        "n1 never started it again"
+    );
+}

@@ -1,0 +1,388 @@
+//! Random scenarios: a seed gives the cluster (3 to 5 nodes, sometimes a
+//! follower-only voter), its timings, clock drifts, placement, the network
+//! and a schedule of chaos; `run` plays it and checks safety at every
+//! event (the ledger) and liveness after the last fault heals.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use rcbsd_failover::config::{EnvKind, PlacedEnvironment};
+use rcbsd_failover::election::timers::master_down_interval;
+use rcbsd_failover::election::{Centis, Params};
+use rcbsd_failover::quorum::{Settings, StateSettings};
+
+use super::agent::NodeConfig;
+use super::network::Conditions;
+use super::worker::{DEMOTE_STEPS, PROMOTE_STEPS};
+use super::world::{Chaos, Stats, Steps, World};
+use crate::rng::Rng;
+
+/// The drift bound the lease arithmetic assumes (`quorum::lease`).
+pub const MAX_DRIFT_PPM: i32 = 10_000;
+const RHO: f64 = MAX_DRIFT_PPM as f64 / 1_000_000.0;
+
+/// How long the cluster must stay settled after the bound.
+const QUIET: Duration = Duration::from_secs(2);
+
+/// How often the liveness watch looks after the heal.
+const SLICE: Duration = Duration::from_millis(250);
+
+/// One cluster's static shape and timings.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub priorities: Vec<u8>,
+    pub may_be_master: Vec<bool>,
+    pub preempt: Vec<bool>,
+    pub advert_interval: Centis,
+    pub heartbeat_interval: Duration,
+    pub lease: Duration,
+    pub fence_margin: Duration,
+    pub drift_ppm: Vec<i32>,
+    pub steps: Steps,
+    pub placement: Vec<PlacedEnvironment>,
+    /// See [`NodeConfig::republish`].
+    pub republish: bool,
+}
+
+impl Cluster {
+    pub fn len(&self) -> usize {
+        self.priorities.len()
+    }
+
+    pub fn name(node: usize) -> String {
+        format!("n{node}")
+    }
+
+    pub fn address(node: usize) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, 0, node as u8 + 1)
+    }
+
+    pub fn node_configs(&self) -> Vec<NodeConfig> {
+        let names: Vec<String> = (0..self.len()).map(Self::name).collect();
+        (0..self.len())
+            .map(|i| NodeConfig {
+                params: Params {
+                    vrid: 51,
+                    priority: self.priorities[i],
+                    advert_interval: self.advert_interval,
+                    preempt: self.preempt[i],
+                    preempt_delay: Duration::ZERO,
+                    primary_address: Self::address(i),
+                },
+                may_be_master: self.may_be_master[i],
+                heartbeat_interval: self.heartbeat_interval,
+                republish: self.republish,
+                quorum: StateSettings {
+                    membership: Settings {
+                        me: names[i].clone(),
+                        nodes: names.clone(),
+                        lease: self.lease,
+                    },
+                    fence_margin: self.fence_margin,
+                    placement: self.placement.clone(),
+                    config_hash: 0,
+                },
+            })
+            .collect()
+    }
+
+    pub fn world(&self, conditions: Conditions, seed: u64) -> World {
+        World::new(
+            self.node_configs(),
+            &self.drift_ppm,
+            conditions,
+            self.steps,
+            seed,
+        )
+    }
+
+    /// The worst time, in real time, for the worker to give up what it
+    /// holds: finish the step it is in, stop every environment, demote.
+    pub fn release_work(&self) -> Duration {
+        self.steps.max * (1 + self.placement.len() as u32 + u32::from(DEMOTE_STEPS))
+    }
+
+    /// The longest a supervisor may take to restart a crashed agent for the
+    /// guarantee to hold: a crash in the middle of fencing leaves the
+    /// restarted agent `fence_margin` minus the fencing already done to
+    /// fence again from scratch (see docs/simulation.md).
+    pub fn restart_max(&self) -> Duration {
+        self.fence_margin
+            .saturating_sub(self.release_work() * 2)
+            .saturating_sub(self.fence_margin / 10)
+    }
+
+    /// How long after the last fault heals (every node up, every link up,
+    /// no loss, delays at most `max_delay`) a master must hold the VIP and
+    /// every environment must run: the derivation is in docs/simulation.md.
+    pub fn liveness_bound(&self, max_delay: Duration) -> LivenessBound {
+        let slow = |d: Duration| d.div_f64(1.0 - RHO);
+        let round = slow(self.heartbeat_interval) + max_delay;
+        let lowest = self
+            .priorities
+            .iter()
+            .zip(&self.may_be_master)
+            .filter(|(_, eligible)| **eligible)
+            .map(|(p, _)| *p)
+            .min()
+            .unwrap_or(1);
+        let election = slow(master_down_interval(lowest, self.advert_interval))
+            + slow(self.advert_interval.to_duration())
+            + max_delay;
+        let envs = self.placement.len() as u32;
+        let promote = self.steps.max * (1 + envs + u32::from(PROMOTE_STEPS));
+        let master = slow(self.lease) + election + self.release_work() + round * 3 + promote;
+        let move_one = self.steps.max * (envs + 2) + round * 3;
+        let environments = master + self.steps.max + move_one * 2 + self.steps.max * envs;
+        LivenessBound {
+            master,
+            environments,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct LivenessBound {
+    pub master: Duration,
+    pub environments: Duration,
+}
+
+pub struct Scenario {
+    pub seed: u64,
+    pub cluster: Cluster,
+    pub conditions: Conditions,
+    pub chaos: Vec<(Duration, Chaos)>,
+    /// When the last fault heals.
+    pub heal_at: Duration,
+}
+
+/// What one run measured.
+#[derive(Clone, Copy, Debug)]
+pub struct Report {
+    pub stats: Stats,
+    /// From the heal to the cluster settled (master promoted, every
+    /// environment running, and so until the end).
+    pub settled_after: Duration,
+    pub bound: Duration,
+}
+
+impl Scenario {
+    pub fn generate(seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let n = rng.range(3, 5) as usize;
+        let cluster = random_cluster(&mut rng, n);
+        let conditions = random_conditions(&mut rng);
+        let chaos_for = Duration::from_millis(rng.range(5_000, 15_000));
+        let mut chaos: Vec<(Duration, Chaos)> = (0..n)
+            .map(|i| (rng.duration_up_to(Duration::from_secs(2)), Chaos::Start(i)))
+            .collect();
+        let faults = rng.range(2, 10);
+        let restart_max = cluster.restart_max();
+        for _ in 0..faults {
+            let at = Duration::from_millis(rng.range(1_000, chaos_for.as_millis() as u64));
+            let node = rng.range(0, n as u64 - 1) as usize;
+            match rng.range(0, 9) {
+                0 | 1 => {
+                    let groups = (0..n).map(|_| rng.range(0, 2) as u8).collect();
+                    chaos.push((at, Chaos::Partition(groups)));
+                }
+                2 => {
+                    let groups = (0..n).map(|i| u8::from(i == node)).collect();
+                    chaos.push((at, Chaos::Partition(groups)));
+                }
+                3 => {
+                    let to = (node + rng.range(1, n as u64 - 1) as usize) % n;
+                    chaos.push((at, Chaos::CutOneWay(node, to)));
+                }
+                4 => chaos.push((at, Chaos::Heal)),
+                5 => chaos.push((at, Chaos::Network(random_conditions(&mut rng)))),
+                6 | 7 => {
+                    // The supervisor restarts a crashed agent promptly.
+                    let at = at.min(chaos_for.saturating_sub(restart_max));
+                    chaos.push((at, Chaos::Crash(node)));
+                    let back = at + rng.duration_up_to(restart_max);
+                    chaos.push((back, Chaos::Start(node)));
+                }
+                _ => {
+                    chaos.push((at, Chaos::PowerOff(node)));
+                    if rng.chance(50) {
+                        let back = at + rng.duration_up_to(Duration::from_secs(5));
+                        chaos.push((back.min(chaos_for), Chaos::Start(node)));
+                    }
+                }
+            }
+        }
+        chaos.sort_by_key(|(at, _)| *at);
+        // The heal: every link, no loss, every node on.
+        let calm = Conditions {
+            loss_percent: 0,
+            ..conditions
+        };
+        chaos.push((chaos_for, Chaos::Heal));
+        chaos.push((chaos_for, Chaos::Network(calm)));
+        chaos.extend((0..n).map(|i| (chaos_for, Chaos::Start(i))));
+        Scenario {
+            seed,
+            cluster,
+            conditions,
+            chaos,
+            heal_at: chaos_for,
+        }
+    }
+
+    /// The largest delay in force after the heal.
+    fn calm_delay(&self) -> Duration {
+        self.chaos
+            .iter()
+            .rev()
+            .find_map(|(_, c)| match c {
+                Chaos::Network(c) => Some(c.max_delay),
+                _ => None,
+            })
+            .unwrap_or(self.conditions.max_delay)
+    }
+
+    /// Plays the scenario. `Err` carries the reason and the trace.
+    pub fn run(&self) -> Result<Report, String> {
+        let mut world = self.cluster.world(self.conditions, self.seed);
+        for (at, chaos) in &self.chaos {
+            world.schedule(*at, chaos.clone());
+        }
+        let bound = self.cluster.liveness_bound(self.calm_delay()).environments;
+        let fail = |world: &World, why: String| {
+            Err(format!(
+                "{why}\nlast events:\n{}nodes at the end:\n{}",
+                world.trace(),
+                world.status()
+            ))
+        };
+        // Chaos, then the heal; then in small slices until the cluster has
+        // been settled for QUIET, or the bound has passed without it.
+        let mut until = self.heal_at;
+        let settled_after = loop {
+            if let Err(e) = world.run_until(until) {
+                return fail(&world, e);
+            }
+            let settled = world.settled_since.map(|since| since.max(self.heal_at));
+            if let Some(since) = settled.filter(|since| until >= *since + QUIET) {
+                break since - self.heal_at;
+            }
+            let late = settled.map_or(until, |since| since.min(until));
+            if late > self.heal_at + bound {
+                return fail(&world, format!("not settled within {bound:?} after the heal"));
+            }
+            until += SLICE;
+        };
+        Ok(Report {
+            stats: world.stats,
+            settled_after,
+            bound,
+        })
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.cluster;
+        writeln!(
+            f,
+            "  nodes {} priorities {:?} may_be_master {:?} preempt {:?} drift_ppm {:?}",
+            c.len(),
+            c.priorities,
+            c.may_be_master,
+            c.preempt,
+            c.drift_ppm
+        )?;
+        writeln!(
+            f,
+            "  advert {:?} heartbeat {:?} lease {:?} fence_margin {:?} steps {:?}..{:?}",
+            c.advert_interval.to_duration(),
+            c.heartbeat_interval,
+            c.lease,
+            c.fence_margin,
+            c.steps.min,
+            c.steps.max
+        )?;
+        for e in &c.placement {
+            writeln!(
+                f,
+                "  environment {} on {:?} failback {}",
+                e.name, e.nodes, e.failback
+            )?;
+        }
+        writeln!(f, "  network {:?}", self.conditions)?;
+        for (at, chaos) in &self.chaos {
+            writeln!(f, "  {:>8.3}s {chaos:?}", at.as_secs_f64())?;
+        }
+        writeln!(f, "  heal at {:?}", self.heal_at)
+    }
+}
+
+fn random_cluster(rng: &mut Rng, n: usize) -> Cluster {
+    let mut priorities = Vec::new();
+    while priorities.len() < n {
+        let p = rng.range(1, 254) as u8;
+        // Ties are allowed sometimes: the address breaks them (RFC 5798).
+        if rng.chance(10) || !priorities.contains(&p) {
+            priorities.push(p);
+        }
+    }
+    let mut may_be_master = vec![true; n];
+    if rng.chance(30) {
+        may_be_master[rng.range(0, n as u64 - 1) as usize] = false;
+    }
+    let preempt = (0..n).map(|_| rng.chance(70)).collect();
+    let drift_ppm = (0..n)
+        .map(|_| match rng.range(0, 3) {
+            0 => MAX_DRIFT_PPM,
+            1 => -MAX_DRIFT_PPM,
+            _ => rng.range(0, 2 * MAX_DRIFT_PPM as u64) as i32 - MAX_DRIFT_PPM,
+        })
+        .collect();
+    let envs = rng.range(1, 4) as usize;
+    let placement = (0..envs)
+        .map(|e| {
+            let mut order: Vec<usize> = (0..n).collect();
+            shuffle(rng, &mut order);
+            order.truncate(rng.range(1, n as u64) as usize);
+            PlacedEnvironment {
+                name: format!("env{e}"),
+                kind: EnvKind::Jail,
+                nodes: order.into_iter().map(Cluster::name).collect(),
+                failback: rng.chance(50),
+            }
+        })
+        .collect();
+    Cluster {
+        priorities,
+        may_be_master,
+        preempt,
+        advert_interval: Centis(rng.pick(&[10u16, 20, 50, 100])),
+        heartbeat_interval: Duration::from_millis(rng.pick(&[100u64, 200])),
+        lease: Duration::from_millis(rng.pick(&[2_000u64, 3_000])),
+        fence_margin: Duration::from_secs(1),
+        drift_ppm,
+        steps: Steps {
+            min: Duration::from_millis(5),
+            max: Duration::from_millis(rng.pick(&[20u64, 50])),
+        },
+        placement,
+        republish: std::env::var_os("SIM_REPUBLISH").is_some(),
+    }
+}
+
+fn random_conditions(rng: &mut Rng) -> Conditions {
+    Conditions {
+        loss_percent: rng.pick(&[0u64, 0, 5, 20, 40]),
+        duplicate_percent: rng.pick(&[0u64, 5, 20]),
+        max_delay: Duration::from_millis(rng.pick(&[0u64, 5, 20, 50])),
+    }
+}
+
+fn shuffle<T>(rng: &mut Rng, items: &mut [T]) {
+    for i in (1..items.len()).rev() {
+        let j = rng.range(0, i as u64) as usize;
+        items.swap(i, j);
+    }
+}
