@@ -33,12 +33,14 @@ done
 for command in status promote demote resume; do
     printf '{"command":"%s"}' "$command" >"$corpus/control/request-$command"
 done
+printf '{"command":"move","environment":"web1","node":"node3"}' >"$corpus/control/request-move"
 printf '{"ok":false,"error":"malformed request"}' >"$corpus/control/response-error"
 printf '{"ok":true,"changed":"priority override cleared"}' >"$corpus/control/response-changed"
 printf '%s' '{"ok":true,"status":{"node":"node1","version":"0.1.0","pid":4242,"state":"master","interface":"em0","vrid":51,"configured_priority":150,"effective_priority":150,"follower_only":false,"master":"192.168.10.201","vips_held":["192.168.10.200/24"],"override":"none","fault":null,"runbook":null,"advert_interval_ms":1000,"master_advert_interval_ms":1000,"uptime_s":7985,"counters":{"adverts_sent":7985,"adverts_received":12,"transitions":2,"drops":{"bad_ttl":2,"wrong_vrid":1},"checksum_forms":{"pseudo-header":12}}}}' >"$corpus/control/response-status"
 
 # heartbeat: the layout of src/wire/heartbeat.rs, unsigned (the target signs
-# what it needs). A master with acks, claims, grants and a running jail...
+# what it needs). A master with acks, claims, grants, a running jail and a
+# handoff...
 hex() { printf '%s' "$1" | tr -d ' ' | xxd -r -p; }
 name() { printf '%02x' "${#1}"; printf '%s' "$1" | xxd -p | tr -d '\n'; }
 u64() { printf '%016x' "$1"; }
@@ -49,9 +51,10 @@ u64() { printf '%016x' "$1"; }
     hex "0002 00 01 $(name web1)"
     hex "0002 00 $(name node1) 01 $(name web1) $(name node1)"
     hex "0001 $(name web1)"
+    hex "0001 $(name db1) $(name node2)"
 } >"$corpus/heartbeat/master-node1"
 # ...and a node that just started: no quorum, follows nobody, empty lists.
 {
     hex "$(printf '%s' RCHB | xxd -p) 01 00"
-    hex "$(name node3) $(u64 1) $(u64 0) 00 00 00 00 $(u64 0) 0000 0000 0000 0000"
+    hex "$(name node3) $(u64 1) $(u64 0) 00 00 00 00 $(u64 0) 0000 0000 0000 0000 0000"
 } >"$corpus/heartbeat/starting-node3"

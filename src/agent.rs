@@ -511,9 +511,10 @@ impl Agent {
                 .map(tokio::time::Instant::from_std);
             let actions = tokio::select! {
                 received = gate::recv_heartbeat(self.cluster.as_ref(), &mut heartbeat_buf) => match received {
-                    Ok((len, from)) => {
-                        self.on_heartbeat(heartbeat_buf.get(..len).unwrap_or(&[]), from)
-                    }
+                    Ok((len, from)) => match self.on_heartbeat(heartbeat_buf.get(..len).unwrap_or(&[]), from) {
+                        Some(actions) => actions,
+                        None => continue,
+                    },
                     Err(e) => {
                         events::receive_failed(&format!("heartbeat socket: {e}"));
                         Vec::new()
@@ -522,7 +523,12 @@ impl Agent {
                 _ = heartbeat_tick.tick(), if self.cluster.is_some() => self.on_heartbeat_tick().await,
                 () = sleep_until_opt(fence_point) => self.refresh_quorum(),
                 received = self.socket.recv(&mut buf) => match received {
-                    Ok((len, meta)) => self.on_datagram(buf.get(..len).unwrap_or(&[]), &meta),
+                    // A dropped packet changes nothing: back to waiting at
+                    // once, so a flood costs a parse per packet, no more.
+                    Ok((len, meta)) => match self.on_datagram(buf.get(..len).unwrap_or(&[]), &meta) {
+                        Some(actions) => actions,
+                        None => continue,
+                    },
                     Err(e) => {
                         events::receive_failed(&e.to_string());
                         Vec::new()
@@ -581,7 +587,8 @@ impl Agent {
         self.shutdown(released).await
     }
 
-    fn on_datagram(&mut self, datagram: &[u8], meta: &RecvMeta) -> Vec<Action> {
+    /// One packet from the raw socket; `None` when it was dropped.
+    fn on_datagram(&mut self, datagram: &[u8], meta: &RecvMeta) -> Option<Vec<Action>> {
         let vips = vip_addresses(&self.config);
         let own = [self.link.primary];
         let policy = admit::Policy {
@@ -605,8 +612,10 @@ impl Agent {
                     .checksum_forms
                     .entry(admitted.checksum.as_str().to_owned())
                     .or_default() += 1;
-                self.router
-                    .handle(Input::Advert(admitted.advert), Instant::now())
+                Some(
+                    self.router
+                        .handle(Input::Advert(admitted.advert), Instant::now()),
+                )
             }
             Err(reason) => {
                 self.drops.record(reason);
@@ -623,7 +632,7 @@ impl Agent {
                         );
                     }
                 }
-                Vec::new()
+                None
             }
         }
     }
@@ -931,6 +940,30 @@ impl Agent {
                     changed: None,
                 };
                 send_reply(reply, response);
+                return Vec::new();
+            }
+            Request::Move { environment, node } => {
+                let response = match &mut self.cluster {
+                    None => Response::error(
+                        "move needs [cluster] and [[environment]] placement; this node runs plain VRRP",
+                    ),
+                    Some(cluster) => {
+                        match cluster.state.start_move(&environment, &node, Instant::now()) {
+                            Ok(changed) => {
+                                events::environment_move(&environment, &node);
+                                Response {
+                                    ok: true,
+                                    error: None,
+                                    status: None,
+                                    changed: Some(changed),
+                                }
+                            }
+                            Err(e) => Response::error(e),
+                        }
+                    }
+                };
+                send_reply(reply, response);
+                // execute() publishes: the environment is given up here.
                 return Vec::new();
             }
             Request::Promote => (Override::Promote, Vec::new()),

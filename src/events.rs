@@ -360,3 +360,17 @@ pub fn lease_overrun(resource: &str, overrun_ms: u64) {
 pub fn control_denied(uid: u32, gid: u32, request: &str, needed: &str) {
     warn!(event = "control_denied", uid, gid, request, needed);
 }
+
+/// `rcbsd-failover move`: this node stops `environment`, then `to` starts
+/// it (the handoff is announced in the heartbeats until `to` runs it, or
+/// for at most two minutes).
+pub fn environment_move(environment: &str, to: &str) {
+    warn!(event = "environment_move", environment, to);
+}
+
+/// A demote took longer than `[cluster] fence_margin`: were this node cut
+/// off, another node could take the storage before this one released it.
+/// Raise `fence_margin` (and `lease`) above `demote_ms`.
+pub fn fence_margin_short(demote_ms: u64, fence_margin_ms: u64) {
+    error!(event = "fence_margin_short", demote_ms, fence_margin_ms);
+}

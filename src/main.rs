@@ -84,6 +84,24 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Move a placed environment to another node: on the node that runs
+    /// it, stop it here, then the other node starts it (`[[environment]]`
+    /// placement; the stop is confirmed before the start).
+    ///
+    /// Waits until NODE reports running it (up to --wait), printing each
+    /// step. Exit status: 0 moved, 1 refused or not done in time, 69 no
+    /// agent answers.
+    Move {
+        /// The environment (an `[[environment]]` name).
+        environment: String,
+        /// The node to run it (one of its `nodes`).
+        node: String,
+        /// How long to wait for the move to complete; 0 returns at once.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        wait: u64,
+        #[command(flatten)]
+        target: Target,
+    },
     /// Print the exact commands of a runbook for this node's configuration,
     /// in order, without running any.
     ///
@@ -143,6 +161,12 @@ fn main() -> ExitCode {
         Command::Promote { target } => change(&target, Request::Promote),
         Command::Demote { target } => change(&target, Request::Demote),
         Command::Resume { target } => change(&target, Request::Resume),
+        Command::Move {
+            environment,
+            node,
+            wait,
+            target,
+        } => move_environment(&target, environment, node, wait),
         Command::Plan { runbook, config } => plan(runbook, &config.path),
         Command::Lab(args) => rcbsd_failover::lab::run(args),
     }
@@ -219,6 +243,46 @@ fn change(target: &Target, request: Request) -> ExitCode {
         }
         Err(code) => code,
     }
+}
+
+fn move_environment(target: &Target, environment: String, node: String, wait: u64) -> ExitCode {
+    let request = Request::Move {
+        environment: environment.clone(),
+        node: node.clone(),
+    };
+    let code = change(target, request);
+    if code != ExitCode::SUCCESS || wait == 0 {
+        return code;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let Ok(response) = ask(target, Request::Status) else {
+            continue;
+        };
+        let running_on = response
+            .status
+            .and_then(|s| s.cluster)
+            .and_then(|c| c.environments.into_iter().find(|e| e.name == environment))
+            .map(|e| e.running_on)
+            .unwrap_or_default();
+        if last.as_ref() != Some(&running_on) {
+            if running_on.is_empty() {
+                println!("{environment} stopped; waiting for {node} to start it");
+            } else {
+                println!("{environment} runs on {}", running_on.join(", "));
+            }
+            last = Some(running_on.clone());
+        }
+        if running_on == [node.as_str()] {
+            return ExitCode::SUCCESS;
+        }
+    }
+    eprintln!(
+        "rcbsd-failover: {environment} does not run on {node} after {wait} s; see `rcbsd-failover status` on both nodes"
+    );
+    ExitCode::from(EXIT_REFUSED)
 }
 
 /// Send `request` to the agent; on any failure print why and return the

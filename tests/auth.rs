@@ -54,6 +54,7 @@ fn heartbeat(node: &str, seq: u64) -> Heartbeat {
         claims: vec![],
         grants: vec![],
         running: vec!["web1".into()],
+        handoffs: vec![],
     }
 }
 

@@ -75,7 +75,7 @@ impl FakeAgent {
                 tokio::spawn(server::serve(listener, requests, shutdown_rx));
                 ready_tx.send(()).unwrap();
                 while let Some((request, reply)) = inbox.recv().await {
-                    record.lock().unwrap().push(request);
+                    record.lock().unwrap().push(request.clone());
                     let _ = reply.send(answer(request));
                 }
             });

@@ -25,7 +25,7 @@ const CONVERGE: Duration = Duration::from_secs(90);
 
 /// The lab's quorum timings (`QuorumSpec::lab`) and advert interval, from
 /// which the bounds below are derived.
-const LEASE: Duration = Duration::from_millis(1500);
+const LEASE: Duration = Duration::from_secs(16);
 const ADVERT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Budget for one promote runbook against the stand-ins (about a dozen
@@ -63,9 +63,14 @@ impl Faults {
             recorder,
             started: Instant::now(),
         };
-        faults.wait("n1 master, everything placed first choice", CONVERGE, |c| {
-            c.converged(&[0, 1, 2], 0).is_ok()
-        });
+        // Not necessarily first choice: an environment a node may still run
+        // from an earlier run stays where it was first claimed (see
+        // docs/faults.md, findings).
+        faults.wait(
+            "n1 sole master, every environment placed once",
+            CONVERGE,
+            |c| sole_master(c, 0) && placed_once(c),
+        );
         eprintln!(
             "FAULTS: steady after {:.1} s",
             faults.started.elapsed().as_secs_f64()
@@ -132,6 +137,24 @@ impl Faults {
         (0..self.cluster.len())
             .map(|i| self.cluster.events(i, "state_change").len())
             .sum()
+    }
+}
+
+/// The other node of `env`'s two-node list (`ClusterBuilder::quorum`:
+/// `web<i+1>` on node i then i+1, `vm1` on the last node then node 0).
+fn other_node(env: &str, node: usize) -> usize {
+    let first = match env
+        .strip_prefix("web")
+        .and_then(|i| i.parse::<usize>().ok())
+    {
+        Some(i) => i - 1,
+        None => 2,
+    };
+    let list = [first, (first + 1) % 3];
+    if list[0] == node {
+        list[1]
+    } else {
+        list[0]
     }
 }
 
@@ -422,16 +445,34 @@ fn a_cut_off_followers_environments_are_adopted_once_and_stay_when_it_returns() 
         return;
     }
     let f = Faults::steady();
+    // Where n3's environments go: the other node of their list.
+    let moved: Vec<(String, usize)> = f
+        .cluster
+        .standin_state(2)
+        .running_set()
+        .into_iter()
+        .map(|env| {
+            let to = other_node(&env, 2);
+            (env, to)
+        })
+        .collect();
+    if moved.is_empty() {
+        f.fail("n3 runs nothing: nothing to adopt");
+    }
     f.cluster
         .topology
         .split(&[&[2], &[0, 1]])
         .unwrap_or_else(|e| f.fail(&e.to_string()));
-    let adopted = f.wait("web3 and vm1 adopted by n1", CONVERGE, |c| {
-        let at = running(c);
-        ["web3", "vm1"]
-            .iter()
-            .all(|env| at.get(*env).map(Vec::as_slice) == Some(&[0]))
-    });
+    let adopted = f.wait(
+        "n3's environments adopted by their other node",
+        CONVERGE,
+        |c| {
+            let at = running(c);
+            moved
+                .iter()
+                .all(|(env, to)| at.get(env).map(Vec::as_slice) == Some(&[*to]))
+        },
+    );
     let origin = f.recorder.origin;
     let starts = |env: &str| -> Vec<(String, f64)> {
         f.cluster
@@ -442,10 +483,12 @@ fn a_cut_off_followers_environments_are_adopted_once_and_stay_when_it_returns() 
             .collect()
     };
     eprintln!(
-        "FAULTS: follower cut off: web3 and vm1 adopted by n1 {:.2} s after the cut; starts web3 {:?}, vm1 {:?}",
+        "FAULTS: follower cut off: {moved:?} adopted {:.2} s after the cut; starts {:?}",
         secs(adopted),
-        starts("web3"),
-        starts("vm1")
+        moved
+            .iter()
+            .map(|(env, _)| (env, starts(env)))
+            .collect::<Vec<_>>()
     );
     f.assert_no_overlap();
 
@@ -456,7 +499,7 @@ fn a_cut_off_followers_environments_are_adopted_once_and_stay_when_it_returns() 
     // n3 is back when it has quorum, sees its environments on n1 and
     // follows the master again.
     f.wait(
-        "n3 back: quorum, web3 and vm1 seen on n1, shared dirs mounted",
+        "n3 back: quorum, its old environments seen on their adopters, shared dirs mounted",
         CONVERGE,
         |c| {
             let Ok(status) = c.try_status(2) else {
@@ -465,23 +508,24 @@ fn a_cut_off_followers_environments_are_adopted_once_and_stay_when_it_returns() 
             let Some(q) = status.cluster else {
                 return false;
             };
-            let seen_on_n1 = |env: &str| {
+            let seen_on_adopter = |(env, to): &(String, usize)| {
+                let adopter = format!("n{}", to + 1);
                 q.environments
                     .iter()
-                    .any(|e| e.name == env && e.running_on == ["n1"] && !e.claimed_here)
+                    .any(|e| &e.name == env && e.running_on == [adopter.clone()] && !e.claimed_here)
             };
             let (_, world) = c.cbsd(2);
             q.quorum
-                && seen_on_n1("web3")
-                && seen_on_n1("vm1")
+                && moved.iter().all(seen_on_adopter)
                 && c.standin_state(2).nfs_mounts_from(world, common::VIP).len() == 4
         },
     );
-    for env in ["web3", "vm1"] {
+    for (env, to) in &moved {
         let nodes: Vec<String> = starts(env).into_iter().map(|(n, _)| n).collect();
-        if nodes != ["n3", "n1"] {
+        if nodes != ["n3".to_owned(), format!("n{}", to + 1)] {
             f.fail(&format!(
-                "{env} must start once on n3, then once on n1 (adopted), never again: {:?}",
+                "{env} must start once on n3, then once on n{} (adopted), never again: {:?}",
+                to + 1,
                 starts(env)
             ));
         }

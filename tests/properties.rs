@@ -17,7 +17,9 @@ use rcbsd_failover::control::protocol::{Request, Response};
 use rcbsd_failover::control::server::parse_request;
 use rcbsd_failover::election::{Centis, State};
 use rcbsd_failover::net::admit::{admit, Policy, RecvMeta};
-use rcbsd_failover::wire::heartbeat::{self, Ack, Grant, Heartbeat, HeartbeatError, Resource};
+use rcbsd_failover::wire::heartbeat::{
+    self, Ack, Grant, Handoff, Heartbeat, HeartbeatError, Resource,
+};
 use rcbsd_failover::wire::{checksum, ipv4, vrrp, ChecksumMode};
 
 fn ipv4_address() -> impl Strategy<Value = Ipv4Addr> {
@@ -346,18 +348,13 @@ proptest! {
 
 // ---- control protocol -----------------------------------------------------
 
-const COMMANDS: [(&str, Request); 4] = [
-    ("status", Request::Status),
-    ("promote", Request::Promote),
-    ("demote", Request::Demote),
-    ("resume", Request::Resume),
-];
-
 /// JSON values shaped like requests: objects whose keys are often
 /// `command` and whose values are often command names.
 fn json_value() -> impl Strategy<Value = Value> {
     let key = prop_oneof![
         Just("command".to_string()),
+        Just("environment".to_string()),
+        Just("node".to_string()),
         Just("force".to_string()),
         "[a-z]{0,6}"
     ];
@@ -366,7 +363,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
         prop::sample::select(vec![
-            "status", "promote", "demote", "resume", "Status", "reboot", ""
+            "status", "promote", "demote", "resume", "move", "web1", "Status", "reboot", ""
         ])
         .prop_map(Value::from),
         "\\PC{0,8}".prop_map(Value::from),
@@ -380,14 +377,22 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
-/// The one shape `parse_request` accepts: `{"command": NAME}`, nothing else.
+/// The shapes `parse_request` accepts: `{"command": NAME}` and
+/// `{"command":"move","environment": ENV,"node": NODE}`, nothing else.
 fn expected_request(value: &Value) -> Option<Request> {
-    let object = value.as_object().filter(|object| object.len() == 1)?;
-    let name = object.get("command")?.as_str()?;
-    COMMANDS
-        .iter()
-        .find(|(command, _)| *command == name)
-        .map(|(_, request)| *request)
+    let object = value.as_object()?;
+    let text = |key: &str| object.get(key)?.as_str();
+    match (text("command")?, object.len()) {
+        ("status", 1) => Some(Request::Status),
+        ("promote", 1) => Some(Request::Promote),
+        ("demote", 1) => Some(Request::Demote),
+        ("resume", 1) => Some(Request::Resume),
+        ("move", 3) => Some(Request::Move {
+            environment: text("environment")?.to_string(),
+            node: text("node")?.to_string(),
+        }),
+        _ => None,
+    }
 }
 
 proptest! {
@@ -460,17 +465,20 @@ fn heartbeat_message() -> impl Strategy<Value = Heartbeat> {
     );
     // A few entries per list, as a cluster of a handful of nodes sends:
     // enough to cover every field, small enough to stay in one datagram.
+    let handoff = (heartbeat_name(), heartbeat_name())
+        .prop_map(|(environment, to)| Handoff { environment, to });
     let lists = (
         vec(ack, 0..6),
         vec(resource(), 0..6),
         vec(grant, 0..6),
         vec(heartbeat_name(), 0..6),
+        vec(handoff, 0..6),
     );
     (identity, view, lists).prop_map(
         |(
             (node, incarnation, seq, state, priority),
             (quorum, following, config_hash),
-            (acks, claims, grants, running),
+            (acks, claims, grants, running, handoffs),
         )| Heartbeat {
             node,
             incarnation,
@@ -484,6 +492,7 @@ fn heartbeat_message() -> impl Strategy<Value = Heartbeat> {
             claims,
             grants,
             running,
+            handoffs,
         },
     )
 }
@@ -552,7 +561,13 @@ proptest! {
 /// looks at objects.
 #[test]
 fn regression_parse_request_refuses_a_json_array() {
-    for line in [r#"["status"]"#, r#"["promote"]"#, r#"["demote"]"#] {
+    let arrays = [
+        r#"["status"]"#,
+        r#"["promote"]"#,
+        r#"["demote"]"#,
+        r#"["move","web1","node2"]"#,
+    ];
+    for line in arrays {
         let result = parse_request(line.as_bytes());
         assert!(
             result.is_err(),

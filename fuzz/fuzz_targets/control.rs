@@ -11,6 +11,14 @@ use rcbsd_failover::control::server::parse_request;
 fuzz_target!(|line: &[u8]| {
     match parse_request(line) {
         Ok(request) => {
+            // The protocol is one JSON object per line (docs/status.md).
+            assert!(
+                matches!(
+                    serde_json::from_slice(line),
+                    Ok(serde_json::Value::Object(_))
+                ),
+                "a line that is not a JSON object was accepted as {request:?}"
+            );
             // What was accepted is what the CLI would have sent.
             let canonical = serde_json::to_vec(&request).expect("a request serializes");
             assert_eq!(parse_request(&canonical), Ok(request));

@@ -101,17 +101,17 @@ impl ClusterLink {
         self.socket.recv_from(buf).await
     }
 
-    /// One datagram from the heartbeat socket.
-    pub fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) {
+    /// One datagram from the heartbeat socket; whether it was taken.
+    pub fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) -> bool {
         let SocketAddr::V4(from) = from else {
             self.drop_heartbeat("not_ipv4");
-            return;
+            return false;
         };
         // Heartbeats are taken only from the configured addresses, and the
         // name inside must be the one configured at that address.
         let Some(sender) = self.cluster.node_at(*from.ip()).map(|n| n.name.clone()) else {
             self.drop_heartbeat("unknown_address");
-            return;
+            return false;
         };
         let heartbeat = match heartbeat::decode(datagram, self.keys.as_deref()) {
             Ok(heartbeat) => heartbeat,
@@ -125,24 +125,28 @@ impl ClusterLink {
                         alert.suppressed,
                     );
                 }
-                return;
+                return false;
             }
             Err(_) => {
                 self.drop_heartbeat("malformed");
-                return;
+                return false;
             }
         };
         if heartbeat.node != sender {
             self.drop_heartbeat("name_address_mismatch");
-            return;
+            return false;
         }
         let their_hash = heartbeat.config_hash;
         match self.state.receive(heartbeat, now) {
             Ok(()) => {
                 self.counters.received += 1;
                 self.check_config_hash(&sender, their_hash);
+                true
             }
-            Err(ignored) => self.drop_heartbeat(ignored.as_str()),
+            Err(ignored) => {
+                self.drop_heartbeat(ignored.as_str());
+                false
+            }
         }
     }
 

@@ -39,11 +39,17 @@ pub async fn recv_heartbeat(
 }
 
 impl Agent {
-    pub(super) fn on_heartbeat(&mut self, datagram: &[u8], from: SocketAddr) -> Vec<Action> {
-        if let Some(cluster) = &mut self.cluster {
-            cluster.on_datagram(datagram, from, Instant::now());
-        }
-        self.refresh_quorum()
+    /// One heartbeat datagram; `None` when it was dropped.
+    pub(super) fn on_heartbeat(
+        &mut self,
+        datagram: &[u8],
+        from: SocketAddr,
+    ) -> Option<Vec<Action>> {
+        let accepted = self
+            .cluster
+            .as_mut()
+            .is_some_and(|c| c.on_datagram(datagram, from, Instant::now()));
+        accepted.then(|| self.refresh_quorum())
     }
 
     pub(super) async fn on_heartbeat_tick(&mut self) -> Vec<Action> {

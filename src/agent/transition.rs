@@ -364,6 +364,10 @@ impl<V: VipControl> Worker<V> {
                     // be master now): do not follow a master that is gone.
                     return Wake::Never;
                 }
+                // The follow first stops environments and unmounts: from
+                // here on, what was followed before is gone, and a follow
+                // cancelled half way must be run again in full.
+                self.held = Held::Nothing;
                 match self.run_runbook(Kind::Follow, &ctx).await {
                     Outcome::Succeeded { .. } => {
                         *failures = 0;
@@ -412,6 +416,7 @@ impl<V: VipControl> Worker<V> {
             applied,
             master: self.holds_master(),
             environments: self.runner.running_environments().into_iter().collect(),
+            running: self.runner.started_environments().into_iter().collect(),
         }));
     }
 
@@ -451,6 +456,17 @@ impl<V: VipControl> Worker<V> {
         let started = Instant::now();
         let outcome = self.runner.run(kind, ctx, self.cancel.clone()).await;
         self.stats.record(kind, &outcome, started.elapsed());
+        // An isolated master has `fence_margin` to finish this very runbook
+        // before another node may take the storage: say so when it did not.
+        if let (Kind::Demote, Some(cluster)) = (kind, &self.runner.config().cluster) {
+            let took = started.elapsed();
+            if took > cluster.fence_margin {
+                crate::events::fence_margin_short(
+                    u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+                    u64::try_from(cluster.fence_margin.as_millis()).unwrap_or(u64::MAX),
+                );
+            }
+        }
         outcome
     }
 

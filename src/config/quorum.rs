@@ -18,9 +18,9 @@ pub const DEFAULT_HEARTBEAT_PORT: u16 = 7798;
 /// Default `cluster.heartbeat_interval`.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
 /// Default `cluster.lease`.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(3);
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// Default `cluster.fence_margin`.
-pub const DEFAULT_FENCE_MARGIN: Duration = Duration::from_secs(1);
+pub const DEFAULT_FENCE_MARGIN: Duration = Duration::from_secs(8);
 
 /// `[cluster]`: every node of the cluster, this one included.
 #[derive(Clone, Debug, PartialEq, Eq)]

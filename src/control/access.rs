@@ -149,12 +149,18 @@ impl fmt::Display for Denial {
 mod tests {
     use super::*;
 
-    const EVERY_REQUEST: [Request; 4] = [
-        Request::Status,
-        Request::Promote,
-        Request::Demote,
-        Request::Resume,
-    ];
+    fn every_request() -> [Request; 5] {
+        [
+            Request::Status,
+            Request::Promote,
+            Request::Demote,
+            Request::Resume,
+            Request::Move {
+                environment: "web1".into(),
+                node: "node2".into(),
+            },
+        ]
+    }
 
     fn operators() -> Policy {
         Policy {
@@ -178,7 +184,7 @@ mod tests {
         for policy in [Policy::default(), operators()] {
             let root = peer(0, 0, &[]);
             assert_eq!(policy.admit(&root), Ok(()));
-            for request in EVERY_REQUEST {
+            for request in every_request() {
                 assert_eq!(policy.authorize(&root, &request), Ok(()), "{request:?}");
             }
         }
@@ -209,7 +215,7 @@ mod tests {
         let stranger = peer(1001, 1001, &[1001, 20]);
         let denial = policy.admit(&stranger).unwrap_err();
         assert_eq!(denial.request, "connect");
-        for request in EVERY_REQUEST {
+        for request in every_request() {
             assert!(
                 policy.authorize(&stranger, &request).is_err(),
                 "{request:?}"
@@ -250,7 +256,7 @@ mod tests {
 
     #[test]
     fn command_names_are_the_wire_spelling() {
-        let names: Vec<String> = EVERY_REQUEST.iter().map(command_name).collect();
+        let names: Vec<String> = every_request().iter().map(command_name).collect();
         assert_eq!(names, ["status", "promote", "demote", "resume"]);
     }
 }

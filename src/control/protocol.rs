@@ -10,13 +10,19 @@ use crate::election::priority::Override;
 use crate::election::State;
 
 /// A request from the CLI: `{"command":"status"}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
     Status,
     Promote,
     Demote,
     Resume,
+    /// `rcbsd-failover move ENVIRONMENT NODE`: on the node that runs it,
+    /// stop it, then let `node` start it (`[[environment]]` placement).
+    Move {
+        environment: String,
+        node: String,
+    },
 }
 
 /// The daemon's reply: `{"ok":true,...}` or `{"ok":false,"error":"..."}`.

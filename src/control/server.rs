@@ -378,7 +378,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     // internally tagged enum, so `{"command":"status","force":1}` would pass
     // silently: compare the keys given with the keys the request has.
     if let (serde_json::Value::Object(given), Ok(serde_json::Value::Object(known))) =
-        (&value, serde_json::to_value(request))
+        (&value, serde_json::to_value(&request))
     {
         if let Some(unknown) = given.keys().find(|key| !known.contains_key(*key)) {
             return Err(malformed(format!("unknown field `{unknown}`")));

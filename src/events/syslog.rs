@@ -16,7 +16,7 @@ pub fn severity(event: Option<&str>, level: Level) -> libc::c_int {
     match event {
         Some(
             "runbook_failed" | "fault" | "agent_failed" | "vip_failed" | "quorum_lost"
-            | "lease_overrun",
+            | "fence_margin_short" | "lease_overrun",
         ) => libc::LOG_CRIT,
         Some("config_rejected" | "shutdown_timeout") => libc::LOG_ERR,
         Some(

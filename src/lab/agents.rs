@@ -97,14 +97,24 @@ pub struct QuorumSpec {
 }
 
 impl QuorumSpec {
-    /// Every node of `specs`, with the defaults scaled for tests: heartbeats
-    /// every 100 ms, a 1.5 s lease, 500 ms fence margin.
+    /// Every node of `specs`, with the defaults scaled for tests:
+    /// heartbeats every 100 ms; a 1.5 s lease with a 1 s fence margin for
+    /// plain VRRP nodes (dropping the VIP takes milliseconds), a 16 s lease
+    /// with a 14 s margin when the nodes run the CBSD runbooks: the
+    /// stand-ins' demote takes up to about 9 s on a loaded 2-core machine,
+    /// and all of it must fit in the margin.
     pub fn lab(specs: &[NodeSpec]) -> QuorumSpec {
+        let cbsd = specs.iter().any(|s| s.cbsd.is_some());
+        let (lease, fence_margin) = if cbsd {
+            (Duration::from_secs(16), Duration::from_secs(14))
+        } else {
+            (Duration::from_millis(1500), Duration::from_millis(1000))
+        };
         QuorumSpec {
             nodes: specs.iter().map(|s| (s.name.clone(), s.address)).collect(),
             heartbeat_interval: Duration::from_millis(100),
-            lease: Duration::from_millis(1500),
-            fence_margin: Duration::from_millis(500),
+            lease,
+            fence_margin,
             environments: Vec::new(),
             auth: None,
         }

@@ -47,6 +47,10 @@ pub const VRRP_TTL: u32 = 255;
 /// sets: adverts keep flowing through queues that drop bulk traffic.
 const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
 
+/// Receive queue asked for the VRRP socket: about 4 MiB, several thousand
+/// packets, tens of milliseconds of a line-rate flood.
+const RECV_QUEUE_BYTES: usize = 4 << 20;
+
 /// What [`VrrpSocket::open`] needs to know, resolved from the config.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SocketConfig {
@@ -94,6 +98,11 @@ impl VrrpSocket {
         let fail = |action: &'static str| move |error| socket_error(config, action, error);
 
         socket.set_nonblocking(true).map_err(fail("O_NONBLOCK"))?;
+        // Every protocol-112 packet on the host lands in this queue; a flood
+        // of junk must not push the master's adverts out of it before we
+        // read them (docs/benchmarks.md, "Flood"). The kernel may cap the
+        // size (net.core.rmem_max, kern.ipc.maxsockbuf): best effort.
+        let _ = socket.set_recv_buffer_size(RECV_QUEUE_BYTES);
         socket.set_ttl_v4(VRRP_TTL).map_err(fail("IP_TTL 255"))?;
         socket
             .set_tos_v4(TOS_INTERNETWORK_CONTROL)

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::lease::{holder_span, kth_latest, majority};
 use crate::election::State;
-use crate::wire::heartbeat::{Ack, Grant, Heartbeat, Resource};
+use crate::wire::heartbeat::{Ack, Grant, Handoff, Heartbeat, Resource};
 
 /// The static part: who is in the cluster and how long a lease lasts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct LocalReport {
     pub following: Option<Ipv4Addr>,
     pub config_hash: u64,
     pub running: Vec<String>,
+    /// Environments this node is handing over (`rcbsd-failover move`).
+    pub handoffs: Vec<Handoff>,
 }
 
 /// Why a heartbeat was not taken.
@@ -225,6 +227,7 @@ impl Membership {
                 })
                 .collect(),
             running: local.running.clone(),
+            handoffs: local.handoffs.clone(),
         }
     }
 

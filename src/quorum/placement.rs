@@ -9,12 +9,17 @@
 //! Per environment E with preference list `nodes`:
 //! - no quorum here, or this node not in `nodes`: do not claim;
 //! - another live node runs E: do not claim (withdraw if claiming);
-//! - this node claims E and another live node claims it too: keep it only
-//!   if this node comes first in `nodes`;
+//! - this node claims E and another live node claims it too: keep it if
+//!   this node runs it, or comes first in `nodes`;
 //! - this node claims E, `failback = true` and a node earlier in `nodes` is
 //!   live with quorum: release E (it moves back);
 //! - nobody claims or runs E: claim it if this node is the first node of
 //!   `nodes` that is live with quorum.
+//!
+//! An operator's move (`rcbsd-failover move E T`, announced as a handoff in
+//! the heartbeat of the node that ran E) comes first: the handing node
+//! gives E up, the target claims it once nobody else runs or claims it, and
+//! every other node keeps out of the way while the handoff is announced.
 
 use std::collections::BTreeMap;
 
@@ -29,6 +34,8 @@ pub struct NodeReport<'a> {
     pub claims: Vec<&'a str>,
     /// Environments it runs.
     pub running: Vec<&'a str>,
+    /// Environments it is handing over, and to whom.
+    pub handoffs: Vec<(&'a str, &'a str)>,
 }
 
 /// The decision for one environment, with the reason `status` shows.
@@ -67,8 +74,29 @@ fn decide_one(
     };
     let claiming = mine.claims.contains(&name);
     let others = || nodes.iter().filter(|n| n.name != me);
+    if let Some((_, to)) = mine.handoffs.iter().find(|(e, _)| *e == name) {
+        return no(format!("moving to {to} (operator)"));
+    }
+    let handoff = others().find_map(|n| {
+        n.handoffs
+            .iter()
+            .find(|(e, _)| *e == name)
+            .map(|(_, to)| (n.name, *to))
+    });
     if let Some(runner) = others().find(|n| n.running.contains(&name)) {
         return no(format!("runs on {}", runner.name));
+    }
+    if let Some((from, to)) = handoff {
+        if to != me {
+            return no(format!("moving from {from} to {to} (operator)"));
+        }
+        if let Some(claimer) = others().find(|n| n.claims.contains(&name)) {
+            return no(format!(
+                "moving here from {from}; {} still claims it",
+                claimer.name
+            ));
+        }
+        return yes(format!("moved here from {from} (operator)"));
     }
     let rank = |node: &str| env.nodes.iter().position(|n| n == node);
     let first_live = env.nodes.iter().find(|candidate| {
@@ -77,9 +105,12 @@ fn decide_one(
             .any(|n| n.name == candidate.as_str() && n.quorum)
     });
     if claiming {
+        // Two claimers: the one that runs it keeps it (it has the lease);
+        // otherwise the one first in the list.
+        let runs_here = mine.running.contains(&name);
         if let Some(rival) = others()
             .filter(|n| n.claims.contains(&name))
-            .find(|n| rank(n.name).is_some_and(|r| r < my_rank))
+            .find(|n| !runs_here && rank(n.name).is_some_and(|r| r < my_rank))
         {
             return no(format!("{} comes first and claims it too", rival.name));
         }
@@ -148,6 +179,7 @@ mod tests {
             quorum,
             claims: claims.to_vec(),
             running: running.to_vec(),
+            handoffs: Vec::new(),
         }
     }
 
@@ -232,6 +264,36 @@ mod tests {
     fn a_node_outside_the_list_never_claims() {
         let placement = [env("web1", &["node1"], false)];
         let nodes = [node("node2", true, &[], &[])];
+        assert!(claims("node2", &placement, &nodes).is_empty());
+    }
+
+    #[test]
+    fn a_handoff_moves_an_environment_to_its_target_only() {
+        let placement = [env("web1", &["node1", "node2", "node3"], false)];
+        let mut handing = node("node1", true, &["web1"], &["web1"]);
+        handing.handoffs = vec![("web1", "node3")];
+        // While node1 still runs it, nobody claims it.
+        let nodes = [
+            handing.clone(),
+            node("node2", true, &[], &[]),
+            node("node3", true, &[], &[]),
+        ];
+        assert!(claims("node3", &placement, &nodes).is_empty());
+        assert!(
+            claims("node1", &placement, &nodes).is_empty(),
+            "the handing node gives it up"
+        );
+        // Stopped and released: the target claims it, node2 keeps out.
+        handing.claims.clear();
+        handing.running.clear();
+        let nodes = [
+            handing,
+            node("node2", true, &[], &[]),
+            node("node3", true, &[], &[]),
+        ];
+        let d = decide("node3", &placement, &nodes);
+        assert!(d["web1"].claim);
+        assert_eq!(d["web1"].reason, "moved here from node1 (operator)");
         assert!(claims("node2", &placement, &nodes).is_empty());
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::membership::{Ignored, LocalReport, Membership, Settings};
 use super::placement::{self, Decision, NodeReport};
 use crate::config::PlacedEnvironment;
-use crate::wire::heartbeat::{Heartbeat, Resource};
+use crate::wire::heartbeat::{Handoff, Heartbeat, Resource};
 
 /// What the worker last said it holds, and which decision it had applied.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,7 +24,12 @@ pub struct Holding {
     pub applied: u64,
     /// Master resources, complete or partial (the master marker).
     pub master: bool,
+    /// Environments that may run here (started, or not checked since a
+    /// restart): what stays claimed.
     pub environments: BTreeSet<String>,
+    /// Environments started here and not stopped: what is reported as
+    /// running (a subset of `environments`).
+    pub running: BTreeSet<String>,
 }
 
 /// What the leases allow the worker to do now.
@@ -54,7 +59,13 @@ pub struct ClusterState {
     /// application by the worker proves they are released.
     releasing: BTreeMap<Resource, u64>,
     holding: Holding,
+    /// Operator moves in progress: environment -> (target, give up at).
+    handoffs: BTreeMap<String, (String, Instant)>,
 }
+
+/// How long a move may take before the handoff is withdrawn and placement
+/// decides again (the target may have died meanwhile).
+pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl ClusterState {
     pub fn new(settings: StateSettings, incarnation: u64, now: Instant) -> Self {
@@ -65,6 +76,7 @@ impl ClusterState {
             decisions: BTreeMap::new(),
             releasing: BTreeMap::new(),
             holding: Holding::default(),
+            handoffs: BTreeMap::new(),
         }
     }
 
@@ -94,15 +106,28 @@ impl ClusterState {
 
     /// The heartbeat to send now.
     pub fn heartbeat(&mut self, now: Instant, local: &LocalReport) -> Heartbeat {
-        let quorum = self.membership.quorum_until(now).is_some();
+        let quorum = self.has_quorum(now);
         let mut local = local.clone();
         local.config_hash = self.settings.config_hash;
-        local.running = self.holding.environments.iter().cloned().collect();
+        local.running = self.holding.running.iter().cloned().collect();
+        local.handoffs = self
+            .handoffs
+            .iter()
+            .map(|(environment, (to, _))| Handoff {
+                environment: environment.clone(),
+                to: to.clone(),
+            })
+            .collect();
         self.membership.heartbeat(now, &local, quorum)
     }
 
+    /// Quorum, with the same margin as the leases: a node whose majority
+    /// has been silent long enough that it must fence has no quorum either,
+    /// so it advertises 0 and the majority side stops waiting for it.
     pub fn has_quorum(&self, now: Instant) -> bool {
-        self.membership.quorum_until(now).is_some()
+        self.membership
+            .quorum_until(now)
+            .is_some_and(|until| until > now + self.settings.fence_margin)
     }
 
     /// Re-decides placement and sets the claims: the master role while the
@@ -110,23 +135,26 @@ impl ClusterState {
     /// environment placement wants or the worker may still run. Returns
     /// the environments whose decision changed.
     pub fn update_claims(&mut self, wants_master: bool, now: Instant) -> Vec<(String, Decision)> {
+        self.expire_handoffs(now);
         let quorum = self.has_quorum(now);
         let me = self.settings.membership.me.clone();
+        // What placement itself chose last time (not what is only kept
+        // claimed until released or checked).
         let my_claims: Vec<String> = self
-            .membership
-            .claims()
-            .filter_map(environment_name)
-            .map(str::to_owned)
+            .decisions
+            .iter()
+            .filter(|(_, d)| d.claim)
+            .map(|(name, _)| name.clone())
             .collect();
         let mut reports = vec![NodeReport {
             name: &me,
             quorum,
             claims: my_claims.iter().map(String::as_str).collect(),
-            running: self
-                .holding
-                .environments
+            running: self.holding.running.iter().map(String::as_str).collect(),
+            handoffs: self
+                .handoffs
                 .iter()
-                .map(String::as_str)
+                .map(|(e, (to, _))| (e.as_str(), to.as_str()))
                 .collect(),
         }];
         for peer in self.membership.live_peers(now) {
@@ -136,6 +164,11 @@ impl ClusterState {
                 quorum: hb.quorum,
                 claims: hb.claims.iter().filter_map(environment_name).collect(),
                 running: hb.running.iter().map(String::as_str).collect(),
+                handoffs: hb
+                    .handoffs
+                    .iter()
+                    .map(|h| (h.environment.as_str(), h.to.as_str()))
+                    .collect(),
             });
         }
         let decisions = placement::decide(&me, &self.settings.placement, &reports);
@@ -187,6 +220,101 @@ impl ClusterState {
             claims.insert(Resource::Environment(name.clone()));
         }
         claims
+    }
+
+    /// `rcbsd-failover move ENVIRONMENT TO`, run on the node that runs it:
+    /// stop it here, then let `to` start it. Checked against placement and
+    /// what this node hears; returns what will happen, in words.
+    pub fn start_move(
+        &mut self,
+        environment: &str,
+        to: &str,
+        now: Instant,
+    ) -> Result<String, String> {
+        let placed = self
+            .settings
+            .placement
+            .iter()
+            .find(|p| p.name == environment)
+            .ok_or_else(|| format!("no [[environment]] is named {environment}"))?;
+        if !placed.nodes.iter().any(|n| n == to) {
+            return Err(format!(
+                "{to} may not run {environment}: its nodes are {}",
+                placed.nodes.join(", ")
+            ));
+        }
+        let me = self.settings.membership.me.clone();
+        let here = self.holding.environments.contains(environment)
+            || self
+                .membership
+                .claims()
+                .any(|r| *r == Resource::Environment(environment.to_owned()));
+        if !here {
+            let elsewhere = self.environment_locations(now).remove(environment);
+            return Err(match elsewhere {
+                Some(nodes) if !nodes.is_empty() => format!(
+                    "{environment} runs on {}: run the move there",
+                    nodes.join(", ")
+                ),
+                _ => format!(
+                    "{environment} does not run anywhere now: placement starts it on the first live node of its list"
+                ),
+            });
+        }
+        if to == me {
+            return Err(format!("{environment} already runs on {me}"));
+        }
+        let target_ok = self
+            .membership
+            .live_peers(now)
+            .any(|p| p.heartbeat.node == to && p.heartbeat.quorum);
+        if !target_ok {
+            return Err(format!(
+                "{to} is not live with quorum: not moving {environment}"
+            ));
+        }
+        if placed.failback {
+            let first_live = placed.nodes.iter().find(|n| {
+                **n == me
+                    || self
+                        .membership
+                        .live_peers(now)
+                        .any(|p| p.heartbeat.node == **n && p.heartbeat.quorum)
+            });
+            if first_live.is_some_and(|first| first != to) {
+                return Err(format!(
+                    "{environment} has failback = true: it would go back to {} at once; set failback = false to move it by hand",
+                    first_live.map_or("", String::as_str)
+                ));
+            }
+        }
+        self.handoffs.insert(
+            environment.to_owned(),
+            (to.to_owned(), now + HANDOFF_TIMEOUT),
+        );
+        Ok(format!(
+            "moving {environment} from {me} to {to}: stopping it here, then {to} starts it"
+        ))
+    }
+
+    /// Withdraws a handoff once the target runs the environment, or when it
+    /// took too long.
+    fn expire_handoffs(&mut self, now: Instant) {
+        let running_at: BTreeMap<String, Vec<String>> = self.environment_locations(now);
+        self.handoffs.retain(|environment, (to, until)| {
+            let arrived = running_at
+                .get(environment)
+                .is_some_and(|nodes| nodes.iter().any(|n| n == to));
+            !arrived && *until > now
+        });
+    }
+
+    /// Operator moves in progress: (environment, target).
+    pub fn handoffs(&self) -> Vec<(String, String)> {
+        self.handoffs
+            .iter()
+            .map(|(e, (to, _))| (e.clone(), to.clone()))
+            .collect()
     }
 
     fn holds(&self, resource: &Resource) -> bool {
@@ -266,7 +394,7 @@ impl ClusterState {
     /// own worker.
     pub fn environment_locations(&self, now: Instant) -> BTreeMap<String, Vec<String>> {
         let mut at: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for name in &self.holding.environments {
+        for name in &self.holding.running {
             at.entry(name.clone())
                 .or_default()
                 .push(self.settings.membership.me.clone());

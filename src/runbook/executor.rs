@@ -133,6 +133,11 @@ pub struct Runner<V: VipControl> {
     /// `[[environment]]` placement; `None`: the node's own
     /// `[environments]` list.
     placement: Option<Placement>,
+    /// With placement, right after the start: environments placed here
+    /// that a crashed earlier run may have left running. Not known to run
+    /// (never reported as running), but claimed until the first runbook
+    /// has stopped or started them.
+    unchecked: Vec<Env>,
 }
 
 /// What one run is doing, threaded through the steps.
@@ -145,6 +150,8 @@ struct Run<'a> {
     skipped: Vec<String>,
     /// Steps finished (done, skipped or failed and continued).
     done: usize,
+    /// Names of the steps that succeeded.
+    succeeded: Vec<String>,
 }
 
 impl Run<'_> {
@@ -161,28 +168,51 @@ impl<V: VipControl> Runner<V> {
             progress: ProgressHandle::default(),
             running: Vec::new(),
             placement: None,
+            unchecked: Vec::new(),
         }
     }
 
     /// Switches to placement mode (or updates it). The first time, every
-    /// candidate counts as possibly running: after a crash the jails of the
-    /// previous run may still be up, and they stay claimed until a `place`
-    /// run has stopped or adopted them.
+    /// candidate is unchecked: after a crash the jails of the previous run
+    /// may still be up, and they stay claimed until a runbook has stopped
+    /// or adopted them.
     pub fn set_placement(&mut self, placement: Option<Placement>) {
         if let (None, Some(new)) = (&self.placement, &placement) {
-            for env in &new.candidates {
-                if !self.running.contains(env) {
-                    self.running.push(env.clone());
-                }
-            }
+            self.unchecked = new
+                .candidates
+                .iter()
+                .filter(|e| !self.running.contains(e))
+                .cloned()
+                .collect();
         }
         self.placement = placement;
     }
 
-    /// The environments that may be running here (started by this runner,
-    /// or not yet checked since the start).
+    /// The environments that may be running here: started by this runner,
+    /// or not checked since the start. What the node must keep claiming.
     pub fn running_environments(&self) -> Vec<String> {
+        self.running
+            .iter()
+            .chain(&self.unchecked)
+            .map(|e| e.name.clone())
+            .collect()
+    }
+
+    /// The environments this runner started and has not stopped: what the
+    /// node reports running.
+    pub fn started_environments(&self) -> Vec<String> {
         self.running.iter().map(|e| e.name.clone()).collect()
+    }
+
+    fn may_run(&self) -> Vec<Env> {
+        let mut envs = self.running.clone();
+        envs.extend(
+            self.unchecked
+                .iter()
+                .filter(|e| !self.running.contains(e))
+                .cloned(),
+        );
+        envs
     }
 
     /// Whether a `place` run has anything to do: an environment to stop,
@@ -192,7 +222,7 @@ impl<V: VipControl> Runner<V> {
             return false;
         };
         let stop = self
-            .running
+            .may_run()
             .iter()
             .any(|e| !placement.environments.contains(e));
         let start = placement
@@ -222,12 +252,12 @@ impl<V: VipControl> Runner<V> {
             undo: Vec::new(),
             skipped: Vec::new(),
             done: 0,
+            succeeded: Vec::new(),
         };
         let to_stop: Vec<Env> = self
-            .running
-            .iter()
+            .may_run()
+            .into_iter()
             .filter(|e| !placement.environments.contains(e))
-            .cloned()
             .collect();
         let to_start: Vec<Env> = if may_start {
             placement
@@ -257,11 +287,15 @@ impl<V: VipControl> Runner<V> {
             self.running.retain(|e| !to_stop.contains(e));
             self.running
                 .retain(|e| !(to_start.contains(e) && run.skipped.contains(&e.name)));
+            // Each was stopped, or started (a start probes first).
+            self.unchecked
+                .retain(|e| !to_stop.contains(e) && !to_start.contains(e));
         } else {
             // Stops run first: those that completed are stopped.
             let stopped = run.done.min(stops);
             let done_stops: Vec<&Env> = to_stop.iter().take(stopped).collect();
             self.running.retain(|e| !done_stops.contains(&e));
+            self.unchecked.retain(|e| !done_stops.contains(&e));
         }
         self.progress.update(|p| *p = None);
         self.finish(Kind::Place, &mut run, result).await
@@ -303,6 +337,7 @@ impl<V: VipControl> Runner<V> {
             undo: Vec::new(),
             skipped: Vec::new(),
             done: 0,
+            succeeded: Vec::new(),
         };
         let running = self.environments_to_stop().await;
         let steps = match kind {
@@ -316,10 +351,32 @@ impl<V: VipControl> Runner<V> {
         };
         events::runbook_started(kind.as_str(), &self.config.node.name, steps.len());
         let mut result = self.execute(&mut run, &steps, 0).await;
+        if result.is_err() {
+            // Cancelled or failed half way: what was stopped is stopped.
+            let stopped = |env: &Env| {
+                let name = cbsd::stop(&self.config, env).name;
+                run.succeeded.contains(&name)
+            };
+            let still: Vec<Env> = self
+                .running
+                .iter()
+                .filter(|e| !stopped(e))
+                .cloned()
+                .collect();
+            self.running = still;
+            let still: Vec<Env> = self
+                .unchecked
+                .iter()
+                .filter(|e| !stopped(e))
+                .cloned()
+                .collect();
+            self.unchecked = still;
+        }
         if result.is_ok() {
             // Whatever ran on the old mounts was stopped by the steps above
             // (an environment whose stop failed may still run).
             self.running.retain(|env| run.skipped.contains(&env.name));
+            self.unchecked.retain(|env| run.skipped.contains(&env.name));
             if kind != Kind::Demote && self.config.cbsd.is_some() {
                 let envs = self.assigned_environments().await;
                 let takeover = self
@@ -408,6 +465,7 @@ impl<V: VipControl> Runner<V> {
             });
             match self.run_step(run, step).await {
                 Ok(acted) => {
+                    run.succeeded.push(step.name.clone());
                     if acted {
                         if let Some(undo) = &step.undo {
                             run.undo.push((**undo).clone());

@@ -12,6 +12,7 @@
 //! claims:  count (u16), each: resource
 //! grants:  count (u16), each: resource | holder (name)
 //! running: count (u16), each: name
+//! handoffs: count (u16), each: environment (name) | to (name)
 //! [tag (32): HMAC-SHA256 over every byte before it, when authenticated]
 //! ```
 //!
@@ -76,6 +77,14 @@ pub struct Ack {
     pub seq: u64,
 }
 
+/// The sender is handing `environment` over to node `to` (`rcbsd-failover
+/// move`): it stops it, then `to` starts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Handoff {
+    pub environment: String,
+    pub to: String,
+}
+
 /// The sender supports `holder` for `resource`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
@@ -97,6 +106,7 @@ pub struct Heartbeat {
     pub claims: Vec<Resource>,
     pub grants: Vec<Grant>,
     pub running: Vec<String>,
+    pub handoffs: Vec<Handoff>,
 }
 
 /// Why a heartbeat cannot be encoded, or why a datagram is not one.
@@ -197,6 +207,11 @@ pub fn encode(hb: &Heartbeat, signer: Option<&Keyring>) -> Result<Vec<u8>, Heart
     out.count("running", hb.running.len(), MAX_ITEMS)?;
     for name in &hb.running {
         out.name("running", name)?;
+    }
+    out.count("handoffs", hb.handoffs.len(), MAX_ITEMS)?;
+    for handoff in &hb.handoffs {
+        out.name("handoff environment", &handoff.environment)?;
+        out.name("handoff to", &handoff.to)?;
     }
     let mut datagram = out.buf;
     if let Some(keys) = signer {
@@ -309,6 +324,14 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
     for _ in 0..count {
         running.push(input.name("running")?);
     }
+    let count = input.count("handoffs", MAX_ITEMS)?;
+    let mut handoffs = Vec::with_capacity(count);
+    for _ in 0..count {
+        handoffs.push(Handoff {
+            environment: input.name("handoff environment")?,
+            to: input.name("handoff to")?,
+        });
+    }
     Ok(Heartbeat {
         node,
         incarnation,
@@ -322,6 +345,7 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         claims,
         grants,
         running,
+        handoffs,
     })
 }
 
@@ -546,6 +570,10 @@ mod tests {
                 holder: "node3".into(),
             }],
             running: vec!["web1".into(), "vm-2_b".into()],
+            handoffs: vec![Handoff {
+                environment: "web1".into(),
+                to: "node2".into(),
+            }],
         }
     }
 
@@ -563,6 +591,7 @@ mod tests {
             claims: vec![],
             grants: vec![],
             running: vec![],
+            handoffs: vec![],
         }
     }
 
@@ -582,7 +611,7 @@ mod tests {
             &[0; 8],       // seq
             &[0, 0, 0, 0], // state, priority, quorum, following
             &[0; 8],       // config hash
-            &[0; 8],       // four empty lists
+            &[0; 10],      // five empty lists
         ]
         .concat();
         assert_eq!(bytes, expected);
@@ -710,7 +739,8 @@ mod tests {
 
     // Offsets in minimal(): node 6..8, incarnation 8..16, seq 16..24,
     // state 24, priority 25, quorum 26, following 27, hash 28..36,
-    // acks 36..38, claims 38..40, grants 40..42, running 42..44.
+    // acks 36..38, claims 38..40, grants 40..42, running 42..44,
+    // handoffs 44..46.
 
     #[test]
     fn out_of_range_values_name_field_and_offset() {
@@ -801,12 +831,12 @@ mod tests {
     #[test]
     fn a_count_larger_than_the_data_is_truncated() {
         let mut bytes = encode(&minimal(), None).expect("encodes");
-        bytes[43] = 1; // one running environment announced, none present
+        bytes[45] = 1; // one handoff announced, none present
         assert_eq!(
             decode(&bytes, None),
             Err(HeartbeatError::Truncated {
-                field: "running",
-                offset: 44
+                field: "handoff environment",
+                offset: 46
             })
         );
     }
@@ -825,7 +855,7 @@ mod tests {
         bytes.push(0);
         assert_eq!(
             decode(&bytes, None),
-            Err(HeartbeatError::TrailingBytes { offset: 44, len: 1 })
+            Err(HeartbeatError::TrailingBytes { offset: 46, len: 1 })
         );
     }
 
@@ -894,6 +924,7 @@ mod tests {
                 claims in vec(resource(), 0..8),
                 grants in vec((resource(), name()), 0..8),
                 running in vec(name(), 0..8),
+                handoffs in vec((name(), name()), 0..4),
             ) -> Heartbeat {
                 Heartbeat {
                     node, incarnation, seq, state, priority, quorum, following, config_hash,
@@ -905,6 +936,9 @@ mod tests {
                         .map(|(resource, holder)| Grant { resource, holder })
                         .collect(),
                     running,
+                    handoffs: handoffs.into_iter()
+                        .map(|(environment, to)| Handoff { environment, to })
+                        .collect(),
                 }
             }
         }

@@ -105,8 +105,9 @@ impl Agent {
             state: Some(self.router.state()),
             priority: self.priority,
             following: self.router.master(),
-            config_hash: 0,
-            running: Vec::new(),
+            // The rest (config hash, running, handoffs) is filled in by
+            // the core or unused here.
+            ..LocalReport::default()
         };
         self.state.heartbeat(now, &local)
     }

@@ -52,10 +52,6 @@ impl Links {
     pub fn reaches(&self, from: usize, to: usize) -> bool {
         !self.cut[from][to]
     }
-
-    pub fn is_healed(&self) -> bool {
-        self.cut.iter().flatten().all(|cut| !cut)
-    }
 }
 
 /// The delays of the copies of one message that arrive (none, one or two).

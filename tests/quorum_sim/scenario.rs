@@ -249,7 +249,8 @@ impl Scenario {
         for (at, chaos) in &self.chaos {
             world.schedule(*at, chaos.clone());
         }
-        let bound = self.cluster.liveness_bound(self.calm_delay()).environments;
+        let bounds = self.cluster.liveness_bound(self.calm_delay());
+        let bound = bounds.environments;
         let fail = |world: &World, why: String| {
             Err(format!(
                 "{why}\nlast events:\n{}nodes at the end:\n{}",
@@ -270,7 +271,16 @@ impl Scenario {
             }
             let late = settled.map_or(until, |since| since.min(until));
             if late > self.heal_at + bound {
-                return fail(&world, format!("not settled within {bound:?} after the heal"));
+                return fail(
+                    &world,
+                    format!("not settled within {bound:?} after the heal"),
+                );
+            }
+            let master = world.master_since.map(|since| since.max(self.heal_at));
+            let master_late = master.map_or(until, |since| since.min(until));
+            if master_late > self.heal_at + bounds.master {
+                let bound = bounds.master;
+                return fail(&world, format!("no master within {bound:?} after the heal"));
             }
             until += SLICE;
         };

@@ -119,6 +119,7 @@ impl Worker {
             applied: self.decision.sequence,
             master: self.holds_master(),
             environments: self.environments.clone(),
+            running: self.environments.clone(),
         }
     }
 
@@ -141,10 +142,6 @@ impl Worker {
             Some(Step::Start(s)) | Some(Step::Stop(s)) => s != *e,
             _ => true,
         })
-    }
-
-    pub fn is_busy(&self) -> bool {
-        self.busy.is_some()
     }
 
     /// A newer decision: served from the next step boundary on.

@@ -139,6 +139,8 @@ pub struct World {
     trace: VecDeque<String>,
     /// Since when the cluster is settled (see [`World::is_settled`]).
     pub settled_since: Option<Duration>,
+    /// Since when one master holds the VIP (see [`World::has_one_master`]).
+    pub master_since: Option<Duration>,
 }
 
 impl World {
@@ -195,11 +197,8 @@ impl World {
             stats: Stats::default(),
             trace: VecDeque::new(),
             settled_since: None,
+            master_since: None,
         }
-    }
-
-    pub fn now(&self) -> Duration {
-        self.now
     }
 
     pub fn schedule(&mut self, at: Duration, chaos: Chaos) {
@@ -281,29 +280,33 @@ impl World {
         self.nodes[node].agent.is_some()
     }
 
-    pub fn links_healed(&self) -> bool {
-        self.links.is_healed()
-    }
-
     /// One node has completed a promote and holds the master resources
     /// alone, and every environment whose list holds a node that is up runs
     /// (has completed its start) somewhere.
     pub fn is_settled(&self) -> bool {
+        self.has_one_master()
+            && self.environments.iter().all(|(name, order)| {
+                !order.iter().any(|&n| self.is_up(n))
+                    || self
+                        .nodes
+                        .iter()
+                        .any(|node| node.worker.running().any(|e| e == name))
+            })
+    }
+
+    /// One node has completed a promote and holds the master resources
+    /// alone.
+    pub fn has_one_master(&self) -> bool {
         let holders = self.ledger.holders(&Resource::Master);
-        let [master] = holders[..] else { return false };
-        if !self.nodes[master].worker.is_promoted() {
-            return false;
-        }
-        self.environments.iter().all(|(name, order)| {
-            !order.iter().any(|&n| self.is_up(n))
-                || self
-                    .nodes
-                    .iter()
-                    .any(|node| node.worker.running().any(|e| e == name))
-        })
+        matches!(holders[..], [master] if self.nodes[master].worker.is_promoted())
     }
 
     fn watch_liveness(&mut self) {
+        if self.has_one_master() {
+            self.master_since.get_or_insert(self.now);
+        } else {
+            self.master_since = None;
+        }
         if self.is_settled() {
             self.settled_since.get_or_insert(self.now);
         } else {
