@@ -508,8 +508,8 @@ fn cluster_gets_its_defaults_and_plain_vrrp_has_no_cluster() {
     assert_eq!(cluster.nodes[1].address, Ipv4Addr::new(198, 18, 0, 2));
     assert_eq!(cluster.port, 7798);
     assert_eq!(cluster.heartbeat_interval, Duration::from_millis(200));
-    assert_eq!(cluster.lease, Duration::from_secs(3));
-    assert_eq!(cluster.fence_margin, Duration::from_secs(1));
+    assert_eq!(cluster.lease, Duration::from_secs(10));
+    assert_eq!(cluster.fence_margin, Duration::from_secs(8));
     assert_eq!(cluster.majority(), 2);
     assert!(config.placement.is_empty());
     assert_eq!(config.auth, None);

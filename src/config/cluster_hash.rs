@@ -175,7 +175,7 @@ nodes = ["node2"]
         let base = config("node1", 100, CLUSTER);
         let with_lease = CLUSTER.replacen(
             "]\n\n[[environment]]",
-            "]\nlease = \"4s\"\n\n[[environment]]",
+            "]\nlease = \"12s\"\n\n[[environment]]",
             1,
         );
         assert_ne!(

@@ -257,6 +257,6 @@ mod tests {
     #[test]
     fn command_names_are_the_wire_spelling() {
         let names: Vec<String> = every_request().iter().map(command_name).collect();
-        assert_eq!(names, ["status", "promote", "demote", "resume"]);
+        assert_eq!(names, ["status", "promote", "demote", "resume", "move"]);
     }
 }

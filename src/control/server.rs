@@ -367,11 +367,17 @@ async fn answer(
 pub fn parse_request(line: &[u8]) -> Result<Request, String> {
     let malformed = |problem: String| {
         format!(
-            "malformed request: {problem} (expected one JSON object per line, e.g. {{\"command\":\"status\"}}; commands: status, promote, demote, resume)"
+            "malformed request: {problem} (expected one JSON object per line, e.g. {{\"command\":\"status\"}}; commands: status, promote, demote, resume, move)"
         )
     };
     let value: serde_json::Value =
         serde_json::from_slice(line).map_err(|e| malformed(e.to_string()))?;
+    // serde reads an internally tagged enum from a JSON array too (the
+    // first element as the tag): `["promote"]` would promote. The protocol
+    // is one object per line, nothing else (found by the control fuzzer).
+    if !value.is_object() {
+        return Err(malformed("not a JSON object".to_owned()));
+    }
     let request: Request =
         serde_json::from_value(value.clone()).map_err(|e| malformed(e.to_string()))?;
     // serde ignores `deny_unknown_fields` for the unit variants of an

@@ -61,6 +61,8 @@ pub struct ClusterState {
     holding: Holding,
     /// Operator moves in progress: environment -> (target, give up at).
     handoffs: BTreeMap<String, (String, Instant)>,
+    /// The last decision published to the worker (see `note_published`).
+    published: (u64, Allowed),
 }
 
 /// How long a move may take before the handoff is withdrawn and placement
@@ -77,6 +79,7 @@ impl ClusterState {
             releasing: BTreeMap::new(),
             holding: Holding::default(),
             handoffs: BTreeMap::new(),
+            published: (0, Allowed::default()),
         }
     }
 
@@ -200,6 +203,17 @@ impl ClusterState {
             if wanted.contains(&resource) {
                 self.releasing.remove(&resource);
                 continue;
+            }
+            // Claimed, never allowed, and no longer wanted (a claim that
+            // never got its lease): the last decision the worker was given
+            // already left it out, whatever the glue published since.
+            let (sequence, allowed) = &self.published;
+            let in_published = match &resource {
+                Resource::Master => allowed.master,
+                Resource::Environment(name) => allowed.environments.contains(name),
+            };
+            if !in_published {
+                self.releasing.entry(resource.clone()).or_insert(*sequence);
             }
             let proven = self
                 .releasing
@@ -349,6 +363,7 @@ impl ClusterState {
     /// resource it leaves out is released once the worker has applied
     /// `sequence` (or a later one) and reports not holding it.
     pub fn note_published(&mut self, sequence: u64, allowed: &Allowed) {
+        self.published = (sequence, allowed.clone());
         let claimed: Vec<Resource> = self.membership.claims().cloned().collect();
         for resource in claimed {
             let desired = match &resource {

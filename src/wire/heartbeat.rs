@@ -298,7 +298,7 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
     let config_hash = input.u64("config hash")?;
 
     let count = input.count("acks", MAX_ACKS)?;
-    let mut acks = Vec::with_capacity(count);
+    let mut acks = Vec::with_capacity(count.min(input.remaining()));
     for _ in 0..count {
         acks.push(Ack {
             node: input.name("ack node")?,
@@ -307,12 +307,12 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         });
     }
     let count = input.count("claims", MAX_ITEMS)?;
-    let mut claims = Vec::with_capacity(count);
+    let mut claims = Vec::with_capacity(count.min(input.remaining()));
     for _ in 0..count {
         claims.push(input.resource("claim")?);
     }
     let count = input.count("grants", MAX_ITEMS)?;
-    let mut grants = Vec::with_capacity(count);
+    let mut grants = Vec::with_capacity(count.min(input.remaining()));
     for _ in 0..count {
         grants.push(Grant {
             resource: input.resource("grant resource")?,
@@ -320,12 +320,12 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         });
     }
     let count = input.count("running", MAX_ITEMS)?;
-    let mut running = Vec::with_capacity(count);
+    let mut running = Vec::with_capacity(count.min(input.remaining()));
     for _ in 0..count {
         running.push(input.name("running")?);
     }
     let count = input.count("handoffs", MAX_ITEMS)?;
-    let mut handoffs = Vec::with_capacity(count);
+    let mut handoffs = Vec::with_capacity(count.min(input.remaining()));
     for _ in 0..count {
         handoffs.push(Handoff {
             environment: input.name("handoff environment")?,
