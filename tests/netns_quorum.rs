@@ -1,5 +1,6 @@
 //! Quorum and leases with real agents in network namespaces: the basics.
 //! (The fault suite is tests/netns_faults.rs.)
+#![cfg(target_os = "linux")]
 
 mod common;
 
