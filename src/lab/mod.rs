@@ -71,67 +71,20 @@ pub fn run(args: LabArgs) -> ExitCode {
 /// `lab --scenario cbsd`: our agent only, the full runbooks on stand-ins.
 #[cfg(target_os = "linux")]
 fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
-    if args.implementation != Subject::RcbsdFailover || args.compare.is_some() {
-        eprintln!(
-            "lab: --scenario cbsd measures rcbsd-failover only (no --implementation/--compare)"
-        );
-        return ExitCode::from(EX_UNAVAILABLE);
-    }
-    let exe = match args
-        .agent_exe
-        .clone()
-        .map_or_else(std::env::current_exe, Ok)
-    {
+    let exe = match own_agent(args, "cbsd") {
         Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("lab: cannot find this program's path to start agents: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
-    let run = match cbsd::trial::measure(exe, &args.settings(), cancel) {
-        Ok(run) => run,
-        Err(LabError::Interrupted) => {
-            eprintln!("lab: interrupted; everything torn down");
-            return ExitCode::from(EXIT_INTERRUPTED);
-        }
-        Err(e) => {
-            eprintln!("lab: cbsd: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    if args.json {
-        match serde_json::to_string_pretty(&run) {
-            Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("lab: cannot encode the report: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        print!("{}", run.to_text());
-    }
-    ExitCode::SUCCESS
+    let run = cbsd::trial::measure(exe, &args.settings(), cancel);
+    report(run, args.json, "cbsd", cbsd::report::CbsdRun::to_text)
 }
 
 /// `lab --scenario flood`: the flood benchmark, our agent only.
 #[cfg(target_os = "linux")]
 fn run_flood(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
-    if args.implementation != Subject::RcbsdFailover || args.compare.is_some() {
-        eprintln!(
-            "lab: --scenario flood measures rcbsd-failover only (no --implementation/--compare)"
-        );
-        return ExitCode::from(EX_UNAVAILABLE);
-    }
-    let exe = match args
-        .agent_exe
-        .clone()
-        .map_or_else(std::env::current_exe, Ok)
-    {
+    let exe = match own_agent(args, "flood") {
         Ok(exe) => exe,
-        Err(e) => {
-            eprintln!("lab: cannot find this program's path to start agents: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let plan = flood::Plan {
         exe,
@@ -140,18 +93,53 @@ fn run_flood(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         duration: args.duration,
         threads: usize::from(args.flood_threads),
     };
-    let run = match flood::measure(&plan, cancel) {
+    report(
+        flood::measure(&plan, cancel),
+        args.json,
+        "flood",
+        flood::report::FloodRun::to_text,
+    )
+}
+
+/// The agent a scenario that measures only rcbsd-failover starts: this
+/// program (or `--agent-exe`). Refuses `--implementation`/`--compare`.
+#[cfg(target_os = "linux")]
+fn own_agent(args: &LabArgs, scenario: &str) -> Result<std::path::PathBuf, ExitCode> {
+    if args.implementation != Subject::RcbsdFailover || args.compare.is_some() {
+        eprintln!(
+            "lab: --scenario {scenario} measures rcbsd-failover only (no --implementation/--compare)"
+        );
+        return Err(ExitCode::from(EX_UNAVAILABLE));
+    }
+    args.agent_exe
+        .clone()
+        .map_or_else(std::env::current_exe, Ok)
+        .map_err(|e| {
+            eprintln!("lab: cannot find this program's path to start agents: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Prints a scenario's result as text or JSON.
+#[cfg(target_os = "linux")]
+fn report<T: serde::Serialize>(
+    run: Result<T, LabError>,
+    json: bool,
+    scenario: &str,
+    to_text: fn(&T) -> String,
+) -> ExitCode {
+    let run = match run {
         Ok(run) => run,
         Err(LabError::Interrupted) => {
             eprintln!("lab: interrupted; everything torn down");
             return ExitCode::from(EXIT_INTERRUPTED);
         }
         Err(e) => {
-            eprintln!("lab: flood: {e}");
+            eprintln!("lab: {scenario}: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if args.json {
+    if json {
         match serde_json::to_string_pretty(&run) {
             Ok(text) => println!("{text}"),
             Err(e) => {
@@ -160,7 +148,7 @@ fn run_flood(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
             }
         }
     } else {
-        print!("{}", run.to_text());
+        print!("{}", to_text(&run));
     }
     ExitCode::SUCCESS
 }
