@@ -362,6 +362,46 @@ mod tests {
     }
 
     #[test]
+    fn human_status_shows_quorum_leases_and_where_environments_run() {
+        use crate::control::protocol::{ClusterStatus, EnvironmentStatus};
+        let mut lost = status();
+        lost.cluster = Some(ClusterStatus {
+            quorum: false,
+            majority: 2,
+            heard: vec!["node1".into()],
+            not_heard: vec!["node2".into(), "node3".into()],
+            config_mismatch: vec!["node3".into()],
+            heartbeats_dropped: [("auth".to_owned(), 7)].into_iter().collect(),
+            environments: vec![EnvironmentStatus {
+                name: "web1".into(),
+                running_on: vec!["node2".into()],
+                claimed_here: false,
+                reason: "runs on node2".into(),
+                lease_ms: None,
+            }],
+            ..ClusterStatus::default()
+        });
+        let text = render_status(&lost);
+        for line in [
+            "LOST: hears 1 of the 2 needed",
+            "not heard:",
+            "node2 node3",
+            "CONFIG MISMATCH:",
+            "  auth:",
+            "environment web1:",
+            "runs on node2; not here (runs on node2)",
+            "master lease:",
+            "not held",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from:\n{text}");
+        }
+        assert!(
+            !render_status(&status()).contains("quorum"),
+            "plain VRRP shows no cluster rows"
+        );
+    }
+
+    #[test]
     fn missing_socket_means_no_agent() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("none.sock");
