@@ -321,8 +321,7 @@ async fn refuse(stream: UnixStream, denial: &Denial) -> io::Result<()> {
     Ok(())
 }
 
-// TODO(lead): move to src/events.rs as `events::control_denied` (the event
-// list lives there) and call that instead.
+/// Every refusal is logged (`control_denied`, in `src/events.rs`).
 fn log_denied(denial: &Denial) {
     crate::events::control_denied(denial.uid, denial.gid, &denial.request, &denial.needed);
 }
