@@ -224,14 +224,12 @@ impl ClusterLink {
         heard
     }
 
-    /// Milliseconds left of our lease on `resource` (0 when gone).
-    pub fn lease_left_ms(&self, resource: &Resource, now: Instant) -> u64 {
+    /// Milliseconds left of our lease on `resource`; `None` when not held.
+    pub fn lease_ms(&self, resource: &Resource, now: Instant) -> Option<u64> {
         self.state
             .membership()
             .lease_until(resource, now)
-            .map_or(0, |until| {
-                u64::try_from(until.duration_since(now).as_millis()).unwrap_or(u64::MAX)
-            })
+            .map(|until| u64::try_from(until.duration_since(now).as_millis()).unwrap_or(u64::MAX))
     }
 
     /// Logs `lease_overrun` once when a resource the worker still holds has

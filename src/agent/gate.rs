@@ -102,7 +102,10 @@ impl Agent {
             environments: gate.environments.clone(),
         };
         if self.last_allowed.master && !published.master && election_master {
-            events::lease_fencing("master", cluster.lease_left_ms(&Resource::Master, now));
+            events::lease_fencing(
+                "master",
+                cluster.lease_ms(&Resource::Master, now).unwrap_or(0),
+            );
         }
         for name in self
             .last_allowed
@@ -112,7 +115,10 @@ impl Agent {
             let still_wanted = cluster.state.decisions().get(name).is_some_and(|d| d.claim);
             if still_wanted && !self.stopping {
                 let resource = Resource::Environment(name.clone());
-                events::lease_fencing(&resource.to_string(), cluster.lease_left_ms(&resource, now));
+                events::lease_fencing(
+                    &resource.to_string(),
+                    cluster.lease_ms(&resource, now).unwrap_or(0),
+                );
             }
         }
         self.last_allowed = published.clone();
@@ -156,7 +162,7 @@ impl Agent {
                 running_on: locations.get(name).cloned().unwrap_or_default(),
                 claimed_here: decision.claim,
                 reason: decision.reason.clone(),
-                lease_ms: lease_ms(cluster, &Resource::Environment(name.clone()), now),
+                lease_ms: cluster.lease_ms(&Resource::Environment(name.clone()), now),
             })
             .collect();
         Some(ClusterStatus {
@@ -169,7 +175,7 @@ impl Agent {
                 .claims()
                 .map(ToString::to_string)
                 .collect(),
-            master_lease_ms: lease_ms(cluster, &Resource::Master, now),
+            master_lease_ms: cluster.lease_ms(&Resource::Master, now),
             config_mismatch: cluster.mismatched_peers(),
             incarnation: state.membership().incarnation(),
             heartbeats_sent: cluster.counters.sent,
@@ -183,12 +189,4 @@ impl Agent {
             environments,
         })
     }
-}
-
-fn lease_ms(cluster: &ClusterLink, resource: &Resource, now: Instant) -> Option<u64> {
-    cluster
-        .state
-        .membership()
-        .lease_until(resource, now)
-        .map(|until| u64::try_from(until.duration_since(now).as_millis()).unwrap_or(u64::MAX))
 }
