@@ -63,9 +63,8 @@ impl Faults {
             recorder,
             started: Instant::now(),
         };
-        // Not necessarily first choice: an environment a node may still run
-        // from an earlier run stays where it was first claimed (see
-        // docs/faults.md, findings).
+        // Not necessarily first choice (nodes start one after another):
+        // exactly once somewhere is what matters here.
         faults.wait(
             "n1 sole master, every environment placed once",
             CONVERGE,
@@ -92,6 +91,17 @@ impl Faults {
             self.fail(&format!("after {timeout:?}: {what}"));
         }
         since.elapsed()
+    }
+
+    /// Waits until one node is the only master and every environment runs
+    /// exactly once; returns that master.
+    fn wait_settled(&self, what: &str) -> usize {
+        let mut master = None;
+        self.wait(what, CONVERGE, |c| {
+            master = any_sole_master(c);
+            master.is_some() && placed_once(c)
+        });
+        master.unwrap_or_else(|| self.fail("settled without a master"))
     }
 
     fn fail(&self, message: &str) -> ! {
@@ -260,18 +270,10 @@ fn isolated_master_fences_itself_and_the_majority_elects_one_master() {
         .heal()
         .unwrap_or_else(|e| f.fail(&e.to_string()));
     let healed = Instant::now();
-    let mut master = None;
-    f.wait(
-        "one master after the heal, every environment placed once",
-        CONVERGE,
-        |c| {
-            master = any_sole_master(c);
-            master.is_some() && placed_once(c)
-        },
-    );
+    let master = f.wait_settled("one master after the heal, every environment placed once");
     eprintln!(
         "FAULTS: healed: n{} sole master {:.2} s after the heal",
-        master.map_or(0, |m| m + 1),
+        master + 1,
         secs(healed.elapsed())
     );
     f.assert_no_overlap();
@@ -303,11 +305,7 @@ fn all_isolated_no_master_anywhere_until_healed() {
         .heal()
         .unwrap_or_else(|e| f.fail(&e.to_string()));
     let healed = Instant::now();
-    f.wait(
-        "one master after the heal, every environment placed once",
-        CONVERGE,
-        |c| any_sole_master(c).is_some() && placed_once(c),
-    );
+    f.wait_settled("one master after the heal, every environment placed once");
     eprintln!(
         "FAULTS: all isolated, healed: one master with every environment {:.2} s after the heal",
         secs(healed.elapsed())
@@ -362,14 +360,10 @@ fn master_agent_killed_and_restarted_no_overlap_no_lost_environment() {
     // The supervisor's restart delay (daemon(8) -R 1), not an assertion.
     std::thread::sleep(Duration::from_secs(1));
     f.cluster.start(0);
-    let mut master = None;
-    f.wait("one master, every environment placed once", CONVERGE, |c| {
-        master = any_sole_master(c);
-        master.is_some() && placed_once(c)
-    });
+    let master = f.wait_settled("one master, every environment placed once");
     eprintln!(
         "FAULTS: master killed and restarted: n{} sole master with every environment {:.2} s after the kill",
-        master.map_or(0, |m| m + 1),
+        master + 1,
         secs(killed.elapsed())
     );
     f.assert_no_overlap();
