@@ -263,9 +263,6 @@ struct Agent {
     advert_auth_alerts: crate::auth::AuthFailureLimiter<Ipv4Addr>,
     /// Numbers the decisions published to the worker.
     sequence: u64,
-    /// What the leases allowed in the last published decision (for the
-    /// `lease_fencing` event).
-    last_allowed: crate::quorum::Allowed,
 }
 
 #[derive(Clone, Debug)]
@@ -415,7 +412,6 @@ impl Agent {
                 crate::auth::AuthFailureLimiter::<Ipv4Addr>::CAPACITY,
             ),
             sequence: 0,
-            last_allowed: crate::quorum::Allowed::default(),
         };
         events::agent_started(
             &agent.config.node.name,

@@ -101,17 +101,16 @@ impl Agent {
             master: gate.master,
             environments: gate.environments.clone(),
         };
-        if self.last_allowed.master && !published.master && election_master {
+        // What the previous decision allowed: a resource it had and this one
+        // has not is being fenced.
+        let before = cluster.state.published().clone();
+        if before.master && !published.master && election_master {
             events::lease_fencing(
                 "master",
                 cluster.lease_ms(&Resource::Master, now).unwrap_or(0),
             );
         }
-        for name in self
-            .last_allowed
-            .environments
-            .difference(&published.environments)
-        {
+        for name in before.environments.difference(&published.environments) {
             let still_wanted = cluster.state.decisions().get(name).is_some_and(|d| d.claim);
             if still_wanted && !self.stopping {
                 let resource = Resource::Environment(name.clone());
@@ -121,7 +120,6 @@ impl Agent {
                 );
             }
         }
-        self.last_allowed = published.clone();
         let role = match election_role {
             // Elected by VRRP, but no lease (yet, or any more): hold
             // nothing, follow nobody.

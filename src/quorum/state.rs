@@ -378,6 +378,11 @@ impl ClusterState {
         }
     }
 
+    /// What the last decision published to the worker allowed.
+    pub fn published(&self) -> &Allowed {
+        &self.published.1
+    }
+
     pub fn set_holding(&mut self, holding: Holding) {
         self.holding = holding;
     }
