@@ -12,21 +12,23 @@
 //!                                                                 └─ ResendGarp  → transition worker
 //! ```
 //!
-//! The loop never waits on a command: VIP changes and ARP bursts run in the
-//! [`transition`] worker task, which converges on the latest desired role.
-//! Adverts keep flowing while it works.
+//! Every decision is the pure [`crate::node::NodeCore`]'s: the loop feeds
+//! it inputs with the time and carries out its effects. The loop never
+//! waits on a command: runbooks run in the [`transition`] worker task,
+//! which converges on the latest decision. Adverts keep flowing while it
+//! works.
 //!
 //! With `[cluster]`, heartbeats come and go on a UDP socket beside the raw
-//! one ([`cluster`]), and [`gate`] joins the two: no quorum, priority 0;
-//! no lease, no master resources and no environments.
+//! one ([`cluster`]); with `[fence] watchdog`, the loop pats the device
+//! when the core allows it ([`fence`]).
 
 mod cluster;
-mod gate;
+mod fence;
 mod metrics;
 mod notify;
 mod transition;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -39,16 +41,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::{self, Config};
 use crate::control::protocol::{Counters, Request, Response, Status};
 use crate::control::server as control_server;
-use crate::election::priority::{self, Override};
-use crate::election::{Action, Input, Params, Router, State};
+use crate::election::priority::Override;
+use crate::election::Params;
 use crate::events::{self, LogFormat, LogTarget};
 use crate::net::admit::{self, DropCounters, RecvMeta};
 use crate::net::iface;
 use crate::net::socket::{SocketConfig, VrrpSocket};
+use crate::node::{self, Effect, Input, NodeCore, Notice, WorkerReport};
 use crate::state::StateStore;
 use crate::wire::vrrp::Advertisement;
 
-use transition::{Desired, Role, WorkerEvent};
+use transition::Desired;
 
 /// sysexits(3): the configuration is wrong.
 pub const EX_CONFIG: u8 = 78;
@@ -63,6 +66,13 @@ const SUMMARY_PERIOD: Duration = Duration::from_secs(10);
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How often the interface's carrier is checked.
 const LINK_CHECK_PERIOD: Duration = Duration::from_millis(100);
+/// A source silent for this many advert intervals may come back with a
+/// lower incarnation (a restart that lost `state_dir`, see
+/// `auth::ReplayGuard::accept_at`).
+const RESTART_SILENCE_ADVERTS: u32 = 10;
+/// How many failed demotes in a row, with the master resources still held,
+/// before the node escalates (see `node::Settings::release_attempts`).
+const RELEASE_ATTEMPTS: u32 = 3;
 
 /// How long SIGTERM waits for the demote runbook: stopping environments,
 /// the NFS services and releasing the storage. rc.d's `rcshutdown_timeout`
@@ -182,19 +192,39 @@ fn socket_config(config: &Config, link: &Link) -> SocketConfig {
     }
 }
 
-/// The election parameters for a config, an override and a link.
-/// `after_failed_promote`: the node's last promote failed and it has not
-/// been master since; it then takes over only from nobody (no preemption),
-/// so a node whose promote keeps failing does not pull a healthy master
-/// down every hold-off period. An operator's `promote` still preempts.
-fn params(config: &Config, override_: Override, link: &Link, after_failed_promote: bool) -> Params {
+/// The configured election parameters for a config and a link.
+fn params(config: &Config, link: &Link) -> Params {
     Params {
         vrid: config.vrrp.vrid,
         priority: config.vrrp.priority,
         advert_interval: config.vrrp.advert_interval,
-        preempt: priority::preempt(config.vrrp.preempt && !after_failed_promote, override_),
+        preempt: config.vrrp.preempt,
         preempt_delay: config.vrrp.preempt_delay,
         primary_address: link.primary,
+    }
+}
+
+/// What the node core needs of a configuration.
+fn node_settings(
+    config: &Config,
+    link: &Link,
+    watchdog: Option<node::WatchdogRule>,
+) -> node::Settings {
+    node::Settings {
+        interface: config.vrrp.interface.clone(),
+        params: params(config, link),
+        may_be_master: config.may_be_master(),
+        fault_hold_off: config.runbook.fault_hold_off,
+        cluster: config.cluster.as_ref().map(|c| node::ClusterSettings {
+            state: cluster::state_settings(config, c),
+            placement: config.cbsd.is_some(),
+            candidates: transition::placed_here(config)
+                .into_iter()
+                .map(|e| e.name)
+                .collect(),
+        }),
+        watchdog,
+        release_attempts: RELEASE_ATTEMPTS,
     }
 }
 
@@ -216,14 +246,19 @@ fn send_reply(reply: oneshot::Sender<Response>, response: Response) {
 struct Agent {
     config: Config,
     link: Link,
-    router: Router,
+    /// Every decision: the election, quorum, faults, overrides, the fence.
+    core: NodeCore,
     socket: VrrpSocket,
     store: StateStore,
-    override_: Override,
-    fault: Option<Fault>,
+    /// What the worker serves; replaced with every published decision and
+    /// every applied reload.
     desired: watch::Sender<Desired>,
-    /// Bumped on every new role: a running runbook stops at its next step.
+    /// The core's cancel generation: a running runbook stops at its next
+    /// safe point when it changes.
     cancel: watch::Sender<u64>,
+    /// What the worker may acquire now: an acquiring step is killed when
+    /// its resource leaves it (the fence).
+    allowance: watch::Sender<node::Allowance>,
     progress: crate::runbook::ProgressHandle,
     stats: metrics::RunbookStats,
     /// Bumped by every applied reload, so the worker gets the new config
@@ -231,13 +266,8 @@ struct Agent {
     config_generation: u64,
     /// When the state last changed (wall clock, for the metrics).
     last_transition: Option<std::time::SystemTime>,
-    /// Set by SIGTERM/SIGINT: the worker releases master resources.
-    stopping: bool,
-    /// The last promote failed and the node has not been master since: no
-    /// preemption (see [`params`]).
-    after_failed_promote: bool,
     garp_now: mpsc::UnboundedSender<Ipv4Addr>,
-    worker_events: mpsc::UnboundedReceiver<WorkerEvent>,
+    worker_events: mpsc::UnboundedReceiver<WorkerReport>,
     worker: tokio::task::JoinHandle<()>,
     control_rx: mpsc::Receiver<ControlRequest>,
     overrides_saved: mpsc::UnboundedSender<SavedOverride>,
@@ -250,8 +280,10 @@ struct Agent {
     send_errors: u64,
     send_errors_logged: u64,
     started: Instant,
-    /// `[cluster]`: heartbeats, quorum and leases; `None`: plain VRRP.
+    /// `[cluster]`: the heartbeat socket and its counters; `None`: plain VRRP.
     cluster: Option<cluster::ClusterLink>,
+    /// `[fence] watchdog`: the device and what was last done with it.
+    fence: Option<fence::Fence>,
     /// `[auth]`: signs and checks adverts and heartbeats.
     keys: Option<std::sync::Arc<crate::auth::Keyring>>,
     /// This run's incarnation (also the advert auth counter's high part).
@@ -261,24 +293,9 @@ struct Agent {
     /// Replay protection for authenticated adverts, per source.
     advert_replay: crate::auth::ReplayGuard<Ipv4Addr>,
     advert_auth_alerts: crate::auth::AuthFailureLimiter<Ipv4Addr>,
-    /// Numbers the decisions published to the worker.
-    sequence: u64,
-}
-
-#[derive(Clone, Debug)]
-struct Fault {
-    reason: String,
-    cause: FaultCause,
-    since: Instant,
-}
-
-/// What put the node in fault, which decides what clears it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FaultCause {
-    /// A promote failed: cleared by `resume` or after `runbook.fault_hold_off`.
-    Runbook,
-    /// The interface lost its carrier: cleared when it comes back (or `resume`).
-    LinkDown,
+    /// The VIPs, built once per configuration (the receive path compares
+    /// every advert with them).
+    vips: Vec<Ipv4Addr>,
 }
 
 impl Agent {
@@ -328,12 +345,19 @@ impl Agent {
         })?;
         let cluster = match &config.cluster {
             Some(c) => Some(
-                cluster::ClusterLink::open(&config, c, keys.clone(), incarnation)
+                cluster::ClusterLink::open(&config, c, keys.clone())
                     .await
                     .map_err(|e| StartError::new(EX_UNAVAILABLE, e))?,
             ),
             None => None,
         };
+        let fence =
+            match &config.fence.watchdog {
+                Some(watchdog) => Some(fence::Fence::open(watchdog).map_err(|e| {
+                    StartError::new(EX_UNAVAILABLE, format!("[fence] watchdog: {e}"))
+                })?),
+                None => None,
+            };
 
         let listener = control_server::bind_with_access(
             &config.node.control_socket,
@@ -351,6 +375,7 @@ impl Agent {
             task: worker,
             desired,
             cancel,
+            allowance,
             garp_now,
             events: worker_events,
             progress,
@@ -371,23 +396,27 @@ impl Agent {
         let signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(|e| {
             StartError::new(EX_OSERR, format!("cannot install signal handlers: {e}"))
         })?;
-        let router = Router::new(params(&config, override_, &link, false));
+        let now = Instant::now();
+        let mut core = NodeCore::new(
+            node_settings(&config, &link, fence.as_ref().map(fence::Fence::rule)),
+            incarnation,
+            now,
+        );
+        core.restore_override(override_);
+        let vips = vip_addresses(&config);
         let mut agent = Agent {
             config,
             link,
-            router,
+            core,
             socket,
             store,
-            override_,
-            fault: None,
             desired,
             cancel,
+            allowance,
             progress,
             stats,
             config_generation: 0,
             last_transition: None,
-            stopping: false,
-            after_failed_promote: false,
             garp_now,
             worker_events,
             worker,
@@ -401,8 +430,9 @@ impl Agent {
             drops_logged: DropCounters::default(),
             send_errors: 0,
             send_errors_logged: 0,
-            started: Instant::now(),
+            started: now,
             cluster,
+            fence,
             keys,
             incarnation,
             advert_seq: 0,
@@ -411,7 +441,7 @@ impl Agent {
                 crate::auth::AuthFailureLimiter::<Ipv4Addr>::PERIOD,
                 crate::auth::AuthFailureLimiter::<Ipv4Addr>::CAPACITY,
             ),
-            sequence: 0,
+            vips,
         };
         events::agent_started(
             &agent.config.node.name,
@@ -423,52 +453,12 @@ impl Agent {
         if override_ != Override::None {
             events::override_restored(override_.as_str());
         }
-        // The worker's first report (a master marker, environments that may
-        // still run after a crash) must be claimed before the first
-        // heartbeat goes out: a heartbeat without those claims would
-        // release them to the other nodes.
-        while let Ok(event) = agent.worker_events.try_recv() {
-            let _ = agent.on_worker_event(event);
-        }
-        agent.publish_desired();
-        let now = Instant::now();
-        let p = agent.effective_priority();
-        let mut actions = agent.router.handle(Input::SetPriority(p), now);
-        actions.extend(agent.router.handle(Input::Startup, now));
-        agent.execute(actions).await;
+        // Until the worker has looked at what this node holds (its first
+        // report), the core claims everything the node could hold: a
+        // heartbeat without those claims would release them to the others.
+        let effects = agent.core.handle(Input::Start, Instant::now());
+        agent.apply(effects).await;
         Ok(agent)
-    }
-
-    /// Hands the election core the parameters and the effective priority
-    /// that follow from the config, the override and the link.
-    fn apply_params(&mut self) -> Vec<Action> {
-        let now = Instant::now();
-        let mut actions = self.router.set_params(
-            params(
-                &self.config,
-                self.override_,
-                &self.link,
-                self.after_failed_promote,
-            ),
-            now,
-        );
-        actions.extend(
-            self.router
-                .handle(Input::SetPriority(self.effective_priority()), now),
-        );
-        actions
-    }
-
-    fn effective_priority(&self) -> u8 {
-        priority::effective(priority::Inputs {
-            configured: self.config.vrrp.priority,
-            override_: self.override_,
-            may_be_master: self.config.may_be_master(),
-            quorum: self
-                .cluster
-                .as_ref()
-                .is_none_or(|c| c.state.has_quorum(Instant::now())),
-        })
     }
 
     async fn run(mut self) -> ExitCode {
@@ -489,7 +479,13 @@ impl Agent {
                 .map_or(SUMMARY_PERIOD, cluster::ClusterLink::heartbeat_interval),
         );
         heartbeat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut heartbeat_buf = vec![0u8; gate::HEARTBEAT_BUFFER];
+        let mut watchdog_tick = tokio::time::interval(
+            self.fence
+                .as_ref()
+                .map_or(SUMMARY_PERIOD, fence::Fence::pat_interval),
+        );
+        watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut heartbeat_buf = vec![0u8; cluster::HEARTBEAT_BUFFER];
         // SIGTERM/SIGINT: the worker releases everything (demote) while the
         // election keeps running and this node keeps advertising, so no
         // other node promotes onto storage we still hold; only then the
@@ -497,18 +493,13 @@ impl Agent {
         let mut shutdown_deadline: Option<tokio::time::Instant> = None;
         let released = loop {
             let deadline = self
-                .router
-                .poll_timeout()
+                .core
+                .poll_timeout(Instant::now())
                 .map(tokio::time::Instant::from_std);
-            let fence_point = self
-                .cluster
-                .as_ref()
-                .and_then(|c| c.state.next_fence_point(Instant::now()))
-                .map(tokio::time::Instant::from_std);
-            let actions = tokio::select! {
-                received = gate::recv_heartbeat(self.cluster.as_ref(), &mut heartbeat_buf) => match received {
+            let effects = tokio::select! {
+                received = cluster::recv_heartbeat(self.cluster.as_ref(), &mut heartbeat_buf) => match received {
                     Ok((len, from)) => match self.on_heartbeat(heartbeat_buf.get(..len).unwrap_or(&[]), from) {
-                        Some(actions) => actions,
+                        Some(effects) => effects,
                         None => continue,
                     },
                     Err(e) => {
@@ -516,13 +507,18 @@ impl Agent {
                         Vec::new()
                     }
                 },
-                _ = heartbeat_tick.tick(), if self.cluster.is_some() => self.on_heartbeat_tick().await,
-                () = sleep_until_opt(fence_point) => self.refresh_quorum(),
+                _ = heartbeat_tick.tick(), if self.cluster.is_some() => {
+                    self.core.handle(Input::HeartbeatDue, Instant::now())
+                }
+                _ = watchdog_tick.tick(), if self.fence.is_some() => {
+                    self.tend_watchdog();
+                    continue;
+                }
                 received = self.socket.recv(&mut buf) => match received {
                     // A dropped packet changes nothing: back to waiting at
                     // once, so a flood costs a parse per packet, no more.
                     Ok((len, meta)) => match self.on_datagram(buf.get(..len).unwrap_or(&[]), &meta) {
-                        Some(actions) => actions,
+                        Some(effects) => effects,
                         None => continue,
                     },
                     Err(e) => {
@@ -530,26 +526,25 @@ impl Agent {
                         Vec::new()
                     }
                 },
-                () = sleep_until_opt(deadline) => self.router.handle(Input::Timeout, Instant::now()),
+                () = sleep_until_opt(deadline) => self.core.handle(Input::Timeout, Instant::now()),
                 Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply),
                 Some(saved) = self.overrides_saved_rx.recv() => self.on_override_saved(saved),
                 Some(signal) = self.signals.next() => match signal {
-                    SIGHUP if !self.stopping => self.reload().await,
+                    SIGHUP if !self.core.is_stopping() => self.reload().await,
                     SIGHUP => Vec::new(),
-                    other if !self.stopping => {
+                    other if !self.core.is_stopping() => {
                         let name = if other == SIGINT { "SIGINT" } else { "SIGTERM" };
-                        events::agent_stopping(name, self.router.state());
-                        self.stopping = true;
+                        events::agent_stopping(name, self.core.state());
                         let grace = shutdown_grace(&self.config);
                         shutdown_deadline = Some(tokio::time::Instant::now() + grace);
-                        // publish_desired (in execute) hands the worker Stopped.
-                        Vec::new()
+                        // The core publishes Stopped: the worker releases.
+                        self.core.handle(Input::Stop, Instant::now())
                     }
                     // A second signal: stop waiting for the release.
                     _ => break false,
                 },
                 _ = &mut self.worker => {
-                    if self.stopping {
+                    if self.core.is_stopping() {
                         break true;
                     }
                     // Only a panic ends the worker early: nothing would
@@ -561,8 +556,13 @@ impl Agent {
                     events::shutdown_timeout(shutdown_grace(&self.config).as_secs());
                     break false;
                 }
-                Some(event) = self.worker_events.recv() => self.on_worker_event(event),
-                _ = link_check.tick() => self.check_link(&mut link_up),
+                Some(report) = self.worker_events.recv() => {
+                    self.core.handle(Input::Worker(report), Instant::now())
+                }
+                _ = link_check.tick() => match self.check_link(&mut link_up) {
+                    Some(up) => self.core.handle(Input::Link { up }, Instant::now()),
+                    None => continue,
+                },
                 _ = metrics_tick.tick() => {
                     let due = self.config.metrics.as_ref().is_some_and(|m| {
                         metrics_written.is_none_or(|at| at.elapsed() >= m.interval)
@@ -571,45 +571,54 @@ impl Agent {
                         metrics_written = Some(Instant::now());
                         self.write_metrics();
                     }
-                    Vec::new()
+                    continue;
                 }
                 _ = summary.tick() => {
                     self.log_summaries();
-                    self.check_fault_hold_off()
+                    continue;
                 }
             };
-            self.execute(actions).await;
+            self.apply(effects).await;
         };
         self.shutdown(released).await
     }
 
     /// One packet from the raw socket; `None` when it was dropped.
-    fn on_datagram(&mut self, datagram: &[u8], meta: &RecvMeta) -> Option<Vec<Action>> {
-        let vips = vip_addresses(&self.config);
+    fn on_datagram(&mut self, datagram: &[u8], meta: &RecvMeta) -> Option<Vec<Effect>> {
         let own = [self.link.primary];
         let policy = admit::Policy {
             vrid: self.config.vrrp.vrid,
             ifindex: self.link.ifindex,
             own_addresses: &own,
             unicast_peers: &self.config.vrrp.unicast_peers,
-            virtual_ips: &vips,
+            virtual_ips: &self.vips,
             we_are_owner: self.config.vrrp.priority == 255,
         };
+        let restart_silence = self
+            .config
+            .vrrp
+            .advert_interval
+            .to_duration()
+            .saturating_mul(RESTART_SILENCE_ADVERTS);
         let mut auth = self.keys.as_deref().map(|keys| admit::AdvertAuth {
             keys,
             replay: &mut self.advert_replay,
+            now: Instant::now(),
+            restart_silence,
         });
         let admitted = admit::admit_with_auth(datagram, meta, &policy, auth.as_mut());
         match admitted {
             Ok(admitted) => {
                 self.counters.adverts_received += 1;
-                *self
-                    .counters
-                    .checksum_forms
-                    .entry(admitted.checksum.as_str().to_owned())
-                    .or_default() += 1;
+                let form = admitted.checksum.as_str();
+                match self.counters.checksum_forms.get_mut(form) {
+                    Some(count) => *count += 1,
+                    None => {
+                        self.counters.checksum_forms.insert(form.to_owned(), 1);
+                    }
+                }
                 Some(
-                    self.router
+                    self.core
                         .handle(Input::Advert(admitted.advert), Instant::now()),
                 )
             }
@@ -633,266 +642,136 @@ impl Agent {
         }
     }
 
-    async fn execute(&mut self, actions: Vec<Action>) {
-        let mut queue = std::collections::VecDeque::from(actions);
-        while let Some(action) = queue.pop_front() {
-            match action {
-                Action::SendAdvert { priority } => self.send_advert(priority).await,
-                Action::StateChange { from, to, reason } => {
-                    self.counters.transitions += 1;
-                    if to == State::Master && self.after_failed_promote {
-                        // Elected without preempting anyone: preemption as
-                        // configured from now on.
-                        self.after_failed_promote = false;
-                        queue.extend(self.apply_params());
-                    }
-                    self.last_transition = Some(std::time::SystemTime::now());
-                    let (priority, master) =
-                        (self.router.effective_priority(), self.router.master());
-                    events::state_change(from, to, reason, priority, master);
-                    if let Some(notify) = &self.config.notify {
-                        notify::spawn(
-                            notify,
-                            notify::Notification {
-                                event: "state_change",
-                                from: from.to_string(),
-                                to: to.to_string(),
-                                reason: reason.as_str().to_owned(),
-                                node: self.config.node.name.clone(),
-                                priority,
-                                master: master.map_or_else(|| "none".to_owned(), |m| m.to_string()),
-                                vips: self
-                                    .config
-                                    .vrrp
-                                    .virtual_ips
-                                    .iter()
-                                    .map(ToString::to_string)
-                                    .collect::<Vec<_>>()
-                                    .join(","),
-                            },
-                        );
+    /// One heartbeat datagram; `None` when it was dropped.
+    fn on_heartbeat(&mut self, datagram: &[u8], from: SocketAddr) -> Option<Vec<Effect>> {
+        let cluster = self.cluster.as_mut()?;
+        let heartbeat = cluster.admit(datagram, from, Instant::now())?;
+        Some(
+            self.core
+                .handle(Input::Heartbeat(heartbeat), Instant::now()),
+        )
+    }
+
+    /// Carries out the core's effects, in order.
+    async fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::SendAdvert { priority } => self.send_advert(priority).await,
+                Effect::SendHeartbeat(heartbeat) => {
+                    if let Some(cluster) = &mut self.cluster {
+                        cluster.send(&heartbeat).await;
                     }
                 }
-                Action::ResendGarp { other_master } => {
-                    events::master_conflict(other_master, self.router.effective_priority());
+                Effect::HeartbeatIgnored(ignored) => {
+                    if let Some(cluster) = &mut self.cluster {
+                        cluster.ignored(ignored);
+                    }
+                }
+                Effect::Publish { decision, cancel } => self.publish(decision, cancel),
+                Effect::ResendGarp { other_master } => {
                     let _ = self.garp_now.send(other_master);
                 }
+                Effect::Notice(notice) => self.notice(notice),
             }
         }
-        // The master may change without a state change (a backup learns
-        // a new master): the worker then follows it.
-        self.publish_desired();
+        // A change of what is held or allowed changes the watchdog's
+        // verdict at once, not only at its next tick.
+        self.tend_watchdog();
     }
 
-    /// Tells the transition worker the role the election wants now; a new
-    /// role also stops a runbook in progress at its next safe point.
-    fn publish_desired(&mut self) {
-        let election_role = if self.stopping {
-            Role::Stopped
-        } else {
-            match self.router.state() {
-                State::Initialize => Role::Undecided,
-                State::Master => Role::Master,
-                State::Backup | State::Fault => Role::Follower {
-                    master: self.router.master(),
-                },
-            }
-        };
-        // With [cluster], the leases have the last word (see `gate`).
-        let (role, placement, allowed) = match self.gate(election_role.clone()) {
-            Some(gated) => (gated.role, gated.placement, Some(gated.allowed)),
-            None => (election_role, None, None),
-        };
-        let mut role_changed = false;
-        let mut lost_environment = false;
-        let next_sequence = self.sequence + 1;
-        let modified = self.desired.send_if_modified(|current| {
-            role_changed = current.role != role;
-            lost_environment = match (&current.placement, &placement) {
-                (Some(old), Some(new)) => old
-                    .environments
-                    .iter()
-                    .any(|e| !new.environments.contains(e)),
-                _ => false,
-            };
-            if role_changed
-                || current.config_generation != self.config_generation
-                || current.placement != placement
-            {
-                current.role = role;
-                current.config = self.config.clone();
-                current.config_generation = self.config_generation;
-                current.placement = placement;
-                current.sequence = next_sequence;
-                true
-            } else {
-                false
-            }
+    /// Hands the worker a new decision (with the configuration in force).
+    fn publish(&mut self, decision: node::Decision, cancel: bool) {
+        let allowance = decision.allowance();
+        self.allowance.send_if_modified(|current| {
+            let changed = *current != allowance;
+            *current = allowance;
+            changed
         });
-        if modified {
-            self.sequence = next_sequence;
-        }
-        if let (Some(allowed), Some(cluster)) = (allowed, &mut self.cluster) {
-            cluster.state.note_published(self.sequence, &allowed);
-        }
-        // A lost lease stops a runbook in progress too: it must not go on
-        // to start an environment it may no longer run.
-        if role_changed || lost_environment {
-            self.cancel
-                .send_modify(|generation| *generation = generation.wrapping_add(1));
-        }
-    }
-
-    async fn send_advert(&mut self, priority: u8) {
-        let vips = vip_addresses(&self.config);
-        let advert = Advertisement {
-            vrid: self.config.vrrp.vrid,
-            priority,
-            max_advert_interval: self.config.vrrp.advert_interval,
-            addresses: &vips,
+        let desired = Desired {
+            decision,
+            config: self.config.clone(),
+            config_generation: self.config_generation,
         };
-        let multicast = [crate::net::socket::VRRP_MULTICAST];
-        let destinations: &[Ipv4Addr] = if self.config.vrrp.unicast_peers.is_empty() {
-            &multicast
-        } else {
-            &self.config.vrrp.unicast_peers
-        };
-        let mut buf = [0u8; RECV_BUFFER];
-        for &dst in destinations {
-            // The pseudo-header checksum covers the destination: one packet per peer.
-            let len = match advert.emit(&mut buf, self.link.primary, dst, self.config.vrrp.checksum)
-            {
-                Ok(len) => len,
-                Err(e) => {
-                    events::advert_encode_failed(&e.to_string());
-                    continue;
+        self.desired.send_replace(desired);
+        if cancel {
+            self.cancel.send_replace(self.core.generation());
+        }
+    }
+
+    /// Logs what the core decided (and runs the notify hook).
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::StateChange {
+                from,
+                to,
+                reason,
+                priority,
+                master,
+            } => {
+                self.counters.transitions += 1;
+                self.last_transition = Some(std::time::SystemTime::now());
+                events::state_change(from, to, reason, priority, master);
+                if let Some(notify) = &self.config.notify {
+                    notify::spawn(
+                        notify,
+                        notify::Notification {
+                            event: "state_change",
+                            from: from.to_string(),
+                            to: to.to_string(),
+                            reason: reason.as_str().to_owned(),
+                            node: self.config.node.name.clone(),
+                            priority,
+                            master: master.map_or_else(|| "none".to_owned(), |m| m.to_string()),
+                            vips: self
+                                .config
+                                .vrrp
+                                .virtual_ips
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(","),
+                        },
+                    );
                 }
-            };
-            let mut packet = buf.get(..len).unwrap_or(&[]).to_vec();
-            if let Some(keys) = &self.keys {
-                // The counter grows with every advert sent: receivers refuse
-                // anything not newer (replay).
-                self.advert_seq += 1;
-                crate::wire::advert_auth::append(
-                    &mut packet,
-                    keys,
-                    self.link.primary,
-                    dst,
-                    crate::auth::Counter {
-                        incarnation: self.incarnation,
-                        seq: self.advert_seq,
-                    },
-                );
             }
-            match self.socket.send_to(&packet, dst).await {
-                Ok(()) => self.counters.adverts_sent += 1,
-                Err(e) => {
-                    self.send_errors += 1;
-                    if self.send_errors == 1 {
-                        events::send_failed(dst, &e.to_string(), 1);
-                        self.send_errors_logged = 1;
-                    }
-                }
+            Notice::MasterConflict {
+                other_master,
+                priority,
+            } => events::master_conflict(other_master, priority),
+            Notice::Fault { reason } => events::fault(&reason),
+            Notice::FaultCleared { how } => events::fault_cleared(how),
+            Notice::PromoteFailedSuperseded { reason } => {
+                events::promote_failed_superseded(&reason);
             }
-        }
-    }
-
-    fn on_worker_event(&mut self, event: WorkerEvent) -> Vec<Action> {
-        match event {
-            WorkerEvent::Holding(holding) => {
-                if let Some(cluster) = &mut self.cluster {
-                    cluster.state.set_holding(holding);
-                }
-                // execute() publishes again: claims may be released now.
-                Vec::new()
+            Notice::QuorumWaiting { heard, majority } => {
+                events::quorum_waiting(&heard.join(","), majority);
             }
-            WorkerEvent::PromoteFailed { reason, generation } => {
-                if generation != *self.cancel.borrow() || self.stopping {
-                    // The promote served a decision already superseded (the
-                    // node is no longer meant to be master): no fault.
-                    events::promote_failed_superseded(&reason);
-                    return Vec::new();
-                }
-                self.after_failed_promote = true;
-                let mut actions = self.apply_params();
-                actions.extend(
-                    self.enter_fault(FaultCause::Runbook, format!("promote failed at {reason}")),
-                );
-                actions
+            Notice::QuorumLost { heard, majority } => {
+                events::quorum_lost(&heard.join(","), majority);
+            }
+            Notice::QuorumRegained { heard, majority } => {
+                events::quorum_regained(&heard.join(","), majority);
+            }
+            Notice::PlacementDecided {
+                environment,
+                claim,
+                reason,
+            } => events::placement_decided(&environment, claim, &reason),
+            Notice::LeaseFencing { resource, left_ms } => events::lease_fencing(&resource, left_ms),
+            Notice::LeaseOverrun {
+                resource,
+                overrun_ms,
+            } => events::lease_overrun(&resource, overrun_ms),
+            Notice::ReleaseStuck { failures, action } => {
+                events::release_stuck(failures, action.as_str());
             }
         }
     }
 
-    fn enter_fault(&mut self, cause: FaultCause, reason: String) -> Vec<Action> {
-        if self.fault.is_some() {
-            // Already resigned; the first cause decides how it clears.
-            return Vec::new();
-        }
-        events::fault(&reason);
-        self.fault = Some(Fault {
-            reason,
-            cause,
-            since: Instant::now(),
-        });
-        self.router.handle(Input::SetFault(true), Instant::now())
-    }
-
-    fn clear_fault(&mut self, how: &str) -> Vec<Action> {
-        if self.fault.take().is_none() {
-            return Vec::new();
-        }
-        events::fault_cleared(how);
-        self.router.handle(Input::SetFault(false), Instant::now())
-    }
-
-    /// Writes the Prometheus textfile off the loop (a slow disk must not
-    /// delay an advert).
-    fn write_metrics(&self) {
-        let Some(metrics) = &self.config.metrics else {
-            return;
-        };
-        let text = metrics::render(&self.status(), &self.stats.snapshot(), self.last_transition);
-        let path = metrics.textfile.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = metrics::write_atomically(&path, &text) {
-                events::metrics_failed(&path.display().to_string(), &e.to_string());
-            }
-        });
-    }
-
-    /// A master whose link is down keeps the VIP on a dead wire and, when
-    /// the link returns, is a second master; like keepalived, go to fault
-    /// (resign, drop the VIP) on carrier loss and come back when it returns.
-    fn check_link(&mut self, link_up: &mut bool) -> Vec<Action> {
-        let ifname = &self.config.vrrp.interface;
-        // An error reading the flags is not proof of a dead link.
-        let up = iface::is_up(ifname).unwrap_or(*link_up);
-        if up == *link_up {
-            return Vec::new();
-        }
-        *link_up = up;
-        if up {
-            events::link_up(ifname);
-            match &self.fault {
-                Some(f) if f.cause == FaultCause::LinkDown => self.clear_fault("link_up"),
-                _ => Vec::new(),
-            }
-        } else {
-            events::link_down(ifname);
-            let reason = format!("{ifname} has no carrier");
-            self.enter_fault(FaultCause::LinkDown, reason)
-        }
-    }
-
-    fn check_fault_hold_off(&mut self) -> Vec<Action> {
-        match &self.fault {
-            Some(f)
-                if f.cause == FaultCause::Runbook
-                    && f.since.elapsed() >= self.config.runbook.fault_hold_off =>
-            {
-                self.clear_fault("hold_off_expired")
-            }
-            _ => Vec::new(),
+    /// Pats, withholds or disarms the watchdog as the core says.
+    fn tend_watchdog(&mut self) {
+        if let Some(fence) = &mut self.fence {
+            fence.tend(self.core.watchdog(Instant::now()));
         }
     }
 
@@ -926,8 +805,8 @@ impl Agent {
         }
     }
 
-    fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) -> Vec<Action> {
-        let (new, mut actions) = match request {
+    fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) -> Vec<Effect> {
+        let (new, effects) = match request {
             Request::Status => {
                 let response = Response {
                     ok: true,
@@ -939,41 +818,35 @@ impl Agent {
                 return Vec::new();
             }
             Request::Move { environment, node } => {
-                let response = match &mut self.cluster {
-                    None => Response::error(
-                        "move needs [cluster] and [[environment]] placement; this node runs plain VRRP",
-                    ),
-                    Some(cluster) => {
-                        match cluster.state.start_move(&environment, &node, Instant::now()) {
-                            Ok(changed) => {
-                                events::environment_move(&environment, &node);
-                                Response {
-                                    ok: true,
-                                    error: None,
-                                    status: None,
-                                    changed: Some(changed),
-                                }
-                            }
-                            Err(e) => Response::error(e),
+                let response = match self.core.start_move(&environment, &node, Instant::now()) {
+                    Ok(changed) => {
+                        events::environment_move(&environment, &node);
+                        Response {
+                            ok: true,
+                            error: None,
+                            status: None,
+                            changed: Some(changed),
                         }
                     }
+                    Err(e) => Response::error(e),
                 };
                 send_reply(reply, response);
-                // execute() publishes: the environment is given up here.
-                return Vec::new();
+                // The next evaluation gives the environment up here.
+                return self.core.handle(Input::HeartbeatDue, Instant::now());
             }
             Request::Promote => (Override::Promote, Vec::new()),
             Request::Demote => (Override::Demote, Vec::new()),
-            Request::Resume => {
-                // The operator vouches for the node: out of fault, and
-                // preemption as configured.
-                self.after_failed_promote = false;
-                (Override::None, self.clear_fault("resume"))
-            }
+            // The operator vouches for the node: out of fault, and
+            // preemption as configured.
+            Request::Resume => (
+                Override::None,
+                self.core.handle(Input::Resume, Instant::now()),
+            ),
         };
-        if new == self.override_ {
-            actions.extend(self.apply_override(new, reply));
-            return actions;
+        if new == self.core.override_() {
+            let mut effects = effects;
+            effects.extend(self.apply_override(new, reply));
+            return effects;
         }
         // Persist first, off the election loop (an fsync on a busy disk
         // must not delay an advert): the override applies when the file is
@@ -987,11 +860,11 @@ impl Agent {
                 .and_then(|r| r.map_err(|e| e.to_string()));
             let _ = saved.send(SavedOverride { new, result, reply });
         });
-        actions
+        effects
     }
 
     /// The override file was written (or not): apply it and answer.
-    fn on_override_saved(&mut self, saved: SavedOverride) -> Vec<Action> {
+    fn on_override_saved(&mut self, saved: SavedOverride) -> Vec<Effect> {
         match saved.result {
             Ok(()) => self.apply_override(saved.new, saved.reply),
             Err(e) => {
@@ -1005,11 +878,11 @@ impl Agent {
     }
 
     /// Puts a (stored) override in force and answers with what changed.
-    fn apply_override(&mut self, new: Override, reply: oneshot::Sender<Response>) -> Vec<Action> {
-        let old = std::mem::replace(&mut self.override_, new);
-        let old_priority = self.router.effective_priority();
-        let actions = self.apply_params();
-        let new_priority = self.router.effective_priority();
+    fn apply_override(&mut self, new: Override, reply: oneshot::Sender<Response>) -> Vec<Effect> {
+        let old = self.core.override_();
+        let old_priority = self.core.router().effective_priority();
+        let effects = self.core.handle(Input::Override(new), Instant::now());
+        let new_priority = self.core.router().effective_priority();
         let changed = if old == new {
             format!(
                 "override already {} (effective priority {new_priority}); nothing changed",
@@ -1030,7 +903,7 @@ impl Agent {
             changed: Some(changed),
         };
         send_reply(reply, response);
-        actions
+        effects
     }
 
     fn status(&self) -> Status {
@@ -1052,36 +925,40 @@ impl Agent {
             .filter(|(_, n)| *n > 0)
             .map(|(name, n)| (name.to_owned(), n))
             .collect();
+        let now = Instant::now();
+        let router = self.core.router();
         Status {
             node: self.config.node.name.clone(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             pid: std::process::id(),
-            state: self.router.state(),
+            state: router.state(),
             interface: self.config.vrrp.interface.clone(),
             vrid: self.config.vrrp.vrid,
             configured_priority: self.config.vrrp.priority,
-            effective_priority: self.router.effective_priority(),
+            effective_priority: router.effective_priority(),
             follower_only: !self.config.may_be_master(),
-            master: self.router.master(),
+            master: router.master(),
             vips_held,
-            override_: self.override_,
-            fault: self.fault.as_ref().map(|f| f.reason.clone()),
+            override_: self.core.override_(),
+            fault: self.core.fault().map(|f| f.reason.clone()),
             runbook: self.progress.get(),
             advert_interval_ms: self.config.vrrp.advert_interval.to_duration().as_millis() as u64,
-            master_advert_interval_ms: self
-                .router
-                .master_advert_interval()
-                .to_duration()
-                .as_millis() as u64,
+            master_advert_interval_ms: router.master_advert_interval().to_duration().as_millis()
+                as u64,
             uptime_s: self.started.elapsed().as_secs(),
             counters,
-            cluster: self.cluster_status(),
+            cluster: self
+                .cluster
+                .as_ref()
+                .and_then(|link| cluster::status(link, &self.core, now)),
+            watchdog: self.fence.as_ref().map(|f| f.status(&self.core, now)),
+            retained: self.core.is_retained(),
         }
     }
 
     /// SIGHUP: apply a valid new configuration without dropping the VIP when
     /// the role does not change; refuse an invalid one and keep the old.
-    async fn reload(&mut self) -> Vec<Action> {
+    async fn reload(&mut self) -> Vec<Effect> {
         let path = self.config.path.clone();
         let shown = path.display().to_string();
         let new = match config::load(&path) {
@@ -1133,13 +1010,19 @@ impl Agent {
             cluster.set_keys(keys);
         }
         let changes = describe_changes(&self.config, &new);
+        let settings = node_settings(&new, &link, self.fence.as_ref().map(fence::Fence::rule));
         self.config = new;
+        self.vips = vip_addresses(&self.config);
         self.config_generation += 1;
         self.link = link;
-        let actions = self.apply_params();
-        self.publish_desired();
+        let effects = self.core.reconfigure(settings, Instant::now());
+        // The worker takes the new configuration with its next runbook.
+        self.desired.send_modify(|desired| {
+            desired.config = self.config.clone();
+            desired.config_generation = self.config_generation;
+        });
         events::config_reloaded(&shown, &changes);
-        actions
+        effects
     }
 
     /// After the worker released (or gave up): the priority-0 advert, the
@@ -1148,15 +1031,19 @@ impl Agent {
         // The worker's last report (everything released), then one last
         // heartbeat without the claims: the peers free their grants at once
         // instead of waiting for the lease to run out.
-        while let Ok(event) = self.worker_events.try_recv() {
-            let _ = self.on_worker_event(event);
+        while let Ok(report) = self.worker_events.try_recv() {
+            let effects = self.core.handle(Input::Worker(report), Instant::now());
+            self.apply(effects).await;
         }
         if released && self.cluster.is_some() {
-            self.publish_desired();
-            let _ = self.on_heartbeat_tick().await;
+            let effects = self.core.handle(Input::HeartbeatDue, Instant::now());
+            self.apply(effects).await;
         }
-        let actions = self.router.handle(Input::Shutdown, Instant::now());
-        self.execute(actions).await;
+        let effects = self.core.shutdown(Instant::now());
+        self.apply(effects).await;
+        if let Some(fence) = &mut self.fence {
+            fence.stop(released);
+        }
         let _ = self.control_shutdown.send(true);
         control_server::remove(&self.config.node.control_socket);
         if released {
@@ -1164,6 +1051,94 @@ impl Agent {
         } else {
             ExitCode::FAILURE
         }
+    }
+
+    async fn send_advert(&mut self, priority: u8) {
+        let advert = Advertisement {
+            vrid: self.config.vrrp.vrid,
+            priority,
+            max_advert_interval: self.config.vrrp.advert_interval,
+            addresses: &self.vips,
+        };
+        let multicast = [crate::net::socket::VRRP_MULTICAST];
+        let destinations: &[Ipv4Addr] = if self.config.vrrp.unicast_peers.is_empty() {
+            &multicast
+        } else {
+            &self.config.vrrp.unicast_peers
+        };
+        let mut buf = [0u8; RECV_BUFFER];
+        for &dst in destinations {
+            // The pseudo-header checksum covers the destination: one packet per peer.
+            let len = match advert.emit(&mut buf, self.link.primary, dst, self.config.vrrp.checksum)
+            {
+                Ok(len) => len,
+                Err(e) => {
+                    events::advert_encode_failed(&e.to_string());
+                    continue;
+                }
+            };
+            let mut packet = buf.get(..len).unwrap_or(&[]).to_vec();
+            if let Some(keys) = &self.keys {
+                // The counter grows with every advert sent: receivers refuse
+                // anything not newer (replay).
+                self.advert_seq += 1;
+                crate::wire::advert_auth::append(
+                    &mut packet,
+                    keys,
+                    self.link.primary,
+                    dst,
+                    crate::auth::Counter {
+                        incarnation: self.incarnation,
+                        seq: self.advert_seq,
+                    },
+                );
+            }
+            match self.socket.send_to(&packet, dst).await {
+                Ok(()) => self.counters.adverts_sent += 1,
+                Err(e) => {
+                    self.send_errors += 1;
+                    if self.send_errors == 1 {
+                        events::send_failed(dst, &e.to_string(), 1);
+                        self.send_errors_logged = 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes the Prometheus textfile off the loop (a slow disk must not
+    /// delay an advert).
+    fn write_metrics(&self) {
+        let Some(metrics) = &self.config.metrics else {
+            return;
+        };
+        let text = metrics::render(&self.status(), &self.stats.snapshot(), self.last_transition);
+        let path = metrics.textfile.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = metrics::write_atomically(&path, &text) {
+                events::metrics_failed(&path.display().to_string(), &e.to_string());
+            }
+        });
+    }
+
+    /// A master whose link is down keeps the VIP on a dead wire and, when
+    /// the link returns, is a second master; like keepalived, go to fault
+    /// (resign, drop the VIP) on carrier loss and come back when it returns.
+    /// `Some(up)` when the carrier changed.
+    fn check_link(&mut self, link_up: &mut bool) -> Option<bool> {
+        let ifname = &self.config.vrrp.interface;
+        // An error reading the flags is not proof of a dead link.
+        let up = iface::is_up(ifname).unwrap_or(*link_up);
+        if up == *link_up {
+            return None;
+        }
+        *link_up = up;
+        if up {
+            events::link_up(ifname);
+        } else {
+            events::link_down(ifname);
+        }
+        Some(up)
     }
 }
 

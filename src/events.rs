@@ -232,6 +232,71 @@ pub fn runbook_cancelled(runbook: &str, at_step: &str, duration_ms: u64) {
     warn!(event = "runbook_cancelled", runbook, at_step, duration_ms);
 }
 
+/// A running step acquiring a resource the fence took away (its lease is
+/// ending) was killed with its process group.
+pub fn step_killed(runbook: &str, step: &str, why: &str) {
+    warn!(event = "step_killed", runbook, step, why);
+}
+
+/// A command killed (timeout or fence) was still running `waited_ms` after
+/// SIGKILL: it is stuck in the kernel (typically I/O on a dead hard NFS
+/// mount) and is abandoned, not awaited. It holds whatever it holds until
+/// it exits; the force-dismount (`umount -N`) of its mount frees it.
+pub fn command_abandoned(command: &str, pid: i32, waited_ms: u64) {
+    error!(event = "command_abandoned", command, pid, waited_ms);
+}
+
+/// An environment's stop could not be verified (jstop failed, hung or was
+/// killed): it may still run here, so it stays claimed and is stopped again
+/// with backoff. Were the lease to run out meanwhile, the watchdog fences.
+pub fn environment_stop_failed(environment: &str, failures: u32) {
+    error!(event = "environment_stop_failed", environment, failures);
+}
+
+/// A demote failed: the master resources stay held (and claimed); it is
+/// retried with backoff. `failures` counts the failures in a row.
+pub fn release_failed(failures: u32, error: &str) {
+    error!(event = "release_failed", failures, error);
+}
+
+/// Demotes keep failing while this node holds the master resources.
+/// `action`: `watchdog` (the watchdog is no longer patted: the machine
+/// resets, which releases everything), `retake` (the node takes the master
+/// role back, as nobody else can have it; `resume` once the cause is
+/// fixed), or `alert_only` (neither is possible).
+pub fn release_stuck(failures: u32, action: &str) {
+    error!(event = "release_stuck", failures, action);
+}
+
+/// At start, the real world shows this master resource held (the start-up
+/// probe): the node keeps claiming the master role until a demote (or a
+/// promote) has dealt with it.
+pub fn found_held(what: &str) {
+    warn!(event = "found_held", what);
+}
+
+/// At start, a probe of a master resource could not answer; it counts as
+/// held.
+pub fn found_unknown(what: &str) {
+    warn!(event = "found_unknown", what);
+}
+
+/// The watchdog changed state: `armed` (patted while something is held),
+/// `disarmed` (nothing held) or `withheld` (something is held without the
+/// leases to cover the countdown: unless they come back, the machine
+/// resets within `timeout_ms`).
+pub fn watchdog_state(state: &str, timeout_ms: u64, why: &str) {
+    match state {
+        "withheld" => error!(event = "watchdog_state", state, timeout_ms, why),
+        _ => info!(event = "watchdog_state", state, timeout_ms, why),
+    }
+}
+
+/// The watchdog device refused a pat or a disarm.
+pub fn watchdog_failed(device: &str, error: &str) {
+    error!(event = "watchdog_failed", device, error);
+}
+
 // ----- Agent internals worth an alert --------------------------------------
 
 /// The agent could not start; the process exits non-zero.
@@ -303,6 +368,12 @@ pub fn quorum_lost(heard: &str, majority: usize) {
 /// is first reached).
 pub fn quorum_regained(heard: &str, majority: usize) {
     info!(event = "quorum_regained", heard, majority);
+}
+
+/// No majority has been heard yet since the start (a cold start): the node
+/// waits for quorum before it may become master or run environments.
+pub fn quorum_waiting(heard: &str, majority: usize) {
+    info!(event = "quorum_waiting", heard, majority);
 }
 
 /// A peer's cluster-wide sections (`[cluster]`, `[[environment]]`, VRID and

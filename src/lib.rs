@@ -6,6 +6,9 @@
 //! - [`wire`] parses and builds packets from byte slices (pure, never panics);
 //! - [`election`] is the RFC 5798 state machine: `(input, now) -> actions`,
 //!   with no clock, no socket and no tokio;
+//! - [`quorum`] is membership, leases and placement, pure as well;
+//! - [`node`] joins them, with faults, overrides and the fence, into one
+//!   node's decisions (pure; the agent and the simulation drive it);
 //! - [`net`] owns the raw socket, the link-layer ARP sender and the VIP
 //!   backends (one module per platform);
 //! - [`agent`] is the tokio loop that wires them together, with [`control`]
@@ -19,8 +22,10 @@ pub mod config;
 pub mod control;
 pub mod election;
 pub mod events;
+pub mod fence;
 pub mod lab;
 pub mod net;
+pub mod node;
 pub mod quorum;
 pub mod runbook;
 pub mod state;

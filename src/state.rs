@@ -1,8 +1,8 @@
 //! State that survives a restart, kept in `node.state_dir`.
 //!
-//! Today that is the operator's override (`promote` / `demote`): a node
-//! demoted for maintenance must stay demoted after a reboot, so the file is
-//! written atomically (temporary file in the same directory, fsync, rename,
+//! That is the operator's override (`promote` / `demote`), the master
+//! marker and the incarnation. A node demoted for maintenance must stay
+//! demoted after a reboot, so the file is written atomically (temporary file in the same directory, fsync, rename,
 //! fsync of the directory) and a file that cannot be read back is an error,
 //! never silently "no override".
 
@@ -164,36 +164,75 @@ impl StateStore {
     }
 
     fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
-        let target = self.dir.join(name);
-        let temp = self.dir.join(format!(".{name}.tmp.{}", std::process::id()));
-        let write_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StateError::Write { path, source }
-        };
-        let result = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&temp)?;
-            file.write_all(bytes)?;
-            file.sync_all()
-        })();
-        if let Err(e) = result {
-            let _ = fs::remove_file(&temp);
-            return Err(write_error(&temp)(e));
-        }
-        if let Err(e) = fs::rename(&temp, &target) {
-            let _ = fs::remove_file(&temp);
-            return Err(write_error(&target)(e));
-        }
-        // The rename is durable only once the directory entry is on disk.
-        File::open(&self.dir)
-            .and_then(|dir| dir.sync_all())
-            .map_err(write_error(&self.dir))
+        write_durably(&self.dir.join(name), bytes)
     }
+}
+
+/// Writes `bytes` to `target` so that it survives a crash at any point:
+/// a temporary file in the same directory (mode 0600, never through a
+/// symbolic link), fsync, rename, fsync of the directory. Readers see the
+/// old file or the new one, never a torn write.
+pub fn write_durably(target: &Path, bytes: &[u8]) -> Result<(), StateError> {
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map_or_else(|| "state".into(), |n| n.to_string_lossy().into_owned());
+    let temp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StateError::Write { path, source }
+    };
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&temp);
+        return Err(write_error(&temp)(e));
+    }
+    if let Err(e) = fs::rename(&temp, target) {
+        let _ = fs::remove_file(&temp);
+        return Err(write_error(target)(e));
+    }
+    // The rename is durable only once the directory entry is on disk.
+    File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(write_error(dir))
+}
+
+/// Removes `target` (absent is fine) and syncs its directory, so that the
+/// removal survives a crash.
+pub fn remove_durably(target: &Path) -> Result<(), StateError> {
+    match fs::remove_file(target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StateError::Write {
+                path: target.to_path_buf(),
+                source,
+            })
+        }
+    }
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| StateError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -50,6 +50,7 @@ fn heartbeat(node: &str, seq: u64) -> Heartbeat {
         quorum: true,
         following: Some(SRC),
         config_hash: 42,
+        quorum_hash: 43,
         acks: vec![],
         claims: vec![],
         grants: vec![],

@@ -226,6 +226,8 @@ fn canned_status() -> Status {
         uptime_s: 61,
         counters,
         cluster: None,
+        watchdog: None,
+        retained: false,
     }
 }
 

@@ -488,6 +488,7 @@ fn heartbeat_message() -> impl Strategy<Value = Heartbeat> {
             quorum,
             following,
             config_hash,
+            quorum_hash: config_hash.rotate_left(17),
             acks,
             claims,
             grants,

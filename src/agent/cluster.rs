@@ -1,6 +1,6 @@
 //! The agent's side of the quorum layer: the heartbeat socket,
-//! authentication, counters and events around the pure
-//! [`crate::quorum::ClusterState`].
+//! authentication, counters and the config-mismatch alerts around the
+//! pure node core (which holds the quorum state and decides).
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -11,9 +11,14 @@ use tokio::net::UdpSocket;
 
 use crate::auth::{AuthFailureLimiter, Keyring};
 use crate::config::{Cluster, Config};
+use crate::control::protocol::{ClusterStatus, EnvironmentStatus};
 use crate::events;
-use crate::quorum::{ClusterState, LocalReport, Settings, StateSettings};
-use crate::wire::heartbeat::{self, Resource};
+use crate::node::NodeCore;
+use crate::quorum::{Ignored, Settings, StateSettings};
+use crate::wire::heartbeat::{self, Heartbeat, Resource};
+
+/// Large enough for any heartbeat the codec accepts.
+pub const HEARTBEAT_BUFFER: usize = 65_536;
 
 /// Heartbeat counters for `status` and the metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,23 +27,46 @@ pub struct HeartbeatCounters {
     pub send_errors: u64,
     pub received: u64,
     /// Dropped heartbeats by reason.
-    pub dropped: BTreeMap<String, u64>,
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+/// The quorum settings of the node core for this configuration.
+pub fn state_settings(config: &Config, cluster: &Cluster) -> StateSettings {
+    StateSettings {
+        membership: Settings {
+            me: config.node.name.clone(),
+            nodes: cluster.nodes.iter().map(|n| n.name.clone()).collect(),
+            lease: cluster.lease,
+            quorum_hash: config.quorum_hash(),
+        },
+        fence_margin: cluster.fence_margin,
+        placement: config.placement.clone(),
+        config_hash: config.cluster_hash(),
+    }
 }
 
 pub struct ClusterLink {
     cluster: Cluster,
+    me: String,
     socket: UdpSocket,
-    pub state: ClusterState,
     keys: Option<Arc<Keyring>>,
     auth_alerts: AuthFailureLimiter<Ipv4Addr>,
     pub counters: HeartbeatCounters,
-    /// The last quorum state logged (`None` until the first evaluation).
-    quorum_logged: Option<bool>,
+    /// Our cluster-wide config hash, compared with every peer's.
+    config_hash: u64,
     /// Peers whose differing config hash was alerted, with that hash.
     mismatch_alerted: BTreeMap<String, u64>,
-    /// The last lease end seen per held resource, to notice a resource
-    /// still held after its lease ran out (`lease_overrun`).
-    lease_ends: BTreeMap<Resource, Instant>,
+}
+
+/// The next heartbeat datagram; never ready without `[cluster]`.
+pub async fn recv_heartbeat(
+    cluster: Option<&ClusterLink>,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
+    match cluster {
+        Some(cluster) => cluster.socket.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
 }
 
 impl ClusterLink {
@@ -47,7 +75,6 @@ impl ClusterLink {
         config: &Config,
         cluster: &Cluster,
         keys: Option<Arc<Keyring>>,
-        incarnation: u64,
     ) -> Result<ClusterLink, String> {
         let me = config.node.name.clone();
         let address = cluster
@@ -58,29 +85,18 @@ impl ClusterLink {
         let socket = UdpSocket::bind(bind)
             .await
             .map_err(|e| format!("cannot bind the heartbeat socket to {bind}: {e}"))?;
-        let settings = StateSettings {
-            membership: Settings {
-                me,
-                nodes: cluster.nodes.iter().map(|n| n.name.clone()).collect(),
-                lease: cluster.lease,
-            },
-            fence_margin: cluster.fence_margin,
-            placement: config.placement.clone(),
-            config_hash: config.cluster_hash(),
-        };
         Ok(ClusterLink {
             cluster: cluster.clone(),
+            me,
             socket,
-            state: ClusterState::new(settings, incarnation, Instant::now()),
             keys,
             auth_alerts: AuthFailureLimiter::new(
                 AuthFailureLimiter::<Ipv4Addr>::PERIOD,
                 AuthFailureLimiter::<Ipv4Addr>::CAPACITY,
             ),
             counters: HeartbeatCounters::default(),
-            quorum_logged: None,
+            config_hash: config.cluster_hash(),
             mismatch_alerted: BTreeMap::new(),
-            lease_ends: BTreeMap::new(),
         })
     }
 
@@ -88,30 +104,22 @@ impl ClusterLink {
         self.cluster.heartbeat_interval
     }
 
-    pub fn majority(&self) -> usize {
-        self.cluster.majority()
-    }
-
     /// A reload may change the keys (rotation).
     pub fn set_keys(&mut self, keys: Option<Arc<Keyring>>) {
         self.keys = keys;
     }
 
-    pub async fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-        self.socket.recv_from(buf).await
-    }
-
-    /// One datagram from the heartbeat socket; whether it was taken.
-    pub fn on_datagram(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) -> bool {
+    /// One datagram from the heartbeat socket: the heartbeat, if it comes
+    /// from a configured address with the name configured there and (with
+    /// `[auth]`) a valid tag. The core decides what it means.
+    pub fn admit(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) -> Option<Heartbeat> {
         let SocketAddr::V4(from) = from else {
             self.drop_heartbeat("not_ipv4");
-            return false;
+            return None;
         };
-        // Heartbeats are taken only from the configured addresses, and the
-        // name inside must be the one configured at that address.
         let Some(sender) = self.cluster.node_at(*from.ip()).map(|n| n.name.clone()) else {
             self.drop_heartbeat("unknown_address");
-            return false;
+            return None;
         };
         let heartbeat = match heartbeat::decode(datagram, self.keys.as_deref()) {
             Ok(heartbeat) => heartbeat,
@@ -125,38 +133,34 @@ impl ClusterLink {
                         alert.suppressed,
                     );
                 }
-                return false;
+                return None;
             }
             Err(_) => {
                 self.drop_heartbeat("malformed");
-                return false;
+                return None;
             }
         };
         if heartbeat.node != sender {
             self.drop_heartbeat("name_address_mismatch");
-            return false;
+            return None;
         }
-        let their_hash = heartbeat.config_hash;
-        match self.state.receive(heartbeat, now) {
-            Ok(()) => {
-                self.counters.received += 1;
-                self.check_config_hash(&sender, their_hash);
-                true
-            }
-            Err(ignored) => {
-                self.drop_heartbeat(ignored.as_str());
-                false
-            }
-        }
+        self.counters.received += 1;
+        self.check_config_hash(&sender, heartbeat.config_hash);
+        Some(heartbeat)
     }
 
-    fn drop_heartbeat(&mut self, reason: &str) {
-        *self.counters.dropped.entry(reason.to_owned()).or_default() += 1;
+    /// The core did not take a heartbeat.
+    pub fn ignored(&mut self, ignored: Ignored) {
+        self.counters.received = self.counters.received.saturating_sub(1);
+        self.drop_heartbeat(ignored.as_str());
+    }
+
+    fn drop_heartbeat(&mut self, reason: &'static str) {
+        *self.counters.dropped.entry(reason).or_default() += 1;
     }
 
     fn check_config_hash(&mut self, peer: &str, theirs: u64) {
-        let ours = self.state.config_hash();
-        if theirs == ours {
+        if theirs == self.config_hash {
             if self.mismatch_alerted.remove(peer).is_some() {
                 events::cluster_config_match(peer);
             }
@@ -164,7 +168,7 @@ impl ClusterLink {
         }
         if self.mismatch_alerted.get(peer) != Some(&theirs) {
             self.mismatch_alerted.insert(peer.to_owned(), theirs);
-            events::cluster_config_mismatch(peer, theirs, ours);
+            events::cluster_config_mismatch(peer, theirs, self.config_hash);
         }
     }
 
@@ -173,10 +177,9 @@ impl ClusterLink {
         self.mismatch_alerted.keys().cloned().collect()
     }
 
-    /// Sends this node's heartbeat to every other node.
-    pub async fn send_heartbeat(&mut self, now: Instant, local: &LocalReport) {
-        let heartbeat = self.state.heartbeat(now, local);
-        let bytes = match heartbeat::encode(&heartbeat, self.keys.as_deref()) {
+    /// Sends `heartbeat` to every other node.
+    pub async fn send(&mut self, heartbeat: &Heartbeat) {
+        let bytes = match heartbeat::encode(heartbeat, self.keys.as_deref()) {
             Ok(bytes) => bytes,
             Err(e) => {
                 self.counters.send_errors += 1;
@@ -184,8 +187,7 @@ impl ClusterLink {
                 return;
             }
         };
-        let me = self.state.me().to_owned();
-        for peer in self.cluster.peers(&me) {
+        for peer in self.cluster.peers(&self.me) {
             let to = SocketAddrV4::new(peer.address, self.cluster.port);
             match self.socket.send_to(&bytes, to).await {
                 Ok(_) => self.counters.sent += 1,
@@ -195,71 +197,51 @@ impl ClusterLink {
             }
         }
     }
+}
 
-    /// Whether this node has quorum now; logs `quorum_lost` /
-    /// `quorum_regained` on a change.
-    pub fn evaluate_quorum(&mut self, now: Instant) -> bool {
-        let quorum = self.state.has_quorum(now);
-        if self.quorum_logged != Some(quorum) {
-            let heard = self.heard(now).join(",");
-            if quorum {
-                events::quorum_regained(&heard, self.majority());
-            } else {
-                events::quorum_lost(&heard, self.majority());
-            }
-            self.quorum_logged = Some(quorum);
-        }
-        quorum
-    }
-
-    /// This node and the peers heard within the lease.
-    pub fn heard(&self, now: Instant) -> Vec<String> {
-        let mut heard = vec![self.state.me().to_owned()];
-        heard.extend(
-            self.state
-                .membership()
-                .live_peers(now)
-                .map(|p| p.heartbeat.node.clone()),
-        );
-        heard
-    }
-
-    /// Milliseconds left of our lease on `resource`; `None` when not held.
-    pub fn lease_ms(&self, resource: &Resource, now: Instant) -> Option<u64> {
-        self.state
+/// The quorum layer as `status` shows it; `None` without `[cluster]`.
+pub fn status(link: &ClusterLink, core: &NodeCore, now: Instant) -> Option<ClusterStatus> {
+    let state = core.cluster()?;
+    let mut heard = vec![state.me().to_owned()];
+    heard.extend(
+        state
             .membership()
-            .lease_until(resource, now)
-            .map(|until| u64::try_from(until.duration_since(now).as_millis()).unwrap_or(u64::MAX))
-    }
-
-    /// Logs `lease_overrun` once when a resource the worker still holds has
-    /// outlived its lease: the fence did not finish within `fence_margin`.
-    pub fn check_overrun(&mut self, now: Instant) {
-        let holding = self.state.holding().clone();
-        let mut held: Vec<Resource> = holding
-            .environments
+            .live_peers(now)
+            .map(|p| p.heartbeat.node.clone()),
+    );
+    let locations = state.environment_locations(now);
+    let environments = state
+        .decisions()
+        .iter()
+        .map(|(name, decision)| EnvironmentStatus {
+            name: name.clone(),
+            running_on: locations.get(name).cloned().unwrap_or_default(),
+            claimed_here: decision.claim,
+            reason: decision.reason.clone(),
+            lease_ms: core.lease_ms(&Resource::Environment(name.clone()), now),
+        })
+        .collect();
+    Some(ClusterStatus {
+        quorum: state.has_quorum(now),
+        majority: link.cluster.majority(),
+        heard,
+        not_heard: state.not_live_nodes(now),
+        claims: state
+            .membership()
+            .claims()
+            .map(ToString::to_string)
+            .collect(),
+        master_lease_ms: core.lease_ms(&Resource::Master, now),
+        config_mismatch: link.mismatched_peers(),
+        incarnation: state.membership().incarnation(),
+        heartbeats_sent: link.counters.sent,
+        heartbeats_received: link.counters.received,
+        heartbeats_dropped: link
+            .counters
+            .dropped
             .iter()
-            .map(|n| Resource::Environment(n.clone()))
-            .collect();
-        if holding.master {
-            held.push(Resource::Master);
-        }
-        self.lease_ends.retain(|r, _| held.contains(r));
-        for resource in held {
-            match self.state.membership().lease_until(&resource, now) {
-                Some(until) => {
-                    self.lease_ends.insert(resource, until);
-                }
-                None => {
-                    if let Some(ended) = self.lease_ends.remove(&resource) {
-                        let overrun = now.saturating_duration_since(ended).as_millis();
-                        events::lease_overrun(
-                            &resource.to_string(),
-                            u64::try_from(overrun).unwrap_or(u64::MAX),
-                        );
-                    }
-                }
-            }
-        }
-    }
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
+        environments,
+    })
 }

@@ -310,6 +310,8 @@ mod tests {
             uptime_s: 1,
             counters,
             cluster: None,
+            watchdog: None,
+            retained: false,
         }
     }
 

@@ -41,7 +41,15 @@ pub enum ReplayError {
 pub struct ReplayGuard<K> {
     last: BTreeMap<K, Counter>,
     capacity: usize,
+    /// When each sender's last counter was accepted (for [`ReplayGuard::accept_at`]).
+    accepted_at: BTreeMap<K, std::time::Instant>,
+    /// Per sender, incarnations superseded since we started: never taken
+    /// again.
+    retired: BTreeMap<K, std::collections::VecDeque<u64>>,
 }
+
+/// How many superseded incarnations are remembered per sender.
+const RETIRED_INCARNATIONS: usize = 16;
 
 impl<K: Ord> ReplayGuard<K> {
     /// A guard tracking at most `capacity` senders.
@@ -49,6 +57,8 @@ impl<K: Ord> ReplayGuard<K> {
         ReplayGuard {
             last: BTreeMap::new(),
             capacity,
+            accepted_at: BTreeMap::new(),
+            retired: BTreeMap::new(),
         }
     }
 
@@ -74,6 +84,53 @@ impl<K: Ord> ReplayGuard<K> {
         Ok(())
     }
 
+    /// [`ReplayGuard::accept`], and also a sender that restarted with a
+    /// *lower* incarnation (its `state_dir` lost while its wall clock is
+    /// behind): taken when nothing was accepted from it for `silence` and
+    /// that incarnation was never superseded here. Without this, such a
+    /// sender would be refused until it outgrew its old incarnation.
+    pub fn accept_at(
+        &mut self,
+        sender: K,
+        counter: Counter,
+        now: std::time::Instant,
+        silence: std::time::Duration,
+    ) -> Result<(), ReplayError>
+    where
+        K: Clone,
+    {
+        let restarted = match (self.last.get(&sender), self.accepted_at.get(&sender)) {
+            (Some(last), Some(at)) => {
+                counter.incarnation != last.incarnation
+                    && now.saturating_duration_since(*at) > silence
+            }
+            _ => false,
+        };
+        let retired = self
+            .retired
+            .get(&sender)
+            .is_some_and(|r| r.contains(&counter.incarnation));
+        if retired {
+            let last = self.last.get(&sender).copied().unwrap_or_default();
+            return Err(ReplayError::NotNewer { got: counter, last });
+        }
+        if !restarted {
+            self.check(&sender, counter)?;
+        }
+        if let Some(last) = self.last.get(&sender) {
+            if last.incarnation != counter.incarnation {
+                let retired = self.retired.entry(sender.clone()).or_default();
+                if retired.len() == RETIRED_INCARNATIONS {
+                    retired.pop_front();
+                }
+                retired.push_back(last.incarnation);
+            }
+        }
+        self.last.insert(sender.clone(), counter);
+        self.accepted_at.insert(sender, now);
+        Ok(())
+    }
+
     /// The newest counter accepted from `sender`.
     pub fn last(&self, sender: &K) -> Option<Counter> {
         self.last.get(sender).copied()
@@ -95,6 +152,29 @@ mod tests {
 
     fn counter(incarnation: u64, seq: u64) -> Counter {
         Counter { incarnation, seq }
+    }
+
+    #[test]
+    fn a_lower_incarnation_is_taken_after_silence_but_never_a_retired_one() {
+        use std::time::{Duration, Instant};
+        let silence = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let mut guard = ReplayGuard::new(8);
+        guard
+            .accept_at("a", counter(500, 7), t0, silence)
+            .expect("first");
+        // Restarted with state_dir lost and the clock behind.
+        let lower = counter(100, 1);
+        assert!(guard
+            .accept_at("a", lower, t0 + Duration::from_secs(5), silence)
+            .is_err());
+        let later = t0 + Duration::from_secs(11);
+        assert_eq!(guard.accept_at("a", lower, later, silence), Ok(()));
+        // The old incarnation is retired: a recording of it never passes.
+        let much_later = later + Duration::from_secs(60);
+        assert!(guard
+            .accept_at("a", counter(500, 8), much_later, silence)
+            .is_err());
     }
 
     #[test]

@@ -16,6 +16,17 @@ use super::Config;
 
 /// First line of the canonical text; bump the number when its format changes.
 const FORMAT: &str = "rcbsd-failover cluster-config v1";
+/// First line of the quorum hash's text.
+const QUORUM_FORMAT: &str = "rcbsd-failover quorum-config v1";
+
+/// The first 8 bytes of a digest, big-endian.
+fn first_eight(digest: &[u8]) -> u64 {
+    let mut first = [0u8; 8];
+    for (slot, byte) in first.iter_mut().zip(digest.iter()) {
+        *slot = *byte;
+    }
+    u64::from_be_bytes(first)
+}
 
 impl Config {
     /// The first 8 bytes (big-endian) of SHA-256 over the canonical text of
@@ -24,12 +35,35 @@ impl Config {
     /// not change it; neither does the order of entries in the file, except
     /// an environment's preference order, which is meaningful.
     pub fn cluster_hash(&self) -> u64 {
-        let digest = Sha256::digest(self.canonical_cluster_text().as_bytes());
-        let mut first = [0u8; 8];
-        for (slot, byte) in first.iter_mut().zip(digest.iter()) {
-            *slot = *byte;
+        first_eight(&Sha256::digest(self.canonical_cluster_text().as_bytes()))
+    }
+
+    /// The fingerprint of what the leases' arithmetic depends on: the node
+    /// list (names and addresses), the heartbeat port, `lease` and
+    /// `fence_margin`. A node counts a peer toward a majority, and grants
+    /// it anything, only when their quorum hashes match (hole E of the
+    /// safety review: a peer with a longer `lease` would count our grants
+    /// longer than we give them; one with another node list computes
+    /// another majority). Placement and VIPs are not in it: they may
+    /// differ for a moment during a rolling change without harm.
+    pub fn quorum_hash(&self) -> u64 {
+        let mut text = String::new();
+        let _ = writeln!(text, "{QUORUM_FORMAT}");
+        if let Some(cluster) = &self.cluster {
+            let mut nodes: Vec<String> = cluster
+                .nodes
+                .iter()
+                .map(|n| format!("{} {}", n.name, n.address))
+                .collect();
+            nodes.sort();
+            for node in nodes {
+                let _ = writeln!(text, "node {node}");
+            }
+            let _ = writeln!(text, "port {}", cluster.port);
+            let _ = writeln!(text, "lease_ns {}", cluster.lease.as_nanos());
+            let _ = writeln!(text, "fence_margin_ns {}", cluster.fence_margin.as_nanos());
         }
-        u64::from_be_bytes(first)
+        first_eight(&Sha256::digest(text.as_bytes()))
     }
 
     /// One `key value` line per fact. Names and kinds are validated to

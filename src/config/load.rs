@@ -21,6 +21,7 @@ use super::error::{ConfigError, Diagnostic};
 use super::{duration, Config, Node, VirtualIp, Vrrp};
 
 mod cluster;
+mod fence;
 mod ops;
 mod quorum;
 
@@ -39,6 +40,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "tools",
     "notify",
     "metrics",
+    "fence",
 ];
 use crate::election::Centis;
 use crate::wire::ChecksumMode;
@@ -209,7 +211,9 @@ impl Reader<'_> {
             .unwrap_or_default();
         let sections = self.cluster_sections(root, &vips);
         let this_node = node.as_ref().map(|n| n.name.as_str());
-        let cluster = self.cluster_section(root, this_node, &vips);
+        let fence = self.fence_section(root);
+        let watchdog = fence.as_ref().and_then(|f| f.watchdog.as_ref());
+        let cluster = self.cluster_section(root, this_node, &vips, watchdog);
         let placement = self.placement_section(
             root,
             root.get("cluster").is_some(),
@@ -239,6 +243,7 @@ impl Reader<'_> {
             cluster: cluster?,
             placement: placement?,
             auth: auth?,
+            fence: fence?,
         })
     }
 

@@ -10,6 +10,7 @@ mod cluster;
 mod cluster_hash;
 mod duration;
 mod error;
+pub mod fence;
 mod load;
 mod ops;
 mod quorum;
@@ -64,6 +65,8 @@ pub struct Config {
     pub placement: Vec<PlacedEnvironment>,
     /// `[auth]`; `None`: adverts and heartbeats are not signed.
     pub auth: Option<Auth>,
+    /// `[fence]`: the watchdog.
+    pub fence: fence::Fence,
 }
 
 impl Config {

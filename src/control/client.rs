@@ -338,6 +338,8 @@ mod tests {
             uptime_s: 3725,
             counters,
             cluster: None,
+            watchdog: None,
+            retained: false,
         }
     }
 

@@ -82,6 +82,35 @@ pub struct Status {
     /// With `[cluster]`: quorum, leases and where environments run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterStatus>,
+    /// With `[fence] watchdog`: the device and what the agent does with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog: Option<WatchdogStatus>,
+    /// Demotes kept failing and the node took the master role back (it
+    /// holds the storage anyway); `resume` once the cause is fixed.
+    #[serde(default)]
+    pub retained: bool,
+}
+
+/// The watchdog as `status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchdogStatus {
+    pub device: String,
+    /// `freebsd` (watchdog(4)), `linux` (/dev/watchdog) or `fifo`.
+    pub kind: String,
+    /// The countdown the device runs (after its rounding).
+    pub timeout_ms: u64,
+    /// Whether the countdown runs now.
+    pub armed: bool,
+    /// What the agent does: `pat`, `withhold`, `disarm` or `keep`.
+    pub verdict: String,
+    /// Why it withholds, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+    /// Milliseconds since the last pat, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_pat_ms: Option<u64>,
+    pub pats: u64,
+    pub failures: u64,
 }
 
 /// The quorum layer as `status` shows it (`docs/status.md`).

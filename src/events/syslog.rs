@@ -15,10 +15,20 @@ use tracing_subscriber::Layer;
 pub fn severity(event: Option<&str>, level: Level) -> libc::c_int {
     match event {
         Some(
-            "runbook_failed" | "fault" | "agent_failed" | "vip_failed" | "quorum_lost"
-            | "fence_margin_short" | "lease_overrun",
+            "runbook_failed"
+            | "fault"
+            | "agent_failed"
+            | "vip_failed"
+            | "quorum_lost"
+            | "fence_margin_short"
+            | "lease_overrun"
+            | "environment_stop_failed"
+            | "release_stuck"
+            | "watchdog_failed",
         ) => libc::LOG_CRIT,
-        Some("config_rejected" | "shutdown_timeout") => libc::LOG_ERR,
+        Some("config_rejected" | "shutdown_timeout" | "command_abandoned" | "release_failed") => {
+            libc::LOG_ERR
+        }
         Some(
             "state_change"
             | "override_changed"
@@ -30,6 +40,7 @@ pub fn severity(event: Option<&str>, level: Level) -> libc::c_int {
             | "config_reloaded"
             | "stale_vip_removed"
             | "quorum_regained"
+            | "quorum_waiting"
             | "placement_decided"
             | "cluster_config_match",
         ) => libc::LOG_NOTICE,

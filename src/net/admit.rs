@@ -55,6 +55,11 @@ pub struct Policy<'a> {
 pub struct AdvertAuth<'a> {
     pub keys: &'a Keyring,
     pub replay: &'a mut ReplayGuard<Ipv4Addr>,
+    /// When the datagram arrived, and how long a sender must have been
+    /// silent before a lower incarnation of it is taken as a restart
+    /// ([`ReplayGuard::accept_at`]).
+    pub now: std::time::Instant,
+    pub restart_silence: std::time::Duration,
 }
 
 /// An advertisement that passed every check.
@@ -303,7 +308,7 @@ fn authenticate(
             let verified = advert_auth::verify(trailer, auth.keys, src, dst, message)
                 .map_err(|_| DropReason::AuthBad)?;
             auth.replay
-                .accept(src, verified.counter)
+                .accept_at(src, verified.counter, auth.now, auth.restart_silence)
                 .map_err(|_| DropReason::AuthReplayed)?;
             Ok(Some(verified))
         }
@@ -808,7 +813,12 @@ mod tests {
         keys: &Keyring,
         replay: &mut ReplayGuard<Ipv4Addr>,
     ) -> Result<Admitted, DropReason> {
-        let mut auth = AdvertAuth { keys, replay };
+        let mut auth = AdvertAuth {
+            keys,
+            now: std::time::Instant::now(),
+            restart_silence: std::time::Duration::from_secs(10),
+            replay,
+        };
         admit_with_auth(&datagram.bytes(), &ON_OUR_LINK, &policy(), Some(&mut auth))
     }
 
@@ -925,6 +935,8 @@ mod tests {
         let mut auth = AdvertAuth {
             keys: &keys,
             replay: &mut replay,
+            now: std::time::Instant::now(),
+            restart_silence: std::time::Duration::from_secs(10),
         };
         assert_eq!(
             admit_with_auth(&datagram, &ON_OUR_LINK, &policy(), Some(&mut auth)),
@@ -949,6 +961,8 @@ mod tests {
         let mut auth = AdvertAuth {
             keys: &keys,
             replay: &mut replay,
+            now: std::time::Instant::now(),
+            restart_silence: std::time::Duration::from_secs(10),
         };
         assert_eq!(
             admit_with_auth(&datagram, &ON_OUR_LINK, &policy(), Some(&mut auth)),
@@ -998,6 +1012,8 @@ mod tests {
             let mut auth = AdvertAuth {
                 keys: &keys,
                 replay: &mut replay,
+                now: std::time::Instant::now(),
+                restart_silence: std::time::Duration::from_secs(10),
             };
             let _ = admit_with_auth(&datagram, &ON_OUR_LINK, &policy(), Some(&mut auth));
         }

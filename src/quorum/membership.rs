@@ -18,6 +18,10 @@
 //! 4. **Quorum.** H has quorum while a strict majority (H included) has
 //!    acknowledged one of H's recent heartbeats: they hear H and H hears
 //!    them.
+//! 5. **Same rules.** A heartbeat whose quorum fingerprint (node list,
+//!    lease, fence margin) differs from ours is not taken at all: such a
+//!    peer computes its majority and lease from other numbers, so neither
+//!    its acknowledgements nor its claims may count here.
 //!
 //! Two holders of R at once would need two majorities granting R, which
 //! share a node that would have granted R to two holders at once: rule 1
@@ -42,6 +46,9 @@ pub struct Settings {
     /// Every node of the cluster, this one included.
     pub nodes: Vec<String>,
     pub lease: Duration,
+    /// The fingerprint of the node list and lease timings
+    /// (`Config::quorum_hash`): only peers with the same one count.
+    pub quorum_hash: u64,
 }
 
 /// What this node says about itself in its next heartbeat, besides the
@@ -67,6 +74,9 @@ pub enum Ignored {
     /// Not newer than what was already heard from this sender (a duplicate,
     /// a reordered or a replayed heartbeat).
     Stale,
+    /// The sender's node list or lease timings differ from ours: it is not
+    /// counted toward a majority and granted nothing.
+    ConfigMismatch,
 }
 
 impl Ignored {
@@ -75,6 +85,7 @@ impl Ignored {
             Ignored::UnknownNode => "unknown_node",
             Ignored::OwnName => "own_name",
             Ignored::Stale => "stale",
+            Ignored::ConfigMismatch => "config_mismatch",
         }
     }
 }
@@ -108,7 +119,13 @@ pub struct Membership {
     /// What this node claims, with the first sequence number that claimed
     /// it: an acknowledgement of an older heartbeat proves nothing about R.
     claims: BTreeMap<Resource, u64>,
+    /// Per peer, its incarnations superseded since we started: never taken
+    /// again (a replayed recording).
+    retired: BTreeMap<String, VecDeque<u64>>,
 }
+
+/// How many superseded incarnations are remembered per peer.
+const RETIRED_INCARNATIONS: usize = 16;
 
 impl Membership {
     pub fn new(settings: Settings, incarnation: u64, now: Instant) -> Self {
@@ -121,6 +138,7 @@ impl Membership {
             peers: BTreeMap::new(),
             support: BTreeMap::new(),
             claims: BTreeMap::new(),
+            retired: BTreeMap::new(),
         }
     }
 
@@ -141,13 +159,37 @@ impl Membership {
         if !self.settings.nodes.contains(&heartbeat.node) {
             return Err(Ignored::UnknownNode);
         }
+        // Rule 5 (hole E): a peer whose majority or lease is computed from
+        // other settings is no voter of ours. Its old record stays as it
+        // was (and ages out): nothing of this heartbeat is taken.
+        if heartbeat.quorum_hash != self.settings.quorum_hash {
+            return Err(Ignored::ConfigMismatch);
+        }
+        let retired = self
+            .retired
+            .get(&heartbeat.node)
+            .is_some_and(|r| r.contains(&heartbeat.incarnation));
+        if retired {
+            return Err(Ignored::Stale);
+        }
         if let Some(known) = self.peers.get(&heartbeat.node) {
             let old = (known.heartbeat.incarnation, known.heartbeat.seq);
-            if (heartbeat.incarnation, heartbeat.seq) <= old {
+            if (heartbeat.incarnation, heartbeat.seq) <= old
+                && !self.restarted(known, &heartbeat, now)
+            {
                 return Err(Ignored::Stale);
             }
         }
         let sender = heartbeat.node.clone();
+        if let Some(known) = self.peers.get(&sender) {
+            if known.heartbeat.incarnation != heartbeat.incarnation {
+                let retired = self.retired.entry(sender.clone()).or_default();
+                if retired.len() == RETIRED_INCARNATIONS {
+                    retired.pop_front();
+                }
+                retired.push_back(known.heartbeat.incarnation);
+            }
+        }
         // Rule 1: a claim no longer made releases our grant at once.
         self.support
             .retain(|resource, s| s.holder != sender || heartbeat.claims.contains(resource));
@@ -162,6 +204,16 @@ impl Membership {
             },
         );
         Ok(())
+    }
+
+    /// A heartbeat of a lower incarnation than the one known is a restart
+    /// when its sender lost its `state_dir` with the wall clock behind
+    /// (incarnations then go backwards, liveness hole F): taken when the
+    /// known incarnation has been silent for a whole lease (it is gone) and
+    /// the new one was never seen before (not a recording of an older run).
+    fn restarted(&self, known: &Peer, heartbeat: &Heartbeat, now: Instant) -> bool {
+        heartbeat.incarnation != known.heartbeat.incarnation
+            && now.saturating_duration_since(known.heard_at) > self.settings.lease
     }
 
     /// Sets what this node claims: everything it holds, is acquiring, or
@@ -208,6 +260,7 @@ impl Membership {
             quorum,
             following: local.following,
             config_hash: local.config_hash,
+            quorum_hash: self.settings.quorum_hash,
             acks: self
                 .live_peers(now)
                 .map(|p| Ack {

@@ -30,6 +30,8 @@ pub struct Holding {
     /// Environments started here and not stopped: what is reported as
     /// running (a subset of `environments`).
     pub running: BTreeSet<String>,
+    /// Demotes that failed in a row while the master resources stay held.
+    pub release_failures: u32,
 }
 
 /// What the leases allow the worker to do now.

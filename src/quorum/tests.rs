@@ -20,6 +20,7 @@ fn cluster(names: &[&str], now: Instant) -> Vec<Membership> {
                     me: (*me).to_owned(),
                     nodes: names.iter().map(|n| (*n).to_owned()).collect(),
                     lease: LEASE,
+                    quorum_hash: 7,
                 },
                 100 + i as u64,
                 now,
@@ -184,4 +185,59 @@ fn a_restarted_node_grants_nothing_during_its_quiet_start() {
     let later = rounds(&mut nodes, now, 5, STEP);
     assert_eq!(nodes[2].supported_holder(&Resource::Master, later), None);
     assert!(nodes[1].lease_until(&Resource::Master, later).is_some());
+}
+
+#[test]
+fn a_peer_with_other_lease_timings_is_no_voter() {
+    let now = Instant::now();
+    let mut nodes = cluster(&["a", "b", "c"], now);
+    let mut odd = nodes[1].heartbeat(now, &LocalReport::default(), false);
+    odd.quorum_hash = 8;
+    assert_eq!(nodes[0].receive(odd, now), Err(Ignored::ConfigMismatch));
+    assert!(nodes[0].peer("b").is_none(), "nothing of it is taken");
+}
+
+#[test]
+fn a_restarted_peer_with_a_lower_incarnation_is_taken_after_a_silent_lease() {
+    let now = Instant::now();
+    let mut nodes = cluster(&["a", "b", "c"], now);
+    send(&mut nodes, 1, &[0], now);
+    // b restarts with its state_dir lost and its clock behind.
+    let mut reborn = Membership::new(
+        Settings {
+            me: "b".to_owned(),
+            nodes: vec!["a".into(), "b".into(), "c".into()],
+            lease: LEASE,
+            quorum_hash: 7,
+        },
+        50,
+        now,
+    );
+    let early = reborn.heartbeat(now + Duration::from_secs(1), &LocalReport::default(), false);
+    assert_eq!(
+        nodes[0].receive(early, now + Duration::from_secs(1)),
+        Err(Ignored::Stale),
+        "the old incarnation is still live"
+    );
+    let later = now + LEASE + Duration::from_millis(100);
+    let hb = reborn.heartbeat(later, &LocalReport::default(), false);
+    assert_eq!(nodes[0].receive(hb, later), Ok(()));
+    assert_eq!(
+        nodes[0].peer("b").map(|p| p.heartbeat.incarnation),
+        Some(50)
+    );
+    // A recording of the old incarnation is never taken again.
+    let old = Membership::new(
+        Settings {
+            me: "b".to_owned(),
+            nodes: vec!["a".into(), "b".into(), "c".into()],
+            lease: LEASE,
+            quorum_hash: 7,
+        },
+        101,
+        now,
+    )
+    .heartbeat(now, &LocalReport::default(), false);
+    let much_later = later + LEASE * 3;
+    assert_eq!(nodes[0].receive(old, much_later), Err(Ignored::Stale));
 }

@@ -16,9 +16,10 @@
 use std::path::PathBuf;
 
 use super::expect::Expect;
-use super::step::{Action, Builtin, Checked, Command, Ensure, OnFailure, Step};
+use super::step::{Action, Builtin, Checked, Command, Ensure, EnvPhase, OnFailure, Step};
 use super::Env;
 use crate::config::{Cbsd, Config, EnvKind, EnvPattern};
+use crate::wire::heartbeat::Resource;
 
 /// Seconds `bstop` waits before it kills a VM that ignores ACPI shutdown.
 const BHYVE_HARD_TIMEOUT_S: u32 = 30;
@@ -73,7 +74,7 @@ pub fn stop(config: &Config, env: &Env) -> Step {
         config.environments.stop_timeout,
     )
     .on_failure(OnFailure::Continue)
-    .environment(&env.name)
+    .environment(&env.name, EnvPhase::Stop)
 }
 
 /// FOLLOW step 2: what to list and what to keep. The junregisters depend
@@ -198,13 +199,19 @@ pub fn start(
         config.environments.start_timeout,
     )
     .undo(stop(config, env));
-    [check_lock, register, start]
-        .into_iter()
-        .map(|s| {
-            s.on_failure(OnFailure::SkipEnvironment)
-                .environment(&env.name)
-        })
-        .collect()
+    let resource = Resource::Environment(env.name.clone());
+    [
+        (check_lock, EnvPhase::Prepare),
+        (register, EnvPhase::Prepare),
+        (start, EnvPhase::Start),
+    ]
+    .into_iter()
+    .map(|(s, phase)| {
+        s.on_failure(OnFailure::SkipEnvironment)
+            .environment(&env.name, phase)
+            .acquiring(resource.clone())
+    })
+    .collect()
 }
 
 #[cfg(test)]

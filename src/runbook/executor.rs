@@ -1,8 +1,12 @@
 //! Runs runbooks: each command under its timeout (the process group is
-//! killed when it expires), probes before acts, retries with backoff, the
-//! failure rules, the undo of a failed promote, cancellation between steps
-//! and progress for `status`. See the module contract in [`super`].
+//! killed when it expires, and a process that outlives the kill is
+//! abandoned, never awaited for ever), probes before acts, retries with
+//! backoff, the failure rules, the undo of a failed promote, cancellation
+//! between steps, the fence's kill of an acquiring step, what became of
+//! each environment, and progress for `status`. See the module contract in
+//! [`super`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -13,15 +17,18 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::cbsd::StaleRegistrations;
-use super::events;
 use super::expect::Expect;
 use super::exports;
-use super::step::{Action, Builtin, Checked, Command, OnFailure, Step};
+use super::step::{Action, Builtin, Checked, Command, EnvPhase, OnFailure, Step};
 use super::vip::VipControl;
 use super::{
-    cbsd, demote, follow, promote, resolve_environments, Context, Env, Kind, Outcome, Placement,
+    cbsd, demote, follow, probe, promote, resolve_environments, Context, Env, Kind, Outcome,
 };
-use crate::config::Config;
+use crate::config::{Config, EnvKind};
+use crate::events;
+use crate::node::converge::{Job, JobKind, JobOutcome, JobReport};
+use crate::node::Allowance;
+use crate::wire::heartbeat::Resource;
 
 /// Output kept per stream: status output is short; a runaway tool must not
 /// fill memory.
@@ -104,6 +111,8 @@ enum AttemptError {
     /// The command did not finish in time and was killed.
     Timeout(String),
     Failed(String),
+    /// The fence took away what the step was acquiring: it was killed.
+    Aborted(String),
 }
 
 impl AttemptError {
@@ -111,33 +120,38 @@ impl AttemptError {
         match self {
             AttemptError::Timeout(_) => "timeout",
             AttemptError::Failed(_) => "failed",
+            AttemptError::Aborted(_) => "killed",
         }
     }
 
     fn message(&self) -> &str {
         match self {
-            AttemptError::Timeout(m) | AttemptError::Failed(m) => m,
+            AttemptError::Timeout(m) | AttemptError::Failed(m) | AttemptError::Aborted(m) => m,
         }
     }
 }
 
-/// Runs the runbooks of one node. Keep one per agent: it remembers which
-/// environments it started so the next runbook stops them even when their
-/// mount is dead.
+/// What became of one environment in a run, by the last of its steps that
+/// ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EnvResult {
+    Stopped,
+    StopFailed,
+    Started,
+    StartFailed,
+    NotStarted,
+}
+
+/// Runs the runbooks of one node. What the node holds is not kept here:
+/// the caller (the worker, with [`crate::node::converge::Converger`]) says
+/// what to stop and start, and gets back what was verified.
 pub struct Runner<V: VipControl> {
     config: Config,
     vip: V,
     progress: ProgressHandle,
-    /// Environments this runner started (or found running) last.
-    running: Vec<Env>,
-    /// `[[environment]]` placement; `None`: the node's own
-    /// `[environments]` list.
-    placement: Option<Placement>,
-    /// With placement, right after the start: environments placed here
-    /// that a crashed earlier run may have left running. Not known to run
-    /// (never reported as running), but claimed until the first runbook
-    /// has stopped or started them.
-    unchecked: Vec<Env>,
+    /// What may be acquired now: a step acquiring what this no longer
+    /// allows is killed (its process group), as the fence requires.
+    allowance: Option<watch::Receiver<Allowance>>,
 }
 
 /// What one run is doing, threaded through the steps.
@@ -150,13 +164,44 @@ struct Run<'a> {
     skipped: Vec<String>,
     /// Steps finished (done, skipped or failed and continued).
     done: usize,
-    /// Names of the steps that succeeded.
-    succeeded: Vec<String>,
+    /// Per environment, by its steps' outcomes.
+    environments: BTreeMap<String, EnvResult>,
 }
 
 impl Run<'_> {
     fn cancelled(&self) -> bool {
         *self.cancel.borrow() != self.generation
+    }
+
+    fn record(&mut self, step: &Step, ok: bool) {
+        let Some(name) = &step.environment else {
+            return;
+        };
+        let result = match (step.phase, ok) {
+            (EnvPhase::Stop, true) => EnvResult::Stopped,
+            (EnvPhase::Stop, false) => EnvResult::StopFailed,
+            (EnvPhase::Prepare, true) => return,
+            (EnvPhase::Prepare, false) => EnvResult::NotStarted,
+            (EnvPhase::Start, true) => EnvResult::Started,
+            (EnvPhase::Start, false) => EnvResult::StartFailed,
+            (EnvPhase::None, _) => return,
+        };
+        self.environments.insert(name.clone(), result);
+    }
+
+    fn report(&self, outcome: JobOutcome) -> JobReport {
+        let mut report = JobReport::only(outcome);
+        for (name, result) in &self.environments {
+            let list = match result {
+                EnvResult::Stopped => &mut report.stopped,
+                EnvResult::StopFailed => &mut report.stop_failed,
+                EnvResult::Started => &mut report.started,
+                EnvResult::StartFailed => &mut report.start_failed,
+                EnvResult::NotStarted => &mut report.not_started,
+            };
+            list.push(name.clone());
+        }
+        report
     }
 }
 
@@ -166,139 +211,15 @@ impl<V: VipControl> Runner<V> {
             config,
             vip,
             progress: ProgressHandle::default(),
-            running: Vec::new(),
-            placement: None,
-            unchecked: Vec::new(),
+            allowance: None,
         }
     }
 
-    /// Switches to placement mode (or updates it). The first time, every
-    /// candidate is unchecked: after a crash the jails of the previous run
-    /// may still be up, and they stay claimed until a runbook has stopped
-    /// or adopted them.
-    pub fn set_placement(&mut self, placement: Option<Placement>) {
-        if let (None, Some(new)) = (&self.placement, &placement) {
-            self.unchecked = new
-                .candidates
-                .iter()
-                .filter(|e| !self.running.contains(e))
-                .cloned()
-                .collect();
-        }
-        self.placement = placement;
-    }
-
-    /// The environments that may be running here: started by this runner,
-    /// or not checked since the start. What the node must keep claiming.
-    pub fn running_environments(&self) -> Vec<String> {
-        self.running
-            .iter()
-            .chain(&self.unchecked)
-            .map(|e| e.name.clone())
-            .collect()
-    }
-
-    /// The environments this runner started and has not stopped: what the
-    /// node reports running.
-    pub fn started_environments(&self) -> Vec<String> {
-        self.running.iter().map(|e| e.name.clone()).collect()
-    }
-
-    fn may_run(&self) -> Vec<Env> {
-        let mut envs = self.running.clone();
-        envs.extend(
-            self.unchecked
-                .iter()
-                .filter(|e| !self.running.contains(e))
-                .cloned(),
-        );
-        envs
-    }
-
-    /// Whether a `place` run has anything to do: an environment to stop,
-    /// or (`may_start`) one to start.
-    pub fn placement_pending(&self, may_start: bool) -> bool {
-        let Some(placement) = &self.placement else {
-            return false;
-        };
-        let stop = self
-            .may_run()
-            .iter()
-            .any(|e| !placement.environments.contains(e));
-        let start = placement
-            .environments
-            .iter()
-            .any(|e| !self.running.contains(e));
-        stop || (may_start && start)
-    }
-
-    /// The `place` runbook: stops the environments this node may no longer
-    /// run, then (`may_start`: the role's runbook is done) starts the ones
-    /// it newly may. What is running is tracked conservatively: an
-    /// environment counts as running until its stop succeeded.
-    pub async fn place(&mut self, may_start: bool, cancel: watch::Receiver<u64>) -> Outcome {
-        let Some(placement) = self.placement.clone() else {
-            return Outcome::Succeeded {
-                skipped: Vec::new(),
-            };
-        };
-        let mut cancel = cancel;
-        let generation = *cancel.borrow_and_update();
-        let mut run = Run {
-            kind: Kind::Place,
-            started: Instant::now(),
-            generation,
-            cancel: &mut cancel,
-            undo: Vec::new(),
-            skipped: Vec::new(),
-            done: 0,
-            succeeded: Vec::new(),
-        };
-        let to_stop: Vec<Env> = self
-            .may_run()
-            .into_iter()
-            .filter(|e| !placement.environments.contains(e))
-            .collect();
-        let to_start: Vec<Env> = if may_start {
-            placement
-                .environments
-                .iter()
-                .filter(|e| !self.running.contains(e))
-                .cloned()
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let mut steps: Vec<Step> = to_stop
-            .iter()
-            .map(|env| cbsd::stop(&self.config, env))
-            .collect();
-        let stops = steps.len();
-        steps.extend(promote::start_environments_taking_over(
-            &self.config,
-            &to_start,
-            &placement.takeover,
-        ));
-        events::runbook_started(Kind::Place.as_str(), &self.config.node.name, steps.len());
-        // Counted as running from before its start to after its stop.
-        self.running.extend(to_start.iter().cloned());
-        let result = self.execute(&mut run, &steps, 0).await;
-        if result.is_ok() {
-            self.running.retain(|e| !to_stop.contains(e));
-            self.running
-                .retain(|e| !(to_start.contains(e) && run.skipped.contains(&e.name)));
-            // Each was stopped, or started (a start probes first).
-            self.unchecked
-                .retain(|e| !to_stop.contains(e) && !to_start.contains(e));
-        } else {
-            // Stops run first: those that completed are stopped.
-            let stopped = run.done.min(stops);
-            let done_stops: Vec<&Env> = to_stop.iter().take(stopped).collect();
-            self.running.retain(|e| !done_stops.contains(&e));
-            self.unchecked.retain(|e| !done_stops.contains(&e));
-        }
-        self.progress.update(|p| *p = None);
-        self.finish(Kind::Place, &mut run, result).await
+    /// Kill acquiring steps when `allowance` no longer allows what they
+    /// acquire (the agent's fence).
+    pub fn with_fence(mut self, allowance: watch::Receiver<Allowance>) -> Self {
+        self.allowance = Some(allowance);
+        self
     }
 
     /// A handle `status` can read while a run is in progress.
@@ -321,13 +242,59 @@ impl<V: VipControl> Runner<V> {
         self.vip.announce(why).await
     }
 
-    /// Runs one runbook to its end, its undo, or a cancellation point.
+    /// Runs one runbook without a worker's bookkeeping: nothing is known
+    /// to run but the configured `[environments]` (for tests and `plan`).
     pub async fn run(
         &mut self,
         kind: Kind,
         ctx: &Context,
-        mut cancel: watch::Receiver<u64>,
+        cancel: watch::Receiver<u64>,
     ) -> Outcome {
+        let job_kind = match kind {
+            Kind::Promote => JobKind::Promote,
+            Kind::Demote => JobKind::Demote,
+            Kind::Follow => JobKind::Follow {
+                master: ctx.vip,
+                rejoin: ctx.rejoin,
+            },
+            Kind::Place => JobKind::Place,
+        };
+        let job = Job {
+            kind: job_kind,
+            stop: Vec::new(),
+            start: Vec::new(),
+        };
+        let report = self.execute(&job, ctx, &[], cancel).await;
+        let skipped = report
+            .not_started
+            .iter()
+            .chain(&report.start_failed)
+            .cloned()
+            .collect();
+        match report.outcome {
+            JobOutcome::Succeeded => Outcome::Succeeded { skipped },
+            JobOutcome::Failed { step, error } => Outcome::Failed { step, error },
+            JobOutcome::Cancelled { at_step } => Outcome::Cancelled { at_step },
+        }
+    }
+
+    /// Runs one job: its runbook, with the environments it names stopped
+    /// first (each verified) and started last. `takeover`: nodes whose
+    /// CBSD lock may be taken over (not live). A cancellation (a newer
+    /// decision) stops it at its next safe point.
+    pub async fn execute(
+        &mut self,
+        job: &Job,
+        ctx: &Context,
+        takeover: &[String],
+        mut cancel: watch::Receiver<u64>,
+    ) -> JobReport {
+        let kind = match job.kind {
+            JobKind::Promote => Kind::Promote,
+            JobKind::Demote => Kind::Demote,
+            JobKind::Follow { .. } => Kind::Follow,
+            JobKind::Place => Kind::Place,
+        };
         let generation = *cancel.borrow_and_update();
         let mut run = Run {
             kind,
@@ -337,88 +304,126 @@ impl<V: VipControl> Runner<V> {
             undo: Vec::new(),
             skipped: Vec::new(),
             done: 0,
-            succeeded: Vec::new(),
+            environments: BTreeMap::new(),
         };
-        let running = self.environments_to_stop().await;
-        let steps = match kind {
-            Kind::Promote => promote::build(&self.config, &running),
-            Kind::Demote => demote::build(&self.config, &running),
-            Kind::Follow => follow::build(&self.config, ctx, &running),
-            Kind::Place => {
-                drop(run);
-                return self.place(true, cancel).await;
+        // Without placement the role runbooks also stop and start the
+        // node's own `[environments]` (globs resolved now).
+        let own = self.config.cluster.is_none() && job.kind != JobKind::Place;
+        let configured = if own {
+            self.assigned_environments().await
+        } else {
+            Vec::new()
+        };
+        let mut stop: Vec<Env> = job.stop.iter().map(|n| self.env(n)).collect();
+        for env in &configured {
+            if !stop.contains(env) {
+                stop.push(env.clone());
             }
+        }
+        let placed_starts: Vec<Env> = job.start.iter().map(|n| self.env(n)).collect();
+        let steps = match job.kind {
+            JobKind::Promote => promote::build(&self.config, &stop),
+            JobKind::Demote => demote::build(&self.config, &stop),
+            JobKind::Follow { master, rejoin } => {
+                let ctx = Context {
+                    vip: ctx.vip,
+                    rejoin,
+                };
+                let _ = master;
+                follow::build(&self.config, &ctx, &stop)
+            }
+            JobKind::Place => stop
+                .iter()
+                .map(|env| cbsd::stop(&self.config, env))
+                .collect(),
         };
         events::runbook_started(kind.as_str(), &self.config.node.name, steps.len());
-        let mut result = self.execute(&mut run, &steps, 0).await;
-        if result.is_err() {
-            // Cancelled or failed half way: what was stopped is stopped.
-            let stopped = |env: &Env| {
-                let name = cbsd::stop(&self.config, env).name;
-                run.succeeded.contains(&name)
+        let mut result = self.execute_steps(&mut run, &steps, 0).await;
+        if result.is_ok() && self.config.cbsd.is_some() {
+            // Globs are expanded against the shared dirs as now mounted.
+            let start = match job.kind {
+                JobKind::Place => placed_starts,
+                JobKind::Promote | JobKind::Follow { .. } if own => {
+                    self.assigned_environments().await
+                }
+                _ => Vec::new(),
             };
-            let still: Vec<Env> = self
-                .running
-                .iter()
-                .filter(|e| !stopped(e))
-                .cloned()
-                .collect();
-            self.running = still;
-            let still: Vec<Env> = self
-                .unchecked
-                .iter()
-                .filter(|e| !stopped(e))
-                .cloned()
-                .collect();
-            self.unchecked = still;
-        }
-        if result.is_ok() {
-            // Whatever ran on the old mounts was stopped by the steps above
-            // (an environment whose stop failed may still run).
-            self.running.retain(|env| run.skipped.contains(&env.name));
-            self.unchecked.retain(|env| run.skipped.contains(&env.name));
-            if kind != Kind::Demote && self.config.cbsd.is_some() {
-                let envs = self.assigned_environments().await;
-                let takeover = self
-                    .placement
-                    .as_ref()
-                    .map(|p| p.takeover.clone())
-                    .unwrap_or_default();
-                let starts =
-                    promote::start_environments_taking_over(&self.config, &envs, &takeover);
-                let skipped_before = run.skipped.len();
-                // Counted as running from before the start on.
-                for env in &envs {
-                    if !self.running.contains(env) {
-                        self.running.push(env.clone());
-                    }
-                }
-                result = self.execute(&mut run, &starts, steps.len()).await;
-                let newly_skipped = run.skipped.get(skipped_before..).unwrap_or(&[]).to_vec();
-                if result.is_ok() {
-                    self.running
-                        .retain(|e| !(envs.contains(e) && newly_skipped.contains(&e.name)));
-                }
-            }
+            let starts = promote::start_environments_taking_over(&self.config, &start, takeover);
+            result = self.execute_steps(&mut run, &starts, steps.len()).await;
         }
         self.progress.update(|p| *p = None);
-        self.finish(kind, &mut run, result).await
+        let outcome = self.finish(kind, &mut run, result).await;
+        run.report(outcome)
     }
 
-    /// Logs the end of a run and turns its result into an [`Outcome`]; a
+    /// Looks at what this node holds of the master resources (see
+    /// [`super::probe`]): the checks that answered "held", and those that
+    /// could not answer (counted as held by the caller).
+    pub async fn probe_master(&self) -> MasterProbe {
+        let mut found = MasterProbe::default();
+        for check in probe::master_checks(&self.config) {
+            let answer = match &check.source {
+                probe::Source::Command { command, held } => {
+                    match run_command(command, PROBE_TIMEOUT, None).await {
+                        Ok(ran) => held.read(ran.exit, &ran.stdout, &ran.stderr),
+                        Err(_) => None,
+                    }
+                }
+                probe::Source::ExportsBlock { file } => {
+                    let file = file.clone();
+                    let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(&file));
+                    match tokio::time::timeout(PROBE_TIMEOUT, read).await {
+                        Ok(Ok(Ok(text))) => exports::block(&text).map(|b| !b.is_empty()),
+                        Ok(Ok(Err(e))) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+                        _ => None,
+                    }
+                }
+            };
+            match answer {
+                Some(true) => found.held.push(check.what),
+                Some(false) => {}
+                None => found.unknown.push(check.what),
+            }
+        }
+        found
+    }
+
+    /// The environment named `name`, of the kind its `[[environment]]` or
+    /// `[environments]` pattern gives (a jail when unknown).
+    fn env(&self, name: &str) -> Env {
+        let kind = self
+            .config
+            .placement
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.kind)
+            .or_else(|| {
+                self.config
+                    .environments
+                    .patterns
+                    .iter()
+                    .find(|p| p.matches(name))
+                    .map(|p| p.kind)
+            })
+            .unwrap_or(EnvKind::Jail);
+        Env {
+            name: name.to_owned(),
+            kind,
+        }
+    }
+
+    /// Logs the end of a run and turns its result into an outcome; a
     /// failed promote is undone first.
-    async fn finish(&self, kind: Kind, run: &mut Run<'_>, result: Result<(), Stop>) -> Outcome {
+    async fn finish(&self, kind: Kind, run: &mut Run<'_>, result: Result<(), Stop>) -> JobOutcome {
         let duration_ms = millis(run.started.elapsed());
         match result {
             Ok(()) => {
                 events::runbook_finished(kind.as_str(), duration_ms, &run.skipped.join(","));
-                Outcome::Succeeded {
-                    skipped: std::mem::take(&mut run.skipped),
-                }
+                JobOutcome::Succeeded
             }
             Err(Stop::Cancelled { at_step }) => {
                 events::runbook_cancelled(kind.as_str(), &at_step, duration_ms);
-                Outcome::Cancelled { at_step }
+                JobOutcome::Cancelled { at_step }
             }
             Err(Stop::Failed { step, error }) => {
                 let undone = if kind == Kind::Promote {
@@ -433,12 +438,17 @@ impl<V: VipControl> Runner<V> {
                     millis(run.started.elapsed()),
                     undone,
                 );
-                Outcome::Failed { step, error }
+                JobOutcome::Failed { step, error }
             }
         }
     }
 
-    async fn execute(&self, run: &mut Run<'_>, steps: &[Step], offset: usize) -> Result<(), Stop> {
+    async fn execute_steps(
+        &self,
+        run: &mut Run<'_>,
+        steps: &[Step],
+        offset: usize,
+    ) -> Result<(), Stop> {
         for (index, step) in steps.iter().enumerate() {
             if run.cancelled() {
                 return Err(Stop::Cancelled {
@@ -465,23 +475,30 @@ impl<V: VipControl> Runner<V> {
             });
             match self.run_step(run, step).await {
                 Ok(acted) => {
-                    run.succeeded.push(step.name.clone());
+                    run.record(step, true);
                     if acted {
                         if let Some(undo) = &step.undo {
                             run.undo.push((**undo).clone());
                         }
                     }
                 }
-                Err(Stop::Cancelled { at_step }) => return Err(Stop::Cancelled { at_step }),
-                Err(Stop::Failed { step: name, error }) => match step.on_failure {
-                    OnFailure::Abort => return Err(Stop::Failed { step: name, error }),
-                    OnFailure::Continue => {}
-                    OnFailure::SkipEnvironment => {
-                        if let Some(env) = &step.environment {
-                            run.skipped.push(env.clone());
+                Err(Stop::Cancelled { at_step }) => {
+                    // Killed half way: nothing about it is verified.
+                    run.record(step, false);
+                    return Err(Stop::Cancelled { at_step });
+                }
+                Err(Stop::Failed { step: name, error }) => {
+                    run.record(step, false);
+                    match step.on_failure {
+                        OnFailure::Abort => return Err(Stop::Failed { step: name, error }),
+                        OnFailure::Continue => {}
+                        OnFailure::SkipEnvironment => {
+                            if let Some(env) = &step.environment {
+                                run.skipped.push(env.clone());
+                            }
                         }
                     }
-                },
+                }
             }
             run.done += 1;
         }
@@ -523,6 +540,12 @@ impl<V: VipControl> Runner<V> {
                         attempt,
                         error.message(),
                     );
+                    if let AttemptError::Aborted(why) = &error {
+                        events::step_killed(kind, &step.name, why);
+                        return Err(Stop::Cancelled {
+                            at_step: step.name.clone(),
+                        });
+                    }
                     if attempt >= attempts {
                         return Err(Stop::Failed {
                             step: step.name.clone(),
@@ -555,29 +578,49 @@ impl<V: VipControl> Runner<V> {
         }
     }
 
+    /// What kills `step` while it runs: the fence taking away what it
+    /// acquires.
+    fn abort_for(&self, step: &Step) -> Option<Abort> {
+        Some(Abort {
+            allowance: self.allowance.clone()?,
+            resource: step.acquires.clone()?,
+        })
+    }
+
     /// One attempt; `Ok(acted)`: false when the probe found the work done.
     async fn attempt(&self, step: &Step, ran: &mut Vec<String>) -> Result<bool, AttemptError> {
+        let abort = self.abort_for(step);
+        let abort = abort.as_ref();
         match &step.action {
             Action::Run(checked) => {
-                self.checked(checked, step.timeout, ran).await?;
+                self.checked(checked, step.timeout, ran, abort).await?;
                 Ok(true)
             }
             Action::Ensure(ensure) => {
-                if self.checked(&ensure.probe, step.timeout, ran).await.is_ok() {
+                if self
+                    .checked(&ensure.probe, step.timeout, ran, abort)
+                    .await
+                    .is_ok()
+                {
                     if let Some(extra) = &ensure.when_satisfied {
-                        self.checked(extra, step.timeout, ran).await?;
+                        self.checked(extra, step.timeout, ran, abort).await?;
                     }
                     return Ok(false);
                 }
                 let mut last = AttemptError::Failed("nothing to try".to_owned());
                 for act in &ensure.acts {
                     // The act's own status is only a hint; the probe decides.
-                    let act_result = self.command(act, step.timeout, ran).await;
-                    match self.checked(&ensure.probe, step.timeout, ran).await {
+                    let act_result = self.command(act, step.timeout, ran, abort).await;
+                    if let Err(AttemptError::Aborted(m)) = act_result {
+                        return Err(AttemptError::Aborted(m));
+                    }
+                    match self.checked(&ensure.probe, step.timeout, ran, abort).await {
                         Ok(()) => return Ok(true),
+                        Err(AttemptError::Aborted(m)) => return Err(AttemptError::Aborted(m)),
                         Err(probe_error) => {
                             last = match act_result {
                                 Err(AttemptError::Timeout(m)) => AttemptError::Timeout(m),
+                                Err(AttemptError::Aborted(m)) => AttemptError::Aborted(m),
                                 Err(AttemptError::Failed(m)) => AttemptError::Failed(format!(
                                     "{m}; then {}",
                                     probe_error.message()
@@ -600,7 +643,12 @@ impl<V: VipControl> Runner<V> {
                     .await
             }
             Action::Builtin(builtin) => {
-                match tokio::time::timeout(step.timeout, self.builtin(builtin)).await {
+                let work = tokio::time::timeout(step.timeout, self.builtin(builtin));
+                let result = tokio::select! {
+                    result = work => result,
+                    why = aborted(abort) => return Err(AttemptError::Aborted(format!("{}: {why}", step.name))),
+                };
+                match result {
                     Ok(Ok(())) => Ok(true),
                     Ok(Err(message)) => Err(AttemptError::Failed(message)),
                     Err(_) => Err(AttemptError::Timeout(format!(
@@ -627,12 +675,12 @@ impl<V: VipControl> Runner<V> {
         let skipped = "stale registrations left as they are";
         let mut listed = String::new();
         for listing in &clear.listings {
-            let result = match self.command(listing, timeout, ran).await {
+            let result = match self.command(listing, timeout, ran, None).await {
                 Ok(result) => result,
                 Err(AttemptError::Timeout(m)) => {
                     return Err(AttemptError::Timeout(format!("{m}; {skipped}")))
                 }
-                Err(AttemptError::Failed(m)) => {
+                Err(AttemptError::Failed(m) | AttemptError::Aborted(m)) => {
                     return Err(AttemptError::Failed(format!("{m}; {skipped}")))
                 }
             };
@@ -650,7 +698,7 @@ impl<V: VipControl> Runner<V> {
         let mut failures = Vec::new();
         for name in &stale {
             let command = clear.unregister(name);
-            let failure = match self.command(&command, timeout, ran).await {
+            let failure = match self.command(&command, timeout, ran, None).await {
                 Ok(result) => Expect::Success
                     .check(result.exit, &result.stdout)
                     .err()
@@ -679,8 +727,9 @@ impl<V: VipControl> Runner<V> {
         checked: &Checked,
         timeout: Duration,
         ran: &mut Vec<String>,
+        abort: Option<&Abort>,
     ) -> Result<(), AttemptError> {
-        let result = self.command(&checked.command, timeout, ran).await?;
+        let result = self.command(&checked.command, timeout, ran, abort).await?;
         checked
             .expect
             .check(result.exit, &result.stdout)
@@ -698,9 +747,10 @@ impl<V: VipControl> Runner<V> {
         command: &Command,
         timeout: Duration,
         ran: &mut Vec<String>,
+        abort: Option<&Abort>,
     ) -> Result<Ran, AttemptError> {
         ran.push(command.display());
-        run_command(command, timeout).await
+        run_command(command, timeout, abort).await
     }
 
     async fn builtin(&self, builtin: &Builtin) -> Result<(), String> {
@@ -788,12 +838,10 @@ impl<V: VipControl> Runner<V> {
         undone
     }
 
-    /// The configured environments, globs expanded against `jails-system/`;
-    /// with placement, the ones whose lease this node holds.
+    /// The configured `[environments]`, globs expanded against
+    /// `jails-system/` (a listing bounded in time: it may sit on a dead
+    /// mount).
     async fn assigned_environments(&self) -> Vec<Env> {
-        if let Some(placement) = &self.placement {
-            return placement.environments.clone();
-        }
         let available = match &self.config.cbsd {
             Some(cbsd) => list_dirs(cbsd.workdir.join("jails-system"))
                 .await
@@ -801,21 +849,6 @@ impl<V: VipControl> Runner<V> {
             None => Vec::new(),
         };
         resolve_environments(&self.config.environments.patterns, &available)
-    }
-
-    /// What may run on the old mounts: what this runner started, and every
-    /// configured environment (a jstatus probe each: cheap when stopped).
-    async fn environments_to_stop(&self) -> Vec<Env> {
-        let mut envs = match &self.placement {
-            Some(placement) => placement.candidates.clone(),
-            None => self.assigned_environments().await,
-        };
-        for env in &self.running {
-            if !envs.iter().any(|e| e.name == env.name) {
-                envs.push(env.clone());
-            }
-        }
-        envs
     }
 }
 
@@ -896,9 +929,42 @@ fn check_lock(path: &Path, node: &str, takeover: &[String]) -> Result<(), String
     }
 }
 
+/// A running step is killed when the fence no longer allows `resource`.
+#[derive(Clone)]
+struct Abort {
+    allowance: watch::Receiver<Allowance>,
+    resource: Resource,
+}
+
+/// Resolves when `abort` says the step must die (never without one), with
+/// the reason.
+async fn aborted(abort: Option<&Abort>) -> String {
+    let Some(abort) = abort else {
+        return std::future::pending().await;
+    };
+    let mut allowance = abort.allowance.clone();
+    loop {
+        if !allowance.borrow_and_update().allows(&abort.resource) {
+            return format!("{} is no longer allowed here (fenced)", abort.resource);
+        }
+        if allowance.changed().await.is_err() {
+            // Nobody can fence any more.
+            return std::future::pending().await;
+        }
+    }
+}
+
 /// Spawns `command` in its own process group and waits up to `timeout`;
-/// on expiry the whole group is killed (a tool's children too).
-async fn run_command(command: &Command, timeout: Duration) -> Result<Ran, AttemptError> {
+/// on expiry, or when `abort` fires, the whole group is killed (a tool's
+/// children too) and its exit is awaited for at most [`KILL_WAIT`]: a
+/// process in uninterruptible sleep (I/O on a dead hard NFS mount) does
+/// not die from SIGKILL, and is then reported and abandoned rather than
+/// awaited for ever (the runtime reaps it if it ever exits).
+async fn run_command(
+    command: &Command,
+    timeout: Duration,
+    abort: Option<&Abort>,
+) -> Result<Ran, AttemptError> {
     let display = command.display();
     let Some((program, args)) = command.argv.split_first() else {
         return Err(AttemptError::Failed("empty command".to_owned()));
@@ -922,19 +988,20 @@ async fn run_command(command: &Command, timeout: Duration) -> Result<Ran, Attemp
         .map_err(|e| AttemptError::Failed(format!("{display}: cannot start: {e}")))?;
     let stdout = child.stdout.take().map(read_limited);
     let stderr = child.stderr.take().map(read_limited);
-    let status = match tokio::time::timeout(timeout, child.wait()).await {
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(timeout, child.wait()) => waited,
+        why = aborted(abort) => {
+            let note = kill_group(&mut child, &display).await;
+            return Err(AttemptError::Aborted(format!("{display}: {why}: killed{note}")));
+        }
+    };
+    let status = match waited {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => return Err(AttemptError::Failed(format!("{display}: wait: {e}"))),
         Err(_) => {
-            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-            let _ = child.kill().await;
+            let note = kill_group(&mut child, &display).await;
             return Err(AttemptError::Timeout(format!(
-                "{display}: no answer within {}, killed",
+                "{display}: no answer within {}, killed{note}",
                 crate::config::format_duration(timeout)
             )));
         }
@@ -946,6 +1013,53 @@ async fn run_command(command: &Command, timeout: Duration) -> Result<Ran, Attemp
         stdout,
         stderr,
     })
+}
+
+/// What [`Runner::probe_master`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MasterProbe {
+    /// Checks that say a master resource is held.
+    pub held: Vec<String>,
+    /// Checks that could not answer.
+    pub unknown: Vec<String>,
+}
+
+impl MasterProbe {
+    /// Whether the master resources may be held.
+    pub fn may_hold(&self) -> bool {
+        !self.held.is_empty() || !self.unknown.is_empty()
+    }
+}
+
+/// Each start-up check's timeout: they read local state, and the start
+/// must not wait long (the watchdog may be counting).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a killed command's exit is awaited before it is abandoned.
+pub const KILL_WAIT: Duration = Duration::from_secs(2);
+
+/// SIGKILL to the child's process group, then a bounded wait for its exit;
+/// a note for the message when it outlived the wait.
+async fn kill_group(child: &mut tokio::process::Child, display: &str) -> String {
+    let pid = child.id().and_then(|id| i32::try_from(id).ok());
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = child.start_kill();
+    match tokio::time::timeout(KILL_WAIT, child.wait()).await {
+        Ok(_) => String::new(),
+        Err(_) => {
+            let pid = pid.unwrap_or(0);
+            events::command_abandoned(display, pid, millis(KILL_WAIT));
+            format!(
+                "; pid {pid} still runs {} after SIGKILL (uninterruptible, e.g. I/O on a dead NFS server): abandoned",
+                crate::config::format_duration(KILL_WAIT)
+            )
+        }
+    }
 }
 
 fn read_limited<R>(reader: R) -> tokio::task::JoinHandle<Vec<u8>>
@@ -1004,7 +1118,12 @@ mod tests {
     #[tokio::test]
     async fn a_command_past_its_timeout_is_killed() {
         let started = Instant::now();
-        let result = run_command(&Command::new(["sleep", "10"]), Duration::from_millis(200)).await;
+        let result = run_command(
+            &Command::new(["sleep", "10"]),
+            Duration::from_millis(200),
+            None,
+        )
+        .await;
         assert!(matches!(result, Err(AttemptError::Timeout(_))));
         assert!(started.elapsed() < Duration::from_secs(5));
     }
@@ -1014,7 +1133,7 @@ mod tests {
         let mut command = Command::new(["sh", "-c", "pwd; echo $NOINTER; exit 3"]);
         command.cwd = Some(PathBuf::from("/"));
         command.env = vec![("NOINTER".into(), "1".into())];
-        let ran = run_command(&command, Duration::from_secs(5))
+        let ran = run_command(&command, Duration::from_secs(5), None)
             .await
             .ok()
             .unwrap();

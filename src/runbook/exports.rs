@@ -119,6 +119,28 @@ pub fn splice(existing: &str, block: &[String], path: &Path) -> Result<String, E
     Ok(text)
 }
 
+/// The lines of the agent's block in `existing` (empty when there is no
+/// block); `None` when the markers are not one balanced pair.
+pub fn block(existing: &str) -> Option<Vec<String>> {
+    let lines: Vec<&str> = existing.lines().collect();
+    match (
+        positions(&lines, BEGIN_MARKER).as_slice(),
+        positions(&lines, END_MARKER).as_slice(),
+    ) {
+        ([], []) => Some(Vec::new()),
+        ([begin], [end]) if begin < end => Some(
+            lines
+                .get(begin + 1..*end)
+                .unwrap_or(&[])
+                .iter()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| (*l).to_owned())
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
 fn positions(lines: &[&str], marker: &str) -> Vec<usize> {
     lines
         .iter()

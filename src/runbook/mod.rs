@@ -27,18 +27,19 @@
 //!   environments stay stopped.
 //! - After a successful demote the caller runs follow for the new master.
 //! - [`Runner::progress`] is a cheap shareable handle for `status`.
-//! - Events: [`events`] (`runbook_started`, `runbook_step`,
-//!   `runbook_finished`, `runbook_failed`, `runbook_cancelled`).
+//! - Events: in [`crate::events`] (`runbook_started`, `runbook_step`,
+//!   `runbook_finished`, `runbook_failed`, `runbook_cancelled`,
+//!   `step_killed`, `command_abandoned`).
 
 pub mod cbsd;
 pub mod demote;
-pub mod events;
 pub mod executor;
 pub mod expect;
 pub mod exports;
 pub mod follow;
 pub mod nfs;
 pub mod plan;
+pub mod probe;
 pub mod promote;
 pub mod step;
 pub mod storage;

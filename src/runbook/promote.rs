@@ -11,6 +11,7 @@
 use super::step::{Action, Builtin, OnFailure, Step};
 use super::{cbsd, exports, nfs, storage, Env};
 use crate::config::Config;
+use crate::wire::heartbeat::Resource;
 
 /// The steps up to and including the VIP and ARP burst; `running` are the
 /// environments that may run on the old mounts.
@@ -21,6 +22,8 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
         for dir in &cbsd_config.shared_dirs {
             steps.push(nfs::unmount_nfs(config, cbsd_config, dir));
         }
+        // From here on every step takes a part of the master resources.
+        let acquiring_from = steps.len();
         steps.extend(storage::take(config, cbsd_config, storage_config));
         for dir in &cbsd_config.shared_dirs {
             steps.push(storage::bind(config, cbsd_config, storage_config, dir));
@@ -50,8 +53,11 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
             steps.push(nfs::start_service(config, service));
         }
         steps.push(nfs::verify_listening(config));
+        for step in steps.iter_mut().skip(acquiring_from) {
+            step.acquires = Some(Resource::Master);
+        }
     }
-    steps.push(add_vip(config));
+    steps.push(add_vip(config).acquiring(Resource::Master));
     steps.push(arp_burst(config));
     steps
 }

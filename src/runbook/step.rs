@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::expect::Expect;
+use crate::wire::heartbeat::Resource;
 
 /// One external command: argv (the program's path first), working
 /// directory and extra environment variables.
@@ -196,6 +197,29 @@ pub struct Step {
     pub undo: Option<Box<Step>>,
     /// The environment this step belongs to, for [`OnFailure::SkipEnvironment`].
     pub environment: Option<String>,
+    /// What this step does to its environment: the runner reports each
+    /// environment as verified stopped, not stopped, started, or not
+    /// started from the outcome of its steps.
+    pub phase: EnvPhase,
+    /// What this step acquires: while it runs, a fence that takes the
+    /// resource away kills it (its process group), so a `zpool import`,
+    /// `fsck` or `jstart` never outlives the lease it started under.
+    pub acquires: Option<Resource>,
+}
+
+/// The part a step plays for its environment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EnvPhase {
+    /// Not an environment step.
+    #[default]
+    None,
+    /// Stops it and verifies it is stopped.
+    Stop,
+    /// Before its start command (lock check, registration): a failure here
+    /// means nothing was started.
+    Prepare,
+    /// Starts it and verifies it runs: a failure here may leave it running.
+    Start,
 }
 
 impl Step {
@@ -208,6 +232,8 @@ impl Step {
             on_failure: OnFailure::Abort,
             undo: None,
             environment: None,
+            phase: EnvPhase::None,
+            acquires: None,
         }
     }
 
@@ -226,8 +252,16 @@ impl Step {
         self
     }
 
-    pub fn environment(mut self, name: &str) -> Self {
+    /// This step plays `phase` for environment `name`.
+    pub fn environment(mut self, name: &str, phase: EnvPhase) -> Self {
         self.environment = Some(name.to_owned());
+        self.phase = phase;
+        self
+    }
+
+    /// This step acquires `resource` (see [`Step::acquires`]).
+    pub fn acquiring(mut self, resource: Resource) -> Self {
+        self.acquires = Some(resource);
         self
     }
 

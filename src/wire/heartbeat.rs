@@ -3,11 +3,11 @@
 //! quorum and placement logic needs to know about its sender.
 //!
 //! ```text
-//! magic "RCHB" (4) | version 1 (1) | flags (1, bit 0 = authenticated)
+//! magic "RCHB" (4) | version 2 (1) | flags (1, bit 0 = authenticated)
 //! node (name) | incarnation (u64) | seq (u64)
 //! state (u8: 0 initialize, 1 backup, 2 master, 3 fault) | priority (u8)
 //! quorum (u8: 0 or 1) | following (u8 0 = none, or 1 + IPv4 address (4))
-//! config_hash (u64)
+//! config_hash (u64) | quorum_hash (u64)
 //! acks:    count (u16), each: node (name) | incarnation (u64) | seq (u64)
 //! claims:  count (u16), each: resource
 //! grants:  count (u16), each: resource | holder (name)
@@ -35,8 +35,8 @@ use crate::election::State;
 
 /// First bytes of every heartbeat.
 pub const MAGIC: [u8; 4] = *b"RCHB";
-/// The format version this codec speaks.
-pub const VERSION: u8 = 1;
+/// The format version this codec speaks (2: `quorum_hash` added).
+pub const VERSION: u8 = 2;
 /// Flag bit: the datagram ends with an HMAC-SHA256 tag.
 pub const FLAG_AUTHENTICATED: u8 = 0x01;
 /// Largest datagram sent or accepted.
@@ -101,7 +101,11 @@ pub struct Heartbeat {
     pub priority: u8,
     pub quorum: bool,
     pub following: Option<Ipv4Addr>,
+    /// The sender's cluster-wide config fingerprint (alerts only).
     pub config_hash: u64,
+    /// The sender's quorum fingerprint: peers count it toward a majority
+    /// only when it equals theirs (`Config::quorum_hash`).
+    pub quorum_hash: u64,
     pub acks: Vec<Ack>,
     pub claims: Vec<Resource>,
     pub grants: Vec<Grant>,
@@ -189,6 +193,7 @@ pub fn encode(hb: &Heartbeat, signer: Option<&Keyring>) -> Result<Vec<u8>, Heart
         }
     }
     out.u64(hb.config_hash);
+    out.u64(hb.quorum_hash);
     out.count("acks", hb.acks.len(), MAX_ACKS)?;
     for ack in &hb.acks {
         out.name("ack node", &ack.node)?;
@@ -296,6 +301,7 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         (offset, value) => return Err(bad_value("following", offset, value)),
     };
     let config_hash = input.u64("config hash")?;
+    let quorum_hash = input.u64("quorum hash")?;
 
     let count = input.count("acks", MAX_ACKS)?;
     let mut acks = Vec::with_capacity(count.min(input.remaining()));
@@ -341,6 +347,7 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         quorum,
         following,
         config_hash,
+        quorum_hash,
         acks,
         claims,
         grants,
@@ -552,6 +559,7 @@ mod tests {
             quorum: true,
             following: Some(Ipv4Addr::new(198, 18, 0, 1)),
             config_hash: 0x0123_4567_89ab_cdef,
+            quorum_hash: 0x0fed_cba9_8765_4321,
             acks: vec![
                 Ack {
                     node: "node2".into(),
@@ -587,6 +595,7 @@ mod tests {
             quorum: false,
             following: None,
             config_hash: 0,
+            quorum_hash: 0,
             acks: vec![],
             claims: vec![],
             grants: vec![],
@@ -605,12 +614,13 @@ mod tests {
         let bytes = encode(&minimal(), None).expect("encodes");
         let expected: Vec<u8> = [
             &b"RCHB"[..],
-            &[1, 0],       // version, flags
+            &[2, 0],       // version, flags
             &[1, b'n'],    // node
             &[0; 8],       // incarnation
             &[0; 8],       // seq
             &[0, 0, 0, 0], // state, priority, quorum, following
             &[0; 8],       // config hash
+            &[0; 8],       // quorum hash
             &[0; 10],      // five empty lists
         ]
         .concat();
@@ -693,7 +703,7 @@ mod tests {
 
     #[test]
     fn a_signed_datagram_too_short_for_a_tag_is_truncated() {
-        let bytes = [&b"RCHB"[..], &[1, FLAG_AUTHENTICATED], &[0; 10]].concat();
+        let bytes = [&b"RCHB"[..], &[VERSION, FLAG_AUTHENTICATED], &[0; 10]].concat();
         assert_eq!(
             decode(&bytes, Some(&keys())),
             Err(HeartbeatError::Truncated {
@@ -714,15 +724,20 @@ mod tests {
         );
         assert_eq!(decode(b"RCHX\x01\x00", None), Err(HeartbeatError::BadMagic));
         assert_eq!(
-            decode(b"RCHB\x02\x00", None),
-            Err(HeartbeatError::UnsupportedVersion(2))
+            decode(b"RCHB\x03\x00", None),
+            Err(HeartbeatError::UnsupportedVersion(3))
+        );
+        // Version 1 had no quorum hash: a mixed cluster must not mix them.
+        assert_eq!(
+            decode(b"RCHB\x01\x00", None),
+            Err(HeartbeatError::UnsupportedVersion(1))
         );
         assert_eq!(
-            decode(b"RCHB\x01\x02", None),
+            decode(b"RCHB\x02\x02", None),
             Err(HeartbeatError::UnknownFlags(2))
         );
         assert_eq!(
-            decode(b"RCHB\x01", None),
+            decode(b"RCHB\x02", None),
             Err(HeartbeatError::Truncated {
                 field: "flags",
                 offset: 5
@@ -810,18 +825,18 @@ mod tests {
             encode(&hb, None),
             Err(HeartbeatError::TooMany {
                 field: "acks",
-                offset: 36,
+                offset: 44,
                 count: 65,
                 max: 64
             })
         );
         let mut bytes = encode(&minimal(), None).expect("encodes");
-        bytes[42..44].copy_from_slice(&513u16.to_be_bytes());
+        bytes[50..52].copy_from_slice(&513u16.to_be_bytes());
         assert_eq!(
             decode(&bytes, None),
             Err(HeartbeatError::TooMany {
                 field: "running",
-                offset: 42,
+                offset: 50,
                 count: 513,
                 max: 512
             })
@@ -831,12 +846,12 @@ mod tests {
     #[test]
     fn a_count_larger_than_the_data_is_truncated() {
         let mut bytes = encode(&minimal(), None).expect("encodes");
-        bytes[45] = 1; // one handoff announced, none present
+        bytes[53] = 1; // one handoff announced, none present
         assert_eq!(
             decode(&bytes, None),
             Err(HeartbeatError::Truncated {
                 field: "handoff environment",
-                offset: 46
+                offset: 54
             })
         );
     }
@@ -844,9 +859,9 @@ mod tests {
     #[test]
     fn an_unknown_resource_kind_is_refused() {
         let mut bytes = encode(&minimal(), None).expect("encodes");
-        bytes[39] = 1;
-        bytes.insert(40, 7);
-        assert_eq!(decode(&bytes, None), Err(bad_value("claim", 40, 7)));
+        bytes[47] = 1;
+        bytes.insert(48, 7);
+        assert_eq!(decode(&bytes, None), Err(bad_value("claim", 48, 7)));
     }
 
     #[test]
@@ -855,7 +870,7 @@ mod tests {
         bytes.push(0);
         assert_eq!(
             decode(&bytes, None),
-            Err(HeartbeatError::TrailingBytes { offset: 46, len: 1 })
+            Err(HeartbeatError::TrailingBytes { offset: 54, len: 1 })
         );
     }
 

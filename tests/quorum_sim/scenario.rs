@@ -78,6 +78,7 @@ impl Cluster {
                         me: names[i].clone(),
                         nodes: names.clone(),
                         lease: self.lease,
+                        quorum_hash: 0,
                     },
                     fence_margin: self.fence_margin,
                     placement: self.placement.clone(),

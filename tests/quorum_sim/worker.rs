@@ -120,6 +120,7 @@ impl Worker {
             master: self.holds_master(),
             environments: self.environments.clone(),
             running: self.environments.clone(),
+            release_failures: 0,
         }
     }
 

@@ -13,11 +13,14 @@ use toml::de::{DeTable, DeValue};
 
 use super::cluster::is_plain_name;
 use super::{Reader, Value};
+use crate::config::fence::{Watchdog, WATCHDOG_FENCE_MARGIN, WATCHDOG_LEASE};
 use crate::config::quorum::{
     Auth, Cluster, ClusterNode, PlacedEnvironment, DEFAULT_FENCE_MARGIN,
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT, DEFAULT_LEASE,
 };
 use crate::config::{duration, EnvKind, VirtualIp};
+use crate::node::watchdog::{WatchdogRule, WATCHDOG_SLACK};
+use crate::quorum::lease::holder_span;
 
 const CLUSTER_KEYS: &[&str] = &[
     "nodes",
@@ -47,6 +50,7 @@ impl Reader<'_> {
         root: &DeTable<'_>,
         this_node: Option<&str>,
         vips: &[VirtualIp],
+        watchdog: Option<&Watchdog>,
     ) -> Option<Option<Cluster>> {
         let Some(value) = root.get("cluster") else {
             return Some(None);
@@ -74,21 +78,30 @@ impl Reader<'_> {
             Duration::from_millis(10)..=Duration::from_secs(10),
         );
         let hour = Duration::from_secs(3600);
+        // With a watchdog the lease only has to cover its countdown, not
+        // the slowest demote (docs/design.md, "The fence").
+        let (default_lease, default_margin) = match watchdog {
+            Some(_) => (WATCHDOG_LEASE, WATCHDOG_FENCE_MARGIN),
+            None => (DEFAULT_LEASE, DEFAULT_FENCE_MARGIN),
+        };
         let lease = self.duration_in(
             table.get("lease"),
             "cluster.lease",
-            DEFAULT_LEASE,
+            default_lease,
             Duration::from_millis(40)..=hour,
         );
         let fence_margin = self.duration_in(
             table.get("fence_margin"),
             "cluster.fence_margin",
-            DEFAULT_FENCE_MARGIN,
+            default_margin,
             Duration::from_millis(10)..=hour,
         );
         let timing_ok = match (heartbeat_interval, lease, fence_margin) {
             (Some(interval), Some(lease), Some(margin)) => {
                 self.lease_timing(table, value.span(), interval, lease, margin)
+                    && watchdog.is_none_or(|w| {
+                        self.watchdog_timing(table, value.span(), interval, lease, w)
+                    })
             }
             _ => false,
         };
@@ -248,6 +261,46 @@ impl Reader<'_> {
     }
 
     /// The lease rules; false (with the errors recorded) when broken.
+    /// With a watchdog, a healthy holder must be able to pat it: its lease,
+    /// renewed every heartbeat, must last longer than the watchdog's reach
+    /// (`node::watchdog`) even when an acknowledgement comes two heartbeats
+    /// late.
+    fn watchdog_timing(
+        &mut self,
+        table: &DeTable<'_>,
+        table_span: Range<usize>,
+        interval: Duration,
+        lease: Duration,
+        watchdog: &Watchdog,
+    ) -> bool {
+        let rule = WatchdogRule {
+            timeout: watchdog.timeout,
+            slack: WATCHDOG_SLACK,
+        };
+        let reach = rule.reach();
+        let renewed = holder_span(lease).saturating_sub(interval.saturating_mul(2));
+        if renewed > reach {
+            return true;
+        }
+        let span = table.get("lease").map_or(table_span, |v| v.span());
+        let needed = reach + interval.saturating_mul(3);
+        self.error(
+            span,
+            "cluster.lease",
+            format!(
+                "{} leaves a holder {} of lease between heartbeats, less than the watchdog's reach of {} (fence.watchdog_timeout {} with clock drift and slack): a healthy node could not pat it and would reset; lengthen lease to at least {} or shorten fence.watchdog_timeout",
+                duration::format(lease),
+                duration::format(renewed),
+                duration::format(reach),
+                duration::format(watchdog.timeout),
+                duration::format(Duration::from_millis(
+                    u64::try_from(needed.as_millis()).unwrap_or(u64::MAX).div_ceil(100) * 100
+                ))
+            ),
+        );
+        false
+    }
+
     fn lease_timing(
         &mut self,
         table: &DeTable<'_>,

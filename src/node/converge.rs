@@ -1,0 +1,753 @@
+//! The transition worker's decisions, pure: from the decision the node core
+//! published ([`Target`]) and what the worker holds, the next runbook to run
+//! ([`Job`]); from that runbook's [`JobReport`], what is held now.
+//!
+//! The worker (`agent::transition`) runs the jobs; the simulation
+//! (`tests/quorum_sim`) runs the same [`Converger`] against simulated steps
+//! that can fail, hang and be slow. Neither has a copy of these rules.
+//!
+//! Which runbook, from what is held:
+//!
+//! | wanted \ held | nothing / following | master resources (maybe partial) |
+//! |---|---|---|
+//! | master | promote | promote (idempotent steps) |
+//! | follower, master M known | follow M (unless already following M) | demote, then follow M |
+//! | follower, master unknown | nothing (the next master is followed afresh) | demote |
+//! | stopped (shutdown) | nothing | demote |
+//!
+//! Then, with `[[environment]]` placement and once the role is settled
+//! (promoted, or following a known master), a `place` job stops what this
+//! node may no longer run and starts what it newly may.
+//!
+//! **An environment is held until its stop is verified** (hole A of the
+//! safety review): a stop that fails, or that a hung `jstop` never
+//! finished, leaves the environment held (claimed, and counted by the
+//! watchdog rule); it is tried again with backoff. A start that failed after
+//! `jstart` ran may have left it running: held too, until a stop or a later
+//! start verifies it. Only a start refused before anything ran (a CBSD lock
+//! naming another node) releases it at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use crate::quorum::Holding;
+
+/// The role the node core wants the worker to serve.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// Not decided yet (Initialize): leave the role as it is.
+    #[default]
+    Undecided,
+    /// Master: promote.
+    Master,
+    /// Backup or fault: no master resources; follow `master` when known.
+    Follower { master: Option<Ipv4Addr> },
+    /// The agent is stopping: release everything, follow nobody.
+    Stopped,
+}
+
+/// What the worker is told, without the configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    pub role: Role,
+    /// The decision's number; reported back once converged on.
+    pub sequence: u64,
+    /// With `[[environment]]` placement: the environments this node may run
+    /// now. `None`: the node's own `[environments]` list, started and
+    /// stopped by the role runbooks.
+    pub environments: Option<BTreeSet<String>>,
+}
+
+/// What the worker knows it holds of the role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// No master resources, following nobody.
+    Nothing,
+    /// Master resources: `complete` once a promote succeeded, otherwise
+    /// possibly partial (a promote cancelled, failed or found after a crash).
+    Master { complete: bool },
+    /// Mounted from the VIP while the master at this address was master.
+    Following(Ipv4Addr),
+}
+
+/// One environment this node may be running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvHeld {
+    /// Started here and verified running (or being started).
+    Running,
+    /// Possibly running, not checked: found after a restart.
+    Unchecked,
+    /// A stop was tried and not verified: it may still run.
+    StopFailed { failures: u32, retry_at: Instant },
+    /// A start failed after the start command ran: it may run.
+    StartFailed { failures: u32, retry_at: Instant },
+}
+
+impl EnvHeld {
+    /// When this environment may be tried again, if it is waiting.
+    fn retry_at(self) -> Option<Instant> {
+        match self {
+            EnvHeld::StopFailed { retry_at, .. } | EnvHeld::StartFailed { retry_at, .. } => {
+                Some(retry_at)
+            }
+            EnvHeld::Running | EnvHeld::Unchecked => None,
+        }
+    }
+
+    fn due(self, now: Instant) -> bool {
+        self.retry_at().is_none_or(|at| at <= now)
+    }
+}
+
+/// Which runbook a job runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobKind {
+    Promote,
+    Demote,
+    /// Mount from the VIP of `master`; `rejoin`: the first follow since the
+    /// agent started (stale registrations are cleared first).
+    Follow {
+        master: Ipv4Addr,
+        rejoin: bool,
+    },
+    /// Stop and start environments only.
+    Place,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Promote => "promote",
+            JobKind::Demote => "demote",
+            JobKind::Follow { .. } => "follow",
+            JobKind::Place => "place",
+        }
+    }
+}
+
+/// The next thing for the worker to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    pub kind: JobKind,
+    /// Environments to stop first (each verified); role runbooks stop
+    /// everything that may run on the old mounts.
+    pub stop: Vec<String>,
+    /// Environments to start after the role's steps (placement mode).
+    pub start: Vec<String>,
+}
+
+/// How a job's runbook ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobOutcome {
+    Succeeded,
+    Failed { step: String, error: String },
+    Cancelled { at_step: String },
+}
+
+/// What the runner reports about one job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobReport {
+    pub outcome: JobOutcome,
+    /// Verified stopped (the probe said so).
+    pub stopped: Vec<String>,
+    /// Stopped without verification: failed, timed out, or killed.
+    pub stop_failed: Vec<String>,
+    /// Verified running.
+    pub started: Vec<String>,
+    /// The start command ran and did not verify: may run.
+    pub start_failed: Vec<String>,
+    /// Refused before anything ran (a CBSD lock naming another node, a
+    /// failed registration): not running.
+    pub not_started: Vec<String>,
+}
+
+impl JobReport {
+    /// A report with an outcome and no environment touched.
+    pub fn only(outcome: JobOutcome) -> Self {
+        JobReport {
+            outcome,
+            stopped: Vec::new(),
+            stop_failed: Vec::new(),
+            started: Vec::new(),
+            start_failed: Vec::new(),
+            not_started: Vec::new(),
+        }
+    }
+}
+
+/// What the worker is asked for, besides the job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Run this job now.
+    Run(Job),
+    /// Converged on the target: report, then wait for a newer target, or
+    /// until `wake_at` (a retry).
+    Idle { wake_at: Option<Instant> },
+}
+
+/// Something the worker must tell the operator or the node core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// A promote failed (it undid what it did): the node must resign.
+    PromoteFailed { reason: String },
+    /// An environment's stop was not verified: it stays held.
+    EnvironmentStopFailed { name: String, failures: u32 },
+    /// A demote failed: the master resources stay held.
+    ReleaseFailed { failures: u32, error: String },
+}
+
+/// Retry timings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// `base * 2^(failures-1)`, at most `max`.
+    pub fn after(self, failures: u32) -> Duration {
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
+        self.base.saturating_mul(factor).min(self.max)
+    }
+}
+
+/// What a (re)started worker found held before anything ran.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    /// Master resources (storage, NFS service, exports, the master
+    /// marker): possibly partial.
+    pub master: bool,
+    /// Environments that may run here.
+    pub environments: BTreeSet<String>,
+}
+
+/// The worker's bookkeeping. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct Converger {
+    held: Held,
+    environments: BTreeMap<String, EnvHeld>,
+    backoff: Backoff,
+    /// Whether the node runs CBSD runbooks: a plain VRRP node's follow
+    /// has nothing to mount.
+    cbsd: bool,
+    /// Failures in a row of the role runbook (demote or follow).
+    failures: u32,
+    role_retry_at: Option<Instant>,
+    /// Failed demotes in a row: the node core escalates (liveness hole F).
+    release_failures: u32,
+    followed_since_start: bool,
+}
+
+impl Converger {
+    pub fn new(found: Found, cbsd: bool, backoff: Backoff) -> Self {
+        Converger {
+            held: if found.master {
+                Held::Master { complete: false }
+            } else {
+                Held::Nothing
+            },
+            environments: found
+                .environments
+                .into_iter()
+                .map(|name| (name, EnvHeld::Unchecked))
+                .collect(),
+            backoff,
+            cbsd,
+            failures: 0,
+            role_retry_at: None,
+            release_failures: 0,
+            followed_since_start: false,
+        }
+    }
+
+    pub fn held(&self) -> Held {
+        self.held
+    }
+
+    pub fn set_backoff(&mut self, backoff: Backoff) {
+        self.backoff = backoff;
+    }
+
+    /// Master resources held, complete or not.
+    pub fn holds_master(&self) -> bool {
+        matches!(self.held, Held::Master { .. })
+    }
+
+    /// A promote has completed and no demote has started since.
+    pub fn is_promoted(&self) -> bool {
+        self.held == Held::Master { complete: true }
+    }
+
+    pub fn environments(&self) -> &BTreeMap<String, EnvHeld> {
+        &self.environments
+    }
+
+    /// Nothing is held: no master resources, no environment.
+    pub fn holds_nothing(&self) -> bool {
+        !self.holds_master() && self.environments.is_empty()
+    }
+
+    /// What to report after converging on decision `applied`.
+    pub fn holding(&self, applied: u64) -> Holding {
+        Holding {
+            applied,
+            master: self.holds_master(),
+            environments: self.environments.keys().cloned().collect(),
+            running: self
+                .environments
+                .iter()
+                .filter(|(_, held)| **held == EnvHeld::Running)
+                .map(|(name, _)| name.clone())
+                .collect(),
+            release_failures: self.release_failures,
+        }
+    }
+
+    /// The next job towards `target`, or idle. A job that acquires is
+    /// recorded as held from now on (its first step may take the storage).
+    pub fn next(&mut self, target: &Target, now: Instant) -> Next {
+        if let Some(job) = self.role_job(target, now) {
+            return Next::Run(job);
+        }
+        if let Some(job) = self.place_job(target, now) {
+            return Next::Run(job);
+        }
+        Next::Idle {
+            wake_at: self.wake_at(target),
+        }
+    }
+
+    fn role_retry_due(&self, now: Instant) -> bool {
+        self.role_retry_at.is_none_or(|at| at <= now)
+    }
+
+    fn role_job(&mut self, target: &Target, now: Instant) -> Option<Job> {
+        let kind = match (&target.role, self.held) {
+            (Role::Undecided, _) => return None,
+            // Already promoted (a reload while master): nothing to redo.
+            (Role::Master, Held::Master { complete: true }) => return None,
+            (Role::Master, _) => {
+                // From the first step on, master resources may be held.
+                self.held = Held::Master { complete: false };
+                JobKind::Promote
+            }
+            (Role::Stopped | Role::Follower { .. }, Held::Master { .. }) => {
+                if !self.role_retry_due(now) {
+                    return None;
+                }
+                JobKind::Demote
+            }
+            (Role::Follower { master: None }, Held::Following(_)) => {
+                // The master is gone; whoever comes next runs a new NFS
+                // server whose state ours cannot carry over.
+                self.held = Held::Nothing;
+                return None;
+            }
+            (Role::Stopped | Role::Follower { master: None }, Held::Nothing) => return None,
+            (Role::Stopped, Held::Following(_)) => return None,
+            (Role::Follower { master: Some(m) }, held) => {
+                if held == Held::Following(*m) {
+                    return None;
+                }
+                if !self.cbsd {
+                    // Plain VRRP: following has nothing to mount.
+                    self.held = Held::Following(*m);
+                    return None;
+                }
+                if !self.role_retry_due(now) {
+                    return None;
+                }
+                // The follow first stops environments and unmounts: from
+                // here on what was followed before is gone.
+                self.held = Held::Nothing;
+                JobKind::Follow {
+                    master: *m,
+                    rejoin: !self.followed_since_start,
+                }
+            }
+        };
+        Some(Job {
+            kind,
+            // Everything that may run on the old mounts.
+            stop: self.environments.keys().cloned().collect(),
+            start: Vec::new(),
+        })
+    }
+
+    /// Whether the role runbook is done: environments may start.
+    fn settled(&self, target: &Target) -> bool {
+        match (&target.role, self.held) {
+            (Role::Master, Held::Master { complete }) => complete,
+            (Role::Follower { master: Some(m) }, Held::Following(f)) => *m == f,
+            _ => false,
+        }
+    }
+
+    fn place_job(&mut self, target: &Target, now: Instant) -> Option<Job> {
+        let allowed = target.environments.as_ref()?;
+        let stop: Vec<String> = self
+            .environments
+            .iter()
+            .filter(|(name, held)| !allowed.contains(*name) && held.due(now))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let start: Vec<String> = if self.settled(target) {
+            allowed
+                .iter()
+                .filter(|name| match self.environments.get(*name) {
+                    None => true,
+                    // Possibly running: a start probes first, so it only
+                    // verifies one that runs.
+                    Some(held) => *held != EnvHeld::Running && held.due(now),
+                })
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if stop.is_empty() && start.is_empty() {
+            return None;
+        }
+        // Held from before its start to after its verified stop.
+        for name in &start {
+            self.environments
+                .entry(name.clone())
+                .or_insert(EnvHeld::Unchecked);
+        }
+        Some(Job {
+            kind: JobKind::Place,
+            stop,
+            start,
+        })
+    }
+
+    /// The earliest retry that matters for `target`.
+    fn wake_at(&self, target: &Target) -> Option<Instant> {
+        let role = match (&target.role, self.held) {
+            (Role::Stopped | Role::Follower { .. }, Held::Master { .. }) => self.role_retry_at,
+            (Role::Follower { master: Some(m) }, held) if held != Held::Following(*m) => {
+                self.role_retry_at
+            }
+            _ => None,
+        };
+        let settled = self.settled(target);
+        let environments = target.environments.as_ref().map(|allowed| {
+            self.environments
+                .iter()
+                .filter(|(name, held)| match held {
+                    EnvHeld::StopFailed { .. } => !allowed.contains(*name) || settled,
+                    EnvHeld::StartFailed { .. } => true,
+                    _ => false,
+                })
+                .filter_map(|(_, held)| held.retry_at())
+                .min()
+        });
+        [role, environments.flatten()].into_iter().flatten().min()
+    }
+
+    /// Takes a job's report: what is held now, and what to tell.
+    pub fn finished(&mut self, job: &Job, report: &JobReport, now: Instant) -> Vec<Notice> {
+        let mut notices = Vec::new();
+        for name in &report.stopped {
+            self.environments.remove(name);
+        }
+        for name in &report.stop_failed {
+            let failures = match self.environments.get(name) {
+                Some(EnvHeld::StopFailed { failures, .. }) => failures.saturating_add(1),
+                _ => 1,
+            };
+            self.environments.insert(
+                name.clone(),
+                EnvHeld::StopFailed {
+                    failures,
+                    retry_at: now + self.backoff.after(failures),
+                },
+            );
+            notices.push(Notice::EnvironmentStopFailed {
+                name: name.clone(),
+                failures,
+            });
+        }
+        for name in &report.started {
+            self.environments.insert(name.clone(), EnvHeld::Running);
+        }
+        for name in &report.start_failed {
+            let failures = match self.environments.get(name) {
+                Some(EnvHeld::StartFailed { failures, .. }) => failures.saturating_add(1),
+                _ => 1,
+            };
+            self.environments.insert(
+                name.clone(),
+                EnvHeld::StartFailed {
+                    failures,
+                    retry_at: now + self.backoff.after(failures),
+                },
+            );
+        }
+        for name in &report.not_started {
+            // Nothing ran: only what was not held before the job goes.
+            if self.environments.get(name) == Some(&EnvHeld::Unchecked)
+                && job.start.contains(name)
+                && !job.stop.contains(name)
+            {
+                self.environments.remove(name);
+            }
+        }
+        match (job.kind, &report.outcome) {
+            (JobKind::Promote, JobOutcome::Succeeded) => {
+                self.held = Held::Master { complete: true };
+                self.failures = 0;
+                self.role_retry_at = None;
+            }
+            (JobKind::Promote, JobOutcome::Failed { step, error }) => {
+                // It undid what it did, but not what an earlier run left
+                // and it found already there: still possibly held.
+                self.held = Held::Master { complete: false };
+                notices.push(Notice::PromoteFailed {
+                    reason: format!("{step}: {error}"),
+                });
+            }
+            (JobKind::Promote, JobOutcome::Cancelled { .. }) => {
+                self.held = Held::Master { complete: false };
+            }
+            (JobKind::Demote, JobOutcome::Succeeded) => {
+                self.held = Held::Nothing;
+                self.failures = 0;
+                self.release_failures = 0;
+                self.role_retry_at = None;
+            }
+            (JobKind::Demote, JobOutcome::Failed { step, error }) => {
+                self.retry_later(now);
+                self.release_failures = self.release_failures.saturating_add(1);
+                notices.push(Notice::ReleaseFailed {
+                    failures: self.release_failures,
+                    error: format!("{step}: {error}"),
+                });
+            }
+            (JobKind::Demote, JobOutcome::Cancelled { .. }) => {}
+            (JobKind::Follow { master, .. }, JobOutcome::Succeeded) => {
+                self.held = Held::Following(master);
+                self.failures = 0;
+                self.role_retry_at = None;
+                self.followed_since_start = true;
+            }
+            (JobKind::Follow { .. }, JobOutcome::Failed { .. }) => {
+                // Environments whose mounts are not verified stay stopped.
+                self.held = Held::Nothing;
+                self.retry_later(now);
+            }
+            (JobKind::Follow { .. }, JobOutcome::Cancelled { .. }) => {
+                self.held = Held::Nothing;
+            }
+            // Each environment carries its own retry.
+            (JobKind::Place, _) => {}
+        }
+        notices
+    }
+
+    fn retry_later(&mut self, now: Instant) {
+        self.failures = self.failures.saturating_add(1);
+        self.role_retry_at = Some(now + self.backoff.after(self.failures));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BACKOFF: Backoff = Backoff {
+        base: Duration::from_secs(2),
+        max: Duration::from_secs(30),
+    };
+    const M: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn target(role: Role, sequence: u64, environments: Option<&[&str]>) -> Target {
+        Target {
+            role,
+            sequence,
+            environments: environments.map(|e| names(e).into_iter().collect()),
+        }
+    }
+
+    fn ok() -> JobReport {
+        JobReport::only(JobOutcome::Succeeded)
+    }
+
+    fn run(c: &mut Converger, target: &Target, now: Instant) -> Job {
+        match c.next(target, now) {
+            Next::Run(job) => job,
+            other => panic!("expected a job, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum() {
+        let seen: Vec<u64> = (1..=6).map(|n| BACKOFF.after(n).as_secs()).collect();
+        assert_eq!(seen, [2, 4, 8, 16, 30, 30]);
+    }
+
+    #[test]
+    fn master_is_promoted_then_demoted_before_following() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        let job = run(&mut c, &target(Role::Master, 1, None), now);
+        assert_eq!(job.kind, JobKind::Promote);
+        assert!(c.holds_master(), "held from the start of the promote");
+        c.finished(&job, &ok(), now);
+        assert!(c.is_promoted());
+        let follow = target(Role::Follower { master: Some(M) }, 2, None);
+        let job = run(&mut c, &follow, now);
+        assert_eq!(job.kind, JobKind::Demote);
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &follow, now);
+        assert_eq!(
+            job.kind,
+            JobKind::Follow {
+                master: M,
+                rejoin: true
+            }
+        );
+        c.finished(&job, &ok(), now);
+        assert_eq!(c.next(&follow, now), Next::Idle { wake_at: None });
+    }
+
+    #[test]
+    fn a_stop_that_failed_keeps_the_environment_held_and_is_retried() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        c.environments.insert("web1".into(), EnvHeld::Running);
+        c.held = Held::Following(M);
+        let t = target(Role::Follower { master: Some(M) }, 3, Some(&[]));
+        let job = run(&mut c, &t, now);
+        assert_eq!(
+            (job.kind, job.stop.clone()),
+            (JobKind::Place, names(&["web1"]))
+        );
+        let report = JobReport {
+            stop_failed: names(&["web1"]),
+            ..ok()
+        };
+        let notices = c.finished(&job, &report, now);
+        assert_eq!(
+            notices,
+            [Notice::EnvironmentStopFailed {
+                name: "web1".into(),
+                failures: 1
+            }]
+        );
+        let holding = c.holding(3);
+        assert!(holding.environments.contains("web1"), "still claimed");
+        assert!(holding.running.is_empty(), "not reported running");
+        // Waits for its backoff, then tries again.
+        assert_eq!(
+            c.next(&t, now),
+            Next::Idle {
+                wake_at: Some(now + Duration::from_secs(2))
+            }
+        );
+        let later = now + Duration::from_secs(2);
+        let job = run(&mut c, &t, later);
+        assert_eq!(job.stop, names(&["web1"]));
+        c.finished(
+            &job,
+            &JobReport {
+                stopped: names(&["web1"]),
+                ..ok()
+            },
+            later,
+        );
+        assert!(c.holds_nothing());
+    }
+
+    #[test]
+    fn a_start_that_failed_after_jstart_ran_stays_held() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        c.held = Held::Following(M);
+        let t = target(
+            Role::Follower { master: Some(M) },
+            1,
+            Some(&["web1", "web2"]),
+        );
+        let job = run(&mut c, &t, now);
+        assert_eq!(job.start, names(&["web1", "web2"]));
+        c.finished(
+            &job,
+            &JobReport {
+                start_failed: names(&["web1"]),
+                not_started: names(&["web2"]),
+                ..ok()
+            },
+            now,
+        );
+        let holding = c.holding(1);
+        assert_eq!(holding.environments, ["web1".to_owned()].into());
+        // Lost its lease meanwhile: it must be stopped, verified, before it
+        // is released.
+        let gone = target(Role::Follower { master: Some(M) }, 2, Some(&[]));
+        let job = run(&mut c, &gone, now + Duration::from_secs(2));
+        assert_eq!(job.stop, names(&["web1"]));
+    }
+
+    #[test]
+    fn a_role_change_stops_everything_on_the_old_mounts_in_the_same_runbook() {
+        let now = Instant::now();
+        let found = Found {
+            master: false,
+            environments: ["a".to_owned(), "b".to_owned()].into(),
+        };
+        let mut c = Converger::new(found, true, BACKOFF);
+        let job = run(&mut c, &target(Role::Master, 1, Some(&["a"])), now);
+        assert_eq!((job.kind, job.stop), (JobKind::Promote, names(&["a", "b"])));
+    }
+
+    #[test]
+    fn environments_start_only_once_the_role_is_settled() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        let t = target(Role::Follower { master: None }, 1, Some(&["web1"]));
+        assert_eq!(c.next(&t, now), Next::Idle { wake_at: None });
+        assert!(c.holds_nothing());
+    }
+
+    #[test]
+    fn failed_demotes_are_counted_for_the_escalation() {
+        let now = Instant::now();
+        let found = Found {
+            master: true,
+            environments: BTreeSet::new(),
+        };
+        let mut c = Converger::new(found, true, BACKOFF);
+        let t = target(Role::Follower { master: None }, 1, None);
+        let failed = JobReport::only(JobOutcome::Failed {
+            step: "export pool tank".into(),
+            error: "pool is busy".into(),
+        });
+        let mut at = now;
+        for n in 1..=3 {
+            let job = run(&mut c, &t, at);
+            assert_eq!(job.kind, JobKind::Demote);
+            let notices = c.finished(&job, &failed, at);
+            assert!(
+                matches!(notices[..], [Notice::ReleaseFailed { failures, .. }] if failures == n)
+            );
+            at += BACKOFF.after(n);
+        }
+        assert_eq!(c.holding(1).release_failures, 3);
+        assert!(c.holding(1).master);
+    }
+
+    #[test]
+    fn plain_vrrp_follows_without_a_runbook() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), false, BACKOFF);
+        let t = target(Role::Follower { master: Some(M) }, 1, None);
+        assert_eq!(c.next(&t, now), Next::Idle { wake_at: None });
+        assert_eq!(c.held(), Held::Following(M));
+    }
+}
