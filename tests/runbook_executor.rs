@@ -561,3 +561,139 @@ async fn a_failed_listing_skips_the_cleanup_and_the_follow_goes_on() {
     );
     assert!(actions.contains(&"cbsd jstart inter=0 jname=web1".to_owned()));
 }
+
+/// The pool as the master that crashed left it: imported read-write under
+/// its hostid, never exported; `writing`: that node still runs it (cut
+/// off, not dead).
+fn pool_left_by(multihost: &str, writing: bool) -> serde_json::Value {
+    json!({
+        "multihost": multihost,
+        "state": "active",
+        "hostid": "0x2a",
+        "hostname": "node3",
+        "writing": writing,
+    })
+}
+
+const RO_IMPORT: &str = "zpool import -N -o readonly=on -o cachefile=none -f tank";
+const RW_IMPORT: &str = "zpool import -o cachefile=none -f tank";
+
+#[tokio::test]
+async fn zfs_promote_reads_multihost_read_only_then_imports_with_cachefile_none() {
+    let world = World::new("node1");
+    world.add_pool("tank", pool_left_by("on", false));
+    let (mut runner, vip) = runner(&world, &world.storage_zfs("tank"), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let argvs = world.argvs();
+    let ro = position(&argvs, RO_IMPORT);
+    let get = position(&argvs, "zpool get -H -o value multihost tank");
+    let export = position(&argvs, "zpool export tank");
+    let rw = position(&argvs, RW_IMPORT);
+    assert!(ro < get && get < export && export < rw, "{argvs:#?}");
+    let pool = world.pool("tank");
+    assert_eq!(pool["imported"], true, "{pool}");
+    assert_eq!(pool["readonly"], "off", "{pool}");
+    assert_eq!(pool["cachefile"], "none", "not in /etc/zfs/zpool.cache");
+    assert_eq!(pool["hostname"], "node1", "{pool}");
+    assert_eq!(vip.calls(), ["add", "announce"]);
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(world.actions().last().unwrap(), "zpool export tank");
+    let pool = world.pool("tank");
+    assert_eq!(
+        (&pool["imported"], &pool["state"]),
+        (&json!(false), &json!("exported"))
+    );
+}
+
+#[tokio::test]
+async fn a_pool_without_multihost_is_refused_and_left_exported() {
+    let world = World::new("node1");
+    world.add_pool("tank", pool_left_by("off", false));
+    let (mut runner, vip) = runner(&world, &world.storage_zfs("tank"), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "check multihost of tank");
+    for words in [
+        "printed \"off\", not \"on\"",
+        "refusing pool tank without multihost=on",
+        "'zpool set multihost=on tank'",
+        "unique hostid",
+    ] {
+        assert!(error.contains(words), "{words:?} not in {error}");
+    }
+    let pool = world.pool("tank");
+    assert_eq!(pool["imported"], false, "the undo exported it: {pool}");
+    assert_eq!(
+        (&pool["hostname"], &pool["state"]),
+        (&json!("node3"), &json!("active")),
+        "nothing written to the pool: {pool}"
+    );
+    let actions = world.actions();
+    assert!(!actions.contains(&RW_IMPORT.to_owned()), "{actions:#?}");
+    assert_eq!(actions.last().unwrap(), "zpool export tank");
+    assert!(vip.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_cut_off_master_still_writing_a_pool_without_multihost_never_sees_a_second_writer() {
+    let world = World::new("node1");
+    world.add_pool("tank", pool_left_by("off", true));
+    let (mut runner, _) = runner(&world, &world.storage_zfs("tank"), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed { step, .. } if step == "check multihost of tank"),
+        "{outcome:?}"
+    );
+    let pool = world.pool("tank");
+    assert_eq!(pool["two_writers"], serde_json::Value::Null, "{pool}");
+    assert_eq!(pool["imported"], false, "{pool}");
+}
+
+#[tokio::test]
+async fn a_pool_another_node_runs_with_multihost_is_not_imported_even_with_f() {
+    let world = World::new("node1");
+    world.add_pool("tank", pool_left_by("on", true));
+    let (mut runner, vip) = runner(&world, &world.storage_zfs("tank"), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "import pool tank read-only");
+    assert!(
+        error.contains("Export the pool on the other system"),
+        "{error}"
+    );
+    let pool = world.pool("tank");
+    assert_ne!(pool["imported"], true, "{pool}");
+    assert_eq!(pool["hostname"], "node3", "{pool}");
+    assert!(vip.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_promote_over_a_pool_it_already_imported_goes_on_without_exporting() {
+    let world = World::new("node1");
+    world.add_pool(
+        "tank",
+        json!({"multihost": "on", "state": "active", "hostname": "node1",
+               "imported": true, "readonly": "off", "cachefile": "none", "mounted": true}),
+    );
+    let (mut runner, _) = runner(&world, &world.storage_zfs("tank"), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let actions = world.actions();
+    assert!(
+        !actions.iter().any(|a| a.starts_with("zpool")),
+        "{actions:#?}"
+    );
+    assert_eq!(world.pool("tank")["imported"], true);
+}

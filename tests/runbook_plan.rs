@@ -150,16 +150,100 @@ fn promote_with_hast_v4_only_starts_three_services() {
     );
 }
 
+/// Read-only import, `multihost` must be `on`, export, read-write import;
+/// never cached (`cachefile=none`).
+const ZFS_TAKE: &[&str] = &[
+    "/sbin/zpool import -N -o readonly=on -o cachefile=none -f tank",
+    "/sbin/zpool get -H -o value multihost tank",
+    "/sbin/zpool export tank",
+    "/sbin/zpool import -o cachefile=none -f tank",
+];
+
 #[test]
-fn promote_with_zfs_imports_the_pool() {
+fn promote_with_zfs_checks_multihost_read_only_before_importing_the_pool() {
     assert_eq!(
         promote_all(&config(ZFS, "")),
-        promote_expected(&["/sbin/zpool import -f tank"], FULL)
+        promote_expected(ZFS_TAKE, FULL)
     );
     assert_eq!(
         promote_all(&config(ZFS, "v4_only = true")),
-        promote_expected(&["/sbin/zpool import -f tank"], V4)
+        promote_expected(ZFS_TAKE, V4)
     );
+}
+
+#[test]
+fn plan_promote_with_zfs_shows_the_multihost_check_and_each_import() {
+    let config = config(ZFS, "");
+    let backend = FreeBsdIfconfig {
+        ifconfig_path: config.tools.ifconfig.clone(),
+    };
+    let text = plan::render(&config, Kind::Promote, &backend, &[]);
+    let expected = "\
+ 4. import pool tank read-only  [timeout 600s, on failure: abort]
+    check  /sbin/zpool list -H -o name tank  => done if exit 0
+    else   /sbin/zpool import -N -o readonly=on -o cachefile=none -f tank  (then check again)
+    undo:  export pool tank
+ 5. check multihost of tank  [timeout 30s, on failure: abort]
+    run    /sbin/zpool get -H -o value multihost tank  => prints \"on\"
+ 6. export read-only pool tank  [timeout 600s, on failure: abort]
+    check  /sbin/zpool get -H -o value readonly tank  => done if does not print \"on\" (or fails)
+    else   /sbin/zpool export tank  (then check again)
+ 7. import pool tank  [timeout 600s, on failure: abort]
+    check  /sbin/zpool list -H -o name tank  => done if exit 0
+    else   /sbin/zpool import -o cachefile=none -f tank  (then check again)
+    undo:  export pool tank
+";
+    assert!(text.contains(expected), "{text}");
+}
+
+/// The lines of `plan` from the step named `first` up to the step named
+/// `next`, a comment line or the end, whichever comes first.
+fn step_lines(plan: &str, first: &str, next: Option<&str>) -> String {
+    let is_step = |line: &str, name: &str| {
+        line.split_once(". ").is_some_and(|(number, rest)| {
+            number.trim().parse::<u32>().is_ok() && rest.starts_with(&format!("{name}  ["))
+        })
+    };
+    let lines: Vec<&str> = plan.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| is_step(l, first))
+        .unwrap_or_else(|| panic!("no step {first:?} in\n{plan}"));
+    let length = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with('#') || next.is_some_and(|next| is_step(l, next)))
+        .map_or(lines.len() - start, |n| n + 1);
+    lines[start..start + length]
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// docs/runbooks.md shows the zfs steps of `plan` for
+/// contrib/examples/zfs.toml: keep them true.
+#[test]
+fn the_documented_zfs_steps_match_the_zfs_example() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("contrib/examples/zfs.toml")).unwrap();
+    let config = parse_with_hostname(&text, Path::new("zfs.toml"), None).unwrap();
+    let backend = FreeBsdIfconfig {
+        ifconfig_path: config.tools.ifconfig.clone(),
+    };
+    let docs = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap_or_default();
+    let promote = plan::render(&config, Kind::Promote, &backend, &[]);
+    let take = step_lines(
+        &promote,
+        "import pool cbsdshared read-only",
+        Some("find /cbsdshared/jails-data"),
+    );
+    let demote = plan::render(&config, Kind::Demote, &backend, &[]);
+    let release = step_lines(&demote, "export pool cbsdshared", None);
+    for block in [take, release] {
+        assert!(
+            docs.contains(&block),
+            "docs/runbooks.md lacks these lines of `plan` for contrib/examples/zfs.toml:\n{block}"
+        );
+    }
 }
 
 #[test]

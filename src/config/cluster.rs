@@ -62,7 +62,9 @@ pub enum StorageKind {
         /// The provider's device, `/dev/hast/<resource>`.
         device: PathBuf,
     },
-    /// A pool on shared disks: `zpool import -f POOL` / `zpool export POOL`.
+    /// A pool on shared disks with `multihost=on`: `zpool import -o
+    /// cachefile=none -f POOL` (after a read-only import has shown
+    /// `multihost=on`) / `zpool export POOL`.
     Zfs { pool: String },
 }
 

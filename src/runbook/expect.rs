@@ -3,8 +3,9 @@
 //!
 //! The exit code alone is often not enough on FreeBSD: a plain `service X
 //! start` of a disabled service prints "Cannot 'start'" and exits 0, CBSD's
-//! `jstatus` exits 1 when the environment *is* registered, and whether a
-//! path is mounted is best read from `mount -p` (fstab(5) format).
+//! `jstatus` exits 1 when the environment *is* registered, whether a
+//! path is mounted is best read from `mount -p` (fstab(5) format), and a
+//! pool property is what `zpool get -H -o value` prints.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,15 @@ pub enum Expect {
     NotMounted { mountpoint: PathBuf },
     /// `sockstat -l` shows a listener on `port`.
     Listening { port: u16 },
+    /// Exit status 0 and standard output is exactly `value` (one line,
+    /// e.g. `on` from `zpool get -H -o value multihost POOL`). `otherwise`
+    /// ends the error when something else was printed: what is wrong and
+    /// how to fix it.
+    Prints { value: String, otherwise: String },
+    /// Anything but `value` printed with exit status 0, a failure included
+    /// (e.g. `zpool get -H -o value readonly POOL`: not `on` once the pool
+    /// is exported).
+    DoesNotPrint { value: String },
 }
 
 impl Expect {
@@ -85,6 +95,18 @@ impl Expect {
                     Err(format!("nothing listens on port {port}"))
                 }
             }
+            Expect::Prints { value, otherwise } => match exit {
+                Some(0) if stdout.trim() == value => Ok(()),
+                Some(0) => Err(format!(
+                    "printed {:?}, not {value:?}: {otherwise}",
+                    stdout.trim()
+                )),
+                _ => Err(format!("exited with {exit_text}")),
+            },
+            Expect::DoesNotPrint { value } => match exit {
+                Some(0) if stdout.trim() == value => Err(format!("printed {value:?}")),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -102,6 +124,8 @@ impl Expect {
             },
             Expect::NotMounted { mountpoint } => format!("does not list {}", mountpoint.display()),
             Expect::Listening { port } => format!("a listener on port {port}"),
+            Expect::Prints { value, .. } => format!("prints {value:?}"),
+            Expect::DoesNotPrint { value } => format!("does not print {value:?} (or fails)"),
         }
     }
 }
@@ -190,6 +214,29 @@ mod tests {
         assert!(present.check(Some(0), MOUNT_P).is_err());
         // A prefix of a mounted path is not mounted.
         assert_eq!(mounted_from(MOUNT_P, Path::new("/usr/jails")), None);
+    }
+
+    #[test]
+    fn a_property_must_be_printed_exactly_and_the_error_says_what_to_do() {
+        let multihost_on = Expect::Prints {
+            value: "on".into(),
+            otherwise: "set it".into(),
+        };
+        assert!(multihost_on.check(Some(0), "on\n").is_ok());
+        assert_eq!(
+            multihost_on.check(Some(0), "off\n"),
+            Err("printed \"off\", not \"on\": set it".to_owned())
+        );
+        assert!(multihost_on.check(Some(0), "online\n").is_err());
+        // A failed `zpool get` says so, not that the value was wrong.
+        assert_eq!(
+            multihost_on.check(Some(1), ""),
+            Err("exited with status 1".to_owned())
+        );
+        let not_read_only = Expect::DoesNotPrint { value: "on".into() };
+        assert!(not_read_only.check(Some(0), "off\n").is_ok());
+        assert!(not_read_only.check(Some(1), "").is_ok(), "not imported");
+        assert!(not_read_only.check(Some(0), "on\n").is_err());
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! - `hast`: `hastctl role primary RES`, wait for `/dev/hast/RES`,
 //!   `fsck -p -y -t ufs`, mount it on the root; release in reverse with
 //!   `role secondary` (only two HAST nodes can be candidates);
-//! - `zfs`: `zpool import -f POOL` / `zpool export POOL` (a pool on shared
-//!   disks; `-f` because the dead master never exported it).
+//! - `zfs`: a pool on shared disks, imported with `-o cachefile=none -f`
+//!   only once a read-only import has shown `multihost=on`; released with
+//!   `zpool export POOL` (see [`zfs_take`] for why in this order).
 //!
 //! Then each `<root>/<d>` is nullfs-mounted on `<workdir>/<d>`, so promote
 //! and demote only change how `<workdir>/<d>` is mounted.
@@ -53,13 +54,136 @@ fn zpool(config: &Config, args: &[&str]) -> Command {
     Command::new(argv)
 }
 
+/// `zpool list -H -o name POOL`: exit 0 when the pool is imported here
+/// (read-only or not); otherwise "cannot open 'POOL': no such pool" and
+/// exit 1 (libzfs_pool.c `zpool_open_canfail`).
+fn pool_imported(config: &Config, pool: &str) -> Checked {
+    Checked {
+        command: zpool(config, &["list", "-H", "-o", "name", pool]),
+        expect: Expect::Success,
+    }
+}
+
+/// Imports `pool` with `import_args` unless it is imported already.
+fn zpool_import(config: &Config, name: String, pool: &str, import_args: &[&str]) -> Step {
+    let mut args = vec!["import"];
+    args.extend_from_slice(import_args);
+    args.push(pool);
+    Step::new(
+        name,
+        Action::Ensure(Ensure {
+            probe: pool_imported(config, pool),
+            acts: vec![zpool(config, &args)],
+            when_satisfied: None,
+        }),
+        config.runbook.storage_timeout,
+    )
+    .undo(zpool_export(config, pool))
+}
+
+/// PROMOTE step 4 with `kind = "zfs"`: four steps.
+///
+/// 1. `zpool import -N -o readonly=on -o cachefile=none -f POOL`
+/// 2. `zpool get -H -o value multihost POOL` must print `on`
+/// 3. `zpool export POOL` (the read-only import)
+/// 4. `zpool import -o cachefile=none -f POOL`
+///
+/// Why `-f`: the master that died never exported the pool, and without
+/// `-f` (`ZFS_IMPORT_ANY_HOST`) OpenZFS refuses a pool whose labels say
+/// active under another hostid (cmd/zpool/zpool_main.c
+/// `zfs_force_import_required`). That is all `-f` overrides. The kernel's
+/// activity check for `multihost=on` (MMP) still runs: module/zfs/spa.c
+/// `spa_activity_check_required` skips it only for zdb
+/// (`ZFS_IMPORT_SKIP_MMP`), a pool without MMP, a label carrying this
+/// node's own hostid (2.3 and later: and exported) or (2.2) an exported
+/// pool. The import then watches the labels for
+/// `fail_intervals * interval * 2` (20 s by default, plus up to 25 %) and
+/// fails with EREMOTEIO when another node still writes its MMP uberblocks
+/// (module/zfs/mmp.c), `-f` or not (zpoolprops.7: "cannot be imported,
+/// even with the -f option"). With `multihost=off`, `-f` imports a pool
+/// that a partitioned ex-master still writes: two writers, a corrupted
+/// pool. Hence `multihost=on` is required, and with it a unique non-zero
+/// hostid on every node (a shared hostid skips the check; hostid 0 is
+/// refused, `MMP_STATE_NO_HOSTID`): FreeBSD's `kern.hostid`, set at boot
+/// by rc.d/hostid from `/etc/hostid`.
+///
+/// Why read-only first: `multihost` lives in the pool, so only an imported
+/// pool shows it, and a read-only import writes nothing (spa.c
+/// `spa_load_impl` claims the ZIL, starts the txg sync and the MMP thread
+/// and rewrites the labels only for a writeable pool; `-N` mounts
+/// nothing). A `multihost=off` pool is thus refused before this node has
+/// written a block to it, even while a partitioned ex-master writes it;
+/// a check after a read-write import would come after the damage. The
+/// cost: the activity check runs for both imports (the read-only one
+/// leaves the labels as they were).
+///
+/// Why `cachefile=none`: an import otherwise lists the pool in
+/// `/etc/zfs/zpool.cache`, and FreeBSD's libexec/rc/rc.d/zpool runs
+/// `zpool import -c /etc/zfs/zpool.cache -a -N` at boot: an ex-master
+/// that crashed (so never exported) would take the pool back on its own,
+/// outside the agent. With `cachefile=none` the pool "is never cached"
+/// (zpoolprops.7): only a promote imports it.
+///
+/// Each step probes first, so a promote re-run over a partial one (the
+/// pool imported read-only or read-write) goes on from where it stopped.
+/// A refused pool this promote imported is exported by the undo of step
+/// 1; one imported before the promote began, by the demote that follows
+/// a failed promote.
+fn zfs_take(config: &Config, pool: &str) -> Vec<Step> {
+    vec![
+        zpool_import(
+            config,
+            format!("import pool {pool} read-only"),
+            pool,
+            &["-N", "-o", "readonly=on", "-o", "cachefile=none", "-f"],
+        ),
+        Step::new(
+            format!("check multihost of {pool}"),
+            Action::Run(Checked {
+                command: zpool(config, &["get", "-H", "-o", "value", "multihost", pool]),
+                expect: Expect::Prints {
+                    value: "on".into(),
+                    otherwise: format!(
+                        "refusing pool {pool} without multihost=on (nothing else keeps a second \
+                         node from importing it with -f while another still uses it): give every \
+                         node a unique hostid (sysctl kern.hostid), then run \
+                         'zpool set multihost=on {pool}' where the pool is imported; see [storage] \
+                         in rcbsd-failover.toml(5)"
+                    ),
+                },
+            }),
+            config.runbook.command_timeout,
+        ),
+        Step::new(
+            format!("export read-only pool {pool}"),
+            Action::Ensure(Ensure {
+                // Imported read-write already (a promote re-run): nothing
+                // to export. Not imported any more: done.
+                probe: Checked {
+                    command: zpool(config, &["get", "-H", "-o", "value", "readonly", pool]),
+                    expect: Expect::DoesNotPrint { value: "on".into() },
+                },
+                acts: vec![zpool(config, &["export", pool])],
+                when_satisfied: None,
+            }),
+            config.runbook.storage_timeout,
+        ),
+        zpool_import(
+            config,
+            format!("import pool {pool}"),
+            pool,
+            &["-o", "cachefile=none", "-f"],
+        ),
+    ]
+}
+
 fn zpool_export(config: &Config, pool: &str) -> Step {
     Step::new(
         format!("export pool {pool}"),
         Action::Ensure(Ensure {
             probe: Checked {
-                command: zpool(config, &["list", "-H", "-o", "name", pool]),
                 expect: Expect::Failure,
+                ..pool_imported(config, pool)
             },
             acts: vec![zpool(config, &["export", pool])],
             when_satisfied: None,
@@ -129,19 +253,7 @@ pub fn take(config: &Config, cbsd: &Cbsd, storage: &Storage) -> Vec<Step> {
                 .undo(unmount_root(config, storage)),
             ]
         }
-        StorageKind::Zfs { pool } => vec![Step::new(
-            format!("import pool {pool}"),
-            Action::Ensure(Ensure {
-                probe: Checked {
-                    command: zpool(config, &["list", "-H", "-o", "name", pool]),
-                    expect: Expect::Success,
-                },
-                acts: vec![zpool(config, &["import", "-f", pool])],
-                when_satisfied: None,
-            }),
-            settings.storage_timeout,
-        )
-        .undo(zpool_export(config, pool))],
+        StorageKind::Zfs { pool } => zfs_take(config, pool),
     };
     for dir in &cbsd.shared_dirs {
         let path = storage.dir_path(dir);

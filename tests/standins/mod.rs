@@ -168,6 +168,32 @@ retry_backoff_max = "0.2s"
         )
     }
 
+    /// `[storage]` of kind zfs: `pool`, its datasets mounted on this
+    /// world's store.
+    pub fn storage_zfs(&self, pool: &str) -> String {
+        format!(
+            "[storage]\nkind = \"zfs\"\npool = \"{pool}\"\nroot = \"{}\"\n",
+            self.store.display()
+        )
+    }
+
+    /// Puts a pool on the shared disks: `record` is a pool record of
+    /// standin.py's zpool (`multihost`, `state`, `hostid`, `hostname`,
+    /// `writing`), merged into this node's state.
+    pub fn add_pool(&self, name: &str, record: Value) {
+        let mut state = match self.state() {
+            Value::Object(map) => Value::Object(map),
+            _ => serde_json::json!({}),
+        };
+        state["pools"][name] = record;
+        std::fs::write(&self.state, state.to_string()).unwrap();
+    }
+
+    /// A pool's record as the stand-in left it.
+    pub fn pool(&self, name: &str) -> Value {
+        self.state()["pools"][name].clone()
+    }
+
     /// Every recorded call, in order.
     pub fn calls(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
@@ -202,7 +228,8 @@ retry_backoff_max = "0.2s"
                     || a.ends_with("onestatus")
                     || a.starts_with("cbsd jstatus")
                     || a.starts_with("sockstat")
-                    || a.starts_with("zpool list"))
+                    || a.starts_with("zpool list")
+                    || a.starts_with("zpool get"))
             })
             .collect()
     }

@@ -35,7 +35,9 @@ words, "already running?" and exit 1 on a second start, "Cannot 'start'"
 and exit 0 for a plain start, `mount -p` in fstab(5) format, CBSD's jstatus
 with its inverted exit code (1 = registered) and the jid on stdout,
 `cbsd jorder`/`border` with the registered jails/VMs' names, `cbsd
-junregister` refusing a running one ("Jail is active"). Mounts
+junregister` refusing a running one ("Jail is active"), `zpool` by
+OpenZFS's import rules (the zpool comment under "storage" below: `-f`, the
+multihost activity check, read-only imports, `cachefile`). Mounts
 are emulated with symlinks so that files under the workdir behave as they
 would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
@@ -46,6 +48,7 @@ import json
 import os
 import sys
 import time
+import zlib
 
 
 def load_config():
@@ -381,24 +384,163 @@ def tool_hastctl(config, state, args):
     out(code=64, err="usage: hastctl role <init | primary | secondary> <name>")
 
 
+# zpool follows OpenZFS 2.2 (the rules below name the file each comes
+# from; 2.3 and later differ where noted). A pool on the shared disks is
+# a record in state["pools"], keyed by name; a name without a record is
+# not on the disks. A test writes the record:
+#   {"multihost": "off",      # the pool property (zpoolprops.7: default off)
+#    "state": "exported",     # the labels' pool state: "active" from a
+#                             # read-write import until its export (a
+#                             # crashed importer leaves it "active")
+#    "hostid": "0x2a", "hostname": "node3",  # the labels: who imported it
+#                             # read-write last
+#    "writing": false,        # that other node still has it imported and
+#                             # writes (its MMP uberblocks, with multihost=on)
+# and the stand-in adds what this node did: "imported", "readonly",
+# "cachefile" ("none", or "" for /etc/zfs/zpool.cache), "mounted" (no -N),
+# "two_writers" (imported read-write while another node still writes: the
+# corruption multihost=on exists to prevent). This node's hostid is
+# state["hostid"] (default: one derived from the node's name; "0x0" is a
+# hostid never set). Not modelled: the activity check's 20-25 s wait, and
+# an export refused because a dataset is busy.
+
+
+def zpool_hostid(config, state):
+    return int(state.get("hostid", "0x%08x" % (zlib.crc32(config["node"].encode()) or 1)), 16)
+
+
+def zpool_no_such_pool(pool):
+    # lib/libzfs/libzfs_pool.c zpool_open_canfail: not imported here.
+    out(code=1, err=f"cannot open '{pool}': no such pool")
+
+
+def zpool_activity_check_required(record, hostid):
+    """module/zfs/spa.c spa_activity_check_required (2.2): only with
+    multihost=on, and skipped when the labels carry this node's own hostid
+    (so two nodes with one hostid defeat it; 2.3+ still checks an active
+    pool then) or the pool was cleanly exported (2.3+: checked, but an
+    exported pool shows no activity either)."""
+    return (record.get("multihost", "off") == "on"
+            and int(record.get("hostid", "0x0"), 16) != hostid
+            and record.get("state", "exported") == "active")
+
+
+def zpool_import(config, state, args):
+    flags, props, rest = set(), {}, list(args)
+    while rest and rest[0].startswith("-"):
+        flag = rest.pop(0)
+        if flag == "-o" and rest and "=" in rest[0]:
+            name, _, value = rest.pop(0).partition("=")
+            props[name] = value
+        elif flag == "-o":
+            out(code=2, err="standin: zpool import -o MNTOPTS is not modelled")
+        elif flag in ("-f", "-N"):
+            flags.add(flag)
+        else:
+            out(code=2, err=f"invalid option '{flag.lstrip('-')}'\nusage:\n\timport [-options] <pool | id> [newpool]")
+    if len(rest) != 1:
+        out(code=2, err="standin: zpool import without exactly one pool is not modelled")
+    unmodelled = set(props) - {"cachefile", "readonly"}
+    if unmodelled or props.get("readonly", "off") not in ("on", "off"):
+        out(code=2, err=f"standin: zpool import -o {props} is not modelled")
+    pool = rest[0]
+    pools = state.setdefault("pools", {})
+    record = pools.get(pool)
+    if record is not None and record.get("imported"):
+        # cmd/zpool/zpool_main.c zpool_do_import: the search skips pools
+        # active on this system.
+        out(code=1, err=f"cannot import '{pool}': a pool with that name is already created/imported,\n"
+                        "and no additional pools with that name were found")
+    if record is None:
+        out(code=1, err=f"cannot import '{pool}': no such pool available")
+    hostid = zpool_hostid(config, state)
+    other = record.get("hostname", "<unknown>")
+    other_hostid = int(record.get("hostid", "0x0"), 16)
+    # spa.c spa_ld_select_uberblock, when the activity check is required:
+    # no hostid here is MMP_STATE_NO_HOSTID, another node's MMP writes
+    # seen during the check MMP_STATE_ACTIVE.
+    mmp_state = None
+    if zpool_activity_check_required(record, hostid):
+        if hostid == 0:
+            mmp_state = "no_hostid"
+        elif record.get("writing", False):
+            mmp_state = "active"
+    if "-f" not in flags:
+        # zpool_main.c zfs_force_import_required and do_import: without
+        # -f (ZFS_IMPORT_ANY_HOST), a pool the labels say is active under
+        # another hostid, or whose activity check did not pass, is refused.
+        if mmp_state == "active":
+            out(code=1, err=f"cannot import '{pool}': pool is imported on {other} (hostid: 0x{other_hostid:x})\n"
+                            "Export the pool on the other system, then run 'zpool import'.")
+        if mmp_state == "no_hostid":
+            out(code=1, err=f"Cannot import '{pool}': pool has the multihost property on and the\n"
+                            "system's hostid is not set. Set a unique hostid with the zgenhostid(8) command.")
+        if record.get("state", "exported") != "exported" and other_hostid != hostid:
+            out(code=1, err=f"cannot import '{pool}': pool was previously in use from another system.\n"
+                            f"Last accessed by {other} (hostid={other_hostid:x}) at {time.ctime()}\n"
+                            "The pool can be imported, use 'zpool import -f' to import the pool.")
+    # With -f the kernel still refuses (only ZFS_IMPORT_SKIP_MMP, zdb's,
+    # skips the activity check): EREMOTEIO, worded by
+    # lib/libzfs/libzfs_pool.c zpool_import_props. spa.c spa_load_impl
+    # refuses multihost=on without a hostid even when no check was needed.
+    if mmp_state == "no_hostid" or (record.get("multihost", "off") == "on" and hostid == 0):
+        out(code=1, err=f"cannot import '{pool}': pool has the multihost property on and the\n"
+                        "system's hostid is not set. Set a unique system hostid with the zgenhostid(8) command.")
+    if mmp_state == "active":
+        out(code=1, err=f"cannot import '{pool}': pool is imported on host '{other}' (hostid={other_hostid:x}).\n"
+                        "Export the pool on the other system, then run 'zpool import'.")
+    readonly = props.get("readonly", "off")
+    record.update({
+        "imported": True,
+        "readonly": readonly,
+        "cachefile": props.get("cachefile", ""),
+        "mounted": "-N" not in flags,
+    })
+    if readonly == "off":
+        # spa.c spa_load_impl: only a writeable import claims the ZIL,
+        # syncs and rewrites the labels (this node's hostid, state active).
+        if record.get("writing", False):
+            record["two_writers"] = True
+        record.update({"state": "active", "hostid": "0x%x" % hostid, "hostname": config["node"]})
+
+
 def tool_zpool(config, state, args):
-    pools = state.setdefault("pools", [])
+    pools = state.setdefault("pools", {})
     if args[:1] == ["list"]:
+        if args[1:4] != ["-H", "-o", "name"] or len(args) != 5:
+            out(code=2, err="standin: only zpool list -H -o name POOL is modelled")
         pool = args[-1]
-        if pool in pools:
-            out(pool)
-        out(code=1, err=f"cannot open '{pool}': no such pool")
+        if not pools.get(pool, {}).get("imported"):
+            zpool_no_such_pool(pool)
+        out(pool)
+    if args[:1] == ["get"]:
+        if args[1:4] != ["-H", "-o", "value"] or len(args) != 6:
+            out(code=2, err="standin: only zpool get -H -o value PROPERTY POOL is modelled")
+        prop, pool = args[4], args[5]
+        values = {"multihost": "off", "readonly": "off", "name": pool}
+        if prop not in values and prop != "cachefile":
+            # lib/libzfs/libzfs_util.c zprop_get_list; zpool_do_get: usage.
+            out(code=2, err=f"bad property list: invalid property '{prop}'")
+        record = pools.get(pool, {})
+        if not record.get("imported"):
+            zpool_no_such_pool(pool)
+        if prop == "cachefile":
+            # An unset cachefile (the default one) prints as "-".
+            out(record.get("cachefile") or "-")
+        out(record.get(prop, values[prop]))
     if args[:1] == ["import"]:
-        pool = args[-1]
-        if pool in pools:
-            out(code=1, err=f"cannot import '{pool}': a pool with that name already exists")
-        pools.append(pool)
+        zpool_import(config, state, args[1:])
         return
-    if args[:1] == ["export"]:
+    if args[:1] == ["export"] and len(args) == 2:
         pool = args[-1]
-        if pool not in pools:
-            out(code=1, err=f"cannot open '{pool}': no such pool")
-        pools.remove(pool)
+        record = pools.get(pool, {})
+        if not record.get("imported"):
+            zpool_no_such_pool(pool)
+        record.update({"imported": False, "mounted": False})
+        if record.get("readonly") == "off":
+            # spa.c spa_export_common: the labels say exported (a
+            # read-only pool's labels are left as they were).
+            record["state"] = "exported"
         return
     out(code=2, err="usage: zpool command args ...")
 
