@@ -11,6 +11,7 @@
 //! - [`agent`] is the tokio loop that wires them together, with [`control`]
 //!   (the Unix control socket) and [`events`] (the log interface);
 //! - [`config`] turns TOML into a validated [`config::Config`];
+//! - [`fence`] drives the watchdog that resets a node which stops patting it;
 //! - [`lab`] builds throwaway namespace topologies to measure failover.
 
 pub mod agent;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod control;
 pub mod election;
 pub mod events;
+pub mod fence;
 pub mod lab;
 pub mod net;
 pub mod quorum;
