@@ -14,6 +14,7 @@
 //! - [`agent`] is the tokio loop that wires them together, with [`control`]
 //!   (the Unix control socket) and [`events`] (the log interface);
 //! - [`config`] turns TOML into a validated [`config::Config`];
+//! - [`fence`] drives the watchdog that resets a node which stops patting it;
 //! - [`lab`] builds throwaway namespace topologies to measure failover.
 
 pub mod agent;

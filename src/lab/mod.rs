@@ -11,7 +11,8 @@
 //!   since when; [`procstat`]: memory and CPU of the agents;
 //! - [`trial`]: one implementation's election and failover trials;
 //!   [`flood`]: the flood benchmark (`--scenario flood`);
-//!   [`report`]: statistics, text and JSON output.
+//!   [`report`]: statistics, text and JSON output;
+//! - [`fake_watchdog`]: a software watchdog on a FIFO, for the fencing tests.
 //!
 //! Linux only (network namespaces); the arguments exist everywhere so the
 //! CLI is the same on FreeBSD, where `run` refuses clearly.
@@ -21,6 +22,8 @@ pub mod cancel;
 #[cfg(target_os = "linux")]
 pub mod cbsd;
 mod error;
+#[cfg(target_os = "linux")]
+pub mod fake_watchdog;
 
 #[cfg(target_os = "linux")]
 pub mod agents;
