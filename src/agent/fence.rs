@@ -23,7 +23,7 @@ pub struct Fence {
     wanted: Duration,
     /// The device's countdown (after its rounding).
     timeout: Duration,
-    kind: &'static str,
+    kind: String,
     watchdog: Option<Watchdog>,
     /// `None` until the first pat or disarm of this run.
     armed: Option<bool>,
@@ -38,12 +38,12 @@ impl Fence {
     /// Checks the device (it exists, is a character device or a FIFO) and
     /// learns its effective timeout, without arming it.
     pub fn open(config: &WatchdogConfig) -> Result<Fence, WatchdogError> {
-        let (kind, timeout) = Watchdog::probe(&config.device, config.timeout)?;
+        let (kind, timeout) = Watchdog::examine(&config.device, config.timeout)?;
         Ok(Fence {
             device: config.device.clone(),
             wanted: config.timeout,
             timeout,
-            kind: kind.as_str(),
+            kind: kind.to_string(),
             watchdog: None,
             armed: None,
             announced: None,
@@ -67,14 +67,9 @@ impl Fence {
     }
 
     fn device(&mut self) -> Result<&mut Watchdog, WatchdogError> {
-        if self.watchdog.is_none() {
-            self.watchdog = Some(Watchdog::open(&self.device, self.wanted)?);
-        }
-        match self.watchdog.as_mut() {
+        match &mut self.watchdog {
             Some(watchdog) => Ok(watchdog),
-            None => Err(WatchdogError::NotOpen {
-                path: self.device.clone(),
-            }),
+            slot => Ok(slot.insert(Watchdog::open(&self.device, self.wanted)?)),
         }
     }
 
@@ -133,7 +128,7 @@ impl Fence {
         let verdict = core.watchdog(now);
         WatchdogStatus {
             device: self.device.display().to_string(),
-            kind: self.kind.to_owned(),
+            kind: self.kind.clone(),
             timeout_ms: u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
             armed: self.armed == Some(true),
             verdict: verdict.as_str().to_owned(),

@@ -282,6 +282,35 @@ impl Watchdog {
         }
     }
 
+    /// Checks `path` and learns its effective timeout without arming it: a
+    /// FIFO and a FreeBSD device are opened and closed (neither arms on
+    /// open); a Linux device, which the kernel arms on open, is only
+    /// examined and its timeout computed. The agent calls this at start so
+    /// a wrong path fails there, and opens the device when it first needs
+    /// it.
+    pub fn examine(
+        path: &Path,
+        timeout: Duration,
+    ) -> Result<(WatchdogKind, Duration), WatchdogError> {
+        let metadata = std::fs::metadata(path).map_err(|error| WatchdogError::Stat {
+            path: path.to_owned(),
+            error,
+        })?;
+        let file_type = metadata.file_type();
+        if file_type.is_char_device() && cfg!(target_os = "linux") {
+            let secs =
+                linux_timeout_secs(timeout).ok_or_else(|| WatchdogError::TimeoutTooShort {
+                    path: path.to_owned(),
+                    kind: WatchdogKind::Linux,
+                    wanted: timeout,
+                    shortest: Duration::from_secs(1),
+                })?;
+            return Ok((WatchdogKind::Linux, Duration::from_secs(u64::from(secs))));
+        }
+        let watchdog = Watchdog::open(path, timeout)?;
+        Ok((watchdog.kind(), watchdog.timeout()))
+    }
+
     /// Arms the watchdog if needed and restarts its countdown of
     /// [`Watchdog::timeout`]. After an error the countdown may or may not be
     /// running; [`Watchdog::is_armed`] keeps its last known value.

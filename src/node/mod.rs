@@ -293,6 +293,10 @@ pub struct NodeCore {
     /// What the worker reported last (`None` until its first report: then
     /// everything it could hold counts as held).
     holding: Option<Holding>,
+    /// Per resource, the last decision that allowed it: until the worker
+    /// reports having served that decision (or a later one), it may be
+    /// acquiring it whatever its last report says.
+    allowed_at: BTreeMap<Resource, u64>,
     published: Option<Decision>,
     sequence: u64,
     /// Bumped with every cancelling decision; a promote failure reported
@@ -327,6 +331,7 @@ impl NodeCore {
             stopping: false,
             retained: false,
             holding: None,
+            allowed_at: BTreeMap::new(),
             published: None,
             sequence: 0,
             generation: 0,
@@ -405,6 +410,26 @@ impl NodeCore {
         }
     }
 
+    /// What the node may physically hold now: what the worker last
+    /// reported, plus what a decision it has not yet reported on allowed it
+    /// to acquire (a promote in progress holds the storage long before the
+    /// worker's next report). The fence (watchdog, overrun) counts this.
+    pub fn may_hold(&self) -> Holding {
+        let mut holding = self.holding();
+        for (resource, sequence) in &self.allowed_at {
+            if *sequence <= holding.applied {
+                continue;
+            }
+            match resource {
+                Resource::Master => holding.master = true,
+                Resource::Environment(name) => {
+                    holding.environments.insert(name.clone());
+                }
+            }
+        }
+        holding
+    }
+
     /// Milliseconds left of our lease on `resource`; `None` when not held.
     pub fn lease_ms(&self, resource: &Resource, now: Instant) -> Option<u64> {
         let cluster = self.cluster.as_ref()?;
@@ -432,7 +457,7 @@ impl NodeCore {
         let Some(rule) = &self.settings.watchdog else {
             return Verdict::Disarm;
         };
-        let holding = self.holding();
+        let holding = self.may_hold();
         if self.stuck_action() == Some(StuckAction::Watchdog) {
             return Verdict::Withhold {
                 why: format!(
@@ -570,6 +595,9 @@ impl NodeCore {
                 if let Some(cluster) = &mut self.cluster {
                     cluster.set_holding(holding.clone());
                 }
+                // Served: its own report says what is held of these.
+                self.allowed_at
+                    .retain(|_, sequence| *sequence > holding.applied);
                 self.holding = Some(holding);
                 self.check_stuck(now, out);
             }
@@ -765,7 +793,7 @@ impl NodeCore {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let holding = self.holding();
+        let holding = self.may_hold();
         let mut held: Vec<Resource> = holding
             .environments
             .iter()
@@ -901,6 +929,13 @@ impl NodeCore {
             environments,
             takeover,
         };
+        if decision.role == Role::Master {
+            self.allowed_at.insert(Resource::Master, decision.sequence);
+        }
+        for name in decision.environments.iter().flatten() {
+            self.allowed_at
+                .insert(Resource::Environment(name.clone()), decision.sequence);
+        }
         self.published = Some(decision.clone());
         out.push(Effect::Publish { decision, cancel });
     }

@@ -81,9 +81,10 @@ fn notices(effects: &[Effect]) -> Vec<&Notice> {
         .collect()
 }
 
+/// A report of the worker having served every decision so far.
 fn holding(master: bool, release_failures: u32) -> Holding {
     Holding {
-        applied: 1,
+        applied: u64::MAX / 2,
         master,
         environments: BTreeSet::new(),
         running: BTreeSet::new(),

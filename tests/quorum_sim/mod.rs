@@ -1,8 +1,9 @@
-//! The quorum simulation: N real election cores and quorum states on
-//! drifting clocks, a lossy network, a model of the runbook worker, and the
-//! ledger that checks that no resource ever has two holders.
+//! The quorum simulation: N real node cores (`node::NodeCore`: election,
+//! quorum, faults, overrides, the fence) on drifting clocks, a lossy
+//! network, the real worker decisions (`node::converge::Converger`) over
+//! simulated runbook steps that fail, hang and are slow, watchdogs, and the
+//! ledger that checks that no resource is ever physically held twice.
 
-pub mod agent;
 pub mod clock;
 pub mod ledger;
 pub mod network;

@@ -1,7 +1,9 @@
 //! Random scenarios: a seed gives the cluster (3 to 5 nodes, sometimes a
-//! follower-only voter), its timings, clock drifts, placement, the network
-//! and a schedule of chaos; `run` plays it and checks safety at every
-//! event (the ledger) and liveness after the last fault heals.
+//! follower-only voter, sometimes one node whose quorum settings differ,
+//! half the time a watchdog on every node), its timings, clock drifts,
+//! placement, the network and a schedule of chaos; `run` plays it and
+//! checks safety at every event (the ledger) and liveness after the last
+//! fault heals.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -10,12 +12,14 @@ use std::time::Duration;
 use rcbsd_failover::config::{EnvKind, PlacedEnvironment};
 use rcbsd_failover::election::timers::master_down_interval;
 use rcbsd_failover::election::{Centis, Params};
+use rcbsd_failover::node::converge::Backoff;
+use rcbsd_failover::node::watchdog::{WatchdogRule, WATCHDOG_SLACK};
+use rcbsd_failover::node::{ClusterSettings, Settings as NodeSettings};
 use rcbsd_failover::quorum::{Settings, StateSettings};
 
-use super::agent::NodeConfig;
 use super::network::Conditions;
-use super::worker::{DEMOTE_STEPS, PROMOTE_STEPS};
-use super::world::{Chaos, Stats, Steps, World};
+use super::worker::{DEMOTE_STEPS, KILL_WAIT, PROMOTE_STEPS};
+use super::world::{Chaos, NodeConfig, Operator, Stats, Steps, World};
 use crate::rng::Rng;
 
 /// The drift bound the lease arithmetic assumes (`quorum::lease`).
@@ -27,6 +31,38 @@ const QUIET: Duration = Duration::from_secs(2);
 
 /// How often the liveness watch looks after the heal.
 const SLICE: Duration = Duration::from_millis(250);
+
+/// The supervisor's restart delay (rc.d's `daemon -R 1`), for nodes with a
+/// watchdog; a node without one must be back within `restart_max`.
+pub const RC_RESTART_DELAY: Duration = Duration::from_secs(1);
+
+/// Retry timings of the workers (the agent's defaults scaled down).
+const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(50),
+    max: Duration::from_millis(400),
+};
+
+/// Failed demotes in a row before a node escalates.
+const RELEASE_ATTEMPTS: u32 = 3;
+
+/// One node whose quorum settings differ from the others'.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Its lease is this instead.
+    Lease(usize, Duration),
+    /// Its node list lacks one node (the other index).
+    MissingNode(usize, usize),
+    /// Its node list has a node nobody else has.
+    ExtraNode(usize),
+}
+
+impl Mismatch {
+    pub fn node(&self) -> usize {
+        match self {
+            Mismatch::Lease(n, _) | Mismatch::MissingNode(n, _) | Mismatch::ExtraNode(n) => *n,
+        }
+    }
+}
 
 /// One cluster's static shape and timings.
 #[derive(Clone, Debug)]
@@ -41,8 +77,9 @@ pub struct Cluster {
     pub drift_ppm: Vec<i32>,
     pub steps: Steps,
     pub placement: Vec<PlacedEnvironment>,
-    /// See [`NodeConfig::republish`].
-    pub republish: bool,
+    /// Every node's watchdog countdown, if the nodes have one.
+    pub watchdog: Option<Duration>,
+    pub mismatch: Option<Mismatch>,
 }
 
 impl Cluster {
@@ -58,56 +95,109 @@ impl Cluster {
         Ipv4Addr::new(198, 18, 0, node as u8 + 1)
     }
 
+    /// A fingerprint of a node list and its lease (what
+    /// `Config::quorum_hash` covers).
+    fn quorum_hash(nodes: &[String], lease: Duration, margin: Duration) -> u64 {
+        let mut hash = 0xcbf2_9ce4_8422_2325u64;
+        let text = format!("{nodes:?} {lease:?} {margin:?}");
+        for byte in text.bytes() {
+            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        hash
+    }
+
     pub fn node_configs(&self) -> Vec<NodeConfig> {
         let names: Vec<String> = (0..self.len()).map(Self::name).collect();
         (0..self.len())
-            .map(|i| NodeConfig {
-                params: Params {
-                    vrid: 51,
-                    priority: self.priorities[i],
-                    advert_interval: self.advert_interval,
-                    preempt: self.preempt[i],
-                    preempt_delay: Duration::ZERO,
-                    primary_address: Self::address(i),
-                },
-                may_be_master: self.may_be_master[i],
-                heartbeat_interval: self.heartbeat_interval,
-                republish: self.republish,
-                quorum: StateSettings {
-                    membership: Settings {
-                        me: names[i].clone(),
-                        nodes: names.clone(),
-                        lease: self.lease,
-                        quorum_hash: 0,
+            .map(|i| {
+                let mut nodes = names.clone();
+                let mut lease = self.lease;
+                match &self.mismatch {
+                    Some(Mismatch::Lease(n, other)) if *n == i => lease = *other,
+                    Some(Mismatch::MissingNode(n, gone)) if *n == i => {
+                        nodes.retain(|name| *name != Self::name(*gone));
+                    }
+                    Some(Mismatch::ExtraNode(n)) if *n == i => nodes.push("n9".into()),
+                    _ => {}
+                }
+                let candidates = self
+                    .placement
+                    .iter()
+                    .filter(|p| p.nodes.contains(&names[i]))
+                    .map(|p| p.name.clone())
+                    .collect();
+                NodeConfig {
+                    settings: NodeSettings {
+                        interface: "sim0".into(),
+                        params: Params {
+                            vrid: 51,
+                            priority: self.priorities[i],
+                            advert_interval: self.advert_interval,
+                            preempt: self.preempt[i],
+                            preempt_delay: Duration::ZERO,
+                            primary_address: Self::address(i),
+                        },
+                        may_be_master: self.may_be_master[i],
+                        fault_hold_off: Duration::from_secs(2),
+                        cluster: Some(ClusterSettings {
+                            state: StateSettings {
+                                membership: Settings {
+                                    me: names[i].clone(),
+                                    quorum_hash: Self::quorum_hash(
+                                        &nodes,
+                                        lease,
+                                        self.fence_margin,
+                                    ),
+                                    nodes,
+                                    lease,
+                                },
+                                fence_margin: self.fence_margin,
+                                placement: self.placement.clone(),
+                                config_hash: 0,
+                            },
+                            placement: true,
+                            candidates,
+                        }),
+                        watchdog: self.watchdog.map(|timeout| WatchdogRule {
+                            timeout,
+                            slack: WATCHDOG_SLACK.min(self.heartbeat_interval),
+                        }),
+                        release_attempts: RELEASE_ATTEMPTS,
                     },
-                    fence_margin: self.fence_margin,
-                    placement: self.placement.clone(),
-                    config_hash: 0,
-                },
+                    heartbeat_interval: self.heartbeat_interval,
+                    watchdog: self.watchdog,
+                    backoff: BACKOFF,
+                }
             })
             .collect()
     }
 
     pub fn world(&self, conditions: Conditions, seed: u64) -> World {
-        World::new(
+        let mut world = World::new(
             self.node_configs(),
             &self.drift_ppm,
             conditions,
             self.steps,
             seed,
-        )
+        );
+        world.excluded = (0..self.len())
+            .map(|i| self.mismatch.as_ref().is_some_and(|m| m.node() == i))
+            .collect();
+        world
     }
 
     /// The worst time, in real time, for the worker to give up what it
-    /// holds: finish the step it is in, stop every environment, demote.
+    /// holds: finish (or kill) the step it is in, stop every environment,
+    /// demote.
     pub fn release_work(&self) -> Duration {
-        self.steps.max * (1 + self.placement.len() as u32 + u32::from(DEMOTE_STEPS))
+        self.steps.max.max(KILL_WAIT)
+            + self.steps.max * (self.placement.len() as u32 + 1 + u32::from(DEMOTE_STEPS))
     }
 
     /// The longest a supervisor may take to restart a crashed agent for the
-    /// guarantee to hold: a crash in the middle of fencing leaves the
-    /// restarted agent `fence_margin` minus the fencing already done to
-    /// fence again from scratch (see docs/simulation.md).
+    /// guarantee to hold without a watchdog: a crash in the middle of
+    /// fencing leaves the restarted agent `fence_margin` minus the fencing
+    /// already done to fence again from scratch (docs/simulation.md).
     pub fn restart_max(&self) -> Duration {
         self.fence_margin
             .saturating_sub(self.release_work() * 2)
@@ -115,8 +205,9 @@ impl Cluster {
     }
 
     /// How long after the last fault heals (every node up, every link up,
-    /// no loss, delays at most `max_delay`) a master must hold the VIP and
-    /// every environment must run: the derivation is in docs/simulation.md.
+    /// no loss, delays at most `max_delay`, every fault cleared) a master
+    /// must hold the VIP and every environment must run: the derivation is
+    /// in docs/simulation.md.
     pub fn liveness_bound(&self, max_delay: Duration) -> LivenessBound {
         let slow = |d: Duration| d.div_f64(1.0 - RHO);
         let round = slow(self.heartbeat_interval) + max_delay;
@@ -133,8 +224,22 @@ impl Cluster {
             + max_delay;
         let envs = self.placement.len() as u32;
         let promote = self.steps.max * (1 + envs + u32::from(PROMOTE_STEPS));
-        let master = slow(self.lease) + election + self.release_work() + round * 3 + promote;
-        let move_one = self.steps.max * (envs + 2) + round * 3;
+        // Backoffs still running from before the heal, and a reboot by the
+        // watchdog started just before it.
+        let retries = BACKOFF.max * 2;
+        let reboot = if self.watchdog.is_some() {
+            self.watchdog.unwrap_or_default() + Duration::from_millis(500)
+        } else {
+            Duration::ZERO
+        };
+        let master = slow(self.lease) * 2
+            + election
+            + self.release_work()
+            + round * 3
+            + promote
+            + retries
+            + reboot;
+        let move_one = self.steps.max * (envs + 2) + round * 3 + retries;
         let environments = master + self.steps.max + move_one * 2 + self.steps.max * envs;
         LivenessBound {
             master,
@@ -178,12 +283,20 @@ impl Scenario {
         let mut chaos: Vec<(Duration, Chaos)> = (0..n)
             .map(|i| (rng.duration_up_to(Duration::from_secs(2)), Chaos::Start(i)))
             .collect();
-        let faults = rng.range(2, 10);
-        let restart_max = cluster.restart_max();
+        let faults = rng.range(2, 12);
+        let watchdog = cluster.watchdog.is_some();
+        // Without a watchdog the agent must be back in time (an assumption
+        // of the guarantee); with one, as late as rc.d restarts it.
+        let restart_max = if watchdog {
+            RC_RESTART_DELAY
+        } else {
+            cluster.restart_max()
+        };
+        let lease = cluster.lease;
         for _ in 0..faults {
             let at = Duration::from_millis(rng.range(1_000, chaos_for.as_millis() as u64));
             let node = rng.range(0, n as u64 - 1) as usize;
-            match rng.range(0, 9) {
+            match rng.range(0, 17) {
                 0 | 1 => {
                     let groups = (0..n).map(|_| rng.range(0, 2) as u8).collect();
                     chaos.push((at, Chaos::Partition(groups)));
@@ -199,30 +312,81 @@ impl Scenario {
                 4 => chaos.push((at, Chaos::Heal)),
                 5 => chaos.push((at, Chaos::Network(random_conditions(&mut rng)))),
                 6 | 7 => {
-                    // The supervisor restarts a crashed agent promptly.
                     let at = at.min(chaos_for.saturating_sub(restart_max));
-                    chaos.push((at, Chaos::Crash(node)));
+                    let crash = if rng.chance(30) {
+                        Chaos::CrashLosingState(node)
+                    } else {
+                        Chaos::Crash(node)
+                    };
+                    chaos.push((at, crash));
                     let back = at + rng.duration_up_to(restart_max);
                     chaos.push((back, Chaos::Start(node)));
                 }
-                _ => {
+                8 => {
                     chaos.push((at, Chaos::PowerOff(node)));
                     if rng.chance(50) {
                         let back = at + rng.duration_up_to(Duration::from_secs(5));
                         chaos.push((back.min(chaos_for), Chaos::Start(node)));
                     }
                 }
+                9 if watchdog => {
+                    // SIGSTOP, often longer than the lease.
+                    let length = rng.duration_up_to(lease * 3);
+                    chaos.push((at, Chaos::Freeze(node, length)));
+                }
+                10 => {
+                    let op = rng.pick(&[Operator::Promote, Operator::Demote, Operator::Resume]);
+                    chaos.push((at, Chaos::Operator(node, op)));
+                }
+                11 if !cluster.placement.is_empty() => {
+                    let e = rng.range(0, cluster.placement.len() as u64 - 1) as usize;
+                    let env = cluster.placement[e].name.clone();
+                    let to = rng.range(0, n as u64 - 1) as usize;
+                    chaos.push((at, Chaos::Move(node, env, to)));
+                }
+                // A release that fails while cut off outlives the lease: only
+                // a watchdog fences that (without one, the demote must fit in
+                // fence_margin: an assumption of the guarantee).
+                12 if watchdog => {
+                    chaos.push((at, Chaos::StopsFail(node, rng.pick(&[30u64, 70, 100]))));
+                    let until = at + rng.duration_up_to(lease * 2);
+                    chaos.push((until.min(chaos_for), Chaos::StopsFail(node, 0)));
+                }
+                13 if watchdog => {
+                    chaos.push((at, Chaos::ReleasesFail(node, true)));
+                    let until = at + rng.duration_up_to(lease * 3);
+                    chaos.push((until.min(chaos_for), Chaos::ReleasesFail(node, false)));
+                }
+                14 => {
+                    // A step that outlives the lease: killable by the fence,
+                    // or (with a watchdog to fence the machine) not at all.
+                    let killable = !watchdog || rng.chance(50);
+                    let length = lease + rng.duration_up_to(lease * 2);
+                    let length = length.min(chaos_for.saturating_sub(at));
+                    chaos.push((at, Chaos::HangNext(node, length, killable)));
+                }
+                _ => {
+                    let groups = (0..n).map(|_| rng.range(0, 1) as u8).collect();
+                    chaos.push((at, Chaos::Partition(groups)));
+                }
             }
         }
         chaos.sort_by_key(|(at, _)| *at);
-        // The heal: every link, no loss, every node on.
+        // The heal: every link, no loss, every node on, every fault cleared,
+        // every operator override taken back.
+        // Delays longer than a heartbeat interval are chaos too: the
+        // healed network keeps at most 50 ms.
         let calm = Conditions {
             loss_percent: 0,
+            max_delay: conditions.max_delay.min(Duration::from_millis(50)),
             ..conditions
         };
         chaos.push((chaos_for, Chaos::Heal));
         chaos.push((chaos_for, Chaos::Network(calm)));
+        chaos.push((chaos_for, Chaos::ClearFaults));
         chaos.extend((0..n).map(|i| (chaos_for, Chaos::Start(i))));
+        let settle = chaos_for + Duration::from_millis(1);
+        chaos.extend((0..n).map(|i| (settle, Chaos::Operator(i, Operator::Resume))));
         Scenario {
             seed,
             cluster,
@@ -274,14 +438,17 @@ impl Scenario {
             if late > self.heal_at + bound {
                 return fail(
                     &world,
-                    format!("not settled within {bound:?} after the heal"),
+                    format!("LIVENESS: not settled within {bound:?} after the heal"),
                 );
             }
             let master = world.master_since.map(|since| since.max(self.heal_at));
             let master_late = master.map_or(until, |since| since.min(until));
             if master_late > self.heal_at + bounds.master {
                 let bound = bounds.master;
-                return fail(&world, format!("no master within {bound:?} after the heal"));
+                return fail(
+                    &world,
+                    format!("LIVENESS: no master within {bound:?} after the heal"),
+                );
             }
             until += SLICE;
         };
@@ -307,13 +474,15 @@ impl fmt::Display for Scenario {
         )?;
         writeln!(
             f,
-            "  advert {:?} heartbeat {:?} lease {:?} fence_margin {:?} steps {:?}..{:?}",
+            "  advert {:?} heartbeat {:?} lease {:?} fence_margin {:?} steps {:?}..{:?} watchdog {:?} mismatch {:?}",
             c.advert_interval.to_duration(),
             c.heartbeat_interval,
             c.lease,
             c.fence_margin,
             c.steps.min,
-            c.steps.max
+            c.steps.max,
+            c.watchdog,
+            c.mismatch
         )?;
         for e in &c.placement {
             writeln!(
@@ -365,13 +534,29 @@ fn random_cluster(rng: &mut Rng, n: usize) -> Cluster {
             }
         })
         .collect();
+    let lease = Duration::from_millis(rng.pick(&[2_000u64, 3_000]));
+    let heartbeat_interval = Duration::from_millis(rng.pick(&[100u64, 200]));
+    // The watchdog's countdown fits the lease (check-config's rule).
+    let watchdog = rng.chance(50).then(|| lease / 4);
+    // One node in ten clusters is configured differently (the hash
+    // excludes it); keep a majority of equal nodes that may be master.
+    let mismatch = if n >= 4 && rng.chance(10) {
+        let odd = rng.range(0, n as u64 - 1) as usize;
+        Some(match rng.range(0, 2) {
+            0 => Mismatch::Lease(odd, lease * 2),
+            1 => Mismatch::MissingNode(odd, (odd + 1) % n),
+            _ => Mismatch::ExtraNode(odd),
+        })
+    } else {
+        None
+    };
     Cluster {
         priorities,
         may_be_master,
         preempt,
         advert_interval: Centis(rng.pick(&[10u16, 20, 50, 100])),
-        heartbeat_interval: Duration::from_millis(rng.pick(&[100u64, 200])),
-        lease: Duration::from_millis(rng.pick(&[2_000u64, 3_000])),
+        heartbeat_interval,
+        lease,
         fence_margin: Duration::from_secs(1),
         drift_ppm,
         steps: Steps {
@@ -379,7 +564,8 @@ fn random_cluster(rng: &mut Rng, n: usize) -> Cluster {
             max: Duration::from_millis(rng.pick(&[20u64, 50])),
         },
         placement,
-        republish: std::env::var_os("SIM_REPUBLISH").is_some(),
+        watchdog,
+        mismatch,
     }
 }
 
@@ -387,7 +573,8 @@ fn random_conditions(rng: &mut Rng) -> Conditions {
     Conditions {
         loss_percent: rng.pick(&[0u64, 0, 5, 20, 40]),
         duplicate_percent: rng.pick(&[0u64, 5, 20]),
-        max_delay: Duration::from_millis(rng.pick(&[0u64, 5, 20, 50])),
+        // Up to more than two heartbeat intervals.
+        max_delay: Duration::from_millis(rng.pick(&[0u64, 5, 20, 50, 250, 450])),
     }
 }
 

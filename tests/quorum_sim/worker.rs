@@ -1,350 +1,486 @@
-//! A model of the transition worker (src/agent/transition.rs): it converges
-//! on the newest decision with runbooks made of steps that take time, and
-//! says which resources it holds at every instant.
+//! The transition worker under simulation: the real
+//! `node::converge::Converger` decides which job runs next and what is held
+//! after it (the same code the daemon's worker runs); only the runbooks'
+//! steps are simulated, and they can be slow, fail, and hang (killable by
+//! the fence, or not at all).
 //!
-//! The contract modeled, from the worker and the shared spec:
-//! - a newer decision cancels a runbook between steps, never inside one;
-//! - promote: the master resources are held from the start of its first
-//!   step (the marker is written before it) until a demote has completed;
-//! - demote: the VIP goes first, the storage last; held until its end;
-//! - environments: held from the start of their start until the end of
-//!   their stop; started only once the role is settled (promoted, or
-//!   following a known master); every environment left out of the decision
-//!   is stopped first, whatever the role;
-//! - after converging on decision `s` (nothing left to do for it) the
-//!   worker reports `Holding { applied: s, .. }` once; never earlier.
+//! The machine's physical state (what the ledger checks) changes with the
+//! steps, conservatively:
+//! - a step that acquires (the first storage step of a promote, an
+//!   environment's start) holds its resource from the moment it *starts*;
+//! - a step that releases (the demote's last storage step, an environment's
+//!   stop) releases at its *successful end* only;
+//! - a killed or failed step changes nothing it had not already changed;
+//! - a hung step that a kill does not end (uninterruptible I/O) pins its
+//!   resource: every release of it fails until the hang ends.
 
-use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
+use rcbsd_failover::node::converge::{
+    Backoff, Converger, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice, Role, Target,
+};
+use rcbsd_failover::node::{Allowance, WorkerReport};
 use rcbsd_failover::quorum::Holding;
 use rcbsd_failover::wire::heartbeat::Resource;
 
-/// Steps of the promote runbook (storage, NFS, VIP + gratuitous ARP).
+/// Storage steps of a promote (the first one takes the storage).
 pub const PROMOTE_STEPS: u8 = 3;
-/// Steps of the demote runbook (VIP, then NFS and storage).
+/// Storage steps of a demote after the VIP (the last one releases it).
 pub const DEMOTE_STEPS: u8 = 2;
+/// The executor's bounded wait after a kill (`runbook::executor::KILL_WAIT`
+/// is 2 s; the simulation's timings are about ten times shorter).
+pub const KILL_WAIT: Duration = Duration::from_millis(200);
 
-/// What the election loop wants of the worker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Initialize: leave everything as it is.
-    Undecided,
-    Master,
-    /// Backup, or elected without the lease: no master resources; follow
-    /// the master when known.
-    Follower(Option<Ipv4Addr>),
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Decision {
-    pub sequence: u64,
-    pub role: Role,
-    pub environments: BTreeSet<String>,
-}
-
-/// What the worker knows it did about the role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Held {
-    Nothing,
-    /// Master resources, possibly partial until a promote completes.
-    Master {
-        complete: bool,
-    },
-    Following(Ipv4Addr),
-}
-
+/// One simulated step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
-    Promote(u8),
-    Demote(u8),
-    Follow(Ipv4Addr),
-    Start(String),
+    /// An environment's verified stop (releases it at a successful end).
     Stop(String),
+    /// A promote's storage step `i` (step 0 takes the storage).
+    Take(u8),
+    DropVip,
+    /// A demote's storage step `i` (the last one releases the storage).
+    Release(u8),
+    /// A follow's mounts.
+    Mount,
+    /// An environment's start (holds it from its start).
+    Start(String),
 }
 
-/// A change of what this node holds, for the ledger.
+impl Step {
+    fn acquires(&self) -> Option<Resource> {
+        match self {
+            Step::Take(_) => Some(Resource::Master),
+            Step::Start(name) => Some(Resource::Environment(name.clone())),
+            _ => None,
+        }
+    }
+
+    /// What a successful end of this step releases.
+    fn releases(&self) -> Option<Resource> {
+        match self {
+            Step::Release(i) if i + 1 == DEMOTE_STEPS => Some(Resource::Master),
+            Step::Stop(name) => Some(Resource::Environment(name.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// How the next matching step misbehaves (set by the scenario's chaos).
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Chance, in percent, that an environment's stop fails.
+    pub stop_fail_percent: u64,
+    /// Every demote storage step fails (a busy `zpool export`).
+    pub release_fails: bool,
+    /// The next acquiring step hangs this long; `killable`: the fence's
+    /// SIGKILL ends it.
+    pub hang_next: Option<(Duration, bool)>,
+}
+
+/// A change of what this machine physically holds, for the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     Acquire(Resource),
     Release(Resource),
 }
 
-/// What the worker does next.
-#[derive(Debug)]
-pub enum Next {
-    /// A step is running; wait for it.
-    Busy,
-    /// A step starts now (effects take place at its start).
-    Begin(Step, Vec<Effect>),
-    /// Converged on the newest decision; `Some` the first time.
-    Converged(Option<Holding>),
+/// How a busy step will end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Ok,
+    Failed,
+    /// Killed by the fence (or abandoned after the kill wait).
+    Killed,
 }
 
-pub struct Worker {
-    held: Held,
-    /// Environments held: running, starting or stopping.
-    environments: BTreeSet<String>,
-    /// Which runbook the current progress counts, and its next step.
-    progress: Option<Step>,
-    decision: Decision,
-    busy: Option<Step>,
+#[derive(Clone, Debug)]
+struct Busy {
+    step: Step,
+    /// When the step's process ends by itself (real time).
+    ends_at: Duration,
+    end: End,
+    /// A hang: whether SIGKILL ends it, and when it ends by itself.
+    killable: bool,
+    hang: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+struct Running {
+    job: Job,
+    steps: Vec<Step>,
+    next: usize,
+    /// The cancel generation the job started under.
+    generation: u64,
+    report: JobReport,
+    busy: Option<Busy>,
+}
+
+/// What the worker asks of the world.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub effects: Vec<Effect>,
+    /// Reports for the node core.
+    pub reports: Vec<WorkerReport>,
+    /// When to call [`SimWorker::step_done`] (real time), if a step began.
+    pub wake_at: Option<Duration>,
+    /// When the converger wants to retry (the node's local clock).
+    pub retry_at: Option<Instant>,
+    pub trace: Vec<String>,
+}
+
+pub struct SimWorker {
+    pub converger: Converger,
+    target: Target,
+    generation: u64,
+    allowance: Allowance,
+    running: Option<Running>,
     reported: Option<u64>,
+    pub faults: Faults,
+    /// What the machine holds, whatever the agent believes.
+    physical: BTreeSet<Resource>,
+    /// Resources a hung, unkillable process still pins, until when.
+    pinned: BTreeMap<Resource, Duration>,
 }
 
-impl Worker {
-    /// A fresh worker: what a restarted agent finds (the master marker and
-    /// the environments detected running), before any decision.
-    pub fn starting_with(master: bool, environments: BTreeSet<String>) -> Self {
-        Worker {
-            held: if master {
-                Held::Master { complete: false }
-            } else {
-                Held::Nothing
-            },
-            environments,
-            progress: None,
-            decision: Decision {
-                sequence: 0,
-                role: Role::Undecided,
-                environments: BTreeSet::new(),
-            },
-            busy: None,
+impl SimWorker {
+    /// A worker that has looked at what the machine holds (the start-up
+    /// probe reads the real world; here, the physical state).
+    pub fn start(
+        physical: BTreeSet<Resource>,
+        pinned: BTreeMap<Resource, Duration>,
+        candidates: &[String],
+        faults: Faults,
+        backoff: Backoff,
+    ) -> Self {
+        let found = Found {
+            master: physical.contains(&Resource::Master),
+            // With placement, every environment placed here is unchecked.
+            environments: candidates.iter().cloned().collect(),
+        };
+        SimWorker {
+            converger: Converger::new(found, true, backoff),
+            target: Target::default(),
+            generation: 0,
+            allowance: Allowance::default(),
+            running: None,
             reported: None,
+            faults,
+            physical,
+            pinned,
         }
+    }
+
+    /// The physical state, for a restart (it survives the agent).
+    pub fn physical(&self) -> (&BTreeSet<Resource>, &BTreeMap<Resource, Duration>) {
+        (&self.physical, &self.pinned)
+    }
+
+    pub fn holds_physically(&self, resource: &Resource) -> bool {
+        self.physical.contains(resource)
+    }
+
+    /// The worker's first report (after the probe).
+    pub fn first_report(&self) -> WorkerReport {
+        WorkerReport::Holding(self.converger.holding(0))
+    }
+
+    /// A promote has completed and no demote runs.
+    pub fn is_promoted(&self) -> bool {
+        self.converger.is_promoted()
+            && !self
+                .running
+                .as_ref()
+                .is_some_and(|r| r.job.kind == JobKind::Demote)
+    }
+
+    /// Environments whose start completed, and whose stop has not begun.
+    pub fn running_environments(&self) -> Vec<String> {
+        self.converger
+            .holding(0)
+            .running
+            .into_iter()
+            .filter(|name| {
+                let busy_on = |s: &Step| matches!(s, Step::Stop(n) | Step::Start(n) if n == name);
+                !self
+                    .running
+                    .as_ref()
+                    .and_then(|r| r.busy.as_ref())
+                    .is_some_and(|b| busy_on(&b.step))
+            })
+            .collect()
+    }
+
+    /// A newer decision: served from the next step boundary on; an
+    /// acquiring step it no longer allows is killed (`KILL_WAIT` later at
+    /// most, or never for an unkillable hang, which is then abandoned).
+    pub fn decide(&mut self, target: Target, generation: u64, allowance: Allowance, now: Duration) {
+        self.target = target;
+        self.generation = generation;
+        self.allowance = allowance;
+        let allowance = &self.allowance;
+        if let Some(busy) = self.running.as_mut().and_then(|r| r.busy.as_mut()) {
+            let fenced = busy.step.acquires().is_some_and(|r| !allowance.allows(&r));
+            if fenced && busy.end != End::Killed {
+                busy.end = End::Killed;
+                // The executor waits KILL_WAIT at most for the exit.
+                busy.ends_at = busy.ends_at.min(now + KILL_WAIT);
+            }
+        }
+    }
+
+    /// When the busy step ends (the world schedules [`SimWorker::step_done`]).
+    pub fn busy_until(&self) -> Option<Duration> {
+        self.running
+            .as_ref()
+            .and_then(|r| r.busy.as_ref())
+            .map(|b| b.ends_at)
+    }
+
+    /// Drives the worker at `now` (real) / `local` (the node's clock):
+    /// begins the next step, or the next job, or reports when idle.
+    pub fn drive(
+        &mut self,
+        now: Duration,
+        local: Instant,
+        rng: &mut crate::rng::Rng,
+        steps: (Duration, Duration),
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        loop {
+            if self.running.as_ref().is_some_and(|r| r.busy.is_some()) {
+                out.wake_at = self.busy_until();
+                return out;
+            }
+            if let Some(running) = &mut self.running {
+                let cancelled = running.generation != self.generation;
+                if running.next < running.steps.len() && !cancelled {
+                    let step = running.steps[running.next].clone();
+                    running.next += 1;
+                    self.begin(step, now, rng, steps, &mut out);
+                    continue;
+                }
+                let outcome = if cancelled && running.next < running.steps.len() {
+                    JobOutcome::Cancelled {
+                        at_step: format!("{:?}", running.steps[running.next]),
+                    }
+                } else {
+                    JobOutcome::Succeeded
+                };
+                self.finish_job(outcome, local, &mut out);
+                continue;
+            }
+            match self.converger.next(&self.target, local) {
+                Next::Run(job) => {
+                    out.trace.push(format!(
+                        "job {:?} stop {:?} start {:?}",
+                        job.kind, job.stop, job.start
+                    ));
+                    let steps = steps_of(&job);
+                    self.running = Some(Running {
+                        report: JobReport::only(JobOutcome::Succeeded),
+                        job,
+                        steps,
+                        next: 0,
+                        generation: self.generation,
+                        busy: None,
+                    });
+                }
+                Next::Idle { wake_at } => {
+                    out.retry_at = wake_at;
+                    if self.reported != Some(self.target.sequence) {
+                        self.reported = Some(self.target.sequence);
+                        out.reports.push(WorkerReport::Holding(
+                            self.converger.holding(self.target.sequence),
+                        ));
+                    }
+                    return out;
+                }
+            }
+        }
+    }
+
+    /// Idle and converged: something new may make it report again.
+    pub fn want_report(&mut self) {
+        self.reported = None;
+    }
+
+    fn begin(
+        &mut self,
+        step: Step,
+        now: Duration,
+        rng: &mut crate::rng::Rng,
+        (min, max): (Duration, Duration),
+        out: &mut Outcome,
+    ) {
+        let took = Duration::from_micros(rng.range(min.as_micros() as u64, max.as_micros() as u64));
+        let mut busy = Busy {
+            step: step.clone(),
+            ends_at: now + took,
+            end: End::Ok,
+            killable: true,
+            hang: None,
+        };
+        if let Some(resource) = step.acquires() {
+            if !self.allowance.allows(&resource) {
+                // The fence already took it away: killed at once.
+                busy.end = End::Killed;
+                busy.ends_at = now;
+            } else {
+                if self.physical.insert(resource.clone()) {
+                    out.effects.push(Effect::Acquire(resource));
+                }
+                if let Some((length, killable)) = self.faults.hang_next.take() {
+                    busy.ends_at = now + length;
+                    busy.killable = killable;
+                    busy.hang = Some(now + length);
+                }
+            }
+        }
+        if let Some(resource) = step.releases() {
+            let pinned = self.pinned.get(&resource).is_some_and(|until| *until > now);
+            let fails = match &step {
+                Step::Stop(_) => rng.chance(self.faults.stop_fail_percent),
+                _ => self.faults.release_fails,
+            };
+            if pinned || fails {
+                busy.end = End::Failed;
+            }
+        } else if matches!(step, Step::Release(_)) && self.faults.release_fails {
+            busy.end = End::Failed;
+        }
+        out.trace.push(format!("begins {step:?}"));
+        self.running.as_mut().expect("a job runs").busy = Some(busy);
+    }
+
+    /// The busy step ended (its process exited, or the kill wait passed).
+    pub fn step_done(&mut self, now: Duration, local: Instant) -> Outcome {
+        let mut out = Outcome::default();
+        let Some(running) = &mut self.running else {
+            return out;
+        };
+        let Some(busy) = running.busy.take() else {
+            return out;
+        };
+        if busy.ends_at > now {
+            // Rescheduled (a kill shortened it); an older wake-up.
+            running.busy = Some(busy);
+            return out;
+        }
+        if let (End::Killed, Some(until), false) = (busy.end, busy.hang, busy.killable) {
+            // Abandoned: the process goes on and pins what it acquired.
+            if let Some(resource) = busy.step.acquires() {
+                self.pinned.insert(resource, until);
+            }
+        }
+        let ok = busy.end == End::Ok;
+        if ok {
+            if let Some(resource) = busy.step.releases() {
+                if self.physical.remove(&resource) {
+                    out.effects.push(Effect::Release(resource));
+                }
+            }
+        }
+        out.trace
+            .push(format!("ends {:?} {:?}", busy.step, busy.end));
+        let report = &mut running.report;
+        match (&busy.step, busy.end) {
+            (Step::Stop(name), End::Ok) => report.stopped.push(name.clone()),
+            (Step::Stop(name), _) => report.stop_failed.push(name.clone()),
+            (Step::Start(name), End::Ok) => report.started.push(name.clone()),
+            (Step::Start(name), _) => report.start_failed.push(name.clone()),
+            _ => {}
+        }
+        let abort = match busy.end {
+            End::Ok => None,
+            End::Killed => Some(JobOutcome::Cancelled {
+                at_step: format!("{:?}", busy.step),
+            }),
+            // Stops and starts go on with the next step (the executor's
+            // OnFailure::Continue / SkipEnvironment); the role's own steps
+            // abort the runbook.
+            End::Failed => match busy.step {
+                Step::Stop(_) | Step::Start(_) => None,
+                _ => Some(JobOutcome::Failed {
+                    step: format!("{:?}", busy.step),
+                    error: "simulated failure".into(),
+                }),
+            },
+        };
+        if let Some(outcome) = abort {
+            self.finish_job(outcome, local, &mut out);
+        }
+        out
+    }
+
+    fn finish_job(&mut self, outcome: JobOutcome, local: Instant, out: &mut Outcome) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        // As the daemon's worker: every time it is idle again after a job
+        // it reports what it holds.
+        self.reported = None;
+        let mut report = running.report;
+        report.outcome = outcome;
+        out.trace
+            .push(format!("{:?} ends {:?}", running.job.kind, report.outcome));
+        for notice in self.converger.finished(&running.job, &report, local) {
+            if let Notice::PromoteFailed { reason } = notice {
+                out.reports.push(WorkerReport::PromoteFailed {
+                    reason,
+                    generation: running.generation,
+                });
+            }
+        }
+    }
+
+    /// The machine resets (watchdog, power): everything is released.
+    pub fn reset(&mut self) -> Vec<Effect> {
+        self.running = None;
+        self.pinned.clear();
+        std::mem::take(&mut self.physical)
+            .into_iter()
+            .map(Effect::Release)
+            .collect()
+    }
+
+    /// The agent died: its current step's process goes on alone and ends
+    /// as planned (its acquisition already counted at its start); nothing
+    /// more is started.
+    pub fn crash(&mut self) {
+        self.running = None;
     }
 
     pub fn holding(&self) -> Holding {
-        Holding {
-            applied: self.decision.sequence,
-            master: self.holds_master(),
-            environments: self.environments.clone(),
-            running: self.environments.clone(),
-            release_failures: 0,
-        }
+        self.converger.holding(self.target.sequence)
     }
 
-    pub fn holds_master(&self) -> bool {
-        matches!(self.held, Held::Master { .. })
-    }
-
-    /// A promote has completed and no demote has started.
-    pub fn is_promoted(&self) -> bool {
-        self.held == Held::Master { complete: true } && !matches!(self.busy, Some(Step::Demote(_)))
-    }
-
-    pub fn environments(&self) -> &BTreeSet<String> {
-        &self.environments
-    }
-
-    /// Environments whose start has completed and whose stop has not begun.
-    pub fn running(&self) -> impl Iterator<Item = &String> {
-        self.environments.iter().filter(|e| match &self.busy {
-            Some(Step::Start(s)) | Some(Step::Stop(s)) => s != *e,
-            _ => true,
-        })
-    }
-
-    /// A newer decision: served from the next step boundary on.
-    pub fn decide(&mut self, decision: Decision) {
-        self.decision = decision;
-    }
-
-    /// The agent process died: the running step is abandoned half-done, and
-    /// what it held stays held.
-    pub fn crash(&mut self) {
-        self.busy = None;
-    }
-
-    pub fn next(&mut self) -> Next {
-        if self.busy.is_some() {
-            return Next::Busy;
-        }
-        let Some(step) = self.choose() else {
-            if self.reported == Some(self.decision.sequence) {
-                return Next::Converged(None);
-            }
-            self.reported = Some(self.decision.sequence);
-            return Next::Converged(Some(self.holding()));
-        };
-        let mut effects = Vec::new();
-        match &step {
-            Step::Promote(_) if !self.holds_master() => {
-                self.held = Held::Master { complete: false };
-                effects.push(Effect::Acquire(Resource::Master));
-            }
-            Step::Start(name) => {
-                self.environments.insert(name.clone());
-                effects.push(Effect::Acquire(Resource::Environment(name.clone())));
-            }
-            _ => {}
-        }
-        self.busy = Some(step.clone());
-        Next::Begin(step, effects)
-    }
-
-    /// The running step has completed.
-    pub fn finish(&mut self) -> Vec<Effect> {
-        let Some(step) = self.busy.take() else {
-            return Vec::new();
-        };
-        let mut effects = Vec::new();
-        match step {
-            Step::Promote(i) if i + 1 == PROMOTE_STEPS => {
-                self.held = Held::Master { complete: true };
-                self.progress = None;
-            }
-            Step::Promote(i) => self.progress = Some(Step::Promote(i + 1)),
-            Step::Demote(i) if i + 1 == DEMOTE_STEPS => {
-                self.held = Held::Nothing;
-                self.progress = None;
-                effects.push(Effect::Release(Resource::Master));
-            }
-            Step::Demote(i) => {
-                // The VIP is gone: a promote must start from scratch.
-                self.held = Held::Master { complete: false };
-                self.progress = Some(Step::Demote(i + 1));
-            }
-            Step::Follow(master) => self.held = Held::Following(master),
-            Step::Start(_) => {}
-            Step::Stop(name) => {
-                self.environments.remove(&name);
-                effects.push(Effect::Release(Resource::Environment(name)));
-            }
-        }
-        effects
-    }
-
-    /// The next step towards the newest decision, if any.
-    fn choose(&mut self) -> Option<Step> {
-        let decision = &self.decision;
-        if let Some(name) = self
-            .environments
-            .iter()
-            .find(|e| !decision.environments.contains(*e))
-        {
-            return Some(Step::Stop(name.clone()));
-        }
-        match (&decision.role, self.held) {
-            (Role::Undecided, _) => return None,
-            (Role::Master, Held::Master { complete: true }) => {}
-            (Role::Master, _) => return Some(self.resume(Step::Promote(0))),
-            (Role::Follower(_), Held::Master { .. }) => return Some(self.resume(Step::Demote(0))),
-            (Role::Follower(None), Held::Following(_)) => {
-                // The master is gone: the next one is followed afresh.
-                self.held = Held::Nothing;
-            }
-            (Role::Follower(None), Held::Nothing) => {}
-            (Role::Follower(Some(m)), held) if held != Held::Following(*m) => {
-                return Some(Step::Follow(*m));
-            }
-            (Role::Follower(Some(_)), _) => {}
-        }
-        let settled = match decision.role {
-            Role::Master => self.held == Held::Master { complete: true },
-            Role::Follower(Some(m)) => self.held == Held::Following(m),
-            _ => false,
-        };
-        if !settled {
-            return None;
-        }
-        decision
-            .environments
-            .iter()
-            .find(|e| !self.environments.contains(*e))
-            .map(|name| Step::Start(name.clone()))
-    }
-
-    /// The next step of `first`'s runbook: where a cancelled run of the same
-    /// runbook stopped, or its first step.
-    fn resume(&self, first: Step) -> Step {
-        match (&self.progress, &first) {
-            (Some(Step::Promote(i)), Step::Promote(_)) => Step::Promote(*i),
-            (Some(Step::Demote(i)), Step::Demote(_)) => Step::Demote(*i),
-            _ => first,
-        }
+    pub fn role(&self) -> &Role {
+        &self.target.role
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn decision(sequence: u64, role: Role, environments: &[&str]) -> Decision {
-        Decision {
-            sequence,
-            role,
-            environments: environments.iter().map(|e| (*e).to_owned()).collect(),
+/// The simulated steps of a job, in the runbooks' order.
+fn steps_of(job: &Job) -> Vec<Step> {
+    let stops = job.stop.iter().map(|e| Step::Stop(e.clone()));
+    let mut steps: Vec<Step> = Vec::new();
+    match job.kind {
+        JobKind::Promote => {
+            steps.extend(stops);
+            steps.extend((0..PROMOTE_STEPS).map(Step::Take));
         }
-    }
-
-    /// Runs steps to completion; returns every effect in order.
-    fn converge(worker: &mut Worker) -> (Vec<Effect>, Option<Holding>) {
-        let mut effects = Vec::new();
-        loop {
-            match worker.next() {
-                Next::Busy => unreachable!("finished below"),
-                Next::Begin(_, e) => {
-                    effects.extend(e);
-                    effects.extend(worker.finish());
-                }
-                Next::Converged(report) => return (effects, report),
-            }
+        JobKind::Demote => {
+            steps.push(Step::DropVip);
+            steps.extend(stops);
+            steps.extend((0..DEMOTE_STEPS).map(Step::Release));
         }
+        JobKind::Follow { .. } => {
+            steps.extend(stops);
+            steps.push(Step::Mount);
+        }
+        JobKind::Place => steps.extend(stops),
     }
-
-    #[test]
-    fn master_is_held_from_the_start_of_promote_to_the_end_of_demote() {
-        let mut w = Worker::starting_with(false, BTreeSet::new());
-        w.decide(decision(1, Role::Master, &["web1"]));
-        let Next::Begin(Step::Promote(0), effects) = w.next() else {
-            panic!("promote first")
-        };
-        assert_eq!(effects, [Effect::Acquire(Resource::Master)]);
-        assert!(w.holds_master() && !w.is_promoted());
-        w.finish();
-        let (_, report) = converge(&mut w);
-        assert!(w.is_promoted());
-        assert_eq!(
-            report.unwrap().environments,
-            BTreeSet::from(["web1".to_owned()])
-        );
-        w.decide(decision(2, Role::Follower(None), &[]));
-        let (effects, report) = converge(&mut w);
-        assert_eq!(
-            effects,
-            [
-                Effect::Release(Resource::Environment("web1".to_owned())),
-                Effect::Release(Resource::Master)
-            ]
-        );
-        let report = report.unwrap();
-        assert_eq!((report.applied, report.master), (2, false));
-    }
-
-    #[test]
-    fn environments_wait_for_a_known_master_but_are_stopped_regardless() {
-        let mut w = Worker::starting_with(false, BTreeSet::from(["old".to_owned()]));
-        w.decide(decision(1, Role::Follower(None), &["web1"]));
-        let (effects, _) = converge(&mut w);
-        assert_eq!(
-            effects,
-            [Effect::Release(Resource::Environment("old".to_owned()))]
-        );
-        assert!(
-            w.environments().is_empty(),
-            "no master known: nothing started"
-        );
-    }
-
-    #[test]
-    fn a_newer_decision_takes_effect_between_steps_only() {
-        let mut w = Worker::starting_with(false, BTreeSet::new());
-        w.decide(decision(1, Role::Master, &[]));
-        assert!(matches!(w.next(), Next::Begin(Step::Promote(0), _)));
-        w.decide(decision(2, Role::Follower(None), &[]));
-        assert!(matches!(w.next(), Next::Busy));
-        w.finish();
-        assert!(matches!(w.next(), Next::Begin(Step::Demote(0), _)));
-    }
+    steps.extend(job.start.iter().map(|e| Step::Start(e.clone())));
+    steps
 }
