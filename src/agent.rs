@@ -453,6 +453,9 @@ impl Agent {
         if override_ != Override::None {
             events::override_restored(override_.as_str());
         }
+        for warning in agent.config.warnings() {
+            events::config_warning(&warning);
+        }
         // Until the worker has looked at what this node holds (its first
         // report), the core claims everything the node could hold: a
         // heartbeat without those claims would release them to the others.

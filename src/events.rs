@@ -424,6 +424,12 @@ pub fn lease_overrun(resource: &str, overrun_ms: u64) {
     error!(event = "lease_overrun", resource, overrun_ms);
 }
 
+/// The configuration is valid but short of what it should be (the same
+/// warnings as `check-config`), logged once at start.
+pub fn config_warning(warning: &str) {
+    warn!(event = "config_warning", warning);
+}
+
 /// A control-socket client was refused: not root, and either not in
 /// `[node] status_group` or asking for more than `status`. `request` is
 /// `connect` when the client may send nothing at all; `needed` says what

@@ -200,6 +200,9 @@ fn check_config(path: &Path) -> ExitCode {
         Ok(config) => {
             println!("{}: ok", path.display());
             println!("{}", config.summary());
+            for warning in config.warnings() {
+                println!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

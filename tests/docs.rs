@@ -163,7 +163,7 @@ fn rc_script_follows_the_rc_d_contract() {
         "# BEFORE: cbsdd\n",
         "# KEYWORD: shutdown\n",
         ": \"${rcbsd_failover_config:=/usr/local/etc/rcbsd-failover.toml}\"\n",
-        ": \"${rcbsd_failover_restart_delay:=5}\"\n",
+        ": \"${rcbsd_failover_restart_delay:=1}\"\n",
         "command=\"/usr/sbin/daemon\"\n",
         "extra_commands=\"reload promote demote resume\"\n",
         "start_precmd=\"rcbsd_failover_check_config start\"\n",

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 /// Default `fence.watchdog_timeout`: what the agent asks of the device.
 /// FreeBSD's watchdog(4) rounds it down to a power of two nanoseconds
-/// (2.147 s), Linux to whole seconds (2 s).
-pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_millis(2500);
+/// (1.07 s), Linux to whole seconds (2 s); a FIFO keeps it (2 s).
+pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(2);
 /// `[cluster] lease` by default when a watchdog is configured: a failover
 /// after a crash or an isolation takes about this plus the promote.
 pub const WATCHDOG_LEASE: Duration = Duration::from_secs(4);

@@ -63,3 +63,30 @@ impl Config {
         )
     }
 }
+
+impl Config {
+    /// What `check-config` warns about: valid, but short of what an
+    /// operator trusting the agent with the storage should run.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let moves_storage = self.storage.as_ref().is_some_and(|s| {
+            matches!(
+                s.kind,
+                super::StorageKind::Hast { .. } | super::StorageKind::Zfs { .. }
+            )
+        });
+        if moves_storage && self.fence.watchdog.is_none() {
+            warnings.push(
+                "[storage] moves a disk between nodes but [fence] has no watchdog: a frozen or crashed agent, a hung step or a demote longer than cluster.fence_margin can leave this node holding the storage after the majority gave it to another; set [fence] watchdog = \"/dev/fido\" (FreeBSD, watchdog(4)) — see rcbsd-failover.toml(5), [fence]"
+                    .to_owned(),
+            );
+        }
+        if self.cluster.is_none() && self.cbsd.is_some() && self.storage.is_some() {
+            warnings.push(
+                "no [cluster]: plain VRRP has no quorum, so a partitioned master keeps the storage while another node promotes; add [cluster] with three or more voters"
+                    .to_owned(),
+            );
+        }
+        warnings
+    }
+}

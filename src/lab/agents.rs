@@ -71,6 +71,9 @@ pub struct NodeSpec {
     /// `[cluster]` (quorum, leases), `[[environment]]` and `[auth]`; our
     /// agent only.
     pub quorum: Option<QuorumSpec>,
+    /// `[fence] watchdog`: a FIFO read by the lab's fake watchdog; our
+    /// agent only.
+    pub watchdog: Option<PathBuf>,
 }
 
 /// One `[[environment]]` entry.
@@ -189,6 +192,7 @@ impl NodeSpec {
             checksum: None,
             cbsd: None,
             quorum: None,
+            watchdog: None,
         }
     }
 
@@ -243,6 +247,14 @@ impl NodeSpec {
         }
         if let Some(quorum) = &self.quorum {
             table.extend(quorum.sections()?);
+        }
+        if let Some(watchdog) = &self.watchdog {
+            let mut fence = toml::Table::new();
+            fence.insert(
+                "watchdog".into(),
+                toml::Value::String(watchdog.to_string_lossy().into_owned()),
+            );
+            table.insert("fence".into(), toml::Value::Table(fence));
         }
         toml::to_string(&table).map_err(|e| LabError::Config(e.to_string()))
     }

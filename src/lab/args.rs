@@ -39,12 +39,18 @@ pub struct LabArgs {
     /// `cbsd` (the full runbooks against FreeBSD tool stand-ins: VIP,
     /// exports and nfsd, follower remounts, environments running again)
     /// or `flood` (a benchmark: junk VRRP and heartbeat packets at the
-    /// highest rate a flooder can send, while the master must keep its role).
+    /// highest rate a flooder can send, while the master must keep its role)
+    /// or `faults` (the fault table: partitions, crashes, failing and hung
+    /// steps, a frozen agent, watchdog resets; PASS/FAIL per fault).
     #[arg(long, value_enum, default_value_t = Scenario::Vrrp)]
     pub scenario: Scenario,
     /// `--scenario flood`: how long the flood lasts ("30s", "2.5s").
     #[arg(long, default_value = "30s", value_parser = parse_flood_duration)]
     pub duration: Duration,
+    /// `--scenario faults`: run only the fault with this name (see the
+    /// list in docs/faults.md, e.g. `master-isolated`).
+    #[arg(long, value_name = "NAME")]
+    pub only: Option<String>,
     /// `--scenario flood`: sender threads of the flooder, each with its own
     /// raw and UDP sockets.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
@@ -58,6 +64,7 @@ pub enum Scenario {
     Vrrp,
     Cbsd,
     Flood,
+    Faults,
 }
 
 /// An implementation to compare against.

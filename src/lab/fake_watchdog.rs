@@ -39,7 +39,7 @@ pub struct FakeWatchdogState {
     /// When the running countdown ends (armed only).
     pub deadline: Option<Instant>,
     /// When the countdown first ran out: a real watchdog would have reset
-    /// the machine then. Never cleared.
+    /// the machine then. Cleared only by [`FakeWatchdog::reboot`].
     pub expired_at: Option<Instant>,
     /// Why the reader thread stopped early, if it did.
     pub reader_error: Option<String>,
@@ -146,6 +146,16 @@ impl FakeWatchdog {
 
     /// Whether the countdown has run out, now or earlier: a real watchdog
     /// would have reset the machine.
+    /// The machine rebooted: the countdown is gone (a watchdog is disarmed
+    /// at boot) and the expiry is forgotten; the counters stay.
+    pub fn reboot(&self) {
+        let mut state = self.shared.lock();
+        state.armed = false;
+        state.deadline = None;
+        state.expired_at = None;
+        self.shared.changed.notify_all();
+    }
+
     pub fn expired(&self) -> bool {
         self.state().expired_at.is_some()
     }

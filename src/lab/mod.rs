@@ -30,7 +30,11 @@ pub mod agents;
 #[cfg(target_os = "linux")]
 pub mod cmd;
 #[cfg(target_os = "linux")]
+pub mod faults;
+#[cfg(target_os = "linux")]
 pub mod flood;
+#[cfg(target_os = "linux")]
+pub mod holders;
 #[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
@@ -48,6 +52,9 @@ pub use error::LabError;
 
 use std::process::ExitCode;
 
+/// sysexits(3): a wrong argument (`--only` naming no fault).
+#[cfg(target_os = "linux")]
+const EX_USAGE: u8 = 64;
 /// sysexits(3): the lab cannot run on this system.
 const EX_UNAVAILABLE: u8 = 69;
 /// sysexits(3): not root.
@@ -102,6 +109,38 @@ fn run_flood(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         "flood",
         flood::report::FloodRun::to_text,
     )
+}
+
+/// `lab --scenario faults`: the fault table; exit 0 only when every fault
+/// passed.
+#[cfg(target_os = "linux")]
+fn run_faults(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
+    let exe = match own_agent(args, "faults") {
+        Ok(exe) => exe,
+        Err(code) => return code,
+    };
+    let results = match faults::run_table(args.only.as_deref(), &exe, cancel) {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("lab: faults: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if cancel.is_cancelled() {
+        eprintln!("lab: interrupted; everything torn down");
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    let all_passed = results.iter().all(|r| r.passed);
+    let printed = report(
+        Ok(results),
+        args.json,
+        "faults",
+        |r: &Vec<faults::FaultResult>| faults::to_text(r),
+    );
+    if printed != ExitCode::SUCCESS || !all_passed {
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
 }
 
 /// The agent a scenario that measures only rcbsd-failover starts: this
@@ -177,6 +216,9 @@ fn run_linux(args: LabArgs) -> ExitCode {
     }
     if args.scenario == Scenario::Flood {
         return run_flood(&args, &cancel);
+    }
+    if args.scenario == Scenario::Faults {
+        return run_faults(&args, &cancel);
     }
     let subjects = match args.subjects() {
         Ok(subjects) => subjects,

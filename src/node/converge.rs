@@ -314,7 +314,7 @@ impl Converger {
             return Next::Run(job);
         }
         Next::Idle {
-            wake_at: self.wake_at(target),
+            wake_at: self.wake_at(target, now),
         }
     }
 
@@ -422,28 +422,33 @@ impl Converger {
         })
     }
 
-    /// The earliest retry that matters for `target`.
-    fn wake_at(&self, target: &Target) -> Option<Instant> {
+    /// The earliest future retry that would give a job for `target` (a
+    /// retry already due that gives none is no reason to wake).
+    fn wake_at(&self, target: &Target, now: Instant) -> Option<Instant> {
         let role = match (&target.role, self.held) {
             (Role::Stopped | Role::Follower { .. }, Held::Master { .. }) => self.role_retry_at,
-            (Role::Follower { master: Some(m) }, held) if held != Held::Following(*m) => {
+            (Role::Follower { master: Some(m) }, held)
+                if self.cbsd && held != Held::Following(*m) =>
+            {
                 self.role_retry_at
             }
             _ => None,
         };
         let settled = self.settled(target);
-        let environments = target.environments.as_ref().map(|allowed| {
+        let environments = target.environments.as_ref().and_then(|allowed| {
             self.environments
                 .iter()
-                .filter(|(name, held)| match held {
-                    EnvHeld::StopFailed { .. } => !allowed.contains(*name) || settled,
-                    EnvHeld::StartFailed { .. } => true,
-                    _ => false,
-                })
+                // Not allowed: it will be stopped; allowed: started, once
+                // the role is settled.
+                .filter(|(name, _)| !allowed.contains(*name) || settled)
                 .filter_map(|(_, held)| held.retry_at())
                 .min()
         });
-        [role, environments.flatten()].into_iter().flatten().min()
+        [role, environments]
+            .into_iter()
+            .flatten()
+            .filter(|at| *at > now)
+            .min()
     }
 
     /// Takes a job's report: what is held now, and what to tell.

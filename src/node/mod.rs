@@ -838,6 +838,16 @@ impl NodeCore {
     /// when it changed.
     fn publish(&mut self, now: Instant, out: &mut Vec<Effect>) {
         let election_role = self.election_role();
+        // With a watchdog, a node acquires only while it can pat it: what it
+        // may hold is all covered by leases. Otherwise (an environment whose
+        // stop failed, a stuck release, something found at start without a
+        // lease) it keeps what it knows runs, stops what only may run, and
+        // starts nothing: a new start would run with no armed countdown
+        // behind it.
+        let fence_blocked = self.settings.watchdog.is_some()
+            && matches!(self.watchdog(now), Verdict::Withhold { .. });
+        let may_hold = self.may_hold();
+        let reported = self.holding();
         let (role, environments, takeover) = match &mut self.cluster {
             None => (election_role, None, Vec::new()),
             Some(cluster) => {
@@ -849,11 +859,17 @@ impl NodeCore {
                         reason: decision.reason,
                     }));
                 }
-                let allowed = if self.stopping {
+                let mut allowed = if self.stopping {
                     Allowed::default()
                 } else {
                     cluster.allowed(now)
                 };
+                if fence_blocked {
+                    allowed.master &= may_hold.master;
+                    allowed
+                        .environments
+                        .retain(|name| reported.running.contains(name));
+                }
                 let gate = quorum::gate(election_master, &allowed);
                 let published = Allowed {
                     master: gate.master,

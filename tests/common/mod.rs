@@ -21,8 +21,6 @@
 #![cfg(target_os = "linux")]
 #![allow(dead_code)] // each test binary uses a different subset
 
-pub mod holders;
-
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

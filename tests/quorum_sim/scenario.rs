@@ -536,8 +536,9 @@ fn random_cluster(rng: &mut Rng, n: usize) -> Cluster {
         .collect();
     let lease = Duration::from_millis(rng.pick(&[2_000u64, 3_000]));
     let heartbeat_interval = Duration::from_millis(rng.pick(&[100u64, 200]));
-    // The watchdog's countdown fits the lease (check-config's rule).
-    let watchdog = rng.chance(50).then(|| lease / 4);
+    // The watchdog's countdown fits the lease and the fence margin
+    // (check-config's rules: fence_margin >= its reach).
+    let watchdog = rng.chance(50).then(|| Duration::from_millis(600));
     // One node in ten clusters is configured differently (the hash
     // excludes it); keep a majority of equal nodes that may be master.
     let mismatch = if n >= 4 && rng.chance(10) {

@@ -25,7 +25,7 @@ use crate::rng::Rng;
 const TRACE_LINES: usize = 160;
 
 /// A bound on events per run, so a core that loops fails instead of hanging.
-const MAX_EVENTS: u64 = 20_000_000;
+const MAX_EVENTS: u64 = 5_000_000;
 
 /// How long the start-up probe takes.
 const PROBE_TIME: Duration = Duration::from_millis(10);

@@ -639,6 +639,37 @@ def tool_cbsd(config, state, args):
     out(code=1, err=f"cbsd: unknown command {command}")
 
 
+def tool_lab_reboot(config, state, args):
+    """Not a FreeBSD tool: what a reboot (the lab's watchdog reset) clears.
+    Every mount goes (mounts do not survive a reboot; the agent's NFS mounts
+    are kept out of fstab), every service the agent started stops (they are
+    disabled in rc.conf: rc(8) starts none of them at boot), every HAST
+    resource comes back in role init (hastd's start-up role, sbin/hastd/
+    hastd.c: a resource is primary only after `hastctl role primary`), no
+    pool is imported (imported with cachefile=none: libexec/rc/rc.d/zpool
+    imports only pools listed in /etc/zfs/zpool.cache), every jail and VM
+    is gone (managed environments have astart=0). CBSD's registrations are
+    in its local database and stay."""
+    now = time.time()
+    for mount in reversed(state.get("mounts", [])):
+        if mount["type"] in ("nfs", "nullfs") or mount.get("linked"):
+            undo_mount_link(mount["target"])
+    state["mounts"] = []
+    state["services"] = []
+    for resource in state.get("hast", {}):
+        state["hast"][resource] = "init"
+        device = os.path.join(config.get("hast_dev_dir", "/nonexistent"), resource)
+        if os.path.exists(device):
+            os.unlink(device)
+    for record in state.get("pools", {}).values():
+        if isinstance(record, dict):
+            for key in ("imported", "readonly"):
+                record.pop(key, None)
+    for name in sorted(state.get("running", {})):
+        append_line(config["cluster_log"], {"node": config["node"], "env": name, "event": "stop", "t": now})
+    state["running"] = {}
+
+
 def tool_kldstat(config, state, args):
     out(code=1)
 
@@ -663,6 +694,7 @@ TOOLS = {
     "kldstat": tool_kldstat,
     "fsck": tool_fsck,
     "ifconfig": tool_ifconfig,
+    "lab-reboot": tool_lab_reboot,
 }
 
 

@@ -100,7 +100,7 @@ impl Reader<'_> {
             (Some(interval), Some(lease), Some(margin)) => {
                 self.lease_timing(table, value.span(), interval, lease, margin)
                     && watchdog.is_none_or(|w| {
-                        self.watchdog_timing(table, value.span(), interval, lease, w)
+                        self.watchdog_timing(table, value.span(), interval, lease, margin, w)
                     })
             }
             _ => false,
@@ -271,6 +271,7 @@ impl Reader<'_> {
         table_span: Range<usize>,
         interval: Duration,
         lease: Duration,
+        margin: Duration,
         watchdog: &Watchdog,
     ) -> bool {
         let rule = WatchdogRule {
@@ -279,6 +280,25 @@ impl Reader<'_> {
         };
         let reach = rule.reach();
         let renewed = holder_span(lease).saturating_sub(interval.saturating_mul(2));
+        // A resource is acquired only with more than fence_margin of lease
+        // left: that must cover the watchdog's reach, so the pat that arms
+        // it for the new resource is a safe one.
+        if margin < reach {
+            let span = table
+                .get("fence_margin")
+                .map_or(table_span.clone(), |v| v.span());
+            self.error(
+                span,
+                "cluster.fence_margin",
+                format!(
+                    "{} is less than the watchdog's reach of {} (fence.watchdog_timeout {} with the device's 20 % tolerance, clock drift and slack): a resource acquired with that little lease left could not be covered by the watchdog; raise fence_margin (and lease) or shorten fence.watchdog_timeout",
+                    duration::format(margin),
+                    duration::format(reach),
+                    duration::format(watchdog.timeout)
+                ),
+            );
+            return false;
+        }
         if renewed > reach {
             return true;
         }

@@ -29,6 +29,10 @@ use crate::lab::LabError;
 /// The stand-in program (one script answering under every tool name).
 const STANDIN: &str = include_str!("../../../tests/standins/standin.py");
 
+/// The stand-in's name for what a reboot clears (the lab's watchdog
+/// reset): no FreeBSD tool, only the lab runs it.
+pub const REBOOT_TOOL: &str = "lab-reboot";
+
 /// The tools the stand-in answers for: every `[tools]` entry.
 pub fn tools() -> impl Iterator<Item = &'static str> {
     crate::config::TOOL_DEFAULTS.iter().map(|(name, _)| *name)
@@ -177,7 +181,7 @@ fn prepare_node(
     world: &WorldPaths,
 ) -> Result<(), LabError> {
     mkdir(&world.tools)?;
-    for tool in tools() {
+    for tool in tools().chain([REBOOT_TOOL]) {
         let link = world.tools.join(tool);
         std::os::unix::fs::symlink(script, &link)
             .map_err(io(format!("linking {}", link.display())))?;

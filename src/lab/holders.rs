@@ -1,4 +1,4 @@
-//! Who held what, and when, across a whole test cluster; and the check
+//! Who held what, and when, across a whole lab cluster; and the check
 //! that no two nodes ever held the same resource at once (the safety
 //! guarantee of docs/design.md, "Quorum and leases").
 //!
@@ -27,9 +27,10 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rcbsd_failover::lab::cbsd::state::EnvEvent;
-use rcbsd_failover::lab::netns::enter_netns;
-use rcbsd_failover::lab::watch::has_address;
+use super::cbsd::state::EnvEvent;
+use super::netns::enter_netns;
+use super::watch::has_address;
+use super::LabError;
 
 /// Seconds since the epoch, the unit of every time in this module.
 pub fn epoch_now() -> f64 {
@@ -187,6 +188,13 @@ pub fn add_storage_from_calls(log: &mut HolderLog, node: &str, calls: &Path, now
                 .push((call.t, *role == "primary")),
             ["service", "nfsd", "onestart"] => nfsd.push((call.t, true)),
             ["service", "nfsd", "onestop"] => nfsd.push((call.t, false)),
+            // A reset: HAST back in role init, nfsd gone.
+            [tool] if *tool == super::cbsd::world::REBOOT_TOOL => {
+                for transitions in hast.values_mut() {
+                    transitions.push((call.t, false));
+                }
+                nfsd.push((call.t, false));
+            }
             _ => {}
         }
     }
@@ -258,7 +266,11 @@ pub struct VipSampler {
 impl VipSampler {
     /// Starts sampling `namespaces[i]` as node `names[i]`; returns once
     /// every thread has entered its namespace and taken a first sample.
-    pub fn start(namespaces: &[String], names: &[String], address: Ipv4Addr) -> VipSampler {
+    pub fn start(
+        namespaces: &[String],
+        names: &[String],
+        address: Ipv4Addr,
+    ) -> Result<VipSampler, LabError> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let mut sampler = VipSampler {
@@ -271,7 +283,7 @@ impl VipSampler {
             let samples = Arc::new(Mutex::new(Samples::default()));
             sampler.samples.push(Arc::clone(&samples));
             let (ns, stop, ready) = (ns.clone(), Arc::clone(&stop), ready_tx.clone());
-            let thread = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("vip-sampler".into())
                 .spawn(move || {
                     if let Err(e) = enter_netns(&ns) {
@@ -290,17 +302,20 @@ impl VipSampler {
                         std::thread::sleep(SAMPLE_PERIOD);
                     }
                 })
-                .expect("spawning a VIP sampler thread");
-            sampler.threads.push(thread);
+                .map_err(|source| LabError::Io {
+                    what: "spawning a VIP sampler thread".into(),
+                    source,
+                })?;
+            sampler.threads.push(spawned);
         }
         for _ in namespaces {
             match ready_rx.recv() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => panic!("VIP sampler: {e}"),
-                Err(_) => panic!("a VIP sampler thread died"),
+                Ok(Err(e)) => return Err(LabError::Misbehaved(format!("VIP sampler: {e}"))),
+                Err(_) => return Err(LabError::ThreadPanicked("VIP sampler")),
             }
         }
-        sampler
+        Ok(sampler)
     }
 
     /// Adds the `vip` holdings seen so far.
@@ -334,7 +349,7 @@ impl Drop for VipSampler {
 }
 
 /// A cluster's holder log in the making: the VIP sampler runs from
-/// [`Recorder::start`] until drop; the logs are read on demand.
+/// [`Recorder::start`] until drop; the stand-ins' logs are read on demand.
 pub struct Recorder {
     sampler: VipSampler,
     /// When recording started: the zero of [`HolderLog::render`].
@@ -342,51 +357,42 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Starts sampling the VIP on every node of `cluster` (a CBSD cluster:
-    /// the stand-ins' logs are read too).
-    pub fn start(cluster: &super::Cluster) -> Recorder {
-        let names: Vec<String> = (0..cluster.len())
-            .map(rcbsd_failover::lab::netns::node_name)
-            .collect();
-        let sampler = VipSampler::start(cluster.topology.node_namespaces(), &names, super::VIP);
-        Recorder {
-            sampler,
+    /// Starts sampling `vip` in every node namespace (node `i` is
+    /// `names[i]`).
+    pub fn start(
+        namespaces: &[String],
+        names: &[String],
+        vip: Ipv4Addr,
+    ) -> Result<Recorder, LabError> {
+        Ok(Recorder {
+            sampler: VipSampler::start(namespaces, names, vip)?,
             origin: epoch_now(),
-        }
+        })
     }
 
-    /// Everything known so far.
-    pub fn log(&self, cluster: &super::Cluster) -> HolderLog {
+    /// Everything known so far: the VIP samples, and the storage, nfsd and
+    /// environment holdings from the stand-ins' logs of `worlds` (node
+    /// `i` is `names[i]`).
+    pub fn log(&self, names: &[String], worlds: &[&super::cbsd::WorldPaths]) -> HolderLog {
         let now = epoch_now();
         let mut log = HolderLog::default();
         self.sampler.add_to(&mut log);
-        for index in 0..cluster.len() {
-            let (_, world) = cluster.cbsd(index);
-            let node = rcbsd_failover::lab::netns::node_name(index);
-            add_storage_from_calls(&mut log, &node, &world.calls, now);
+        for (name, world) in names.iter().zip(worlds) {
+            add_storage_from_calls(&mut log, name, &world.calls, now);
         }
-        add_environments(&mut log, &cluster.env_log(), now);
+        if let Some(world) = worlds.first() {
+            add_environments(
+                &mut log,
+                &super::cbsd::state::env_log(&world.cluster_log),
+                now,
+            );
+        }
         log
     }
 
     /// The longest sampling gap so far (seconds).
     pub fn max_sampling_gap(&self) -> f64 {
         self.sampler.max_gap()
-    }
-
-    /// Fails the test, with the holder log and (as the cluster drops) every
-    /// agent's log, if two nodes ever held one resource at once.
-    pub fn assert_no_overlap(&self, cluster: &super::Cluster) {
-        let log = self.log(cluster);
-        let overlaps = log.overlaps();
-        if !overlaps.is_empty() {
-            let list: Vec<String> = overlaps.iter().map(ToString::to_string).collect();
-            cluster.fail(&format!(
-                "two holders at once:\n  {}\n{}",
-                list.join("\n  "),
-                log.render(self.origin)
-            ));
-        }
     }
 }
 
