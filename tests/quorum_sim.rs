@@ -78,6 +78,23 @@ fn random_scenarios_never_have_two_holders_and_settle_within_the_bound() {
     assert!(shown.is_empty(), "\n{}", shown.join("\n"));
 }
 
+/// Seeds that once failed, each with what it found; they run with every
+/// test run (docs/simulation.md, "Findings").
+const REGRESSION_SEEDS: &[(u64, &str)] = &[
+    (1346, "the worker asked to be woken at a retry already past: a busy loop"),
+    (5098, "an acquisition while a failed stop kept the watchdog from being patted"),
+];
+
+#[test]
+fn regression_seeds_pass() {
+    for (seed, found) in REGRESSION_SEEDS {
+        let scenario = Scenario::generate(*seed);
+        if let Err(why) = scenario.run() {
+            panic!("regression seed {seed} ({found}) fails again: {why}\nscenario:\n{scenario}");
+        }
+    }
+}
+
 /// What a batch of seeds showed.
 #[derive(Default)]
 struct Summary {

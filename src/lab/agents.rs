@@ -71,9 +71,9 @@ pub struct NodeSpec {
     /// `[cluster]` (quorum, leases), `[[environment]]` and `[auth]`; our
     /// agent only.
     pub quorum: Option<QuorumSpec>,
-    /// `[fence] watchdog`: a FIFO read by the lab's fake watchdog; our
-    /// agent only.
-    pub watchdog: Option<PathBuf>,
+    /// `[fence] watchdog` (a FIFO read by the lab's fake watchdog) and
+    /// `watchdog_timeout`; our agent only.
+    pub watchdog: Option<(PathBuf, Duration)>,
 }
 
 /// One `[[environment]]` entry.
@@ -248,11 +248,15 @@ impl NodeSpec {
         if let Some(quorum) = &self.quorum {
             table.extend(quorum.sections()?);
         }
-        if let Some(watchdog) = &self.watchdog {
+        if let Some((device, timeout)) = &self.watchdog {
             let mut fence = toml::Table::new();
             fence.insert(
                 "watchdog".into(),
-                toml::Value::String(watchdog.to_string_lossy().into_owned()),
+                toml::Value::String(device.to_string_lossy().into_owned()),
+            );
+            fence.insert(
+                "watchdog_timeout".into(),
+                toml::Value::String(format_duration(*timeout)),
             );
             table.insert("fence".into(), toml::Value::Table(fence));
         }

@@ -176,19 +176,23 @@ pub fn step_outlives_lease(h: &mut Harness) -> Outcome {
     // Now n2 is cut off too: its lease ends while fsck still runs.
     h.topology.heal().map_err(lab)?;
     h.topology.split(&[&[0, 2], &[1]]).map_err(lab)?;
-    let cut = Instant::now();
     let killed = h.wait("n2 kills its hung fsck (step_killed)", CONVERGE, |h| {
         !h.events(1, "step_killed").is_empty()
     })?;
-    h.wait("n2 released everything", CONVERGE, |h| h.holds_nothing(1))?;
+    let released = h.wait("n2 released everything", CONVERGE, |h| h.holds_nothing(1))?;
+    let taken = h.wait("n1 the only master, every environment once", CONVERGE, |h| {
+        h.is_sole_master(0) && h.placed_once()
+    })?;
     h.set_rules(1, &json!([])).map_err(lab)?;
     h.topology.heal().map_err(lab)?;
     h.wait_settled("one master after the heal, every environment once")?;
     Ok(Measured {
         figure: format!(
-            "fsck killed {:.1} s after n2 was cut off; n2 released {:.1} s after",
+            "fsck killed {:.1} s after n2 was cut off, n2 holding nothing {:.1} s after ({} watchdog reset(s)); n1 master {:.1} s after",
             secs(killed),
-            secs(cut.elapsed())
+            secs(killed + released),
+            h.resets(1).len(),
+            secs(killed + released + taken)
         ),
     })
 }
@@ -255,12 +259,13 @@ pub fn demote_keeps_failing(h: &mut Harness) -> Outcome {
     .map_err(lab)?;
     let asked = Instant::now();
     request(h, 0, Request::Demote)?;
-    h.wait("n1 escalates (release_stuck)", CONVERGE, |h| {
+    let stuck = h.wait("n1 escalates (release_stuck)", CONVERGE, |h| {
         !h.events(0, "release_stuck").is_empty()
     })?;
-    let reset = h.wait("n1's watchdog resets it", CONVERGE, |h| {
-        !h.resets(0).is_empty()
-    })?;
+    let reset = stuck
+        + h.wait("n1's watchdog resets it", CONVERGE, |h| {
+            !h.resets(0).is_empty()
+        })?;
     h.set_rules(0, &json!([])).map_err(lab)?;
     h.wait(
         "n2 the only master, every environment placed once",
@@ -269,7 +274,8 @@ pub fn demote_keeps_failing(h: &mut Harness) -> Outcome {
     )?;
     Ok(Measured {
         figure: format!(
-            "reset {:.1} s after the demote was asked; n2 master {:.1} s after",
+            "release_stuck {:.1} s after the demote was asked, reset {:.1} s after it; n2 master {:.1} s after",
+            secs(stuck),
             secs(reset),
             secs(asked.elapsed())
         ),
@@ -280,25 +286,18 @@ pub fn agent_frozen_watchdog(h: &mut Harness) -> Outcome {
     steady(h)?;
     h.signal(0, Signal::SIGSTOP).map_err(lab)?;
     let frozen = Instant::now();
-    let reset = h.wait("n1's watchdog resets it", CONVERGE, |h| {
-        !h.resets(0).is_empty()
-    })?;
-    h.wait(
-        "n2 the only master, every environment placed once",
-        CONVERGE,
-        |h| h.is_sole_master(1) && h.placed_once(),
-    )?;
-    let taken = frozen.elapsed();
-    if taken < reset {
-        return Err(format!(
-            "n2 took over ({taken:?}) before n1's reset ({reset:?})"
-        ));
-    }
+    let reset = h.wait("n1's watchdog resets it", CONVERGE, |h| !h.resets(0).is_empty())?;
+    // The frozen master still held everything when its pats stopped; the
+    // reset must come before anyone else may take it (the holder log says
+    // whether it did). After the reboot the cluster settles on one master:
+    // n1 again when it is back before its grants ran out, n2 otherwise.
+    let master = h.wait_settled("one master after the reset, every environment once")?;
     Ok(Measured {
         figure: format!(
-            "reset {:.1} s after SIGSTOP; n2 master with every environment {:.1} s after",
+            "reset {:.1} s after SIGSTOP; {} sole master with every environment {:.1} s after",
             secs(reset),
-            secs(taken)
+            h.name(master),
+            secs(frozen.elapsed())
         ),
     })
 }

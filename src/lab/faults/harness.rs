@@ -30,6 +30,11 @@ use crate::lab::{cmd, watch, LabError};
 
 /// How long a node takes to boot after its watchdog reset it.
 pub const BOOT: Duration = Duration::from_secs(3);
+/// The fake watchdogs' countdown: the Python stand-ins make the start-up
+/// probe of a restarted agent take a second or two, which a real node's
+/// tools do in milliseconds; 5 s lets a promptly restarted agent pat again
+/// (its reach, 6.2 s, fits the lab's 14 s fence margin).
+pub const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(5);
 /// The rc.d script's restart delay (`daemon -R 1`).
 pub const RC_RESTART_DELAY: Duration = Duration::from_secs(1);
 /// Every placed environment (what the lab's CBSD nodes run).
@@ -95,7 +100,7 @@ impl Harness {
                     source,
                 }
             })?));
-            spec.watchdog = Some(fifo);
+            spec.watchdog = Some((fifo, WATCHDOG_TIMEOUT));
         }
         edit(topology.run_dir(), &mut specs);
         let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();

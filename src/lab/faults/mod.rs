@@ -111,7 +111,7 @@ pub const FAULTS: &[Fault] = &[
     },
     Fault {
         name: "agent-frozen-watchdog",
-        checks: "SIGSTOP of the master's agent: its watchdog resets the machine before the majority takes over",
+        checks: "SIGSTOP of the master's agent: its watchdog resets the machine before anyone else may take what it held; one master after the reboot",
         prepare: as_built,
         run: cases::agent_frozen_watchdog,
     },
