@@ -24,6 +24,12 @@ fn require_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
+    assert!(
+        std::env::var_os("RCBSD_TESTS_STRICT").is_none_or(|v| v != "1"),
+        "{} would skip ({}) and RCBSD_TESTS_STRICT=1 is set (tools/test): every test must run",
+        std::thread::current().name().unwrap_or("test"),
+        "not root"
+    );
     eprintln!(
         "\n*** SKIP {}: key file ownership tests need root ***\n",
         std::thread::current().name().unwrap_or("test")

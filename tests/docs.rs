@@ -48,6 +48,11 @@ fn run_tool(program: &str, args: &[&str]) -> Option<Output> {
     {
         Ok(output) => Some(output),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Under tools/test a missing tool is a failure, not a skip.
+            assert!(
+                std::env::var_os("RCBSD_TESTS_STRICT").is_none_or(|v| v != "1"),
+                "{program} is not installed and RCBSD_TESTS_STRICT=1 is set (tools/test installs it)"
+            );
             eprintln!(
                 "WARNING: SKIPPED: {program} is not installed; `{program} {}` was not checked \
                  (tools/test installs it)",

@@ -28,6 +28,12 @@ impl Keepalived {
             .find(|p| Path::new(p).exists());
         let Some(keepalived) = keepalived else {
             // tools/test installs it; a developer machine may not have it.
+            assert!(
+                std::env::var_os("RCBSD_TESTS_STRICT").is_none_or(|v| v != "1"),
+                "{} would skip ({}) and RCBSD_TESTS_STRICT=1 is set (tools/test): every test must run",
+                std::thread::current().name().unwrap_or("test"),
+                "keepalived is not installed"
+            );
             eprintln!("\n*** SKIP: keepalived is not installed (apt-get install keepalived) ***\n");
             return None;
         };

@@ -48,6 +48,12 @@ impl Pair {
     /// `None` (and a loud note) when not root.
     fn new(test: &str) -> Option<Pair> {
         if !nix::unistd::geteuid().is_root() {
+            assert!(
+                std::env::var_os("RCBSD_TESTS_STRICT").is_none_or(|v| v != "1"),
+                "{} would skip ({}) and RCBSD_TESTS_STRICT=1 is set (tools/test): every test must run",
+                std::thread::current().name().unwrap_or("test"),
+                "not root"
+            );
             eprintln!("SKIPPED {test}: network namespace tests need root");
             return None;
         }

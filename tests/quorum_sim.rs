@@ -81,8 +81,14 @@ fn random_scenarios_never_have_two_holders_and_settle_within_the_bound() {
 /// Seeds that once failed, each with what it found; they run with every
 /// test run (docs/simulation.md, "Findings").
 const REGRESSION_SEEDS: &[(u64, &str)] = &[
-    (1346, "the worker asked to be woken at a retry already past: a busy loop"),
-    (5098, "an acquisition while a failed stop kept the watchdog from being patted"),
+    (
+        1346,
+        "the worker asked to be woken at a retry already past: a busy loop",
+    ),
+    (
+        5098,
+        "an acquisition while a failed stop kept the watchdog from being patted",
+    ),
 ];
 
 #[test]

@@ -42,13 +42,27 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// The lab's VIP (198.18.0.100/24) as every cluster is configured with.
 pub const VIP: Ipv4Addr = netns::VIP;
 
+/// The variable `tools/test` sets: every test must run, none may skip.
+pub const STRICT_VAR: &str = "RCBSD_TESTS_STRICT";
+
+/// Whether tests run under `tools/test` (or CI), where a skip is a failure.
+pub fn strict() -> bool {
+    std::env::var_os(STRICT_VAR).is_some_and(|v| v == "1")
+}
+
 /// True when running as root. Otherwise prints a loud SKIP line (the test
-/// should then return): network tests need root, and CI runs as root, so
-/// there they always run.
+/// should then return), or, under `tools/test` (`RCBSD_TESTS_STRICT=1`),
+/// fails: network tests need root, and CI runs them as root, so there a
+/// test that would skip must fail instead of passing silently.
 pub fn require_root() -> bool {
     if nix::unistd::geteuid().is_root() {
         return true;
     }
+    assert!(
+        !strict(),
+        "{} needs root and {STRICT_VAR}=1 is set (tools/test): run it as root, or unset {STRICT_VAR} to skip",
+        std::thread::current().name().unwrap_or("this test")
+    );
     eprintln!(
         "\n*** SKIP {}: network-namespace tests need root ***\n",
         std::thread::current().name().unwrap_or("test")

@@ -180,9 +180,11 @@ pub fn step_outlives_lease(h: &mut Harness) -> Outcome {
         !h.events(1, "step_killed").is_empty()
     })?;
     let released = h.wait("n2 released everything", CONVERGE, |h| h.holds_nothing(1))?;
-    let taken = h.wait("n1 the only master, every environment once", CONVERGE, |h| {
-        h.is_sole_master(0) && h.placed_once()
-    })?;
+    let taken = h.wait(
+        "n1 the only master, every environment once",
+        CONVERGE,
+        |h| h.is_sole_master(0) && h.placed_once(),
+    )?;
     h.set_rules(1, &json!([])).map_err(lab)?;
     h.topology.heal().map_err(lab)?;
     h.wait_settled("one master after the heal, every environment once")?;
@@ -286,7 +288,9 @@ pub fn agent_frozen_watchdog(h: &mut Harness) -> Outcome {
     steady(h)?;
     h.signal(0, Signal::SIGSTOP).map_err(lab)?;
     let frozen = Instant::now();
-    let reset = h.wait("n1's watchdog resets it", CONVERGE, |h| !h.resets(0).is_empty())?;
+    let reset = h.wait("n1's watchdog resets it", CONVERGE, |h| {
+        !h.resets(0).is_empty()
+    })?;
     // The frozen master still held everything when its pats stopped; the
     // reset must come before anyone else may take it (the holder log says
     // whether it did). After the reboot the cluster settles on one master:
