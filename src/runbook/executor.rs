@@ -100,6 +100,7 @@ enum Stop {
 }
 
 /// The result of one command.
+#[derive(Debug)]
 struct Ran {
     exit: Option<i32>,
     stdout: String,
@@ -1126,6 +1127,64 @@ mod tests {
         .await;
         assert!(matches!(result, Err(AttemptError::Timeout(_))));
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn an_acquiring_command_is_killed_when_the_fence_takes_its_resource() {
+        let (fence, allowance) = watch::channel(Allowance {
+            master: true,
+            environments: None,
+        });
+        let abort = Abort {
+            allowance,
+            resource: Resource::Master,
+        };
+        let started = Instant::now();
+        let running = run_command(
+            &Command::new(["sleep", "30"]),
+            Duration::from_secs(60),
+            Some(&abort),
+        );
+        let fenced = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fence.send_replace(Allowance::default());
+            std::future::pending::<()>().await;
+        };
+        let result = tokio::select! {
+            result = running => result,
+            () = fenced => unreachable!(),
+        };
+        match result {
+            Err(AttemptError::Aborted(why)) => assert!(why.contains("master"), "{why}"),
+            other => panic!("expected a kill by the fence, got {other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "killed at once, not at its timeout"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_step_that_acquires_nothing_is_not_killed_by_the_fence() {
+        let (fence, allowance) = watch::channel(Allowance::default());
+        let abort = Abort {
+            allowance,
+            resource: Resource::Environment("web1".into()),
+        };
+        // Allowed (no placement: every environment) until the change.
+        fence.send_replace(Allowance {
+            master: false,
+            environments: None,
+        });
+        let ran = run_command(
+            &Command::new(["true"]),
+            Duration::from_secs(5),
+            Some(&abort),
+        )
+        .await
+        .ok()
+        .unwrap();
+        assert_eq!(ran.exit, Some(0));
     }
 
     #[tokio::test]

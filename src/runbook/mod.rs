@@ -12,13 +12,19 @@
 //!
 //! - The election never waits for a runbook: drive a [`Runner`] from its
 //!   own tokio task and tell it what to do through a channel.
-//! - [`Runner::run`] runs one runbook to its end and returns an
-//!   [`Outcome`]. It checks the `cancel` watch *between* steps (and during
-//!   retry backoffs): when its value changes (bump it on every new
-//!   transition) the runbook stops at that safe point with
-//!   [`Outcome::Cancelled`]; a command already running is never
-//!   interrupted except by its own timeout. The next runbook (every step
-//!   probes before it acts) picks up from whatever state that left.
+//! - [`Runner::execute`] runs one job (a runbook, with the environments it
+//!   stops and starts: `node::converge` decides which) to its end and
+//!   reports what became of each environment. It checks the `cancel` watch
+//!   *between* steps (and during retry backoffs): when its value changes
+//!   the runbook stops at that safe point with a cancelled outcome. A step
+//!   that *acquires* ([`step::Step::acquires`]) is killed at once, with its
+//!   process group, when the fence's allowance
+//!   ([`Runner::with_fence`]) no longer allows what it acquires. After any
+//!   kill the exit is awaited for at most [`executor::KILL_WAIT`]; a
+//!   process that outlives it is reported and abandoned. The next runbook
+//!   (every step probes before it acts) picks up from whatever state that
+//!   left. [`Runner::run`] runs one runbook without a worker's bookkeeping
+//!   (tests).
 //! - A failed promote has undone its done steps in reverse before it
 //!   returns [`Outcome::Failed`]: the caller enters fault (priority 0) for
 //!   `runbook.fault_hold_off`. A failed demote leaves the VIP dropped (it is
@@ -133,18 +139,6 @@ pub enum Outcome {
     Failed { step: String, error: String },
     /// A newer transition stopped the runbook before `at_step`.
     Cancelled { at_step: String },
-}
-
-/// With `[[environment]]` placement: what this node may run now.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Placement {
-    /// The environments whose lease this node holds now: the ones to run.
-    pub environments: Vec<Env>,
-    /// Every environment whose node list names this node: what may be
-    /// running here (after a crash, before anything was checked).
-    pub candidates: Vec<Env>,
-    /// Nodes not live: a CBSD lock naming one of them may be taken over.
-    pub takeover: Vec<String>,
 }
 
 /// One environment this node runs.
