@@ -1140,11 +1140,8 @@ mod tests {
             resource: Resource::Master,
         };
         let started = Instant::now();
-        let running = run_command(
-            &Command::new(["sleep", "30"]),
-            Duration::from_secs(60),
-            Some(&abort),
-        );
+        let sleep = Command::new(["sleep", "30"]);
+        let running = run_command(&sleep, Duration::from_secs(60), Some(&abort));
         let fenced = async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             fence.send_replace(Allowance::default());
