@@ -50,8 +50,19 @@ impl Config {
                 }
             ),
         };
+        let fence = match &self.fence.watchdog {
+            Some(w) => format!(
+                "; watchdog {} ({}), lease {}",
+                w.device.display(),
+                duration::format(w.timeout),
+                self.cluster
+                    .as_ref()
+                    .map_or_else(|| "none".to_owned(), |c| duration::format(c.lease))
+            ),
+            None => String::new(),
+        };
         format!(
-            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}{quorum}",
+            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}{quorum}{fence}",
             self.node.name,
             vrrp.interface,
             vrrp.vrid,
@@ -68,6 +79,8 @@ impl Config {
     /// What `check-config` warns about: valid, but short of what an
     /// operator trusting the agent with the storage should run.
     pub fn warnings(&self) -> Vec<String> {
+        // (Pure: what is checked on the node itself, such as the device,
+        // is the agent's start and `doctor`.)
         let mut warnings = Vec::new();
         let moves_storage = self.storage.as_ref().is_some_and(|s| {
             matches!(
@@ -88,5 +101,49 @@ impl Config {
             );
         }
         warnings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::parse_with_hostname;
+
+    const BASE: &str = r#"
+[vrrp]
+interface = "em0"
+vrid = 51
+virtual_ips = ["192.168.10.200/24"]
+
+[cbsd]
+workdir = "/usr/jails"
+
+[storage]
+kind = "hast"
+resource = "cbsd"
+root = "/store"
+
+[nfs]
+export_network = "192.168.10.0/24"
+
+[cluster]
+nodes = [
+  { name = "node1", address = "192.168.10.201" },
+  { name = "node2", address = "192.168.10.202" },
+  { name = "node3", address = "192.168.10.203" },
+]
+"#;
+
+    #[test]
+    fn hast_without_a_watchdog_is_warned_about_and_with_one_it_is_not() {
+        let bare = parse_with_hostname(BASE, Path::new("x.toml"), Some("node1")).unwrap();
+        let warnings = bare.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("[fence] watchdog"), "{warnings:?}");
+        let text = format!("{BASE}\n[fence]\nwatchdog = \"/dev/fido\"\n");
+        let fenced = parse_with_hostname(&text, Path::new("x.toml"), Some("node1")).unwrap();
+        assert!(fenced.warnings().is_empty());
+        assert!(fenced.summary().contains("watchdog /dev/fido (2s), lease 4s"), "{}", fenced.summary());
     }
 }

@@ -159,6 +159,31 @@ pub fn render_status(status: &Status) -> String {
         "fault",
         status.fault.clone().unwrap_or_else(|| "none".to_string()),
     );
+    if status.retained {
+        row(
+            "retained",
+            "demotes kept failing with the storage held: master again; fix the cause, then `rcbsd-failover resume`".to_string(),
+        );
+    }
+    if let Some(w) = &status.watchdog {
+        let last = w
+            .last_pat_ms
+            .map_or_else(|| "never patted".to_string(), |ms| format!("last pat {ms} ms ago"));
+        let why = w.why.as_deref().map_or(String::new(), |why| format!(": {why}"));
+        row(
+            "watchdog",
+            format!(
+                "{} ({}, {} ms) {}, {}{why}; {last}, {} pats, {} failures",
+                w.device,
+                w.kind,
+                w.timeout_ms,
+                if w.armed { "armed" } else { "disarmed" },
+                w.verdict,
+                w.pats,
+                w.failures
+            ),
+        );
+    }
     row(
         "runbook",
         match &status.runbook {
@@ -361,6 +386,30 @@ mod tests {
             .map(|line| line.len() - line.split_once(": ").unwrap().1.trim_start().len())
             .collect();
         assert!(value_columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    #[test]
+    fn human_status_shows_the_watchdog_and_a_retained_role() {
+        use crate::control::protocol::WatchdogStatus;
+        let mut s = status();
+        s.retained = true;
+        s.watchdog = Some(WatchdogStatus {
+            device: "/dev/fido".into(),
+            kind: "freebsd".into(),
+            timeout_ms: 1073,
+            armed: true,
+            verdict: "withhold".into(),
+            why: Some("the lease on master ends in 900 ms".into()),
+            last_pat_ms: Some(1500),
+            pats: 7,
+            failures: 0,
+        });
+        let text = render_status(&s);
+        assert!(
+            text.contains("watchdog:         /dev/fido (freebsd, 1073 ms) armed, withhold: the lease on master ends in 900 ms; last pat 1500 ms ago"),
+            "{text}"
+        );
+        assert!(text.contains("retained:         demotes kept failing"), "{text}");
     }
 
     #[test]
