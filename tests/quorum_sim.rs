@@ -458,11 +458,9 @@ fn hole_e_a_node_with_another_lease_is_never_counted() {
     assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
 }
 
-/// F: a master whose demotes keep failing (preempted by a node that is
-/// back) takes the role back rather than leave the cluster masterless.
-#[test]
-fn hole_f_a_master_that_cannot_release_takes_the_role_back() {
-    let mut w = three_nodes(Vec::new());
+/// n2 master (n0 and n1 demoted by the operator), then every demote of n2
+/// fails and n1 is resumed: n2 is preempted but cannot release.
+fn master_that_cannot_release(mut w: World) -> World {
     w.schedule(Duration::ZERO, Chaos::Operator(1, Operator::Demote));
     w.schedule(Duration::ZERO, Chaos::Operator(0, Operator::Demote));
     run(&mut w, 12.0);
@@ -470,6 +468,14 @@ fn hole_f_a_master_that_cannot_release_takes_the_role_back() {
     w.schedule(secs(12.0), Chaos::ReleasesFail(2, true));
     w.schedule(secs(12.0), Chaos::Operator(1, Operator::Resume));
     run(&mut w, 40.0);
+    w
+}
+
+/// F: a master whose demotes keep failing (preempted by a node that is
+/// back) takes the role back rather than leave the cluster masterless.
+#[test]
+fn hole_f_a_master_that_cannot_release_takes_the_role_back() {
+    let w = master_that_cannot_release(three_nodes(Vec::new()));
     assert_eq!(w.ledger.holders(&Resource::Master), vec![2]);
     let n2 = w.nodes[2].core.as_ref().expect("up");
     assert!(n2.is_retained(), "n2 took the role back\n{}", w.status());
@@ -480,14 +486,7 @@ fn hole_f_a_master_that_cannot_release_takes_the_role_back() {
 /// preferred node takes over.
 #[test]
 fn hole_f_with_a_watchdog_a_master_that_cannot_release_resets() {
-    let mut w = three_nodes_with_watchdog(Vec::new());
-    w.schedule(Duration::ZERO, Chaos::Operator(1, Operator::Demote));
-    w.schedule(Duration::ZERO, Chaos::Operator(0, Operator::Demote));
-    run(&mut w, 12.0);
-    assert_eq!(w.ledger.holders(&Resource::Master), vec![2]);
-    w.schedule(secs(12.0), Chaos::ReleasesFail(2, true));
-    w.schedule(secs(12.0), Chaos::Operator(1, Operator::Resume));
-    run(&mut w, 40.0);
+    let w = master_that_cannot_release(three_nodes_with_watchdog(Vec::new()));
     assert!(w.stats.resets >= 1, "{}", w.trace());
     assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
 }

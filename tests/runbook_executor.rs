@@ -697,3 +697,35 @@ async fn a_promote_over_a_pool_it_already_imported_goes_on_without_exporting() {
     );
     assert_eq!(world.pool("tank")["imported"], true);
 }
+
+/// Hole D of the safety review: what a restarted agent finds held comes
+/// from the real world (here, the stand-ins' state), not from a marker.
+#[tokio::test]
+async fn the_start_up_probe_finds_what_a_promote_left_and_nothing_after_a_demote() {
+    let world = World::new("node1");
+    let (mut runner, _) = runner(&world, &world.storage_hast(), "", "");
+    let before = runner.probe_master().await;
+    assert!(!before.may_hold(), "a fresh node holds nothing: {before:?}");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let found = runner.probe_master().await;
+    let held = found.held.join(", ");
+    for wanted in [
+        "HAST resource cbsd primary",
+        "mounted",
+        "bound (nullfs)",
+        "nfsd running",
+        "exports block",
+    ] {
+        assert!(held.contains(wanted), "{wanted:?} not found in {found:?}");
+    }
+    assert!(found.unknown.is_empty(), "{found:?}");
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let after = runner.probe_master().await;
+    assert!(!after.may_hold(), "released: {after:?}");
+}

@@ -19,6 +19,21 @@ const FORMAT: &str = "rcbsd-failover cluster-config v1";
 /// First line of the quorum hash's text.
 const QUORUM_FORMAT: &str = "rcbsd-failover quorum-config v1";
 
+/// One line per node (sorted, so the file's order does not matter), then
+/// the heartbeat port.
+fn write_members(text: &mut String, cluster: &super::Cluster) {
+    let mut nodes: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|n| format!("{} {}", n.name, n.address))
+        .collect();
+    nodes.sort();
+    for node in nodes {
+        let _ = writeln!(text, "node {node}");
+    }
+    let _ = writeln!(text, "port {}", cluster.port);
+}
+
 /// The first 8 bytes of a digest, big-endian.
 fn first_eight(digest: &[u8]) -> u64 {
     let mut first = [0u8; 8];
@@ -50,16 +65,7 @@ impl Config {
         let mut text = String::new();
         let _ = writeln!(text, "{QUORUM_FORMAT}");
         if let Some(cluster) = &self.cluster {
-            let mut nodes: Vec<String> = cluster
-                .nodes
-                .iter()
-                .map(|n| format!("{} {}", n.name, n.address))
-                .collect();
-            nodes.sort();
-            for node in nodes {
-                let _ = writeln!(text, "node {node}");
-            }
-            let _ = writeln!(text, "port {}", cluster.port);
+            write_members(&mut text, cluster);
             let _ = writeln!(text, "lease_ns {}", cluster.lease.as_nanos());
             let _ = writeln!(text, "fence_margin_ns {}", cluster.fence_margin.as_nanos());
         }
@@ -84,16 +90,7 @@ impl Config {
             let _ = writeln!(text, "virtual_ip {vip}");
         }
         if let Some(cluster) = &self.cluster {
-            let mut nodes: Vec<String> = cluster
-                .nodes
-                .iter()
-                .map(|n| format!("{} {}", n.name, n.address))
-                .collect();
-            nodes.sort();
-            for node in nodes {
-                let _ = writeln!(text, "node {node}");
-            }
-            let _ = writeln!(text, "port {}", cluster.port);
+            write_members(&mut text, cluster);
             // Nanoseconds: exact, and independent of how the file spelled them.
             let _ = writeln!(
                 text,

@@ -144,6 +144,12 @@ nodes = [
         let text = format!("{BASE}\n[fence]\nwatchdog = \"/dev/fido\"\n");
         let fenced = parse_with_hostname(&text, Path::new("x.toml"), Some("node1")).unwrap();
         assert!(fenced.warnings().is_empty());
-        assert!(fenced.summary().contains("watchdog /dev/fido (2s), lease 4s"), "{}", fenced.summary());
+        assert!(
+            fenced
+                .summary()
+                .contains("watchdog /dev/fido (2s), lease 4s"),
+            "{}",
+            fenced.summary()
+        );
     }
 }

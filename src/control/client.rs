@@ -166,10 +166,14 @@ pub fn render_status(status: &Status) -> String {
         );
     }
     if let Some(w) = &status.watchdog {
-        let last = w
-            .last_pat_ms
-            .map_or_else(|| "never patted".to_string(), |ms| format!("last pat {ms} ms ago"));
-        let why = w.why.as_deref().map_or(String::new(), |why| format!(": {why}"));
+        let last = w.last_pat_ms.map_or_else(
+            || "never patted".to_string(),
+            |ms| format!("last pat {ms} ms ago"),
+        );
+        let why = w
+            .why
+            .as_deref()
+            .map_or(String::new(), |why| format!(": {why}"));
         row(
             "watchdog",
             format!(
@@ -409,7 +413,10 @@ mod tests {
             text.contains("watchdog:         /dev/fido (freebsd, 1073 ms) armed, withhold: the lease on master ends in 900 ms; last pat 1500 ms ago"),
             "{text}"
         );
-        assert!(text.contains("retained:         demotes kept failing"), "{text}");
+        assert!(
+            text.contains("retained:         demotes kept failing"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -361,15 +361,39 @@ impl<V: VipControl> Runner<V> {
     /// [`super::probe`]): the checks that answered "held", and those that
     /// could not answer (counted as held by the caller).
     pub async fn probe_master(&self) -> MasterProbe {
-        let mut found = MasterProbe::default();
-        for check in probe::master_checks(&self.config) {
-            let answer = match &check.source {
-                probe::Source::Command { command, held } => {
-                    match run_command(command, PROBE_TIMEOUT, None).await {
-                        Ok(ran) => held.read(ran.exit, &ran.stdout, &ran.stderr),
-                        Err(_) => None,
-                    }
+        let checks = probe::master_checks(&self.config);
+        // Every distinct command once, all at the same time: the start is
+        // waiting for this (and a watchdog left armed may be counting).
+        let mut commands: Vec<Command> = Vec::new();
+        for check in &checks {
+            if let probe::Source::Command { command, .. } = &check.source {
+                if !commands.contains(command) {
+                    commands.push(command.clone());
                 }
+            }
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for (i, command) in commands.iter().enumerate() {
+            let command = command.clone();
+            set.spawn(async move { (i, run_command(&command, PROBE_TIMEOUT, None).await) });
+        }
+        let mut ran: Vec<Option<Ran>> = commands.iter().map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            if let Ok((i, Ok(result))) = joined {
+                if let Some(slot) = ran.get_mut(i) {
+                    *slot = Some(result);
+                }
+            }
+        }
+        let mut found = MasterProbe::default();
+        for check in &checks {
+            let answer = match &check.source {
+                probe::Source::Command { command, held } => commands
+                    .iter()
+                    .position(|c| c == command)
+                    .and_then(|i| ran.get(i))
+                    .and_then(Option::as_ref)
+                    .and_then(|r| held.read(r.exit, &r.stdout, &r.stderr)),
                 probe::Source::ExportsBlock { file } => {
                     let file = file.clone();
                     let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(&file));
@@ -381,9 +405,9 @@ impl<V: VipControl> Runner<V> {
                 }
             };
             match answer {
-                Some(true) => found.held.push(check.what),
+                Some(true) => found.held.push(check.what.clone()),
                 Some(false) => {}
-                None => found.unknown.push(check.what),
+                None => found.unknown.push(check.what.clone()),
             }
         }
         found

@@ -81,37 +81,41 @@ pub fn master_isolated(h: &mut Harness) -> Outcome {
     })
 }
 
-pub fn master_killed_restart(h: &mut Harness) -> Outcome {
+/// SIGKILL of n1's agent; `wipe`: its state_dir lost too; back after
+/// rc.d's restart delay. How long one master with every environment took.
+fn kill_and_restart(h: &mut Harness, wipe: bool) -> Result<(usize, Duration), String> {
     steady(h)?;
     h.stop(0, Signal::SIGKILL).map_err(lab)?;
     let killed = Instant::now();
+    if wipe {
+        let dir = h.state_dir(0).map_err(lab)?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     // The supervisor's restart delay (rc.d: daemon -R 1).
     h.pass(RC_RESTART_DELAY)?;
     h.start(0).map_err(lab)?;
     let master = h.wait_settled("one master, every environment placed once")?;
+    Ok((master, killed.elapsed()))
+}
+
+pub fn master_killed_restart(h: &mut Harness) -> Outcome {
+    let (master, took) = kill_and_restart(h, false)?;
     Ok(Measured {
         figure: format!(
             "restarted after {:.1} s; {} sole master with every environment {:.1} s after the kill; {} watchdog reset(s)",
             secs(RC_RESTART_DELAY),
             h.name(master),
-            secs(killed.elapsed()),
+            secs(took),
             h.resets(0).len()
         ),
     })
 }
 
 pub fn state_dir_lost(h: &mut Harness) -> Outcome {
-    steady(h)?;
-    h.stop(0, Signal::SIGKILL).map_err(lab)?;
-    let killed = Instant::now();
-    let dir = h.state_dir(0).map_err(lab)?;
-    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    for entry in entries.flatten() {
-        let _ = std::fs::remove_file(entry.path());
-    }
-    h.pass(RC_RESTART_DELAY)?;
-    h.start(0).map_err(lab)?;
-    let master = h.wait_settled("one master, every environment placed once")?;
+    let (master, took) = kill_and_restart(h, true)?;
     let found = h.events(0, "found_held");
     if found.is_empty() && h.resets(0).is_empty() {
         return Err(
@@ -121,10 +125,11 @@ pub fn state_dir_lost(h: &mut Harness) -> Outcome {
     }
     Ok(Measured {
         figure: format!(
-            "found {} held resource(s) without a marker; {} sole master {:.1} s after the kill",
+            "found {} held resource(s) without a marker; {} sole master {:.1} s after the kill; {} watchdog reset(s)",
             found.len(),
             h.name(master),
-            secs(killed.elapsed())
+            secs(took),
+            h.resets(0).len()
         ),
     })
 }
