@@ -238,11 +238,18 @@ pub fn step_killed(runbook: &str, step: &str, why: &str) {
     warn!(event = "step_killed", runbook, step, why);
 }
 
+/// The NFS server of `mountpoint` did not answer `df` (statfs(2)) within
+/// `waited_ms`: the mount is force-dismounted (`umount -N`) before anything
+/// else touches it, since every process touching it would hang.
+pub fn nfs_server_gone(mountpoint: &str, waited_ms: u64) {
+    warn!(event = "nfs_server_gone", mountpoint, waited_ms);
+}
+
 /// A command killed (timeout or fence) was still running `waited_ms` after
 /// SIGKILL: it is stuck in the kernel (typically I/O on a dead hard NFS
 /// mount) and is abandoned, not awaited. It holds whatever it holds until
 /// it exits; the force-dismount (`umount -N`) of its mount frees it.
-pub fn command_abandoned(command: &str, pid: i32, waited_ms: u64) {
+pub fn command_abandoned(command: &str, pid: u32, waited_ms: u64) {
     error!(event = "command_abandoned", command, pid, waited_ms);
 }
 

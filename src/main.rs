@@ -118,6 +118,13 @@ enum Command {
     /// Build a throwaway network-namespace cluster and measure failover
     /// (Linux, root).
     Lab(rcbsd_failover::lab::LabArgs),
+    /// Internal: the agent runs itself this way to look at a path that may
+    /// sit on a dead NFS mount, in a child it can kill and abandon.
+    #[command(name = "fs-probe", hide = true)]
+    FsProbe {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -169,6 +176,7 @@ fn main() -> ExitCode {
         } => move_environment(&target, environment, node, wait),
         Command::Plan { runbook, config } => plan(runbook, &config.path),
         Command::Lab(args) => rcbsd_failover::lab::run(args),
+        Command::FsProbe { args } => ExitCode::from(rcbsd_failover::runbook::fs_probe::main(&args)),
     }
 }
 

@@ -89,6 +89,10 @@ const REGRESSION_SEEDS: &[(u64, &str)] = &[
         5098,
         "an acquisition while a failed stop kept the watchdog from being patted",
     ),
+    (
+        84359,
+        "two operator moves pointing at each other: each node waited for the other",
+    ),
 ];
 
 #[test]

@@ -15,7 +15,10 @@ use tokio::sync::watch;
 fn runner(world: &World, storage: &str, nfs: &str, envs: &str) -> (Runner<FakeVip>, FakeVip) {
     let vip = FakeVip::default();
     let config = world.config(storage, nfs, envs);
-    (Runner::new(config, vip.clone()), vip)
+    // The test harness is this process's executable: file probes run the
+    // real program.
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rcbsd-failover"));
+    (Runner::new(config, vip.clone()).with_probe_exe(exe), vip)
 }
 
 async fn run(runner: &mut Runner<FakeVip>, kind: Kind) -> Outcome {
@@ -212,6 +215,99 @@ async fn follow_mounts_from_the_vip_then_registers_and_starts() {
         "{actions:#?}"
     );
     assert!(!actions.iter().any(|a| a.starts_with("cbsd bregister")));
+}
+
+/// A process that SIGKILL does not end (uninterruptible, as on a dead hard
+/// NFS mount; here a frozen cgroup) is abandoned after the bounded wait,
+/// never awaited for ever.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_command_that_outlives_sigkill_is_abandoned_not_awaited() {
+    use rcbsd_failover::lab::cbsd::freezer;
+    use rcbsd_failover::runbook::command::{self, CommandError, KILL_WAIT};
+    use rcbsd_failover::runbook::step::Command;
+    if !standins::require_freezer() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = freezer::prefix(dir.path());
+    let group = std::path::Path::new(freezer::FREEZER).join(format!("{prefix}-test"));
+    std::fs::create_dir_all(&group).unwrap();
+    // The child puts itself in the group and freezes it: from then on it
+    // is in the kernel's refrigerator (state D), where SIGKILL waits.
+    let script = format!(
+        "echo $$ > {g}/cgroup.procs && echo FROZEN > {g}/freezer.state && sleep 30",
+        g = group.display()
+    );
+    let started = Instant::now();
+    let result = command::run(
+        &Command::new(["sh", "-c", &script]),
+        Duration::from_millis(500),
+        None,
+    )
+    .await;
+    let waited = started.elapsed();
+    freezer::release(&prefix);
+    match result {
+        Err(CommandError::TimedOut { kill, .. }) => {
+            assert!(kill.abandoned.is_some(), "abandoned, with its pid")
+        }
+        other => panic!("expected a timeout with the process abandoned, got {other:?}"),
+    }
+    // Not a speed assertion: a wait without a bound would never return.
+    assert!(
+        waited < Duration::from_millis(500) + KILL_WAIT * 5,
+        "{waited:?}"
+    );
+}
+
+/// A follower whose NFS server is gone: what touches its mounts hangs in
+/// the kernel, and SIGKILL does not end it (the stand-ins freeze it), so
+/// the follow force-dismounts those mounts first; the jail's stop then
+/// runs, and is verified, instead of hanging.
+#[tokio::test]
+async fn a_gone_server_is_dismounted_before_anything_touches_its_mounts() {
+    if !standins::require_freezer() {
+        return;
+    }
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert!(world.state()["running"].get("web1").is_some());
+    let before = world.argvs().len();
+    world.server_gone("198.18.0.100");
+    let outcome = run(&mut runner, Kind::Follow).await;
+    // Nobody serves the VIP yet: the remount fails after its attempts.
+    assert!(
+        matches!(&outcome, Outcome::Failed { step, .. } if step == "mount jails-data"),
+        "{outcome:?}"
+    );
+    let argvs: Vec<String> = world.argvs().split_off(before);
+    let dirs = standins::SHARED_DIRS;
+    for dir in dirs {
+        let target = world.workdir.join(dir).display().to_string();
+        let asked = position(&argvs, &format!("df -k {target}"));
+        let dismounted = position(&argvs, &format!("umount -N {target}"));
+        assert!(asked < dismounted, "{argvs:#?}");
+        assert!(
+            dismounted < position(&argvs, "cbsd jstop inter=0 jname=web1"),
+            "the stop runs only once the dead mounts are gone: {argvs:#?}"
+        );
+        assert!(
+            !argvs.contains(&format!("umount {target}")),
+            "a plain umount of a dead mount hangs: {argvs:#?}"
+        );
+    }
+    assert!(
+        world.state()["running"].get("web1").is_none(),
+        "web1 was stopped"
+    );
+    assert!(world.mounts().is_empty(), "{:?}", world.mounts());
+    assert_eq!(world.lenient_hangs(), 0, "every hang was a frozen one");
 }
 
 #[tokio::test]

@@ -78,6 +78,8 @@ fn acts(steps: &[Step]) -> Vec<String> {
                 Builtin::WriteProbe { .. } => "<write probe>".into(),
                 Builtin::CheckLock { .. } => "<check lock>".into(),
                 Builtin::ClearStaleRegistrations(_) => "<clear stale registrations>".into(),
+                Builtin::DismountDead(dead) if dead.ask => "<dismount dead nfs>".into(),
+                Builtin::DismountDead(_) => "<dismount nfs>".into(),
             },
         })
         .collect()
@@ -98,9 +100,12 @@ const START_J: [&str; 3] = [
 
 fn promote_expected(storage: &[&str], services: &[&str]) -> Vec<String> {
     let mut expected: Vec<String> = vec![
+        "<dismount nfs>".into(),
         STOP_J.into(),
         "/sbin/umount /usr/jails/jails-data".into(),
+        "/sbin/umount -N /usr/jails/jails-data".into(),
         "/sbin/umount /usr/jails/jails-system".into(),
+        "/sbin/umount -N /usr/jails/jails-system".into(),
     ];
     expected.extend(storage.iter().map(|s| s.to_string()));
     expected.extend([
@@ -179,16 +184,16 @@ fn plan_promote_with_zfs_shows_the_multihost_check_and_each_import() {
     };
     let text = plan::render(&config, Kind::Promote, &backend, &[]);
     let expected = "\
- 4. import pool tank read-only  [timeout 600s, on failure: abort]
+ 7. import pool tank read-only  [timeout 600s, on failure: abort]
     check  /sbin/zpool list -H -o name tank  => done if exit 0
     else   /sbin/zpool import -N -o readonly=on -o cachefile=none -f tank  (then check again)
     undo:  export pool tank
- 5. check multihost of tank  [timeout 30s, on failure: abort]
+ 8. check multihost of tank  [timeout 30s, on failure: abort]
     run    /sbin/zpool get -H -o value multihost tank  => prints \"on\"
- 6. export read-only pool tank  [timeout 600s, on failure: abort]
+ 9. export read-only pool tank  [timeout 600s, on failure: abort]
     check  /sbin/zpool get -H -o value readonly tank  => done if does not print \"on\" (or fails)
     else   /sbin/zpool export tank  (then check again)
- 7. import pool tank  [timeout 600s, on failure: abort]
+10. import pool tank  [timeout 600s, on failure: abort]
     check  /sbin/zpool list -H -o name tank  => done if exit 0
     else   /sbin/zpool import -o cachefile=none -f tank  (then check again)
     undo:  export pool tank
@@ -300,9 +305,12 @@ fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
         let mut steps = follow::build(&config, &Context::from_config(&config), &j());
         steps.extend(follow::start_environments(&config, &j()));
         let mut expected: Vec<String> = vec![
+            "<dismount dead nfs>".into(),
             STOP_J.into(),
             "/sbin/umount /usr/jails/jails-data".into(),
+            "/sbin/umount -N /usr/jails/jails-data".into(),
             "/sbin/umount /usr/jails/jails-system".into(),
+            "/sbin/umount -N /usr/jails/jails-system".into(),
         ];
         if storage == HAST {
             // A HAST candidate stands by: role init would not replicate.
@@ -406,21 +414,33 @@ fn plan_follow_shows_the_listings_and_that_junregister_depends_on_them() {
 }
 
 #[test]
-fn unmount_falls_back_to_force_then_n() {
+fn unmount_falls_back_to_force_then_n_in_a_step_of_its_own() {
     let steps = follow::build(&config(NONE, ""), &ctx(false), &[]);
-    let Action::Ensure(ensure) = &steps[0].action else {
+    let acts_of = |step: &Step| -> Vec<String> {
+        let Action::Ensure(ensure) = &step.action else {
+            panic!("{step:?}");
+        };
+        assert_eq!(ensure.probe.command.argv.join(" "), "/sbin/mount -p -t nfs");
+        ensure.acts.iter().map(|c| c.argv.join(" ")).collect()
+    };
+    // A dead server's mounts first: the dismount asks before it acts.
+    let Action::Builtin(Builtin::DismountDead(dead)) = &steps[0].action else {
         panic!("{:?}", steps[0]);
     };
-    let acts: Vec<String> = ensure.acts.iter().map(|c| c.argv.join(" ")).collect();
+    assert!(dead.ask);
     assert_eq!(
-        acts,
+        acts_of(&steps[1]),
         [
             "/sbin/umount /usr/jails/jails-data",
             "/sbin/umount -f /usr/jails/jails-data",
-            "/sbin/umount -N /usr/jails/jails-data",
         ]
     );
-    assert_eq!(ensure.probe.command.argv.join(" "), "/sbin/mount -p -t nfs");
+    // -N gets a deadline of its own: a hung plain umount cannot use it up.
+    assert_eq!(
+        acts_of(&steps[2]),
+        ["/sbin/umount -N /usr/jails/jails-data"]
+    );
+    assert_eq!(steps[1].on_failure, OnFailure::Continue);
 }
 
 #[test]

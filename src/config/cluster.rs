@@ -240,6 +240,10 @@ pub struct RunbookSettings {
     /// Timeout of each `umount` attempt (`-f` against a dead server can take
     /// a minute).
     pub umount_timeout: Duration,
+    /// How long a live NFS server may take to answer `df` (statfs(2)) on a
+    /// mount before promote and follow count it gone and force-dismount
+    /// the mount first (`umount -N`).
+    pub nfs_answer_timeout: Duration,
     /// Timeout of taking or releasing the storage (import, fsck, mount).
     pub storage_timeout: Duration,
     /// How long to wait for `/dev/hast/RES` after `role primary`.
@@ -262,6 +266,7 @@ impl Default for RunbookSettings {
         RunbookSettings {
             command_timeout: Duration::from_secs(30),
             umount_timeout: Duration::from_secs(90),
+            nfs_answer_timeout: Duration::from_secs(5),
             storage_timeout: Duration::from_secs(600),
             device_wait: Duration::from_secs(30),
             mount_timeout: Duration::from_secs(30),
@@ -288,6 +293,7 @@ pub struct Tools {
     pub kldstat: PathBuf,
     pub ifconfig: PathBuf,
     pub sockstat: PathBuf,
+    pub df: PathBuf,
 }
 
 /// `(key, FreeBSD default)` of every `[tools]` entry, in documentation order.
@@ -303,6 +309,7 @@ pub const TOOL_DEFAULTS: &[(&str, &str)] = &[
     ("kldstat", "/sbin/kldstat"),
     ("ifconfig", "/sbin/ifconfig"),
     ("sockstat", "/usr/bin/sockstat"),
+    ("df", "/bin/df"),
 ];
 
 impl Default for Tools {
@@ -325,6 +332,7 @@ impl Default for Tools {
             kldstat: path("kldstat"),
             ifconfig: path("ifconfig"),
             sockstat: path("sockstat"),
+            df: path("df"),
         }
     }
 }
@@ -344,6 +352,7 @@ impl Tools {
             "kldstat" => &mut self.kldstat,
             "ifconfig" => &mut self.ifconfig,
             "sockstat" => &mut self.sockstat,
+            "df" => &mut self.df,
             _ => return false,
         };
         *slot = path;

@@ -402,6 +402,9 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
+        // Stand-ins frozen in a hang on a gone NFS server survive SIGKILL
+        // until thawed: thaw and kill them before the namespaces go.
+        crate::lab::cbsd::freezer::release(&crate::lab::cbsd::freezer::prefix(&self.run_dir));
         for ns in self.created.iter().rev() {
             destroy_namespace(ns);
         }
@@ -471,6 +474,7 @@ pub fn cleanup_leftovers() -> Vec<String> {
             }
         }
     }
+    crate::lab::cbsd::freezer::release_leftovers();
     removed
 }
 

@@ -313,15 +313,29 @@ impl ClusterState {
         ))
     }
 
-    /// Withdraws a handoff once the target runs the environment, or when it
-    /// took too long.
+    /// Withdraws a handoff once the target runs the environment, once the
+    /// target announces a handoff of it itself (the operator moved it on
+    /// from there: the newer move decides; two moves pointing at each
+    /// other are both withdrawn and placement decides), or when it took
+    /// too long.
     fn expire_handoffs(&mut self, now: Instant) {
         let running_at: BTreeMap<String, Vec<String>> = self.environment_locations(now);
+        let moved_on: BTreeSet<(String, String)> = self
+            .membership
+            .live_peers(now)
+            .flat_map(|peer| {
+                peer.heartbeat
+                    .handoffs
+                    .iter()
+                    .map(|h| (peer.heartbeat.node.clone(), h.environment.clone()))
+            })
+            .collect();
         self.handoffs.retain(|environment, (to, until)| {
             let arrived = running_at
                 .get(environment)
                 .is_some_and(|nodes| nodes.iter().any(|n| n == to));
-            !arrived && *until > now
+            let superseded = moved_on.contains(&(to.clone(), environment.clone()));
+            !arrived && !superseded && *until > now
         });
     }
 

@@ -8,34 +8,30 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::cbsd::StaleRegistrations;
+use super::command::{self, aborted, Abort, CommandError, Ran};
 use super::expect::Expect;
 use super::exports;
+use super::fs_probe::FsProbe;
+use super::nfs::DeadMounts;
 use super::step::{Action, Builtin, Checked, Command, EnvPhase, OnFailure, Step};
 use super::vip::VipControl;
 use super::{
     cbsd, demote, follow, probe, promote, resolve_environments, Context, Env, Kind, Outcome,
 };
-use crate::config::{Config, EnvKind};
+use crate::config::{format_duration, Config, EnvKind};
 use crate::events;
 use crate::node::converge::{Job, JobKind, JobOutcome, JobReport};
 use crate::node::Allowance;
-use crate::wire::heartbeat::Resource;
 
-/// Output kept per stream: status output is short; a runaway tool must not
-/// fill memory.
-const OUTPUT_LIMIT: u64 = 64 * 1024;
-/// How long to read what is left in the pipes after the process exited (a
-/// daemon it started may hold them open forever).
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+pub use super::command::KILL_WAIT;
+
 /// How long listing `jails-system/` may take (it may sit on a dead mount).
 const LIST_TIMEOUT: Duration = Duration::from_secs(3);
 /// Polling period of [`Builtin::WaitForPath`].
@@ -99,14 +95,6 @@ enum Stop {
     Cancelled { at_step: String },
 }
 
-/// The result of one command.
-#[derive(Debug)]
-struct Ran {
-    exit: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 #[derive(Debug)]
 enum AttemptError {
     /// The command did not finish in time and was killed.
@@ -128,6 +116,62 @@ impl AttemptError {
     fn message(&self) -> &str {
         match self {
             AttemptError::Timeout(m) | AttemptError::Failed(m) | AttemptError::Aborted(m) => m,
+        }
+    }
+
+    /// A command's failure to give an exit status, within `deadline`.
+    fn of_command(error: CommandError, deadline: &Deadline) -> AttemptError {
+        match error {
+            CommandError::TimedOut { limit, .. } if limit < deadline.budget => {
+                AttemptError::Timeout(format!(
+                    "{error} (what was left of the step's {})",
+                    format_duration(deadline.budget)
+                ))
+            }
+            CommandError::TimedOut { .. } => AttemptError::Timeout(error.to_string()),
+            CommandError::Fenced { .. } => AttemptError::Aborted(error.to_string()),
+            CommandError::Empty | CommandError::Spawn { .. } | CommandError::Wait { .. } => {
+                AttemptError::Failed(error.to_string())
+            }
+        }
+    }
+}
+
+/// What bounds the commands of one attempt: its deadline, and the fence's
+/// kill for a step that acquires.
+struct Within<'a> {
+    deadline: &'a Deadline,
+    step: &'a str,
+    abort: Option<&'a Abort>,
+}
+
+/// The end of one attempt of a step: its commands (the probe, each act,
+/// the probe after each act) share the step's timeout, so an attempt never
+/// runs longer than `plan` shows.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    fn after(budget: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + budget,
+            budget,
+        }
+    }
+
+    /// The time left, or a timeout naming `step` when none is.
+    fn left(&self, step: &str) -> Result<Duration, AttemptError> {
+        let left = self.at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(AttemptError::Timeout(format!(
+                "{step} did not finish within {}",
+                format_duration(self.budget)
+            )))
+        } else {
+            Ok(left)
         }
     }
 }
@@ -153,6 +197,9 @@ pub struct Runner<V: VipControl> {
     /// What may be acquired now: a step acquiring what this no longer
     /// allows is killed (its process group), as the fence requires.
     allowance: Option<watch::Receiver<Allowance>>,
+    /// This program, run as `fs-probe` to look at paths that may sit on a
+    /// dead NFS mount ([`super::fs_probe`]).
+    probe_exe: Option<PathBuf>,
 }
 
 /// What one run is doing, threaded through the steps.
@@ -213,7 +260,16 @@ impl<V: VipControl> Runner<V> {
             vip,
             progress: ProgressHandle::default(),
             allowance: None,
+            probe_exe: std::env::current_exe().ok(),
         }
+    }
+
+    /// Run `exe` (this program's binary) for the file-system probes; by
+    /// default the running executable. Tests, whose executable is the test
+    /// harness, point it at the built `rcbsd-failover`.
+    pub fn with_probe_exe(mut self, exe: PathBuf) -> Self {
+        self.probe_exe = Some(exe);
+        self
     }
 
     /// Kill acquiring steps when `allowance` no longer allows what they
@@ -375,7 +431,7 @@ impl<V: VipControl> Runner<V> {
         let mut set = tokio::task::JoinSet::new();
         for (i, command) in commands.iter().enumerate() {
             let command = command.clone();
-            set.spawn(async move { (i, run_command(&command, PROBE_TIMEOUT, None).await) });
+            set.spawn(async move { (i, command::run(&command, PROBE_TIMEOUT, None).await) });
         }
         let mut ran: Vec<Option<Ran>> = commands.iter().map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
@@ -613,33 +669,36 @@ impl<V: VipControl> Runner<V> {
     }
 
     /// One attempt; `Ok(acted)`: false when the probe found the work done.
+    /// Every command of the attempt runs within the step's timeout.
     async fn attempt(&self, step: &Step, ran: &mut Vec<String>) -> Result<bool, AttemptError> {
         let abort = self.abort_for(step);
         let abort = abort.as_ref();
+        let deadline = Deadline::after(step.timeout);
+        let within = Within {
+            deadline: &deadline,
+            step: &step.name,
+            abort,
+        };
         match &step.action {
             Action::Run(checked) => {
-                self.checked(checked, step.timeout, ran, abort).await?;
+                self.checked(checked, &within, ran).await?;
                 Ok(true)
             }
             Action::Ensure(ensure) => {
-                if self
-                    .checked(&ensure.probe, step.timeout, ran, abort)
-                    .await
-                    .is_ok()
-                {
+                if self.checked(&ensure.probe, &within, ran).await.is_ok() {
                     if let Some(extra) = &ensure.when_satisfied {
-                        self.checked(extra, step.timeout, ran, abort).await?;
+                        self.checked(extra, &within, ran).await?;
                     }
                     return Ok(false);
                 }
                 let mut last = AttemptError::Failed("nothing to try".to_owned());
                 for act in &ensure.acts {
                     // The act's own status is only a hint; the probe decides.
-                    let act_result = self.command(act, step.timeout, ran, abort).await;
+                    let act_result = self.command(act, &within, ran).await;
                     if let Err(AttemptError::Aborted(m)) = act_result {
                         return Err(AttemptError::Aborted(m));
                     }
-                    match self.checked(&ensure.probe, step.timeout, ran, abort).await {
+                    match self.checked(&ensure.probe, &within, ran).await {
                         Ok(()) => return Ok(true),
                         Err(AttemptError::Aborted(m)) => return Err(AttemptError::Aborted(m)),
                         Err(probe_error) => {
@@ -658,14 +717,31 @@ impl<V: VipControl> Runner<V> {
                                     stderr_suffix(&r.stderr)
                                 )),
                             };
+                            // Out of time: the next act would not get any.
+                            if matches!(last, AttemptError::Timeout(_)) {
+                                break;
+                            }
                         }
                     }
                 }
                 Err(last)
             }
             Action::Builtin(Builtin::ClearStaleRegistrations(clear)) => {
-                self.clear_stale_registrations(clear, step.timeout, ran)
-                    .await
+                self.clear_stale_registrations(clear, &within, ran).await
+            }
+            Action::Builtin(Builtin::DismountDead(dead)) => {
+                self.dismount_dead(dead, &within, ran).await
+            }
+            Action::Builtin(Builtin::VerifyDirId { path, expected }) => {
+                let probe = FsProbe::DirId {
+                    path: path.clone(),
+                    expected: expected.clone(),
+                };
+                self.fs_probe(&probe, &within, ran).await.map(|_| true)
+            }
+            Action::Builtin(Builtin::WriteProbe { path }) => {
+                let probe = FsProbe::Write { path: path.clone() };
+                self.fs_probe(&probe, &within, ran).await.map(|_| true)
             }
             Action::Builtin(builtin) => {
                 let work = tokio::time::timeout(step.timeout, self.builtin(builtin));
@@ -679,9 +755,123 @@ impl<V: VipControl> Runner<V> {
                     Err(_) => Err(AttemptError::Timeout(format!(
                         "{} did not finish within {}",
                         step.name,
-                        crate::config::format_duration(step.timeout)
+                        format_duration(step.timeout)
                     ))),
                 }
+            }
+        }
+    }
+
+    /// PROMOTE 3 / FOLLOW 1 first ([`DeadMounts`]): asks the server of each
+    /// mounted shared dir for its statistics, all at once; those that give
+    /// no answer in time are force-dismounted (in a promote, every mounted
+    /// one, unasked). `Ok(acted)`.
+    async fn dismount_dead(
+        &self,
+        dead: &DeadMounts,
+        within: &Within<'_>,
+        ran: &mut Vec<String>,
+    ) -> Result<bool, AttemptError> {
+        let listing = Checked {
+            command: dead.listing.clone(),
+            expect: Expect::Success,
+        };
+        let listed = self.command(&listing.command, within, ran).await?;
+        listing
+            .expect
+            .check(listed.exit, &listed.stdout)
+            .map_err(|why| AttemptError::Failed(format!("{}: {why}", listing.command.display())))?;
+        let mounted = dead.mounted(&listed.stdout);
+        if !dead.ask {
+            for mountpoint in &mounted {
+                events::nfs_server_gone(&mountpoint.to_string_lossy(), 0);
+            }
+            return self.dismount(dead, &mounted, within, ran).await;
+        }
+        let limit = dead.answer_within.min(within.deadline.left(within.step)?);
+        let mut asked = tokio::task::JoinSet::new();
+        for (index, mountpoint) in mounted.iter().enumerate() {
+            let statfs = dead.statfs(mountpoint);
+            ran.push(statfs.display());
+            asked.spawn(async move { (index, command::run(&statfs, limit, None).await) });
+        }
+        let mut gone = Vec::new();
+        while let Some(joined) = asked.join_next().await {
+            // Only silence means gone: an error answer (a stale handle
+            // from a new server) is an answer, and the unmount handles it.
+            if let Ok((index, Err(CommandError::TimedOut { .. }))) = joined {
+                if let Some(mountpoint) = mounted.get(index) {
+                    gone.push(mountpoint.clone());
+                }
+            }
+        }
+        gone.sort();
+        for mountpoint in &gone {
+            events::nfs_server_gone(&mountpoint.to_string_lossy(), millis(limit));
+        }
+        self.dismount(dead, &gone, within, ran).await
+    }
+
+    /// `umount -N` of each of `gone`; `Ok(acted)`.
+    async fn dismount(
+        &self,
+        dead: &DeadMounts,
+        gone: &[PathBuf],
+        within: &Within<'_>,
+        ran: &mut Vec<String>,
+    ) -> Result<bool, AttemptError> {
+        let mut failures = Vec::new();
+        for mountpoint in gone {
+            let dismount = dead.dismount(mountpoint);
+            match self.command(&dismount, within, ran).await {
+                Ok(r) if r.exit == Some(0) => {}
+                Ok(r) => failures.push(format!(
+                    "{}: exited with {}{}",
+                    dismount.display(),
+                    r.exit
+                        .map_or_else(|| "a signal".to_owned(), |c| format!("status {c}")),
+                    stderr_suffix(&r.stderr)
+                )),
+                Err(e) => failures.push(e.message().to_owned()),
+            }
+        }
+        if failures.is_empty() {
+            Ok(!gone.is_empty())
+        } else {
+            Err(AttemptError::Failed(failures.join("; ")))
+        }
+    }
+
+    /// Runs `probe` in a child process ([`super::fs_probe`]): its answer,
+    /// or why the check failed.
+    async fn fs_probe(
+        &self,
+        probe: &FsProbe,
+        within: &Within<'_>,
+        ran: &mut Vec<String>,
+    ) -> Result<String, AttemptError> {
+        let Some(exe) = &self.probe_exe else {
+            return Err(AttemptError::Failed(
+                "cannot find this program's executable to run its file-system probe".to_owned(),
+            ));
+        };
+        let command = probe.command(exe);
+        let result = self.command(&command, within, ran).await?;
+        match result.exit {
+            Some(0) => Ok(result.stdout),
+            _ => {
+                let why = result.stderr.trim();
+                Err(AttemptError::Failed(if why.is_empty() {
+                    format!(
+                        "{}: exited with {}",
+                        command.display(),
+                        result
+                            .exit
+                            .map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"))
+                    )
+                } else {
+                    why.to_owned()
+                }))
             }
         }
     }
@@ -690,17 +880,17 @@ impl<V: VipControl> Runner<V> {
     /// junregisters, one at a time, each name this node does not own;
     /// `Ok(acted)`. A failed listing leaves every registration as it is
     /// (the whole picture is unknown); a failed junregister does not stop
-    /// the others. Each command has `timeout`.
+    /// the others. All of it runs within the step's timeout.
     async fn clear_stale_registrations(
         &self,
         clear: &StaleRegistrations,
-        timeout: Duration,
+        within: &Within<'_>,
         ran: &mut Vec<String>,
     ) -> Result<bool, AttemptError> {
         let skipped = "stale registrations left as they are";
         let mut listed = String::new();
         for listing in &clear.listings {
-            let result = match self.command(listing, timeout, ran, None).await {
+            let result = match self.command(listing, within, ran).await {
                 Ok(result) => result,
                 Err(AttemptError::Timeout(m)) => {
                     return Err(AttemptError::Timeout(format!("{m}; {skipped}")))
@@ -723,7 +913,7 @@ impl<V: VipControl> Runner<V> {
         let mut failures = Vec::new();
         for name in &stale {
             let command = clear.unregister(name);
-            let failure = match self.command(&command, timeout, ran, None).await {
+            let failure = match self.command(&command, within, ran).await {
                 Ok(result) => Expect::Success
                     .check(result.exit, &result.stdout)
                     .err()
@@ -750,11 +940,10 @@ impl<V: VipControl> Runner<V> {
     async fn checked(
         &self,
         checked: &Checked,
-        timeout: Duration,
+        within: &Within<'_>,
         ran: &mut Vec<String>,
-        abort: Option<&Abort>,
     ) -> Result<(), AttemptError> {
-        let result = self.command(&checked.command, timeout, ran, abort).await?;
+        let result = self.command(&checked.command, within, ran).await?;
         checked
             .expect
             .check(result.exit, &result.stdout)
@@ -767,15 +956,18 @@ impl<V: VipControl> Runner<V> {
             })
     }
 
+    /// Runs a command with what is left of the attempt's time.
     async fn command(
         &self,
         command: &Command,
-        timeout: Duration,
+        within: &Within<'_>,
         ran: &mut Vec<String>,
-        abort: Option<&Abort>,
     ) -> Result<Ran, AttemptError> {
+        let left = within.deadline.left(within.step)?;
         ran.push(command.display());
-        run_command(command, timeout, abort).await
+        command::run(command, left, within.abort)
+            .await
+            .map_err(|e| AttemptError::of_command(e, within.deadline))
     }
 
     async fn builtin(&self, builtin: &Builtin) -> Result<(), String> {
@@ -814,14 +1006,6 @@ impl<V: VipControl> Runner<V> {
                     tokio::time::sleep(POLL).await;
                 }
             }
-            Builtin::VerifyDirId { path, expected } => {
-                let (path, expected) = (path.clone(), expected.clone());
-                blocking(move || verify_dir_id(&path, expected.as_deref())).await
-            }
-            Builtin::WriteProbe { path } => {
-                let path = path.clone();
-                blocking(move || write_probe(&path)).await
-            }
             Builtin::CheckLock {
                 path,
                 node,
@@ -830,9 +1014,12 @@ impl<V: VipControl> Runner<V> {
                 let (path, node, takeover) = (path.clone(), node.clone(), takeover.clone());
                 blocking(move || check_lock(&path, &node, &takeover)).await
             }
-            // Runs its commands through `attempt`, which logs them.
-            Builtin::ClearStaleRegistrations(_) => {
-                Err("internal error: stale registrations are cleared by attempt".to_owned())
+            // Run their commands through `attempt`, which logs them.
+            Builtin::ClearStaleRegistrations(_)
+            | Builtin::DismountDead(_)
+            | Builtin::VerifyDirId { .. }
+            | Builtin::WriteProbe { .. } => {
+                Err("internal error: this step runs through attempt".to_owned())
             }
         }
     }
@@ -868,9 +1055,21 @@ impl<V: VipControl> Runner<V> {
     /// mount).
     async fn assigned_environments(&self) -> Vec<Env> {
         let available = match &self.config.cbsd {
-            Some(cbsd) => list_dirs(cbsd.workdir.join("jails-system"))
-                .await
-                .unwrap_or_default(),
+            Some(cbsd) => {
+                let listing = FsProbe::List {
+                    dir: cbsd.workdir.join("jails-system"),
+                };
+                let deadline = Deadline::after(LIST_TIMEOUT);
+                let within = Within {
+                    deadline: &deadline,
+                    step: "list jails-system",
+                    abort: None,
+                };
+                match self.fs_probe(&listing, &within, &mut Vec::new()).await {
+                    Ok(names) => names.lines().map(str::to_owned).collect(),
+                    Err(_) => Vec::new(),
+                }
+            }
             None => Vec::new(),
         };
         resolve_environments(&self.config.environments.patterns, &available)
@@ -886,57 +1085,14 @@ fn stderr_suffix(stderr: &str) -> String {
     }
 }
 
-/// Runs blocking file-system work off the runtime (a dead NFS mount blocks
-/// the thread, not the agent; the step's timeout abandons it).
+/// Runs blocking file-system work on a local file (the exports file) off
+/// the runtime's worker threads.
 async fn blocking(
     work: impl FnOnce() -> Result<(), String> + Send + 'static,
 ) -> Result<(), String> {
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| format!("internal error: {e}"))?
-}
-
-async fn list_dirs(dir: PathBuf) -> Option<Vec<String>> {
-    let listing = tokio::task::spawn_blocking(move || {
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .ok()?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| !name.starts_with('.'))
-            .collect();
-        names.sort();
-        Some(names)
-    });
-    tokio::time::timeout(LIST_TIMEOUT, listing)
-        .await
-        .ok()?
-        .ok()?
-}
-
-fn verify_dir_id(path: &Path, expected: Option<&str>) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let found = text.trim();
-    match expected {
-        _ if found.is_empty() => Err(format!("{} is empty", path.display())),
-        Some(wanted) if wanted != found => Err(format!(
-            "{} holds {found:?}, not the cluster's {wanted:?}: wrong data under the shared dirs",
-            path.display()
-        )),
-        _ => Ok(()),
-    }
-}
-
-fn write_probe(path: &Path) -> Result<(), String> {
-    use std::io::Write;
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(path)?;
-        file.write_all(b"rcbsd-failover write probe\n")?;
-        file.sync_all()?;
-        std::fs::remove_file(path)
-    };
-    write().map_err(|e| format!("write probe {}: {e}", path.display()))
 }
 
 /// CBSD's `jails-system/J/locked` holds the nodename of the holder.
@@ -952,92 +1108,6 @@ fn check_lock(path: &Path, node: &str, takeover: &[String]) -> Result<(), String
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
     }
-}
-
-/// A running step is killed when the fence no longer allows `resource`.
-#[derive(Clone)]
-struct Abort {
-    allowance: watch::Receiver<Allowance>,
-    resource: Resource,
-}
-
-/// Resolves when `abort` says the step must die (never without one), with
-/// the reason.
-async fn aborted(abort: Option<&Abort>) -> String {
-    let Some(abort) = abort else {
-        return std::future::pending().await;
-    };
-    let mut allowance = abort.allowance.clone();
-    loop {
-        if !allowance.borrow_and_update().allows(&abort.resource) {
-            return format!("{} is no longer allowed here (fenced)", abort.resource);
-        }
-        if allowance.changed().await.is_err() {
-            // Nobody can fence any more.
-            return std::future::pending().await;
-        }
-    }
-}
-
-/// Spawns `command` in its own process group and waits up to `timeout`;
-/// on expiry, or when `abort` fires, the whole group is killed (a tool's
-/// children too) and its exit is awaited for at most [`KILL_WAIT`]: a
-/// process in uninterruptible sleep (I/O on a dead hard NFS mount) does
-/// not die from SIGKILL, and is then reported and abandoned rather than
-/// awaited for ever (the runtime reaps it if it ever exits).
-async fn run_command(
-    command: &Command,
-    timeout: Duration,
-    abort: Option<&Abort>,
-) -> Result<Ran, AttemptError> {
-    let display = command.display();
-    let Some((program, args)) = command.argv.split_first() else {
-        return Err(AttemptError::Failed("empty command".to_owned()));
-    };
-    let mut child_command = tokio::process::Command::new(program);
-    child_command
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .process_group(0);
-    if let Some(cwd) = &command.cwd {
-        child_command.current_dir(cwd);
-    }
-    for (key, value) in &command.env {
-        child_command.env(key, value);
-    }
-    let mut child = child_command
-        .spawn()
-        .map_err(|e| AttemptError::Failed(format!("{display}: cannot start: {e}")))?;
-    let stdout = child.stdout.take().map(read_limited);
-    let stderr = child.stderr.take().map(read_limited);
-    let waited = tokio::select! {
-        waited = tokio::time::timeout(timeout, child.wait()) => waited,
-        why = aborted(abort) => {
-            let note = kill_group(&mut child, &display).await;
-            return Err(AttemptError::Aborted(format!("{display}: {why}: killed{note}")));
-        }
-    };
-    let status = match waited {
-        Ok(Ok(status)) => status,
-        Ok(Err(e)) => return Err(AttemptError::Failed(format!("{display}: wait: {e}"))),
-        Err(_) => {
-            let note = kill_group(&mut child, &display).await;
-            return Err(AttemptError::Timeout(format!(
-                "{display}: no answer within {}, killed{note}",
-                crate::config::format_duration(timeout)
-            )));
-        }
-    };
-    let stdout = drain(stdout).await;
-    let stderr = drain(stderr).await;
-    Ok(Ran {
-        exit: status.code(),
-        stdout,
-        stderr,
-    })
 }
 
 /// What [`Runner::probe_master`] found.
@@ -1060,57 +1130,6 @@ impl MasterProbe {
 /// must not wait long (the watchdog may be counting).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// How long a killed command's exit is awaited before it is abandoned.
-pub const KILL_WAIT: Duration = Duration::from_secs(2);
-
-/// SIGKILL to the child's process group, then a bounded wait for its exit;
-/// a note for the message when it outlived the wait.
-async fn kill_group(child: &mut tokio::process::Child, display: &str) -> String {
-    let pid = child.id().and_then(|id| i32::try_from(id).ok());
-    if let Some(pid) = pid {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let _ = child.start_kill();
-    match tokio::time::timeout(KILL_WAIT, child.wait()).await {
-        Ok(_) => String::new(),
-        Err(_) => {
-            let pid = pid.unwrap_or(0);
-            events::command_abandoned(display, pid, millis(KILL_WAIT));
-            format!(
-                "; pid {pid} still runs {} after SIGKILL (uninterruptible, e.g. I/O on a dead NFS server): abandoned",
-                crate::config::format_duration(KILL_WAIT)
-            )
-        }
-    }
-}
-
-fn read_limited<R>(reader: R) -> tokio::task::JoinHandle<Vec<u8>>
-where
-    R: tokio::io::AsyncRead + Unpin + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut buffer = Vec::new();
-        let _ = reader.take(OUTPUT_LIMIT).read_to_end(&mut buffer).await;
-        buffer
-    })
-}
-
-async fn drain(task: Option<tokio::task::JoinHandle<Vec<u8>>>) -> String {
-    let Some(mut task) = task else {
-        return String::new();
-    };
-    match tokio::time::timeout(DRAIN_TIMEOUT, &mut task).await {
-        Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-        _ => {
-            task.abort();
-            String::new()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1125,99 +1144,5 @@ mod tests {
         std::fs::write(&path, "node2\n").unwrap();
         let error = check_lock(&path, "node1", &[]).unwrap_err();
         assert!(error.contains("node2"), "{error}");
-    }
-
-    #[test]
-    fn dir_id_must_match_when_known() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("dir.id");
-        assert!(verify_dir_id(&path, None).is_err(), "missing");
-        std::fs::write(&path, "\n").unwrap();
-        assert!(verify_dir_id(&path, None).is_err(), "empty");
-        std::fs::write(&path, "abc\n").unwrap();
-        assert!(verify_dir_id(&path, None).is_ok());
-        assert!(verify_dir_id(&path, Some("abc")).is_ok());
-        assert!(verify_dir_id(&path, Some("xyz")).is_err());
-    }
-
-    #[tokio::test]
-    async fn a_command_past_its_timeout_is_killed() {
-        let started = Instant::now();
-        let result = run_command(
-            &Command::new(["sleep", "10"]),
-            Duration::from_millis(200),
-            None,
-        )
-        .await;
-        assert!(matches!(result, Err(AttemptError::Timeout(_))));
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
-
-    #[tokio::test]
-    async fn an_acquiring_command_is_killed_when_the_fence_takes_its_resource() {
-        let (fence, allowance) = watch::channel(Allowance {
-            master: true,
-            environments: None,
-        });
-        let abort = Abort {
-            allowance,
-            resource: Resource::Master,
-        };
-        let started = Instant::now();
-        let sleep = Command::new(["sleep", "30"]);
-        let running = run_command(&sleep, Duration::from_secs(60), Some(&abort));
-        let fenced = async {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            fence.send_replace(Allowance::default());
-            std::future::pending::<()>().await;
-        };
-        let result = tokio::select! {
-            result = running => result,
-            () = fenced => unreachable!(),
-        };
-        match result {
-            Err(AttemptError::Aborted(why)) => assert!(why.contains("master"), "{why}"),
-            other => panic!("expected a kill by the fence, got {other:?}"),
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "killed at once, not at its timeout"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_step_that_acquires_nothing_is_not_killed_by_the_fence() {
-        let (fence, allowance) = watch::channel(Allowance::default());
-        let abort = Abort {
-            allowance,
-            resource: Resource::Environment("web1".into()),
-        };
-        // Allowed (no placement: every environment) until the change.
-        fence.send_replace(Allowance {
-            master: false,
-            environments: None,
-        });
-        let ran = run_command(
-            &Command::new(["true"]),
-            Duration::from_secs(5),
-            Some(&abort),
-        )
-        .await
-        .ok()
-        .unwrap();
-        assert_eq!(ran.exit, Some(0));
-    }
-
-    #[tokio::test]
-    async fn exit_code_stdout_cwd_and_env_are_seen() {
-        let mut command = Command::new(["sh", "-c", "pwd; echo $NOINTER; exit 3"]);
-        command.cwd = Some(PathBuf::from("/"));
-        command.env = vec![("NOINTER".into(), "1".into())];
-        let ran = run_command(&command, Duration::from_secs(5), None)
-            .await
-            .ok()
-            .unwrap();
-        assert_eq!(ran.exit, Some(3));
-        assert_eq!(ran.stdout, "/\n1\n");
     }
 }

@@ -1,5 +1,6 @@
-//! FOLLOW (a master appeared or changed): stop local environments on the
-//! old mounts and unmount them (a new NFS server cannot honour the old
+//! FOLLOW (a master appeared or changed): force-dismount the shared dirs
+//! whose server no longer answers (anything touching them would hang), stop
+//! local environments on the old mounts and unmount them (a new NFS server cannot honour the old
 //! one's NFSv4 open and lock state), mount every shared dir from the VIP
 //! under a timeout with retries and backoff while the new master is still
 //! promoting, verify (listed by `mount -p -t nfs`, `dir.id`, a write
@@ -23,9 +24,12 @@ pub fn build(config: &Config, ctx: &Context, running: &[Env]) -> Vec<Step> {
     let Some(cbsd_config) = &config.cbsd else {
         return Vec::new();
     };
-    let mut steps: Vec<Step> = running.iter().map(|env| cbsd::stop(config, env)).collect();
+    // A dead server's mounts go first: what the stops run would hang on
+    // them.
+    let mut steps = vec![nfs::dismount_dead(config, cbsd_config, true)];
+    steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
     for dir in &cbsd_config.shared_dirs {
-        steps.push(nfs::unmount_nfs(config, cbsd_config, dir));
+        steps.extend(nfs::unmount_nfs(config, cbsd_config, dir));
     }
     if ctx.rejoin {
         steps.push(cbsd::clear_stale_registrations(config));

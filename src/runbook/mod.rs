@@ -38,11 +38,13 @@
 //!   `step_killed`, `command_abandoned`).
 
 pub mod cbsd;
+pub mod command;
 pub mod demote;
 pub mod executor;
 pub mod expect;
 pub mod exports;
 pub mod follow;
+pub mod fs_probe;
 pub mod nfs;
 pub mod plan;
 pub mod probe;

@@ -8,10 +8,11 @@
 //! exports with `onereload` (SIGHUP).
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::expect::Expect;
-use super::step::{Action, Checked, Command, Ensure, Retry, Step};
+use super::step::{Action, Builtin, Checked, Command, Ensure, OnFailure, Retry, Step};
 use crate::config::{Cbsd, Config};
 
 /// What CBSD's recipe enables, in start order: NFSv3 clients and byte-range
@@ -155,27 +156,18 @@ pub fn mount(config: &Config, cbsd: &Cbsd, vip: Ipv4Addr, dir: &str) -> Step {
 }
 
 /// Unmounts `mountpoint` if `mount -p -t fstype` lists it: plain, then
-/// `-f` (can take a minute against a dead server), then `-N` (needs the
-/// exact mounted path; loses unflushed writes). umount(8).
+/// `-f` (can take a minute against a dead server). umount(8).
 pub fn unmount(config: &Config, name: String, mountpoint: &Path, fstype: Option<&str>) -> Step {
     let umount = config.tools.umount.to_string_lossy().into_owned();
     let target = mountpoint.to_string_lossy().into_owned();
-    let mut acts = vec![
+    let acts = vec![
         Command::new([umount.clone(), target.clone()]),
-        Command::new([umount.clone(), "-f".into(), target.clone()]),
+        Command::new([umount, "-f".into(), target]),
     ];
-    if fstype == Some("nfs") {
-        acts.push(Command::new([umount, "-N".into(), target]));
-    }
     Step::new(
         name,
         Action::Ensure(Ensure {
-            probe: Checked {
-                command: list_mounts(config, fstype),
-                expect: Expect::NotMounted {
-                    mountpoint: mountpoint.to_path_buf(),
-                },
-            },
+            probe: not_mounted(config, mountpoint, fstype),
             acts,
             when_satisfied: None,
         }),
@@ -183,12 +175,166 @@ pub fn unmount(config: &Config, name: String, mountpoint: &Path, fstype: Option<
     )
 }
 
-/// Unmounts the NFS mount of shared dir `dir`.
-pub fn unmount_nfs(config: &Config, cbsd: &Cbsd, dir: &str) -> Step {
-    unmount(
-        config,
-        format!("unmount nfs {dir}"),
-        &cbsd.workdir_path(dir),
-        Some("nfs"),
+fn not_mounted(config: &Config, mountpoint: &Path, fstype: Option<&str>) -> Checked {
+    Checked {
+        command: list_mounts(config, fstype),
+        expect: Expect::NotMounted {
+            mountpoint: mountpoint.to_path_buf(),
+        },
+    }
+}
+
+/// Unmounts the NFS mount of shared dir `dir`: plain and `-f` within
+/// `runbook.umount_timeout` (a failure goes on), then, if it is still
+/// mounted, `umount -N`, which needs the exact mounted path and loses
+/// unflushed writes. Two steps, so that a plain `umount` hung on a server
+/// that died meanwhile cannot use up the time of the `-N` that frees it.
+pub fn unmount_nfs(config: &Config, cbsd: &Cbsd, dir: &str) -> Vec<Step> {
+    let mountpoint = cbsd.workdir_path(dir);
+    let umount = config.tools.umount.to_string_lossy().into_owned();
+    let target = mountpoint.to_string_lossy().into_owned();
+    vec![
+        unmount(
+            config,
+            format!("unmount nfs {dir}"),
+            &mountpoint,
+            Some("nfs"),
+        )
+        .on_failure(OnFailure::Continue),
+        Step::new(
+            format!("force-dismount nfs {dir}"),
+            Action::Ensure(Ensure {
+                probe: not_mounted(config, &mountpoint, Some("nfs")),
+                acts: vec![Command::new([umount, "-N".into(), target])],
+                when_satisfied: None,
+            }),
+            config.runbook.command_timeout,
+        ),
+    ]
+}
+
+/// PROMOTE 3 and FOLLOW 1 when the old server is gone: every process that
+/// touches a hard NFS mount whose server does not answer hangs
+/// uninterruptibly (mount_nfs(8)), `jstop`, a bhyve `jstatus` and a plain
+/// `umount` included, and a kill does not end it. Only `umount -N` frees
+/// them: umount.c calls `nfssvc(NFSSVC_FORCEDISM)` on the path, then the
+/// forced unmount, without a statfs(2) of the dead mount. So before
+/// anything touches the shared dirs, each mounted one is asked for its
+/// file-system statistics (`df`: statfs(2) is an RPC to the server, no
+/// cached answer); one that gives no answer in time is force-dismounted at
+/// once. `mount -p` itself does not hang: it reads the kernel's mount list
+/// without asking the servers (getmntinfo(MNT_NOWAIT), sbin/mount/mount.c).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadMounts {
+    /// `mount -p -t nfs`.
+    pub listing: Command,
+    /// The shared dirs' mountpoints.
+    pub mountpoints: Vec<PathBuf>,
+    /// Whether to ask: false in a promote, where nobody holds the VIP (the
+    /// old master drops it first, this node adds it last), so no server
+    /// can answer on a mount of it.
+    pub ask: bool,
+    /// `df -k`, completed with the mountpoint.
+    pub statfs: Command,
+    /// How long a live server may take to answer.
+    pub answer_within: Duration,
+    /// `umount -N`, completed with the mountpoint.
+    pub dismount: Command,
+}
+
+impl DeadMounts {
+    /// Those of `mountpoints` that `listing`'s output (`mount -p`) lists.
+    pub fn mounted(&self, listed: &str) -> Vec<PathBuf> {
+        self.mountpoints
+            .iter()
+            .filter(|m| {
+                Expect::NotMounted {
+                    mountpoint: (*m).clone(),
+                }
+                .check(Some(0), listed)
+                .is_err()
+            })
+            .cloned()
+            .collect()
+    }
+
+    pub fn statfs(&self, mountpoint: &Path) -> Command {
+        with_path(&self.statfs, mountpoint)
+    }
+
+    pub fn dismount(&self, mountpoint: &Path) -> Command {
+        with_path(&self.dismount, mountpoint)
+    }
+}
+
+fn with_path(command: &Command, path: &Path) -> Command {
+    let mut command = command.clone();
+    command.argv.push(path.to_string_lossy().into_owned());
+    command
+}
+
+/// The step that force-dismounts the shared dirs whose server is gone
+/// (see [`DeadMounts`]); with `ask` false, every mounted one (promote). A
+/// failure goes on: the unmount steps try again.
+pub fn dismount_dead(config: &Config, cbsd: &Cbsd, ask: bool) -> Step {
+    let umount = config.tools.umount.to_string_lossy().into_owned();
+    let dead = DeadMounts {
+        listing: list_mounts(config, Some("nfs")),
+        mountpoints: cbsd
+            .shared_dirs
+            .iter()
+            .map(|d| cbsd.workdir_path(d))
+            .collect(),
+        ask,
+        statfs: Command::new([config.tools.df.to_string_lossy().as_ref(), "-k"]),
+        answer_within: config.runbook.nfs_answer_timeout,
+        dismount: Command::new([umount, "-N".to_owned()]),
+    };
+    Step::new(
+        "dismount dead nfs",
+        Action::Builtin(Builtin::DismountDead(dead)),
+        config.runbook.command_timeout,
     )
+    .on_failure(OnFailure::Continue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dead(mountpoints: &[&str]) -> DeadMounts {
+        DeadMounts {
+            listing: Command::new(["mount", "-p", "-t", "nfs"]),
+            mountpoints: mountpoints.iter().map(PathBuf::from).collect(),
+            ask: true,
+            statfs: Command::new(["df", "-k"]),
+            answer_within: Duration::from_secs(5),
+            dismount: Command::new(["umount", "-N"]),
+        }
+    }
+
+    #[test]
+    fn only_listed_mountpoints_are_probed() {
+        let dead = dead(&["/usr/jails/jails-data", "/usr/jails/jails-system"]);
+        let listed = "198.18.0.100:/store/jails-data\t/usr/jails/jails-data\tnfs\trw,nfsv4\t0\t0\n";
+        assert_eq!(
+            dead.mounted(listed),
+            [PathBuf::from("/usr/jails/jails-data")]
+        );
+        assert!(dead.mounted("").is_empty());
+    }
+
+    #[test]
+    fn commands_end_with_the_exact_mountpoint() {
+        let dead = dead(&[]);
+        let path = Path::new("/usr/jails/jails-data");
+        assert_eq!(
+            dead.statfs(path).argv,
+            ["df", "-k", "/usr/jails/jails-data"]
+        );
+        assert_eq!(
+            dead.dismount(path).argv,
+            ["umount", "-N", "/usr/jails/jails-data"]
+        );
+    }
 }

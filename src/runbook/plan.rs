@@ -248,6 +248,32 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
             path.display(),
             takeover.join(", ")
         )],
+        Builtin::DismountDead(dead) if !dead.ask => vec![
+            format!(
+                "list   {}  => the shared dirs mounted now (from the VIP, which nobody holds during a promote: dead)",
+                dead.listing.display()
+            ),
+            format!(
+                "each   {}  (at once: anything else touching it would hang)",
+                dead.dismount(std::path::Path::new("MOUNTPOINT")).display()
+            ),
+        ],
+        Builtin::DismountDead(dead) => {
+            let mut lines = vec![format!(
+                "list   {}  => the shared dirs mounted now",
+                dead.listing.display()
+            )];
+            lines.push(format!(
+                "each   {}  at the same time; no answer within {} = the server is gone:",
+                dead.statfs(std::path::Path::new("MOUNTPOINT")).display(),
+                format_duration(dead.answer_within)
+            ));
+            lines.push(format!(
+                "         {}  (at once: anything else touching it would hang)",
+                dead.dismount(std::path::Path::new("MOUNTPOINT")).display()
+            ));
+            lines
+        }
         Builtin::ClearStaleRegistrations(clear) => {
             let mut lines = vec![
                 "agent  only on the first follow after the agent starts (boot or rejoin)"

@@ -1,4 +1,5 @@
-//! PROMOTE (backup → master), after the election fenced: stop what runs on
+//! PROMOTE (backup → master), after the election fenced: force-dismount
+//! the shared dirs whose old server no longer answers, stop what runs on
 //! the old mounts, unmount them, take the storage, bind it into the
 //! workdir, check `dir.id`, write the exports, start the NFS server, add
 //! the VIP *last* (clients cannot reach nfsd before the exports exist) and
@@ -18,9 +19,13 @@ use crate::wire::heartbeat::Resource;
 pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
     let mut steps = Vec::new();
     if let (Some(cbsd_config), Some(storage_config)) = (&config.cbsd, &config.storage) {
+        // A dead server's mounts go first: what the stops run would hang
+        // on them. Nobody holds the VIP now (the old master dropped it
+        // first, this node adds it last): a mount of it is dead.
+        steps.push(nfs::dismount_dead(config, cbsd_config, false));
         steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
         for dir in &cbsd_config.shared_dirs {
-            steps.push(nfs::unmount_nfs(config, cbsd_config, dir));
+            steps.extend(nfs::unmount_nfs(config, cbsd_config, dir));
         }
         // From here on every step takes a part of the master resources.
         let acquiring_from = steps.len();

@@ -120,6 +120,9 @@ pub enum Builtin {
         /// stops the start.
         takeover: Vec<String>,
     },
+    /// Force-dismount (`umount -N`) each shared dir whose NFS server does
+    /// not answer, before anything else touches it (PROMOTE 3, FOLLOW 1).
+    DismountDead(super::nfs::DeadMounts),
     /// List the environments registered here, then `junregister` each one
     /// this node does not own (FOLLOW step 2). Every command it runs is
     /// logged like a command step's.
@@ -281,6 +284,8 @@ impl Step {
             Action::Builtin(Builtin::ClearStaleRegistrations(clear)) => {
                 clear.listings.iter().map(|c| c.argv.as_slice()).collect()
             }
+            // The probes and dismounts depend on the listing's output.
+            Action::Builtin(Builtin::DismountDead(dead)) => vec![dead.listing.argv.as_slice()],
             Action::Builtin(_) => Vec::new(),
         }
     }

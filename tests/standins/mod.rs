@@ -9,6 +9,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rcbsd_failover::config::{parse_with_hostname, Config};
+#[cfg(target_os = "linux")]
+use rcbsd_failover::lab::cbsd::freezer;
+
+/// The freezer is Linux's (cgroup v1): elsewhere no stand-in freezes.
+#[cfg(not(target_os = "linux"))]
+mod freezer {
+    pub const FREEZER: &str = "(no cgroup-v1 freezer on this system)";
+    pub fn available() -> bool {
+        false
+    }
+    pub fn prefix(_: &std::path::Path) -> String {
+        "rcbsd-standin-0".to_owned()
+    }
+    pub fn release(_: &str) {}
+}
 use rcbsd_failover::runbook::VipControl;
 use serde_json::Value;
 
@@ -20,6 +35,27 @@ pub fn tool_names() -> impl Iterator<Item = &'static str> {
 }
 pub const SHARED_DIRS: &[&str] = &["jails-data", "jails-system", "jails-rcconf", "jails-fstab"];
 pub const DIR_ID: &str = "c0ffee-cluster";
+
+/// True when the stand-ins can model a hang that SIGKILL does not end (root
+/// and the cgroup-v1 freezer, see `standin.py`). Otherwise prints a loud
+/// SKIP line (the test should then return), or fails under `tools/test`
+/// (`RCBSD_TESTS_STRICT=1`), where no test may skip.
+pub fn require_freezer() -> bool {
+    if nix::unistd::geteuid().is_root() && freezer::available() {
+        return true;
+    }
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("this test")
+        .to_owned();
+    assert!(
+        std::env::var_os("RCBSD_TESTS_STRICT").is_none_or(|v| v != "1"),
+        "{name} needs root and the cgroup-v1 freezer ({}) to model a hang SIGKILL does not end, and RCBSD_TESTS_STRICT=1 is set",
+        freezer::FREEZER
+    );
+    eprintln!("\n*** SKIP {name}: needs root and the cgroup-v1 freezer ***\n");
+    false
+}
 
 /// One node's stand-in world (the store is shared by every node of a test).
 pub struct World {
@@ -76,6 +112,7 @@ impl World {
             "workdir": world.workdir,
             "nfs_server": "/",
             "hast_dev_dir": world.hast_dev,
+            "freezer_prefix": freezer::prefix(world.dir.path()),
         });
         std::fs::write(tools.join("standin.json"), standin.to_string()).unwrap();
         world.set_rules(serde_json::json!([]));
@@ -97,6 +134,28 @@ impl World {
             rc,
         )
         .unwrap();
+    }
+
+    /// The NFS server at `host` stops answering: every process touching a
+    /// mount of it hangs, a kill does not end it, until `umount -N`.
+    pub fn server_gone(&self, host: &str) {
+        let mut state = match self.state() {
+            Value::Object(map) => Value::Object(map),
+            _ => serde_json::json!({}),
+        };
+        state["gone_servers"] = serde_json::json!([host]);
+        std::fs::write(&self.state, state.to_string()).unwrap();
+    }
+
+    /// The calls the stand-ins logged as hanging without the freezer (a
+    /// hang a kill ends: more lenient than the real one).
+    pub fn lenient_hangs(&self) -> usize {
+        let mut path = self.state.clone().into_os_string();
+        path.push(".lenient");
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .count()
     }
 
     pub fn set_rules(&self, rules: Value) {
@@ -130,6 +189,7 @@ start_timeout = "5s"
 [runbook]
 command_timeout = "5s"
 umount_timeout = "5s"
+nfs_answer_timeout = "1s"
 storage_timeout = "5s"
 device_wait = "2s"
 mount_timeout = "1s"
@@ -276,6 +336,14 @@ retry_backoff_max = "0.2s"
                 )
             })
             .collect()
+    }
+}
+
+impl Drop for World {
+    /// Stand-ins frozen in a hang survive SIGKILL until thawed: release
+    /// them, also when the test failed.
+    fn drop(&mut self) {
+        freezer::release(&freezer::prefix(self.dir.path()));
     }
 }
 

@@ -17,7 +17,9 @@ Installed as one symlink per tool name in a directory that also holds
      "nfs_server": "/.../shared",         # where VIP:/x is served from
      "devices": {"/.../dev/hast/cbsd": "/.../disk"},  # optional: what a
                                  # device mount shows (a HAST provider's data)
-     "cluster": ".../nodes.json"}  # optional: the cluster registry, below
+     "cluster": ".../nodes.json",  # optional: the cluster registry, below
+     "freezer_prefix": "rcbsd-standin-PID"}  # the freezer groups of hangs
+                                 # (see "a gone NFS server" below)
 
 With a cluster registry (the network tests and the lab), `mount_nfs` is a
 client of the other nodes' stand-ins: the registry lists every node's
@@ -296,13 +298,17 @@ def tool_mount_nfs(config, state, args):
     if config.get("cluster"):
         real = nfs_server_path(config, source, options)
     else:
-        _, _, remote = source.partition(":")
+        host, _, remote = source.partition(":")
+        if host in state.get("gone_servers", []):
+            out(code=1, err=f"mount_nfs: {host}: RPCPROG_NFS: RPC: Timed out")
         real = os.path.join(config["nfs_server"], remote.lstrip("/"))
         if not os.path.isdir(real):
             out(code=1, err=f"mount_nfs: {source}, : No such file or directory")
     do_mount_link(target, real)
+    host = source.partition(":")[0]
     state.setdefault("mounts", []).append(
-        {"source": source, "target": target, "type": "nfs", "options": options, "t": time.time()})
+        {"source": source, "target": target, "type": "nfs", "options": options,
+         "server": serving_node(config, host), "t": time.time()})
 
 
 def tool_umount(config, state, args):
@@ -315,9 +321,160 @@ def tool_umount(config, state, args):
     found = [m for m in mounts if m["target"] == target]
     if not found:
         out(code=1, err=f"umount: {target}: not a file system root directory")
-    state["mounts"] = [m for m in mounts if m is not found[-1]]
-    if found[-1]["type"] in ("nfs", "nullfs") or found[-1].get("linked"):
+    mount = found[-1]
+    if mount["type"] == "nfs" and "-N" not in flags and nfs_server_answer(config, state, mount) == "gone":
+        # sbin/umount/umount.c: without -N, unmount(2) of an NFSv4 mount
+        # flushes and tells the server (nfscl_umount; -f still waits for
+        # the RPCs in progress): with the server gone it hangs. Stricter
+        # than the real -f, which gives up after about a minute.
+        raise Hang(mount, "umount", target)
+    state["mounts"] = [m for m in mounts if m is not mount]
+    if mount["type"] in ("nfs", "nullfs") or mount.get("linked"):
         undo_mount_link(target)
+    if "-N" in flags:
+        # umount.c: nfssvc(NFSSVC_FORCEDISM) fails every RPC in progress
+        # on the mount: what hung on it wakes up with an I/O error.
+        thaw(config, mount)
+
+
+# ---- a gone NFS server -------------------------------------------------------
+#
+# mount_nfs(8): on a hard mount, operations against a server that does not
+# answer "hang uninterruptibly": a kill does not end them, only `umount -N`
+# (nfssvc(NFSSVC_FORCEDISM) in sbin/umount/umount.c) does. The stand-in
+# models that with a cgroup-v1 freezer: a frozen task stays, even after
+# SIGKILL, until the group is thawed (the freezer's documented behaviour;
+# cgroup v2 would let SIGKILL through). One group per node and mount;
+# `umount -N` of the mount and `lab-reboot` thaw it; the teardown of the
+# process that built the world (its pid is in "freezer_prefix") removes it.
+
+FREEZER = "/sys/fs/cgroup/freezer"
+
+
+class Hang(Exception):
+    """Raised by a tool that touches a mount whose server is gone; main()
+    hangs after releasing the state lock."""
+
+    def __init__(self, mount, tool, path):
+        super().__init__(path)
+        self.mount, self.tool, self.path = mount, tool, path
+
+
+def serving_node(config, host):
+    """The node whose NFS server answers for `host` now (cluster mode), or
+    None."""
+    if not config.get("cluster"):
+        return None
+    if not reachable(host):
+        return None
+    nodes = read_json(config["cluster"], [])
+    holders = [n for n in nodes if holds_address(n["netns"], host)]
+    if len(holders) != 1 or "nfsd" not in read_json(holders[0]["state"], {}).get("services", []):
+        return None
+    return holders[0]["node"]
+
+
+def nfs_server_answer(config, state, mount):
+    """What the server of NFS `mount` does with an RPC: "answers",
+    "stale" (a different server answers for the address: its file handles
+    differ, NFSERR_STALE), or "gone" (nobody answers: a hard mount waits
+    for ever). Without a cluster registry a test declares a host gone in
+    state["gone_servers"]."""
+    host = mount["source"].partition(":")[0]
+    if host in state.get("gone_servers", []):
+        return "gone"
+    if not config.get("cluster"):
+        return "answers"
+    now = serving_node(config, host)
+    if now is None:
+        return "gone"
+    return "answers" if now == mount.get("server") else "stale"
+
+
+def nfs_mount_of(state, path):
+    """The NFS mount `path` is on (the longest mountpoint prefix), or None."""
+    best = None
+    for m in state.get("mounts", []):
+        if m["type"] != "nfs":
+            continue
+        target = m["target"].rstrip("/")
+        if path == target or path.startswith(target + "/"):
+            if best is None or len(target) > len(best["target"]):
+                best = m
+    return best
+
+
+def hang_if_gone(config, state, tool, path):
+    """Raises Hang when `path` is on an NFS mount whose server is gone."""
+    mount = nfs_mount_of(state, path)
+    if mount is not None and nfs_server_answer(config, state, mount) == "gone":
+        raise Hang(mount, tool, path)
+
+
+def freezer_group(config, mount):
+    # The prefix names the process that built the world (its teardown
+    # releases the group); the key, this node and mount.
+    key = zlib.crc32((config["state"] + "|" + mount["target"]).encode())
+    return os.path.join(FREEZER, f"{config.get('freezer_prefix', 'rcbsd-standin-0')}-{key:08x}")
+
+
+def hang_uninterruptibly(config, hang):
+    """Freezes this process until `umount -N` of its mount (then it fails
+    with EIO, as the RPC does) or a reboot."""
+    group = freezer_group(config, hang.mount)
+    try:
+        os.makedirs(group, exist_ok=True)
+        with open(os.path.join(group, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+        with open(os.path.join(group, "freezer.state"), "w") as f:
+            f.write("FROZEN")
+    except OSError as e:
+        # No cgroup-v1 freezer here: a hang that a kill does end, which
+        # is more lenient than the real one. Say so, for the tests.
+        append_line(config["state"] + ".lenient", {"node": config["node"], "tool": hang.tool,
+                                                   "freezer_unavailable": str(e), "t": time.time()})
+    # Frozen from here on; once thawed, wait for the dismount to show.
+    while True:
+        time.sleep(0.05)
+        state = read_json(config["state"], {})
+        if not any(m["target"] == hang.mount["target"] for m in state.get("mounts", [])):
+            out(code=1, err=f"{hang.tool}: {hang.path}: Input/output error")
+
+
+def thaw(config, mount):
+    group = freezer_group(config, mount)
+    try:
+        with open(os.path.join(group, "freezer.state"), "w") as f:
+            f.write("THAWED")
+    except OSError:
+        pass
+
+
+def thaw_all(config, state):
+    """Thaws the group of every NFS mount of this node (a reboot: what hung
+    on them is gone; umount -N thawed those of mounts already gone)."""
+    for mount in state.get("mounts", []):
+        if mount["type"] == "nfs":
+            thaw(config, mount)
+
+
+def tool_df(config, state, args):
+    """df -k PATH: statfs(2) of a path on an NFS mount is an RPC to the
+    server (no cached answer), so it hangs when the server is gone and
+    fails with a stale handle when another server answers (bin/df/df.c)."""
+    paths = [a for a in args if not a.startswith("-")]
+    if len(paths) != 1:
+        out(code=1, err="standin: only df [-k] PATH is modelled")
+    path = paths[0]
+    mount = nfs_mount_of(state, path)
+    if mount is not None:
+        answer = nfs_server_answer(config, state, mount)
+        if answer == "gone":
+            raise Hang(mount, "df", path)
+        if answer == "stale":
+            out(code=1, err=f"df: {path}: Stale NFS file handle")
+    source = mount["source"] if mount else "/dev/ada0p2"
+    out(f"Filesystem 1024-blocks Used Avail Capacity  Mounted on\n{source} 1000000 1000 999000 0% {path}")
 
 
 # ---- services ---------------------------------------------------------------
@@ -580,6 +737,12 @@ def tool_cbsd(config, state, args):
     workdir = config["workdir"]
     system = os.path.join(workdir, "jails-system", name)
     lock = os.path.join(system, "locked")
+    # Everything but a jail's jstatus reads or writes jails-system/J (hooks,
+    # the lock, a VM's local.sqlite: subr/rcconf.subr init_bhyve_rcconf); a
+    # jail's jstatus reads only the local database and jls (jailctl/jstatus,
+    # rcconf.subr init_rcconf). On a gone server's mount that hangs.
+    if command != "jstatus" or registered.get(name) == "bhyve":
+        hang_if_gone(config, state, "cbsd", system)
     if command == "jstatus":
         if name in registered:
             out(str(running.get(name, 0)), code=1)
@@ -651,6 +814,7 @@ def tool_lab_reboot(config, state, args):
     is gone (managed environments have astart=0). CBSD's registrations are
     in its local database and stay."""
     now = time.time()
+    thaw_all(config, state)
     for mount in reversed(state.get("mounts", [])):
         if mount["type"] in ("nfs", "nullfs") or mount.get("linked"):
             undo_mount_link(mount["target"])
@@ -695,6 +859,7 @@ TOOLS = {
     "fsck": tool_fsck,
     "ifconfig": tool_ifconfig,
     "lab-reboot": tool_lab_reboot,
+    "df": tool_df,
 }
 
 
@@ -723,6 +888,7 @@ def main():
     if handler is None:
         out(code=127, err=f"standin: unknown tool {tool}")
     state_path = config["state"]
+    hang = None
     with Locked(state_path + ".lock"):
         state = read_json(state_path, {})
         try:
@@ -730,7 +896,11 @@ def main():
         except SystemExit:
             write_json(state_path, state)
             raise
+        except Hang as h:
+            hang = h
         write_json(state_path, state)
+    if hang is not None:
+        hang_uninterruptibly(config, hang)
 
 
 if __name__ == "__main__":

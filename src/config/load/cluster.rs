@@ -32,6 +32,7 @@ const ENVIRONMENTS_KEYS: &[&str] = &["jails", "bhyve", "stop_timeout", "start_ti
 const RUNBOOK_KEYS: &[&str] = &[
     "command_timeout",
     "umount_timeout",
+    "nfs_answer_timeout",
     "storage_timeout",
     "device_wait",
     "mount_timeout",
@@ -748,6 +749,12 @@ impl Reader<'_> {
         let second = Duration::from_secs(1);
         let command_timeout = dur(self, "command_timeout", d.command_timeout, second);
         let umount_timeout = dur(self, "umount_timeout", d.umount_timeout, second);
+        let nfs_answer_timeout = self.duration_in(
+            table.get("nfs_answer_timeout"),
+            "runbook.nfs_answer_timeout",
+            d.nfs_answer_timeout,
+            second..=Duration::from_secs(60),
+        );
         let storage_timeout = dur(self, "storage_timeout", d.storage_timeout, second);
         let device_wait = dur(self, "device_wait", d.device_wait, second);
         let mount_timeout = dur(self, "mount_timeout", d.mount_timeout, second);
@@ -778,6 +785,7 @@ impl Reader<'_> {
         Some(RunbookSettings {
             command_timeout: command_timeout?,
             umount_timeout: umount_timeout?,
+            nfs_answer_timeout: nfs_answer_timeout?,
             storage_timeout: storage_timeout?,
             device_wait: device_wait?,
             mount_timeout: mount_timeout?,

@@ -11,6 +11,7 @@
 //! - [`state`]: reading the stand-ins' state back, and the end-state check;
 //! - [`trial`] and [`report`]: `rcbsd-failover lab --scenario cbsd`.
 
+pub mod freezer;
 pub mod report;
 pub mod state;
 pub mod trial;
@@ -63,6 +64,7 @@ impl RunbookTimings {
             runbook: RunbookSettings {
                 command_timeout: Duration::from_secs(5),
                 umount_timeout: Duration::from_secs(2),
+                nfs_answer_timeout: Duration::from_secs(1),
                 storage_timeout: Duration::from_secs(5),
                 device_wait: Duration::from_secs(2),
                 mount_timeout: Duration::from_secs(2),
@@ -175,6 +177,7 @@ impl CbsdSpec {
         struct Runbook {
             command_timeout: String,
             umount_timeout: String,
+            nfs_answer_timeout: String,
             storage_timeout: String,
             device_wait: String,
             mount_timeout: String,
@@ -230,6 +233,7 @@ impl CbsdSpec {
             runbook: Runbook {
                 command_timeout: format_duration(t.runbook.command_timeout),
                 umount_timeout: format_duration(t.runbook.umount_timeout),
+                nfs_answer_timeout: format_duration(t.runbook.nfs_answer_timeout),
                 storage_timeout: format_duration(t.runbook.storage_timeout),
                 device_wait: format_duration(t.runbook.device_wait),
                 mount_timeout: format_duration(t.runbook.mount_timeout),

@@ -214,6 +214,7 @@ fn prepare_node(
         "hast_dev_dir": world.hast_device.parent(),
         "devices": devices,
         "cluster": cluster.join("nodes.json"),
+        "freezer_prefix": super::freezer::prefix(cluster.parent().unwrap_or(cluster)),
     });
     write(&world.tools.join("standin.json"), &config.to_string())
 }

@@ -1,0 +1,246 @@
+//! Looks at paths that may sit on an NFS mount (`dir.id`, the write probe,
+//! the listing of `jails-system/`) from a child process: the agent runs
+//! itself as `rcbsd-failover fs-probe ...` under the step's time limit.
+//!
+//! A read on a hard mount whose server is gone blocks uninterruptibly
+//! (mount_nfs(8)). Done on one of the agent's threads, it would hold that
+//! thread for ever, and the runtime's shutdown would wait for it. A child
+//! in that state is killed and, if it does not die, abandoned like any
+//! other command (see [`super::command`]).
+//!
+//! The protocol between the agent and its child is private: argv in, one
+//! answer on standard output, exit status 0 (the answer), 1 (a failed
+//! check, the reason on standard error) or 64 (a malformed request).
+
+use std::path::{Path, PathBuf};
+
+use super::step::Command;
+
+/// The hidden subcommand the agent runs itself with.
+pub const SUBCOMMAND: &str = "fs-probe";
+
+/// Exit status of a malformed request (sysexits(3) EX_USAGE).
+const EX_USAGE: u8 = 64;
+
+/// One look at the file system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FsProbe {
+    /// `dir.id` exists, is non-empty and, if known, equals `expected`.
+    DirId {
+        path: PathBuf,
+        expected: Option<String>,
+    },
+    /// Create, sync and remove a file: the mount is writable by root.
+    Write { path: PathBuf },
+    /// The names of the subdirectories of `dir` (hidden ones left out),
+    /// sorted, one per line.
+    List { dir: PathBuf },
+}
+
+impl FsProbe {
+    /// The argv that runs this probe in a child: `exe fs-probe VERB ARGS`.
+    pub fn command(&self, exe: &Path) -> Command {
+        let mut argv = vec![exe.to_string_lossy().into_owned(), SUBCOMMAND.to_owned()];
+        match self {
+            FsProbe::DirId { path, expected } => {
+                argv.push("dir-id".into());
+                argv.push(path.to_string_lossy().into_owned());
+                argv.extend(expected.clone());
+            }
+            FsProbe::Write { path } => {
+                argv.push("write".into());
+                argv.push(path.to_string_lossy().into_owned());
+            }
+            FsProbe::List { dir } => {
+                argv.push("list".into());
+                argv.push(dir.to_string_lossy().into_owned());
+            }
+        }
+        Command::new(argv)
+    }
+
+    /// The request in `args` (what follows `fs-probe`).
+    pub fn parse(args: &[String]) -> Result<FsProbe, String> {
+        match args {
+            [verb, path] if verb == "dir-id" => Ok(FsProbe::DirId {
+                path: PathBuf::from(path),
+                expected: None,
+            }),
+            [verb, path, expected] if verb == "dir-id" => Ok(FsProbe::DirId {
+                path: PathBuf::from(path),
+                expected: Some(expected.clone()),
+            }),
+            [verb, path] if verb == "write" => Ok(FsProbe::Write {
+                path: PathBuf::from(path),
+            }),
+            [verb, dir] if verb == "list" => Ok(FsProbe::List {
+                dir: PathBuf::from(dir),
+            }),
+            _ => Err(format!(
+                "{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR, got {args:?}"
+            )),
+        }
+    }
+
+    /// Does the look (in the child): the answer, or why the check failed.
+    pub fn look(&self) -> Result<String, String> {
+        match self {
+            FsProbe::DirId { path, expected } => {
+                verify_dir_id(path, expected.as_deref()).map(|()| String::new())
+            }
+            FsProbe::Write { path } => write_probe(path).map(|()| String::new()),
+            FsProbe::List { dir } => list_dirs(dir).map(|names| {
+                let mut text = names.join("\n");
+                if !text.is_empty() {
+                    text.push('\n');
+                }
+                text
+            }),
+        }
+    }
+}
+
+/// The child's side: `rcbsd-failover fs-probe ARGS`. Prints the answer
+/// and returns the exit status.
+pub fn main(args: &[String]) -> u8 {
+    let probe = match FsProbe::parse(args) {
+        Ok(probe) => probe,
+        Err(why) => {
+            eprintln!("{why}");
+            return EX_USAGE;
+        }
+    };
+    match probe.look() {
+        Ok(answer) => {
+            print!("{answer}");
+            0
+        }
+        Err(why) => {
+            eprintln!("{why}");
+            1
+        }
+    }
+}
+
+fn verify_dir_id(path: &Path, expected: Option<&str>) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let found = text.trim();
+    match expected {
+        _ if found.is_empty() => Err(format!("{} is empty", path.display())),
+        Some(wanted) if wanted != found => Err(format!(
+            "{} holds {found:?}, not the cluster's {wanted:?}: wrong data under the shared dirs",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn write_probe(path: &Path) -> Result<(), String> {
+    use std::io::Write;
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(path)?;
+        file.write_all(b"rcbsd-failover write probe\n")?;
+        file.sync_all()?;
+        std::fs::remove_file(path)
+    };
+    write().map_err(|e| format!("write probe {}: {e}", path.display()))
+}
+
+fn list_dirs(dir: &Path) -> Result<Vec<String>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dir_id_must_match_when_known() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dir.id");
+        assert!(verify_dir_id(&path, None).is_err(), "missing");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(verify_dir_id(&path, None).is_err(), "empty");
+        std::fs::write(&path, "abc\n").unwrap();
+        assert!(verify_dir_id(&path, None).is_ok());
+        assert!(verify_dir_id(&path, Some("abc")).is_ok());
+        assert!(verify_dir_id(&path, Some("xyz")).is_err());
+    }
+
+    #[test]
+    fn every_probe_survives_its_argv() {
+        let exe = Path::new("/usr/local/sbin/rcbsd-failover");
+        for probe in [
+            FsProbe::DirId {
+                path: "/usr/jails/jails-data/dir.id".into(),
+                expected: Some("c0ffee".into()),
+            },
+            FsProbe::DirId {
+                path: "/a b/dir.id".into(),
+                expected: None,
+            },
+            FsProbe::Write {
+                path: "/usr/jails/jails-system/.probe.node1".into(),
+            },
+            FsProbe::List {
+                dir: "/usr/jails/jails-system".into(),
+            },
+        ] {
+            let command = probe.command(exe);
+            assert_eq!(
+                command.argv[..2],
+                [exe.display().to_string(), SUBCOMMAND.to_owned()]
+            );
+            assert_eq!(FsProbe::parse(&command.argv[2..]), Ok(probe));
+        }
+    }
+
+    #[test]
+    fn a_malformed_request_is_refused_with_the_usage() {
+        for args in [
+            vec![],
+            vec!["dir-id".to_owned()],
+            vec!["rm".into(), "/".into()],
+        ] {
+            let why = FsProbe::parse(&args).unwrap_err();
+            assert!(why.contains("expected dir-id"), "{why}");
+        }
+    }
+
+    #[test]
+    fn list_names_subdirectories_sorted_without_hidden_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["web1", "db1", ".probe"] {
+            std::fs::create_dir(dir.path().join(name)).unwrap();
+        }
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let answer = FsProbe::List {
+            dir: dir.path().to_path_buf(),
+        }
+        .look()
+        .unwrap();
+        assert_eq!(answer, "db1\nweb1\n");
+    }
+
+    #[test]
+    fn the_write_probe_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".probe.node1");
+        FsProbe::Write { path: path.clone() }.look().unwrap();
+        assert!(!path.exists());
+        let missing = FsProbe::Write {
+            path: dir.path().join("no/such/dir/.probe"),
+        };
+        assert!(missing.look().unwrap_err().contains("write probe"));
+    }
+}
