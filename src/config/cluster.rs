@@ -273,8 +273,8 @@ impl Default for RunbookSettings {
     }
 }
 
-/// `[tools]`: absolute paths of every external program the runbooks run.
-/// The defaults are FreeBSD's.
+/// `[tools]`: absolute paths of every external program the runbooks and
+/// `doctor` run. The defaults are FreeBSD's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tools {
     pub service: PathBuf,
@@ -288,6 +288,12 @@ pub struct Tools {
     pub kldstat: PathBuf,
     pub ifconfig: PathBuf,
     pub sockstat: PathBuf,
+    /// Read-only here: `doctor` reads rc.conf(5) with `sysrc -n NAME`.
+    pub sysrc: PathBuf,
+    /// Read-only here: `doctor` reads `sysctl -n kern.hostid`.
+    pub sysctl: PathBuf,
+    /// Read-only here: `doctor` asks `pkg config NAME`.
+    pub pkg: PathBuf,
 }
 
 /// `(key, FreeBSD default)` of every `[tools]` entry, in documentation order.
@@ -303,6 +309,9 @@ pub const TOOL_DEFAULTS: &[(&str, &str)] = &[
     ("kldstat", "/sbin/kldstat"),
     ("ifconfig", "/sbin/ifconfig"),
     ("sockstat", "/usr/bin/sockstat"),
+    ("sysrc", "/usr/sbin/sysrc"),
+    ("sysctl", "/sbin/sysctl"),
+    ("pkg", "/usr/local/sbin/pkg"),
 ];
 
 impl Default for Tools {
@@ -325,6 +334,9 @@ impl Default for Tools {
             kldstat: path("kldstat"),
             ifconfig: path("ifconfig"),
             sockstat: path("sockstat"),
+            sysrc: path("sysrc"),
+            sysctl: path("sysctl"),
+            pkg: path("pkg"),
         }
     }
 }
@@ -344,6 +356,9 @@ impl Tools {
             "kldstat" => &mut self.kldstat,
             "ifconfig" => &mut self.ifconfig,
             "sockstat" => &mut self.sockstat,
+            "sysrc" => &mut self.sysrc,
+            "sysctl" => &mut self.sysctl,
+            "pkg" => &mut self.pkg,
             _ => return false,
         };
         *slot = path;
@@ -404,8 +419,12 @@ mod tests {
         let tools = Tools::default();
         assert_eq!(tools.service, Path::new("/usr/sbin/service"));
         assert_eq!(tools.cbsd, Path::new("/usr/local/bin/cbsd"));
+        assert_eq!(tools.sysrc, Path::new("/usr/sbin/sysrc"));
+        assert_eq!(tools.sysctl, Path::new("/sbin/sysctl"));
+        assert_eq!(tools.pkg, Path::new("/usr/local/sbin/pkg"));
         let moved = Tools::all_in(Path::new("/tmp/x"));
         assert_eq!(moved.sockstat, Path::new("/tmp/x/sockstat"));
         assert_eq!(moved.mount_nfs, Path::new("/tmp/x/mount_nfs"));
+        assert_eq!(moved.pkg, Path::new("/tmp/x/pkg"));
     }
 }

@@ -99,12 +99,13 @@ enum Stop {
     Cancelled { at_step: String },
 }
 
-/// The result of one command.
+/// The result of one command: its exit status (`None`: killed by a
+/// signal) and what it printed (each stream capped at 64 KiB).
 #[derive(Debug)]
-struct Ran {
-    exit: Option<i32>,
-    stdout: String,
-    stderr: String,
+pub struct Ran {
+    pub exit: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 #[derive(Debug)]
@@ -1038,6 +1039,17 @@ async fn run_command(
         stdout,
         stderr,
     })
+}
+
+/// Runs one read-only command the way every runbook command runs: an argv
+/// (never a shell), its own process group killed at `timeout`, a bounded
+/// wait after the kill. For callers outside a runbook (`doctor`); the
+/// error says why there is no answer (it could not start, or it was
+/// killed at its timeout).
+pub async fn run_read_only(command: &Command, timeout: Duration) -> Result<Ran, String> {
+    run_command(command, timeout, None)
+        .await
+        .map_err(|error| error.message().to_owned())
 }
 
 /// What [`Runner::probe_master`] found.
