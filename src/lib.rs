@@ -15,12 +15,15 @@
 //!   (the Unix control socket) and [`events`] (the log interface);
 //! - [`config`] turns TOML into a validated [`config::Config`];
 //! - [`fence`] drives the watchdog that resets a node which stops patting it;
+//! - [`doctor`] checks, read-only, what only the node itself can show
+//!   (rc.conf, CBSD's workdir, the hostid, the watchdog, the key files);
 //! - [`lab`] builds throwaway namespace topologies to measure failover.
 
 pub mod agent;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod doctor;
 pub mod election;
 pub mod events;
 pub mod fence;

@@ -56,6 +56,23 @@ enum Command {
         #[command(flatten)]
         config: ConfigPath,
     },
+    /// Check, read-only, what only this node can show: the rc.conf settings
+    /// of the NFS server, CBSD's workdir, the hostid, the watchdog, the key
+    /// files, the interface.
+    ///
+    /// Prints one line per check: ok, warn or FAIL, its name, what was
+    /// found and, for warn and FAIL, the command that fixes it. FAIL: a
+    /// failover would break on this node; warn: it would work, degraded (or
+    /// the check could not be answered). Commands run through [tools], never
+    /// a shell, each under a 10 s timeout. Run it as root.
+    ///
+    /// Exit status: 0 no check FAILs (warnings included), 1 at least one
+    /// FAILs, 78 (EX_CONFIG) invalid configuration, 66 (EX_NOINPUT) the
+    /// file cannot be read.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigPath,
+    },
     /// Show the running agent's state: role, priorities, master, virtual IPs,
     /// override and counters.
     ///
@@ -164,6 +181,7 @@ fn main() -> ExitCode {
             log_target,
         }),
         Command::CheckConfig { config } => check_config(&config.path),
+        Command::Doctor { config } => rcbsd_failover::doctor::run(&config.path),
         Command::Status { target, json } => status(&target, json),
         Command::Promote { target } => change(&target, Request::Promote),
         Command::Demote { target } => change(&target, Request::Demote),

@@ -67,6 +67,7 @@ fn help_lists_every_subcommand_and_the_default_config_path() {
     for subcommand in [
         "run",
         "check-config",
+        "doctor",
         "status",
         "promote",
         "demote",
@@ -81,6 +82,7 @@ fn help_lists_every_subcommand_and_the_default_config_path() {
     for subcommand in [
         "run",
         "check-config",
+        "doctor",
         "status",
         "promote",
         "demote",
@@ -91,6 +93,19 @@ fn help_lists_every_subcommand_and_the_default_config_path() {
             help.contains("[default: /usr/local/etc/rcbsd-failover.toml]"),
             "{subcommand} --help:\n{help}"
         );
+    }
+}
+
+#[test]
+fn doctor_help_names_the_exit_codes() {
+    let help = stdout(&cli(&["doctor", "--help"]));
+    for words in [
+        "0 no check FAILs",
+        "1 at least one FAILs",
+        "78 (EX_CONFIG)",
+        "66 (EX_NOINPUT)",
+    ] {
+        assert!(help.contains(words), "{words:?} missing:\n{help}");
     }
 }
 

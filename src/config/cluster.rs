@@ -278,8 +278,8 @@ impl Default for RunbookSettings {
     }
 }
 
-/// `[tools]`: absolute paths of every external program the runbooks run.
-/// The defaults are FreeBSD's.
+/// `[tools]`: absolute paths of every external program the runbooks and
+/// `doctor` run. The defaults are FreeBSD's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tools {
     pub service: PathBuf,
@@ -294,6 +294,12 @@ pub struct Tools {
     pub ifconfig: PathBuf,
     pub sockstat: PathBuf,
     pub df: PathBuf,
+    /// Read-only here: `doctor` reads rc.conf(5) with `sysrc -n NAME`.
+    pub sysrc: PathBuf,
+    /// Read-only here: `doctor` reads `sysctl -n kern.hostid`.
+    pub sysctl: PathBuf,
+    /// Read-only here: `doctor` asks `pkg config NAME`.
+    pub pkg: PathBuf,
 }
 
 /// `(key, FreeBSD default)` of every `[tools]` entry, in documentation order.
@@ -310,6 +316,9 @@ pub const TOOL_DEFAULTS: &[(&str, &str)] = &[
     ("ifconfig", "/sbin/ifconfig"),
     ("sockstat", "/usr/bin/sockstat"),
     ("df", "/bin/df"),
+    ("sysrc", "/usr/sbin/sysrc"),
+    ("sysctl", "/sbin/sysctl"),
+    ("pkg", "/usr/local/sbin/pkg"),
 ];
 
 impl Default for Tools {
@@ -333,6 +342,9 @@ impl Default for Tools {
             ifconfig: path("ifconfig"),
             sockstat: path("sockstat"),
             df: path("df"),
+            sysrc: path("sysrc"),
+            sysctl: path("sysctl"),
+            pkg: path("pkg"),
         }
     }
 }
@@ -353,6 +365,9 @@ impl Tools {
             "ifconfig" => &mut self.ifconfig,
             "sockstat" => &mut self.sockstat,
             "df" => &mut self.df,
+            "sysrc" => &mut self.sysrc,
+            "sysctl" => &mut self.sysctl,
+            "pkg" => &mut self.pkg,
             _ => return false,
         };
         *slot = path;
@@ -413,8 +428,12 @@ mod tests {
         let tools = Tools::default();
         assert_eq!(tools.service, Path::new("/usr/sbin/service"));
         assert_eq!(tools.cbsd, Path::new("/usr/local/bin/cbsd"));
+        assert_eq!(tools.sysrc, Path::new("/usr/sbin/sysrc"));
+        assert_eq!(tools.sysctl, Path::new("/sbin/sysctl"));
+        assert_eq!(tools.pkg, Path::new("/usr/local/sbin/pkg"));
         let moved = Tools::all_in(Path::new("/tmp/x"));
         assert_eq!(moved.sockstat, Path::new("/tmp/x/sockstat"));
         assert_eq!(moved.mount_nfs, Path::new("/tmp/x/mount_nfs"));
+        assert_eq!(moved.pkg, Path::new("/tmp/x/pkg"));
     }
 }

@@ -82,18 +82,7 @@ impl Config {
         // (Pure: what is checked on the node itself, such as the device,
         // is the agent's start and `doctor`.)
         let mut warnings = Vec::new();
-        let moves_storage = self.storage.as_ref().is_some_and(|s| {
-            matches!(
-                s.kind,
-                super::StorageKind::Hast { .. } | super::StorageKind::Zfs { .. }
-            )
-        });
-        if moves_storage && self.fence.watchdog.is_none() {
-            warnings.push(
-                "[storage] moves a disk between nodes but [fence] has no watchdog: a frozen or crashed agent, a hung step or a demote longer than cluster.fence_margin can leave this node holding the storage after the majority gave it to another; set [fence] watchdog = \"/dev/fido\" (FreeBSD, watchdog(4)) — see rcbsd-failover.toml(5), [fence]"
-                    .to_owned(),
-            );
-        }
+        warnings.extend(self.missing_watchdog_warning());
         if self.cluster.is_none() && self.cbsd.is_some() && self.storage.is_some() {
             warnings.push(
                 "no [cluster]: plain VRRP has no quorum, so a partitioned master keeps the storage while another node promotes; add [cluster] with three or more voters"
@@ -101,6 +90,21 @@ impl Config {
             );
         }
         warnings
+    }
+
+    /// The warning of [`Config::warnings`] about a node that moves a disk
+    /// (HAST or ZFS storage) without a watchdog; `doctor` prints the same.
+    pub fn missing_watchdog_warning(&self) -> Option<String> {
+        let moves_storage = self.storage.as_ref().is_some_and(|s| {
+            matches!(
+                s.kind,
+                super::StorageKind::Hast { .. } | super::StorageKind::Zfs { .. }
+            )
+        });
+        (moves_storage && self.fence.watchdog.is_none()).then(|| {
+            "[storage] moves a disk between nodes but [fence] has no watchdog: a frozen or crashed agent, a hung step or a demote longer than cluster.fence_margin can leave this node holding the storage after the majority gave it to another; set [fence] watchdog = \"/dev/fido\" (FreeBSD, watchdog(4)) — see rcbsd-failover.toml(5), [fence]"
+                .to_owned()
+        })
     }
 }
 

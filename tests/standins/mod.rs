@@ -249,6 +249,18 @@ retry_backoff_max = "0.2s"
         std::fs::write(&self.state, state.to_string()).unwrap();
     }
 
+    /// Sets `key` of this node's state (e.g. `rc_conf`, `sysctl`,
+    /// `pkg_config`, `hostid`: what the read-only tools answer), the rest
+    /// of the state unchanged.
+    pub fn set_state(&self, key: &str, value: Value) {
+        let mut state = match self.state() {
+            Value::Object(map) => Value::Object(map),
+            _ => serde_json::json!({}),
+        };
+        state[key] = value;
+        std::fs::write(&self.state, state.to_string()).unwrap();
+    }
+
     /// A pool's record as the stand-in left it.
     pub fn pool(&self, name: &str) -> Value {
         self.state()["pools"][name].clone()

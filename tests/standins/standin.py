@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Stand-in for the FreeBSD tools the runbooks run (service, mount, umount,
-mount_nfs, cbsd, hastctl, fsck, zpool, kldstat, sockstat, ifconfig).
+mount_nfs, cbsd, hastctl, fsck, zpool, kldstat, sockstat, ifconfig) and
+those `doctor` reads (sysrc, sysctl, pkg).
 
 Installed as one symlink per tool name in a directory that also holds
 `standin.json`:
@@ -43,6 +44,12 @@ multihost activity check, read-only imports, `cachefile`). Mounts
 are emulated with symlinks so that files under the workdir behave as they
 would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
+
+The read-only tools answer from the state file: `sysrc -n NAME` from
+state["rc_conf"] over FreeBSD's /etc/defaults/rc.conf (a null value: set
+nowhere, as on a release whose defaults lack it), `sysctl -n NAME` from
+state["sysctl"] (kern.hostid is the hostid zpool's rules use), `pkg config
+NAME` from state["pkg_config"] over a current pkg's options.
 """
 
 import fcntl
@@ -834,6 +841,82 @@ def tool_lab_reboot(config, state, args):
     state["running"] = {}
 
 
+# ---- read-only tools (doctor) ------------------------------------------------
+
+
+# libexec/rc/rc.conf (/etc/defaults/rc.conf) of FreeBSD 14, for the
+# variables doctor reads; cbsd_workdir is set by CBSD's port, not here.
+RC_DEFAULTS = {
+    "nfs_server_enable": "NO",
+    "mountd_enable": "NO",
+    "mountd_flags": "-r -S",
+    "rpc_lockd_enable": "NO",
+    "rpc_statd_enable": "NO",
+    "nfsv4_server_enable": "NO",
+    "nfsv4_server_only": "NO",
+    "nfsuserd_enable": "NO",
+    "watchdogd_enable": "NO",
+    "zfs_enable": "NO",
+}
+
+
+def print_value(value):
+    """Prints a value as the tools do: one line, an empty one included."""
+    sys.stdout.write(f"{value}\n")
+    sys.stdout.flush()
+    sys.exit(0)
+
+
+def tool_sysrc(config, state, args):
+    # usr.sbin/sysrc/sysrc: -n prints the value alone; a variable set in
+    # neither the rc.conf files nor the defaults is an error, exit 1.
+    if len(args) != 2 or args[0] != "-n":
+        out(code=2, err="standin: only sysrc -n NAME is modelled")
+    name = args[1]
+    values = dict(RC_DEFAULTS)
+    values.update(state.get("rc_conf", {}))
+    if values.get(name) is None:
+        out(code=1, err=f"sysrc: unknown variable '{name}'")
+    print_value(values[name])
+
+
+def tool_sysctl(config, state, args):
+    # sbin/sysctl/sysctl.c: -n prints the value alone; an unknown name is
+    # "unknown oid", exit 1.
+    if len(args) != 2 or args[0] != "-n":
+        out(code=2, err="standin: only sysctl -n NAME is modelled")
+    name = args[1]
+    if name == "kern.hostid":
+        # An unsigned long, printed in decimal.
+        print_value(zpool_hostid(config, state))
+    values = state.get("sysctl", {})
+    if name not in values:
+        out(code=1, err=f"sysctl: unknown oid '{name}'")
+    print_value(values[name])
+
+
+# A few options of a current pkg (libpkg/pkg_config.c). Since pkg 1.11
+# there is no NFS_WITH_PROPER_LOCKING: an older pkg is modelled by setting
+# it in state["pkg_config"].
+PKG_DEFAULTS = {
+    "PKG_DBDIR": "/var/db/pkg",
+    "ASSUME_ALWAYS_YES": "no",
+}
+
+
+def tool_pkg(config, state, args):
+    # pkg src/config.c exec_config: the key in upper case; an unknown one
+    # is a warnx and EX_SOFTWARE (70); booleans print yes or no.
+    if len(args) != 2 or args[0] != "config":
+        out(code=64, err="Usage: pkg config <configname>")
+    key = args[1].upper()
+    values = dict(PKG_DEFAULTS)
+    values.update(state.get("pkg_config", {}))
+    if key not in values:
+        out(code=70, err=f"pkg: No such configuration options: {key}")
+    print_value(values[key])
+
+
 def tool_kldstat(config, state, args):
     out(code=1)
 
@@ -858,6 +941,9 @@ TOOLS = {
     "kldstat": tool_kldstat,
     "fsck": tool_fsck,
     "ifconfig": tool_ifconfig,
+    "sysrc": tool_sysrc,
+    "sysctl": tool_sysctl,
+    "pkg": tool_pkg,
     "lab-reboot": tool_lab_reboot,
     "df": tool_df,
 }
