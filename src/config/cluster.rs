@@ -121,6 +121,10 @@ pub struct Nfs {
     pub mount_options: String,
     /// Run only nfsuserd, mountd and nfsd (`nfsv4_server_only`).
     pub v4_only: bool,
+    /// The master's nfsd issues delegations (`vfs.nfsd.issue_delegations`,
+    /// set by the operator): followers then run nfscbd, through which the
+    /// server recalls them.
+    pub delegations: bool,
     /// The file holding the agent's marked block (read by mountd).
     pub exports_file: PathBuf,
 }
@@ -142,6 +146,7 @@ impl Default for Nfs {
             remote_root: PathBuf::from(DEFAULT_STORAGE_ROOT),
             mount_options: DEFAULT_MOUNT_OPTIONS.to_owned(),
             v4_only: false,
+            delegations: false,
             exports_file: PathBuf::from(DEFAULT_EXPORTS_FILE),
         }
     }

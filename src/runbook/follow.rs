@@ -3,7 +3,8 @@
 //! local environments on the old mounts and unmount them (a new NFS server cannot honour the old
 //! one's NFSv4 open and lock state), mount every shared dir from the VIP
 //! under a timeout with retries and backoff while the new master is still
-//! promoting, verify (listed by `mount -p -t nfs`, `dir.id`, a write
+//! promoting (with nfsuserd running first, and nfscbd when the server
+//! issues delegations), verify (listed by `mount -p -t nfs`, `dir.id`, a write
 //! probe), then start this node's environments one at a time.
 //!
 //! On boot or rejoin ([`Context::rejoin`]) stale registrations of
@@ -36,6 +37,13 @@ pub fn build(config: &Config, ctx: &Context, running: &[Env]) -> Vec<Step> {
     }
     if let Some(storage_config) = &config.storage {
         steps.extend(storage::stand_by(config, storage_config));
+    }
+    // Owner names mapped before anything is read through the mounts.
+    for service in nfs::client_services(config.nfs.delegations) {
+        // Left running: a follow has no undo, and the master runs it too.
+        let mut start = nfs::start_service(config, service);
+        start.undo = None;
+        steps.push(start);
     }
     for dir in &cbsd_config.shared_dirs {
         steps.push(nfs::mount(config, cbsd_config, ctx.vip, dir));

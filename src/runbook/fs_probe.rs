@@ -136,15 +136,36 @@ fn verify_dir_id(path: &Path, expected: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// Creates, syncs and removes `path`, and checks that the file came back
+/// owned by whoever created it: an NFSv4 client that does not map owner
+/// strings (no nfsuserd here, or another domain than the server's) shows
+/// every file as owned by nobody, and CBSD's chowns fail (the server,
+/// running nfsuserd, refuses numeric owner strings: nfs_commonsubs.c
+/// `nfsv4_strtouid`).
 fn write_probe(path: &Path) -> Result<(), String> {
     use std::io::Write;
-    let write = || -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let write = || -> std::io::Result<u32> {
         let mut file = std::fs::File::create(path)?;
         file.write_all(b"rcbsd-failover write probe\n")?;
         file.sync_all()?;
-        std::fs::remove_file(path)
+        let owner = file.metadata()?.uid();
+        std::fs::remove_file(path)?;
+        Ok(owner)
     };
-    write().map_err(|e| format!("write probe {}: {e}", path.display()))
+    let owner = write().map_err(|e| format!("write probe {}: {e}", path.display()))?;
+    owner_matches(path, owner, nix::unistd::geteuid().as_raw())
+}
+
+fn owner_matches(path: &Path, owner: u32, me: u32) -> Result<(), String> {
+    if owner == me {
+        Ok(())
+    } else {
+        Err(format!(
+            "write probe {}: a file created by uid {me} shows uid {owner}: NFSv4 owner names are not mapped (run nfsuserd on every node with the same domain: sysrc nfsuserd_enable=YES; service nfsuserd start)",
+            path.display()
+        ))
+    }
 }
 
 fn list_dirs(dir: &Path) -> Result<Vec<String>, String> {
@@ -230,6 +251,14 @@ mod tests {
         .look()
         .unwrap();
         assert_eq!(answer, "db1\nweb1\n");
+    }
+
+    #[test]
+    fn a_probe_file_owned_by_someone_else_means_unmapped_owner_names() {
+        let path = Path::new("/usr/jails/jails-system/.probe.node2");
+        assert!(owner_matches(path, 0, 0).is_ok());
+        let why = owner_matches(path, 65534, 0).unwrap_err();
+        assert!(why.contains("uid 65534") && why.contains("nfsuserd"), "{why}");
     }
 
     #[test]

@@ -27,6 +27,19 @@ const STOP_V4_ONLY: &[&str] = &["nfsd", "mountd"];
 /// The port nfsd listens on (RFC 7530 §3.1).
 pub const NFS_PORT: u16 = 2049;
 
+/// What every follower runs for its mounts: nfsuserd, which maps NFSv4
+/// owner names (without it a client shows every file as owned by nobody,
+/// and the server, running nfsuserd, refuses its numeric owner strings:
+/// nfs_commonsubs.c `nfsv4_strtouid`), and nfscbd when the server issues
+/// delegations (the callback channel through which it recalls them).
+pub fn client_services(delegations: bool) -> &'static [&'static str] {
+    if delegations {
+        &["nfsuserd", "nfscbd"]
+    } else {
+        &["nfsuserd"]
+    }
+}
+
 pub fn server_services(v4_only: bool) -> &'static [&'static str] {
     if v4_only {
         V4_ONLY
@@ -48,8 +61,8 @@ fn service(config: &Config, name: &str, verb: &str) -> Command {
 }
 
 /// Starts `name` unless `onestatus` says it runs; mountd is reloaded when
-/// it already runs (the exports just changed). Undone by stopping it, only
-/// if this step started it.
+/// it already runs (the exports just changed). Undone (in a promote) by
+/// stopping it, only if this step started it.
 pub fn start_service(config: &Config, name: &str) -> Step {
     let when_satisfied = (name == "mountd").then(|| Checked {
         command: service(config, name, "onereload"),

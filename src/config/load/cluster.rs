@@ -26,6 +26,7 @@ const NFS_KEYS: &[&str] = &[
     "remote_root",
     "mount_options",
     "v4_only",
+    "delegations",
     "exports_file",
 ];
 const ENVIRONMENTS_KEYS: &[&str] = &["jails", "bhyve", "stop_timeout", "start_timeout"];
@@ -517,6 +518,9 @@ impl Reader<'_> {
             None => Some(DEFAULT_MOUNT_OPTIONS.to_owned()),
         };
         let v4_only = self.optional(table, "v4_only", false, |r, v| r.boolean(v, "nfs.v4_only"));
+        let delegations = self.optional(table, "delegations", false, |r, v| {
+            r.boolean(v, "nfs.delegations")
+        });
         let default_root = storage_root.map_or_else(
             || DEFAULT_STORAGE_ROOT.to_owned(),
             |r| r.display().to_string(),
@@ -549,6 +553,7 @@ impl Reader<'_> {
             remote_root: remote_root?,
             mount_options: mount_options?,
             v4_only: v4_only?,
+            delegations: delegations?,
             exports_file: exports_file?,
         })
     }

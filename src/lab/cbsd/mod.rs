@@ -57,24 +57,26 @@ pub struct RunbookTimings {
 }
 
 impl RunbookTimings {
-    /// Short timeouts for the stand-ins, which answer in tens of
-    /// milliseconds: a hang is found out in seconds, not minutes.
+    /// Short timeouts for the stand-ins: a hang is found out in seconds,
+    /// not minutes. A step's timeout bounds all the commands of an attempt
+    /// (a probe, an act, the probe again: three stand-in calls), so each
+    /// leaves room for a loaded machine.
     pub fn quick() -> Self {
         RunbookTimings {
             runbook: RunbookSettings {
-                command_timeout: Duration::from_secs(5),
-                umount_timeout: Duration::from_secs(2),
-                nfs_answer_timeout: Duration::from_secs(1),
-                storage_timeout: Duration::from_secs(5),
+                command_timeout: Duration::from_secs(8),
+                umount_timeout: Duration::from_secs(5),
+                nfs_answer_timeout: Duration::from_secs(3),
+                storage_timeout: Duration::from_secs(10),
                 device_wait: Duration::from_secs(2),
-                mount_timeout: Duration::from_secs(2),
+                mount_timeout: Duration::from_secs(5),
                 mount_attempts: 4,
                 retry_backoff: Duration::from_millis(200),
                 retry_backoff_max: Duration::from_secs(1),
                 fault_hold_off: Duration::from_secs(30),
             },
-            stop_timeout: Duration::from_secs(5),
-            start_timeout: Duration::from_secs(5),
+            stop_timeout: Duration::from_secs(8),
+            start_timeout: Duration::from_secs(8),
         }
     }
 }
