@@ -309,8 +309,8 @@ fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
             expected.push("/sbin/hastctl role secondary cbsd".into());
         }
         expected.extend([
-            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-data /usr/jails/jails-data".into(),
-            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-system /usr/jails/jails-system".into(),
+            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=1 192.168.10.200:/store/jails-data /usr/jails/jails-data".into(),
+            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=1 192.168.10.200:/store/jails-system /usr/jails/jails-system".into(),
             "<verify dir.id>".into(),
             "<write probe>".into(),
         ]);
