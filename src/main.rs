@@ -12,6 +12,9 @@ use rcbsd_failover::events::{LogFormat, LogTarget};
 
 /// sysexits(3) EX_PROTOCOL: the agent's reply made no sense.
 const EX_PROTOCOL: u8 = 76;
+/// sysexits(3) EX_CONFIG: the configuration (or the exports file it names)
+/// is wrong.
+const EX_CONFIG: u8 = 78;
 /// The agent understood the request and refused it.
 const EXIT_REFUSED: u8 = 1;
 
@@ -48,7 +51,9 @@ enum Command {
     /// Validate a configuration file and print a one-line summary.
     ///
     /// Prints "PATH: ok" and the summary, or every error as
-    /// FILE:LINE:COL: KEY: MESSAGE on stderr.
+    /// FILE:LINE:COL: KEY: MESSAGE on stderr. On a master candidate it also
+    /// reads nfs.exports_file: an operator's V4: line there naming another
+    /// root than the agent's ("/") is an error (EXPORTS:LINE:COL: ...).
     ///
     /// Exit status: 0 valid, 78 (EX_CONFIG) invalid, 66 (EX_NOINPUT) the file
     /// cannot be read.
@@ -224,6 +229,30 @@ fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
 fn check_config(path: &Path) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
+            // A master candidate writes its block into the exports file:
+            // an operator's V4: line with another root there would make
+            // mountd drop one of them at promote time.
+            if config.cbsd.is_some() && config.storage.is_some() {
+                let exports = &config.nfs.exports_file;
+                match rcbsd_failover::runbook::exports::check_file(exports) {
+                    Ok(conflicts) if !conflicts.is_empty() => {
+                        for conflict in conflicts {
+                            eprintln!("{conflict}");
+                        }
+                        eprintln!(
+                            "{}: nfs.exports_file {} conflicts with the agent's exports",
+                            path.display(),
+                            exports.display()
+                        );
+                        return ExitCode::from(EX_CONFIG);
+                    }
+                    Ok(_) => {}
+                    Err(error) => println!(
+                        "warning: cannot read nfs.exports_file {} to check its V4: lines: {error}",
+                        exports.display()
+                    ),
+                }
+            }
             println!("{}: ok", path.display());
             println!("{}", config.summary());
             for warning in config.warnings() {

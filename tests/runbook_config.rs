@@ -35,7 +35,7 @@ fn a_cbsd_master_candidate_gets_freebsd_defaults() {
     assert_eq!(storage.kind, StorageKind::None);
     assert_eq!(
         config.nfs.mount_options,
-        "nfsv4,minorversion=1,hard,retrycnt=2"
+        "nfsv4,minorversion=1,hard,retrycnt=1"
     );
     assert!(!config.nfs.v4_only);
     assert_eq!(config.nfs.exports_file, Path::new("/etc/exports"));
@@ -166,17 +166,137 @@ fn storage_root_must_not_overlap_the_workdir() {
     );
 }
 
+/// `[nfs] mount_options = "<options>"` on line 7; the string's first
+/// character is in column 18.
+fn mount_options_errors(options: &str) -> Vec<String> {
+    errors(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nmount_options = \"{options}\"\n"
+    ))
+}
+
 #[test]
-fn soft_mounts_and_non_v4_mounts_are_refused() {
-    let soft = errors(&format!(
-        "{VRRP}[cbsd]\n[nfs]\nmount_options = \"nfsv4,soft\"\n"
+fn each_refused_mount_option_is_named_at_its_line_and_column() {
+    for (options, column, needle) in [
+        (
+            "nfsv4.1,hard,retrycnt=1",
+            18,
+            "write \"nfsv4,minorversion=1\"",
+        ),
+        (
+            "vers=4.1,hard,retrycnt=1",
+            18,
+            "write \"nfsv4,minorversion=1\"",
+        ),
+        ("nfsvers=4,hard,retrycnt=1", 18, "write \"nfsv4\""),
+        (
+            "nfsv4,hard,retrycnt=1,bg",
+            40,
+            "a background mount returns before the mount exists",
+        ),
+        (
+            "nfsv4,hard,bgnow,retrycnt=1",
+            29,
+            "a background mount returns before the mount exists",
+        ),
+        ("nfsv4,soft,retrycnt=1", 24, "\"soft\" is unsafe with NFSv4"),
+        ("nfsv4,intr,retrycnt=1", 24, "\"intr\" is unsafe with NFSv4"),
+        (
+            "nfsv4,hard,retrycnt=0",
+            29,
+            "\"retrycnt=0\" retries forever",
+        ),
+        ("nfsv4,hard", 18, "has no retrycnt"),
+        (
+            "nfsv4,hard,retrycnt=1,rsize",
+            40,
+            "\"rsize\" needs a value (rsize=N",
+        ),
+        (
+            "nfsv4,hard,retrycnt=1,sec",
+            40,
+            "needs a value (sec=krb5|krb5i|krb5p|sys",
+        ),
+        (
+            "nfsv4,hard,retrycnt=1,frob",
+            40,
+            "mount option <frob> is unknown",
+        ),
+        ("nfsv4,hard,retrycnt=1,nofail", 40, "an fstab option"),
+        ("nfsv4,hard,retrycnt=1,udp", 40, "NFSv4 runs over TCP"),
+        ("hard,retrycnt=1", 18, "must select NFSv4"),
+    ] {
+        let found = mount_options_errors(options);
+        assert_eq!(found.len(), 1, "{options}: {found:?}");
+        let place = format!("/etc/x.toml:7:{column}: nfs.mount_options: ");
+        assert!(found[0].starts_with(&place), "{options}: {found:?}");
+        assert!(found[0].contains(needle), "{options}: {found:?}");
+    }
+}
+
+#[test]
+fn every_bad_mount_option_is_reported_not_just_the_first() {
+    let found = mount_options_errors("nfsv4.1,soft,retrycnt=0");
+    let places: Vec<&str> = found
+        .iter()
+        .map(|e| e.split(": nfs.mount_options").next().unwrap())
+        .collect();
+    assert_eq!(
+        places,
+        ["/etc/x.toml:7:18", "/etc/x.toml:7:26", "/etc/x.toml:7:31"],
+        "{found:?}"
+    );
+}
+
+#[test]
+fn an_escaped_mount_options_string_is_reported_at_the_string() {
+    let found = errors(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nmount_options = \"nfsv4,hard,retrycnt=1,\\u0062g\"\n"
     ));
     assert!(
-        soft[0].contains("\"soft\" is unsafe with NFSv4"),
-        "{soft:?}"
+        found[0].starts_with("/etc/x.toml:7:17: nfs.mount_options: \"bg\""),
+        "{found:?}"
     );
-    let v3 = errors(&format!("{VRRP}[cbsd]\n[nfs]\nmount_options = \"hard\"\n"));
-    assert!(v3[0].contains("must select NFSv4"), "{v3:?}");
+}
+
+#[test]
+fn freebsd_mount_options_are_accepted() {
+    for options in [
+        "nfsv4,minorversion=1,hard,retrycnt=1",
+        "vers=4,minorversion=2,hard,retrycnt=1,noatime,nosuid",
+        "nfsv4,retrycnt=1,rsize=65536,wsize=65536,sec=sys,nconnect=2,noresvport",
+    ] {
+        let config = parse(&format!(
+            "{VRRP}[cbsd]\n[nfs]\nmount_options = \"{options}\"\n"
+        ))
+        .unwrap_or_else(|e| panic!("{options}: {e}"));
+        assert_eq!(config.nfs.mount_options, options);
+    }
+}
+
+#[test]
+fn a_retrycnt_whose_sleeps_outlive_the_mount_timeout_is_warned_about() {
+    let slow = parse(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nmount_options = \"nfsv4,hard,retrycnt=2\"\n"
+    ))
+    .unwrap();
+    let warnings = slow.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("retrycnt=2") && w.contains("runbook.mount_timeout 30s")),
+        "{warnings:?}"
+    );
+    let room = parse(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nmount_options = \"nfsv4,hard,retrycnt=2\"\n[runbook]\nmount_timeout = \"90s\"\n"
+    ))
+    .unwrap();
+    assert!(
+        !room.warnings().iter().any(|w| w.contains("retrycnt")),
+        "{:?}",
+        room.warnings()
+    );
+    let default = parse(&format!("{VRRP}[cbsd]\n")).unwrap();
+    assert!(!default.warnings().iter().any(|w| w.contains("retrycnt")));
 }
 
 #[test]

@@ -204,7 +204,7 @@ async fn follow_mounts_from_the_vip_then_registers_and_starts() {
     let source = format!("198.18.0.100:{}", world.store.join("jails-data").display());
     let target = world.workdir.join("jails-data").display().to_string();
     assert!(actions.contains(&format!(
-        "mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 {source} {target}"
+        "mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=1 {source} {target}"
     )));
     assert!(
         position(&actions, "cbsd jregister jname=web1")
@@ -824,4 +824,215 @@ async fn the_start_up_probe_finds_what_a_promote_left_and_nothing_after_a_demote
     );
     let after = runner.probe_master().await;
     assert!(!after.may_hold(), "released: {after:?}");
+}
+
+/// node1 promoted (its nfsd and mountd serve its store), with `nfs` in
+/// its `[nfs]`.
+async fn serving_master(nfs: &str) -> World {
+    let master = World::new("node1");
+    let (mut runner, _) = runner(&master, &master.storage_none(), nfs, "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    master
+}
+
+fn mount_nfs_calls(world: &World) -> usize {
+    world
+        .argvs()
+        .iter()
+        .filter(|a| a.starts_with("mount_nfs "))
+        .count()
+}
+
+#[tokio::test]
+async fn an_operators_v4_line_with_another_root_fails_promote_before_the_exports_are_written() {
+    let world = World::new("node1");
+    let before =
+        "# operator's own\n/home -ro -network 10.9.0.0/16\nV4: /home -network 10.9.0.0/16\n";
+    std::fs::write(&world.exports, before).unwrap();
+    let (mut runner, vip) = runner(&world, &world.storage_none(), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "write exports");
+    let place = format!("{}:3:5:", world.exports.display());
+    assert!(error.contains(&place), "{error}");
+    assert!(error.contains("makes /home the NFSv4 root"), "{error}");
+    assert_eq!(std::fs::read_to_string(&world.exports).unwrap(), before);
+    assert!(world.services().is_empty(), "{:?}", world.services());
+    assert!(world.mounts().is_empty(), "undone: {:?}", world.mounts());
+    assert!(vip.calls().is_empty());
+}
+
+#[tokio::test]
+async fn mountd_drops_a_second_v4_root_and_the_followers_then_cannot_mount() {
+    let master = serving_master("").await;
+    // The operator puts a V4: line of their own above the agent's block
+    // and reloads mountd by hand: mountd keeps the first root it reads.
+    let text = std::fs::read_to_string(&master.exports).unwrap();
+    std::fs::write(
+        &master.exports,
+        format!("V4: /home -network 10.9.0.0/16\n{text}"),
+    )
+    .unwrap();
+    let (code, _) = master.run_tool("service", &["mountd", "onereload"]);
+    assert_eq!(code, Some(0), "a reload does not fail: mountd only logs");
+    let syslog = master.syslog();
+    assert!(
+        syslog.iter().any(|m| m == "different V4 dirpath /"),
+        "{syslog:?}"
+    );
+    assert!(
+        syslog.iter().any(|m| m == "bad exports list line 'V4: /'"),
+        "{syslog:?}"
+    );
+    let follower = World::follower_of("node2", &master, "198.18.0.12");
+    let (mut runner, _) = runner(&follower, "", "", "");
+    let outcome = run(&mut runner, Kind::Follow).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "mount jails-data");
+    let target = follower.workdir.join("jails-data");
+    assert!(
+        error.contains(&format!(
+            "mount_nfs: nmount: {}: Permission denied",
+            target.display()
+        )),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_follower_listed_in_export_hosts_reaches_the_v4_root_and_mounts() {
+    let master = serving_master("export_hosts = [\"10.0.0.12\"]").await;
+    let exports = std::fs::read_to_string(&master.exports).unwrap();
+    assert!(exports.contains("V4: / 10.0.0.12\n"), "{exports}");
+    let follower = World::follower_of("node2", &master, "10.0.0.12");
+    let (mut follow, _) = runner(&follower, "", "", "");
+    assert_eq!(
+        run(&mut follow, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(follower.mounts().len(), 4, "{:?}", follower.mounts());
+    // A client in neither the network nor the hosts is refused.
+    let stranger = World::follower_of("node3", &master, "10.0.0.99");
+    let (mut follow, _) = runner(&stranger, "", "", "");
+    let outcome = run(&mut follow, Kind::Follow).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed { error, .. } if error.contains("Permission denied")),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_retrycnt_1_a_refused_mount_fails_at_once_and_the_agent_retries() {
+    // node1 is not serving yet: its nfsd refuses the connection.
+    let master = World::new("node1");
+    let follower = World::follower_of("node2", &master, "198.18.0.12");
+    let (mut runner, _) = runner(&follower, "", "", "");
+    let outcome = run(&mut runner, Kind::Follow).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "mount jails-data");
+    let source = master.store.join("jails-data");
+    assert!(
+        error.contains(&format!(
+            "[tcp] 198.18.0.100:{}: nfsd: RPCPROG_NFS: RPC: Remote system error - Connection refused",
+            source.display()
+        )),
+        "{error}"
+    );
+    // Each try ended by itself, well within the 5 s runbook.mount_timeout.
+    assert!(!error.contains("killed"), "{error}");
+    assert_eq!(mount_nfs_calls(&follower), 3, "runbook.mount_attempts");
+}
+
+#[tokio::test]
+async fn with_retrycnt_2_mount_nfs_sleeps_past_the_timeout_and_every_attempt_is_killed() {
+    let master = World::new("node1");
+    let follower = World::follower_of("node2", &master, "198.18.0.12");
+    // 60 s scaled to 9 s: still longer than the 5 s runbook.mount_timeout,
+    // as the real 60 s is longer than the default 30 s.
+    follower.set_standin("time_scale", json!(0.15));
+    let (mut runner, _) = runner(
+        &follower,
+        "",
+        "mount_options = \"nfsv4,minorversion=1,hard,retrycnt=2\"",
+        "",
+    );
+    let outcome = run(&mut runner, Kind::Follow).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "mount jails-data");
+    assert!(
+        error.contains("no answer within") && error.contains("killed"),
+        "{error}"
+    );
+    assert_eq!(mount_nfs_calls(&follower), 3);
+}
+
+#[test]
+fn the_standin_mount_nfs_tries_retrycnt_times_sleeping_between_like_mount_nfs_c() {
+    let master = World::new("node1");
+    let follower = World::follower_of("node2", &master, "198.18.0.12");
+    follower.set_standin("time_scale", json!(0.005));
+    let source = format!("198.18.0.100:{}", master.store.join("jails-data").display());
+    let target = follower.workdir.join("jails-data").display().to_string();
+    let mount = |options: &str| {
+        let started = Instant::now();
+        let (code, stderr) = follower.run_tool("mount_nfs", &["-o", options, &source, &target]);
+        (code, stderr, started.elapsed())
+    };
+    // Three tries, two 0.3 s sleeps between them, then exit 1.
+    let (code, stderr, took) = mount("nfsv4,hard,retrycnt=3");
+    assert_eq!(code, Some(1));
+    assert_eq!(stderr.lines().count(), 3, "{stderr}");
+    assert!(
+        stderr.lines().all(|l| l.ends_with("Connection refused")),
+        "{stderr}"
+    );
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    // One try, no sleep.
+    let (code, stderr, _) = mount("nfsv4,hard,retrycnt=1");
+    assert_eq!((code, stderr.lines().count()), (Some(1), 1), "{stderr}");
+    assert_eq!(
+        mount("nfsv4,retrycnt=x").1.trim(),
+        "mount_nfs: illegal retrycnt value -- x"
+    );
+    // A server that does not answer at all.
+    follower.set_standin(
+        "server",
+        json!({"node": "node1", "state": master.state, "answers": false}),
+    );
+    let (_, stderr, _) = mount("nfsv4,hard,retrycnt=1");
+    assert!(
+        stderr
+            .trim()
+            .ends_with(": nfsd: RPCPROG_NFS: RPC: Remote system error - Operation timed out"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_standin_mount_nfs_is_refused_a_path_mountd_does_not_export() {
+    let master = serving_master("").await;
+    std::fs::create_dir_all(master.store.join("private")).unwrap();
+    let follower = World::follower_of("node2", &master, "198.18.0.12");
+    let source = format!("198.18.0.100:{}", master.store.join("private").display());
+    let target = follower.workdir.join("jails-data").display().to_string();
+    let (code, stderr) = follower.run_tool(
+        "mount_nfs",
+        &["-o", "nfsv4,hard,retrycnt=1", &source, &target],
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim(),
+        format!("mount_nfs: nmount: {target}: Permission denied")
+    );
 }

@@ -318,8 +318,8 @@ fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
         }
         expected.extend([
             "/usr/sbin/service nfsuserd onestart".into(),
-            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-data /usr/jails/jails-data".into(),
-            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=2 192.168.10.200:/store/jails-system /usr/jails/jails-system".into(),
+            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=1 192.168.10.200:/store/jails-data /usr/jails/jails-data".into(),
+            "/sbin/mount_nfs -o nfsv4,minorversion=1,hard,retrycnt=1 192.168.10.200:/store/jails-system /usr/jails/jails-system".into(),
             "<verify dir.id>".into(),
             "<write probe>".into(),
         ]);

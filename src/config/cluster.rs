@@ -130,9 +130,12 @@ pub struct Nfs {
 }
 
 /// Default `nfs.mount_options`: NFSv4.1, hard (never `soft`/`intr` with
-/// NFSv4, mount_nfs(8)), and a bounded initial mount retry so a mount under
-/// a timeout fails instead of retrying forever (`retrycnt=0`).
-pub const DEFAULT_MOUNT_OPTIONS: &str = "nfsv4,minorversion=1,hard,retrycnt=2";
+/// NFSv4, mount_nfs(8)), and one try per `mount_nfs`: mount_nfs sleeps 60 s
+/// between its own tries (mount_nfs.c `rtm_ifinfo_sleep(60)`), which
+/// outlives `runbook.mount_timeout`, so the agent does the retrying
+/// (`runbook.mount_attempts`, with backoff). An unset `retrycnt` is 0:
+/// "keep retrying forever".
+pub const DEFAULT_MOUNT_OPTIONS: &str = "nfsv4,minorversion=1,hard,retrycnt=1";
 /// Default `storage.root` and `nfs.remote_root`.
 pub const DEFAULT_STORAGE_ROOT: &str = "/store";
 /// Default `nfs.exports_file`.

@@ -12,6 +12,7 @@ mod duration;
 mod error;
 pub mod fence;
 mod load;
+pub mod mount_options;
 mod ops;
 mod quorum;
 mod summary;

@@ -89,6 +89,19 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.cbsd.is_some() {
+            let retrycnt = super::mount_options::retrycnt(&self.nfs.mount_options);
+            if let Some(count) = retrycnt.filter(|c| *c >= 2) {
+                let sleeps = super::mount_options::SLEEP_BETWEEN_TRIES * (count - 1);
+                if sleeps >= self.runbook.mount_timeout {
+                    warnings.push(format!(
+                        "nfs.mount_options has retrycnt={count}: mount_nfs sleeps 60 s between its own tries (mount_nfs.c), {} in all, not less than runbook.mount_timeout {}, so every failing mount is killed instead of saying why; use retrycnt=1 and let the agent retry (runbook.mount_attempts)",
+                        duration::format(sleeps),
+                        duration::format(self.runbook.mount_timeout)
+                    ));
+                }
+            }
+        }
         warnings
     }
 

@@ -2,15 +2,26 @@
 //!
 //! The agent owns the lines between two marker comments and nothing else:
 //! an operator's own exports above or below stay byte for byte. The block
-//! holds a `V4:` root line (without it NFSv4 mounts fail) and one line per
+//! holds `V4:` root lines (without one NFSv4 mounts fail) and one line per
 //! filesystem, `-maproot=root` (otherwise client root is squashed and CBSD,
 //! running as root, cannot write) and the clients (a `-network` or a host
 //! list). exports(5) wants all directories of one filesystem on one line
 //! per client set, so the directories are grouped by device at run time.
 //!
-//! Rendering and splicing are pure; [`write_block`] replaces the file
-//! atomically (temporary file in the same directory, fsync, rename) so
-//! mountd never reads half a file.
+//! `V4:` lines follow mountd's rules (usr.sbin/mountd/mountd.c,
+//! `get_exportlist_one`): one line takes either a `-network` or hosts
+//! ("network/host conflict"), so the root gets one `V4:` line per client
+//! set, as the directories do: an NFSv4 client must be allowed on the root
+//! as well as on the directory it mounts. Several `V4:` lines naming the
+//! same root are merged; the first `V4:` line read sets the root and a
+//! later one naming another path is dropped ("different V4 dirpath"). So an
+//! operator's own `V4:` line elsewhere in the file must name the agent's
+//! root, [`V4_ROOT`]: [`foreign_v4_roots`] finds those that do not, and
+//! [`write_block`] refuses to write the block beside one.
+//!
+//! Rendering, splicing and the `V4:` check are pure; [`write_block`]
+//! replaces the file atomically (temporary file in the same directory,
+//! fsync, rename) so mountd never reads half a file.
 
 use std::io::Write;
 use std::net::Ipv4Addr;
@@ -22,6 +33,9 @@ use crate::config::Ipv4Net;
 pub const BEGIN_MARKER: &str =
     "# BEGIN rcbsd-failover: managed by the agent on the master, do not edit";
 pub const END_MARKER: &str = "# END rcbsd-failover";
+/// The NFSv4 root of the agent's exports: followers mount
+/// `VIP:<storage.root>/<dir>`, a path from `/`.
+pub const V4_ROOT: &str = "/";
 
 /// Who may mount: a network, hosts, or both.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -50,12 +64,128 @@ impl Clients {
 pub enum ExportsError {
     #[error("{}: {problem}; fix the file by hand (the agent never guesses where its block ends)", path.display())]
     Markers { path: PathBuf, problem: String },
+    #[error("{}; the agent's block was not written", DisplayAll(.0))]
+    ForeignV4Root(Vec<ForeignV4Root>),
     #[error("{}: {action}: {error}", path.display())]
     Io {
         path: PathBuf,
         action: &'static str,
         error: std::io::Error,
     },
+}
+
+/// An operator's `V4:` line outside the agent's block that names another
+/// root than [`V4_ROOT`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ForeignV4Root {
+    pub path: PathBuf,
+    /// 1-based line (the first, for a line continued with `\`).
+    pub line: usize,
+    /// 1-based column of the root path, in characters.
+    pub column: usize,
+    pub root: String,
+}
+
+impl std::fmt::Display for ForeignV4Root {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: a V4: line makes {} the NFSv4 root, but the agent exports with root {V4_ROOT}: mountd keeps the first V4: root it reads and drops a V4: line naming another (usr.sbin/mountd/mountd.c: \"different V4 dirpath\"), so the followers' mounts or that line's clients would fail; remove the line or write it as \"V4: {V4_ROOT} ...\" (V4: lines with the same root are merged)",
+            self.path.display(),
+            self.line,
+            self.column,
+            self.root
+        )
+    }
+}
+
+struct DisplayAll<'a>(&'a [ForeignV4Root]);
+
+impl std::fmt::Display for DisplayAll<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, conflict) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{conflict}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The `V4:` lines of `existing` (the exports file at `path`), outside the
+/// agent's block, whose root is not [`V4_ROOT`]. Lines are read as mountd
+/// reads them (mountd.c `get_line`, `get_exportlist_one`): a trailing `\`
+/// continues a line, `#` starts a comment, `V4:` may be followed by the
+/// root directly (`V4:/x`); a `V4:` line without a root is ignored by
+/// mountd ("V4:root, no dirp") and here.
+pub fn foreign_v4_roots(existing: &str, path: &Path) -> Vec<ForeignV4Root> {
+    let lines: Vec<&str> = existing.lines().collect();
+    let inside = match (
+        positions(&lines, BEGIN_MARKER).as_slice(),
+        positions(&lines, END_MARKER).as_slice(),
+    ) {
+        ([begin], [end]) if begin < end => Some(*begin..=*end),
+        _ => None,
+    };
+    let mut found = Vec::new();
+    let mut index = 0;
+    while index < lines.len() {
+        let first = index;
+        // A logical line: this one and those its trailing backslashes join.
+        let mut logical: Vec<(usize, &str)> = Vec::new();
+        loop {
+            let line = lines.get(index).copied().unwrap_or_default();
+            let trimmed = line.trim_end();
+            let continued = trimmed.ends_with('\\');
+            logical.push((index, trimmed.strip_suffix('\\').unwrap_or(trimmed)));
+            index += 1;
+            if !continued || index >= lines.len() {
+                break;
+            }
+        }
+        if inside.as_ref().is_some_and(|r| r.contains(&first)) {
+            continue;
+        }
+        if let Some((column, root)) = v4_root(&logical) {
+            if root != V4_ROOT {
+                found.push(ForeignV4Root {
+                    path: path.to_path_buf(),
+                    line: first + 1,
+                    column,
+                    root,
+                });
+            }
+        }
+    }
+    found
+}
+
+/// The root of a `V4:` logical line and its column on the first line, or
+/// `None` when the line is no `V4:` line or names no root.
+fn v4_root(logical: &[(usize, &str)]) -> Option<(usize, String)> {
+    let first = logical.first()?.1;
+    let start = first.len() - first.trim_start().len();
+    let rest = first.get(start..)?.strip_prefix("V4:")?;
+    // The root is the first word after "V4:", on this line or a
+    // continuation; mountd takes a word starting with '/' as the path.
+    let mut words = logical.iter().enumerate().flat_map(|(i, (_, text))| {
+        let text: &str = if i == 0 { rest } else { text };
+        let base = if i == 0 { start + 3 } else { 0 };
+        text.split_whitespace().map(move |w| {
+            let offset = base + (w.as_ptr() as usize - text.as_ptr() as usize);
+            (i, offset, w)
+        })
+    });
+    let (line, offset, word) = words.next()?;
+    if !word.starts_with('/') {
+        return None;
+    }
+    let text = logical.get(line)?.1;
+    let column = text.get(..offset).map_or(1, |t| t.chars().count() + 1);
+    // A root continued onto another line is reported at the first.
+    let column = if line == 0 { column } else { 1 };
+    Some((column, word.to_owned()))
 }
 
 /// The block's lines (markers excluded) for directories already grouped by
@@ -66,9 +196,10 @@ pub fn render(groups: &[Vec<PathBuf>], clients: &Clients) -> Vec<String> {
     }
     let specs = clients.specs();
     let mut lines = Vec::new();
-    // The V4 root names one client set: mountd accepts a single V4: line.
-    if let Some(first) = specs.first() {
-        lines.push(format!("V4: / {first}"));
+    // Every client set that may mount a directory may reach the root too:
+    // one V4: line each, mountd merges V4: lines with the same root.
+    for spec in &specs {
+        lines.push(format!("V4: {V4_ROOT} {spec}"));
     }
     for group in groups {
         let dirs: Vec<String> = group
@@ -150,6 +281,18 @@ fn positions(lines: &[&str], marker: &str) -> Vec<usize> {
         .collect()
 }
 
+/// check-config's look at a master candidate's exports file: the
+/// operator's `V4:` lines naming another root ([`foreign_v4_roots`]). A
+/// missing file is fine (the agent creates it); `Err` when it cannot be
+/// read.
+pub fn check_file(path: &Path) -> Result<Vec<ForeignV4Root>, std::io::Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(foreign_v4_roots(&text, path)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Groups `dirs` by the filesystem they are on (same device), keeping the
 /// order of first appearance. A directory that cannot be read forms its
 /// own group (mountd then reports it, the runbook's verify catches it).
@@ -166,7 +309,10 @@ pub fn group_by_filesystem(dirs: &[PathBuf]) -> Vec<Vec<PathBuf>> {
 }
 
 /// Replaces the agent's block in `path` with `block`, atomically. A missing
-/// file is created (mode 0644).
+/// file is created (mode 0644). A non-empty block is refused, the file left
+/// as it was, when an operator's `V4:` line names another root
+/// ([`foreign_v4_roots`]): mountd would drop one of them silently. An empty
+/// block (clearing, an undo) is always written.
 pub fn write_block(path: &Path, block: &[String]) -> Result<(), ExportsError> {
     let io = |action: &'static str| {
         move |error| ExportsError::Io {
@@ -185,6 +331,12 @@ pub fn write_block(path: &Path, block: &[String]) -> Result<(), ExportsError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), 0o644),
         Err(e) => return Err(io("read")(e)),
     };
+    if !block.is_empty() {
+        let conflicts = foreign_v4_roots(&existing, path);
+        if !conflicts.is_empty() {
+            return Err(ExportsError::ForeignV4Root(conflicts));
+        }
+    }
     let text = splice(&existing, block, path)?;
     if text == existing {
         return Ok(());
@@ -251,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn hosts_and_network_get_a_line_each() {
+    fn hosts_and_network_get_a_line_each_on_the_root_too() {
         let mut c = clients();
         c.hosts = vec![Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2)];
         let lines = render(&[vec![PathBuf::from("/store/a")]], &c);
@@ -259,11 +411,102 @@ mod tests {
             lines,
             [
                 "V4: / -network 192.168.10.0/24",
+                "V4: / 10.0.0.1 10.0.0.2",
                 "/store/a -maproot=root -network 192.168.10.0/24",
                 "/store/a -maproot=root 10.0.0.1 10.0.0.2",
             ]
         );
         assert!(render(&[], &c).is_empty());
+    }
+
+    #[test]
+    fn hosts_alone_get_one_root_line() {
+        let c = Clients {
+            network: None,
+            hosts: vec![Ipv4Addr::new(10, 0, 0, 1)],
+        };
+        let lines = render(&[vec![PathBuf::from("/store/a")]], &c);
+        assert_eq!(lines, ["V4: / 10.0.0.1", "/store/a -maproot=root 10.0.0.1"]);
+    }
+
+    #[test]
+    fn every_rendered_v4_line_names_the_agents_root() {
+        let mut c = clients();
+        c.hosts = vec![Ipv4Addr::new(10, 0, 0, 1)];
+        let block = render(&[vec![PathBuf::from("/store/a")]], &c);
+        let text = splice("", &block, Path::new("/etc/exports")).unwrap();
+        // The block itself is never a conflict, even read from outside.
+        let unmarked: String = block.iter().map(|l| format!("{l}\n")).collect();
+        assert!(foreign_v4_roots(&text, Path::new("/etc/exports")).is_empty());
+        assert!(foreign_v4_roots(&unmarked, Path::new("/etc/exports")).is_empty());
+    }
+
+    #[test]
+    fn an_operators_v4_line_with_another_root_is_found_with_its_line_and_column() {
+        let path = Path::new("/etc/exports");
+        let text = format!(
+            "# mine\n/home -ro -network 10.1.0.0/16\nV4: /other -network 10.1.0.0/16\n\
+             V4: / -sec=krb5 -network 10.1.0.0/16\n  V4:/elsewhere\n\
+             {BEGIN_MARKER}\nV4: / -network 192.168.10.0/24\nV4: /inside\n{END_MARKER}\n\
+             # V4: /commented\nV4: -sec=sys\n"
+        );
+        let found = foreign_v4_roots(&text, path);
+        assert_eq!(
+            found,
+            [
+                ForeignV4Root {
+                    path: path.to_path_buf(),
+                    line: 3,
+                    column: 5,
+                    root: "/other".into()
+                },
+                ForeignV4Root {
+                    path: path.to_path_buf(),
+                    line: 5,
+                    column: 6,
+                    root: "/elsewhere".into()
+                },
+            ]
+        );
+        let shown = found[0].to_string();
+        assert!(
+            shown.starts_with("/etc/exports:3:5: a V4: line makes /other the NFSv4 root"),
+            "{shown}"
+        );
+        assert!(shown.contains("different V4 dirpath"), "{shown}");
+    }
+
+    #[test]
+    fn a_continued_v4_line_is_read_whole_and_reported_at_its_first_line() {
+        let path = Path::new("/etc/exports");
+        let found = foreign_v4_roots(
+            "/a -ro\nV4: \\\n   /other \\\n  -network 10.0.0.0/8\n",
+            path,
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].line, found[0].root.as_str()), (2, "/other"));
+        let same = foreign_v4_roots("V4: / \\\n -network 10.0.0.0/8\n", path);
+        assert!(same.is_empty(), "{same:?}");
+    }
+
+    #[test]
+    fn write_block_refuses_beside_a_foreign_v4_root_and_leaves_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exports");
+        let before = "/home -ro\nV4: /home -network 10.9.0.0/16\n";
+        std::fs::write(&path, before).unwrap();
+        let error = write_block(&path, &["V4: / -network 10.0.0.0/8".to_owned()]).unwrap_err();
+        let shown = error.to_string();
+        assert!(
+            shown.contains(&format!("{}:2:5:", path.display())),
+            "{shown}"
+        );
+        assert!(shown.contains("/home the NFSv4 root"), "{shown}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        // Clearing (an undo) still works.
+        write_block(&path, &[]).unwrap();
+        assert_eq!(check_file(&path).unwrap().len(), 1);
+        assert!(check_file(&dir.path().join("missing")).unwrap().is_empty());
     }
 
     #[test]

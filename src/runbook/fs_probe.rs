@@ -258,7 +258,10 @@ mod tests {
         let path = Path::new("/usr/jails/jails-system/.probe.node2");
         assert!(owner_matches(path, 0, 0).is_ok());
         let why = owner_matches(path, 65534, 0).unwrap_err();
-        assert!(why.contains("uid 65534") && why.contains("nfsuserd"), "{why}");
+        assert!(
+            why.contains("uid 65534") && why.contains("nfsuserd"),
+            "{why}"
+        );
     }
 
     #[test]

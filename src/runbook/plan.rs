@@ -210,6 +210,11 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
                     .map(|l| format!("         {l}")),
             );
             lines.push(format!("         {}", exports::END_MARKER));
+            lines.push(format!(
+                "         (first refused, nothing written, if another V4: line of {} names a root other than {})",
+                file.display(),
+                exports::V4_ROOT
+            ));
             lines
         }
         Builtin::ClearExports { file } => {

@@ -111,12 +111,61 @@ impl World {
             "rules": world.rules,
             "workdir": world.workdir,
             "nfs_server": "/",
+            "exports": world.exports,
             "hast_dev_dir": world.hast_dev,
             "freezer_prefix": freezer::prefix(world.dir.path()),
         });
         std::fs::write(tools.join("standin.json"), standin.to_string()).unwrap();
         world.set_rules(serde_json::json!([]));
         world
+    }
+
+    /// A follower of `master`: it mounts `master`'s store (its
+    /// `nfs.remote_root`), served by `master`'s nfsd and mountd as the
+    /// stand-in models them, as the NFS client `address`.
+    pub fn follower_of(node: &str, master: &World, address: &str) -> World {
+        let mut world = World::new(node);
+        world.store = master.store.clone();
+        world.set_standin(
+            "server",
+            serde_json::json!({"node": master.node, "state": master.state}),
+        );
+        world.set_standin("address", serde_json::json!(address));
+        world
+    }
+
+    /// Sets `key` of this node's `standin.json` (see `standin.py`).
+    pub fn set_standin(&self, key: &str, value: Value) {
+        let path = self.tools.join("standin.json");
+        let mut config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        config[key] = value;
+        std::fs::write(&path, config.to_string()).unwrap();
+    }
+
+    /// Runs one stand-in tool as the agent would: (exit code, stderr).
+    pub fn run_tool(&self, tool: &str, args: &[&str]) -> (Option<i32>, String) {
+        let output = std::process::Command::new(self.tools.join(tool))
+            .args(args)
+            .current_dir("/")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    /// What this node's stand-in daemons logged (mountd's complaints).
+    pub fn syslog(&self) -> Vec<String> {
+        self.state()["syslog"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["message"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// An environment CBSD knows in the shared dirs, unregistered (its
@@ -192,7 +241,7 @@ umount_timeout = "5s"
 nfs_answer_timeout = "1s"
 storage_timeout = "5s"
 device_wait = "2s"
-mount_timeout = "1s"
+mount_timeout = "5s"
 mount_attempts = 3
 retry_backoff = "0.1s"
 retry_backoff_max = "0.2s"

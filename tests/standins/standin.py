@@ -18,20 +18,52 @@ Installed as one symlink per tool name in a directory that also holds
      "nfs_server": "/.../shared",         # where VIP:/x is served from
      "devices": {"/.../dev/hast/cbsd": "/.../disk"},  # optional: what a
                                  # device mount shows (a HAST provider's data)
+     "exports": "/.../etc/exports",  # what `service mountd onestart` and
+                                 # `onereload` read (below)
+     "time_scale": 1.0,          # optional: multiplies mount_nfs's 60 s
+                                 # sleep between its own tries (tests: 0.01)
+     "address": "10.0.0.12",     # optional: this node's address as an NFS
+                                 # client (matched against the exports)
+     "server": {"node": "node1", "state": ".../state.json"},
+                                 # optional, without "cluster": the node
+                                 # whose nfsd serves VIP:/path (its state);
+                                 # "answers": false makes it silent
      "cluster": ".../nodes.json",  # optional: the cluster registry, below
      "freezer_prefix": "rcbsd-standin-PID"}  # the freezer groups of hangs
                                  # (see "a gone NFS server" below)
 
+mountd: `service mountd onestart` and `onereload` read "exports" the way
+usr.sbin/mountd/mountd.c (`get_exportlist_one`) does and keep the result
+in the state ("mountd"), its complaints in the state's "syslog": the first
+`V4:` line sets the NFSv4 root, a later `V4:` line with the same root adds
+its clients, one naming another root is dropped ("different V4 dirpath"),
+a line with both `-network` and hosts is dropped ("network/host
+conflict"). Like mountd, the reload itself still succeeds: the dropped
+line only shows when a client mounts.
+
+mount_nfs follows sbin/mount_nfs/mount_nfs.c: it contacts the server
+(`getnfsargs`: for NFSv4 only a connect to nfsd and a NULL call), and
+while that fails with a remote error it prints the error, stops after
+`retrycnt` tries (an unset retrycnt is 0: forever) and sleeps 60 s
+(`rtm_ifinfo_sleep(60)`; times "time_scale") between tries. Then nmount(2)
+asks the server for the path: that fails at once, without retries, when
+mountd's state has no `V4:` root above the path, or no line exporting
+it, to this client. Without "server" or "cluster", VIP:/path is
+"nfs_server"/path and always answers.
+
 With a cluster registry (the network tests and the lab), `mount_nfs` is a
 client of the other nodes' stand-ins: the registry lists every node's
-network namespace, root directory (its "/"), state and exports file. A
-mount of VIP:/path succeeds only when exactly one node's namespace holds
-VIP, VIP answers from this namespace (a TCP connect to port 2049 is
-refused, not timed out), that node's state says nfsd runs, and its exports
-file has a `V4:` line and a line exporting <its root>/path (paths are
-relative to each node's root, as /store is the same path on every real
-node). Otherwise it fails like mount_nfs does, so a follower that mounts
-before the new master is ready fails and retries.
+network namespace, root directory (its "/"), state and exports file. The
+server answers only when exactly one node's namespace holds VIP and VIP
+answers from this namespace (a TCP connect to port 2049 is refused, not
+timed out); it refuses the connection unless its state says nfsd runs;
+the path must then be exported as above (paths are relative to each
+node's root, as /store is the same path on every real node; the client
+address is this namespace's source address toward VIP). So a follower
+that mounts before the new master is ready fails and retries. Not
+modelled: TCP's connect timeout (a silent server fails at once, with the
+message the real one prints when its connect gives up), hostnames and
+netgroups in exports lines, `-alldirs`.
 
 It answers like the real tools: `service X onestatus` exit 0/1 with rc.subr's
 words, "already running?" and exit 1 on a second start, "Cannot 'start'"
@@ -248,74 +280,243 @@ def reachable(address):
         return False
 
 
-def exported_paths(exports_file):
-    """(has a V4: line, the exported paths) of an exports(5) file."""
+def exports_lines(exports_file):
+    """The logical lines of an exports(5) file as mountd.c `get_line`
+    reads them: a trailing backslash continues a line, blank lines go."""
     try:
         with open(exports_file) as f:
-            lines = f.read().splitlines()
+            raw = f.read().splitlines()
     except FileNotFoundError:
-        return False, set()
-    v4, paths = False, set()
-    for line in lines:
+        return []
+    lines, current = [], ""
+    for line in raw:
+        stripped = line.rstrip()
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += line
+        if current.strip():
+            lines.append(current)
+        current = ""
+    if current.strip():
+        lines.append(current)
+    return lines
+
+
+# Options of exports(5) that take the next word when written without "=".
+EXPORT_OPTIONS_WITH_ARGUMENT = ("-maproot", "-mapall", "-network", "-mask", "-sec", "-index")
+
+
+def mountd_load(exports_file):
+    """What mountd makes of `exports_file`, following mountd.c
+    `get_exportlist_one`: {"v4root", "v4clients", "exports", "log"}."""
+    loaded = {"v4root": None, "v4clients": [], "exports": [], "log": []}
+
+    def bad(line, reason=None):
+        # mountd.c getexp_err
+        loaded["log"].append(f"bad exports list line '{line}'" + (f": {reason}" if reason else ""))
+
+    for line in exports_lines(exports_file):
         words = line.split()
-        if not words or words[0].startswith("#"):
+        if words[0].startswith("#"):
             continue
-        if words[0] == "V4:":
-            v4 = True
+        v4 = line.lstrip().startswith("V4:")
+        if v4:
+            words = line.lstrip()[3:].split()
+        dirs, hosts, network, mask = [], [], None, None
+        i = 0
+        while i < len(words):
+            word = words[i]
+            if word.startswith("-"):
+                name, _, value = word.partition("=")
+                if not value and name in EXPORT_OPTIONS_WITH_ARGUMENT and i + 1 < len(words):
+                    i += 1
+                    value = words[i]
+                if name == "-network":
+                    network = value
+                elif name == "-mask":
+                    mask = value
+            elif word.startswith("/"):
+                dirs.append(word)
+            else:
+                hosts.append(word)
+            i += 1
+        if network and mask and "/" not in network:
+            network = f"{network}/{sum(bin(int(x)).count('1') for x in mask.split('.'))}"
+        if network and hosts:
+            bad(line, "network/host conflict")
             continue
-        paths.update(w for w in words if w.startswith("/"))
-    return v4, paths
+        clients = {"network": network} if network else ({"hosts": hosts} if hosts else {"all": True})
+        if v4:
+            if not dirs:
+                bad(line, "V4:root, no dirp, ignored")
+                continue
+            if len(dirs) > 1:
+                bad(line, "Multiple V4 dirs")
+                continue
+            if loaded["v4root"] is None:
+                loaded["v4root"] = dirs[0]
+            elif loaded["v4root"] != dirs[0]:
+                # mountd.c: syslog "different V4 dirpath %s", then the line
+                # (cut after the path, where mountd stopped reading it).
+                loaded["log"].append(f"different V4 dirpath {dirs[0]}")
+                bad(line[: line.index(dirs[0]) + len(dirs[0])])
+                continue
+            loaded["v4clients"].append(clients)
+        else:
+            loaded["exports"].append({"dirs": dirs, "clients": clients})
+    if loaded["v4root"] is None:
+        # mountd.c get_exportlist, with nfsv4_server_enable=YES.
+        loaded["log"].append("NFSv4 requires at least one V4: line")
+    return loaded
 
 
-def nfs_server_path(config, source, options):
-    """Where VIP:/path is served from in cluster mode, or exits like
-    mount_nfs does when the server cannot serve it."""
-    host, _, remote = source.partition(":")
-    nodes = read_json(config["cluster"], [])
-    me = next((n for n in nodes if n["node"] == config["node"]), None)
-    if me is None:
-        out(code=1, err=f"standin: {config['node']} is not in the cluster registry")
-    root = me["root"].rstrip("/")
-    if not remote.startswith(root + "/"):
-        out(code=1, err=f"mount_nfs: {source}: No such file or directory")
-    relative = remote[len(root):]
-    timed_out = f"mount_nfs: {host}: RPCPROG_NFS: RPC: Timed out"
-    if not reachable(host):
-        out(code=1, err=timed_out)
-    holders = [n for n in nodes if holds_address(n["netns"], host)]
-    if len(holders) != 1:
-        # Nobody (or two nodes) answering for the VIP: the RPC times out.
-        out(code=1, err=timed_out)
-    server = holders[0]
-    if "nfsd" not in read_json(server["state"], {}).get("services", []):
-        out(code=1, err=f"mount_nfs: {host}: RPCPROG_NFS: RPC: Port mapper failure - RPC: Unable to receive; errno = Connection refused")
-    path = server["root"].rstrip("/") + relative
-    v4, paths = exported_paths(server["exports"])
-    if "nfsv4" in options.split(",") and not v4:
-        out(code=1, err=f"mount_nfs: {source}: Permission denied (no V4: line in {server['node']}'s exports)")
-    if path not in paths or not os.path.isdir(path):
-        out(code=1, err=f"mount_nfs: {source}: Permission denied")
-    return path
+def client_allowed(clients, address):
+    """Whether `address` (None: unknown) is one of an exports line's
+    clients: everyone, a -network, or a list of host addresses."""
+    import ipaddress
+
+    if clients.get("all") or address is None:
+        return True
+    if clients.get("network"):
+        try:
+            return ipaddress.ip_address(address) in ipaddress.ip_network(clients["network"], strict=False)
+        except ValueError:
+            return False
+    return address in clients.get("hosts", [])
 
 
-def tool_mount_nfs(config, state, args):
+def exported_to(loaded, path, address):
+    """Whether mountd's state `loaded` lets `address` mount `path` over
+    NFSv4: the V4: root holds the path and names the client, and a line
+    exports the path itself to it."""
+    if not loaded or loaded.get("v4root") is None:
+        return False
+    root = loaded["v4root"].rstrip("/")
+    if not (path == root or path.startswith(root + "/")):
+        return False
+    if not any(client_allowed(c, address) for c in loaded.get("v4clients", [])):
+        return False
+    return any(path in e["dirs"] and client_allowed(e["clients"], address) for e in loaded.get("exports", []))
+
+
+def source_address(address):
+    """This namespace's source address toward `address` (a UDP connect
+    sends nothing), or None."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((address, 2049))
+            return s.getsockname()[0]
+    except OSError:
+        return None
+
+
+def mount_nfs_errstr(host, path, what):
+    """nfs_tryproto's message when nfsd cannot be reached for NFSv4:
+    "[%s] %s:%s: %s" with clnt_spcreateerror("nfsd: RPCPROG_NFS"), whose
+    RPC_SYSTEMERROR text is "RPC: Remote system error - <strerror>"."""
+    return f"[tcp] {host}:{path}: nfsd: RPCPROG_NFS: RPC: Remote system error - {what}"
+
+
+def nfs_server(config, host):
+    """(server entry, its state, client address) when VIP `host` answers
+    from here, or the error string of a remote failure."""
+    if config.get("cluster"):
+        nodes = read_json(config["cluster"], [])
+        # Nobody (or two nodes) answering for the VIP: the connect gets no
+        # answer (or a mix of them); mount_nfs sees it time out.
+        if not reachable(host):
+            return None, "Operation timed out"
+        holders = [n for n in nodes if holds_address(n["netns"], host)]
+        if len(holders) != 1:
+            return None, "Operation timed out"
+        server, address = holders[0], source_address(host)
+    else:
+        server = config["server"]
+        if server.get("answers", True) is False:
+            return None, "Operation timed out"
+        address = config.get("address")
+    state = read_json(server["state"], {})
+    if "nfsd" not in state.get("services", []):
+        return None, "Connection refused"
+    return (server, state, address), None
+
+
+def mount_nfs_unlocked(config, args):
+    """mount_nfs -o OPTIONS VIP:/path TARGET up to nmount(2), outside the
+    state lock (its sleeps must not block this node's other tools): the
+    mount's record, or an exit like mount_nfs's."""
     if len(args) != 4 or args[0] != "-o":
         out(code=64, err="usage: mount_nfs -o options host:path node")
     options, source, target = args[1], args[2], args[3]
-    if config.get("cluster"):
-        real = nfs_server_path(config, source, options)
-    else:
-        host, _, remote = source.partition(":")
-        if host in state.get("gone_servers", []):
-            out(code=1, err=f"mount_nfs: {host}: RPCPROG_NFS: RPC: Timed out")
+    retrycnt = -1
+    for option in options.split(","):
+        name, _, value = option.partition("=")
+        if name in ("bg", "bgnow"):
+            out(code=64, err=f"standin: mount_nfs -o {name} is not modelled")
+        if name == "retrycnt":
+            # mount_nfs.c: strtol, "illegal retrycnt value" unless >= 0.
+            if not value.isdigit():
+                out(code=1, err=f"mount_nfs: illegal retrycnt value -- {value}")
+            retrycnt = int(value)
+    if retrycnt == -1:
+        # mount_nfs.c: "The default is to keep retrying forever."
+        retrycnt = 0
+    host, _, remote = source.partition(":")
+    if not (config.get("cluster") or config.get("server")):
+        if host in read_json(config["state"], {}).get("gone_servers", []):
+            # A server declared gone (World.server_gone): nobody answers.
+            out(code=1, err=mount_nfs_errstr(host, remote, "Operation timed out"))
         real = os.path.join(config["nfs_server"], remote.lstrip("/"))
         if not os.path.isdir(real):
-            out(code=1, err=f"mount_nfs: {source}, : No such file or directory")
-    do_mount_link(target, real)
-    host = source.partition(":")[0]
+            out(code=1, err=f"mount_nfs: nmount: {target}: No such file or directory")
+        return {"source": source, "target": target, "real": real, "options": options,
+                "server": None}
+    scale = float(config.get("time_scale", 1.0))
+    # mount_nfs.c getnfsargs: try, print the error, count the try, sleep.
+    while True:
+        found, error = nfs_server(config, host)
+        if found is not None:
+            break
+        sys.stderr.write(mount_nfs_errstr(host, remote, error) + "\n")
+        sys.stderr.flush()
+        # "If retrycnt == 0, we are to keep retrying forever. Otherwise
+        # decrement it, and exit if it hits zero."
+        if retrycnt != 0:
+            retrycnt -= 1
+            if retrycnt == 0:
+                sys.exit(1)
+        time.sleep(60 * scale)
+    server, state, address = found
+    # nmount(2): the server looks the path up under its V4: root. A path
+    # it does not export to this client is refused (NFS4ERR_ACCESS);
+    # mount_nfs.c err(1, "nmount: %s...") prints it and exits, no retry.
+    if config.get("cluster"):
+        nodes = read_json(config["cluster"], [])
+        me = next((n for n in nodes if n["node"] == config["node"]), None)
+        if me is None:
+            out(code=1, err=f"standin: {config['node']} is not in the cluster registry")
+        root = me["root"].rstrip("/")
+        if not remote.startswith(root + "/"):
+            out(code=1, err=f"mount_nfs: nmount: {target}: No such file or directory")
+        path = server["root"].rstrip("/") + remote[len(root):]
+    else:
+        path = os.path.join(config["nfs_server"], remote.lstrip("/"))
+    if not exported_to(state.get("mountd"), path, address):
+        out(code=1, err=f"mount_nfs: nmount: {target}: Permission denied")
+    if not os.path.isdir(path):
+        out(code=1, err=f"mount_nfs: nmount: {target}: No such file or directory")
+    return {"source": source, "target": target, "real": path, "options": options,
+            "server": server.get("node")}
+
+
+def record_mount_nfs(state, mount):
+    do_mount_link(mount["target"], mount["real"])
     state.setdefault("mounts", []).append(
-        {"source": source, "target": target, "type": "nfs", "options": options,
-         "server": serving_node(config, host), "t": time.time()})
+        {"source": mount["source"], "target": mount["target"], "type": "nfs",
+         "options": mount["options"], "server": mount["server"], "t": time.time()})
 
 
 def tool_umount(config, state, args):
@@ -367,35 +568,23 @@ class Hang(Exception):
         self.mount, self.tool, self.path = mount, tool, path
 
 
-def serving_node(config, host):
-    """The node whose NFS server answers for `host` now (cluster mode), or
-    None."""
-    if not config.get("cluster"):
-        return None
-    if not reachable(host):
-        return None
-    nodes = read_json(config["cluster"], [])
-    holders = [n for n in nodes if holds_address(n["netns"], host)]
-    if len(holders) != 1 or "nfsd" not in read_json(holders[0]["state"], {}).get("services", []):
-        return None
-    return holders[0]["node"]
-
-
 def nfs_server_answer(config, state, mount):
     """What the server of NFS `mount` does with an RPC: "answers",
     "stale" (a different server answers for the address: its file handles
-    differ, NFSERR_STALE), or "gone" (nobody answers: a hard mount waits
-    for ever). Without a cluster registry a test declares a host gone in
-    state["gone_servers"]."""
+    differ, NFSERR_STALE), or "gone" (nobody answers, or nfsd refuses: a
+    hard mount waits for ever). Without a cluster registry or a "server"
+    a test declares a host gone in state["gone_servers"]."""
     host = mount["source"].partition(":")[0]
     if host in state.get("gone_servers", []):
         return "gone"
-    if not config.get("cluster"):
+    if not (config.get("cluster") or config.get("server")):
         return "answers"
-    now = serving_node(config, host)
-    if now is None:
+    # A hard mount retries for ever whether nobody answers or nfsd
+    # refuses: both are gone to the processes using it.
+    found, _ = nfs_server(config, host)
+    if found is None:
         return "gone"
-    return "answers" if now == mount.get("server") else "stale"
+    return "answers" if found[0].get("node") == mount.get("server") else "stale"
 
 
 def nfs_mount_of(state, path):
@@ -504,20 +693,39 @@ def tool_service(config, state, args):
         if name in running:
             out(code=1, err=f"{name} already running? (pid={pid}).")
         running.append(name)
+        if name == "mountd":
+            load_exports(config, state)
         print(f"Starting {name}.")
         return
     if verb == "onestop":
         if name not in running:
             out(code=1, err=f"{name} not running? (check /var/run/{name}.pid).")
         running.remove(name)
+        if name == "mountd":
+            # The stand-in ties the exports to mountd: the runbooks never
+            # serve with mountd stopped.
+            state.pop("mountd", None)
         print(f"Stopping {name}.")
         return
     if verb == "onereload":
         if name not in running:
             out(code=1, err=f"{name} not running? (check /var/run/{name}.pid).")
         state["reloads"] = state.get("reloads", 0) + 1
+        if name == "mountd":
+            # rc.d/mountd reload: SIGHUP, mountd re-reads the exports.
+            load_exports(config, state)
         return
     out(code=1, err=f"{name}: unknown directive '{verb}'.")
+
+
+def load_exports(config, state):
+    """mountd (re)reads the exports file; what it drops goes to syslog."""
+    if not config.get("exports"):
+        return
+    loaded = mountd_load(config["exports"])
+    state["mountd"] = loaded
+    for message in loaded["log"]:
+        state.setdefault("syslog", []).append({"daemon": "mountd", "message": message, "t": time.time()})
 
 
 def tool_sockstat(config, state, args):
@@ -812,7 +1020,8 @@ def tool_cbsd(config, state, args):
 def tool_lab_reboot(config, state, args):
     """Not a FreeBSD tool: what a reboot (the lab's watchdog reset) clears.
     Every mount goes (mounts do not survive a reboot; the agent's NFS mounts
-    are kept out of fstab), every service the agent started stops (they are
+    are kept out of fstab), the exports mountd loaded go with the kernel's
+    export lists, every service the agent started stops (they are
     disabled in rc.conf: rc(8) starts none of them at boot), every HAST
     resource comes back in role init (hastd's start-up role, sbin/hastd/
     hastd.c: a resource is primary only after `hastctl role primary`), no
@@ -827,6 +1036,7 @@ def tool_lab_reboot(config, state, args):
             undo_mount_link(mount["target"])
     state["mounts"] = []
     state["services"] = []
+    state.pop("mountd", None)
     for resource in state.get("hast", {}):
         state["hast"][resource] = "init"
         device = os.path.join(config.get("hast_dev_dir", "/nonexistent"), resource)
@@ -931,7 +1141,6 @@ def tool_ifconfig(config, state, args):
 
 TOOLS = {
     "mount": tool_mount,
-    "mount_nfs": tool_mount_nfs,
     "umount": tool_umount,
     "service": tool_service,
     "sockstat": tool_sockstat,
@@ -971,6 +1180,9 @@ def main():
     if rule is not None:
         out(code=rule.get("exit", 1), err=rule.get("stderr", f"{tool}: injected failure"))
     handler = TOOLS.get(tool)
+    if tool == "mount_nfs":
+        mount = mount_nfs_unlocked(config, args)
+        handler = lambda config, state, args: record_mount_nfs(state, mount)  # noqa: E731
     if handler is None:
         out(code=127, err=f"standin: unknown tool {tool}")
     state_path = config["state"]

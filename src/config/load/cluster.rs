@@ -16,6 +16,7 @@ use crate::config::cluster::{
     Cbsd, EnvKind, EnvPattern, Environments, Ipv4Net, Nfs, RunbookSettings, Storage, StorageKind,
     Tools, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS, DEFAULT_STORAGE_ROOT, TOOL_DEFAULTS,
 };
+use crate::config::mount_options;
 use crate::config::VirtualIp;
 
 const CBSD_KEYS: &[&str] = &["workdir", "shared_dirs", "dir_id_file", "dir_id"];
@@ -46,9 +47,6 @@ const RUNBOOK_KEYS: &[&str] = &[
 const DEFAULT_WORKDIR: &str = "/usr/jails";
 const DEFAULT_SHARED_DIRS: &[&str] = &["jails-data", "jails-system", "jails-rcconf", "jails-fstab"];
 const DEFAULT_DIR_ID_FILE: &str = "jails-data/dir.id";
-/// Mount options that are unsafe with NFSv4 (mount_nfs(8)) or break the
-/// follow runbook's timeouts.
-const FORBIDDEN_MOUNT_OPTIONS: &[&str] = &["soft", "intr"];
 
 /// The cluster sections of a valid file.
 pub(super) struct Sections {
@@ -628,34 +626,31 @@ impl Reader<'_> {
         valid.then_some(hosts)
     }
 
+    /// Every option checked against what FreeBSD's mount_nfs knows
+    /// ([`mount_options::check`]); each problem is reported at its option.
     fn mount_options(&mut self, value: &Value<'_>) -> Option<String> {
         const KEY: &str = "nfs.mount_options";
         let text = self.string(value, KEY)?;
-        let options: Vec<&str> = text.split(',').collect();
-        let problem = if options
-            .iter()
-            .any(|o| o.is_empty() || o.chars().any(char::is_whitespace))
-        {
-            Some("must be comma-separated options without spaces".to_owned())
-        } else if let Some(bad) = options.iter().find(|o| FORBIDDEN_MOUNT_OPTIONS.contains(o)) {
-            Some(format!(
-                "{bad:?} is unsafe with NFSv4 (mount_nfs(8)); use \"hard\" with retrycnt"
-            ))
-        } else if !options
-            .iter()
-            .any(|o| matches!(*o, "nfsv4" | "vers=4" | "nfsv4.1" | "nfsvers=4"))
-        {
-            Some("must select NFSv4 (\"nfsv4\"): followers always mount NFSv4".to_owned())
-        } else {
-            None
-        };
-        match problem {
-            Some(problem) => {
-                self.error(value.span(), KEY, format!("{text:?} {problem}"));
-                None
-            }
-            None => Some(text),
+        let problems = mount_options::check(&text);
+        if problems.is_empty() {
+            return Some(text);
         }
+        let span = value.span();
+        // The string's characters start one past the quote when the TOML
+        // spells it without escapes; otherwise point at the string.
+        let raw = self.text.get(span.clone()).unwrap_or_default();
+        let verbatim =
+            raw.len() == text.len() + 2 && raw.get(1..raw.len() - 1) == Some(text.as_str());
+        for problem in problems {
+            let at = if verbatim {
+                let start = span.start + 1 + problem.offset;
+                start..start
+            } else {
+                span.clone()
+            };
+            self.error(at, KEY, problem.message);
+        }
+        None
     }
 
     // ---- [environments] --------------------------------------------------

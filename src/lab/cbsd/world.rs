@@ -211,6 +211,7 @@ fn prepare_node(
         "rules": world.rules,
         "workdir": world.workdir,
         "nfs_server": "/nonexistent",
+        "exports": world.exports,
         "hast_dev_dir": world.hast_device.parent(),
         "devices": devices,
         "cluster": cluster.join("nodes.json"),
