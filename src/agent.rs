@@ -82,7 +82,13 @@ fn shutdown_grace(config: &Config) -> Duration {
         return SHUTDOWN_GRACE;
     }
     let r = &config.runbook;
+    // A planned hand-over first waits for the followers to quiesce.
+    let handover = config
+        .cluster
+        .as_ref()
+        .map_or(Duration::ZERO, |c| c.handover_timeout);
     SHUTDOWN_GRACE
+        + handover
         + config.environments.stop_timeout
         + r.command_timeout * 6
         + r.umount_timeout
@@ -222,6 +228,8 @@ fn node_settings(
                 .into_iter()
                 .map(|e| e.name)
                 .collect(),
+            // Only CBSD followers mount anything to quiesce.
+            handover: Some(c.handover_timeout).filter(|t| config.cbsd.is_some() && !t.is_zero()),
         }),
         watchdog,
         release_attempts: RELEASE_ATTEMPTS,
@@ -768,6 +776,16 @@ impl Agent {
             Notice::ReleaseStuck { failures, action } => {
                 events::release_stuck(failures, action.as_str());
             }
+            Notice::HandoverStarted {
+                waiting_for,
+                timeout_ms,
+            } => events::handover_started(&waiting_for.join(","), timeout_ms),
+            Notice::HandoverFinished {
+                outcome,
+                waited_ms,
+                laggards,
+            } => events::handover_finished(outcome, waited_ms, &laggards.join(",")),
+            Notice::HandoverCancelled { waited_ms } => events::handover_cancelled(waited_ms),
         }
     }
 
@@ -956,6 +974,7 @@ impl Agent {
                 .and_then(|link| cluster::status(link, &self.core, now)),
             watchdog: self.fence.as_ref().map(|f| f.status(&self.core, now)),
             retained: self.core.is_retained(),
+            handing_over: self.core.is_handing_over(),
         }
     }
 

@@ -425,6 +425,31 @@ pub fn lease_fencing(resource: &str, left_ms: u64) {
     error!(event = "lease_fencing", resource, left_ms);
 }
 
+/// A planned hand-over began: this master gives up its role on purpose
+/// (`demote`, SIGTERM, preemption) and keeps serving NFS until the nodes in
+/// `waiting_for` have stopped their environments and unmounted, for
+/// `timeout_ms` at most. Then the demote runs, VIP first.
+pub fn handover_started(waiting_for: &str, timeout_ms: u64) {
+    info!(event = "handover_started", waiting_for, timeout_ms);
+}
+
+/// The hand-over's wait ended after `waited_ms`: `quiesced` (every live
+/// peer), `timed_out` (`laggards` had not quiesced: they will find a dead
+/// server and force-dismount), or forced by `quorum_lost`, `lease_ending`
+/// or `fault` (the VIP goes at once).
+pub fn handover_finished(outcome: &str, waited_ms: u64, laggards: &str) {
+    match outcome {
+        "quiesced" => info!(event = "handover_finished", outcome, waited_ms, laggards),
+        _ => warn!(event = "handover_finished", outcome, waited_ms, laggards),
+    }
+}
+
+/// This node was elected master again while it waited to hand over: it
+/// stays master (the followers mount it again).
+pub fn handover_cancelled(waited_ms: u64) {
+    info!(event = "handover_cancelled", waited_ms);
+}
+
 /// A resource was still held when its lease ran out: the fence did not
 /// finish in `fence_margin` (raise it, or shorten the demote runbook).
 pub fn lease_overrun(resource: &str, overrun_ms: u64) {

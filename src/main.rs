@@ -131,7 +131,9 @@ enum Command {
     /// the file cannot be read.
     Plan {
         /// Which runbook: promote (become master), demote (stop being
-        /// master), follow (mount from the master and start environments).
+        /// master), follow (mount from the master and start environments),
+        /// quiesce (stop environments and unmount while a master hands
+        /// over on purpose).
         #[arg(value_enum)]
         runbook: PlanRunbook,
         #[command(flatten)]
@@ -154,6 +156,8 @@ enum PlanRunbook {
     Promote,
     Demote,
     Follow,
+    /// What a follower runs while a master hands over on purpose.
+    Quiesce,
 }
 
 #[derive(Args)]
@@ -216,6 +220,7 @@ fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
         PlanRunbook::Promote => Kind::Promote,
         PlanRunbook::Demote => Kind::Demote,
         PlanRunbook::Follow => Kind::Follow,
+        PlanRunbook::Quiesce => Kind::Quiesce,
     };
     let backend = runbook::vip::backend(&config);
     let available = runbook::plan::available_environments(&config);

@@ -54,6 +54,8 @@ fn heartbeat(node: &str, seq: u64) -> Heartbeat {
         state: State::Backup,
         priority: 100,
         quorum: true,
+        handing_over: false,
+        quiesced: false,
         following: Some(SRC),
         config_hash: 42,
         quorum_hash: 43,

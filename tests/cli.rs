@@ -243,6 +243,7 @@ fn canned_status() -> Status {
         cluster: None,
         watchdog: None,
         retained: false,
+        handing_over: false,
     }
 }
 

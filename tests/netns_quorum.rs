@@ -218,3 +218,66 @@ fn forged_adverts_with_a_wrong_key_change_nothing_and_are_alerted() {
         "no role change"
     );
 }
+
+/// A planned `demote` of a healthy master (issue 10 item 7): the followers
+/// stop their environments and unmount while it still serves NFS, and only
+/// then does the VIP go. Nobody meets a dead server (no `nfs_server_gone`,
+/// no `umount -N`), and every environment runs again afterwards.
+#[test]
+fn a_planned_demote_hands_over_after_the_followers_unmounted() {
+    if !require_root() {
+        return;
+    }
+    let cluster = ClusterBuilder::new(3).cbsd().quorum().start();
+    // Generous: the stand-ins are slow on a loaded machine.
+    cluster.wait_master(0, CBSD_WAIT * 3);
+    let names: Vec<String> = (0..3).map(|i| cluster.status(i).node).collect();
+    let first_nodes = vec![
+        ("vm1".to_owned(), vec![names[2].clone()]),
+        ("web1".to_owned(), vec![names[0].clone()]),
+        ("web2".to_owned(), vec![names[1].clone()]),
+        ("web3".to_owned(), vec![names[2].clone()]),
+    ];
+    cluster.wait_until("every environment on its first node", CBSD_WAIT * 3, |c| {
+        locations(c, 0) == first_nodes
+    });
+    let gone_before: usize = (0..3)
+        .map(|i| cluster.events(i, "nfs_server_gone").len())
+        .sum();
+
+    let response = cluster.request(0, rcbsd_failover::control::protocol::Request::Demote);
+    assert!(response.ok, "{response:?}");
+    cluster.wait_master(1, CBSD_WAIT * 3);
+    cluster.wait_until("every environment running again", CBSD_WAIT * 3, |c| {
+        let now = locations(c, 1);
+        now.len() == 4 && now.iter().all(|(_, on)| on.len() == 1)
+    });
+
+    let started = cluster.events(0, "handover_started");
+    assert_eq!(started.len(), 1, "{started:?}");
+    let finished = cluster.events(0, "handover_finished");
+    assert_eq!(
+        finished
+            .iter()
+            .map(|e| e["outcome"].as_str().unwrap_or(""))
+            .collect::<Vec<_>>(),
+        ["quiesced"],
+        "{finished:?}"
+    );
+    for i in [1, 2] {
+        let quiesced = cluster
+            .events(i, "runbook_finished")
+            .into_iter()
+            .filter(|e| e["runbook"] == "quiesce")
+            .count();
+        assert!(quiesced >= 1, "node {i} ran no quiesce");
+    }
+    let gone_after: usize = (0..3)
+        .map(|i| cluster.events(i, "nfs_server_gone").len())
+        .sum();
+    assert_eq!(gone_after, gone_before, "a follower met a dead server");
+    assert!(
+        rcbsd_failover::lab::cbsd::state::double_runs(&cluster.env_log()).is_empty(),
+        "an environment ran on two nodes"
+    );
+}

@@ -486,6 +486,8 @@ fn heartbeat_message() -> impl Strategy<Value = Heartbeat> {
             state,
             priority,
             quorum,
+            handing_over: seq % 3 == 0,
+            quiesced: seq % 5 == 0,
             following,
             config_hash,
             quorum_hash: config_hash.rotate_left(17),

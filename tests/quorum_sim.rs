@@ -209,6 +209,7 @@ fn cluster(placement: Vec<PlacedEnvironment>) -> Cluster {
         placement,
         watchdog: None,
         mismatch: None,
+        handover: None,
     }
 }
 
@@ -520,4 +521,96 @@ fn a_frozen_master_without_a_watchdog_is_outside_the_guarantee() {
         result.as_ref().is_err_and(|e| e.starts_with("SAFETY")),
         "{result:?}"
     );
+}
+
+/// Three nodes whose master hands over on purpose (issue 10 item 7), with
+/// `cluster.handover_timeout` as given.
+fn handing_over(handover: Option<Duration>) -> World {
+    let mut c = cluster(vec![
+        environment("web1", &["n1", "n2"]),
+        environment("web2", &["n2", "n1"]),
+    ]);
+    c.handover = handover;
+    world_of(&c)
+}
+
+/// The nodes that had the shared dirs mounted from a master when it
+/// dropped the VIP, after `since`.
+fn dead_server_mounts(w: &World, since: f64) -> Vec<(Duration, usize, usize)> {
+    w.dead_server_mounts
+        .iter()
+        .filter(|(at, _, _)| *at >= secs(since))
+        .copied()
+        .collect()
+}
+
+/// An operator's `demote` of a healthy master: the followers stop their
+/// environments and unmount while it still serves, and only then does the
+/// VIP go; nobody meets a dead NFS server, and nothing is held twice (the
+/// ledger checks every event).
+#[test]
+fn a_planned_demote_lets_the_followers_unmount_before_the_vip_goes() {
+    let mut w = handing_over(Some(secs(2.0)));
+    run(&mut w, 12.0);
+    assert!(w.is_settled(), "{}", w.status());
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![0]);
+    assert!(w.nodes[1].worker.is_mounted() && w.nodes[2].worker.is_mounted());
+    w.schedule(secs(12.0), Chaos::Operator(0, Operator::Demote));
+    run(&mut w, 30.0);
+    assert_eq!(dead_server_mounts(&w, 12.0), [], "{}", w.trace());
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
+    // The followers' environments stopped before n0 released the storage,
+    // and run again (n1 and n2 follow the new master).
+    let released = change(&w, &Resource::Master, 0, false, 12.0).expect("n0 released");
+    let stopped = change(&w, &web1(), 1, false, 12.0).expect("web1 stopped on n1");
+    assert!(
+        stopped < released,
+        "web1 stopped at {stopped:?}, n0 released at {released:?}"
+    );
+    assert!(w.is_settled(), "{}", w.status());
+    assert!(w.nodes[2].worker.is_mounted(), "n2 follows n1");
+}
+
+/// The same demote without a hand-over (`handover_timeout = 0`, or a forced
+/// fence): the VIP goes first and the followers find a dead server. This
+/// checks that the simulation would see it.
+#[test]
+fn without_a_hand_over_the_followers_find_a_dead_server() {
+    let mut w = handing_over(None);
+    run(&mut w, 12.0);
+    w.schedule(secs(12.0), Chaos::Operator(0, Operator::Demote));
+    run(&mut w, 30.0);
+    let dead = dead_server_mounts(&w, 12.0);
+    assert!(
+        dead.iter().any(|(_, server, _)| *server == 0),
+        "{dead:?}\n{}",
+        w.trace()
+    );
+    assert!(w.is_settled(), "{}", w.status());
+}
+
+/// Preemption by a better node is planned too: n1 is promoted by the
+/// operator and takes over only after n0's followers quiesced.
+#[test]
+fn a_preempted_master_hands_over_without_a_dead_server() {
+    let mut w = handing_over(Some(secs(2.0)));
+    run(&mut w, 12.0);
+    w.schedule(secs(12.0), Chaos::Operator(1, Operator::Promote));
+    run(&mut w, 30.0);
+    assert_eq!(dead_server_mounts(&w, 12.0), [], "{}", w.trace());
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
+    assert!(w.is_settled(), "{}", w.status());
+}
+
+/// A master cut off from the majority is fenced, not handed over: it
+/// drops the VIP at once (forced fencing keeps "VIP first").
+#[test]
+fn an_isolated_master_does_not_wait_for_a_hand_over() {
+    let mut w = handing_over(Some(secs(10.0)));
+    run(&mut w, 12.0);
+    w.schedule(secs(12.0), Chaos::Partition(vec![0, 1, 1]));
+    run(&mut w, 30.0);
+    let fenced = change(&w, &Resource::Master, 0, false, 12.0).expect("n0 fenced itself");
+    assert!(fenced < secs(12.0 + 3.0), "fenced at {fenced:?}");
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
 }

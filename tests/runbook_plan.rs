@@ -512,7 +512,7 @@ fn the_documented_plans_match_the_example_config() {
         ifconfig_path: config.tools.ifconfig.clone(),
     };
     let mut missing = Vec::new();
-    for kind in [Kind::Promote, Kind::Demote, Kind::Follow] {
+    for kind in [Kind::Promote, Kind::Demote, Kind::Follow, Kind::Quiesce] {
         let rendered = plan::render(&config, kind, &backend, &[]);
         if let Ok(dir) = std::env::var("RCBSD_PLAN_OUT") {
             std::fs::write(format!("{dir}/{}.txt", kind.as_str()), &rendered).unwrap();

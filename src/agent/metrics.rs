@@ -312,6 +312,7 @@ mod tests {
             cluster: None,
             watchdog: None,
             retained: false,
+            handing_over: false,
         }
     }
 

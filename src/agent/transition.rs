@@ -311,6 +311,7 @@ fn kind_of(kind: JobKind) -> Kind {
         JobKind::Demote => Kind::Demote,
         JobKind::Follow { .. } => Kind::Follow,
         JobKind::Place => Kind::Place,
+        JobKind::Quiesce => Kind::Quiesce,
     }
 }
 

@@ -21,6 +21,11 @@ pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_millis(200);
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 /// Default `cluster.fence_margin`.
 pub const DEFAULT_FENCE_MARGIN: Duration = Duration::from_secs(8);
+/// Default `cluster.handover_timeout`: long enough for followers to stop
+/// their environments (`environments.stop_timeout` is 120 s by default, but
+/// a hand-over that waits that long for one slow jail is worse than the
+/// dead-server path it avoids).
+pub const DEFAULT_HANDOVER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// `[cluster]`: every node of the cluster, this one included.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +40,10 @@ pub struct Cluster {
     pub lease: Duration,
     /// A holder starts fencing when less than this is left of its lease.
     pub fence_margin: Duration,
+    /// How long a master handing over on purpose keeps serving NFS while
+    /// the followers quiesce (0: no hand-over, the VIP goes first). Local:
+    /// not part of the quorum fingerprint.
+    pub handover_timeout: Duration,
 }
 
 impl Cluster {
@@ -117,6 +126,7 @@ mod tests {
             heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
             lease: DEFAULT_LEASE,
             fence_margin: DEFAULT_FENCE_MARGIN,
+            handover_timeout: DEFAULT_HANDOVER_TIMEOUT,
         }
     }
 

@@ -159,6 +159,12 @@ pub fn render_status(status: &Status) -> String {
         "fault",
         status.fault.clone().unwrap_or_else(|| "none".to_string()),
     );
+    if status.handing_over {
+        row(
+            "handing over",
+            "serving NFS until the followers have unmounted (cluster.handover_timeout), then demoting, VIP first".to_string(),
+        );
+    }
     if status.retained {
         row(
             "retained",
@@ -369,6 +375,7 @@ mod tests {
             cluster: None,
             watchdog: None,
             retained: false,
+            handing_over: false,
         }
     }
 

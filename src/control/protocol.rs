@@ -89,6 +89,10 @@ pub struct Status {
     /// holds the storage anyway); `resume` once the cause is fixed.
     #[serde(default)]
     pub retained: bool,
+    /// A planned hand-over: this master keeps serving NFS while the
+    /// followers quiesce, then demotes.
+    #[serde(default)]
+    pub handing_over: bool,
 }
 
 /// The watchdog as `status` shows it.

@@ -14,6 +14,7 @@
 //! | follower, master M known | follow M (unless already following M) | demote, then follow M |
 //! | follower, master unknown | nothing (the next master is followed afresh) | demote |
 //! | stopped (shutdown) | nothing | demote |
+//! | quiescent (a peer master hands over) | quiesce (stop, unmount) when anything may be mounted or run | demote |
 //!
 //! Then, with `[[environment]]` placement and once the role is settled
 //! (promoted, or following a known master), a `place` job stops what this
@@ -45,6 +46,11 @@ pub enum Role {
     Follower { master: Option<Ipv4Addr> },
     /// The agent is stopping: release everything, follow nobody.
     Stopped,
+    /// The master is handing over on purpose and still serves: stop the
+    /// environments on its mounts and unmount them while its NFS server
+    /// answers, mount nothing. The next master is followed once the
+    /// hand-over is over (planned hand-over, issue 10 item 7).
+    Quiescent,
 }
 
 /// What the worker is told, without the configuration.
@@ -113,6 +119,9 @@ pub enum JobKind {
     },
     /// Stop and start environments only.
     Place,
+    /// Stop every environment and unmount the shared dirs while the old
+    /// master still serves them (see [`Role::Quiescent`]).
+    Quiesce,
 }
 
 impl JobKind {
@@ -122,6 +131,7 @@ impl JobKind {
             JobKind::Demote => "demote",
             JobKind::Follow { .. } => "follow",
             JobKind::Place => "place",
+            JobKind::Quiesce => "quiesce",
         }
     }
 }
@@ -237,6 +247,10 @@ pub struct Converger {
     /// Failed demotes in a row: the node core escalates (liveness hole F).
     release_failures: u32,
     followed_since_start: bool,
+    /// The shared dirs may be mounted: from the start of a follow (and
+    /// after a restart, not knowing) until an unmounting runbook (promote,
+    /// quiesce) succeeds.
+    mounted: bool,
 }
 
 impl Converger {
@@ -258,6 +272,7 @@ impl Converger {
             role_retry_at: None,
             release_failures: 0,
             followed_since_start: false,
+            mounted: cbsd,
         }
     }
 
@@ -283,6 +298,11 @@ impl Converger {
         &self.environments
     }
 
+    /// The shared dirs may be mounted from a master.
+    pub fn is_mounted(&self) -> bool {
+        self.mounted
+    }
+
     /// Nothing is held: no master resources, no environment.
     pub fn holds_nothing(&self) -> bool {
         !self.holds_master() && self.environments.is_empty()
@@ -301,6 +321,7 @@ impl Converger {
                 .map(|(name, _)| name.clone())
                 .collect(),
             release_failures: self.release_failures,
+            mounted: self.mounted,
         }
     }
 
@@ -332,7 +353,7 @@ impl Converger {
                 self.held = Held::Master { complete: false };
                 JobKind::Promote
             }
-            (Role::Stopped | Role::Follower { .. }, Held::Master { .. }) => {
+            (Role::Stopped | Role::Follower { .. } | Role::Quiescent, Held::Master { .. }) => {
                 if !self.role_retry_due(now) {
                     return None;
                 }
@@ -346,6 +367,15 @@ impl Converger {
             }
             (Role::Stopped | Role::Follower { master: None }, Held::Nothing) => return None,
             (Role::Stopped, Held::Following(_)) => return None,
+            (Role::Quiescent, _) => {
+                let anything = self.mounted || !self.environments.is_empty();
+                if !self.cbsd || !anything || !self.role_retry_due(now) {
+                    return None;
+                }
+                // From the first unmount on, nothing is followed.
+                self.held = Held::Nothing;
+                JobKind::Quiesce
+            }
             (Role::Follower { master: Some(m) }, held) => {
                 if held == Held::Following(*m) {
                     return None;
@@ -359,8 +389,10 @@ impl Converger {
                     return None;
                 }
                 // The follow first stops environments and unmounts: from
-                // here on what was followed before is gone.
+                // here on what was followed before is gone, and the new
+                // mounts may exist.
                 self.held = Held::Nothing;
+                self.mounted = true;
                 JobKind::Follow {
                     master: *m,
                     rejoin: !self.followed_since_start,
@@ -426,7 +458,14 @@ impl Converger {
     /// retry already due that gives none is no reason to wake).
     fn wake_at(&self, target: &Target, now: Instant) -> Option<Instant> {
         let role = match (&target.role, self.held) {
-            (Role::Stopped | Role::Follower { .. }, Held::Master { .. }) => self.role_retry_at,
+            (Role::Stopped | Role::Follower { .. } | Role::Quiescent, Held::Master { .. }) => {
+                self.role_retry_at
+            }
+            (Role::Quiescent, _)
+                if self.cbsd && (self.mounted || !self.environments.is_empty()) =>
+            {
+                self.role_retry_at
+            }
             (Role::Follower { master: Some(m) }, held)
                 if self.cbsd && held != Held::Following(*m) =>
             {
@@ -501,6 +540,8 @@ impl Converger {
         }
         match (job.kind, &report.outcome) {
             (JobKind::Promote, JobOutcome::Succeeded) => {
+                // Its first steps unmounted what was followed.
+                self.mounted = false;
                 self.held = Held::Master { complete: true };
                 self.failures = 0;
                 self.role_retry_at = None;
@@ -543,6 +584,19 @@ impl Converger {
                 self.retry_later(now);
             }
             (JobKind::Follow { .. }, JobOutcome::Cancelled { .. }) => {
+                self.held = Held::Nothing;
+            }
+            (JobKind::Quiesce, JobOutcome::Succeeded) => {
+                self.held = Held::Nothing;
+                self.mounted = false;
+                self.failures = 0;
+                self.role_retry_at = None;
+            }
+            (JobKind::Quiesce, JobOutcome::Failed { .. }) => {
+                self.held = Held::Nothing;
+                self.retry_later(now);
+            }
+            (JobKind::Quiesce, JobOutcome::Cancelled { .. }) => {
                 self.held = Held::Nothing;
             }
             // Each environment carries its own retry.
@@ -745,6 +799,85 @@ mod tests {
         }
         assert_eq!(c.holding(1).release_failures, 3);
         assert!(c.holding(1).master);
+    }
+
+    #[test]
+    fn a_hand_over_quiesces_once_then_follows_the_next_master() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        let follow = target(Role::Follower { master: Some(M) }, 1, Some(&["web1"]));
+        let job = run(&mut c, &follow, now);
+        assert!(matches!(job.kind, JobKind::Follow { .. }));
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &follow, now);
+        c.finished(
+            &job,
+            &JobReport {
+                started: names(&["web1"]),
+                ..ok()
+            },
+            now,
+        );
+        assert!(c.is_mounted());
+
+        // The master hands over: web1 stops, the dirs unmount, nothing
+        // is mounted again while it lasts.
+        let quiet = target(Role::Quiescent, 2, Some(&["web1"]));
+        let job = run(&mut c, &quiet, now);
+        assert_eq!(
+            (job.kind, job.stop.clone()),
+            (JobKind::Quiesce, names(&["web1"]))
+        );
+        c.finished(
+            &job,
+            &JobReport {
+                stopped: names(&["web1"]),
+                ..ok()
+            },
+            now,
+        );
+        assert_eq!(c.next(&quiet, now), Next::Idle { wake_at: None });
+        let holding = c.holding(2);
+        assert!(!holding.mounted && holding.environments.is_empty());
+
+        // The next master: a follow (not a rejoin), then web1 again.
+        let next = Ipv4Addr::new(198, 18, 0, 2);
+        let job = run(
+            &mut c,
+            &target(Role::Follower { master: Some(next) }, 3, Some(&["web1"])),
+            now,
+        );
+        assert_eq!(
+            job.kind,
+            JobKind::Follow {
+                master: next,
+                rejoin: false
+            }
+        );
+        assert!(c.is_mounted());
+    }
+
+    #[test]
+    fn a_failed_quiesce_is_retried_with_backoff() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        let quiet = target(Role::Quiescent, 1, None);
+        let job = run(&mut c, &quiet, now);
+        assert_eq!(job.kind, JobKind::Quiesce, "mounts unknown after a start");
+        let failed = JobReport::only(JobOutcome::Failed {
+            step: "unmount nfs jails-data".into(),
+            error: "Device busy".into(),
+        });
+        c.finished(&job, &failed, now);
+        assert_eq!(
+            c.next(&quiet, now),
+            Next::Idle {
+                wake_at: Some(now + BACKOFF.after(1))
+            }
+        );
+        assert!(c.holding(1).mounted, "still possibly mounted");
+        let job = run(&mut c, &quiet, now + BACKOFF.after(1));
+        assert_eq!(job.kind, JobKind::Quiesce);
     }
 
     #[test]

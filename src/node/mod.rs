@@ -64,6 +64,10 @@ pub struct ClusterSettings {
     /// Every environment placed on this node: what may still run here
     /// before the worker has looked (after a restart).
     pub candidates: Vec<String>,
+    /// A CBSD node's `cluster.handover_timeout`: a master that gives up its
+    /// role on purpose keeps serving NFS this long at most while the
+    /// followers quiesce. `None`: the VIP goes first, always.
+    pub handover: Option<Duration>,
 }
 
 /// The decision the worker serves.
@@ -228,6 +232,24 @@ pub enum Notice {
         resource: String,
         overrun_ms: u64,
     },
+    /// The master gives up its role on purpose and keeps serving NFS until
+    /// the followers have quiesced (or `timeout_ms` passes).
+    HandoverStarted {
+        waiting_for: Vec<String>,
+        timeout_ms: u64,
+    },
+    /// The wait is over: the demote (VIP first) runs now. `outcome`:
+    /// `quiesced` (every live peer), `timed_out` (`laggards` had not),
+    /// or what forced it (`quorum_lost`, `lease_ending`, `fault`).
+    HandoverFinished {
+        outcome: &'static str,
+        waited_ms: u64,
+        laggards: Vec<String>,
+    },
+    /// Elected master again while waiting: nothing is handed over.
+    HandoverCancelled {
+        waited_ms: u64,
+    },
     /// Demotes keep failing while the master resources are held.
     ReleaseStuck {
         failures: u32,
@@ -256,6 +278,18 @@ impl StuckAction {
             StuckAction::AlertOnly => "alert_only",
         }
     }
+}
+
+/// A planned hand-over in progress (issue 10 item 7): the master that the
+/// election no longer wants keeps serving until its followers quiesce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Handover {
+    started: Instant,
+    until: Instant,
+    /// The wait is over and the demote runs; the flag stays in heartbeats
+    /// until the worker has released the master resources, so that no
+    /// follower mounts the old master again in between.
+    releasing: bool,
 }
 
 /// What put the node in fault, which decides what clears it.
@@ -309,6 +343,7 @@ pub struct NodeCore {
     /// The last lease end seen per held resource (`lease_overrun`).
     lease_ends: BTreeMap<Resource, Instant>,
     stuck_logged: Option<StuckAction>,
+    handover: Option<Handover>,
 }
 
 impl NodeCore {
@@ -339,6 +374,7 @@ impl NodeCore {
             quorum_held_once: false,
             lease_ends: BTreeMap::new(),
             stuck_logged: None,
+            handover: None,
         }
     }
 
@@ -375,6 +411,12 @@ impl NodeCore {
 
     pub fn is_stopping(&self) -> bool {
         self.stopping
+    }
+
+    /// Handing over on purpose: serving until the followers quiesce, or
+    /// releasing after that (the flag heartbeats carry).
+    pub fn is_handing_over(&self) -> bool {
+        self.handover.is_some()
     }
 
     /// Re-took a role it could not release (see [`StuckAction::Retake`]).
@@ -446,7 +488,12 @@ impl NodeCore {
             (f.cause == FaultCause::Runbook).then(|| f.since + self.settings.fault_hold_off)
         });
         let fence = self.cluster.as_ref().and_then(|c| c.next_fence_point(now));
-        [self.router.poll_timeout(), hold_off, fence]
+        let handover = self
+            .handover
+            .as_ref()
+            .filter(|h| !h.releasing)
+            .map(|h| h.until);
+        [self.router.poll_timeout(), hold_off, fence, handover]
             .into_iter()
             .flatten()
             .min()
@@ -495,11 +542,14 @@ impl NodeCore {
                 }
             }
             Input::HeartbeatDue => {
+                let quiesced = self.is_quiesced();
                 if let Some(cluster) = &mut self.cluster {
                     let local = LocalReport {
                         state: Some(self.router.state()),
                         priority: self.router.effective_priority(),
                         following: self.router.master(),
+                        handing_over: self.handover.is_some(),
+                        quiesced,
                         ..LocalReport::default()
                     };
                     out.push(Effect::SendHeartbeat(cluster.heartbeat(now, &local)));
@@ -834,10 +884,156 @@ impl NodeCore {
         }
     }
 
+    /// A live peer is handing over (its heartbeat says so).
+    fn peer_handing_over(&self, now: Instant) -> bool {
+        self.cluster.as_ref().is_some_and(|c| {
+            c.membership()
+                .live_peers(now)
+                .any(|p| p.heartbeat.handing_over)
+        })
+    }
+
+    /// Quiesced for a peer's hand-over: the worker has served the
+    /// quiescent decision (or, stopping, the release of everything) and
+    /// holds no mount and no environment.
+    fn is_quiesced(&self) -> bool {
+        let Some(decision) = &self.published else {
+            return false;
+        };
+        let holding = self.holding();
+        matches!(decision.role, Role::Quiescent | Role::Stopped)
+            && holding.applied >= decision.sequence
+            && !holding.mounted
+            && !holding.master
+            && holding.environments.is_empty()
+    }
+
+    /// Why the master may not go on serving during a hand-over, if it may
+    /// not: the master resources must stay covered by quorum and lease.
+    fn handover_forced(&self, now: Instant, fence_blocked: bool) -> Option<&'static str> {
+        let cluster = self.cluster.as_ref()?;
+        if self.fault.is_some() {
+            Some("fault")
+        } else if !cluster.has_quorum(now) {
+            Some("quorum_lost")
+        } else if !cluster.allowed(now).master || fence_blocked {
+            Some("lease_ending")
+        } else {
+            None
+        }
+    }
+
+    /// Starts, ends and cancels a planned hand-over (see [`Handover`]).
+    /// A master the election no longer wants — the operator's `demote`,
+    /// SIGTERM, preemption by a better node — whose lease and quorum hold
+    /// keeps serving while its followers stop their environments and
+    /// unmount; a fault, a lost quorum or an ending lease release at once
+    /// (forced fencing keeps "VIP first").
+    fn track_handover(&mut self, election_role: &Role, now: Instant, out: &mut Vec<Effect>) {
+        let Some(timeout) = self.settings.cluster.as_ref().and_then(|c| c.handover) else {
+            self.handover = None;
+            return;
+        };
+        let fence_blocked = self.settings.watchdog.is_some()
+            && matches!(self.watchdog(now), Verdict::Withhold { .. });
+        let wanted = *election_role == Role::Master;
+        match &self.handover {
+            None => {
+                let was_master = self
+                    .published
+                    .as_ref()
+                    .is_some_and(|p| p.role == Role::Master);
+                let holds = self.holding.as_ref().is_some_and(|h| h.master);
+                if wanted
+                    || !was_master
+                    || !holds
+                    || self.handover_forced(now, fence_blocked).is_some()
+                {
+                    return;
+                }
+                let waiting_for = self.live_peer_names(now);
+                if waiting_for.is_empty() {
+                    return;
+                }
+                self.handover = Some(Handover {
+                    started: now,
+                    until: now + timeout,
+                    releasing: false,
+                });
+                out.push(Effect::Notice(Notice::HandoverStarted {
+                    waiting_for,
+                    timeout_ms: millis(timeout),
+                }));
+            }
+            Some(h) if wanted => {
+                // Master again (a `promote`, the better node went away).
+                if !h.releasing {
+                    out.push(Effect::Notice(Notice::HandoverCancelled {
+                        waited_ms: millis(now.saturating_duration_since(h.started)),
+                    }));
+                }
+                self.handover = None;
+            }
+            Some(h) if h.releasing => {
+                if !self.may_hold().master {
+                    self.handover = None;
+                }
+            }
+            Some(h) => {
+                let (started, until) = (h.started, h.until);
+                let laggards = self.unquiesced_peers(started, now);
+                let outcome = if let Some(forced) = self.handover_forced(now, fence_blocked) {
+                    forced
+                } else if laggards.is_empty() {
+                    "quiesced"
+                } else if now >= until {
+                    "timed_out"
+                } else {
+                    return;
+                };
+                out.push(Effect::Notice(Notice::HandoverFinished {
+                    outcome,
+                    waited_ms: millis(now.saturating_duration_since(started)),
+                    laggards,
+                }));
+                self.handover = Some(Handover {
+                    started,
+                    until,
+                    releasing: true,
+                });
+            }
+        }
+    }
+
+    fn live_peer_names(&self, now: Instant) -> Vec<String> {
+        self.cluster.as_ref().map_or_else(Vec::new, |c| {
+            c.membership()
+                .live_peers(now)
+                .map(|p| p.heartbeat.node.clone())
+                .collect()
+        })
+    }
+
+    /// Live peers that have not said, since the hand-over started, that
+    /// they are quiesced.
+    fn unquiesced_peers(&self, since: Instant, now: Instant) -> Vec<String> {
+        self.cluster.as_ref().map_or_else(Vec::new, |c| {
+            c.membership()
+                .live_peers(now)
+                .filter(|p| !(p.heartbeat.quiesced && p.heard_at > since))
+                .map(|p| p.heartbeat.node.clone())
+                .collect()
+        })
+    }
+
     /// Joins the election and the leases into a decision, and publishes it
     /// when it changed.
     fn publish(&mut self, now: Instant, out: &mut Vec<Effect>) {
         let election_role = self.election_role();
+        self.track_handover(&election_role, now, out);
+        // Handing over: still the master until the followers have quiesced.
+        let serving = self.handover.as_ref().is_some_and(|h| !h.releasing);
+        let peer_handing_over = self.peer_handing_over(now);
         // With a watchdog, a node acquires only while it can pat it: what it
         // may hold is all covered by leases. Otherwise (an environment whose
         // stop failed, a stuck release, something found at start without a
@@ -851,7 +1047,7 @@ impl NodeCore {
         let (role, environments, takeover) = match &mut self.cluster {
             None => (election_role, None, Vec::new()),
             Some(cluster) => {
-                let election_master = election_role == Role::Master;
+                let election_master = election_role == Role::Master || serving;
                 for (name, decision) in cluster.update_claims(election_master, now) {
                     out.push(Effect::Notice(Notice::PlacementDecided {
                         environment: name,
@@ -859,7 +1055,7 @@ impl NodeCore {
                         reason: decision.reason,
                     }));
                 }
-                let mut allowed = if self.stopping {
+                let mut allowed = if self.stopping && !serving {
                     Allowed::default()
                 } else {
                     cluster.allowed(now)
@@ -895,9 +1091,16 @@ impl NodeCore {
                     }
                 }
                 let role = match election_role {
+                    _ if serving && gate.master => Role::Master,
                     // Elected by VRRP without the lease (yet, or any more):
                     // hold nothing, follow nobody.
                     Role::Master if !gate.master => Role::Follower { master: None },
+                    other => other,
+                };
+                // The master hands over and still serves: let go of its
+                // mounts now, while they answer; follow the next one after.
+                let role = match role {
+                    Role::Follower { .. } if peer_handing_over => Role::Quiescent,
                     other => other,
                 };
                 let environments = self
@@ -968,6 +1171,7 @@ fn everything_possible(settings: &Settings, cluster: &ClusterSettings) -> Holdin
         environments: cluster.candidates.iter().cloned().collect(),
         running: BTreeSet::new(),
         release_failures: 0,
+        mounted: true,
     }
 }
 

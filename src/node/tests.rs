@@ -48,6 +48,7 @@ fn clustered(priority: u8) -> Settings {
             },
             placement: true,
             candidates: vec!["web1".into()],
+            handover: None,
         }),
         ..settings(priority)
     }
@@ -89,6 +90,7 @@ fn holding(master: bool, release_failures: u32) -> Holding {
         environments: BTreeSet::new(),
         running: BTreeSet::new(),
         release_failures,
+        mounted: false,
     }
 }
 

@@ -62,6 +62,10 @@ pub struct LocalReport {
     pub running: Vec<String>,
     /// Environments this node is handing over (`rcbsd-failover move`).
     pub handoffs: Vec<Handoff>,
+    /// The master is handing over on purpose (see [`Heartbeat::handing_over`]).
+    pub handing_over: bool,
+    /// Quiesced for a peer's hand-over (see [`Heartbeat::quiesced`]).
+    pub quiesced: bool,
 }
 
 /// Why a heartbeat was not taken.
@@ -258,6 +262,8 @@ impl Membership {
             state: local.state.unwrap_or(State::Initialize),
             priority: local.priority,
             quorum,
+            handing_over: local.handing_over,
+            quiesced: local.quiesced,
             following: local.following,
             config_hash: local.config_hash,
             quorum_hash: self.settings.quorum_hash,

@@ -32,6 +32,9 @@ pub struct Holding {
     pub running: BTreeSet<String>,
     /// Demotes that failed in a row while the master resources stay held.
     pub release_failures: u32,
+    /// The shared dirs may be mounted from a master (a follow ran, or not
+    /// known since a restart): what a planned hand-over waits for.
+    pub mounted: bool,
 }
 
 /// What the leases allow the worker to do now.

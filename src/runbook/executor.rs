@@ -315,6 +315,7 @@ impl<V: VipControl> Runner<V> {
                 rejoin: ctx.rejoin,
             },
             Kind::Place => JobKind::Place,
+            Kind::Quiesce => JobKind::Quiesce,
         };
         let job = Job {
             kind: job_kind,
@@ -351,6 +352,7 @@ impl<V: VipControl> Runner<V> {
             JobKind::Demote => Kind::Demote,
             JobKind::Follow { .. } => Kind::Follow,
             JobKind::Place => Kind::Place,
+            JobKind::Quiesce => Kind::Quiesce,
         };
         let generation = *cancel.borrow_and_update();
         let mut run = Run {
@@ -393,6 +395,7 @@ impl<V: VipControl> Runner<V> {
                 .iter()
                 .map(|env| cbsd::stop(&self.config, env))
                 .collect(),
+            JobKind::Quiesce => follow::quiesce(&self.config, &stop),
         };
         events::runbook_started(kind.as_str(), &self.config.node.name, steps.len());
         let mut result = self.execute_steps(&mut run, &steps, 0).await;

@@ -25,13 +25,7 @@ pub fn build(config: &Config, ctx: &Context, running: &[Env]) -> Vec<Step> {
     let Some(cbsd_config) = &config.cbsd else {
         return Vec::new();
     };
-    // A dead server's mounts go first: what the stops run would hang on
-    // them.
-    let mut steps = vec![nfs::dismount_dead(config, cbsd_config, true)];
-    steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
-    for dir in &cbsd_config.shared_dirs {
-        steps.extend(nfs::unmount_nfs(config, cbsd_config, dir));
-    }
+    let mut steps = quiesce(config, running);
     if ctx.rejoin {
         steps.push(cbsd::clear_stale_registrations(config));
     }
@@ -64,6 +58,25 @@ pub fn build(config: &Config, ctx: &Context, running: &[Env]) -> Vec<Step> {
         Action::Builtin(Builtin::WriteProbe { path: probe }),
         config.runbook.command_timeout,
     ));
+    steps
+}
+
+/// QUIESCE (a planned hand-over; also the first steps of every follow):
+/// force-dismount the shared dirs whose server no longer answers, stop the
+/// environments on the mounts (each verified), unmount the shared dirs.
+/// During a hand-over the old master still serves, so the stops and
+/// unmounts end cleanly instead of meeting a dead server.
+pub fn quiesce(config: &Config, running: &[Env]) -> Vec<Step> {
+    let Some(cbsd_config) = &config.cbsd else {
+        return Vec::new();
+    };
+    // A dead server's mounts go first: what the stops run would hang on
+    // them.
+    let mut steps = vec![nfs::dismount_dead(config, cbsd_config, true)];
+    steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
+    for dir in &cbsd_config.shared_dirs {
+        steps.extend(nfs::unmount_nfs(config, cbsd_config, dir));
+    }
     steps
 }
 

@@ -72,6 +72,9 @@ pub enum Kind {
     /// With `[[environment]]` placement: stop the environments whose lease
     /// this node no longer has, start those it newly has.
     Place,
+    /// A peer master hands over on purpose: stop the environments on its
+    /// mounts and unmount them while it still serves.
+    Quiesce,
 }
 
 impl Kind {
@@ -81,6 +84,7 @@ impl Kind {
             Kind::Demote => "demote",
             Kind::Follow => "follow",
             Kind::Place => "place",
+            Kind::Quiesce => "quiesce",
         }
     }
 }
@@ -93,8 +97,9 @@ impl std::str::FromStr for Kind {
             "demote" => Ok(Kind::Demote),
             "follow" => Ok(Kind::Follow),
             "place" => Ok(Kind::Place),
+            "quiesce" => Ok(Kind::Quiesce),
             other => Err(format!(
-                "{other:?} is not a runbook (promote, demote, follow, place)"
+                "{other:?} is not a runbook (promote, demote, follow, place, quiesce)"
             )),
         }
     }

@@ -26,11 +26,12 @@ pub fn render(
         Kind::Demote => demote::build(config, &envs),
         Kind::Follow => follow::build(config, &ctx, &envs),
         Kind::Place => Vec::new(),
+        Kind::Quiesce => follow::quiesce(config, &envs),
     };
     match kind {
         Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
         Kind::Follow => steps.extend(follow::start_environments(config, &envs)),
-        Kind::Demote => {}
+        Kind::Demote | Kind::Quiesce => {}
         Kind::Place => steps.extend(promote::start_environments_taking_over(
             config,
             &placed_first_here(config),

@@ -6,7 +6,8 @@
 //! magic "RCHB" (4) | version 2 (1) | flags (1, bit 0 = authenticated)
 //! node (name) | incarnation (u64) | seq (u64)
 //! state (u8: 0 initialize, 1 backup, 2 master, 3 fault) | priority (u8)
-//! quorum (u8: 0 or 1) | following (u8 0 = none, or 1 + IPv4 address (4))
+//! status (u8: bit 0 quorum, bit 1 handing over, bit 2 quiesced)
+//! following (u8 0 = none, or 1 + IPv4 address (4))
 //! config_hash (u64) | quorum_hash (u64)
 //! acks:    count (u16), each: node (name) | incarnation (u64) | seq (u64)
 //! claims:  count (u16), each: resource
@@ -15,6 +16,10 @@
 //! handoffs: count (u16), each: environment (name) | to (name)
 //! [tag (32): HMAC-SHA256 over every byte before it, when authenticated]
 //! ```
+//!
+//! The status byte was the quorum flag (0 or 1) before planned hand-overs;
+//! an agent that knows only that rejects a heartbeat with bit 1 or 2 set
+//! ("status value out of range") as it rejects any unknown bit.
 //!
 //! Integers are big-endian. A name is a length byte then 1 to 63 bytes of
 //! `[A-Za-z0-9._-]`. A resource is a kind byte, 0 = master, or 1 = an
@@ -37,6 +42,19 @@ use crate::election::State;
 pub const MAGIC: [u8; 4] = *b"RCHB";
 /// The format version this codec speaks (2: `quorum_hash` added).
 pub const VERSION: u8 = 2;
+/// Status bits (one byte after the priority).
+const STATUS_QUORUM: u8 = 1;
+const STATUS_HANDING_OVER: u8 = 1 << 1;
+const STATUS_QUIESCED: u8 = 1 << 2;
+const STATUS_KNOWN: u8 = STATUS_QUORUM | STATUS_HANDING_OVER | STATUS_QUIESCED;
+
+fn status_bits(hb: &Heartbeat) -> u8 {
+    let bit = |set: bool, bit: u8| if set { bit } else { 0 };
+    bit(hb.quorum, STATUS_QUORUM)
+        | bit(hb.handing_over, STATUS_HANDING_OVER)
+        | bit(hb.quiesced, STATUS_QUIESCED)
+}
+
 /// Flag bit: the datagram ends with an HMAC-SHA256 tag.
 pub const FLAG_AUTHENTICATED: u8 = 0x01;
 /// Largest datagram sent or accepted.
@@ -100,6 +118,13 @@ pub struct Heartbeat {
     pub state: State,
     pub priority: u8,
     pub quorum: bool,
+    /// The sender is the master and is handing over on purpose (operator
+    /// demote, SIGTERM, preemption): it keeps serving NFS until the
+    /// followers have quiesced, then drops the VIP.
+    pub handing_over: bool,
+    /// The sender has quiesced for a hand-over: nothing mounted from the
+    /// old master, no environment running on such mounts.
+    pub quiesced: bool,
     pub following: Option<Ipv4Addr>,
     /// The sender's cluster-wide config fingerprint (alerts only).
     pub config_hash: u64,
@@ -184,7 +209,7 @@ pub fn encode(hb: &Heartbeat, signer: Option<&Keyring>) -> Result<Vec<u8>, Heart
     out.u64(hb.seq);
     out.u8(state_code(hb.state));
     out.u8(hb.priority);
-    out.u8(u8::from(hb.quorum));
+    out.u8(status_bits(hb));
     match hb.following {
         None => out.u8(0),
         Some(address) => {
@@ -290,11 +315,10 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
     let seq = input.u64("seq")?;
     let state = state_from_code(input.at(), input.u8("state")?)?;
     let priority = input.u8("priority")?;
-    let quorum = match (input.at(), input.u8("quorum")?) {
-        (_, 0) => false,
-        (_, 1) => true,
-        (offset, value) => return Err(bad_value("quorum", offset, value)),
-    };
+    let (offset, status) = (input.at(), input.u8("status")?);
+    if status & !STATUS_KNOWN != 0 {
+        return Err(bad_value("status", offset, status));
+    }
     let following = match (input.at(), input.u8("following")?) {
         (_, 0) => None,
         (_, 1) => Some(input.ipv4("following address")?),
@@ -344,7 +368,9 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         seq,
         state,
         priority,
-        quorum,
+        quorum: status & STATUS_QUORUM != 0,
+        handing_over: status & STATUS_HANDING_OVER != 0,
+        quiesced: status & STATUS_QUIESCED != 0,
         following,
         config_hash,
         quorum_hash,
@@ -557,6 +583,8 @@ mod tests {
             state: State::Master,
             priority: 150,
             quorum: true,
+            handing_over: true,
+            quiesced: false,
             following: Some(Ipv4Addr::new(198, 18, 0, 1)),
             config_hash: 0x0123_4567_89ab_cdef,
             quorum_hash: 0x0fed_cba9_8765_4321,
@@ -593,6 +621,8 @@ mod tests {
             state: State::Initialize,
             priority: 0,
             quorum: false,
+            handing_over: false,
+            quiesced: false,
             following: None,
             config_hash: 0,
             quorum_hash: 0,
@@ -618,7 +648,7 @@ mod tests {
             &[1, b'n'],    // node
             &[0; 8],       // incarnation
             &[0; 8],       // seq
-            &[0, 0, 0, 0], // state, priority, quorum, following
+            &[0, 0, 0, 0], // state, priority, status, following
             &[0; 8],       // config hash
             &[0; 8],       // quorum hash
             &[0; 10],      // five empty lists
@@ -753,7 +783,7 @@ mod tests {
     }
 
     // Offsets in minimal(): node 6..8, incarnation 8..16, seq 16..24,
-    // state 24, priority 25, quorum 26, following 27, hash 28..36,
+    // state 24, priority 25, status 26, following 27, hash 28..36,
     // acks 36..38, claims 38..40, grants 40..42, running 42..44,
     // handoffs 44..46.
 
@@ -764,8 +794,8 @@ mod tests {
             Err(bad_value("state", 24, 4))
         );
         assert_eq!(
-            decode(&minimal_with(26, 2), None),
-            Err(bad_value("quorum", 26, 2))
+            decode(&minimal_with(26, 8), None),
+            Err(bad_value("status", 26, 8))
         );
         assert_eq!(
             decode(&minimal_with(27, 2), None),

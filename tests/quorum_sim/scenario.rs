@@ -80,6 +80,8 @@ pub struct Cluster {
     /// Every node's watchdog countdown, if the nodes have one.
     pub watchdog: Option<Duration>,
     pub mismatch: Option<Mismatch>,
+    /// `cluster.handover_timeout` of every node (`None`: VIP first).
+    pub handover: Option<Duration>,
 }
 
 impl Cluster {
@@ -157,6 +159,7 @@ impl Cluster {
                             },
                             placement: true,
                             candidates,
+                            handover: self.handover,
                         }),
                         watchdog: self.watchdog.map(|timeout| WatchdogRule {
                             timeout,
@@ -232,7 +235,12 @@ impl Cluster {
         } else {
             Duration::ZERO
         };
+        // A master preempted after the heal waits for the followers to
+        // quiesce (their stops and unmount), at most handover_timeout.
+        let quiesce = self.steps.max * (envs + 1) + round * 3 + retries;
+        let handover = self.handover.map_or(Duration::ZERO, |t| t.min(quiesce));
         let master = slow(self.lease) * 2
+            + handover
             + election
             + self.release_work()
             + round * 3
@@ -567,6 +575,8 @@ fn random_cluster(rng: &mut Rng, n: usize) -> Cluster {
         placement,
         watchdog,
         mismatch,
+        // Drawn from nothing: the seeds' other draws stay as they were.
+        handover: Some(Duration::from_secs(1)),
     }
 }
 

@@ -42,7 +42,10 @@ pub enum Step {
     DropVip,
     /// A demote's storage step `i` (the last one releases the storage).
     Release(u8),
-    /// A follow's mounts.
+    /// Unmounting the shared dirs (a follow's, a quiesce's and a
+    /// promote's first role step).
+    Unmount,
+    /// A follow's mounts (mounted from their start on).
     Mount,
     /// An environment's start (holds it from its start).
     Start(String),
@@ -84,6 +87,9 @@ pub struct Faults {
 pub enum Effect {
     Acquire(Resource),
     Release(Resource),
+    /// A demote begins dropping the VIP: a follower that still has the
+    /// shared dirs mounted from this node finds a dead server.
+    VipDropped,
 }
 
 /// How a busy step will end.
@@ -142,6 +148,8 @@ pub struct SimWorker {
     physical: BTreeSet<Resource>,
     /// Resources a hung, unkillable process still pins, until when.
     pinned: BTreeMap<Resource, Duration>,
+    /// The shared dirs are mounted (from whoever held the VIP then).
+    mounted: bool,
 }
 
 impl SimWorker {
@@ -169,7 +177,18 @@ impl SimWorker {
             faults,
             physical,
             pinned,
+            mounted: false,
         }
+    }
+
+    /// Mounts survive the agent (a restarted worker keeps them).
+    pub fn keep_mounts(&mut self, mounted: bool) {
+        self.mounted = mounted;
+    }
+
+    /// The shared dirs are mounted on this machine.
+    pub fn is_mounted(&self) -> bool {
+        self.mounted
     }
 
     /// The physical state, for a restart (it survives the agent).
@@ -350,6 +369,11 @@ impl SimWorker {
         } else if matches!(step, Step::Release(_)) && self.faults.release_fails {
             busy.end = End::Failed;
         }
+        match step {
+            Step::Mount => self.mounted = true,
+            Step::DropVip => out.effects.push(Effect::VipDropped),
+            _ => {}
+        }
         out.trace.push(format!("begins {step:?}"));
         self.running.as_mut().expect("a job runs").busy = Some(busy);
     }
@@ -375,6 +399,9 @@ impl SimWorker {
             }
         }
         let ok = busy.end == End::Ok;
+        if ok && busy.step == Step::Unmount {
+            self.mounted = false;
+        }
         if ok {
             if let Some(resource) = busy.step.releases() {
                 if self.physical.remove(&resource) {
@@ -439,6 +466,7 @@ impl SimWorker {
     pub fn reset(&mut self) -> Vec<Effect> {
         self.running = None;
         self.pinned.clear();
+        self.mounted = false;
         std::mem::take(&mut self.physical)
             .into_iter()
             .map(Effect::Release)
@@ -468,6 +496,7 @@ fn steps_of(job: &Job) -> Vec<Step> {
     match job.kind {
         JobKind::Promote => {
             steps.extend(stops);
+            steps.push(Step::Unmount);
             steps.extend((0..PROMOTE_STEPS).map(Step::Take));
         }
         JobKind::Demote => {
@@ -477,7 +506,12 @@ fn steps_of(job: &Job) -> Vec<Step> {
         }
         JobKind::Follow { .. } => {
             steps.extend(stops);
+            steps.push(Step::Unmount);
             steps.push(Step::Mount);
+        }
+        JobKind::Quiesce => {
+            steps.extend(stops);
+            steps.push(Step::Unmount);
         }
         JobKind::Place => steps.extend(stops),
     }

@@ -207,6 +207,10 @@ pub struct World {
     /// Nodes whose quorum settings differ from the others' (a config
     /// mismatch): never counted, so not expected to run anything.
     pub excluded: Vec<bool>,
+    /// (when, server, client): a demote dropped the VIP while a node still
+    /// had the shared dirs mounted from it (what a planned hand-over
+    /// avoids; a forced fence cannot).
+    pub dead_server_mounts: Vec<(Duration, usize, usize)>,
 }
 
 impl World {
@@ -285,6 +289,7 @@ impl World {
             settled_since: None,
             master_since: None,
             excluded: Vec::new(),
+            dead_server_mounts: Vec::new(),
         }
     }
 
@@ -642,6 +647,7 @@ impl World {
             .as_ref()
             .map(|c| c.candidates.clone())
             .unwrap_or_default();
+        let mounted = n.worker.is_mounted();
         n.worker = SimWorker::start(
             physical,
             pinned,
@@ -649,6 +655,7 @@ impl World {
             n.faults.clone(),
             n.config.backoff,
         );
+        n.worker.keep_mounts(mounted);
         let local = n.clock.at(now);
         let mut core = NodeCore::new(n.config.settings.clone(), n.incarnation, local);
         let effects = core.handle(Input::Start, local);
@@ -859,6 +866,16 @@ impl World {
         match effect {
             worker::Effect::Acquire(resource) => self.ledger.acquire(self.now, node, resource),
             worker::Effect::Release(resource) => self.ledger.release(self.now, node, resource),
+            worker::Effect::VipDropped => {
+                for (client, other) in self.nodes.iter().enumerate() {
+                    if client != node && other.worker.is_mounted() {
+                        self.dead_server_mounts.push((self.now, node, client));
+                    }
+                }
+                let line = format!("n{node} drops the VIP");
+                self.note(line);
+                return;
+            }
         }
         if let Some(change) = self.ledger.history.last() {
             let line = change.to_string();

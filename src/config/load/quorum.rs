@@ -15,7 +15,7 @@ use super::cluster::is_plain_name;
 use super::{Reader, Value};
 use crate::config::fence::{Watchdog, WATCHDOG_FENCE_MARGIN, WATCHDOG_LEASE};
 use crate::config::quorum::{
-    Auth, Cluster, ClusterNode, PlacedEnvironment, DEFAULT_FENCE_MARGIN,
+    Auth, Cluster, ClusterNode, PlacedEnvironment, DEFAULT_FENCE_MARGIN, DEFAULT_HANDOVER_TIMEOUT,
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT, DEFAULT_LEASE,
 };
 use crate::config::{duration, EnvKind, VirtualIp};
@@ -28,6 +28,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "heartbeat_interval",
     "lease",
     "fence_margin",
+    "handover_timeout",
 ];
 const CLUSTER_NODE_KEYS: &[&str] = &["name", "address"];
 const ENVIRONMENT_KEYS: &[&str] = &["name", "kind", "nodes", "failback"];
@@ -96,6 +97,12 @@ impl Reader<'_> {
             default_margin,
             Duration::from_millis(10)..=hour,
         );
+        let handover_timeout = self.duration_in(
+            table.get("handover_timeout"),
+            "cluster.handover_timeout",
+            DEFAULT_HANDOVER_TIMEOUT,
+            Duration::ZERO..=hour,
+        );
         let timing_ok = match (heartbeat_interval, lease, fence_margin) {
             (Some(interval), Some(lease), Some(margin)) => {
                 self.lease_timing(table, value.span(), interval, lease, margin)
@@ -114,6 +121,7 @@ impl Reader<'_> {
             heartbeat_interval: heartbeat_interval?,
             lease: lease?,
             fence_margin: fence_margin?,
+            handover_timeout: handover_timeout?,
         }))
     }
 
