@@ -22,6 +22,7 @@ Installed as one symlink per tool name in a directory that also holds
                                  # `onereload` read (below)
      "time_scale": 1.0,          # optional: multiplies mount_nfs's 60 s
                                  # sleep between its own tries (tests: 0.01)
+                                 # and the delay before /dev/hast/RES shows
      "address": "10.0.0.12",     # optional: this node's address as an NFS
                                  # client (matched against the exports)
      "server": {"node": "node1", "state": ".../state.json"},
@@ -72,7 +73,13 @@ with its inverted exit code (1 = registered) and the jid on stdout,
 `cbsd jorder`/`border` with the registered jails/VMs' names, `cbsd
 junregister` refusing a running one ("Jail is active"), `zpool` by
 OpenZFS's import rules (the zpool comment under "storage" below: `-f`, the
-multihost activity check, read-only imports, `cachefile`). Mounts
+multihost activity check, read-only imports, `cachefile`; an export
+refused while a dataset is busy), `hastctl` failing without hastd (exit
+71) and `/dev/hast/RES` created a moment after `role primary`, `fsck -p`
+exiting 8 on a device in state["fsck_unexpected"], `umount` failing with
+"Device busy" while a running environment's data or a path in
+state["open_files"] is under the mount (`-f` forces it) or a nullfs mount
+sits on it (`-f` or not; see mount_busy). Mounts
 are emulated with symlinks so that files under the workdir behave as they
 would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
