@@ -121,7 +121,10 @@ async fn hast_role_primary_failing_fails_promote_before_anything_else() {
         "{outcome:?}"
     );
     let actions = world.actions();
-    assert_eq!(actions, ["hastctl role primary cbsd"]);
+    assert_eq!(
+        actions,
+        ["service hastd onestart", "hastctl role primary cbsd"]
+    );
     assert!(vip.calls().is_empty());
 }
 
@@ -151,11 +154,318 @@ async fn hast_promote_then_demote_takes_and_releases_the_provider() {
     assert_eq!(actions.last().unwrap(), "hastctl role secondary cbsd");
     assert_eq!(
         world.services(),
-        ["rpcbind", "nfsuserd"],
-        "demote stops lockd statd nfsd mountd"
+        ["hastd", "rpcbind", "nfsuserd"],
+        "demote stops lockd statd nfsd mountd; hastd stays for the secondary"
     );
     assert!(world.mounts().is_empty(), "{:?}", world.mounts());
     assert_eq!(world.state()["hast"]["cbsd"], "secondary");
+}
+
+#[test]
+fn the_standin_hastctl_needs_hastd_like_hastctl_c() {
+    let world = World::new("node1");
+    let (code, stderr) = world.run_tool("hastctl", &["role", "primary", "cbsd"]);
+    assert_eq!(code, Some(71), "EX_OSERR: {stderr}");
+    assert!(
+        stderr.contains("Unable to connect to hastd via uds:///var/run/hastctl"),
+        "{stderr}"
+    );
+    assert!(world.state()["hast"]["cbsd"].is_null(), "no role changed");
+    assert_eq!(world.run_tool("service", &["hastd", "onestart"]).0, Some(0));
+    assert_eq!(
+        world.run_tool("hastctl", &["role", "primary", "cbsd"]).0,
+        Some(0)
+    );
+}
+
+#[test]
+fn the_standin_hast_device_appears_after_the_role_change_not_with_it() {
+    let world = World::new("node1");
+    let device = world.hast_dev.join("cbsd");
+    assert_eq!(world.run_tool("service", &["hastd", "onestart"]).0, Some(0));
+    assert_eq!(
+        world.run_tool("hastctl", &["role", "primary", "cbsd"]).0,
+        Some(0)
+    );
+    assert!(!device.exists(), "hastd's worker creates it afterwards");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !device.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            device.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // hastd stopping takes its workers and their devices with it; it comes
+    // back with the resource in role init.
+    assert_eq!(world.run_tool("service", &["hastd", "onestop"]).0, Some(0));
+    assert!(!device.exists());
+    assert_eq!(world.state()["hast"]["cbsd"], "init");
+    // A role changed back before the worker got there: no device.
+    world.set_standin("time_scale", json!(2.0));
+    assert_eq!(world.run_tool("service", &["hastd", "onestart"]).0, Some(0));
+    assert_eq!(
+        world.run_tool("hastctl", &["role", "primary", "cbsd"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        world.run_tool("hastctl", &["role", "secondary", "cbsd"]).0,
+        Some(0)
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!device.exists());
+}
+
+#[tokio::test]
+async fn hast_promote_starts_hastd_first_and_waits_for_the_device() {
+    let world = World::new("node1");
+    let (mut runner, _) = runner(&world, &world.storage_hast(), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let argvs = world.argvs();
+    let device = world.hast_dev.join("cbsd").display().to_string();
+    assert!(
+        position(&argvs, "service hastd onestatus") < position(&argvs, "service hastd onestart")
+            && position(&argvs, "service hastd onestart")
+                < position(&argvs, "hastctl role primary cbsd")
+            && position(&argvs, "hastctl role primary cbsd")
+                < position(&argvs, &format!("fsck -p -y -t ufs {device}")),
+        "{argvs:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hast_device_slower_than_device_wait_fails_the_promote_and_undoes_the_role() {
+    let world = World::new("node1");
+    // 0.5 s times 10: past the tests' device_wait of 2 s.
+    world.set_standin("time_scale", json!(10.0));
+    let (mut runner, vip) = runner(&world, &world.storage_hast(), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    let device = world.hast_dev.join("cbsd").display().to_string();
+    assert!(
+        matches!(&outcome, Outcome::Failed { step, .. } if *step == format!("wait for {device}")),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        world.actions().last().unwrap(),
+        "hastctl role secondary cbsd"
+    );
+    assert_eq!(world.state()["hast"]["cbsd"], "secondary");
+    assert!(vip.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_demote_after_hastd_died_starts_it_to_set_role_secondary() {
+    let world = World::new("node1");
+    let (mut runner, _) = runner(&world, &world.storage_hast(), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(world.run_tool("service", &["hastd", "onestop"]).0, Some(0));
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(world.state()["hast"]["cbsd"], "secondary");
+    assert!(world.services().contains(&"hastd".to_owned()));
+}
+
+#[tokio::test]
+async fn fsck_preen_exit_8_fails_the_promote_with_what_to_do_and_undoes() {
+    let world = World::new("node1");
+    let device = world.hast_dev.join("cbsd").display().to_string();
+    world.set_state("fsck_unexpected", json!([device]));
+    let (mut runner, vip) = runner(&world, &world.storage_hast(), "", "");
+    let outcome = run(&mut runner, Kind::Promote).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, format!("fsck {device}"));
+    assert!(error.contains("status 8"), "{error}");
+    assert!(
+        error.contains("UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY"),
+        "{error}"
+    );
+    assert!(error.contains("fsck by hand"), "{error}");
+    // Undone: nothing mounted, the resource secondary again, no VIP.
+    assert!(world.mounts().is_empty(), "{:?}", world.mounts());
+    assert_eq!(world.state()["hast"]["cbsd"], "secondary");
+    assert_eq!(
+        world.actions().last().unwrap(),
+        "hastctl role secondary cbsd"
+    );
+    assert!(vip.calls().is_empty());
+    // A full check by hand (no -p) repairs it; the next promote goes on.
+    assert_eq!(
+        world.run_tool("service", &["hastd", "onestatus"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        world.run_tool("hastctl", &["role", "primary", "cbsd"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        world.run_tool("fsck", &["-y", "-t", "ufs", &device]).0,
+        Some(0)
+    );
+    assert_eq!(
+        world.run_tool("hastctl", &["role", "secondary", "cbsd"]).0,
+        Some(0)
+    );
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+}
+
+#[test]
+fn the_standin_umount_is_device_busy_while_in_use_and_f_forces_it() {
+    let world = World::new("node1");
+    let source = world.store.join("jails-data").display().to_string();
+    let target = world.workdir.join("jails-data").display().to_string();
+    assert_eq!(
+        world
+            .run_tool("mount", &["-t", "nullfs", &source, &target])
+            .0,
+        Some(0)
+    );
+    world.set_state("running", json!({"web1": 10}));
+    let (code, stderr) = world.run_tool("umount", &[&target]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim(),
+        format!("umount: unmount of {target} failed: Device busy")
+    );
+    assert_eq!(world.mounts().len(), 1, "still mounted");
+    assert_eq!(world.run_tool("umount", &["-f", &target]).0, Some(0));
+    assert!(world.mounts().is_empty());
+}
+
+#[test]
+fn the_standin_umount_of_a_file_system_under_a_nullfs_mount_is_busy_even_forced() {
+    let world = World::new("node1");
+    let device = world.dir.path().join("disk").display().to_string();
+    std::fs::write(&device, "").unwrap();
+    let store = world.store.display().to_string();
+    let source = world.store.join("jails-data").display().to_string();
+    let target = world.workdir.join("jails-data").display().to_string();
+    assert_eq!(world.run_tool("mount", &[&device, &store]).0, Some(0));
+    assert_eq!(
+        world
+            .run_tool("mount", &["-t", "nullfs", &source, &target])
+            .0,
+        Some(0)
+    );
+    for args in [vec![store.as_str()], vec!["-f", &store]] {
+        let (code, stderr) = world.run_tool("umount", &args);
+        assert_eq!(code, Some(1), "{args:?}");
+        assert!(stderr.contains("Device busy"), "{stderr}");
+    }
+    assert_eq!(world.run_tool("umount", &[&target]).0, Some(0));
+    assert_eq!(world.run_tool("umount", &[&store]).0, Some(0));
+}
+
+#[test]
+fn the_standin_zpool_export_is_refused_while_a_dataset_is_busy() {
+    let world = World::new("node1");
+    world.add_pool("tank", json!({"multihost": "on"}));
+    assert_eq!(
+        world
+            .run_tool("zpool", &["import", "-o", "cachefile=none", "tank"])
+            .0,
+        Some(0)
+    );
+    let source = world.store.join("jails-data").display().to_string();
+    let target = world.workdir.join("jails-data").display().to_string();
+    assert_eq!(
+        world
+            .run_tool("mount", &["-t", "nullfs", &source, &target])
+            .0,
+        Some(0)
+    );
+    let (code, stderr) = world.run_tool("zpool", &["export", "tank"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "cannot unmount '{}': pool or dataset is busy",
+            world.store.display()
+        )
+    );
+    assert_eq!(world.pool("tank")["imported"], true);
+    assert_eq!(world.run_tool("umount", &[&target]).0, Some(0));
+    world.set_state("open_files", json!([format!("{source}/web1-data/log")]));
+    assert_eq!(world.run_tool("zpool", &["export", "tank"]).0, Some(1));
+    world.set_state("open_files", json!([]));
+    assert_eq!(world.run_tool("zpool", &["export", "tank"]).0, Some(0));
+}
+
+#[test]
+fn the_standin_zpool_import_without_f_refuses_a_pool_another_host_left_active() {
+    let world = World::new("node1");
+    world.add_pool("tank", pool_left_by("off", false));
+    let (code, stderr) = world.run_tool("zpool", &["import", "-o", "cachefile=none", "tank"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("pool was previously in use from another system"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("use 'zpool import -f'"), "{stderr}");
+}
+
+#[tokio::test]
+async fn unmount_nfs_forces_a_mount_an_open_file_keeps_busy() {
+    let world = World::new("node2");
+    let (mut runner, _) = runner(&world, "", "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let target = world.workdir.join("jails-data").display().to_string();
+    world.set_state("open_files", json!([format!("{target}/web1-data/log")]));
+    let before = world.argvs().len();
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let argvs: Vec<String> = world.argvs().split_off(before);
+    let plain = position(&argvs, &format!("umount {target}"));
+    let forced = position(&argvs, &format!("umount -f {target}"));
+    assert!(plain < forced, "{argvs:#?}");
+    assert!(
+        !argvs.contains(&format!("umount -N {target}")),
+        "-f was enough: {argvs:#?}"
+    );
+    // Not busy: a plain umount did it.
+    let data = world.workdir.join("jails-system").display().to_string();
+    assert!(!argvs.contains(&format!("umount -f {data}")), "{argvs:#?}");
+}
+
+#[tokio::test]
+async fn a_demote_with_a_pool_dataset_in_use_fails_at_the_export_and_keeps_it() {
+    let world = World::new("node1");
+    world.add_pool("tank", pool_left_by("on", false));
+    let (mut runner, _) = runner(&world, &world.storage_zfs("tank"), "", "");
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    // An operator's shell in the store, not through the binds.
+    world.set_state(
+        "open_files",
+        json!([world.store.join("jails-data").display().to_string()]),
+    );
+    let outcome = run(&mut runner, Kind::Demote).await;
+    let Outcome::Failed { step, error } = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!(step, "export pool tank");
+    assert!(error.contains("pool or dataset is busy"), "{error}");
+    assert_eq!(world.pool("tank")["imported"], true, "still held");
 }
 
 #[tokio::test]

@@ -133,6 +133,8 @@ fn promote_expected(storage: &[&str], services: &[&str]) -> Vec<String> {
 const FULL: &[&str] = &["rpcbind", "nfsuserd", "mountd", "nfsd", "statd", "lockd"];
 const V4: &[&str] = &["nfsuserd", "mountd", "nfsd"];
 const HAST_TAKE: &[&str] = &[
+    // hastctl only talks to hastd: started first if it does not run.
+    "/usr/sbin/service hastd onestart",
     "/sbin/hastctl role primary cbsd",
     "<wait /dev/hast/cbsd>",
     "/sbin/fsck -p -y -t ufs /dev/hast/cbsd",
@@ -279,7 +281,11 @@ fn demote_expected(services: &[&str], release: &[&str]) -> Vec<String> {
 #[test]
 fn demote_drops_the_vip_first_and_stops_what_promote_started_in_reverse() {
     let stop_full = &["lockd", "statd", "nfsd", "mountd"];
-    let hast_release = &["/sbin/umount /store", "/sbin/hastctl role secondary cbsd"];
+    let hast_release = &[
+        "/sbin/umount /store",
+        "/usr/sbin/service hastd onestart",
+        "/sbin/hastctl role secondary cbsd",
+    ];
     assert_eq!(
         acts(&demote::build(&config(HAST, ""), &j())),
         demote_expected(stop_full, hast_release)
@@ -313,7 +319,9 @@ fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
             "/sbin/umount -N /usr/jails/jails-system".into(),
         ];
         if storage == HAST {
-            // A HAST candidate stands by: role init would not replicate.
+            // A HAST candidate stands by: role init would not replicate,
+            // and hastctl needs hastd.
+            expected.push("/usr/sbin/service hastd onestart".into());
             expected.push("/sbin/hastctl role secondary cbsd".into());
         }
         expected.extend([

@@ -37,6 +37,12 @@ pub enum Expect {
     /// ends the error when something else was printed: what is wrong and
     /// how to fix it.
     Prints { value: String, otherwise: String },
+    /// `fsck -p` (preen): exit 0. Exit 8 is fsck_ffs's `EEXIT`: preening
+    /// met an inconsistency it may not repair on its own ("UNEXPECTED
+    /// INCONSISTENCY; RUN fsck MANUALLY.", sbin/fsck_ffs/fsutil.c
+    /// `pfatal`, printed on standard output): the error says so and what
+    /// to do, since the agent must not run the full, interactive check.
+    Preened,
     /// Anything but `value` printed with exit status 0, a failure included
     /// (e.g. `zpool get -H -o value readonly POOL`: not `on` once the pool
     /// is exported).
@@ -107,6 +113,16 @@ impl Expect {
                 Some(0) if stdout.trim() == value => Err(format!("printed {value:?}")),
                 _ => Ok(()),
             },
+            Expect::Preened => match exit {
+                Some(0) => Ok(()),
+                Some(8) => Err(format!(
+                    "exited with status 8: preening found damage it may not repair ({:?}); \
+                     the file system needs a full fsck by hand before any node serves it \
+                     (rcbsd-failover(8), CAVEATS)",
+                    last_line(stdout)
+                )),
+                _ => Err(format!("exited with {exit_text}")),
+            },
         }
     }
 
@@ -126,12 +142,21 @@ impl Expect {
             Expect::Listening { port } => format!("a listener on port {port}"),
             Expect::Prints { value, .. } => format!("prints {value:?}"),
             Expect::DoesNotPrint { value } => format!("does not print {value:?} (or fails)"),
+            Expect::Preened => "exit 0 (8: needs a manual fsck)".to_owned(),
         }
     }
 }
 
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or("").trim()
+}
+
+fn last_line(text: &str) -> &str {
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
 }
 
 /// The jid CBSD's `jstatus` prints (first number of the output).
@@ -237,6 +262,21 @@ mod tests {
         assert!(not_read_only.check(Some(0), "off\n").is_ok());
         assert!(not_read_only.check(Some(1), "").is_ok(), "not imported");
         assert!(not_read_only.check(Some(0), "on\n").is_err());
+    }
+
+    #[test]
+    fn fsck_preen_exit_8_says_a_manual_check_is_needed() {
+        assert!(Expect::Preened.check(Some(0), "").is_ok());
+        let out = "/dev/hast/cbsd: UNKNOWN FILE TYPE I=4242\n\
+                   /dev/hast/cbsd: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n";
+        let why = Expect::Preened.check(Some(8), out).unwrap_err();
+        assert!(why.contains("status 8"), "{why}");
+        assert!(why.contains("RUN fsck MANUALLY"), "{why}");
+        assert!(why.contains("by hand"), "{why}");
+        assert_eq!(
+            Expect::Preened.check(Some(4), ""),
+            Err("exited with status 4".to_owned())
+        );
     }
 
     #[test]

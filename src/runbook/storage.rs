@@ -2,9 +2,12 @@
 //! them into the CBSD workdir.
 //!
 //! - `none`: the dirs are already under the root on every candidate;
-//! - `hast`: `hastctl role primary RES`, wait for `/dev/hast/RES`,
-//!   `fsck -p -y -t ufs`, mount it on the root; release in reverse with
-//!   `role secondary` (only two HAST nodes can be candidates);
+//! - `hast`: hastd running (`service hastd onestart` unless `onestatus`),
+//!   `hastctl role primary RES`, wait for `/dev/hast/RES` (hastd's worker
+//!   creates it after the role change), `fsck -p -y -t ufs` (exit 8: a
+//!   damage preening may not repair, see [`Expect::Preened`]), mount it on
+//!   the root; release in reverse with `role secondary` (only two HAST
+//!   nodes can be candidates);
 //! - `zfs`: a pool on shared disks, imported with `-o cachefile=none -f`
 //!   only once a read-only import has shown `multihost=on`; released with
 //!   `zpool export POOL` (see [`zfs_take`] for why in this order).
@@ -34,6 +37,36 @@ fn hast_role(config: &Config, role: &str, resource: &str) -> Step {
                 resource.into(),
             ]),
             expect: Expect::Success,
+        }),
+        config.runbook.command_timeout,
+    )
+}
+
+/// `service hastd onestart` unless `onestatus` says it runs. hastctl only
+/// talks to hastd (its control socket, `/var/run/hastctl`): without it
+/// every `hastctl role` fails with "Unable to connect to hastd" and exit
+/// 71 (sbin/hastctl/hastctl.c). `hastd_enable="YES"` normally starts it
+/// at boot; this covers a hastd that was not enabled, crashed or was
+/// stopped. Never undone, never stopped by the agent: a secondary needs
+/// hastd as much as a primary (it receives the primary's writes), and
+/// stopping it would drop the resource back to role init.
+fn start_hastd(config: &Config) -> Step {
+    let service = |verb: &str| {
+        Command::new([
+            config.tools.service.to_string_lossy().as_ref(),
+            "hastd",
+            verb,
+        ])
+    };
+    Step::new(
+        "start hastd",
+        Action::Ensure(Ensure {
+            probe: Checked {
+                command: service("onestatus"),
+                expect: Expect::Success,
+            },
+            acts: vec![service("onestart")],
+            when_satisfied: None,
         }),
         config.runbook.command_timeout,
     )
@@ -204,6 +237,7 @@ pub fn take(config: &Config, cbsd: &Cbsd, storage: &Storage) -> Vec<Step> {
         } => {
             let device = device.to_string_lossy().into_owned();
             vec![
+                start_hastd(config),
                 hast_role(config, "primary", resource).undo(hast_role(
                     config,
                     "secondary",
@@ -227,7 +261,7 @@ pub fn take(config: &Config, cbsd: &Cbsd, storage: &Storage) -> Vec<Step> {
                             fstype.clone(),
                             device.clone(),
                         ]),
-                        expect: Expect::Success,
+                        expect: Expect::Preened,
                     }),
                     settings.storage_timeout,
                 ),
@@ -272,23 +306,26 @@ pub fn release(config: &Config, storage: &Storage) -> Vec<Step> {
         StorageKind::None => Vec::new(),
         StorageKind::Hast { resource, .. } => vec![
             unmount_root(config, storage),
+            start_hastd(config),
             hast_role(config, "secondary", resource),
         ],
         StorageKind::Zfs { pool } => vec![zpool_export(config, pool)],
     }
 }
 
-/// FOLLOW on a HAST candidate: `hastctl role secondary RES`. A node that
-/// boots as a backup finds its resource in role `init`, in which hastd does
-/// not take the master's writes: the standby would not be one. Idempotent
-/// (already secondary is fine); a failure does not stop the follow (the
-/// mounts come from the master either way), it is logged.
-pub fn stand_by(config: &Config, storage: &Storage) -> Option<Step> {
+/// FOLLOW on a HAST candidate: hastd running, then `hastctl role secondary
+/// RES`. A node that boots as a backup finds its resource in role `init`,
+/// in which hastd does not take the master's writes: the standby would not
+/// be one. Idempotent (already secondary is fine); a failure does not stop
+/// the follow (the mounts come from the master either way), it is logged.
+pub fn stand_by(config: &Config, storage: &Storage) -> Vec<Step> {
+    use super::step::OnFailure::Continue;
     match &storage.kind {
-        StorageKind::Hast { resource, .. } => Some(
-            hast_role(config, "secondary", resource).on_failure(super::step::OnFailure::Continue),
-        ),
-        StorageKind::None | StorageKind::Zfs { .. } => None,
+        StorageKind::Hast { resource, .. } => vec![
+            start_hastd(config).on_failure(Continue),
+            hast_role(config, "secondary", resource).on_failure(Continue),
+        ],
+        StorageKind::None | StorageKind::Zfs { .. } => Vec::new(),
     }
 }
 

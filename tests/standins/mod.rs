@@ -288,12 +288,16 @@ retry_backoff_max = "0.2s"
 
     /// Puts a pool on the shared disks: `record` is a pool record of
     /// standin.py's zpool (`multihost`, `state`, `hostid`, `hostname`,
-    /// `writing`), merged into this node's state.
-    pub fn add_pool(&self, name: &str, record: Value) {
+    /// `writing`, `mountpoint`: this world's store unless given), merged
+    /// into this node's state.
+    pub fn add_pool(&self, name: &str, mut record: Value) {
         let mut state = match self.state() {
             Value::Object(map) => Value::Object(map),
             _ => serde_json::json!({}),
         };
+        if record.get("mountpoint").is_none() {
+            record["mountpoint"] = serde_json::json!(self.store);
+        }
         state["pools"][name] = record;
         std::fs::write(&self.state, state.to_string()).unwrap();
     }

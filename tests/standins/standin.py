@@ -22,6 +22,7 @@ Installed as one symlink per tool name in a directory that also holds
                                  # `onereload` read (below)
      "time_scale": 1.0,          # optional: multiplies mount_nfs's 60 s
                                  # sleep between its own tries (tests: 0.01)
+                                 # and the delay before /dev/hast/RES shows
      "address": "10.0.0.12",     # optional: this node's address as an NFS
                                  # client (matched against the exports)
      "server": {"node": "node1", "state": ".../state.json"},
@@ -72,7 +73,13 @@ with its inverted exit code (1 = registered) and the jid on stdout,
 `cbsd jorder`/`border` with the registered jails/VMs' names, `cbsd
 junregister` refusing a running one ("Jail is active"), `zpool` by
 OpenZFS's import rules (the zpool comment under "storage" below: `-f`, the
-multihost activity check, read-only imports, `cachefile`). Mounts
+multihost activity check, read-only imports, `cachefile`; an export
+refused while a dataset is busy), `hastctl` failing without hastd (exit
+71) and `/dev/hast/RES` created a moment after `role primary`, `fsck -p`
+exiting 8 on a device in state["fsck_unexpected"], `umount` failing with
+"Device busy" while a running environment's data or a path in
+state["open_files"] is under the mount (`-f` forces it) or a nullfs mount
+sits on it (`-f` or not; see mount_busy). Mounts
 are emulated with symlinks so that files under the workdir behave as they
 would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
@@ -536,6 +543,10 @@ def tool_umount(config, state, args):
         # the RPCs in progress): with the server gone it hangs. Stricter
         # than the real -f, which gives up after about a minute.
         raise Hang(mount, "umount", target)
+    if mount_busy(config, state, mount, forced=bool(flags)):
+        # umount.c umountfs: warn("unmount of %s failed") on unmount(2)'s
+        # EBUSY, and the file system stays mounted; exit 1.
+        out(code=1, err=f"umount: unmount of {target} failed: Device busy")
     state["mounts"] = [m for m in mounts if m is not mount]
     if mount["type"] in ("nfs", "nullfs") or mount.get("linked"):
         undo_mount_link(target)
@@ -543,6 +554,42 @@ def tool_umount(config, state, args):
         # umount.c: nfssvc(NFSSVC_FORCEDISM) fails every RPC in progress
         # on the mount: what hung on it wakes up with an I/O error.
         thaw(config, mount)
+
+
+def under(path, top):
+    top = top.rstrip("/") or "/"
+    return path == top or path.startswith(top.rstrip("/") + "/")
+
+
+def paths_in_use(config, state):
+    """What processes of this node hold open: each running jail's or VM's
+    data, <workdir>/jails-data/J-data (CBSD's layout: a jail's root, a
+    VM's disk images; jail(8) and bhyve(8) keep them open while it runs),
+    and state["open_files"] (a test's open file or shell cwd: what
+    `fstat -f` would name)."""
+    workdir = config.get("workdir", "/nonexistent")
+    paths = [os.path.join(workdir, "jails-data", f"{name}-data") for name in state.get("running", {})]
+    return paths + list(state.get("open_files", []))
+
+
+def mount_busy(config, state, mount, forced):
+    """Why unmount(2) of `mount` fails with EBUSY, or None.
+    sys/kern/vfs_mount.c dounmount: a file system under a nullfs mount
+    (its mnt_uppers list not empty) is busy, MNT_FORCE or not (umount(8)
+    -f and -N pass MNT_FORCE, never MNT_RECURSE). Then the file system's
+    unmount flushes its vnodes (vflush, e.g. ffs_flushfiles, nullfs_unmount,
+    nfs_unmount): one still in use is EBUSY unless MNT_FORCE (FORCECLOSE)
+    closes it under its user. Not modelled: a mount on a subdirectory."""
+    target = mount["target"]
+    for other in state.get("mounts", []):
+        if other is not mount and other["type"] == "nullfs" and under(other["source"], target):
+            return f"nullfs {other['target']} is mounted from it"
+    if forced:
+        return None
+    for path in paths_in_use(config, state):
+        if under(path, target):
+            return f"{path} is in use"
+    return None
 
 
 # ---- a gone NFS server -------------------------------------------------------
@@ -701,6 +748,8 @@ def tool_service(config, state, args):
         if name not in running:
             out(code=1, err=f"{name} not running? (check /var/run/{name}.pid).")
         running.remove(name)
+        if name == "hastd":
+            hast_stopped(config, state)
         if name == "mountd":
             # The stand-in ties the exports to mountd: the runbooks never
             # serve with mountd stopped.
@@ -738,22 +787,92 @@ def tool_sockstat(config, state, args):
 # ---- storage ------------------------------------------------------------------
 
 
+# sbin/hastctl/hastctl.c main: every command but create and dump goes to
+# hastd over its control socket (uds:///var/run/hastctl, hast.conf(5)
+# `control`); when nothing listens there proto_connect fails and
+# pjdlog_exit(EX_OSERR, ...) prints "[ERROR] Unable to connect to hastd via
+# ...: <strerror>." (lib/libpjdlog/pjdlog.c: level prefix, errno text) and
+# exits 71. hastd unlinks its socket on a clean exit (proto_uds.c
+# uds_close), hence ENOENT.
+HASTCTL_NO_HASTD = ("[ERROR] Unable to connect to hastd via uds:///var/run/hastctl: "
+                    "No such file or directory.")
+EX_OSERR = 71
+# sbin/hastd/primary.c hastd_primary: `role primary` returns once hastd has
+# forked the resource's worker; the worker then opens the local provider,
+# reads its metadata (init_local) and only then creates /dev/hast/RES
+# (init_ggate). So the device shows up a moment after hastctl returns, not
+# with it: seconds on a real node (this delay times "time_scale").
+HAST_DEVICE_DELAY = 0.5
+
+
+def hast_device(config, resource):
+    return os.path.join(config.get("hast_dev_dir", "/nonexistent"), resource)
+
+
+def create_hast_device_later(config, resource):
+    """Creates /dev/hast/RESOURCE after HAST_DEVICE_DELAY (times
+    "time_scale") from a detached process, if the resource is still
+    primary and hastd still runs then: the worker's init_ggate."""
+    delay = HAST_DEVICE_DELAY * float(config.get("time_scale", 1.0))
+    if os.fork() != 0:
+        return
+    # First child: a new session, out of the caller's process group (a
+    # step's timeout kills that group; a hastd worker is not in it), then
+    # a grandchild that owns nothing of the caller's (its pipes: the
+    # caller waits for their end).
+    try:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, 1024)
+        time.sleep(delay)
+        with Locked(config["state"] + ".lock"):
+            state = read_json(config["state"], {})
+            if (state.get("hast", {}).get(resource) == "primary"
+                    and "hastd" in state.get("services", [])):
+                device = hast_device(config, resource)
+                os.makedirs(os.path.dirname(device), exist_ok=True)
+                open(device, "a").close()
+    except BaseException:
+        pass
+    os._exit(0)
+
+
+def hast_stopped(config, state):
+    """hastd stopped (sbin/hastd/hastd.c: its workers go with it and each
+    primary worker's ggate device with them): after a restart every
+    resource is in role init again."""
+    for resource in state.get("hast", {}):
+        state["hast"][resource] = "init"
+        device = hast_device(config, resource)
+        if os.path.exists(device):
+            os.unlink(device)
+
+
 def tool_hastctl(config, state, args):
-    if len(args) == 3 and args[0] == "role" and args[1] in ("primary", "secondary", "init"):
+    known = (len(args) == 3 and args[0] == "role" and args[1] in ("primary", "secondary", "init")) \
+        or args[:1] == ["status"]
+    if not known:
+        out(code=64, err="usage: hastctl role <init | primary | secondary> <name>")
+    if "hastd" not in state.get("services", []):
+        out(code=EX_OSERR, err=HASTCTL_NO_HASTD)
+    if args[0] == "role":
         role, resource = args[1], args[2]
-        state.setdefault("hast", {})[resource] = role
-        device = os.path.join(config.get("hast_dev_dir", "/nonexistent"), resource)
+        before = state.setdefault("hast", {}).get(resource)
+        state["hast"][resource] = role
+        device = hast_device(config, resource)
         if role == "primary":
-            os.makedirs(os.path.dirname(device), exist_ok=True)
-            open(device, "a").close()
+            if before != "primary":
+                create_hast_device_later(config, resource)
         elif os.path.exists(device):
             os.unlink(device)
         return
-    if args[:1] == ["status"]:
-        for resource, role in state.get("hast", {}).items():
-            print(f"{resource} role: {role}")
-        return
-    out(code=64, err="usage: hastctl role <init | primary | secondary> <name>")
+    for resource, role in state.get("hast", {}).items():
+        print(f"{resource}:\n  role: {role}")
+    return
 
 
 # zpool follows OpenZFS 2.2 (the rules below name the file each comes
@@ -773,8 +892,9 @@ def tool_hastctl(config, state, args):
 # "two_writers" (imported read-write while another node still writes: the
 # corruption multihost=on exists to prevent). This node's hostid is
 # state["hostid"] (default: one derived from the node's name; "0x0" is a
-# hostid never set). Not modelled: the activity check's 20-25 s wait, and
-# an export refused because a dataset is busy.
+# hostid never set). "mountpoint" (optional) is where the pool's datasets
+# mount when imported without -N: an export is refused while they are
+# busy (see mount_busy). Not modelled: the activity check's 20-25 s wait.
 
 
 def zpool_hostid(config, state):
@@ -908,6 +1028,15 @@ def tool_zpool(config, state, args):
         record = pools.get(pool, {})
         if not record.get("imported"):
             zpool_no_such_pool(pool)
+        mountpoint = record.get("mountpoint")
+        if record.get("mounted") and mountpoint:
+            # zpool_main.c zpool_do_export: zpool_disable_datasets first
+            # unmounts every dataset; lib/libzfs/libzfs_mount.c unmount_one
+            # turns unmount(2)'s EBUSY into EZFS_BUSY ("pool or dataset is
+            # busy", libzfs_util.c) and the pool stays imported.
+            as_mount = {"target": mountpoint, "type": "zfs"}
+            if mount_busy(config, state, as_mount, forced=False):
+                out(code=1, err=f"cannot unmount '{mountpoint}': pool or dataset is busy")
         record.update({"imported": False, "mounted": False})
         if record.get("readonly") == "off":
             # spa.c spa_export_common: the labels say exported (a
@@ -1132,6 +1261,30 @@ def tool_kldstat(config, state, args):
 
 
 def tool_fsck(config, state, args):
+    """fsck -p -y -t ufs DEVICE. sbin/fsck/fsck.c runs fsck_ufs and exits
+    with its status. In preen mode (-p) sbin/fsck_ffs/fsutil.c pfatal
+    stops at the first inconsistency preening may not repair, -y or not:
+    it prints "DEVICE: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY." on
+    standard output and exits EEXIT (8, sbin/fsck_ffs/fsck.h); only a
+    check without -p repairs it. A test makes a device's file system so
+    damaged with state["fsck_unexpected"] = [DEVICE, ...]; a fsck without
+    -p repairs it (and removes it from the list). fsck_ffs main.c
+    setup: a device that cannot be opened is also exit 8."""
+    paths = [a for a in args if not a.startswith("-") and a != "ufs"]
+    flags = [a for a in args if a.startswith("-")]
+    if len(paths) != 1:
+        out(code=2, err="standin: only fsck [-p] [-y] -t ufs DEVICE is modelled")
+    device = paths[0]
+    if not os.path.exists(device):
+        out(f"Can't open {device}: No such file or directory", code=8)
+    damaged = state.get("fsck_unexpected", [])
+    if device in damaged:
+        if "-p" in flags:
+            # pass1.c checkinode: pfatal("UNKNOWN FILE TYPE I=%lu").
+            out(f"{device}: UNKNOWN FILE TYPE I=4242\n"
+                f"{device}: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.", code=8)
+        damaged.remove(device)
+        print(f"** {device}\n***** FILE SYSTEM WAS MODIFIED *****")
     return
 
 
