@@ -82,9 +82,11 @@ fn shutdown_grace(config: &Config) -> Duration {
         return SHUTDOWN_GRACE;
     }
     let r = &config.runbook;
+    // Each environment stop may be followed by a forceful one and by
+    // junregister, a command each (runbook::cbsd::stop).
     SHUTDOWN_GRACE
         + config.environments.stop_timeout
-        + r.command_timeout * 6
+        + r.command_timeout * 8
         + r.umount_timeout
         + r.storage_timeout
 }
