@@ -1301,3 +1301,44 @@ async fn a_setting_changed_on_one_node_is_registered_on_the_next() {
         .to_owned();
     assert!(settings.contains("ip4_addr=\"10.0.0.5\""), "{settings:?}");
 }
+
+/// A VM whose stop could not be verified before the unmounts (CBSD cannot
+/// load it once a dead server's dirs are force-dismounted) is stopped
+/// again once the dirs are mounted, before anything starts.
+#[tokio::test]
+async fn a_vm_not_stopped_before_the_remount_is_stopped_after_it() {
+    let world = World::new("node2");
+    world.add_environment("vm1", true);
+    let (mut runner, _) = runner(&world, "", "", "bhyve = [\"vm1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let before = world.actions().len();
+    world.set_rules(json!([
+        {"match": ["cbsd", "bstop", "jname=vm1"], "action": "fail", "times": 2}
+    ]));
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let actions: Vec<String> = world.actions().split_off(before);
+    let first_mount = actions
+        .iter()
+        .position(|a| a.starts_with("mount_nfs "))
+        .unwrap_or(0);
+    let stops: Vec<usize> = actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.starts_with("cbsd bstop jname=vm1"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(stops.len(), 3, "{actions:#?}");
+    assert!(stops[2] > first_mount, "{actions:#?}");
+    assert!(
+        stops[2] < position(&actions, "cbsd junregister jname=vm1")
+            && position(&actions, "cbsd junregister jname=vm1")
+                < position(&actions, "cbsd bstart inter=0 jname=vm1"),
+        "{actions:#?}"
+    );
+}

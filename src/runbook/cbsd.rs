@@ -127,6 +127,29 @@ pub fn stop(config: &Config, env: &Env) -> Vec<Step> {
     vec![plain, force, unregister(config, env)]
 }
 
+/// A VM's stop once the shared dirs are back, when the stop before the
+/// unmounts was not verified: after a dead server's dirs were
+/// force-dismounted, CBSD cannot load the VM (its `jails-system/J/
+/// local.sqlite` is gone: subr/rcconf.subr `init_bhyve_rcconf` `err 1`s),
+/// so neither `bstop` nor `jstatus` works until they are mounted again,
+/// while the VM itself (`/dev/vmm/J`) may still run. Empty for a jail:
+/// `jstop` and a jail's `jstatus` do without jails-system.
+pub fn stop_vm_again(config: &Config, env: &Env) -> Vec<Step> {
+    if env.kind != EnvKind::Bhyve {
+        return Vec::new();
+    }
+    stop(config, env)
+        .into_iter()
+        .map(|mut step| {
+            step.name = format!("{} again", step.name);
+            if step.gate == Gate::Always {
+                step.gate = Gate::NotStopped;
+            }
+            step
+        })
+        .collect()
+}
+
 /// The undo of a start (promote only): one step, so the plain and the
 /// forceful stop share the stop timeout. Not unregistered: the next
 /// promote or follow starts it again from this registration.

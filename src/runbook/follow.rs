@@ -66,8 +66,14 @@ pub fn build(config: &Config, ctx: &Context, running: &[Env]) -> Vec<Step> {
         Action::Builtin(Builtin::WriteProbe { path: probe }),
         config.runbook.command_timeout,
     ));
+    // A VM can only be stopped, and unregistered, with its jails-system/
+    // mounted.
+    steps.extend(
+        running
+            .iter()
+            .flat_map(|env| cbsd::stop_vm_again(config, env)),
+    );
     if ctx.rejoin {
-        // A VM can only be unregistered with its jails-system/ mounted.
         steps.push(cbsd::clear_stale_vm_registrations(config));
     }
     steps

@@ -34,6 +34,12 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
             steps.push(storage::bind(config, cbsd_config, storage_config, dir));
         }
         steps.push(storage::verify_dir_id(config, cbsd_config));
+        // A VM can only be stopped with its jails-system/ there.
+        steps.extend(
+            running
+                .iter()
+                .flat_map(|env| cbsd::stop_vm_again(config, env)),
+        );
         let exports_file = config.nfs.exports_file.clone();
         steps.push(
             Step::new(
