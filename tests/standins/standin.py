@@ -70,7 +70,11 @@ words, "already running?" and exit 1 on a second start, "Cannot 'start'"
 and exit 0 for a plain start, `mount -p` in fstab(5) format, CBSD's jstatus
 with its inverted exit code (1 = registered) and the jid on stdout,
 `cbsd jorder`/`border` with the registered jails/VMs' names, `cbsd
-junregister` refusing a running one ("Jail is active"), `zpool` by
+junregister` refusing a running one ("Jail is active"), CBSD's `err`
+(subr/nc.subr: the message on stdout, exit 1) for a registered VM without
+its jails-system/J/local.sqlite, a second jstart/bstart and a jstop of a
+stopped jail, jstart's lock rules (sudoexec/jstart; bstart writes no lock),
+`zpool` by
 OpenZFS's import rules (the zpool comment under "storage" below: `-f`, the
 multihost activity check, read-only imports, `cachefile`). Mounts
 are emulated with symlinks so that files under the workdir behave as they
