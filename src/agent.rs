@@ -87,10 +87,12 @@ fn shutdown_grace(config: &Config) -> Duration {
         .cluster
         .as_ref()
         .map_or(Duration::ZERO, |c| c.handover_timeout);
+    // Each environment stop may be followed by a forceful one and by
+    // junregister, a command each (runbook::cbsd::stop).
     SHUTDOWN_GRACE
         + handover
         + config.environments.stop_timeout
-        + r.command_timeout * 6
+        + r.command_timeout * 8
         + r.umount_timeout
         + r.storage_timeout
 }

@@ -253,6 +253,16 @@ pub fn command_abandoned(command: &str, pid: u32, waited_ms: u64) {
     error!(event = "command_abandoned", command, pid, waited_ms);
 }
 
+/// CBSD's lock of `environment` names another node but is older than 30
+/// minutes: CBSD's jstart removes such a lock and starts (sudoexec/jstart),
+/// and the agent's lock check lets the start go on likewise.
+pub fn cbsd_lock_stale(environment: &str, path: &str, holder: &str, minutes: u64) {
+    warn!(
+        event = "cbsd_lock_stale",
+        environment, path, holder, minutes
+    );
+}
+
 /// An environment's stop could not be verified (jstop failed, hung or was
 /// killed): it may still run here, so it stays claimed and is stopped again
 /// with backoff. Were the lease to run out meanwhile, the watchdog fences.

@@ -629,6 +629,9 @@ async fn jstatus_exit_1_means_registered_so_no_jregister() {
         json!({"registered": {"web1": "jail"}}).to_string(),
     )
     .unwrap();
+    // The junregister after the (verified) stop fails: web1 stays
+    // registered.
+    world.set_rules(json!([{"match": ["cbsd", "junregister"], "action": "fail"}]));
     let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]");
     assert_eq!(
         run(&mut runner, Kind::Follow).await,
@@ -843,6 +846,9 @@ async fn follow_on_rejoin(runner: &mut Runner<FakeVip>) -> Outcome {
 fn node_with_stale_registrations() -> World {
     let world = World::new("node2");
     world.add_environment("web1", false);
+    // oldvm's settings, in the shared jails-system (where CBSD reads them).
+    std::fs::create_dir_all(world.store.join("jails-system/oldvm")).unwrap();
+    std::fs::write(world.store.join("jails-system/oldvm/local.sqlite"), "").unwrap();
     std::fs::write(
         &world.state,
         json!({
@@ -901,27 +907,40 @@ async fn on_rejoin_registrations_this_node_does_not_own_are_cleared_before_mount
         .iter()
         .position(|a| a.starts_with("mount_nfs "))
         .unwrap();
-    let unregisters: Vec<&str> = actions
+    let last_mount = actions
+        .iter()
+        .rposition(|a| a.starts_with("mount_nfs "))
+        .unwrap();
+    let unregisters: Vec<&str> = actions[last_unmount..]
         .iter()
         .filter(|a| a.starts_with("cbsd junregister"))
         .map(String::as_str)
         .collect();
+    let vm_dump = world.dir.path().join("db/junregistered/rc.conf_oldvm");
     assert_eq!(
         unregisters,
         [
-            "cbsd junregister jname=busy",
-            "cbsd junregister jname=old1",
-            "cbsd junregister jname=oldvm"
+            "cbsd junregister jname=busy".to_owned(),
+            "cbsd junregister jname=old1".to_owned(),
+            format!("cbsd junregister jname=oldvm rcfile={}", vm_dump.display()),
         ]
     );
-    assert!(last_unmount < jorder && jorder < border, "{actions:#?}");
+    // Jails before the mounts; VMs after, since CBSD needs their
+    // jails-system/J/local.sqlite (subr/rcconf.subr init_bhyve_rcconf).
     assert!(
-        position(&actions, "cbsd junregister jname=oldvm") < first_mount,
+        last_unmount < jorder && jorder < first_mount && last_mount < border,
+        "{actions:#?}"
+    );
+    assert!(
+        position(&actions, "cbsd junregister jname=old1") < first_mount,
         "{actions:#?}"
     );
     assert!(actions.contains(&"cbsd jstart inter=0 jname=web1".to_owned()));
-    // junregister wrote its rc.conf to the local dir, not the new owner's.
+    // junregister wrote its rc.conf dumps to local files, not the new
+    // owner's shared jails-rcconf.
     assert!(!world.store.join("jails-rcconf/rc.conf_old1").exists());
+    assert!(!world.store.join("jails-rcconf/rc.conf_oldvm").exists());
+    assert!(vm_dump.is_file());
     for call in world.calls().iter().filter(|c| c["tool"] == "cbsd") {
         assert_eq!(call["cwd"], "/", "{call}");
         assert_eq!(
@@ -953,7 +972,10 @@ async fn without_rejoin_registrations_are_left_alone() {
 #[tokio::test]
 async fn a_failed_listing_skips_the_cleanup_and_the_follow_goes_on() {
     let world = node_with_stale_registrations();
-    world.set_rules(json!([{"match": ["cbsd", "border"], "action": "fail"}]));
+    world.set_rules(json!([
+        {"match": ["cbsd", "jorder"], "action": "fail"},
+        {"match": ["cbsd", "border"], "action": "fail"}
+    ]));
     let (mut runner, _) = runner(&world, "", "", "jails = [\"web*\"]");
     assert_eq!(
         follow_on_rejoin(&mut runner).await,
@@ -962,7 +984,9 @@ async fn a_failed_listing_skips_the_cleanup_and_the_follow_goes_on() {
     assert_eq!(registered(&world), ["busy", "old1", "oldvm", "web1"]);
     let actions = world.actions();
     assert!(
-        !actions.iter().any(|a| a.starts_with("cbsd junregister")),
+        !actions
+            .iter()
+            .any(|a| a.starts_with("cbsd junregister") && !a.contains("jname=web1")),
         "{actions:#?}"
     );
     assert!(actions.contains(&"cbsd jstart inter=0 jname=web1".to_owned()));
@@ -1344,5 +1368,287 @@ async fn the_standin_mount_nfs_is_refused_a_path_mountd_does_not_export() {
     assert_eq!(
         stderr.trim(),
         format!("mount_nfs: nmount: {target}: Permission denied")
+    );
+}
+
+// ---- CBSD as it behaves (stand-in rules and the steps that rely on them) ----
+
+/// Runs the stand-in `cbsd` as the agent does: (exit code, stdout).
+fn cbsd(world: &World, args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(world.tools.join("cbsd"))
+        .args(args)
+        .current_dir("/")
+        .env("NOINTER", "1")
+        .env("NOCOLOR", "1")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+/// subr/rcconf.subr init_bhyve_rcconf: a registered VM is loaded from its
+/// jails-system/J/local.sqlite, and CBSD's `err` prints "Unable to fetch
+/// vm data" on stdout and exits 1 without it (before the shared dirs are
+/// mounted): jstatus, junregister, bstart, bstop alike.
+#[test]
+fn a_vm_cannot_be_loaded_before_its_dirs_are_mounted() {
+    let world = World::new("node2");
+    world.add_environment("vm1", true);
+    world.set_state("registered", json!({"vm1": "bhyve", "web1": "jail"}));
+    for command in ["jstatus", "junregister", "bstart", "bstop"] {
+        let (code, stdout) = cbsd(&world, &[command, "jname=vm1"]);
+        assert_eq!(code, Some(1), "{command}: {stdout}");
+        assert!(
+            stdout.starts_with("Unable to fetch vm data from: ")
+                && stdout.trim_end().ends_with("jails-system/vm1/local.sqlite"),
+            "{command}: {stdout}"
+        );
+    }
+    // A jail's jstatus reads the local database only: "0", exit 1.
+    assert_eq!(
+        cbsd(&world, &["jstatus", "jname=web1"]),
+        (Some(1), "0\n".into())
+    );
+    assert_eq!(
+        cbsd(&world, &["jstatus", "jname=none"]),
+        (Some(0), String::new())
+    );
+}
+
+/// sudoexec/jstart and sudoexec/bstart `err 1` "already running";
+/// sudoexec/jstop `err 1` "Not Running"; sudoexec/bstop of a stopped VM
+/// goes on and exits 0; jstop's fast=1 and bstop's noacpi=1 are accepted.
+#[tokio::test]
+async fn cbsd_refuses_a_second_start_and_a_stop_of_a_stopped_jail() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    world.add_environment("vm1", true);
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]\nbhyve = [\"vm1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let (code, stdout) = cbsd(&world, &["jstart", "inter=0", "jname=web1"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.starts_with("Jail web1 already running, jid: "),
+        "{stdout}"
+    );
+    let (code, stdout) = cbsd(&world, &["bstart", "inter=0", "jname=vm1"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stdout.starts_with("Jail vm1 already running, jid: "),
+        "{stdout}"
+    );
+    assert_eq!(
+        cbsd(&world, &["jstop", "inter=0", "jname=web1", "fast=1"]).0,
+        Some(0)
+    );
+    assert_eq!(cbsd(&world, &["bstop", "jname=vm1", "noacpi=1"]).0, Some(0));
+    let (code, stdout) = cbsd(&world, &["jstop", "inter=0", "jname=web1"]);
+    assert_eq!((code, stdout.trim()), (Some(1), "Not Running: web1"));
+    assert_eq!(cbsd(&world, &["bstop", "jname=vm1"]).0, Some(0));
+    assert!(world.state()["running"].as_object().unwrap().is_empty());
+}
+
+/// sudoexec/jstart writes jails-system/J/locked (CBSD's nodename, from
+/// ${workdir}/nodename) once the jail runs; sudoexec/bstart writes none.
+/// The agent checks no lock for a VM, and takes a lock naming CBSD's
+/// nodename (not the agent's node name) as its own.
+#[tokio::test]
+async fn only_a_jail_has_a_lock_and_it_names_cbsds_nodename() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    world.add_environment("vm1", true);
+    std::fs::write(world.workdir.join("nodename"), "cbsd-two\n").unwrap();
+    // Left by this node's CBSD before a crash: ours.
+    std::fs::write(world.store.join("jails-system/web1/locked"), "cbsd-two\n").unwrap();
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]\nbhyve = [\"vm1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(
+        std::fs::read_to_string(world.store.join("jails-system/web1/locked")).unwrap(),
+        "cbsd-two\n"
+    );
+    assert!(!world.store.join("jails-system/vm1/locked").exists());
+}
+
+/// sudoexec/jstart ignores (and removes) another node's lock over 30
+/// whole minutes old; the agent lets the start go on likewise.
+#[tokio::test]
+async fn a_foreign_lock_older_than_30_minutes_is_ignored_as_cbsd_does() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    world.add_environment("db1", false);
+    for (name, minutes) in [("web1", 32), ("db1", 29)] {
+        let lock = world.store.join(format!("jails-system/{name}/locked"));
+        std::fs::write(&lock, "node3\n").unwrap();
+        let mtime = std::time::SystemTime::now() - Duration::from_secs(minutes * 60);
+        std::fs::File::options()
+            .write(true)
+            .open(&lock)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+    }
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\", \"db1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded {
+            skipped: vec!["db1".into()]
+        }
+    );
+    let actions = world.actions();
+    assert!(actions.contains(&"cbsd jstart inter=0 jname=web1".to_owned()));
+    assert!(!actions.contains(&"cbsd jstart inter=0 jname=db1".to_owned()));
+}
+
+/// A plain stop that hangs (or fails) is followed by the forceful one:
+/// sudoexec/jstop fast=1 (`jail -rR`, kill -9), sudoexec/bstop noacpi=1
+/// (kill -9, `bhyvectl --destroy`); the stop counts once jstatus says jid
+/// 0, and only then is the environment unregistered.
+#[tokio::test]
+async fn a_hung_or_failed_stop_is_followed_by_a_forceful_one() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    world.add_environment("vm1", true);
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]\nbhyve = [\"vm1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let before = world.actions().len();
+    world.set_rules(json!([
+        {"match": ["cbsd", "jstop", "inter=0", "jname=web1"], "action": "hang", "times": 1},
+        {"match": ["cbsd", "bstop", "jname=vm1", "hard_timeout=30"], "action": "fail", "times": 1}
+    ]));
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let actions: Vec<String> = world.actions().split_off(before);
+    for (plain, force, unregister) in [
+        (
+            "cbsd jstop inter=0 jname=web1",
+            "cbsd jstop inter=0 jname=web1 fast=1",
+            "cbsd junregister jname=web1",
+        ),
+        (
+            "cbsd bstop jname=vm1 hard_timeout=30",
+            "cbsd bstop jname=vm1 noacpi=1",
+            "cbsd junregister jname=vm1",
+        ),
+    ] {
+        assert!(
+            position(&actions, plain) < position(&actions, force)
+                && position(&actions, force) < position(&actions, unregister),
+            "{actions:#?}"
+        );
+    }
+    assert!(world.state()["running"].as_object().unwrap().is_empty());
+    assert!(world.state()["registered"].as_object().unwrap().is_empty());
+}
+
+/// A stop that cannot be verified leaves the environment registered: no
+/// junregister after a failed stop.
+#[tokio::test]
+async fn an_unverified_stop_leaves_the_registration() {
+    let world = World::new("node2");
+    world.add_environment("web1", false);
+    let (mut runner, _) = runner(&world, "", "", "jails = [\"web1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    world.set_rules(json!([{"match": ["cbsd", "jstop"], "action": "fail"}]));
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert!(world.state()["running"].get("web1").is_some());
+    assert!(!world
+        .actions()
+        .iter()
+        .any(|a| a.starts_with("cbsd junregister")));
+}
+
+/// `cbsd jset` changes only the local database (jailctl/jset). The
+/// junregister after a verified stop dumps it to the shared jails-rcconf,
+/// so the next node registers the environment as it was, not from the copy
+/// the first jregister left in jails-system.
+#[tokio::test]
+async fn a_setting_changed_on_one_node_is_registered_on_the_next() {
+    let a = World::new("node2");
+    a.add_environment("web1", false);
+    let (mut runner_a, _) = runner(&a, "", "", "jails = [\"web1\"]");
+    assert_eq!(
+        run(&mut runner_a, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let (code, _) = cbsd(&a, &["jset", "jname=web1", "ip4_addr=10.0.0.5"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        run(&mut runner_a, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let mut b = World::new("node3");
+    b.store = a.store.clone();
+    let (mut runner_b, _) = runner(&b, "", "", "jails = [\"web1\"]");
+    assert_eq!(
+        run(&mut runner_b, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert!(b
+        .actions()
+        .contains(&"cbsd jregister jname=web1".to_owned()));
+    let settings = b.state()["settings"]["web1"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(settings.contains("ip4_addr=\"10.0.0.5\""), "{settings:?}");
+}
+
+/// A VM whose stop could not be verified before the unmounts (CBSD cannot
+/// load it once a dead server's dirs are force-dismounted) is stopped
+/// again once the dirs are mounted, before anything starts.
+#[tokio::test]
+async fn a_vm_not_stopped_before_the_remount_is_stopped_after_it() {
+    let world = World::new("node2");
+    world.add_environment("vm1", true);
+    let (mut runner, _) = runner(&world, "", "", "bhyve = [\"vm1\"]");
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let before = world.actions().len();
+    world.set_rules(json!([
+        {"match": ["cbsd", "bstop", "jname=vm1"], "action": "fail", "times": 2}
+    ]));
+    assert_eq!(
+        run(&mut runner, Kind::Follow).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    let actions: Vec<String> = world.actions().split_off(before);
+    let first_mount = actions
+        .iter()
+        .position(|a| a.starts_with("mount_nfs "))
+        .unwrap_or(0);
+    let stops: Vec<usize> = actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.starts_with("cbsd bstop jname=vm1"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(stops.len(), 3, "{actions:#?}");
+    assert!(stops[2] > first_mount, "{actions:#?}");
+    assert!(
+        stops[2] < position(&actions, "cbsd junregister jname=vm1")
+            && position(&actions, "cbsd junregister jname=vm1")
+                < position(&actions, "cbsd bstart inter=0 jname=vm1"),
+        "{actions:#?}"
     );
 }

@@ -91,7 +91,13 @@ fn promote_all(config: &Config) -> Vec<String> {
     acts(&steps)
 }
 
-const STOP_J: &str = "/usr/local/bin/cbsd jstop inter=0 jname=J";
+/// A verified stop: the plain one, the forceful one if that fails (sudoexec/jstop
+/// fast=1), then junregister so the next jregister reads fresh settings.
+const STOP_J: [&str; 3] = [
+    "/usr/local/bin/cbsd jstop inter=0 jname=J",
+    "/usr/local/bin/cbsd jstop inter=0 jname=J fast=1",
+    "/usr/local/bin/cbsd junregister jname=J",
+];
 const START_J: [&str; 3] = [
     "<check lock>",
     "/usr/local/bin/cbsd jregister jname=J",
@@ -99,14 +105,14 @@ const START_J: [&str; 3] = [
 ];
 
 fn promote_expected(storage: &[&str], services: &[&str]) -> Vec<String> {
-    let mut expected: Vec<String> = vec![
-        "<dismount nfs>".into(),
-        STOP_J.into(),
+    let mut expected: Vec<String> = vec!["<dismount nfs>".into()];
+    expected.extend(STOP_J.iter().map(|s| s.to_string()));
+    expected.extend([
         "/sbin/umount /usr/jails/jails-data".into(),
         "/sbin/umount -N /usr/jails/jails-data".into(),
         "/sbin/umount /usr/jails/jails-system".into(),
         "/sbin/umount -N /usr/jails/jails-system".into(),
-    ];
+    ]);
     expected.extend(storage.iter().map(|s| s.to_string()));
     expected.extend([
         "<wait /store/jails-data>".to_string(),
@@ -186,16 +192,16 @@ fn plan_promote_with_zfs_shows_the_multihost_check_and_each_import() {
     };
     let text = plan::render(&config, Kind::Promote, &backend, &[]);
     let expected = "\
- 7. import pool tank read-only  [timeout 600s, on failure: abort]
+ 9. import pool tank read-only  [timeout 600s, on failure: abort]
     check  /sbin/zpool list -H -o name tank  => done if exit 0
     else   /sbin/zpool import -N -o readonly=on -o cachefile=none -f tank  (then check again)
     undo:  export pool tank
- 8. check multihost of tank  [timeout 30s, on failure: abort]
+10. check multihost of tank  [timeout 30s, on failure: abort]
     run    /sbin/zpool get -H -o value multihost tank  => prints \"on\"
- 9. export read-only pool tank  [timeout 600s, on failure: abort]
+11. export read-only pool tank  [timeout 600s, on failure: abort]
     check  /sbin/zpool get -H -o value readonly tank  => done if does not print \"on\" (or fails)
     else   /sbin/zpool export tank  (then check again)
-10. import pool tank  [timeout 600s, on failure: abort]
+12. import pool tank  [timeout 600s, on failure: abort]
     check  /sbin/zpool list -H -o name tank  => done if exit 0
     else   /sbin/zpool import -o cachefile=none -f tank  (then check again)
     undo:  export pool tank
@@ -263,7 +269,8 @@ fn promote_with_storage_none_only_binds() {
 }
 
 fn demote_expected(services: &[&str], release: &[&str]) -> Vec<String> {
-    let mut expected: Vec<String> = vec!["<drop vip>".into(), STOP_J.into()];
+    let mut expected: Vec<String> = vec!["<drop vip>".into()];
+    expected.extend(STOP_J.iter().map(|s| s.to_string()));
     expected.extend(
         services
             .iter()
@@ -310,14 +317,14 @@ fn follow_unmounts_mounts_from_the_vip_verifies_then_starts() {
         let config = config(storage, "");
         let mut steps = follow::build(&config, &Context::from_config(&config), &j());
         steps.extend(follow::start_environments(&config, &j()));
-        let mut expected: Vec<String> = vec![
-            "<dismount dead nfs>".into(),
-            STOP_J.into(),
+        let mut expected: Vec<String> = vec!["<dismount dead nfs>".into()];
+        expected.extend(STOP_J.iter().map(|s| s.to_string()));
+        expected.extend([
             "/sbin/umount /usr/jails/jails-data".into(),
             "/sbin/umount -N /usr/jails/jails-data".into(),
             "/sbin/umount /usr/jails/jails-system".into(),
             "/sbin/umount -N /usr/jails/jails-system".into(),
-        ];
+        ]);
         if storage == HAST {
             // A HAST candidate stands by: role init would not replicate,
             // and hastctl needs hastd.
@@ -363,9 +370,20 @@ fn on_rejoin_stale_registrations_are_cleared_after_the_unmounts_before_the_mount
             panic!("{step:?}");
         };
         let listings: Vec<String> = clear.listings.iter().map(|c| c.argv.join(" ")).collect();
+        assert_eq!(listings, ["/usr/local/bin/cbsd jorder"]);
+        // VMs once the dirs are mounted and verified: CBSD cannot load a
+        // VM without jails-system/J/local.sqlite.
+        let write_probe = all.iter().position(|a| a == "<write probe>").unwrap();
+        let vms = &steps[write_probe + 1];
+        assert_eq!(vms.name, "clear stale VM registrations");
+        let Action::Builtin(Builtin::ClearStaleRegistrations(vms)) = &vms.action else {
+            panic!("{vms:?}");
+        };
+        let listings: Vec<String> = vms.listings.iter().map(|c| c.argv.join(" ")).collect();
+        assert_eq!(listings, ["/usr/local/bin/cbsd border"]);
         assert_eq!(
-            listings,
-            ["/usr/local/bin/cbsd jorder", "/usr/local/bin/cbsd border"]
+            vms.unregister("vm9").argv.join(" "),
+            "/usr/local/bin/cbsd junregister jname=vm9 rcfile=/var/db/rcbsd-failover/junregistered/rc.conf_vm9"
         );
         let unregister = clear.unregister("old1");
         assert_eq!(
@@ -391,10 +409,13 @@ fn without_rejoin_no_registration_is_cleared() {
         "{:#?}",
         acts(&steps)
     );
+    // Only the junregister after a verified stop of this node's own J.
     assert!(steps.iter().all(|s| !s
         .argvs()
         .iter()
-        .any(|argv| argv.iter().any(|a| a == "jorder" || a == "junregister"))));
+        .any(|argv| argv.iter().any(|a| a == "jorder"
+            || a == "border"
+            || (a == "junregister" && !argv.contains(&"jname=J".to_owned()))))));
 }
 
 #[test]

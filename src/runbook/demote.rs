@@ -21,7 +21,7 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
     // node as the NFS server before anything else changes (the shared
     // storage is released only after; the environments stop meanwhile).
     let mut steps: Vec<Step> = vec![drop_vip(config)];
-    steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
+    steps.extend(running.iter().flat_map(|env| cbsd::stop(config, env)));
     if let Some(storage_config) = &config.storage {
         for service in nfs::services_stopped_on_demote(config.nfs.v4_only) {
             steps.push(nfs::stop_service(config, service));

@@ -7,7 +7,7 @@
 //! [`super`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,9 +18,9 @@ use super::cbsd::StaleRegistrations;
 use super::command::{self, aborted, Abort, CommandError, Ran};
 use super::expect::Expect;
 use super::exports;
-use super::fs_probe::FsProbe;
+use super::fs_probe::{FsProbe, LockSeen};
 use super::nfs::DeadMounts;
-use super::step::{Action, Builtin, Checked, Command, EnvPhase, OnFailure, Step};
+use super::step::{Action, Builtin, Checked, Command, EnvPhase, Gate, OnFailure, Step};
 use super::vip::VipControl;
 use super::{
     cbsd, demote, follow, probe, promote, resolve_environments, Context, Env, Kind, Outcome,
@@ -393,7 +393,7 @@ impl<V: VipControl> Runner<V> {
             }
             JobKind::Place => stop
                 .iter()
-                .map(|env| cbsd::stop(&self.config, env))
+                .flat_map(|env| cbsd::stop(&self.config, env))
                 .collect(),
             JobKind::Quiesce => follow::quiesce(&self.config, &stop),
         };
@@ -540,7 +540,13 @@ impl<V: VipControl> Runner<V> {
                 });
             }
             if let Some(env) = &step.environment {
-                if run.skipped.contains(env) {
+                let stopped = run.environments.get(env) == Some(&EnvResult::Stopped);
+                let closed = match step.gate {
+                    Gate::Always => false,
+                    Gate::NotStopped => stopped,
+                    Gate::Stopped => !stopped,
+                };
+                if run.skipped.contains(env) || closed {
                     events::runbook_step(run.kind.as_str(), &step.name, "", 0, "skipped", 0, "");
                     continue;
                 }
@@ -741,6 +747,38 @@ impl<V: VipControl> Runner<V> {
                     expected: expected.clone(),
                 };
                 self.fs_probe(&probe, &within, ran).await.map(|_| true)
+            }
+            Action::Builtin(Builtin::CheckLock {
+                path,
+                nodename_file,
+                node,
+                takeover,
+            }) => {
+                // The lock sits on NFS: read by a child under the deadline.
+                let probe = FsProbe::Lock {
+                    lock: path.clone(),
+                    nodename: nodename_file.clone(),
+                };
+                let answer = self.fs_probe(&probe, &within, ran).await?;
+                let seen: LockSeen = serde_json::from_str(answer.trim()).map_err(|e| {
+                    AttemptError::Failed(format!(
+                        "fs-probe lock {}: unreadable answer: {e}",
+                        path.display()
+                    ))
+                })?;
+                match cbsd::judge_lock(&seen, path, node, takeover) {
+                    Ok(cbsd::LockVerdict::Stale { holder, minutes }) => {
+                        events::cbsd_lock_stale(
+                            step.environment.as_deref().unwrap_or_default(),
+                            &path.to_string_lossy(),
+                            &holder,
+                            minutes,
+                        );
+                        Ok(true)
+                    }
+                    Ok(_) => Ok(true),
+                    Err(why) => Err(AttemptError::Failed(why)),
+                }
             }
             Action::Builtin(Builtin::WriteProbe { path }) => {
                 let probe = FsProbe::Write { path: path.clone() };
@@ -1009,16 +1047,9 @@ impl<V: VipControl> Runner<V> {
                     tokio::time::sleep(POLL).await;
                 }
             }
-            Builtin::CheckLock {
-                path,
-                node,
-                takeover,
-            } => {
-                let (path, node, takeover) = (path.clone(), node.clone(), takeover.clone());
-                blocking(move || check_lock(&path, &node, &takeover)).await
-            }
             // Run their commands through `attempt`, which logs them.
-            Builtin::ClearStaleRegistrations(_)
+            Builtin::CheckLock { .. }
+            | Builtin::ClearStaleRegistrations(_)
             | Builtin::DismountDead(_)
             | Builtin::VerifyDirId { .. }
             | Builtin::WriteProbe { .. } => {
@@ -1098,21 +1129,6 @@ async fn blocking(
         .map_err(|e| format!("internal error: {e}"))?
 }
 
-/// CBSD's `jails-system/J/locked` holds the nodename of the holder.
-fn check_lock(path: &Path, node: &str, takeover: &[String]) -> Result<(), String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => match text.split_whitespace().next() {
-            Some(holder) if holder != node && !takeover.iter().any(|t| t == holder) => Err(format!(
-                "{} names {holder}: that node may run it; not starting it here (remove the file once {holder} is known to be down)",
-                path.display()
-            )),
-            _ => Ok(()),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
-    }
-}
-
 /// What [`Runner::probe_master`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MasterProbe {
@@ -1132,20 +1148,3 @@ impl MasterProbe {
 /// Each start-up check's timeout: they read local state, and the start
 /// must not wait long (the watchdog may be counting).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_lock_naming_another_node_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("locked");
-        assert!(check_lock(&path, "node1", &[]).is_ok(), "no lock file");
-        std::fs::write(&path, "node1\n").unwrap();
-        assert!(check_lock(&path, "node1", &[]).is_ok());
-        std::fs::write(&path, "node2\n").unwrap();
-        let error = check_lock(&path, "node1", &[]).unwrap_err();
-        assert!(error.contains("node2"), "{error}");
-    }
-}

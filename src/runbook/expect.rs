@@ -16,12 +16,20 @@ pub enum Expect {
     /// Any non-zero exit status (e.g. `service X onestatus` of a stopped
     /// service, `zpool list POOL` of a pool not imported).
     Failure,
-    /// CBSD `jstatus jname=J`: its exit code is inverted, 1 means "J is
-    /// registered on this node", 0 "unknown here".
+    /// CBSD `jstatus jname=J`: its exit code is inverted, 1 with a jid
+    /// printed means "J is registered on this node", 0 with nothing
+    /// printed "unknown here" (jailctl/jstatus). Anything else is CBSD's
+    /// `err`: its message on standard output and exit 1 (subr/nc.subr),
+    /// e.g. "Unable to fetch vm data" for a VM whose jails-system/ is not
+    /// mounted; it is an error, never read as "registered".
     Registered,
+    /// CBSD `jstatus jname=J`: exit 0 with nothing printed, J is not
+    /// registered here.
+    NotRegistered,
     /// CBSD `jstatus jname=J` prints the jid: non-zero means running.
     Running,
-    /// The jid printed is 0 (or nothing: not registered).
+    /// The jid printed is 0, or J is not registered (exit 0, nothing
+    /// printed).
     NotRunning,
     /// `mount -p` lists `mountpoint` (mounted from `source` when given).
     Mounted {
@@ -63,18 +71,23 @@ impl Expect {
                 Some(0) => Err("exited with status 0".to_owned()),
                 _ => Ok(()),
             },
-            Expect::Registered => match exit {
-                Some(1) => Ok(()),
-                Some(0) => Err("not registered on this node (jstatus exit 0)".to_owned()),
-                _ => Err(format!("jstatus exited with {exit_text}")),
+            Expect::Registered => match jstatus(exit, stdout)? {
+                Jstatus::Jid(_) => Ok(()),
+                Jstatus::NotRegistered => {
+                    Err("not registered on this node (jstatus exit 0)".to_owned())
+                }
             },
-            Expect::Running => match jid(stdout) {
-                Some(j) if j > 0 => Ok(()),
-                Some(_) => Err("not running (jid 0)".to_owned()),
-                None => Err(format!("no jid in jstatus output {:?}", first_line(stdout))),
+            Expect::NotRegistered => match jstatus(exit, stdout)? {
+                Jstatus::NotRegistered => Ok(()),
+                Jstatus::Jid(_) => Err("still registered on this node".to_owned()),
             },
-            Expect::NotRunning => match jid(stdout) {
-                Some(j) if j > 0 => Err(format!("still running (jid {j})")),
+            Expect::Running => match jstatus(exit, stdout)? {
+                Jstatus::Jid(j) if j > 0 => Ok(()),
+                Jstatus::Jid(_) => Err("not running (jid 0)".to_owned()),
+                Jstatus::NotRegistered => Err("not registered on this node".to_owned()),
+            },
+            Expect::NotRunning => match jstatus(exit, stdout)? {
+                Jstatus::Jid(j) if j > 0 => Err(format!("still running (jid {j})")),
                 _ => Ok(()),
             },
             Expect::Mounted { mountpoint, source } => match mounted_from(stdout, mountpoint) {
@@ -132,6 +145,7 @@ impl Expect {
             Expect::Success => "exit 0".to_owned(),
             Expect::Failure => "non-zero exit".to_owned(),
             Expect::Registered => "exit 1 = registered (jstatus is inverted)".to_owned(),
+            Expect::NotRegistered => "exit 0, nothing printed = not registered".to_owned(),
             Expect::Running => "jid > 0".to_owned(),
             Expect::NotRunning => "jid 0".to_owned(),
             Expect::Mounted { mountpoint, source } => match source {
@@ -159,9 +173,37 @@ fn last_line(text: &str) -> &str {
         .trim()
 }
 
-/// The jid CBSD's `jstatus` prints (first number of the output).
-fn jid(stdout: &str) -> Option<u64> {
-    stdout.split_whitespace().next()?.parse().ok()
+/// What CBSD's `jstatus jname=J` answered.
+enum Jstatus {
+    /// Exit 1 and the jid alone on standard output (jailctl/jstatus:
+    /// `echo "${myjid}"; exit ${EXIST}`): registered, running when > 0.
+    Jid(u64),
+    /// Exit 0 and nothing printed: J is not registered here.
+    NotRegistered,
+}
+
+/// Reads a `jstatus` answer. Anything but the two shapes above is an error
+/// carrying what CBSD printed: its `err` writes the message to standard
+/// output and exits 1 (subr/nc.subr), which the exit code alone would
+/// take for "registered".
+fn jstatus(exit: Option<i32>, stdout: &str) -> Result<Jstatus, String> {
+    let text = stdout.trim();
+    match exit {
+        Some(0) if text.is_empty() => Ok(Jstatus::NotRegistered),
+        Some(1) => match text.parse() {
+            Ok(jid) => Ok(Jstatus::Jid(jid)),
+            Err(_) if text.is_empty() => {
+                Err("jstatus exited with status 1 and printed no jid".to_owned())
+            }
+            Err(_) => Err(format!("jstatus failed: {}", first_line(text))),
+        },
+        Some(code) if !text.is_empty() => Err(format!(
+            "jstatus exited with status {code}: {}",
+            first_line(text)
+        )),
+        Some(code) => Err(format!("jstatus exited with status {code}")),
+        None => Err("jstatus was killed by a signal".to_owned()),
+    }
 }
 
 /// The source mounted on `mountpoint` according to `mount -p` output
@@ -203,8 +245,11 @@ mod tests {
     #[test]
     fn jstatus_exit_code_is_inverted() {
         assert!(Expect::Registered.check(Some(1), "0\n").is_ok());
+        assert!(Expect::Registered.check(Some(1), "12\n").is_ok());
         assert!(Expect::Registered.check(Some(0), "").is_err());
         assert!(Expect::Registered.check(None, "").is_err());
+        assert!(Expect::NotRegistered.check(Some(0), "").is_ok());
+        assert!(Expect::NotRegistered.check(Some(1), "0\n").is_err());
     }
 
     #[test]
@@ -215,6 +260,30 @@ mod tests {
         assert!(Expect::NotRunning.check(Some(1), "0\n").is_ok());
         assert!(Expect::NotRunning.check(Some(0), "").is_ok());
         assert!(Expect::NotRunning.check(Some(1), "7").is_err());
+    }
+
+    /// CBSD's `err` prints its message on stdout and exits 1: jstatus of
+    /// a VM whose jails-system/ is not mounted (subr/rcconf.subr
+    /// init_bhyve_rcconf) must not read as registered, running or
+    /// stopped, and the error says what CBSD said.
+    #[test]
+    fn a_jstatus_error_is_neither_registered_nor_stopped() {
+        let err = "Unable to fetch vm data from: /usr/jails/jails-system/vm1/local.sqlite\n";
+        for expect in [
+            Expect::Registered,
+            Expect::NotRegistered,
+            Expect::Running,
+            Expect::NotRunning,
+        ] {
+            let why = expect.check(Some(1), err).unwrap_err();
+            assert!(why.contains("Unable to fetch vm data"), "{expect:?}: {why}");
+        }
+        // Only the jid alone is a jid; exit 0 with output is no answer.
+        assert!(Expect::NotRunning.check(Some(1), "").is_err());
+        assert!(Expect::NotRunning.check(Some(1), "0 extra").is_err());
+        assert!(Expect::NotRunning.check(Some(0), "0\n").is_err());
+        assert!(Expect::NotRunning.check(Some(2), "").is_err());
+        assert!(Expect::NotRunning.check(None, "").is_err());
     }
 
     #[test]

@@ -7,11 +7,13 @@
 //! issues delegations), verify (listed by `mount -p -t nfs`, `dir.id`, a write
 //! probe), then start this node's environments one at a time.
 //!
-//! On boot or rejoin ([`Context::rejoin`]) stale registrations of
-//! environments this node no longer owns are cleared between the unmounts
-//! and the mounts: junregister's cleanup (`jails-system/J/locked`,
-//! `jails-fstab`) then touches only the empty local dirs, never the new
-//! owner's files on the shared ones.
+//! On boot or rejoin ([`Context::rejoin`]) stale registrations of jails
+//! this node no longer owns are cleared between the unmounts and the
+//! mounts: junregister's cleanup (`jails-system/J/locked`, `jails-fstab`,
+//! the rc.conf, `jail.limits` and `media.sql` dumps) then touches only the
+//! empty local dirs, never the new owner's files on the shared ones. Stale
+//! VMs are cleared after the mounts are verified: CBSD cannot load a VM
+//! without its `jails-system/J/local.sqlite` (see [`super::cbsd`]).
 //!
 //! Environments are started only after every mount is verified: a failed
 //! mount fails the runbook before any environment step.
@@ -58,6 +60,16 @@ pub fn build(config: &Config, ctx: &Context, running: &[Env]) -> Vec<Step> {
         Action::Builtin(Builtin::WriteProbe { path: probe }),
         config.runbook.command_timeout,
     ));
+    // A VM can only be stopped, and unregistered, with its jails-system/
+    // mounted.
+    steps.extend(
+        running
+            .iter()
+            .flat_map(|env| cbsd::stop_vm_again(config, env)),
+    );
+    if ctx.rejoin {
+        steps.push(cbsd::clear_stale_vm_registrations(config));
+    }
     steps
 }
 
@@ -73,7 +85,7 @@ pub fn quiesce(config: &Config, running: &[Env]) -> Vec<Step> {
     // A dead server's mounts go first: what the stops run would hang on
     // them.
     let mut steps = vec![nfs::dismount_dead(config, cbsd_config, true)];
-    steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
+    steps.extend(running.iter().flat_map(|env| cbsd::stop(config, env)));
     for dir in &cbsd_config.shared_dirs {
         steps.extend(nfs::unmount_nfs(config, cbsd_config, dir));
     }

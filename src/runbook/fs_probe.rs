@@ -35,6 +35,24 @@ pub enum FsProbe {
     /// The names of the subdirectories of `dir` (hidden ones left out),
     /// sorted, one per line.
     List { dir: PathBuf },
+    /// CBSD's lock file `lock` (jails-system/J/locked) and this node's
+    /// CBSD nodename file: a [`LockSeen`] as one JSON line.
+    Lock { lock: PathBuf, nodename: PathBuf },
+}
+
+/// What `fs-probe lock` saw. The judgement is the agent's
+/// ([`super::cbsd::judge_lock`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockSeen {
+    /// The lock's content with the trailing newlines removed (what
+    /// sudoexec/jstart's `$( cat lock )` yields); `None`: no lock file.
+    pub holder: Option<String>,
+    /// Seconds since the lock's mtime (0 when in the future).
+    pub age_s: u64,
+    /// CBSD's nodename: the first word of each line of the nodename file,
+    /// run together (cbsd.conf: `awk '{printf $1}'`); `None`: no such
+    /// file.
+    pub nodename: Option<String>,
 }
 
 impl FsProbe {
@@ -54,6 +72,11 @@ impl FsProbe {
             FsProbe::List { dir } => {
                 argv.push("list".into());
                 argv.push(dir.to_string_lossy().into_owned());
+            }
+            FsProbe::Lock { lock, nodename } => {
+                argv.push("lock".into());
+                argv.push(lock.to_string_lossy().into_owned());
+                argv.push(nodename.to_string_lossy().into_owned());
             }
         }
         Command::new(argv)
@@ -76,8 +99,12 @@ impl FsProbe {
             [verb, dir] if verb == "list" => Ok(FsProbe::List {
                 dir: PathBuf::from(dir),
             }),
+            [verb, lock, nodename] if verb == "lock" => Ok(FsProbe::Lock {
+                lock: PathBuf::from(lock),
+                nodename: PathBuf::from(nodename),
+            }),
             _ => Err(format!(
-                "{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR, got {args:?}"
+                "{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR | lock PATH NODENAME-FILE, got {args:?}"
             )),
         }
     }
@@ -96,8 +123,44 @@ impl FsProbe {
                 }
                 text
             }),
+            FsProbe::Lock { lock, nodename } => read_lock(lock, nodename).and_then(|seen| {
+                serde_json::to_string(&seen)
+                    .map(|line| line + "\n")
+                    .map_err(|e| format!("internal error: {e}"))
+            }),
         }
     }
+}
+
+/// Reads CBSD's lock and nodename files (see [`LockSeen`]).
+fn read_lock(lock: &Path, nodename: &Path) -> Result<LockSeen, String> {
+    let nodename = match std::fs::read_to_string(nodename) {
+        Ok(text) => Some(
+            text.lines()
+                .filter_map(|line| line.split_whitespace().next())
+                .collect(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(format!("cannot read {}: {e}", nodename.display())),
+    };
+    let (holder, age_s) = match std::fs::read(lock) {
+        Ok(bytes) => {
+            let age_s = std::fs::metadata(lock)
+                .and_then(|m| m.modified())
+                .map_err(|e| format!("cannot stat {}: {e}", lock.display()))?
+                .elapsed()
+                .map_or(0, |age| age.as_secs());
+            let text = String::from_utf8_lossy(&bytes);
+            (Some(text.trim_end_matches('\n').to_owned()), age_s)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
+        Err(e) => return Err(format!("cannot read {}: {e}", lock.display())),
+    };
+    Ok(LockSeen {
+        holder,
+        age_s,
+        nodename,
+    })
 }
 
 /// The child's side: `rcbsd-failover fs-probe ARGS`. Prints the answer
@@ -216,6 +279,10 @@ mod tests {
             FsProbe::List {
                 dir: "/usr/jails/jails-system".into(),
             },
+            FsProbe::Lock {
+                lock: "/usr/jails/jails-system/web1/locked".into(),
+                nodename: "/usr/jails/nodename".into(),
+            },
         ] {
             let command = probe.command(exe);
             assert_eq!(
@@ -251,6 +318,32 @@ mod tests {
         .look()
         .unwrap();
         assert_eq!(answer, "db1\nweb1\n");
+    }
+
+    #[test]
+    fn lock_reports_holder_age_and_cbsd_nodename() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("locked");
+        let nodename = dir.path().join("nodename");
+        let seen = read_lock(&lock, &nodename).unwrap();
+        assert_eq!(seen, LockSeen::default(), "neither file");
+        std::fs::write(&nodename, "cbsd-a extra words\n").unwrap();
+        std::fs::write(&lock, "cbsd-b\n\n").unwrap();
+        let answer = FsProbe::Lock {
+            lock: lock.clone(),
+            nodename: nodename.clone(),
+        }
+        .look()
+        .unwrap();
+        let seen: LockSeen = serde_json::from_str(answer.trim()).unwrap();
+        assert_eq!(seen.holder.as_deref(), Some("cbsd-b"));
+        assert_eq!(seen.nodename.as_deref(), Some("cbsd-a"));
+        assert!(seen.age_s < 60, "{seen:?}");
+        std::fs::write(&lock, "").unwrap();
+        assert_eq!(
+            read_lock(&lock, &nodename).unwrap().holder.as_deref(),
+            Some("")
+        );
     }
 
     #[test]

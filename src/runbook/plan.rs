@@ -127,6 +127,9 @@ fn write_step(
         ));
     }
     rules.push(format!("on failure: {}", step.on_failure.as_str()));
+    if let Some(gate) = step.gate.describe() {
+        rules.push(gate.to_owned());
+    }
     let _ = writeln!(out, "{label} {}  [{}]", step.name, rules.join(", "));
     let indent = " ".repeat(label.len() + 1);
     match &step.action {
@@ -239,21 +242,30 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
         }
         Builtin::CheckLock {
             path,
+            nodename_file,
             node,
             takeover,
-        } if takeover.is_empty() => vec![format!(
-            "agent  refuse if {} names a node other than {node}",
-            path.display()
-        )],
-        Builtin::CheckLock {
-            path,
-            node,
-            takeover,
-        } => vec![format!(
-            "agent  refuse if {} names a node other than {node} that is live (may take over from: {})",
-            path.display(),
-            takeover.join(", ")
-        )],
+        } => {
+            let mut lines = vec![format!(
+                "probe  rcbsd-failover {} lock {} {}  => its holder and age (a child under the timeout: NFS)",
+                super::fs_probe::SUBCOMMAND,
+                path.display(),
+                nodename_file.display()
+            )];
+            lines.push(if takeover.is_empty() {
+                format!(
+                    "agent  refuse if it names a node other than this one (CBSD's nodename, first word of {}; {node} without it) and is at most 30 min old",
+                    nodename_file.display()
+                )
+            } else {
+                format!(
+                    "agent  refuse if it names a node other than this one (CBSD's nodename, first word of {}; {node} without it) that is live (may take over from: {}) and is at most 30 min old",
+                    nodename_file.display(),
+                    takeover.join(", ")
+                )
+            });
+            lines
+        }
         Builtin::DismountDead(dead) if !dead.ask => vec![
             format!(
                 "list   {}  => the shared dirs mounted now (from the VIP, which nobody holds during a promote: dead)",

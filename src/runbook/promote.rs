@@ -23,7 +23,7 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
         // on them. Nobody holds the VIP now (the old master dropped it
         // first, this node adds it last): a mount of it is dead.
         steps.push(nfs::dismount_dead(config, cbsd_config, false));
-        steps.extend(running.iter().map(|env| cbsd::stop(config, env)));
+        steps.extend(running.iter().flat_map(|env| cbsd::stop(config, env)));
         for dir in &cbsd_config.shared_dirs {
             steps.extend(nfs::unmount_nfs(config, cbsd_config, dir));
         }
@@ -34,6 +34,12 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
             steps.push(storage::bind(config, cbsd_config, storage_config, dir));
         }
         steps.push(storage::verify_dir_id(config, cbsd_config));
+        // A VM can only be stopped with its jails-system/ there.
+        steps.extend(
+            running
+                .iter()
+                .flat_map(|env| cbsd::stop_vm_again(config, env)),
+        );
         let exports_file = config.nfs.exports_file.clone();
         steps.push(
             Step::new(

@@ -110,9 +110,14 @@ pub enum Builtin {
     },
     /// Create and remove a file: the mount is writable by root.
     WriteProbe { path: PathBuf },
-    /// Refuse when CBSD's lock file names another node.
+    /// Refuse when CBSD's lock file names another node, by CBSD's rules
+    /// (sudoexec/jstart): empty or naming this node's CBSD nodename (the
+    /// first word of `nodename_file`; `node` when that is missing) is
+    /// ours; another node's older than 30 minutes is ignored, with a
+    /// warning. Read by the `fs-probe lock` child: the file is on NFS.
     CheckLock {
         path: PathBuf,
+        nodename_file: PathBuf,
         node: String,
         /// Nodes whose lock may be taken over: with `[[environment]]`
         /// placement, the nodes not live (their lease has expired), so the
@@ -208,6 +213,32 @@ pub struct Step {
     /// resource away kills it (its process group), so a `zpool import`,
     /// `fsck` or `jstart` never outlives the lease it started under.
     pub acquires: Option<Resource>,
+    /// Whether it runs, from what this run verified of its environment.
+    pub gate: Gate,
+}
+
+/// When an environment's step runs, from what its earlier steps in the
+/// same run verified; a step whose gate is closed is logged as skipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Gate {
+    #[default]
+    Always,
+    /// Only while the environment is not verified stopped (the forceful
+    /// stop after a plain one that failed or timed out).
+    NotStopped,
+    /// Only once the environment is verified stopped (junregister).
+    Stopped,
+}
+
+impl Gate {
+    /// For `plan`; `None` for [`Gate::Always`].
+    pub fn describe(self) -> Option<&'static str> {
+        match self {
+            Gate::Always => None,
+            Gate::NotStopped => Some("only if the stop above was not verified"),
+            Gate::Stopped => Some("only once the stop above is verified"),
+        }
+    }
 }
 
 /// The part a step plays for its environment.
@@ -237,7 +268,14 @@ impl Step {
             environment: None,
             phase: EnvPhase::None,
             acquires: None,
+            gate: Gate::Always,
         }
+    }
+
+    /// Runs only when `gate` is open (see [`Gate`]).
+    pub fn only_if(mut self, gate: Gate) -> Self {
+        self.gate = gate;
+        self
     }
 
     pub fn on_failure(mut self, rule: OnFailure) -> Self {

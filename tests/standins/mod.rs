@@ -175,6 +175,15 @@ impl World {
         let mut rc = format!("jname=\"{name}\"\n");
         if bhyve {
             rc.push_str("emulator=\"bhyve\"\n");
+            // A VM's settings (subr/rcconf.subr init_bhyve_rcconf).
+            std::fs::write(
+                self.store
+                    .join("jails-system")
+                    .join(name)
+                    .join("local.sqlite"),
+                "",
+            )
+            .unwrap();
         }
         std::fs::write(
             self.store
@@ -218,6 +227,7 @@ impl World {
             r#"
 [node]
 name = "{node}"
+state_dir = "{state_dir}"
 [vrrp]
 interface = "eth0"
 vrid = 51
@@ -249,6 +259,7 @@ retry_backoff_max = "0.2s"
 {tools}
 "#,
             node = self.node,
+            state_dir = self.dir.path().join("db").display(),
             workdir = self.workdir.display(),
             exports = self.exports.display(),
             store = self.store.display(),

@@ -71,7 +71,11 @@ words, "already running?" and exit 1 on a second start, "Cannot 'start'"
 and exit 0 for a plain start, `mount -p` in fstab(5) format, CBSD's jstatus
 with its inverted exit code (1 = registered) and the jid on stdout,
 `cbsd jorder`/`border` with the registered jails/VMs' names, `cbsd
-junregister` refusing a running one ("Jail is active"), `zpool` by
+junregister` refusing a running one ("Jail is active"), CBSD's `err`
+(subr/nc.subr: the message on stdout, exit 1) for a registered VM without
+its jails-system/J/local.sqlite, a second jstart/bstart and a jstop of a
+stopped jail, jstart's lock rules (sudoexec/jstart; bstart writes no lock),
+`zpool` by
 OpenZFS's import rules (the zpool comment under "storage" below: `-f`, the
 multihost activity check, read-only imports, `cachefile`; an export
 refused while a dataset is busy), `hastctl` failing without hastd (exit
@@ -1058,6 +1062,52 @@ def cbsd_args(args):
     return values
 
 
+def cbsd_err(message):
+    """CBSD's `err 1 MSG` (subr/nc.subr): the message on standard output,
+    exit 1. `log_err` is the same plus a syslog line."""
+    out(message, code=1)
+
+
+def cbsd_nodename(config):
+    """CBSD's nodename: cbsd.conf reads it from ${workdir}/nodename with
+    `awk '{printf $1}'` (the first word of each line, run together); the
+    stand-in's node name when the file is missing."""
+    try:
+        with open(os.path.join(config["workdir"], "nodename")) as f:
+            return "".join(line.split()[0] for line in f if line.split())
+    except FileNotFoundError:
+        return config["node"]
+
+
+# CBSD ignores a foreign lock whose mtime is more than 30 whole minutes old
+# (sudoexec/jstart: difftime=$(( (cur_time - st_mtime) / 60 )); -gt 30).
+LOCK_STALE_MINUTES = 30
+
+
+def jstart_lock_check(config, name, lock):
+    """sudoexec/jstart's "Check for shared lock": a lock naming this node
+    (or empty) is its own stale lock and removed; a foreign one older than
+    30 minutes is removed with a notice; a fresh foreign one refuses the
+    start (log_err 1). bstart has no such check."""
+    if not os.path.isfile(lock):
+        return
+    with open(lock) as f:
+        masterhost = f.read().rstrip("\n")  # $( cat lock ) strips newlines
+    nodename = cbsd_nodename(config)
+    if masterhost == nodename or not masterhost:
+        print(f"Remove my stale lock file: {lock}")
+        os.unlink(lock)
+        return
+    difftime = int(time.time() - os.stat(lock).st_mtime) // 60
+    if difftime > LOCK_STALE_MINUTES:
+        print(f"Jail {name} locked by {masterhost} node")
+        print(f"But lock age is too old: {difftime} min. Removing!!!")
+        os.unlink(lock)
+        return
+    print(f"Jail {name} locked by {masterhost} node, lock age: {difftime} min.")
+    cbsd_err(f"You may remove the lockfile if you believe that jail is not running on this node: rm -f {lock}")
+
+
 def tool_cbsd(config, state, args):
     if not args:
         out(code=1, err="cbsd: no command")
@@ -1077,6 +1127,9 @@ def tool_cbsd(config, state, args):
     if not name:
         out(code=3, err=f"cbsd {command}: no jname= given: would open the interactive picker")
     registered = state.setdefault("registered", {})
+    # For a jail: its jid (jls). For a VM: whether /dev/vmm/J exists, which
+    # is all subr/rcconf.subr init_rcconf looks at (jid is then the one in
+    # the local database, 1 if that is 0).
     running = state.setdefault("running", {})
     workdir = config["workdir"]
     system = os.path.join(workdir, "jails-system", name)
@@ -1087,58 +1140,115 @@ def tool_cbsd(config, state, args):
     # rcconf.subr init_rcconf). On a gone server's mount that hangs.
     if command != "jstatus" or registered.get(name) == "bhyve":
         hang_if_gone(config, state, "cbsd", system)
+    if registered.get(name) == "bhyve" and command in ("jstatus", "junregister", "bstart", "bstop"):
+        # subr/rcconf.subr: init_rcconf ends in init_bhyve_rcconf, which
+        # reads the VM's settings from jails-system/J/local.sqlite and
+        # `err 1`s without them: before the shared dirs are mounted (or
+        # once they are gone) every command that loads a registered VM
+        # prints this and exits 1, jstatus included.
+        sqlite = os.path.join(system, "local.sqlite")
+        if not os.path.isfile(sqlite):
+            cbsd_err(f"Unable to fetch vm data from: {sqlite}")
     if command == "jstatus":
+        # jailctl/jstatus: the jid on stdout and exit 1 when registered,
+        # nothing and exit 0 when not.
         if name in registered:
             out(str(running.get(name, 0)), code=1)
         out(code=0)
+    if command == "jset":
+        # jailctl/jset: `cbsdsqlrw local UPDATE jails SET k="v"`: the local
+        # database only, never the rc.conf copy in jails-system/J.
+        if name not in registered:
+            cbsd_err(f"No such jail: {name}")
+        settings = state.setdefault("settings", {})
+        text = settings.get(name, "")
+        for key, value in values.items():
+            if key != "jname":
+                text += f'{key}="{value}"\n'
+        settings[name] = text
+        return
     if command == "jregister":
         if name in registered:
             out(code=1, err=f"jregister: {name} already exist")
         rcconf = os.path.join(workdir, "jails-rcconf", f"rc.conf_{name}")
         rcfile = values.get("rcfile", rcconf)
         if not os.path.isfile(rcfile):
-            out(code=1, err=f"jregister: no such rcconf: {rcfile}")
+            # sudoexec/jregister
+            cbsd_err(f"no rcconf {rcfile} file for jail: {name}")
         with open(rcfile) as f:
-            kind = "bhyve" if 'emulator="bhyve"' in f.read() else "jail"
-        if rcfile == rcconf:
-            os.makedirs(system, exist_ok=True)
-            os.replace(rcconf, os.path.join(system, f"rc.conf_{name}"))
+            text = f.read()
+        kind = "bhyve" if 'emulator="bhyve"' in text else "jail"
+        os.makedirs(system, exist_ok=True)
+        # sudoexec/jregister: `${MV_CMD} ${JAILRCCONF} ${jailsysdir}/${jname}`
+        # whichever file it read (rcfile= included).
+        moved = os.path.join(system, os.path.basename(rcfile))
+        if os.path.abspath(rcfile) != os.path.abspath(moved):
+            os.replace(rcfile, moved)
         registered[name] = kind
+        settings = state.setdefault("settings", {})
+        settings[name] = text
         print(f"{name}: registered")
         return
     if command == "junregister":
+        # sudoexec/junregister
         if name not in registered:
-            out(code=1, err=f"junregister: no such jail: {name}")
+            if os.path.isfile(os.path.join(workdir, "jails-rcconf", f"rc.conf_{name}")):
+                cbsd_err(f"Already unregistered: {name}")
+            cbsd_err(f"No such jail: {name}")
         if name in running:
-            out(code=1, err="Jail is active. Please stop them first")
+            cbsd_err(f"Jail is active. Please stop them first: {name}")
         kind = registered.pop(name)
-        os.makedirs(os.path.join(workdir, "jails-rcconf"), exist_ok=True)
-        with open(os.path.join(workdir, "jails-rcconf", f"rc.conf_{name}"), "w") as f:
-            f.write(f'jname="{name}"\n' + ('emulator="bhyve"\n' if kind == "bhyve" else ""))
+        # `jmkrcconf jname=J > ${rcfile:-${jailrcconfdir}/rc.conf_J}`: the
+        # settings as the local database holds them.
+        rcfile = values.get("rcfile", os.path.join(workdir, "jails-rcconf", f"rc.conf_{name}"))
+        os.makedirs(os.path.dirname(rcfile), exist_ok=True)
+        text = state.get("settings", {}).pop(name, None)
+        if text is None:
+            text = f'jname="{name}"\n' + ('emulator="bhyve"\n' if kind == "bhyve" else "")
+        with open(rcfile, "w") as f:
+            f.write(text)
         if os.path.exists(lock):
             os.unlink(lock)
         return
     if command in ("jstart", "bstart"):
         if name not in registered:
-            out(code=1, err=f"{command}: no such jail: {name}")
+            cbsd_err(f"No such jail: {name}" if command == "jstart" else f"No such domain: {name}")
         wanted = "bhyve" if command == "bstart" else "jail"
         if registered[name] != wanted:
             out(code=1, err=f"{command}: {name} is a {registered[name]}")
         if name in running:
-            out(f"{name}: already running")
+            # sudoexec/jstart, sudoexec/bstart: `[ ${jid} -ne 0 ] && err 1`
+            cbsd_err(f"Jail {name} already running, jid: {running[name]}")
         if not os.path.isdir(system):
             # Its jails-system/ is not there: the shared dirs are not mounted.
             out(code=1, err=f"{command}: {name}: no such directory: {system}")
+        if command == "jstart":
+            jstart_lock_check(config, name, lock)
         running[name] = 10 + len(running)
-        with open(lock, "w") as f:
-            f.write(config["node"] + "\n")
+        if command == "jstart":
+            # sudoexec/jstart: `echo "${nodename}" > ${jaillock}` once the
+            # jail runs. sudoexec/bstart writes no lock at all.
+            with open(lock, "w") as f:
+                f.write(cbsd_nodename(config) + "\n")
         append_line(config["cluster_log"], {"node": config["node"], "env": name, "event": "start", "t": time.time()})
         print(f"{name}: started")
         return
     if command in ("jstop", "bstop"):
+        if name not in registered:
+            cbsd_err(f"No such jail: {name}" if command == "jstop" else f"No such domain: {name}")
+        if command == "jstop" and name not in running:
+            # sudoexec/jstop: `[ ${jid} -eq 0 ] && err 1 "Not Running: J"`.
+            # sudoexec/bstop has no such check: it kills nothing, runs
+            # `bhyvectl --destroy` and exits 0.
+            cbsd_err(f"Not Running: {name}")
+        # Accepted like CBSD: jstop's fast=1 (`jail -rR`, no exec.stop;
+        # sudoexec/jstop) and bstop's noacpi=1 (kill -9 at once, then
+        # `bhyvectl --destroy`; sudoexec/bstop). Both then kill -9 what is
+        # left, so the stand-in stops the same way in every form.
         if name in running:
             del running[name]
             if os.path.exists(lock):
+                # sudoexec/jstop removes the lock; bstop never had one.
                 os.unlink(lock)
             append_line(config["cluster_log"], {"node": config["node"], "env": name, "event": "stop", "t": time.time()})
         print(f"{name}: stopped")

@@ -165,6 +165,12 @@ fn prepare_disk(cluster: &Path, specs: &[NodeSpec]) -> Result<(), LabError> {
         let mut rc = format!("jname=\"{name}\"\n");
         if bhyve {
             rc.push_str("emulator=\"bhyve\"\n");
+            // A VM's settings: CBSD reads them from here (subr/rcconf.subr
+            // init_bhyve_rcconf), the stand-in checks they are there.
+            write(
+                &disk.join("jails-system").join(name).join("local.sqlite"),
+                "",
+            )?;
         }
         write(
             &disk.join("jails-rcconf").join(format!("rc.conf_{name}")),
