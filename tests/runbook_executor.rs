@@ -308,6 +308,13 @@ async fn fsck_preen_exit_8_fails_the_promote_with_what_to_do_and_undoes() {
         world.run_tool("hastctl", &["role", "primary", "cbsd"]).0,
         Some(0)
     );
+    // hastd's worker creates the device a moment later (as the promote's
+    // "wait for /dev/hast/cbsd" step knows).
+    let appeared = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        std::path::Path::new(&device).exists()
+    });
+    assert!(appeared, "{device} never appeared");
     assert_eq!(
         world.run_tool("fsck", &["-y", "-t", "ufs", &device]).0,
         Some(0)
