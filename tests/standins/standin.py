@@ -4,7 +4,9 @@ mount_nfs, cbsd, hastctl, fsck, zpool, kldstat, sockstat, ifconfig) and
 those `doctor` reads (sysrc, sysctl, pkg).
 
 Installed as one symlink per tool name in a directory that also holds
-`standin.json`:
+`standin.json` (in the tests and the lab, a link to the thin client
+`rcbsd-standin`, which runs the call in `standin.py serve`: see "the
+stand-in server" at the end):
 
     {"node": "node1",            # this node's name (cbsd lock files)
      "state": ".../state.json",  # per-node state (mounts, services, envs...)
