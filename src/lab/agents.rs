@@ -381,6 +381,8 @@ impl Agent {
 pub struct Agents {
     implementation: Implementation,
     agents: Vec<Agent>,
+    /// The CBSD stand-ins' server: dropped (stopped) after the agents.
+    _standins: Option<cbsd::world::StandinServer>,
 }
 
 impl Agents {
@@ -412,10 +414,12 @@ impl Agents {
                 "the CBSD scenario runs our agent only".into(),
             ));
         }
-        cbsd::world::prepare(topology.run_dir(), topology.node_namespaces(), &mut specs)?;
+        let standins =
+            cbsd::world::prepare(topology.run_dir(), topology.node_namespaces(), &mut specs)?;
         let mut agents = Agents {
             implementation,
             agents: Vec::new(),
+            _standins: standins,
         };
         for (index, spec) in specs.into_iter().enumerate() {
             let agent = agents.prepare(topology, index, spec)?;

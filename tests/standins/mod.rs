@@ -70,6 +70,51 @@ pub struct World {
     pub log: PathBuf,
     pub cluster_log: PathBuf,
     pub rules: PathBuf,
+    server: Option<Server>,
+}
+
+/// A world's stand-in server (`standin.py serve`): one Python for every
+/// call instead of one per call. Stopped when the world goes.
+struct Server {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Server {
+    /// Starts it and waits until it accepts; None (the tools then run
+    /// standin.py themselves) if it does not come up.
+    fn start(script: &Path, socket: &Path) -> Option<Server> {
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg("serve")
+            .arg(socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut server = Server {
+            child,
+            socket: socket.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            if std::time::Instant::now() > deadline || !matches!(server.child.try_wait(), Ok(None))
+            {
+                eprintln!("stand-in server did not start: the tools run standin.py themselves");
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Some(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl World {
@@ -79,9 +124,13 @@ impl World {
         let tools = root.join("tools");
         std::fs::create_dir_all(&tools).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/standins/standin.py");
+        // The thin client under every tool name; it runs standin.py
+        // through this world's server (or, without one, itself).
+        let client = Path::new(env!("CARGO_BIN_EXE_rcbsd-standin"));
         for tool in tool_names() {
-            std::os::unix::fs::symlink(&script, tools.join(tool)).unwrap();
+            std::os::unix::fs::symlink(client, tools.join(tool)).unwrap();
         }
+        std::os::unix::fs::symlink(&script, tools.join("standin.py")).unwrap();
         let workdir = root.join("usr/jails");
         let store = root.join("store");
         for d in SHARED_DIRS {
@@ -100,6 +149,7 @@ impl World {
             log: root.join("calls.jsonl"),
             cluster_log: root.join("cluster.jsonl"),
             rules: root.join("rules.json"),
+            server: Server::start(&script, &tools.join("standin.sock")),
             dir,
         };
         std::fs::create_dir_all(root.join("etc")).unwrap();

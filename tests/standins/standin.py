@@ -4,7 +4,9 @@ mount_nfs, cbsd, hastctl, fsck, zpool, kldstat, sockstat, ifconfig) and
 those `doctor` reads (sysrc, sysctl, pkg).
 
 Installed as one symlink per tool name in a directory that also holds
-`standin.json`:
+`standin.json` (in the tests and the lab, a link to the thin client
+`rcbsd-standin`, which runs the call in `standin.py serve`: see "the
+stand-in server" at the end):
 
     {"node": "node1",            # this node's name (cbsd lock files)
      "state": ".../state.json",  # per-node state (mounts, services, envs...)
@@ -672,7 +674,7 @@ def hang_uninterruptibly(config, hang):
     try:
         os.makedirs(group, exist_ok=True)
         with open(os.path.join(group, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
+            f.write(str(CALLER_PID or os.getpid()))
         with open(os.path.join(group, "freezer.state"), "w") as f:
             f.write("FROZEN")
     except OSError as e:
@@ -1464,5 +1466,192 @@ def main():
         hang_uninterruptibly(config, hang)
 
 
-if __name__ == "__main__":
+# ---- the stand-in server ------------------------------------------------------
+#
+# Starting Python for every call costs 100-400 ms on a loaded 2-core machine,
+# most of a lab failover. `standin.py serve SOCKET` loads this program once
+# and forks a child per call of the thin client (src/bin/rcbsd-standin.rs,
+# linked under every tool name next to a `standin.sock` that leads to
+# SOCKET). The client sends its stdin, stdout and stderr (SCM_RIGHTS) and
+# its argv, cwd, umask and environment, then waits for the exit code. The
+# child takes on the caller's network and mount namespaces (reachable() and
+# source_address() answer as from the caller's node; /sys and its freezer
+# are the caller's), its fds, cwd, umask, environment and argv, and runs
+# main() unchanged: every byte goes straight to the caller's pipes, as it
+# would from a Python started by the caller.
+#
+# Kill semantics stay the caller's: the process the agent spawned (and
+# kills) is the client. When it dies its socket closes and the child exits
+# at once (so a killed mount_nfs never mounts later); a hang on a gone
+# server freezes the client's pid (CALLER_PID), not the child's, so SIGKILL
+# waits in the freezer as before.
+
+CALLER_PID = None  # the client's pid in a served call (see hang_uninterruptibly)
+
+CLONE_NEWNS = 0x00020000
+PR_SET_PDEATHSIG = 1
+
+
+def enter_namespaces_of(pid):
+    """Enters `pid`'s network and mount namespaces where they differ from
+    ours (the lab runs each node's agent under `ip netns exec`, which also
+    gives it a mount namespace with its own /sys)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for name, flag in (("net", CLONE_NEWNET), ("mnt", CLONE_NEWNS)):
+        theirs = f"/proc/{pid}/ns/{name}"
+        if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+            continue
+        fd = os.open(theirs, os.O_RDONLY)
+        try:
+            if libc.setns(fd, flag) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {theirs}")
+        finally:
+            os.close(fd)
+
+
+def read_request(conn):
+    """(fields, fds) of a client's request: a 4-byte little-endian length,
+    then NUL-terminated fields, with the caller's fds 0, 1, 2 attached."""
+    import socket
+    import struct
+
+    data, fds, _, _ = socket.recv_fds(conn, 65536, 3)
+    while len(data) < 4 or len(data) < 4 + struct.unpack("<I", data[:4])[0]:
+        more = conn.recv(65536)
+        if not more:
+            raise EOFError("short request")
+        data += more
+    length = struct.unpack("<I", data[:4])[0]
+    return data[4:4 + length].split(b"\0")[:-1], fds
+
+
+def serve_call(conn):
+    """Runs one call for the client on `conn` (in a forked child); returns
+    the exit code main() gave, as Python's own exit would."""
+    import io
+    import socket
+    import struct
+    import threading
+    import traceback
+
+    global CALLER_PID
+    fields, fds = read_request(conn)
+    if len(fds) != 3:
+        raise OSError("the client sent no stdin, stdout and stderr")
+    cred = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    CALLER_PID = struct.unpack("3i", cred)[0]
+    cwd, umask, argc = os.fsdecode(fields[0]), int(fields[1]), int(fields[2])
+    argv = [os.fsdecode(a) for a in fields[3:3 + argc]]
+    env = [os.fsdecode(e) for e in fields[3 + argc:]]
+    enter_namespaces_of(CALLER_PID)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    # As Python sets them up at start-up for a process of the caller's.
+    sys.stdin = io.TextIOWrapper(io.open(0, "rb", closefd=False), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(io.open(1, "wb", closefd=False), encoding="utf-8",
+                                  line_buffering=os.isatty(1))
+    sys.stderr = io.TextIOWrapper(io.open(2, "wb", closefd=False), encoding="utf-8",
+                                  errors="backslashreplace", line_buffering=True)
+    os.chdir(cwd)
+    os.umask(umask)
+    os.environ.clear()
+    for entry in env:
+        key, sep, value = entry.partition("=")
+        if sep and key:
+            os.environ[key] = value
+    sys.argv = argv
+
+    def caller_gone():
+        # The client never writes after its request: EOF means it died
+        # (killed by the agent) or gave up.
+        try:
+            conn.recv(1)
+        finally:
+            os._exit(1)
+
+    threading.Thread(target=caller_gone, daemon=True).start()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        # Python's handling of SystemExit at exit.
+        if e.code is None:
+            code = 0
+        elif isinstance(e.code, int):
+            code = e.code
+        else:
+            sys.stderr.write(f"{e.code}\n")
+            code = 1
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:
+            code = 120  # as Python exits when flushing stdout fails
+    conn.sendall(struct.pack("<i", code))
+    return code
+
+
+def serve(path):
+    """Answers clients on unix socket `path` until killed."""
+    import ctypes
+    import signal
+    import socket
+    # Loaded once here rather than in every child.
+    import io  # noqa: F401
+    import ipaddress  # noqa: F401
+    import struct  # noqa: F401
+    import threading  # noqa: F401
+    import traceback  # noqa: F401
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children reap themselves
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Bound under another name, then renamed: a client never finds a
+    # socket that does not accept yet.
+    tmp = f"{path}.{os.getpid()}.tmp"
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    listener.bind(tmp)
+    listener.listen(128)
+    os.replace(tmp, path)
+    while True:
+        conn, _ = listener.accept()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                listener.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                # A call still running when the server is stopped (its
+                # world is torn down) ends with it.
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                code = serve_call(conn)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code & 0xFF)
+        conn.close()
+
+
+def as_tool():
+    """`standin.py as TOOL_PATH ARGS...`: the client's fallback when no
+    server answers; runs main() as if started as TOOL_PATH."""
+    sys.argv = sys.argv[2:]
     main()
+
+
+if __name__ == "__main__":
+    if os.path.basename(sys.argv[0]) == "standin.py" and sys.argv[1:2] == ["serve"] and len(sys.argv) == 3:
+        serve(sys.argv[2])
+    elif os.path.basename(sys.argv[0]) == "standin.py" and sys.argv[1:2] == ["as"] and len(sys.argv) >= 3:
+        as_tool()
+    else:
+        main()

@@ -22,6 +22,19 @@ pub struct Mount {
     /// When it was mounted (seconds since the epoch; absent in old states).
     #[serde(default)]
     pub t: f64,
+    /// An NFS mount's: the node whose nfsd answered the mount (the VIP's
+    /// holder then); absent without a cluster registry.
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+/// An NFS mount among `mounts` made from another node than `master`: on
+/// FreeBSD it is dead (the old server is gone, or its file handles are
+/// stale on the new one), however the same VIP:/path it names.
+pub fn mount_from_another_master<'a>(mounts: &'a [Mount], master: &str) -> Option<&'a Mount> {
+    mounts
+        .iter()
+        .find(|m| m.fstype == "nfs" && m.server.as_deref().is_some_and(|s| s != master))
 }
 
 /// One node's stand-in state (`state.json`).
@@ -159,7 +172,8 @@ pub struct NodeView<'a> {
 /// The end state of a converged cluster among `nodes` (the reachable
 /// ones): exactly one node (`master`) holds the VIP and the storage (HAST
 /// primary), exports every shared dir and runs nfsd; every other node runs
-/// no nfsd, has every shared dir mounted from the VIP; every node runs
+/// no nfsd, has every shared dir mounted from the VIP (served by the
+/// master, not by a master before it); every node runs
 /// exactly its assigned environments. `Err` says what is not so yet.
 pub fn check_converged(nodes: &[NodeView<'_>], master: &str, vip: Ipv4Addr) -> Result<(), String> {
     let holders: Vec<&str> = nodes
@@ -189,6 +203,15 @@ pub fn check_converged(nodes: &[NodeView<'_>], master: &str, vip: Ipv4Addr) -> R
             }
             if state.hast_primary() {
                 return Err(format!("{name} (not master) is HAST primary"));
+            }
+            // Not yet remounted from the new master: converged only in
+            // appearance (the follower has not acted on the change yet).
+            if let Some(m) = mount_from_another_master(&state.mounts, master) {
+                return Err(format!(
+                    "{name} still has {} mounted from {}, not {master}",
+                    m.target,
+                    m.server.as_deref().unwrap_or_default()
+                ));
             }
             let mounted = state.nfs_mounts_from(node.world, vip).len();
             if mounted != SHARED_DIRS.len() {
@@ -240,5 +263,27 @@ mod tests {
             event("n1", "web1", "start", 2.0),
         ];
         assert!(double_runs(&restarted_same_node).is_empty());
+    }
+
+    #[test]
+    fn a_mount_served_by_an_earlier_master_is_not_converged() {
+        let mount = |fstype: &str, server: Option<&str>| Mount {
+            source: "198.18.0.100:/s".into(),
+            target: "/w".into(),
+            fstype: fstype.into(),
+            t: 1.0,
+            server: server.map(Into::into),
+        };
+        let old = [mount("nfs", Some("n2")), mount("nfs", Some("n1"))];
+        assert_eq!(
+            mount_from_another_master(&old, "n2").and_then(|m| m.server.clone()),
+            Some("n1".into())
+        );
+        let current = [
+            mount("nfs", Some("n2")),
+            mount("nfs", None),
+            mount("ufs", None),
+        ];
+        assert!(mount_from_another_master(&current, "n2").is_none());
     }
 }

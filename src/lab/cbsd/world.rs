@@ -2,14 +2,17 @@
 //!
 //! ```text
 //! cbsd/standin.py          the stand-in (compiled into this program)
+//! cbsd/standin.sock        its server (`standin.py serve`), when the thin
+//!                          client `rcbsd-standin` is next to this program
 //! cbsd/disk/jails-*/       what HAST replicates: the shared dirs, dir.id,
 //!                          each environment's jails-system/ and rc.conf
 //! cbsd/nodes.json          the registry: each node's namespace, root,
 //!                          state and exports (the stand-in mount_nfs
 //!                          finds the NFS server through it)
 //! cbsd/cluster.jsonl       every environment start/stop of every node
-//! cbsd/<node>/             the node's "/": tools/ (standin.py under each
-//!                          tool name), usr/jails/ (workdir), store/
+//! cbsd/<node>/             the node's "/": tools/ (the client, or else
+//!                          standin.py, under each tool name; links to
+//!                          standin.py and standin.sock), usr/jails/ (workdir), store/
 //!                          (storage root, the disk appears there once
 //!                          mounted), etc/exports, dev/hast/, state.json,
 //!                          calls.jsonl, rules.json
@@ -99,16 +102,80 @@ fn mkdir(path: &Path) -> Result<(), LabError> {
     std::fs::create_dir_all(path).map_err(io(format!("creating {}", path.display())))
 }
 
+/// The stand-ins' server (`standin.py serve`) of a run's worlds: one
+/// Python for every tool call of every node, instead of one per call
+/// (100–400 ms each on a loaded 2-core machine). Stopped when dropped.
+#[derive(Debug)]
+pub struct StandinServer {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Drop for StandinServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The stand-ins' thin client (`rcbsd-standin`, built with this program):
+/// `RCBSD_STANDIN_CLIENT`, else next to this program, else one directory
+/// up (a test binary runs from `target/*/deps/`).
+fn standin_client() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("RCBSD_STANDIN_CLIENT") {
+        return Some(PathBuf::from(path));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?;
+    [
+        dir.join("rcbsd-standin"),
+        dir.parent()?.join("rcbsd-standin"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+/// Starts `standin.py serve` on `socket` and waits (bounded) until it
+/// accepts.
+fn start_server(script: &Path, socket: &Path) -> Result<StandinServer, LabError> {
+    let child = std::process::Command::new("python3")
+        .arg(script)
+        .arg("serve")
+        .arg(socket)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(io(format!("starting python3 {} serve", script.display())))?;
+    let mut server = StandinServer {
+        child,
+        socket: socket.to_owned(),
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() {
+        let exited = !matches!(server.child.try_wait(), Ok(None));
+        if exited || std::time::Instant::now() > deadline {
+            return Err(LabError::Io {
+                what: format!("waiting for the stand-in server on {}", socket.display()),
+                source: std::io::Error::other(if exited { "it exited" } else { "timed out" }),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Ok(server)
+}
+
 /// Builds the worlds of every spec that has a `cbsd` part (spec `i` runs in
 /// `namespaces[i]`) and fills in their paths. Specs without one are left
-/// alone.
+/// alone. Returns the stand-ins' server, when the thin client was found
+/// (without it each tool is `standin.py` itself, as before the server).
 pub fn prepare(
     run_dir: &Path,
     namespaces: &[String],
     specs: &mut [NodeSpec],
-) -> Result<(), LabError> {
+) -> Result<Option<StandinServer>, LabError> {
     if specs.iter().all(|s| s.cbsd.is_none()) {
-        return Ok(());
+        return Ok(None);
     }
     let cluster = cluster_dir(run_dir);
     mkdir(&cluster)?;
@@ -116,6 +183,7 @@ pub fn prepare(
     write(&script, STANDIN)?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))
         .map_err(io(format!("making {} executable", script.display())))?;
+    let client = standin_client();
     prepare_disk(&cluster, specs)?;
     write(&cluster_log(&cluster), "")?;
     let mut registry = Vec::new();
@@ -126,7 +194,7 @@ pub fn prepare(
         };
         let netns = namespaces.get(index).ok_or(LabError::NoSuchNode(index))?;
         let world = WorldPaths::new(&cluster, &name);
-        prepare_node(&cluster, &script, &name, &world)?;
+        prepare_node(&cluster, &script, client.as_deref(), &name, &world)?;
         registry.push(serde_json::json!({
             "node": name,
             "netns": netns,
@@ -140,7 +208,11 @@ pub fn prepare(
     write(
         &registry_path,
         &serde_json::Value::Array(registry).to_string(),
-    )
+    )?;
+    match client {
+        Some(_) => start_server(&script, &cluster.join("standin.sock")).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The shared dirs with `dir.id`, and every environment any node runs,
@@ -183,14 +255,25 @@ fn prepare_disk(cluster: &Path, specs: &[NodeSpec]) -> Result<(), LabError> {
 fn prepare_node(
     cluster: &Path,
     script: &Path,
+    client: Option<&Path>,
     node: &str,
     world: &WorldPaths,
 ) -> Result<(), LabError> {
     mkdir(&world.tools)?;
+    let link = |target: &Path, link: PathBuf| {
+        std::os::unix::fs::symlink(target, &link).map_err(io(format!("linking {}", link.display())))
+    };
     for tool in tools().chain([REBOOT_TOOL]) {
-        let link = world.tools.join(tool);
-        std::os::unix::fs::symlink(script, &link)
-            .map_err(io(format!("linking {}", link.display())))?;
+        link(client.unwrap_or(script), world.tools.join(tool))?;
+    }
+    if client.is_some() {
+        // What the client looks for next to itself: the server's socket,
+        // and the script it runs itself without one.
+        link(script, world.tools.join("standin.py"))?;
+        link(
+            &cluster.join("standin.sock"),
+            world.tools.join("standin.sock"),
+        )?;
     }
     for dir in SHARED_DIRS {
         mkdir(&world.workdir.join(dir))?;
