@@ -39,7 +39,7 @@ impl Config {
         let quorum = match &self.cluster {
             None => String::new(),
             Some(cluster) => format!(
-                "; cluster of {} nodes (majority {}), {} placed environment(s){}",
+                "; cluster of {} nodes (majority {}), {} placed environment(s){}{}",
                 cluster.nodes.len(),
                 cluster.majority(),
                 self.placement.len(),
@@ -47,6 +47,14 @@ impl Config {
                     ", authenticated"
                 } else {
                     ""
+                },
+                match (&self.cbsd, cluster.handover_timeout.is_zero()) {
+                    (None, _) => String::new(),
+                    (Some(_), true) => ", no planned hand-over (VIP first)".to_owned(),
+                    (Some(_), false) => format!(
+                        ", planned hand-over waits up to {}",
+                        duration::format(cluster.handover_timeout)
+                    ),
                 }
             ),
         };
