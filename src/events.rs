@@ -263,6 +263,13 @@ pub fn cbsd_lock_stale(environment: &str, path: &str, holder: &str, minutes: u64
     );
 }
 
+/// Adopting `environment` from `holder`, a node that is not live (its lease
+/// ran out, so it has fenced): its CBSD lock was removed so that jstart,
+/// which refuses a fresh foreign lock, starts it here.
+pub fn cbsd_lock_taken_over(environment: &str, path: &str, holder: &str) {
+    warn!(event = "cbsd_lock_taken_over", environment, path, holder);
+}
+
 /// An environment's stop could not be verified (jstop failed, hung or was
 /// killed): it may still run here, so it stays claimed and is stopped again
 /// with backoff. Were the lease to run out meanwhile, the watchdog fences.

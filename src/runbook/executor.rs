@@ -776,7 +776,24 @@ impl<V: VipControl> Runner<V> {
                         );
                         Ok(true)
                     }
-                    Ok(_) => Ok(true),
+                    Ok(cbsd::LockVerdict::TakenOver { holder }) => {
+                        // jstart refuses a fresh foreign lock: the node
+                        // that wrote it is not live (its lease ran out, it
+                        // has fenced), so the lock goes, as CBSD's own
+                        // message says to do by hand.
+                        let unlock = FsProbe::Unlock {
+                            lock: path.clone(),
+                            holder: holder.clone(),
+                        };
+                        self.fs_probe(&unlock, &within, ran).await?;
+                        events::cbsd_lock_taken_over(
+                            step.environment.as_deref().unwrap_or_default(),
+                            &path.to_string_lossy(),
+                            &holder,
+                        );
+                        Ok(true)
+                    }
+                    Ok(cbsd::LockVerdict::Free) => Ok(true),
                     Err(why) => Err(AttemptError::Failed(why)),
                 }
             }

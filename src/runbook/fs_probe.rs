@@ -38,6 +38,11 @@ pub enum FsProbe {
     /// CBSD's lock file `lock` (jails-system/J/locked) and this node's
     /// CBSD nodename file: a [`LockSeen`] as one JSON line.
     Lock { lock: PathBuf, nodename: PathBuf },
+    /// Removes CBSD's lock `lock` if it still names `holder`: a node that
+    /// is not live (its lease ran out) left it, and sudoexec/jstart refuses
+    /// a fresh foreign lock ("You may remove the lockfile if you believe
+    /// that jail is not running on this node").
+    Unlock { lock: PathBuf, holder: String },
 }
 
 /// What `fs-probe lock` saw. The judgement is the agent's
@@ -78,6 +83,11 @@ impl FsProbe {
                 argv.push(lock.to_string_lossy().into_owned());
                 argv.push(nodename.to_string_lossy().into_owned());
             }
+            FsProbe::Unlock { lock, holder } => {
+                argv.push("unlock".into());
+                argv.push(lock.to_string_lossy().into_owned());
+                argv.push(holder.clone());
+            }
         }
         Command::new(argv)
     }
@@ -103,8 +113,12 @@ impl FsProbe {
                 lock: PathBuf::from(lock),
                 nodename: PathBuf::from(nodename),
             }),
+            [verb, lock, holder] if verb == "unlock" => Ok(FsProbe::Unlock {
+                lock: PathBuf::from(lock),
+                holder: holder.clone(),
+            }),
             _ => Err(format!(
-                "{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR | lock PATH NODENAME-FILE, got {args:?}"
+                "{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR | lock PATH NODENAME-FILE | unlock PATH HOLDER, got {args:?}"
             )),
         }
     }
@@ -128,7 +142,32 @@ impl FsProbe {
                     .map(|line| line + "\n")
                     .map_err(|e| format!("internal error: {e}"))
             }),
+            FsProbe::Unlock { lock, holder } => remove_lock(lock, holder).map(|()| String::new()),
         }
+    }
+}
+
+/// Removes `lock` if it names `holder`; gone already is fine, a lock that
+/// names someone else now is not touched (the check fails).
+fn remove_lock(lock: &Path, holder: &str) -> Result<(), String> {
+    match std::fs::read(lock) {
+        Ok(bytes) => {
+            let now = String::from_utf8_lossy(&bytes);
+            let now = now.trim_end_matches('\n');
+            if now != holder {
+                return Err(format!(
+                    "{} now names {now:?}, not {holder:?}: left alone",
+                    lock.display()
+                ));
+            }
+            match std::fs::remove_file(lock) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(format!("cannot remove {}: {e}", lock.display())),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot read {}: {e}", lock.display())),
     }
 }
 
@@ -283,6 +322,10 @@ mod tests {
                 lock: "/usr/jails/jails-system/web1/locked".into(),
                 nodename: "/usr/jails/nodename".into(),
             },
+            FsProbe::Unlock {
+                lock: "/usr/jails/jails-system/web1/locked".into(),
+                holder: "node3".into(),
+            },
         ] {
             let command = probe.command(exe);
             assert_eq!(
@@ -344,6 +387,27 @@ mod tests {
             read_lock(&lock, &nodename).unwrap().holder.as_deref(),
             Some("")
         );
+    }
+
+    #[test]
+    fn unlock_removes_only_the_holders_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("locked");
+        let unlock = |holder: &str| {
+            FsProbe::Unlock {
+                lock: lock.clone(),
+                holder: holder.to_owned(),
+            }
+            .look()
+        };
+        assert_eq!(unlock("n3"), Ok(String::new()), "no lock: nothing to do");
+        std::fs::write(&lock, "n2\n").unwrap();
+        let why = unlock("n3").unwrap_err();
+        assert!(why.contains("now names \"n2\""), "{why}");
+        assert!(lock.exists(), "another node's lock is left alone");
+        std::fs::write(&lock, "n3\n").unwrap();
+        assert_eq!(unlock("n3"), Ok(String::new()));
+        assert!(!lock.exists());
     }
 
     #[test]
