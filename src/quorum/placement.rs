@@ -13,10 +13,8 @@
 //!   this node runs it, or comes first in `nodes`;
 //! - this node claims E, `failback = true` and a node earlier in `nodes` is
 //!   live with quorum: release E (it moves back);
-//! - nobody runs E: claim it if this node is the first node of `nodes`
-//!   that is live with quorum, even if a later node claims it (it adopted
-//!   E before this node had quorum, and gives it back by the rule above
-//!   unless it already runs E).
+//! - nobody claims or runs E: claim it if this node is the first node of
+//!   `nodes` that is live with quorum.
 //!
 //! An operator's move (`rcbsd-failover move E T`, announced as a handoff in
 //! the heartbeat of the node that ran E) comes first: the handing node
@@ -128,14 +126,7 @@ fn decide_one(
         });
     }
     if let Some(claimer) = others().find(|n| n.claims.contains(&name)) {
-        // A claim is not a run: a node that adopted E while this one was
-        // not yet live with quorum (a cold start, where quorum flags lag a
-        // heartbeat behind) gives it back to a node earlier in the list
-        // that claims it too. Once E runs there, it stays (above).
-        let ahead_of_claimer = rank(claimer.name).is_some_and(|r| my_rank < r);
-        if !(ahead_of_claimer && first_live.is_some_and(|f| f == me)) {
-            return no(format!("claimed by {}", claimer.name));
-        }
+        return no(format!("claimed by {}", claimer.name));
     }
     match first_live {
         Some(first) if first == me => yes(if my_rank == 0 {
@@ -232,32 +223,6 @@ mod tests {
         let d = decide("node1", &placement, &nodes);
         assert!(!d["web1"].claim);
         assert_eq!(d["web1"].reason, "runs on node3");
-    }
-
-    /// A cold start: node3 adopted web1 before node1's heartbeats said it
-    /// had quorum. Not running it yet, node3 gives it back when node1
-    /// claims; once it runs on node3, it stays (no failback).
-    #[test]
-    fn an_adoption_that_does_not_run_yet_goes_back_to_the_first_node() {
-        let placement = [env("web1", &["node1", "node3"], false)];
-        let adopted = [
-            node("node1", true, &[], &[]),
-            node("node3", true, &["web1"], &[]),
-        ];
-        assert_eq!(claims("node1", &placement, &adopted), ["web1"]);
-        let both = [
-            node("node1", true, &["web1"], &[]),
-            node("node3", true, &["web1"], &[]),
-        ];
-        let d = decide("node3", &placement, &both);
-        assert!(!d["web1"].claim);
-        assert_eq!(d["web1"].reason, "node1 comes first and claims it too");
-        let running = [
-            node("node1", true, &[], &[]),
-            node("node3", true, &["web1"], &["web1"]),
-        ];
-        assert!(claims("node1", &placement, &running).is_empty());
-        assert_eq!(claims("node3", &placement, &running), ["web1"]);
     }
 
     #[test]
