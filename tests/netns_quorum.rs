@@ -231,15 +231,11 @@ fn a_planned_demote_hands_over_after_the_followers_unmounted() {
     let cluster = ClusterBuilder::new(3).cbsd().quorum().start();
     // Generous: the stand-ins are slow on a loaded machine.
     cluster.wait_master(0, CBSD_WAIT * 3);
-    let names: Vec<String> = (0..3).map(|i| cluster.status(i).node).collect();
-    let first_nodes = vec![
-        ("vm1".to_owned(), vec![names[2].clone()]),
-        ("web1".to_owned(), vec![names[0].clone()]),
-        ("web2".to_owned(), vec![names[1].clone()]),
-        ("web3".to_owned(), vec![names[2].clone()]),
-    ];
-    cluster.wait_until("every environment on its first node", CBSD_WAIT * 3, |c| {
-        locations(c, 0) == first_nodes
+    // Where each runs does not matter here (a cold start may place one on
+    // its second node), only that each runs once.
+    cluster.wait_until("every environment running once", CBSD_WAIT * 3, |c| {
+        let now = locations(c, 0);
+        now.len() == 4 && now.iter().all(|(_, on)| on.len() == 1)
     });
     let gone_before: usize = (0..3)
         .map(|i| cluster.events(i, "nfs_server_gone").len())
