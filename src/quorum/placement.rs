@@ -14,7 +14,8 @@
 //! - this node claims E, `failback = true` and a node earlier in `nodes` is
 //!   live with quorum: release E (it moves back);
 //! - nobody claims or runs E: claim it if this node is the first node of
-//!   `nodes` that is live with quorum.
+//!   `nodes` that is live with quorum; a node after the first only once it
+//!   has held quorum for a lease (a cold start's lagging quorum flags).
 //!
 //! An operator's move (`rcbsd-failover move E T`, announced as a handoff in
 //! the heartbeat of the node that ran E) comes first: the handing node
@@ -47,15 +48,19 @@ pub struct Decision {
 
 /// Decides, for every placed environment, whether `me` claims it. `nodes`
 /// holds the live nodes' reports, `me` included (with its current claims).
+/// `may_adopt`: this node has held quorum for a lease (see
+/// `ClusterState::update_claims`); until then it claims only what it comes
+/// first for, or already claims.
 pub fn decide(
     me: &str,
     placement: &[PlacedEnvironment],
     nodes: &[NodeReport<'_>],
+    may_adopt: bool,
 ) -> BTreeMap<String, Decision> {
     let mine = nodes.iter().find(|n| n.name == me);
     placement
         .iter()
-        .map(|env| (env.name.clone(), decide_one(me, mine, env, nodes)))
+        .map(|env| (env.name.clone(), decide_one(me, mine, env, nodes, may_adopt)))
         .collect()
 }
 
@@ -64,6 +69,7 @@ fn decide_one(
     mine: Option<&NodeReport<'_>>,
     env: &PlacedEnvironment,
     nodes: &[NodeReport<'_>],
+    may_adopt: bool,
 ) -> Decision {
     let name = env.name.as_str();
     let Some(my_rank) = env.nodes.iter().position(|n| n == me) else {
@@ -129,6 +135,15 @@ fn decide_one(
         return no(format!("claimed by {}", claimer.name));
     }
     match first_live {
+        // A node that has only just gained quorum does not adopt yet: at a
+        // cold start the others' first heartbeats still say "no quorum"
+        // for a moment, and an adoption then would keep their environments
+        // for good (no failback). Nothing could be granted before a lease
+        // has passed anyway.
+        Some(first) if first == me && my_rank > 0 && !may_adopt => no(format!(
+            "settling: {} not live with quorum yet, adopting only once quorum has held for a lease",
+            env.nodes.get(..my_rank).unwrap_or(&[]).join(", ")
+        )),
         Some(first) if first == me => yes(if my_rank == 0 {
             "first choice".to_owned()
         } else {
@@ -184,7 +199,7 @@ mod tests {
     }
 
     fn claims(me: &str, placement: &[PlacedEnvironment], nodes: &[NodeReport<'_>]) -> Vec<String> {
-        decide(me, placement, nodes)
+        decide(me, placement, nodes, true)
             .into_iter()
             .filter(|(_, d)| d.claim)
             .map(|(n, _)| n)
@@ -208,7 +223,7 @@ mod tests {
             node("node1", false, &[], &[]),
             node("node3", true, &[], &[]),
         ];
-        let d = decide("node3", &placement, &minority);
+        let d = decide("node3", &placement, &minority, true);
         assert!(d["web1"].claim);
         assert_eq!(d["web1"].reason, "adopted: node1 not live with quorum");
     }
@@ -220,9 +235,26 @@ mod tests {
             node("node1", true, &["web1"], &[]),
             node("node3", true, &[], &["web1"]),
         ];
-        let d = decide("node1", &placement, &nodes);
+        let d = decide("node1", &placement, &nodes, true);
         assert!(!d["web1"].claim);
         assert_eq!(d["web1"].reason, "runs on node3");
+    }
+
+    /// A cold start: node1's first heartbeat still says "no quorum"; node3,
+    /// which has only just gained quorum itself, does not adopt web1 yet.
+    #[test]
+    fn a_node_that_just_gained_quorum_does_not_adopt_yet() {
+        let placement = [env("web1", &["node1", "node3"], false)];
+        let nodes = [
+            node("node1", false, &[], &[]),
+            node("node3", true, &[], &[]),
+        ];
+        let d = decide("node3", &placement, &nodes, false);
+        assert!(!d["web1"].claim);
+        assert!(d["web1"].reason.starts_with("settling:"), "{:?}", d["web1"]);
+        // Its first choices it claims at once.
+        let first = [env("web1", &["node3", "node1"], false)];
+        assert!(decide("node3", &first, &nodes, false)["web1"].claim);
     }
 
     #[test]
@@ -291,7 +323,7 @@ mod tests {
             node("node2", true, &[], &[]),
             node("node3", true, &[], &[]),
         ];
-        let d = decide("node3", &placement, &nodes);
+        let d = decide("node3", &placement, &nodes, true);
         assert!(d["web1"].claim);
         assert_eq!(d["web1"].reason, "moved here from node1 (operator)");
         assert!(claims("node2", &placement, &nodes).is_empty());

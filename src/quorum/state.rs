@@ -68,6 +68,10 @@ pub struct ClusterState {
     handoffs: BTreeMap<String, (String, Instant)>,
     /// The last decision published to the worker (see `note_published`).
     published: (u64, Allowed),
+    /// When this node first had quorum since it started: it adopts
+    /// environments of other nodes only a lease after that (see
+    /// `placement::decide`).
+    quorum_first: Option<Instant>,
 }
 
 /// How long a move may take before the handoff is withdrawn and placement
@@ -85,6 +89,7 @@ impl ClusterState {
             holding: Holding::default(),
             handoffs: BTreeMap::new(),
             published: (0, Allowed::default()),
+            quorum_first: None,
         }
     }
 
@@ -179,7 +184,13 @@ impl ClusterState {
                     .collect(),
             });
         }
-        let decisions = placement::decide(&me, &self.settings.placement, &reports);
+        if quorum {
+            self.quorum_first.get_or_insert(now);
+        }
+        let may_adopt = self
+            .quorum_first
+            .is_some_and(|first| now >= first + self.settings.membership.lease);
+        let decisions = placement::decide(&me, &self.settings.placement, &reports, may_adopt);
         let mut wanted: BTreeSet<Resource> = decisions
             .iter()
             .filter(|(_, d)| d.claim)
