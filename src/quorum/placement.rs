@@ -60,7 +60,12 @@ pub fn decide(
     let mine = nodes.iter().find(|n| n.name == me);
     placement
         .iter()
-        .map(|env| (env.name.clone(), decide_one(me, mine, env, nodes, may_adopt)))
+        .map(|env| {
+            (
+                env.name.clone(),
+                decide_one(me, mine, env, nodes, may_adopt),
+            )
+        })
         .collect()
 }
 
