@@ -270,3 +270,21 @@ fn readme_links_the_operator_docs() {
         assert!(readme.contains(link), "README.md lacks a link {link}");
     }
 }
+
+/// The README's main command is `cargo run --release -- lab`: with more
+/// than one binary in the package (the stand-in client), cargo needs
+/// `default-run` to know which one that is.
+#[test]
+fn the_readme_cargo_run_command_has_one_binary_to_run() {
+    let readme = read("README.md");
+    assert!(
+        readme.contains("cargo run --release -- lab"),
+        "README's main command moved"
+    );
+    let manifest = read("Cargo.toml");
+    let binaries = manifest.matches("[[bin]]").count() + 1;
+    assert!(
+        binaries == 1 || manifest.contains("default-run = \"rcbsd-failover\""),
+        "Cargo.toml has {binaries} binaries and no default-run: `cargo run -- lab` would fail"
+    );
+}
