@@ -929,13 +929,17 @@ impl NodeCore {
     /// keeps serving while its followers stop their environments and
     /// unmount; a fault, a lost quorum or an ending lease release at once
     /// (forced fencing keeps "VIP first").
-    fn track_handover(&mut self, election_role: &Role, now: Instant, out: &mut Vec<Effect>) {
+    fn track_handover(
+        &mut self,
+        election_role: &Role,
+        fence_blocked: bool,
+        now: Instant,
+        out: &mut Vec<Effect>,
+    ) {
         let Some(timeout) = self.settings.cluster.as_ref().and_then(|c| c.handover) else {
             self.handover = None;
             return;
         };
-        let fence_blocked = self.settings.watchdog.is_some()
-            && matches!(self.watchdog(now), Verdict::Withhold { .. });
         let wanted = *election_role == Role::Master;
         match &self.handover {
             None => {
@@ -1030,18 +1034,18 @@ impl NodeCore {
     /// when it changed.
     fn publish(&mut self, now: Instant, out: &mut Vec<Effect>) {
         let election_role = self.election_role();
-        self.track_handover(&election_role, now, out);
-        // Handing over: still the master until the followers have quiesced.
-        let serving = self.handover.as_ref().is_some_and(|h| !h.releasing);
-        let peer_handing_over = self.peer_handing_over(now);
         // With a watchdog, a node acquires only while it can pat it: what it
         // may hold is all covered by leases. Otherwise (an environment whose
         // stop failed, a stuck release, something found at start without a
         // lease) it keeps what it knows runs, stops what only may run, and
         // starts nothing: a new start would run with no armed countdown
-        // behind it.
+        // behind it. A hand-over does not outlast that either.
         let fence_blocked = self.settings.watchdog.is_some()
             && matches!(self.watchdog(now), Verdict::Withhold { .. });
+        self.track_handover(&election_role, fence_blocked, now, out);
+        // Handing over: still the master until the followers have quiesced.
+        let serving = self.handover.as_ref().is_some_and(|h| !h.releasing);
+        let peer_handing_over = self.peer_handing_over(now);
         let may_hold = self.may_hold();
         let reported = self.holding();
         let (role, environments, takeover) = match &mut self.cluster {
