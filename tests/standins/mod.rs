@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use rcbsd_failover::config::{parse_with_hostname, Config};
 #[cfg(target_os = "linux")]
 use rcbsd_failover::lab::cbsd::freezer;
-use rcbsd_failover::lab::cbsd::world::{start_server, StandinServer};
 
 /// The freezer is Linux's (cgroup v1): elsewhere no stand-in freezes.
 #[cfg(not(target_os = "linux"))]
@@ -71,9 +70,53 @@ pub struct World {
     pub log: PathBuf,
     pub cluster_log: PathBuf,
     pub rules: PathBuf,
-    /// The world's stand-in server (`standin.py serve`): one Python for
-    /// every call instead of one per call. Stopped when the world goes.
-    server: Option<StandinServer>,
+    server: Option<Server>,
+}
+
+/// A world's stand-in server (`standin.py serve`): one Python for every
+/// call instead of one per call. Stopped when the world goes. The lab has
+/// its own (`lab::cbsd::world::start_server`), but the lab is Linux-only
+/// and these worlds are compiled for FreeBSD too.
+struct Server {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Server {
+    /// Starts it and waits until it accepts; None (the tools then run
+    /// standin.py themselves) if it does not come up.
+    fn start(script: &Path, socket: &Path) -> Option<Server> {
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg("serve")
+            .arg(socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut server = Server {
+            child,
+            socket: socket.to_owned(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !socket.exists() {
+            if std::time::Instant::now() > deadline || !matches!(server.child.try_wait(), Ok(None))
+            {
+                eprintln!("stand-in server did not start: the tools run standin.py themselves");
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Some(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl World {
@@ -108,10 +151,7 @@ impl World {
             log: root.join("calls.jsonl"),
             cluster_log: root.join("cluster.jsonl"),
             rules: root.join("rules.json"),
-            // Without it the tools run standin.py themselves.
-            server: start_server(&script, &tools.join("standin.sock"))
-                .map_err(|e| eprintln!("{e}: the tools run standin.py themselves"))
-                .ok(),
+            server: Server::start(&script, &tools.join("standin.sock")),
             dir,
         };
         std::fs::create_dir_all(root.join("etc")).unwrap();

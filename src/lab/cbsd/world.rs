@@ -136,9 +136,9 @@ fn standin_client() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-/// Starts `standin.py serve` on `socket` and waits (bounded, 20 s) until
-/// it accepts. The tests' worlds start theirs with it too.
-pub fn start_server(script: &Path, socket: &Path) -> Result<StandinServer, LabError> {
+/// Starts `standin.py serve` on `socket` and waits (bounded) until it
+/// accepts.
+fn start_server(script: &Path, socket: &Path) -> Result<StandinServer, LabError> {
     let child = std::process::Command::new("python3")
         .arg(script)
         .arg("serve")
