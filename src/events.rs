@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 
 use tracing::{debug, error, info, warn};
 
-use crate::election::{Reason, State};
+use crate::election::Reason;
+use crate::wire::VrrpState;
 
 mod syslog;
 
@@ -79,20 +80,20 @@ pub fn agent_started(node: &str, interface: &str, vrid: u8, priority: u8, versio
 }
 
 /// The agent is stopping (signal received).
-pub fn agent_stopping(signal: &str, state: State) {
+pub fn agent_stopping(signal: &str, state: VrrpState) {
     info!(event = "agent_stopping", signal, state = %state);
 }
 
 /// One role transition of the election core.
 pub fn state_change(
-    from: State,
-    to: State,
+    from: VrrpState,
+    to: VrrpState,
     reason: Reason,
     priority: u8,
     master: Option<Ipv4Addr>,
 ) {
     let (reason, master) = (reason.as_str(), opt_addr(master));
-    if to == State::Fault {
+    if to == VrrpState::Fault {
         error!(event = "state_change", from = %from, to = %to, reason, priority, master);
     } else {
         warn!(event = "state_change", from = %from, to = %to, reason, priority, master);

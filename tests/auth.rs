@@ -9,9 +9,9 @@ use std::os::unix::fs::{chown, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rcbsd_failover::auth::{Counter, KeyFileError, KeyUsed, Keyring, ReplayGuard};
-use rcbsd_failover::election::State;
 use rcbsd_failover::wire::advert_auth;
 use rcbsd_failover::wire::heartbeat::{self, Heartbeat, HeartbeatError};
+use rcbsd_failover::wire::VrrpState;
 
 const OLD: &str = "9f2c4e1a7b3d5f6e8a0c2e4f6a8b0d1c3e5f7a9b1d3f5e7c9a1b3d5f7e9c1a3b";
 const NEW: &str = "1a3b5c7d9e0f2a4b6c8d0e1f3a5b7c9d1e3f5a7b9c1d3e5f7a9b1c3d5e7f9a1b";
@@ -51,7 +51,7 @@ fn heartbeat(node: &str, seq: u64) -> Heartbeat {
         node: node.into(),
         incarnation: 1_700_000_000_000_000,
         seq,
-        state: State::Backup,
+        state: VrrpState::Backup,
         priority: 100,
         quorum: true,
         handing_over: false,

@@ -9,7 +9,7 @@ use std::time::Duration;
 use rcbsd_failover::control::protocol::{Counters, Request, Response, Status};
 use rcbsd_failover::control::server;
 use rcbsd_failover::election::priority::Override;
-use rcbsd_failover::election::State;
+use rcbsd_failover::wire::VrrpState;
 
 const EX_NOINPUT: i32 = 66;
 const EX_UNAVAILABLE: i32 = 69;
@@ -225,7 +225,7 @@ fn canned_status() -> Status {
         node: "node1".into(),
         version: "0.1.0".into(),
         pid: 1234,
-        state: State::Backup,
+        state: VrrpState::Backup,
         interface: "em0".into(),
         vrid: 51,
         configured_priority: 100,

@@ -9,7 +9,7 @@ use rcbsd_failover::config::{
     load, parse_with_hostname, Config, ConfigError, EnvKind, VirtualIp, DEFAULT_CONTROL_SOCKET,
     DEFAULT_STATE_DIR,
 };
-use rcbsd_failover::election::Centis;
+use rcbsd_failover::wire::Centis;
 use rcbsd_failover::wire::ChecksumMode;
 
 const PATH: &str = "/etc/x.toml";

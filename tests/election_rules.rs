@@ -8,9 +8,9 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use rcbsd_failover::election::{
-    Action, Centis, Input, Params, Reason, ReceivedAdvert, Router, State,
-};
+use rcbsd_failover::election::{Action, Input, Params, Reason, ReceivedAdvert, Router};
+use rcbsd_failover::wire::Centis;
+use rcbsd_failover::wire::VrrpState;
 
 const OURS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const HIGHER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
@@ -40,7 +40,7 @@ fn advert(source: Ipv4Addr, priority: u8, interval: Centis) -> Input {
     })
 }
 
-fn change(from: State, to: State, reason: Reason) -> Action {
+fn change(from: VrrpState, to: VrrpState, reason: Reason) -> Action {
     Action::StateChange { from, to, reason }
 }
 
@@ -53,7 +53,7 @@ fn backup_with(p: Params) -> (Router, Instant) {
     let t0 = Instant::now();
     let mut r = Router::new(p);
     r.handle(Input::Startup, t0);
-    assert_eq!(r.state(), State::Backup);
+    assert_eq!(r.state(), VrrpState::Backup);
     (r, t0)
 }
 
@@ -69,7 +69,7 @@ fn master(priority: u8) -> (Router, Instant) {
         .poll_timeout()
         .expect("a backup runs the Master_Down_Timer");
     r.handle(Input::Timeout, at);
-    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.state(), VrrpState::Master);
     (r, at)
 }
 
@@ -86,7 +86,11 @@ fn address_owner_becomes_master_at_startup() {
         actions,
         vec![
             send(255),
-            change(State::Initialize, State::Master, Reason::AddressOwner)
+            change(
+                VrrpState::Initialize,
+                VrrpState::Master,
+                Reason::AddressOwner
+            )
         ]
     );
     assert_eq!(r.poll_timeout(), Some(t0 + ms(1000)));
@@ -102,7 +106,11 @@ fn non_owner_starts_as_backup_with_master_down_timer() {
     let actions = r.handle(Input::Startup, t0);
     assert_eq!(
         actions,
-        vec![change(State::Initialize, State::Backup, Reason::Startup)]
+        vec![change(
+            VrrpState::Initialize,
+            VrrpState::Backup,
+            Reason::Startup
+        )]
     );
     assert_eq!(r.master_advert_interval(), ONE_SECOND);
     assert_eq!(r.master_down_interval(), ms(3600));
@@ -137,7 +145,11 @@ fn startup_with_fault_set_enters_fault() {
     let actions = r.handle(Input::Startup, t0);
     assert_eq!(
         actions,
-        vec![change(State::Initialize, State::Fault, Reason::Fault)]
+        vec![change(
+            VrrpState::Initialize,
+            VrrpState::Fault,
+            Reason::Fault
+        )]
     );
 }
 
@@ -154,7 +166,7 @@ fn backup_becomes_master_when_master_down_timer_fires() {
         actions,
         vec![
             send(100),
-            change(State::Backup, State::Master, Reason::MasterDown)
+            change(VrrpState::Backup, VrrpState::Master, Reason::MasterDown)
         ]
     );
     assert_eq!(r.poll_timeout(), Some(t0 + ms(4600)));
@@ -175,7 +187,7 @@ fn backup_sets_master_down_timer_to_skew_time_on_priority_zero_advert() {
         actions,
         vec![
             send(100),
-            change(State::Backup, State::Master, Reason::MasterResigned)
+            change(VrrpState::Backup, VrrpState::Master, Reason::MasterResigned)
         ]
     );
 }
@@ -217,7 +229,7 @@ fn backup_with_preempt_discards_lower_priority_advert() {
         actions,
         vec![
             send(100),
-            change(State::Backup, State::Master, Reason::MasterDown)
+            change(VrrpState::Backup, VrrpState::Master, Reason::MasterDown)
         ]
     );
 }
@@ -241,7 +253,11 @@ fn backup_shutdown_cancels_master_down_timer() {
     let actions = r.handle(Input::Shutdown, t0 + ms(10));
     assert_eq!(
         actions,
-        vec![change(State::Backup, State::Initialize, Reason::Shutdown)]
+        vec![change(
+            VrrpState::Backup,
+            VrrpState::Initialize,
+            Reason::Shutdown
+        )]
     );
     assert_eq!(r.poll_timeout(), None);
     assert!(r.handle(Input::Timeout, t0 + ms(3600)).is_empty());
@@ -252,7 +268,7 @@ fn early_timeout_does_nothing() {
     // RFC 5798 §6.4.2: only the timer firing moves a backup.
     let (mut r, t0) = backup(100);
     assert!(r.handle(Input::Timeout, t0 + ms(100)).is_empty());
-    assert_eq!(r.state(), State::Backup);
+    assert_eq!(r.state(), VrrpState::Backup);
 }
 
 #[test]
@@ -265,7 +281,7 @@ fn ineligible_backup_rearms_instead_of_taking_over() {
     let fired = t0 + ms(500 + 3600);
     assert_eq!(r.poll_timeout(), Some(fired));
     assert!(r.handle(Input::Timeout, fired).is_empty());
-    assert_eq!(r.state(), State::Backup);
+    assert_eq!(r.state(), VrrpState::Backup);
     assert_eq!(r.master(), None);
     assert_eq!(r.poll_timeout(), Some(fired + ms(4000)));
 }
@@ -300,7 +316,7 @@ fn preempt_delay_follows_lower_master_until_the_delay_is_over() {
         actions,
         vec![
             send(100),
-            change(State::Backup, State::Master, Reason::MasterDown)
+            change(VrrpState::Backup, VrrpState::Master, Reason::MasterDown)
         ]
     );
 }
@@ -328,14 +344,14 @@ fn fault_backup_tracks_master_but_never_takes_over() {
     let (mut r, t0) = backup(100);
     assert_eq!(
         r.handle(Input::SetFault(true), t0),
-        vec![change(State::Backup, State::Fault, Reason::Fault)]
+        vec![change(VrrpState::Backup, VrrpState::Fault, Reason::Fault)]
     );
     r.handle(advert(LOWER_ADDR, 50, ONE_SECOND), t0 + ms(1000));
     assert_eq!(r.master(), Some(LOWER_ADDR));
     let fired = t0 + ms(1000 + 3600);
     assert_eq!(r.poll_timeout(), Some(fired));
     assert!(r.handle(Input::Timeout, fired).is_empty());
-    assert_eq!(r.state(), State::Fault);
+    assert_eq!(r.state(), VrrpState::Fault);
     assert_eq!(r.master(), None);
 }
 
@@ -347,7 +363,11 @@ fn fault_cleared_returns_to_backup_with_fresh_master_down_timer() {
     let actions = r.handle(Input::SetFault(false), t0 + ms(2000));
     assert_eq!(
         actions,
-        vec![change(State::Fault, State::Backup, Reason::FaultCleared)]
+        vec![change(
+            VrrpState::Fault,
+            VrrpState::Backup,
+            Reason::FaultCleared
+        )]
     );
     assert_eq!(r.poll_timeout(), Some(t0 + ms(5600)));
 }
@@ -380,7 +400,7 @@ fn master_answers_priority_zero_advert_at_once() {
         ]
     );
     assert_eq!(r.poll_timeout(), Some(t + ms(1300)));
-    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.state(), VrrpState::Master);
 }
 
 #[test]
@@ -396,7 +416,11 @@ fn master_yields_to_higher_priority_advert() {
         actions,
         vec![
             send(100),
-            change(State::Master, State::Backup, Reason::HigherPriorityMaster)
+            change(
+                VrrpState::Master,
+                VrrpState::Backup,
+                Reason::HigherPriorityMaster
+            )
         ]
     );
     assert_eq!(r.master_advert_interval(), Centis(200));
@@ -414,7 +438,11 @@ fn master_yields_to_equal_priority_from_higher_address() {
         actions,
         vec![
             send(100),
-            change(State::Master, State::Backup, Reason::HigherPriorityMaster)
+            change(
+                VrrpState::Master,
+                VrrpState::Backup,
+                Reason::HigherPriorityMaster
+            )
         ]
     );
 }
@@ -425,7 +453,7 @@ fn master_keeps_role_against_equal_priority_from_lower_address() {
     // any lower master, we answer at once (see the next test).
     let (mut r, t) = master(100);
     let actions = r.handle(advert(LOWER_ADDR, 100, ONE_SECOND), t + ms(300));
-    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.state(), VrrpState::Master);
     assert_eq!(
         actions,
         vec![
@@ -469,7 +497,7 @@ fn a_new_second_master_episode_is_answered_at_once_even_within_the_second() {
         panic!("no Master_Down_Timer");
     };
     r.handle(Input::Timeout, down);
-    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.state(), VrrpState::Master);
     let garp = Action::ResendGarp {
         other_master: HIGHER_ADDR,
     };
@@ -507,7 +535,7 @@ fn master_shutdown_sends_priority_zero_advert() {
         actions,
         vec![
             send(0),
-            change(State::Master, State::Initialize, Reason::Shutdown)
+            change(VrrpState::Master, VrrpState::Initialize, Reason::Shutdown)
         ]
     );
     assert_eq!(r.poll_timeout(), None);
@@ -525,7 +553,7 @@ fn master_resigns_when_effective_priority_drops_to_zero() {
         actions,
         vec![
             send(0),
-            change(State::Master, State::Backup, Reason::Resigned)
+            change(VrrpState::Master, VrrpState::Backup, Reason::Resigned)
         ]
     );
     assert_eq!(r.poll_timeout(), Some(t + ms(4010)));
@@ -553,7 +581,10 @@ fn master_in_fault_resigns_into_fault() {
     let actions = r.handle(Input::SetFault(true), t + ms(10));
     assert_eq!(
         actions,
-        vec![send(0), change(State::Master, State::Fault, Reason::Fault)]
+        vec![
+            send(0),
+            change(VrrpState::Master, VrrpState::Fault, Reason::Fault)
+        ]
     );
     assert!(r.poll_timeout().is_some());
 }
@@ -565,7 +596,7 @@ fn own_adverts_are_ignored() {
     assert!(r
         .handle(advert(OURS, 200, ONE_SECOND), t + ms(10))
         .is_empty());
-    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.state(), VrrpState::Master);
 }
 
 #[test]
@@ -585,7 +616,7 @@ fn reload_keeps_master_and_advertises_new_interval() {
     let mut p = params(100);
     p.advert_interval = Centis(50);
     assert_eq!(r.set_params(p, t + ms(10)), vec![send(100)]);
-    assert_eq!(r.state(), State::Master);
+    assert_eq!(r.state(), VrrpState::Master);
     assert_eq!(r.poll_timeout(), Some(t + ms(510)));
 }
 
@@ -622,8 +653,8 @@ fn reload_with_a_new_vrid_restarts_the_router() {
         r.set_params(p, t + ms(10)),
         vec![
             send(0),
-            change(State::Master, State::Initialize, Reason::Shutdown),
-            change(State::Initialize, State::Backup, Reason::Startup)
+            change(VrrpState::Master, VrrpState::Initialize, Reason::Shutdown),
+            change(VrrpState::Initialize, VrrpState::Backup, Reason::Startup)
         ]
     );
 }

@@ -11,9 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::{require_root, Cluster, ClusterBuilder, WAIT};
-use rcbsd_failover::election::State;
 use rcbsd_failover::lab::agents::NodeSpec;
 use rcbsd_failover::lab::netns::node_address;
+use rcbsd_failover::wire::VrrpState;
 
 /// keepalived running in node `index`'s namespace; stopped (SIGTERM, then
 /// SIGKILL) when dropped.
@@ -104,8 +104,9 @@ fn keepalived_master_is_followed_and_its_resignation_hands_over_to_us() {
         WAIT,
         |c| {
             c.vip_holders() == [1]
-                && c.try_status(0)
-                    .is_ok_and(|s| s.state == State::Backup && s.master == Some(node_address(1)))
+                && c.try_status(0).is_ok_and(|s| {
+                    s.state == VrrpState::Backup && s.master == Some(node_address(1))
+                })
         },
     );
     let status = cluster.status(0);
@@ -160,6 +161,6 @@ fn our_master_is_followed_by_keepalived() {
         !second_holder,
         "keepalived took the VIP: it rejects our adverts"
     );
-    assert_eq!(cluster.status(0).state, State::Master);
+    assert_eq!(cluster.status(0).state, VrrpState::Master);
     assert_eq!(cluster.vip_holders(), vec![0]);
 }

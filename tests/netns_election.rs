@@ -18,8 +18,8 @@ use common::{require_root, Cluster, ClusterBuilder, WAIT};
 use nix::sys::signal::Signal;
 use rcbsd_failover::control::protocol::Request;
 use rcbsd_failover::election::priority::Override;
-use rcbsd_failover::election::State;
 use rcbsd_failover::lab::netns::{self, node_address};
+use rcbsd_failover::wire::VrrpState;
 
 /// The JSON log events of node `index` named `event`.
 fn events(cluster: &Cluster, index: usize, event: &str) -> Vec<serde_json::Value> {
@@ -46,10 +46,11 @@ fn wait_master_by_status(cluster: &Cluster, index: usize, others: &[usize]) {
         &format!("node {index} master, nodes {others:?} following it"),
         WAIT,
         |c| {
-            c.try_status(index).is_ok_and(|s| s.state == State::Master)
+            c.try_status(index)
+                .is_ok_and(|s| s.state == VrrpState::Master)
                 && others.iter().all(|&o| {
                     c.try_status(o)
-                        .is_ok_and(|s| s.state == State::Backup && s.master == Some(address))
+                        .is_ok_and(|s| s.state == VrrpState::Backup && s.master == Some(address))
                 })
         },
     );
@@ -127,7 +128,7 @@ fn preempt_false_keeps_the_running_lower_priority_master() {
     let stayed = !common::poll_until(Duration::from_secs(2), || {
         cluster
             .try_status(0)
-            .is_ok_and(|s| s.state == State::Master)
+            .is_ok_and(|s| s.state == VrrpState::Master)
     });
     assert!(stayed, "node 0 preempted although preempt = false");
     assert_eq!(cluster.vip_holders(), vec![1]);
@@ -169,7 +170,7 @@ fn promote_demote_resume_and_the_override_survives_a_restart() {
     cluster.wait_until("node 0 back, still demoted, following node 1", WAIT, |c| {
         c.try_status(0).is_ok_and(|s| {
             s.override_ == Override::Demote
-                && s.state == State::Backup
+                && s.state == VrrpState::Backup
                 && s.master == Some(node_address(1))
         })
     });
@@ -287,7 +288,7 @@ fn sighup_applies_a_valid_config_without_dropping_the_vip_and_refuses_a_bad_one(
     cluster.wait_until("node 0 reloaded with priority 160", WAIT, |c| {
         c.try_status(0).is_ok_and(|s| s.configured_priority == 160)
     });
-    assert_eq!(cluster.status(0).state, State::Master);
+    assert_eq!(cluster.status(0).state, VrrpState::Master);
     assert!(
         events(&cluster, 0, "vip_removed").is_empty(),
         "the VIP was dropped on reload"
@@ -302,7 +303,7 @@ fn sighup_applies_a_valid_config_without_dropping_the_vip_and_refuses_a_bad_one(
     let status = cluster.status(0);
     assert_eq!(
         (status.state, status.configured_priority),
-        (State::Master, 160)
+        (VrrpState::Master, 160)
     );
     let rejected = events(&cluster, 0, "config_rejected");
     let error = rejected[0]["error"].as_str().unwrap_or("");
@@ -331,7 +332,7 @@ fn inject(cluster: &Cluster, datagrams: Vec<Vec<u8>>) {
 /// A datagram as a higher-priority master would send it, then spoiled by
 /// `spoil` (TTL, checksum, VRID, length).
 fn crafted(vrid: u8, ttl: u8, spoil: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
-    use rcbsd_failover::election::Centis;
+    use rcbsd_failover::wire::Centis;
     use rcbsd_failover::wire::{ipv4, vrrp, ChecksumMode};
     let src = netns::CLIENT_ADDRESS;
     let dst = Ipv4Addr::new(224, 0, 0, 18);
@@ -385,6 +386,6 @@ fn bad_packets_are_ignored_and_counted_by_reason() {
     let status = cluster.status(0);
     assert_eq!(
         (status.state, status.counters.transitions),
-        (State::Master, transitions)
+        (VrrpState::Master, transitions)
     );
 }

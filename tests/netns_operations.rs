@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{require_root, Cluster, ClusterBuilder, WAIT};
 use nix::sys::signal::Signal;
-use rcbsd_failover::election::State;
 use rcbsd_failover::lab::netns::node_address;
+use rcbsd_failover::wire::VrrpState;
 
 fn json_log(cluster: &Cluster, index: usize) -> Vec<serde_json::Value> {
     cluster
@@ -51,7 +51,7 @@ fn a_killed_master_restarts_cleans_its_leftover_vip_and_takes_the_role_back() {
     // A crash: no priority-0 advert, the VIP stays on node 0's interface.
     cluster.stop(0, Signal::SIGKILL);
     cluster.wait_until("node 1 master after the crash", WAIT, |c| {
-        c.try_status(1).is_ok_and(|s| s.state == State::Master)
+        c.try_status(1).is_ok_and(|s| s.state == VrrpState::Master)
     });
 
     // daemon(8) restarts it: the leftover VIP goes before it may be master,
@@ -61,7 +61,7 @@ fn a_killed_master_restarts_cleans_its_leftover_vip_and_takes_the_role_back() {
     assert!(has_event(&cluster, 0, "stale_vip_removed"));
     cluster.wait_until("node 1 follows node 0 again", WAIT, |c| {
         c.try_status(1)
-            .is_ok_and(|s| s.state == State::Backup && s.master == Some(node_address(0)))
+            .is_ok_and(|s| s.state == VrrpState::Backup && s.master == Some(node_address(0)))
     });
 }
 

@@ -136,8 +136,8 @@ fn environments_run_on_their_first_node_and_move_on_request() {
 /// client namespace, authenticated with a key the cluster does not know.
 fn send_forged_adverts(cluster: &common::Cluster, count: usize) {
     use rcbsd_failover::auth::{Counter, Keyring};
-    use rcbsd_failover::election::Centis;
     use rcbsd_failover::wire::vrrp::Advertisement;
+    use rcbsd_failover::wire::Centis;
     use rcbsd_failover::wire::{advert_auth, ChecksumMode};
     use socket2::{Domain, Protocol, Socket, Type};
     use std::net::{Ipv4Addr, SocketAddrV4};

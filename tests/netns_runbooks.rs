@@ -16,8 +16,8 @@ mod common;
 use std::time::Duration;
 
 use common::{require_root, Cluster, ClusterBuilder};
-use rcbsd_failover::election::State;
 use rcbsd_failover::lab::cbsd::state::double_runs;
+use rcbsd_failover::wire::VrrpState;
 use serde_json::json;
 
 /// Long enough for a promote plus a follow with retries on a loaded
@@ -61,7 +61,7 @@ fn steady_state_one_node_serves_the_others_mount_and_run_their_environments() {
     // The follower-only node takes part in the election but never with a
     // priority that could make it master.
     let n3 = cluster.status(2);
-    assert_eq!(n3.state, State::Backup);
+    assert_eq!(n3.state, VrrpState::Backup);
     assert_eq!(n3.effective_priority, 0, "{n3:?}");
     assert!(
         n3.follower_only,

@@ -15,12 +15,12 @@ use rcbsd_failover::auth::Keyring;
 use rcbsd_failover::config;
 use rcbsd_failover::control::protocol::{Request, Response};
 use rcbsd_failover::control::server::parse_request;
-use rcbsd_failover::election::{Centis, State};
 use rcbsd_failover::net::admit::{admit, Policy, RecvMeta};
 use rcbsd_failover::wire::heartbeat::{
     self, Ack, Grant, Handoff, Heartbeat, HeartbeatError, Resource,
 };
 use rcbsd_failover::wire::{checksum, ipv4, vrrp, ChecksumMode};
+use rcbsd_failover::wire::{Centis, VrrpState};
 
 fn ipv4_address() -> impl Strategy<Value = Ipv4Addr> {
     any::<u32>().prop_map(Ipv4Addr::from)
@@ -438,10 +438,10 @@ fn resource() -> impl Strategy<Value = Resource> {
 
 fn heartbeat_message() -> impl Strategy<Value = Heartbeat> {
     let state = prop::sample::select(vec![
-        State::Initialize,
-        State::Backup,
-        State::Master,
-        State::Fault,
+        VrrpState::Initialize,
+        VrrpState::Backup,
+        VrrpState::Master,
+        VrrpState::Fault,
     ]);
     let ack =
         (heartbeat_name(), any::<u64>(), any::<u64>()).prop_map(|(node, incarnation, seq)| Ack {

@@ -16,8 +16,8 @@ mod rng;
 use std::time::{Duration, Instant};
 
 use rcbsd_failover::config::{EnvKind, PlacedEnvironment};
-use rcbsd_failover::election::{Centis, State};
 use rcbsd_failover::wire::heartbeat::Resource;
+use rcbsd_failover::wire::{Centis, VrrpState};
 
 use model::network::Conditions;
 use model::scenario::{Cluster, Mismatch, Report, Scenario};
@@ -312,7 +312,11 @@ fn three_isolated_nodes_hold_nothing() {
     }
     for node in &w.nodes {
         let core = node.core.as_ref().expect("up");
-        assert_ne!(core.state(), State::Master, "no VRRP master without quorum");
+        assert_ne!(
+            core.state(),
+            VrrpState::Master,
+            "no VRRP master without quorum"
+        );
     }
 }
 

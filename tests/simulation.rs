@@ -10,7 +10,8 @@ mod sim;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use rcbsd_failover::election::{Centis, Params, Reason, State};
+use rcbsd_failover::election::{Params, Reason};
+use rcbsd_failover::wire::{Centis, VrrpState};
 
 use sim::scenario::Scenario;
 use sim::world::{Network, Transition, World};
@@ -96,7 +97,7 @@ fn start(world: &mut World, node: usize) {
 }
 
 /// The first transition of `node` into `to` at or after `since`.
-fn entered(world: &World, node: usize, to: State, since: Duration) -> Option<&Transition> {
+fn entered(world: &World, node: usize, to: VrrpState, since: Duration) -> Option<&Transition> {
     world
         .transitions
         .iter()
@@ -112,10 +113,10 @@ fn address_owner_takes_over_at_startup() {
     run(&mut w, ms(5000));
     assert_eq!(w.masters(), vec![0]);
     start(&mut w, 1);
-    let owner = entered(&w, 1, State::Master, ms(5000)).expect("owner became master");
+    let owner = entered(&w, 1, VrrpState::Master, ms(5000)).expect("owner became master");
     assert_eq!((owner.at, owner.reason), (ms(5000), Reason::AddressOwner));
     run(&mut w, ms(20_000));
-    let yielded = entered(&w, 0, State::Backup, ms(5000)).expect("old master yielded");
+    let yielded = entered(&w, 0, VrrpState::Backup, ms(5000)).expect("old master yielded");
     assert_eq!(
         (yielded.at, yielded.reason),
         (ms(5000), Reason::HigherPriorityMaster)
@@ -134,7 +135,7 @@ fn clean_stop_hands_over_after_skew_time() {
     assert_eq!(w.masters(), vec![0]);
     w.stop(0).expect("clean stop");
     run(&mut w, ms(20_000));
-    let took_over = entered(&w, 1, State::Master, ms(10_000)).expect("backup took over");
+    let took_over = entered(&w, 1, VrrpState::Master, ms(10_000)).expect("backup took over");
     assert_eq!(
         (took_over.at, took_over.reason),
         (ms(10_600), Reason::MasterResigned)
@@ -152,7 +153,7 @@ fn crash_hands_over_after_master_down_interval() {
     run(&mut w, ms(10_000));
     w.crash(0);
     run(&mut w, ms(20_000));
-    let took_over = entered(&w, 1, State::Master, ms(10_000)).expect("backup took over");
+    let took_over = entered(&w, 1, VrrpState::Master, ms(10_000)).expect("backup took over");
     assert_eq!(
         (took_over.at, took_over.reason),
         (ms(9210 + 3600), Reason::MasterDown)
@@ -170,7 +171,7 @@ fn preempt_off_keeps_a_lower_priority_master() {
     start(&mut w, 1);
     run(&mut w, ms(60_000));
     assert_eq!(w.masters(), vec![0]);
-    assert_eq!(w.state(1), State::Backup);
+    assert_eq!(w.state(1), VrrpState::Backup);
     assert_eq!(
         w.router(1).and_then(|r| r.master()),
         Some(node(1, 100).primary_address)
@@ -191,7 +192,7 @@ fn preempt_delay_postpones_preemption() {
     run(&mut w, ms(5000));
     start(&mut w, 1);
     run(&mut w, ms(30_000));
-    let took_over = entered(&w, 1, State::Master, ms(5000)).expect("n1 preempted");
+    let took_over = entered(&w, 1, VrrpState::Master, ms(5000)).expect("n1 preempted");
     assert_eq!(
         (took_over.at, took_over.reason),
         (ms(9600 + 3210), Reason::MasterDown)
@@ -213,7 +214,7 @@ fn two_masters_after_a_partition_heal_converge_at_once() {
     assert_eq!(w.masters(), vec![0, 1]);
     w.heal();
     run(&mut w, ms(30_000));
-    let yielded = entered(&w, 1, State::Backup, ms(10_000)).expect("lower master yielded");
+    let yielded = entered(&w, 1, VrrpState::Backup, ms(10_000)).expect("lower master yielded");
     assert_eq!(
         (yielded.at, yielded.reason),
         (ms(10_600), Reason::HigherPriorityMaster)

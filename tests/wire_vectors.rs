@@ -4,10 +4,10 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use rcbsd_failover::election::Centis;
 use rcbsd_failover::net::admit::{admit, DropReason, Policy, RecvMeta};
 use rcbsd_failover::wire::checksum::verify_vrrp;
 use rcbsd_failover::wire::vrrp::{self, Advertisement, MULTICAST_GROUP};
+use rcbsd_failover::wire::Centis;
 use rcbsd_failover::wire::{ipv4, ChecksumMode};
 
 const KEEPALIVED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);

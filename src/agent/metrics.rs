@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::control::protocol::Status;
-use crate::election::State;
 use crate::runbook::{Kind, Outcome};
+use crate::wire::VrrpState;
 
 /// Runbook outcomes and durations, shared by the worker (writer) and the
 /// metrics writer (reader).
@@ -81,10 +81,10 @@ pub fn render(status: &Status, stats: &StatsInner, last_transition: Option<Syste
         &[(node.clone(), "1".into())],
     );
     let states = [
-        State::Initialize,
-        State::Backup,
-        State::Master,
-        State::Fault,
+        VrrpState::Initialize,
+        VrrpState::Backup,
+        VrrpState::Master,
+        VrrpState::Fault,
     ];
     let one_hot: Vec<(String, String)> = states
         .iter()
@@ -294,7 +294,7 @@ mod tests {
             node: "node1".into(),
             version: "0".into(),
             pid: 1,
-            state: State::Master,
+            state: VrrpState::Master,
             interface: "em0".into(),
             vrid: 51,
             configured_priority: 150,

@@ -42,7 +42,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "metrics",
     "fence",
 ];
-use crate::election::Centis;
+use crate::wire::Centis;
 use crate::wire::ChecksumMode;
 
 /// Default `node.control_socket`.

@@ -34,7 +34,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::election::Centis;
+use crate::wire::Centis;
 use crate::wire::ChecksumMode;
 
 /// Where the daemon looks when `-c` is not given.

@@ -341,7 +341,7 @@ mod tests {
     use super::*;
     use crate::control::protocol::Counters;
     use crate::election::priority::Override;
-    use crate::election::State;
+    use crate::wire::VrrpState;
 
     fn status() -> Status {
         let mut counters = Counters {
@@ -357,7 +357,7 @@ mod tests {
             node: "node1".into(),
             version: "0.1.0".into(),
             pid: 42,
-            state: State::Master,
+            state: VrrpState::Master,
             interface: "em0".into(),
             vrid: 51,
             configured_priority: 100,

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use crate::election::priority::Override;
-use crate::election::State;
+use crate::wire::VrrpState;
 
 /// A request from the CLI: `{"command":"status"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +55,7 @@ pub struct Status {
     pub node: String,
     pub version: String,
     pub pid: u32,
-    pub state: State,
+    pub state: VrrpState,
     pub interface: String,
     pub vrid: u8,
     pub configured_priority: u8,

@@ -16,38 +16,11 @@ mod router;
 pub mod timers;
 
 pub use router::Router;
-pub use timers::Centis;
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-/// RFC 5798 §6.4 states, plus `Fault`: a backup that may not become master
-/// (a failed runbook or an unusable interface) and says so in `status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Initialize,
-    Backup,
-    Master,
-    Fault,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Initialize => "initialize",
-            State::Backup => "backup",
-            State::Master => "master",
-            State::Fault => "fault",
-        }
-    }
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::wire::{Centis, VrrpState};
 
 /// Static parameters of one virtual router (RFC 5798 §6.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,8 +111,8 @@ pub enum Action {
     /// The state changed. Entering Master means: take the VIPs and send the
     /// gratuitous-ARP burst; leaving Master means: drop the VIPs.
     StateChange {
-        from: State,
-        to: State,
+        from: VrrpState,
+        to: VrrpState,
         reason: Reason,
     },
     /// We are and stay master, but a lower-priority master was heard (a healed

@@ -19,7 +19,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::timers::{master_down_interval, skew_time};
-use super::{Action, Centis, Input, Params, Reason, ReceivedAdvert, State};
+use super::{Action, Input, Params, Reason, ReceivedAdvert};
+use crate::wire::{Centis, VrrpState};
 
 /// The priority the address owner uses (RFC 5798 §5.2.4, §6.4.1).
 const OWNER_PRIORITY: u8 = 255;
@@ -50,7 +51,7 @@ enum Timer {
 #[derive(Debug, Clone)]
 pub struct Router {
     params: Params,
-    state: State,
+    state: VrrpState,
     /// The priority given by [`Input::SetPriority`]; until then, the
     /// configured one. It survives [`Router::set_params`]: the caller owns
     /// the effective priority (configuration, override, fault, quorum).
@@ -79,7 +80,7 @@ impl Router {
         let master_adver_interval = clamp_interval(params.advert_interval);
         Router {
             params,
-            state: State::Initialize,
+            state: VrrpState::Initialize,
             priority_set: None,
             fault: false,
             timer: Timer::Idle,
@@ -114,7 +115,7 @@ impl Router {
         }
     }
 
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> VrrpState {
         self.state
     }
 
@@ -135,7 +136,7 @@ impl Router {
         let mut out = Vec::new();
         let old_priority = self.effective_priority();
         let old = std::mem::replace(&mut self.params, params);
-        if self.state == State::Initialize {
+        if self.state == VrrpState::Initialize {
             self.master_adver_interval = self.advertisement_interval();
             return out;
         }
@@ -146,8 +147,8 @@ impl Router {
         }
         let priority = self.effective_priority();
         match self.state {
-            State::Master if priority == 0 => self.resign(now, &mut out),
-            State::Master => {
+            VrrpState::Master if priority == 0 => self.resign(now, &mut out),
+            VrrpState::Master => {
                 let advertised_changed = priority != old_priority
                     || old.advert_interval != self.params.advert_interval
                     || old.primary_address != self.params.primary_address;
@@ -157,7 +158,7 @@ impl Router {
             }
             // Backup/Fault: a new priority changes Skew_Time, which is used
             // from the next reset of the Master_Down_Timer on (§6.4.2).
-            State::Backup | State::Fault | State::Initialize => {}
+            VrrpState::Backup | VrrpState::Fault | VrrpState::Initialize => {}
         }
         out
     }
@@ -172,9 +173,9 @@ impl Router {
     /// silent or resigned).
     pub fn master(&self) -> Option<Ipv4Addr> {
         match self.state {
-            State::Master => Some(self.params.primary_address),
-            State::Backup | State::Fault => self.known_master,
-            State::Initialize => None,
+            VrrpState::Master => Some(self.params.primary_address),
+            VrrpState::Backup | VrrpState::Fault => self.known_master,
+            VrrpState::Initialize => None,
         }
     }
 
@@ -182,7 +183,7 @@ impl Router {
     /// master, the one learned from the master otherwise.
     pub fn master_advert_interval(&self) -> Centis {
         match self.state {
-            State::Master => self.advertisement_interval(),
+            VrrpState::Master => self.advertisement_interval(),
             _ => self.master_adver_interval,
         }
     }
@@ -196,12 +197,12 @@ impl Router {
     // ----- §6.4.1 Initialize ------------------------------------------------
 
     fn startup(&mut self, now: Instant, out: &mut Vec<Action>) {
-        if self.state != State::Initialize {
+        if self.state != VrrpState::Initialize {
             return;
         }
         if self.fault {
             self.follow_as_backup(self.advertisement_interval(), None, now);
-            self.transition(State::Fault, Reason::Fault, out);
+            self.transition(VrrpState::Fault, Reason::Fault, out);
         } else if self.effective_priority() == OWNER_PRIORITY {
             // §6.4.1: the address owner becomes master at once.
             self.become_master(Reason::AddressOwner, now, out);
@@ -209,24 +210,24 @@ impl Router {
             // §6.4.1: Master_Adver_Interval := Advertisement_Interval,
             // Master_Down_Timer := Master_Down_Interval.
             self.follow_as_backup(self.advertisement_interval(), None, now);
-            self.transition(State::Backup, Reason::Startup, out);
+            self.transition(VrrpState::Backup, Reason::Startup, out);
         }
     }
 
     // ----- §6.4.2 Backup / §6.4.3 Master: Shutdown --------------------------
 
     fn shutdown(&mut self, out: &mut Vec<Action>) {
-        if self.state == State::Initialize {
+        if self.state == VrrpState::Initialize {
             return;
         }
-        if self.state == State::Master {
+        if self.state == VrrpState::Master {
             // §6.4.3: cancel the Adver_Timer, send a priority-0 advert.
             out.push(Action::SendAdvert { priority: 0 });
         }
         self.timer = Timer::Idle;
         self.known_master = None;
         self.preempt_hold_since = None;
-        self.transition(State::Initialize, Reason::Shutdown, out);
+        self.transition(VrrpState::Initialize, Reason::Shutdown, out);
     }
 
     // ----- Timers -----------------------------------------------------------
@@ -244,7 +245,7 @@ impl Router {
                 if now < at {
                     return;
                 }
-                if self.state == State::Backup && self.effective_priority() > 0 {
+                if self.state == VrrpState::Backup && self.effective_priority() > 0 {
                     // §6.4.2: Master_Down_Timer fires → become master.
                     let reason = if after_resign {
                         Reason::MasterResigned
@@ -270,9 +271,9 @@ impl Router {
             return;
         }
         match self.state {
-            State::Initialize => {}
-            State::Backup | State::Fault => self.advert_as_backup(advert, now),
-            State::Master => self.advert_as_master(advert, now, out),
+            VrrpState::Initialize => {}
+            VrrpState::Backup | VrrpState::Fault => self.advert_as_backup(advert, now),
+            VrrpState::Master => self.advert_as_master(advert, now, out),
         }
     }
 
@@ -291,7 +292,7 @@ impl Router {
         }
         // A node in Fault never preempts: it only tracks the master.
         let local = match self.state {
-            State::Fault => 0,
+            VrrpState::Fault => 0,
             _ => self.effective_priority(),
         };
         let accept = if !self.params.preempt || advert.priority >= local {
@@ -363,7 +364,7 @@ impl Router {
                 Some(advert.source),
                 now,
             );
-            self.transition(State::Backup, Reason::HigherPriorityMaster, out);
+            self.transition(VrrpState::Backup, Reason::HigherPriorityMaster, out);
             return;
         }
         // A lower-priority master: two masters, so a partition has healed.
@@ -408,7 +409,7 @@ impl Router {
     fn set_priority(&mut self, priority: u8, now: Instant, out: &mut Vec<Action>) {
         let old = self.effective_priority();
         self.priority_set = Some(priority);
-        if priority == old || self.state != State::Master {
+        if priority == old || self.state != VrrpState::Master {
             // Backup/Fault/Initialize: used from the next decision on.
             return;
         }
@@ -426,20 +427,20 @@ impl Router {
         }
         self.fault = fault;
         match (self.state, fault) {
-            (State::Master, true) => {
+            (VrrpState::Master, true) => {
                 // Resign like a shutdown, so the next node takes over after
                 // Skew_Time (§6.4.2), but keep tracking the master.
                 out.push(Action::SendAdvert { priority: 0 });
                 self.follow_as_backup(self.advertisement_interval(), None, now);
-                self.transition(State::Fault, Reason::Fault, out);
+                self.transition(VrrpState::Fault, Reason::Fault, out);
             }
-            (State::Backup, true) => {
+            (VrrpState::Backup, true) => {
                 self.preempt_hold_since = None;
-                self.transition(State::Fault, Reason::Fault, out);
+                self.transition(VrrpState::Fault, Reason::Fault, out);
             }
-            (State::Fault, false) => {
+            (VrrpState::Fault, false) => {
                 self.follow_as_backup(self.master_adver_interval, self.known_master, now);
-                self.transition(State::Backup, Reason::FaultCleared, out);
+                self.transition(VrrpState::Backup, Reason::FaultCleared, out);
             }
             // Initialize remembers the flag for Startup; the other pairs are
             // already where they should be.
@@ -452,7 +453,7 @@ impl Router {
     fn resign(&mut self, now: Instant, out: &mut Vec<Action>) {
         out.push(Action::SendAdvert { priority: 0 });
         self.follow_as_backup(self.advertisement_interval(), None, now);
-        self.transition(State::Backup, Reason::Resigned, out);
+        self.transition(VrrpState::Backup, Reason::Resigned, out);
     }
 
     // ----- Shared steps -----------------------------------------------------
@@ -464,7 +465,7 @@ impl Router {
         self.preempt_hold_since = None;
         self.last_other_master_answer = None;
         self.send_advert_now(now, out);
-        self.transition(State::Master, reason, out);
+        self.transition(VrrpState::Master, reason, out);
     }
 
     /// Send an advert with the effective priority and (re)arm the Adver_Timer
@@ -489,7 +490,7 @@ impl Router {
 
     /// Record a transition; every change of state goes through here, so each
     /// one yields exactly one `StateChange`.
-    fn transition(&mut self, to: State, reason: Reason, out: &mut Vec<Action>) {
+    fn transition(&mut self, to: VrrpState, reason: Reason, out: &mut Vec<Action>) {
         let from = self.state;
         if from == to {
             return;

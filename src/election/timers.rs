@@ -3,19 +3,7 @@
 
 use std::time::Duration;
 
-/// A time interval in centiseconds, as carried by the 12-bit Max Adver Int
-/// field (RFC 5798 §5.2.7).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Centis(pub u16);
-
-impl Centis {
-    /// Largest value the 12-bit field can carry: 40.95 s.
-    pub const MAX: Centis = Centis(4095);
-
-    pub fn to_duration(self) -> Duration {
-        Duration::from_millis(u64::from(self.0) * 10)
-    }
-}
+use crate::wire::Centis;
 
 /// Skew_Time = ((256 - Priority) * Master_Adver_Interval) / 256 (§6.1),
 /// with RFC 9568's note that the result is in centiseconds.

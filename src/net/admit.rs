@@ -22,8 +22,9 @@
 use std::net::Ipv4Addr;
 
 use crate::auth::{Keyring, ReplayGuard};
-use crate::election::{Centis, ReceivedAdvert};
+use crate::election::ReceivedAdvert;
 use crate::wire::advert_auth::{self, Verified};
+use crate::wire::Centis;
 use crate::wire::{ipv4, vrrp, ChecksumMode};
 
 /// What the platform told us about how the datagram arrived.

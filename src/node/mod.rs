@@ -23,9 +23,10 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::election::priority::{self, Override};
-use crate::election::{self, Action, Params, Reason, ReceivedAdvert, Router, State};
+use crate::election::{self, Action, Params, Reason, ReceivedAdvert, Router};
 use crate::quorum::{self, Allowed, ClusterState, Holding, Ignored, LocalReport, StateSettings};
 use crate::wire::heartbeat::{Heartbeat, Resource};
+use crate::wire::VrrpState;
 
 pub use converge::Role;
 pub use watchdog::{Verdict, WatchdogRule};
@@ -187,8 +188,8 @@ pub enum Effect {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Notice {
     StateChange {
-        from: State,
-        to: State,
+        from: VrrpState,
+        to: VrrpState,
         reason: Reason,
         priority: u8,
         master: Option<Ipv4Addr>,
@@ -397,7 +398,7 @@ impl NodeCore {
         &self.settings
     }
 
-    pub fn state(&self) -> State {
+    pub fn state(&self) -> VrrpState {
         self.router.state()
     }
 
@@ -758,7 +759,7 @@ impl NodeCore {
             match action {
                 Action::SendAdvert { priority } => out.push(Effect::SendAdvert { priority }),
                 Action::StateChange { from, to, reason } => {
-                    if to == State::Master && self.after_failed_promote {
+                    if to == VrrpState::Master && self.after_failed_promote {
                         // Elected without preempting anyone: preemption as
                         // configured from now on.
                         self.after_failed_promote = false;
@@ -876,9 +877,9 @@ impl NodeCore {
             return Role::Stopped;
         }
         match self.router.state() {
-            State::Initialize => Role::Undecided,
-            State::Master => Role::Master,
-            State::Backup | State::Fault => Role::Follower {
+            VrrpState::Initialize => Role::Undecided,
+            VrrpState::Master => Role::Master,
+            VrrpState::Backup | VrrpState::Fault => Role::Follower {
                 master: self.router.master(),
             },
         }

@@ -7,8 +7,9 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::election::{Centis, ReceivedAdvert};
+use crate::election::ReceivedAdvert;
 use crate::quorum::Settings as MembershipSettings;
+use crate::wire::{Centis, VrrpState};
 
 const ME: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
 const OTHER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
@@ -61,7 +62,7 @@ fn master(settings: Settings) -> (NodeCore, Instant) {
     core.handle(Input::Start, t0);
     let later = t0 + Duration::from_secs(4);
     core.handle(Input::Timeout, later);
-    assert_eq!(core.state(), State::Master);
+    assert_eq!(core.state(), VrrpState::Master);
     (core, later)
 }
 
@@ -125,7 +126,7 @@ fn a_failed_promote_faults_and_the_hold_off_clears_it() {
         now,
     );
     assert!(core.fault().is_some());
-    assert_eq!(core.state(), State::Fault);
+    assert_eq!(core.state(), VrrpState::Fault);
     assert!(notices(&effects)
         .iter()
         .any(|n| matches!(n, Notice::Fault { reason } if reason.contains("fsck"))));
@@ -164,10 +165,10 @@ fn demote_override_resigns_and_link_loss_faults() {
     let (mut core, now) = master(settings(100));
     core.handle(Input::Override(Override::Demote), now);
     assert_eq!(core.router().effective_priority(), 0);
-    assert_ne!(core.state(), State::Master);
+    assert_ne!(core.state(), VrrpState::Master);
     core.handle(Input::Override(Override::None), now);
     core.handle(Input::Link { up: false }, now);
-    assert_eq!(core.state(), State::Fault);
+    assert_eq!(core.state(), VrrpState::Fault);
     assert!(core.fault().is_some_and(|f| f.reason.contains("em0")));
     core.handle(Input::Link { up: true }, now);
     assert!(core.fault().is_none());
@@ -185,7 +186,7 @@ fn a_master_whose_demotes_keep_failing_takes_the_role_back_without_a_watchdog() 
         }),
         now,
     );
-    assert_eq!(core.state(), State::Backup);
+    assert_eq!(core.state(), VrrpState::Backup);
     // ...but every demote fails and the storage stays held.
     let effects = core.handle(Input::Worker(WorkerReport::Holding(holding(true, 3))), now);
     assert!(notices(&effects).iter().any(|n| matches!(

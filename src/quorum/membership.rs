@@ -35,8 +35,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use super::lease::{holder_span, kth_latest, majority};
-use crate::election::State;
 use crate::wire::heartbeat::{Ack, Grant, Handoff, Heartbeat, Resource};
+use crate::wire::VrrpState;
 
 /// The static part: who is in the cluster and how long a lease lasts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct Settings {
 /// quorum bookkeeping.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LocalReport {
-    pub state: Option<State>,
+    pub state: Option<VrrpState>,
     pub priority: u8,
     pub following: Option<Ipv4Addr>,
     pub config_hash: u64,
@@ -259,7 +259,7 @@ impl Membership {
             node: me,
             incarnation: self.incarnation,
             seq,
-            state: local.state.unwrap_or(State::Initialize),
+            state: local.state.unwrap_or(VrrpState::Initialize),
             priority: local.priority,
             quorum,
             handing_over: local.handing_over,

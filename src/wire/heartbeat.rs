@@ -36,7 +36,7 @@ use std::net::Ipv4Addr;
 use thiserror::Error;
 
 use crate::auth::{Keyring, TAG_LEN};
-use crate::election::State;
+use crate::wire::VrrpState;
 
 /// First bytes of every heartbeat.
 pub const MAGIC: [u8; 4] = *b"RCHB";
@@ -115,7 +115,7 @@ pub struct Heartbeat {
     pub node: String,
     pub incarnation: u64,
     pub seq: u64,
-    pub state: State,
+    pub state: VrrpState,
     pub priority: u8,
     pub quorum: bool,
     /// The sender is the master and is handing over on purpose (operator
@@ -385,21 +385,21 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
 const RESOURCE_MASTER: u8 = 0;
 const RESOURCE_ENVIRONMENT: u8 = 1;
 
-fn state_code(state: State) -> u8 {
+fn state_code(state: VrrpState) -> u8 {
     match state {
-        State::Initialize => 0,
-        State::Backup => 1,
-        State::Master => 2,
-        State::Fault => 3,
+        VrrpState::Initialize => 0,
+        VrrpState::Backup => 1,
+        VrrpState::Master => 2,
+        VrrpState::Fault => 3,
     }
 }
 
-fn state_from_code(offset: usize, code: u8) -> Result<State, HeartbeatError> {
+fn state_from_code(offset: usize, code: u8) -> Result<VrrpState, HeartbeatError> {
     match code {
-        0 => Ok(State::Initialize),
-        1 => Ok(State::Backup),
-        2 => Ok(State::Master),
-        3 => Ok(State::Fault),
+        0 => Ok(VrrpState::Initialize),
+        1 => Ok(VrrpState::Backup),
+        2 => Ok(VrrpState::Master),
+        3 => Ok(VrrpState::Fault),
         _ => Err(bad_value("state", offset, code)),
     }
 }
@@ -580,7 +580,7 @@ mod tests {
             node: "node1".into(),
             incarnation: 1_700_000_000_000_000,
             seq: 42,
-            state: State::Master,
+            state: VrrpState::Master,
             priority: 150,
             quorum: true,
             handing_over: true,
@@ -618,7 +618,7 @@ mod tests {
             node: "n".into(),
             incarnation: 0,
             seq: 0,
-            state: State::Initialize,
+            state: VrrpState::Initialize,
             priority: 0,
             quorum: false,
             handing_over: false,
@@ -672,10 +672,10 @@ mod tests {
     #[test]
     fn every_state_round_trips() {
         for state in [
-            State::Initialize,
-            State::Backup,
-            State::Master,
-            State::Fault,
+            VrrpState::Initialize,
+            VrrpState::Backup,
+            VrrpState::Master,
+            VrrpState::Fault,
         ] {
             let hb = Heartbeat { state, ..minimal() };
             let bytes = encode(&hb, None).expect("encodes");

@@ -4,9 +4,12 @@
 pub mod advert_auth;
 pub mod arp;
 pub mod checksum;
+pub mod fields;
 pub mod heartbeat;
 pub mod ipv4;
 pub mod vrrp;
+
+pub use fields::{Centis, VrrpState};
 
 /// Which VRRPv3 checksum form to send (RFC 5798 §5.2.8). Both exist in the
 /// field: keepalived and FRR include the IPv4 pseudo-header by default, some

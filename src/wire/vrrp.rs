@@ -37,7 +37,7 @@ use thiserror::Error;
 
 use super::checksum;
 use super::ChecksumMode;
-use crate::election::Centis;
+use crate::wire::Centis;
 
 /// IP protocol number of VRRP (RFC 5798 §5.1.1.3).
 pub const PROTOCOL: u8 = 112;

@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use rcbsd_failover::control::protocol::{Request, Response, Status};
-use rcbsd_failover::election::State;
 use rcbsd_failover::lab::agents::{Agents, Implementation, NodeSpec, PlacementSpec, QuorumSpec};
 use rcbsd_failover::lab::cbsd::state::{EnvEvent, NodeState};
 use rcbsd_failover::lab::cbsd::{self, CbsdSpec, WorldPaths};
 use rcbsd_failover::lab::netns::{self, netns_exec_argv, Topology};
 use rcbsd_failover::lab::ping::Prober;
 use rcbsd_failover::lab::{cmd, watch};
+use rcbsd_failover::wire::VrrpState;
 
 /// A generous default for "the cluster should get there": elections at
 /// the default 100 ms interval take well under a second.
@@ -371,7 +371,7 @@ impl Cluster {
     /// not masters).
     pub fn masters(&self) -> Vec<usize> {
         (0..self.len())
-            .filter(|&i| matches!(self.try_status(i), Ok(s) if s.state == State::Master))
+            .filter(|&i| matches!(self.try_status(i), Ok(s) if s.state == VrrpState::Master))
             .collect()
     }
 

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use rcbsd_failover::config::{EnvKind, PlacedEnvironment};
 use rcbsd_failover::election::timers::master_down_interval;
-use rcbsd_failover::election::{Centis, Params};
+use rcbsd_failover::election::Params;
 use rcbsd_failover::node::converge::Backoff;
 use rcbsd_failover::node::watchdog::{WatchdogRule, WATCHDOG_SLACK};
 use rcbsd_failover::node::{ClusterSettings, Settings as NodeSettings};
 use rcbsd_failover::quorum::{Settings, StateSettings};
+use rcbsd_failover::wire::Centis;
 
 use super::network::Conditions;
 use super::worker::{DEMOTE_STEPS, KILL_WAIT, PROMOTE_STEPS};

@@ -10,10 +10,11 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use rcbsd_failover::election::priority::Override;
-use rcbsd_failover::election::{ReceivedAdvert, State};
+use rcbsd_failover::election::ReceivedAdvert;
 use rcbsd_failover::node::converge::Backoff;
 use rcbsd_failover::node::{self, Effect, Input, NodeCore, Verdict, WorkerReport};
 use rcbsd_failover::wire::heartbeat::{Heartbeat, Resource};
+use rcbsd_failover::wire::VrrpState;
 
 use super::clock::NodeClock;
 use super::ledger::Ledger;
@@ -756,7 +757,7 @@ impl World {
                 }
                 Effect::Notice(notice) => {
                     if let node::Notice::StateChange { from, to, .. } = &notice {
-                        if *to == State::Master {
+                        if *to == VrrpState::Master {
                             self.stats.elections += 1;
                         }
                         self.note(format!("n{node} {from} -> {to}"));

@@ -18,7 +18,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use rcbsd_failover::election::timers::master_down_interval;
-use rcbsd_failover::election::{Centis, Input, Params, State};
+use rcbsd_failover::election::{Input, Params};
+use rcbsd_failover::wire::{Centis, VrrpState};
 
 use super::rng::Rng;
 use super::world::{Network, World};
@@ -271,10 +272,10 @@ impl Scenario {
     fn check_settled(&self, world: &World) -> Result<usize, String> {
         for i in 0..world.len() {
             match world.state(i) {
-                State::Fault | State::Initialize => {
+                VrrpState::Fault | VrrpState::Initialize => {
                     return Err(format!("n{i} is in {} after the heal", world.state(i)));
                 }
-                State::Backup | State::Master => {}
+                VrrpState::Backup | VrrpState::Master => {}
             }
         }
         let masters = world.masters();

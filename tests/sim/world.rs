@@ -9,7 +9,8 @@ use std::collections::BinaryHeap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use rcbsd_failover::election::{Action, Input, Params, Reason, ReceivedAdvert, Router, State};
+use rcbsd_failover::election::{Action, Input, Params, Reason, ReceivedAdvert, Router};
+use rcbsd_failover::wire::VrrpState;
 
 use super::rng::Rng;
 
@@ -26,8 +27,8 @@ const NETWORK_STREAM: u64 = 0x6e65_7477_6f72_6b21;
 pub struct Transition {
     pub at: Duration,
     pub node: usize,
-    pub from: State,
-    pub to: State,
+    pub from: VrrpState,
+    pub to: VrrpState,
     pub reason: Reason,
 }
 
@@ -117,13 +118,14 @@ impl World {
     }
 
     /// The node's state; a down node counts as Initialize.
-    pub fn state(&self, node: usize) -> State {
-        self.router(node).map_or(State::Initialize, Router::state)
+    pub fn state(&self, node: usize) -> VrrpState {
+        self.router(node)
+            .map_or(VrrpState::Initialize, Router::state)
     }
 
     pub fn masters(&self) -> Vec<usize> {
         (0..self.len())
-            .filter(|&i| self.state(i) == State::Master)
+            .filter(|&i| self.state(i) == VrrpState::Master)
             .collect()
     }
 
@@ -244,7 +246,7 @@ impl World {
         let advert = ReceivedAdvert {
             source: m.source,
             priority: m.priority,
-            max_advert_interval: rcbsd_failover::election::Centis(m.interval),
+            max_advert_interval: rcbsd_failover::wire::Centis(m.interval),
         };
         self.input(m.to, Input::Advert(advert))
     }
@@ -257,7 +259,7 @@ impl World {
     fn apply(
         &mut self,
         node: usize,
-        before: State,
+        before: VrrpState,
         actions: Vec<Action>,
         was_timeout: bool,
     ) -> Result<(), String> {
@@ -286,7 +288,7 @@ impl World {
                     });
                 }
                 Action::ResendGarp { other_master } => {
-                    if state != State::Master {
+                    if state != VrrpState::Master {
                         return Err(format!("n{node}: ResendGarp in {state}"));
                     }
                     self.garps.push((self.now, node, other_master));
@@ -307,19 +309,20 @@ impl World {
             // a master yielding to a higher one sends one last advert of its
             // own priority (so a winner that never heard it re-announces).
             let fine = if p == 0 {
-                before == State::Master && state != State::Master
+                before == VrrpState::Master && state != VrrpState::Master
             } else {
-                state == State::Master || (before == State::Master && state == State::Backup)
+                state == VrrpState::Master
+                    || (before == VrrpState::Master && state == VrrpState::Backup)
             };
             if !fine {
                 return Err(format!("n{node}: SendAdvert {p} going {before}->{state}"));
             }
         }
         match (state, router.poll_timeout()) {
-            (State::Initialize, Some(_)) => {
+            (VrrpState::Initialize, Some(_)) => {
                 return Err(format!("n{node}: a timer armed in Initialize"));
             }
-            (State::Initialize, None) => {}
+            (VrrpState::Initialize, None) => {}
             (s, None) => return Err(format!("n{node}: no timer armed in {s}")),
             (s, Some(at)) => {
                 if was_timeout && at <= self.instant() {

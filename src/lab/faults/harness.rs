@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::control::protocol::Status;
-use crate::election::State;
 use crate::lab::agents::{Agents, Implementation, NodeSpec, PlacementSpec, QuorumSpec};
 use crate::lab::cancel::Cancel;
 use crate::lab::cbsd::state::NodeState;
@@ -27,6 +26,7 @@ use crate::lab::fake_watchdog::FakeWatchdog;
 use crate::lab::holders::{HolderLog, Recorder};
 use crate::lab::netns::{self, netns_exec_argv, Topology, VIP};
 use crate::lab::{cmd, watch, LabError};
+use crate::wire::VrrpState;
 
 /// How long a node takes to boot after its watchdog reset it.
 pub const BOOT: Duration = Duration::from_secs(3);
@@ -322,7 +322,7 @@ impl Harness {
     /// Nodes whose agent reports state master now.
     pub fn masters(&self) -> Vec<usize> {
         (0..self.len())
-            .filter(|&i| matches!(self.status(i), Ok(s) if s.state == State::Master))
+            .filter(|&i| matches!(self.status(i), Ok(s) if s.state == VrrpState::Master))
             .collect()
     }
 

@@ -14,8 +14,8 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use crate::election::Centis;
 use crate::wire::vrrp::{self, Advertisement};
+use crate::wire::Centis;
 use crate::wire::{checksum, ipv4, ChecksumMode};
 
 /// Above every lab node's priority (150 at most): a forged advert that the

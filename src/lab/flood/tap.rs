@@ -243,7 +243,7 @@ pub fn gaps(seen: &[Seen], window: std::ops::Range<Duration>, interval: Duration
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::election::Centis;
+    use crate::wire::Centis;
     use crate::wire::ChecksumMode;
 
     fn at(ms: u64) -> Seen {
