@@ -38,17 +38,17 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::Signals;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::admit::{self, DropCounters, RecvMeta};
 use crate::config::{self, Config};
 use crate::control::protocol::{Counters, Request, Response, Status};
 use crate::control::server as control_server;
 use crate::election::priority::Override;
 use crate::election::Params;
 use crate::events::{self, LogFormat, LogTarget};
-use crate::net::admit::{self, DropCounters, RecvMeta};
 use crate::net::iface;
 use crate::net::socket::{SocketConfig, VrrpSocket};
 use crate::node::{self, Effect, Input, NodeCore, Notice, WorkerReport};
-use crate::state::StateStore;
+use crate::store::StateDir;
 use crate::wire::vrrp::Advertisement;
 
 use transition::Desired;
@@ -259,7 +259,7 @@ struct Agent {
     /// Every decision: the election, quorum, faults, overrides, the fence.
     core: NodeCore,
     socket: VrrpSocket,
-    store: StateStore,
+    store: StateDir,
     /// What the worker serves; replaced with every published decision and
     /// every applied reload.
     desired: watch::Sender<Desired>,
@@ -313,7 +313,7 @@ impl Agent {
         crate::net::preflight::check()
             .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
         let link = resolve_link(&config)?;
-        let store = StateStore::open(&config.node.state_dir)
+        let store = StateDir::open(&config.node.state_dir)
             .map_err(|e| StartError::new(EX_OSERR, format!("node.state_dir: {e}")))?;
         let override_ = store
             .load_override()

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use rcbsd_failover::admit::RecvMeta;
 use rcbsd_failover::config::VirtualIp;
-use rcbsd_failover::net::admit::RecvMeta;
 use rcbsd_failover::net::error::NetError;
 use rcbsd_failover::net::garp::GarpSender;
 use rcbsd_failover::net::iface;

@@ -11,11 +11,11 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
+use rcbsd_failover::admit::{admit, Policy, RecvMeta};
 use rcbsd_failover::auth::Keyring;
 use rcbsd_failover::config;
 use rcbsd_failover::control::protocol::{Request, Response};
 use rcbsd_failover::control::server::parse_request;
-use rcbsd_failover::net::admit::{admit, Policy, RecvMeta};
 use rcbsd_failover::wire::heartbeat::{
     self, Ack, Grant, Handoff, Heartbeat, HeartbeatError, Resource,
 };

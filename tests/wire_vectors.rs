@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use rcbsd_failover::net::admit::{admit, DropReason, Policy, RecvMeta};
+use rcbsd_failover::admit::{admit, DropReason, Policy, RecvMeta};
 use rcbsd_failover::wire::checksum::verify_vrrp;
 use rcbsd_failover::wire::vrrp::{self, Advertisement, MULTICAST_GROUP};
 use rcbsd_failover::wire::Centis;

@@ -8,8 +8,8 @@
 use std::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
-use rcbsd_failover::election::Centis;
-use rcbsd_failover::net::admit::{admit, Policy, RecvMeta};
+use rcbsd_failover::wire::Centis;
+use rcbsd_failover::admit::{admit, Policy, RecvMeta};
 use rcbsd_failover::wire::{ipv4, vrrp, ChecksumMode};
 
 /// The keepalived captures in tests/vectors use VRID 51 and this VIP, so

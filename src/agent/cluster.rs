@@ -14,7 +14,7 @@ use crate::config::{Cluster, Config};
 use crate::control::protocol::{ClusterStatus, EnvironmentStatus};
 use crate::events;
 use crate::node::NodeCore;
-use crate::quorum::{Ignored, Settings, StateSettings};
+use crate::quorum::{Ignored, NodeQuorumSettings, Settings};
 use crate::wire::heartbeat::{self, Heartbeat, Resource};
 
 /// Large enough for any heartbeat the codec accepts.
@@ -31,8 +31,8 @@ pub struct HeartbeatCounters {
 }
 
 /// The quorum settings of the node core for this configuration.
-pub fn state_settings(config: &Config, cluster: &Cluster) -> StateSettings {
-    StateSettings {
+pub fn state_settings(config: &Config, cluster: &Cluster) -> NodeQuorumSettings {
+    NodeQuorumSettings {
         membership: Settings {
             me: config.node.name.clone(),
             nodes: cluster.nodes.iter().map(|n| n.name.clone()).collect(),

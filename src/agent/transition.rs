@@ -334,7 +334,7 @@ fn outcome_of(outcome: &JobOutcome) -> Outcome {
 /// runtime. A failure stops the promote: a restart must never miss it.
 async fn write_marker(path: &std::path::Path) -> Result<(), String> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::state::write_durably(&path, b"master\n"))
+    tokio::task::spawn_blocking(move || crate::store::write_durably(&path, b"master\n"))
         .await
         .map_err(|e| format!("internal error: {e}"))?
         .map_err(|e| e.to_string())
@@ -345,7 +345,7 @@ async fn write_marker(path: &std::path::Path) -> Result<(), String> {
 async fn remove_marker(path: &std::path::Path) {
     let path = path.to_path_buf();
     let shown = path.display().to_string();
-    let result = tokio::task::spawn_blocking(move || crate::state::remove_durably(&path)).await;
+    let result = tokio::task::spawn_blocking(move || crate::store::remove_durably(&path)).await;
     let error = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e.to_string(),

@@ -3,7 +3,6 @@
 //! Receive admission (`admit`) is pure: it turns a datagram and its
 //! metadata into an accepted advert or a counted drop reason.
 
-pub mod admit;
 pub mod error;
 pub mod garp;
 pub mod iface;

@@ -29,9 +29,9 @@ use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type}
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-use super::admit::RecvMeta;
 use super::error::NetError;
 use super::iface;
+use crate::admit::RecvMeta;
 
 /// RFC 5798 §5.1.1.2: the IPv4 multicast address of VRRP.
 pub const VRRP_MULTICAST: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);

@@ -1,6 +1,6 @@
 //! The node core: everything one node decides, pure. It joins the VRRP
 //! election ([`crate::election::Router`]), the quorum layer
-//! ([`crate::quorum::ClusterState`]), faults and their hold-off, the
+//! ([`crate::quorum::NodeQuorum`]), faults and their hold-off, the
 //! operator's override, what the worker reports holding, and the fence
 //! (leases, the watchdog rule) into one state machine driven like the
 //! router: [`NodeCore::handle`]`(input, now) -> effects`, with
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::election::priority::{self, Override};
 use crate::election::{self, Action, Params, Reason, ReceivedAdvert, Router};
-use crate::quorum::{self, Allowed, ClusterState, Holding, Ignored, LocalReport, StateSettings};
+use crate::quorum::{self, Allowed, Holding, Ignored, LocalReport, NodeQuorum, NodeQuorumSettings};
 use crate::wire::heartbeat::{Heartbeat, Resource};
 use crate::wire::VrrpState;
 
@@ -58,7 +58,7 @@ pub struct Settings {
 /// The quorum part of [`Settings`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSettings {
-    pub state: StateSettings,
+    pub state: NodeQuorumSettings,
     /// A CBSD node: environments are placed by `[[environment]]` (the
     /// decision carries the ones this node may run).
     pub placement: bool,
@@ -314,7 +314,7 @@ pub struct Fault {
 pub struct NodeCore {
     settings: Settings,
     router: Router,
-    cluster: Option<ClusterState>,
+    cluster: Option<NodeQuorum>,
     override_: Override,
     fault: Option<Fault>,
     /// The last promote failed and the node has not been master since: no
@@ -353,7 +353,7 @@ impl NodeCore {
     pub fn new(settings: Settings, incarnation: u64, now: Instant) -> Self {
         let router = Router::new(params(&settings, Override::None, false, false));
         let cluster = settings.cluster.as_ref().map(|c| {
-            let mut state = ClusterState::new(c.state.clone(), incarnation, now);
+            let mut state = NodeQuorum::new(c.state.clone(), incarnation, now);
             state.set_holding(everything_possible(&settings, c));
             state
         });
@@ -390,7 +390,7 @@ impl NodeCore {
         &self.router
     }
 
-    pub fn cluster(&self) -> Option<&ClusterState> {
+    pub fn cluster(&self) -> Option<&NodeQuorum> {
         self.cluster.as_ref()
     }
 
@@ -1199,7 +1199,7 @@ fn params(
     }
 }
 
-fn heard(cluster: &ClusterState, now: Instant) -> Vec<String> {
+fn heard(cluster: &NodeQuorum, now: Instant) -> Vec<String> {
     let mut heard = vec![cluster.me().to_owned()];
     heard.extend(
         cluster
@@ -1210,7 +1210,7 @@ fn heard(cluster: &ClusterState, now: Instant) -> Vec<String> {
     heard
 }
 
-fn lease_left(cluster: &ClusterState, resource: &Resource, now: Instant) -> u64 {
+fn lease_left(cluster: &NodeQuorum, resource: &Resource, now: Instant) -> u64 {
     cluster
         .membership()
         .lease_until(resource, now)

@@ -36,7 +36,7 @@ fn settings(priority: u8) -> Settings {
 fn clustered(priority: u8) -> Settings {
     Settings {
         cluster: Some(ClusterSettings {
-            state: StateSettings {
+            state: NodeQuorumSettings {
                 membership: MembershipSettings {
                     me: "n1".into(),
                     nodes: vec!["n1".into(), "n2".into(), "n3".into()],

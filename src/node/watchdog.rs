@@ -33,7 +33,7 @@ use crate::quorum::lease::MAX_DRIFT_PPM;
 /// How late a watchdog device may fire, in percent of its nominal timeout
 /// (FreeBSD's sys/sys/watchdog.h: hardware varies by ±10–20 %).
 pub const DEVICE_TOLERANCE_PERCENT: u128 = 20;
-use crate::quorum::{ClusterState, Holding};
+use crate::quorum::{Holding, NodeQuorum};
 use crate::wire::heartbeat::Resource;
 
 /// The default [`WatchdogRule::slack`]: between deciding and patting, and
@@ -90,7 +90,7 @@ impl WatchdogRule {
         &self,
         holding: &Holding,
         known: bool,
-        cluster: Option<&ClusterState>,
+        cluster: Option<&NodeQuorum>,
         now: std::time::Instant,
     ) -> Verdict {
         if !known {

@@ -14,17 +14,17 @@
 //! - **placement** ([`placement::decide`]): which environments a node
 //!   claims, from `[[environment]]` and what the live nodes report.
 //!
-//! Everything here is pure ([`ClusterState`] is one node's whole quorum
+//! Everything here is pure ([`NodeQuorum`] is one node's whole quorum
 //! state); `agent::cluster` sends, receives and logs, and the simulation
 //! (tests/simulation.rs) drives the same code.
 
 pub mod lease;
 mod membership;
+mod node_quorum;
 pub mod placement;
-mod state;
 
 pub use membership::{Ignored, LocalReport, Membership, Peer, Settings};
-pub use state::{gate, Allowed, ClusterState, Gate, Holding, StateSettings};
+pub use node_quorum::{gate, Allowed, Gate, Holding, NodeQuorum, NodeQuorumSettings};
 
 #[cfg(test)]
 mod tests;

@@ -49,7 +49,7 @@ pub struct Decision {
 /// Decides, for every placed environment, whether `me` claims it. `nodes`
 /// holds the live nodes' reports, `me` included (with its current claims).
 /// `may_adopt`: this node has held quorum for a lease (see
-/// `ClusterState::update_claims`); until then it claims only what it comes
+/// `NodeQuorum::update_claims`); until then it claims only what it comes
 /// first for, or already claims.
 pub fn decide(
     me: &str,

@@ -15,7 +15,7 @@ use rcbsd_failover::election::Params;
 use rcbsd_failover::node::converge::Backoff;
 use rcbsd_failover::node::watchdog::{WatchdogRule, WATCHDOG_SLACK};
 use rcbsd_failover::node::{ClusterSettings, Settings as NodeSettings};
-use rcbsd_failover::quorum::{Settings, StateSettings};
+use rcbsd_failover::quorum::{NodeQuorumSettings, Settings};
 use rcbsd_failover::wire::Centis;
 
 use super::network::Conditions;
@@ -143,7 +143,7 @@ impl Cluster {
                         may_be_master: self.may_be_master[i],
                         fault_hold_off: Duration::from_secs(2),
                         cluster: Some(ClusterSettings {
-                            state: StateSettings {
+                            state: NodeQuorumSettings {
                                 membership: Settings {
                                     me: names[i].clone(),
                                     quorum_hash: Self::quorum_hash(

@@ -46,9 +46,9 @@ pub struct Allowed {
     pub environments: BTreeSet<String>,
 }
 
-/// Static settings of [`ClusterState`].
+/// Static settings of [`NodeQuorum`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateSettings {
+pub struct NodeQuorumSettings {
     pub membership: Settings,
     pub fence_margin: Duration,
     pub placement: Vec<PlacedEnvironment>,
@@ -56,8 +56,8 @@ pub struct StateSettings {
 }
 
 #[derive(Clone, Debug)]
-pub struct ClusterState {
-    settings: StateSettings,
+pub struct NodeQuorum {
+    settings: NodeQuorumSettings,
     membership: Membership,
     decisions: BTreeMap<String, Decision>,
     /// Resources no longer wanted, with the decision sequence whose
@@ -78,10 +78,10 @@ pub struct ClusterState {
 /// decides again (the target may have died meanwhile).
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(120);
 
-impl ClusterState {
-    pub fn new(settings: StateSettings, incarnation: u64, now: Instant) -> Self {
+impl NodeQuorum {
+    pub fn new(settings: NodeQuorumSettings, incarnation: u64, now: Instant) -> Self {
         let membership = Membership::new(settings.membership.clone(), incarnation, now);
-        ClusterState {
+        NodeQuorum {
             settings,
             membership,
             decisions: BTreeMap::new(),

@@ -23,7 +23,7 @@ pub const OVERRIDE_FILE: &str = "override.json";
 const MAX_OVERRIDE_FILE_LEN: u64 = 4096;
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateError {
+pub enum StateDirError {
     #[error("cannot create the state directory {}: {source}", path.display())]
     CreateDir {
         path: PathBuf,
@@ -60,18 +60,18 @@ pub struct OverrideRecord {
 
 /// The state directory of one node.
 #[derive(Clone, Debug)]
-pub struct StateStore {
+pub struct StateDir {
     dir: PathBuf,
 }
 
-impl StateStore {
+impl StateDir {
     /// Use `dir`, creating it (mode 0700) if it does not exist. An existing
     /// directory keeps its mode.
-    pub fn open(dir: &Path) -> Result<Self, StateError> {
+    pub fn open(dir: &Path) -> Result<Self, StateDirError> {
         match fs::metadata(dir) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
-                return Err(StateError::NotADirectory {
+                return Err(StateDirError::NotADirectory {
                     path: dir.to_path_buf(),
                 })
             }
@@ -80,19 +80,19 @@ impl StateStore {
                     .recursive(true)
                     .mode(0o700)
                     .create(dir)
-                    .map_err(|source| StateError::CreateDir {
+                    .map_err(|source| StateDirError::CreateDir {
                         path: dir.to_path_buf(),
                         source,
                     })?;
             }
             Err(source) => {
-                return Err(StateError::CreateDir {
+                return Err(StateDirError::CreateDir {
                     path: dir.to_path_buf(),
                     source,
                 })
             }
         }
-        Ok(StateStore {
+        Ok(StateDir {
             dir: dir.to_path_buf(),
         })
     }
@@ -106,16 +106,16 @@ impl StateStore {
     }
 
     /// The stored override; [`Override::None`] when none was ever stored.
-    pub fn load_override(&self) -> Result<Override, StateError> {
+    pub fn load_override(&self) -> Result<Override, StateDirError> {
         Ok(self
             .load_override_record()?
             .map_or(Override::None, |record| record.override_))
     }
 
     /// The stored override with the time it was set; `None` when no file.
-    pub fn load_override_record(&self) -> Result<Option<OverrideRecord>, StateError> {
+    pub fn load_override_record(&self) -> Result<Option<OverrideRecord>, StateDirError> {
         let path = self.override_path();
-        let read_error = |source| StateError::Read {
+        let read_error = |source| StateDirError::Read {
             path: path.clone(),
             source,
         };
@@ -130,17 +130,17 @@ impl StateStore {
             &mut text,
         );
         match read {
-            Ok(len) if len as u64 > MAX_OVERRIDE_FILE_LEN => Err(StateError::Corrupt {
+            Ok(len) if len as u64 > MAX_OVERRIDE_FILE_LEN => Err(StateDirError::Corrupt {
                 path,
                 detail: format!("longer than {MAX_OVERRIDE_FILE_LEN} bytes"),
             }),
             Ok(_) => serde_json::from_str(&text)
                 .map(Some)
-                .map_err(|e| StateError::Corrupt {
+                .map_err(|e| StateDirError::Corrupt {
                     path,
                     detail: e.to_string(),
                 }),
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(StateError::Corrupt {
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(StateDirError::Corrupt {
                 path,
                 detail: "not UTF-8".to_string(),
             }),
@@ -150,12 +150,12 @@ impl StateStore {
 
     /// Store `override_` so that it survives a crash at any point: readers
     /// see either the old file or the new one, never a torn write.
-    pub fn save_override(&self, override_: Override) -> Result<(), StateError> {
+    pub fn save_override(&self, override_: Override) -> Result<(), StateDirError> {
         let since = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_secs());
         let record = OverrideRecord { override_, since };
-        let mut bytes = serde_json::to_vec(&record).map_err(|e| StateError::Write {
+        let mut bytes = serde_json::to_vec(&record).map_err(|e| StateDirError::Write {
             path: self.override_path(),
             source: io::Error::other(e),
         })?;
@@ -163,7 +163,7 @@ impl StateStore {
         self.write_atomically(OVERRIDE_FILE, &bytes)
     }
 
-    fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+    fn write_atomically(&self, name: &str, bytes: &[u8]) -> Result<(), StateDirError> {
         write_durably(&self.dir.join(name), bytes)
     }
 }
@@ -172,7 +172,7 @@ impl StateStore {
 /// a temporary file in the same directory (mode 0600, never through a
 /// symbolic link), fsync, rename, fsync of the directory. Readers see the
 /// old file or the new one, never a torn write.
-pub fn write_durably(target: &Path, bytes: &[u8]) -> Result<(), StateError> {
+pub fn write_durably(target: &Path, bytes: &[u8]) -> Result<(), StateDirError> {
     let dir = target
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -183,7 +183,7 @@ pub fn write_durably(target: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let temp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let write_error = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| StateError::Write { path, source }
+        move |source| StateDirError::Write { path, source }
     };
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -212,12 +212,12 @@ pub fn write_durably(target: &Path, bytes: &[u8]) -> Result<(), StateError> {
 
 /// Removes `target` (absent is fine) and syncs its directory, so that the
 /// removal survives a crash.
-pub fn remove_durably(target: &Path) -> Result<(), StateError> {
+pub fn remove_durably(target: &Path) -> Result<(), StateDirError> {
     match fs::remove_file(target) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(source) => {
-            return Err(StateError::Write {
+            return Err(StateDirError::Write {
                 path: target.to_path_buf(),
                 source,
             })
@@ -229,7 +229,7 @@ pub fn remove_durably(target: &Path) -> Result<(), StateError> {
         .unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| StateError::Write {
+        .map_err(|source| StateDirError::Write {
             path: dir.to_path_buf(),
             source,
         })
@@ -243,7 +243,7 @@ mod tests {
     #[test]
     fn a_missing_file_means_no_override() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
         assert_eq!(store.load_override().unwrap(), Override::None);
     }
 
@@ -251,7 +251,7 @@ mod tests {
     fn open_creates_the_directory_private() {
         let dir = tempfile::tempdir().unwrap();
         let state_dir = dir.path().join("a/b");
-        StateStore::open(&state_dir).unwrap();
+        StateDir::open(&state_dir).unwrap();
         let mode = fs::metadata(&state_dir).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
     }
@@ -262,8 +262,8 @@ mod tests {
         let file = dir.path().join("f");
         fs::write(&file, "x").unwrap();
         assert!(matches!(
-            StateStore::open(&file),
-            Err(StateError::NotADirectory { .. })
+            StateDir::open(&file),
+            Err(StateDirError::NotADirectory { .. })
         ));
     }
 
@@ -271,11 +271,11 @@ mod tests {
     fn a_saved_override_is_read_back_by_a_new_store() {
         let dir = tempfile::tempdir().unwrap();
         for override_ in [Override::Demote, Override::Promote, Override::None] {
-            StateStore::open(dir.path())
+            StateDir::open(dir.path())
                 .unwrap()
                 .save_override(override_)
                 .unwrap();
-            let again = StateStore::open(dir.path()).unwrap();
+            let again = StateDir::open(dir.path()).unwrap();
             assert_eq!(again.load_override().unwrap(), override_);
         }
         let names: Vec<_> = fs::read_dir(dir.path())
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn the_file_is_private_json() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
         store.save_override(Override::Demote).unwrap();
         let path = store.override_path();
         let mode = fs::metadata(&path).unwrap().permissions().mode();
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn a_corrupt_file_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(dir.path()).unwrap();
+        let store = StateDir::open(dir.path()).unwrap();
         for garbage in [
             "",
             "{",
@@ -314,7 +314,7 @@ mod tests {
             fs::write(store.override_path(), garbage).unwrap();
             let error = store.load_override().unwrap_err();
             assert!(
-                matches!(error, StateError::Corrupt { .. }),
+                matches!(error, StateDirError::Corrupt { .. }),
                 "{garbage:?}: {error}"
             );
             assert!(error.to_string().contains(OVERRIDE_FILE), "{error}");
@@ -322,7 +322,7 @@ mod tests {
         fs::write(store.override_path(), [0xff, 0xfe]).unwrap();
         assert!(matches!(
             store.load_override(),
-            Err(StateError::Corrupt { .. })
+            Err(StateDirError::Corrupt { .. })
         ));
     }
 }
