@@ -45,6 +45,7 @@ use crate::control::server as control_server;
 use crate::election::priority::Override;
 use crate::election::Params;
 use crate::events::{self, LogFormat, LogTarget};
+use crate::exit::ExitStatus;
 use crate::net::iface;
 use crate::net::socket::{SocketConfig, VrrpSocket};
 use crate::node::{self, Effect, Input, NodeCore, Notice, WorkerReport};
@@ -52,13 +53,6 @@ use crate::store::StateDir;
 use crate::wire::vrrp::Advertisement;
 
 use transition::Desired;
-
-/// sysexits(3): the configuration is wrong.
-pub const EX_CONFIG: u8 = 78;
-/// sysexits(3): something the agent needs is missing or unusable.
-pub const EX_UNAVAILABLE: u8 = 69;
-/// sysexits(3): a system error (socket, permission).
-pub const EX_OSERR: u8 = 71;
 
 /// How often drop and send-error summaries are logged, at most.
 const SUMMARY_PERIOD: Duration = Duration::from_secs(10);
@@ -114,7 +108,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
-            return ExitCode::from(EX_CONFIG);
+            return ExitStatus::Config.into();
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -124,7 +118,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("rcbsd-failover: cannot start the async runtime: {e}");
-            return ExitCode::from(EX_OSERR);
+            return ExitStatus::OsErr.into();
         }
     };
     let code = runtime.block_on(async move {
@@ -133,7 +127,7 @@ pub fn run(opts: RunOptions) -> ExitCode {
             Err(e) => {
                 events::agent_failed(&e.message);
                 eprintln!("rcbsd-failover: {}", e.message);
-                ExitCode::from(e.exit_code)
+                e.exit.into()
             }
         }
     });
@@ -147,14 +141,14 @@ pub fn run(opts: RunOptions) -> ExitCode {
 #[derive(Debug)]
 pub struct StartError {
     pub message: String,
-    pub exit_code: u8,
+    pub exit: ExitStatus,
 }
 
 impl StartError {
-    fn new(exit_code: u8, message: impl Into<String>) -> Self {
+    fn new(exit: ExitStatus, message: impl Into<String>) -> Self {
         StartError {
             message: message.into(),
-            exit_code,
+            exit,
         }
     }
 }
@@ -170,7 +164,7 @@ fn resolve_link(config: &Config) -> Result<Link, StartError> {
     let ifname = &config.vrrp.interface;
     let ifindex = iface::interface_index(ifname).map_err(|e| {
         StartError::new(
-            EX_UNAVAILABLE,
+            ExitStatus::Unavailable,
             format!("vrrp.interface {ifname:?}: {e} (check the name with ifconfig)"),
         )
     })?;
@@ -179,7 +173,7 @@ fn resolve_link(config: &Config) -> Result<Link, StartError> {
         Some(a) => a,
         None => iface::primary_address(ifname, &vips).map_err(|e| {
             StartError::new(
-                EX_UNAVAILABLE,
+                ExitStatus::Unavailable,
                 format!("vrrp.interface {ifname:?}: {e} (give it an address or set vrrp.source_address)"),
             )
         })?,
@@ -311,13 +305,13 @@ struct Agent {
 impl Agent {
     async fn start(config: Config) -> Result<Agent, StartError> {
         crate::net::preflight::check()
-            .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
+            .map_err(|e| StartError::new(ExitStatus::Unavailable, e.to_string()))?;
         let link = resolve_link(&config)?;
         let store = StateDir::open(&config.node.state_dir)
-            .map_err(|e| StartError::new(EX_OSERR, format!("node.state_dir: {e}")))?;
+            .map_err(|e| StartError::new(ExitStatus::OsErr, format!("node.state_dir: {e}")))?;
         let override_ = store
             .load_override()
-            .map_err(|e| StartError::new(EX_CONFIG, e.to_string()))?;
+            .map_err(|e| StartError::new(ExitStatus::Config, e.to_string()))?;
 
         // A VIP left by a crashed earlier run must go before we may become
         // master: otherwise two nodes could answer ARP for it.
@@ -333,7 +327,7 @@ impl Agent {
                 Ok(false) => {}
                 Err(e) => {
                     return Err(StartError::new(
-                        EX_OSERR,
+                        ExitStatus::OsErr,
                         format!("cannot remove the leftover virtual IP {vip}: {e}"),
                     ))
                 }
@@ -343,13 +337,13 @@ impl Agent {
         let keys = match &config.auth {
             Some(auth) => Some(std::sync::Arc::new(
                 crate::auth::Keyring::load(&auth.key_file, auth.accept_key_file.as_deref())
-                    .map_err(|e| StartError::new(EX_CONFIG, format!("[auth]: {e}")))?,
+                    .map_err(|e| StartError::new(ExitStatus::Config, format!("[auth]: {e}")))?,
             )),
             None => None,
         };
         let incarnation = crate::auth::next_incarnation(&config.node.state_dir).map_err(|e| {
             StartError::new(
-                EX_OSERR,
+                ExitStatus::OsErr,
                 format!("node.state_dir: cannot store the incarnation: {e}"),
             )
         })?;
@@ -357,26 +351,25 @@ impl Agent {
             Some(c) => Some(
                 cluster::ClusterLink::open(&config, c, keys.clone())
                     .await
-                    .map_err(|e| StartError::new(EX_UNAVAILABLE, e))?,
+                    .map_err(|e| StartError::new(ExitStatus::Unavailable, e))?,
             ),
             None => None,
         };
-        let fence =
-            match &config.fence.watchdog {
-                Some(watchdog) => Some(fence::Fence::open(watchdog).map_err(|e| {
-                    StartError::new(EX_UNAVAILABLE, format!("[fence] watchdog: {e}"))
-                })?),
-                None => None,
-            };
+        let fence = match &config.fence.watchdog {
+            Some(watchdog) => Some(fence::Fence::open(watchdog).map_err(|e| {
+                StartError::new(ExitStatus::Unavailable, format!("[fence] watchdog: {e}"))
+            })?),
+            None => None,
+        };
 
         let listener = control_server::bind_with_access(
             &config.node.control_socket,
             config.node.status_group.as_deref(),
         )
-        .map_err(|e| StartError::new(EX_UNAVAILABLE, e.to_string()))?;
+        .map_err(|e| StartError::new(ExitStatus::Unavailable, e.to_string()))?;
         let socket = VrrpSocket::open(&socket_config(&config, &link)).map_err(|e| {
             StartError::new(
-                EX_OSERR,
+                ExitStatus::OsErr,
                 format!("VRRP socket on {}: {e}", config.vrrp.interface),
             )
         })?;
@@ -390,7 +383,7 @@ impl Agent {
             events: worker_events,
             progress,
             stats,
-        } = transition::spawn(&config).map_err(|e| StartError::new(EX_OSERR, e))?;
+        } = transition::spawn(&config).map_err(|e| StartError::new(ExitStatus::OsErr, e))?;
 
         let (control_tx, control_rx) = mpsc::channel(16);
         let (overrides_saved, overrides_saved_rx) = mpsc::unbounded_channel();
@@ -404,7 +397,10 @@ impl Agent {
         // Installed before the election starts: a SIGTERM from now on is a
         // clean shutdown, never the default (abrupt) one.
         let signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(|e| {
-            StartError::new(EX_OSERR, format!("cannot install signal handlers: {e}"))
+            StartError::new(
+                ExitStatus::OsErr,
+                format!("cannot install signal handlers: {e}"),
+            )
         })?;
         let now = Instant::now();
         let mut core = NodeCore::new(

@@ -27,11 +27,13 @@
 pub mod admit;
 pub mod agent;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod election;
 pub mod events;
+pub mod exit;
 pub mod fence;
 pub mod lab;
 pub mod net;

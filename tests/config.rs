@@ -363,12 +363,12 @@ fn load_tells_a_missing_file_from_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let missing = load(&dir.path().join("none.toml")).unwrap_err();
     assert!(matches!(missing, ConfigError::Read { .. }));
-    assert_eq!(missing.exit_code(), 66);
+    assert_eq!(missing.exit_status().code(), 66);
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, b"[vrrp]\ninterface = \"em0\xff\"\n").unwrap();
     let error = load(&bad).unwrap_err();
-    assert_eq!(error.exit_code(), 78);
+    assert_eq!(error.exit_status().code(), 78);
     assert!(error.to_string().contains(":2:"), "{error}");
     assert!(error.to_string().contains("UTF-8"), "{error}");
 }

@@ -6,6 +6,8 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use crate::exit::ExitStatus;
+
 /// One problem found in a configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -76,12 +78,12 @@ impl ConfigError {
         }
     }
 
-    /// The sysexits(3) code the CLI exits with: EX_NOINPUT (66) when the file
-    /// cannot be read, EX_CONFIG (78) when its content is wrong.
-    pub fn exit_code(&self) -> u8 {
+    /// What the CLI exits with: EX_NOINPUT (66) when the file cannot be
+    /// read, EX_CONFIG (78) when its content is wrong.
+    pub fn exit_status(&self) -> ExitStatus {
         match self {
-            ConfigError::Read { .. } => 66,
-            ConfigError::Invalid(_) => 78,
+            ConfigError::Read { .. } => ExitStatus::NoInput,
+            ConfigError::Invalid(_) => ExitStatus::Config,
         }
     }
 }

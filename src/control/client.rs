@@ -8,6 +8,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::exit::ExitStatus;
+
 use super::protocol::{ClusterStatus, Request, Response, Status};
 
 /// Longest reply accepted; a status is a few hundred bytes.
@@ -43,15 +45,54 @@ impl ClientError {
     /// The sysexits(3) code for this failure: EX_UNAVAILABLE (69) when no
     /// agent answers, EX_NOPERM (77), EX_TEMPFAIL (75) on timeout,
     /// EX_PROTOCOL (76) for a reply we cannot read, EX_IOERR (74) otherwise.
-    pub fn exit_code(&self) -> u8 {
+    pub fn exit_status(&self) -> ExitStatus {
         match self {
-            ClientError::NotFound { .. } | ClientError::Refused { .. } => 69,
-            ClientError::PermissionDenied { .. } => 77,
-            ClientError::Timeout { .. } => 75,
-            ClientError::MalformedReply { .. } => 76,
-            ClientError::Io { .. } => 74,
+            ClientError::NotFound { .. } | ClientError::Refused { .. } => ExitStatus::Unavailable,
+            ClientError::PermissionDenied { .. } => ExitStatus::NoPerm,
+            ClientError::Timeout { .. } => ExitStatus::TempFail,
+            ClientError::MalformedReply { .. } => ExitStatus::Protocol,
+            ClientError::Io { .. } => ExitStatus::IoErr,
         }
     }
+}
+
+/// How often `move --wait` asks the agent where an environment runs.
+const MOVE_POLL: Duration = Duration::from_millis(250);
+
+/// `move --wait`: asks the agent on `socket` every 250 ms where
+/// `environment` runs, until it runs on `node` alone (true) or `wait`
+/// passes (false). `on_change` sees each new answer (the nodes that run
+/// it; none while it is stopped between two nodes). A status request that
+/// fails (the agent restarting) is retried until the deadline.
+pub fn wait_for_move(
+    socket: &Path,
+    environment: &str,
+    node: &str,
+    wait: Duration,
+    mut on_change: impl FnMut(&[String]),
+) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    let mut last: Option<Vec<String>> = None;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(MOVE_POLL);
+        let Ok(response) = request(socket, Request::Status, DEFAULT_TIMEOUT) else {
+            continue;
+        };
+        let running_on = response
+            .status
+            .and_then(|s| s.cluster)
+            .and_then(|c| c.environments.into_iter().find(|e| e.name == environment))
+            .map(|e| e.running_on)
+            .unwrap_or_default();
+        if last.as_ref() != Some(&running_on) {
+            on_change(&running_on);
+            last = Some(running_on.clone());
+        }
+        if running_on == [node] {
+            return true;
+        }
+    }
+    false
 }
 
 /// Send `req` to the agent listening on `path` and wait for its reply, at
@@ -472,7 +513,7 @@ mod tests {
         let path = dir.path().join("none.sock");
         let error = request(&path, Request::Status, Duration::from_secs(1)).unwrap_err();
         assert!(matches!(error, ClientError::NotFound { .. }));
-        assert_eq!(error.exit_code(), 69);
+        assert_eq!(error.exit_status(), ExitStatus::Unavailable);
         assert!(error.to_string().starts_with("no agent running"), "{error}");
     }
 

@@ -19,7 +19,8 @@
 //! **FAIL** means a failover breaks on this node (a promote fails, every
 //! follower's mount is refused, or the agent does not start); **warn**
 //! means it works but degraded, or the check could not be answered from
-//! here. `doctor` exits [`EXIT_FAIL`] when any check FAILs, 0 otherwise
+//! here. `doctor` exits 1 ([`ExitStatus::Failure`], apart from the configuration's 66 and
+//! 78) when any check FAILs, 0 otherwise
 //! (warnings included): the rc.d script refuses to start the agent only
 //! on a FAIL. `docs/operations.md` ("Checking a node: doctor") lists
 //! every check.
@@ -31,12 +32,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
-pub use run::examine;
+use crate::exit::ExitStatus;
 
-/// The exit status when at least one check FAILs. Kept apart from the
-/// configuration's 66 (EX_NOINPUT) and 78 (EX_CONFIG), which keep their
-/// meaning of every subcommand: the file cannot be read, or is invalid.
-pub const EXIT_FAIL: u8 = 1;
+pub use run::examine;
 
 /// How long each command, file read or local examination may take: they
 /// only read local state, and the rc.d script waits for them at boot.
@@ -138,12 +136,12 @@ pub fn render(outcomes: &[Outcome]) -> String {
     text
 }
 
-/// 0, or [`EXIT_FAIL`] when any check FAILs.
-pub fn exit_code(outcomes: &[Outcome]) -> u8 {
+/// Success, or [`ExitStatus::Failure`] when any check FAILs.
+pub fn exit_status(outcomes: &[Outcome]) -> ExitStatus {
     if outcomes.iter().any(|o| o.finding.verdict == Verdict::Fail) {
-        EXIT_FAIL
+        ExitStatus::Failure
     } else {
-        0
+        ExitStatus::Success
     }
 }
 
@@ -154,7 +152,7 @@ pub fn run(config_path: &Path) -> ExitCode {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{error}");
-            return ExitCode::from(error.exit_code());
+            return error.exit_status().into();
         }
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -164,8 +162,7 @@ pub fn run(config_path: &Path) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("rcbsd-failover: cannot start the async runtime: {error}");
-            // sysexits(3) EX_OSERR.
-            return ExitCode::from(71);
+            return ExitStatus::OsErr.into();
         }
     };
     let outcomes = runtime.block_on(examine(&config));
@@ -173,7 +170,7 @@ pub fn run(config_path: &Path) -> ExitCode {
     // reported as unanswered, and must not keep the process alive.
     runtime.shutdown_timeout(Duration::from_secs(1));
     print!("{}", render(&outcomes));
-    ExitCode::from(exit_code(&outcomes))
+    exit_status(&outcomes).into()
 }
 
 #[cfg(test)]
@@ -214,8 +211,11 @@ mod tests {
         let ok = outcome("a", Finding::ok("fine"));
         let warn = outcome("b", Finding::warn("degraded", "fix it"));
         let fail = outcome("c", Finding::fail("broken", "fix it"));
-        assert_eq!(exit_code(&[]), 0);
-        assert_eq!(exit_code(&[ok.clone(), warn.clone()]), 0);
-        assert_eq!(exit_code(&[ok, warn, fail]), EXIT_FAIL);
+        assert_eq!(exit_status(&[]), ExitStatus::Success);
+        assert_eq!(
+            exit_status(&[ok.clone(), warn.clone()]),
+            ExitStatus::Success
+        );
+        assert_eq!(exit_status(&[ok, warn, fail]), ExitStatus::Failure);
     }
 }

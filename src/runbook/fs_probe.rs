@@ -15,12 +15,10 @@
 use std::path::{Path, PathBuf};
 
 use super::step::Command;
+use crate::exit::ExitStatus;
 
 /// The hidden subcommand the agent runs itself with.
 pub const SUBCOMMAND: &str = "fs-probe";
-
-/// Exit status of a malformed request (sysexits(3) EX_USAGE).
-const EX_USAGE: u8 = 64;
 
 /// One look at the file system.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,22 +202,22 @@ fn read_lock(lock: &Path, nodename: &Path) -> Result<LockSeen, String> {
 
 /// The child's side: `rcbsd-failover fs-probe ARGS`. Prints the answer
 /// and returns the exit status.
-pub fn main(args: &[String]) -> u8 {
+pub fn main(args: &[String]) -> ExitStatus {
     let probe = match FsProbe::parse(args) {
         Ok(probe) => probe,
         Err(why) => {
             eprintln!("{why}");
-            return EX_USAGE;
+            return ExitStatus::Usage;
         }
     };
     match probe.look() {
         Ok(answer) => {
             print!("{answer}");
-            0
+            ExitStatus::Success
         }
         Err(why) => {
             eprintln!("{why}");
-            1
+            ExitStatus::Failure
         }
     }
 }

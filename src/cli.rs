@@ -1,0 +1,375 @@
+//! The `rcbsd-failover` command line: argument parsing and what each
+//! subcommand prints. The binary (src/main.rs) only calls [`main`]; the
+//! lab's binary calls it too, to run this very agent in its namespaces.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, DEFAULT_PATH};
+use crate::control::client;
+use crate::control::protocol::{Request, Response};
+use crate::events::{LogFormat, LogTarget};
+use crate::exit::ExitStatus;
+
+#[derive(Parser)]
+#[command(
+    name = "rcbsd-failover",
+    version,
+    about = "VRRPv3 failover agent for CBSD clusters",
+    long_about = "VRRPv3 failover agent for CBSD clusters.\n\n\
+        Every node runs `rcbsd-failover run`; the elected master holds the \
+        virtual IP. The other subcommands check a configuration or talk to \
+        the running agent over its control socket.",
+    after_help = "Configuration: see docs/configuration.md. Exit codes follow sysexits(3)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the agent in the foreground (rc.d supervises it with daemon(8)).
+    Run {
+        #[command(flatten)]
+        config: ConfigPath,
+        /// Log output: human text, or one JSON object per line.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+        /// Where logs go: standard error, or syslog(3) (facility daemon,
+        /// severity per event; --log-format then does not apply).
+        #[arg(long, value_enum, default_value_t = LogTarget::Stderr)]
+        log_target: LogTarget,
+    },
+    /// Validate a configuration file and print a one-line summary.
+    ///
+    /// Prints "PATH: ok" and the summary, or every error as
+    /// FILE:LINE:COL: KEY: MESSAGE on stderr. On a master candidate it also
+    /// reads nfs.exports_file: an operator's V4: line there naming another
+    /// root than the agent's ("/") is an error (EXPORTS:LINE:COL: ...).
+    ///
+    /// Exit status: 0 valid, 78 (EX_CONFIG) invalid, 66 (EX_NOINPUT) the file
+    /// cannot be read.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigPath,
+    },
+    /// Check, read-only, what only this node can show: the rc.conf settings
+    /// of the NFS server, CBSD's workdir, the hostid, the watchdog, the key
+    /// files, the interface.
+    ///
+    /// Prints one line per check: ok, warn or FAIL, its name, what was
+    /// found and, for warn and FAIL, the command that fixes it. FAIL: a
+    /// failover would break on this node; warn: it would work, degraded (or
+    /// the check could not be answered). Commands run through [tools], never
+    /// a shell, each under a 10 s timeout. Run it as root.
+    ///
+    /// Exit status: 0 no check FAILs (warnings included), 1 at least one
+    /// FAILs, 78 (EX_CONFIG) invalid configuration, 66 (EX_NOINPUT) the
+    /// file cannot be read.
+    Doctor {
+        #[command(flatten)]
+        config: ConfigPath,
+    },
+    /// Show the running agent's state: role, priorities, master, virtual IPs,
+    /// override and counters.
+    ///
+    /// Exit status: 0, or 69 (EX_UNAVAILABLE) when no agent answers.
+    Status {
+        #[command(flatten)]
+        target: Target,
+        /// Print the status as JSON (fields in docs/status.md).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make this node master now: override priority 254 with preemption,
+    /// kept across restarts until `resume`.
+    Promote {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make this node give up mastership and refuse it, kept across restarts
+    /// until `resume`.
+    Demote {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Clear a `promote` or `demote` override: back to the configured priority.
+    Resume {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Move a placed environment to another node: on the node that runs
+    /// it, stop it here, then the other node starts it (`[[environment]]`
+    /// placement; the stop is confirmed before the start).
+    ///
+    /// Waits until NODE reports running it (up to --wait), printing each
+    /// step. Exit status: 0 moved, 1 refused or not done in time, 69 no
+    /// agent answers.
+    Move {
+        /// The environment (an `[[environment]]` name).
+        environment: String,
+        /// The node to run it (one of its `nodes`).
+        node: String,
+        /// How long to wait for the move to complete; 0 returns at once.
+        #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+        wait: u64,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print the exact commands of a runbook for this node's configuration,
+    /// in order, without running any.
+    ///
+    /// Exit status: 0, 78 (EX_CONFIG) invalid configuration, 66 (EX_NOINPUT)
+    /// the file cannot be read.
+    Plan {
+        /// Which runbook: promote (become master), demote (stop being
+        /// master), follow (mount from the master and start environments),
+        /// quiesce (stop environments and unmount while a master hands
+        /// over on purpose).
+        #[arg(value_enum)]
+        runbook: PlanRunbook,
+        #[command(flatten)]
+        config: ConfigPath,
+    },
+    /// Internal: the agent runs itself this way to look at a path that may
+    /// sit on a dead NFS mount, in a child it can kill and abandon.
+    #[command(name = "fs-probe", hide = true)]
+    FsProbe {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanRunbook {
+    Promote,
+    Demote,
+    Follow,
+    /// What a follower runs while a master hands over on purpose.
+    Quiesce,
+}
+
+#[derive(Args)]
+struct ConfigPath {
+    /// Configuration file.
+    #[arg(short = 'c', long = "config", value_name = "PATH", default_value = DEFAULT_PATH)]
+    path: PathBuf,
+}
+
+/// Where to find the running agent.
+#[derive(Args)]
+struct Target {
+    #[command(flatten)]
+    config: ConfigPath,
+    /// Control socket of the agent; when given, the configuration is not
+    /// read (useful when it is being edited and currently invalid).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+/// Parses `args` (the program name first, as `std::env::args_os`) and
+/// runs the subcommand. A malformed command line exits 2 with clap's
+/// message, as every clap program does.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    match Cli::parse_from(args).command {
+        Command::Run {
+            config,
+            log_format,
+            log_target,
+        } => crate::agent::run(crate::agent::RunOptions {
+            config_path: config.path,
+            log_format,
+            log_target,
+        }),
+        Command::CheckConfig { config } => check_config(&config.path),
+        Command::Doctor { config } => crate::doctor::run(&config.path),
+        Command::Status { target, json } => status(&target, json),
+        Command::Promote { target } => change(&target, Request::Promote),
+        Command::Demote { target } => change(&target, Request::Demote),
+        Command::Resume { target } => change(&target, Request::Resume),
+        Command::Move {
+            environment,
+            node,
+            wait,
+            target,
+        } => move_environment(&target, environment, node, wait),
+        Command::Plan { runbook, config } => plan(runbook, &config.path),
+        Command::FsProbe { args } => crate::runbook::fs_probe::main(&args).into(),
+    }
+}
+
+fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
+    use crate::runbook::{self, Kind};
+    let config = match config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return error.exit_status().into();
+        }
+    };
+    let kind = match runbook {
+        PlanRunbook::Promote => Kind::Promote,
+        PlanRunbook::Demote => Kind::Demote,
+        PlanRunbook::Follow => Kind::Follow,
+        PlanRunbook::Quiesce => Kind::Quiesce,
+    };
+    let backend = runbook::vip::backend(&config);
+    let available = runbook::plan::available_environments(&config);
+    print!(
+        "{}",
+        runbook::plan::render(&config, kind, &*backend, &available)
+    );
+    ExitCode::SUCCESS
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    match config::load(path) {
+        Ok(config) => {
+            // A master candidate writes its block into the exports file:
+            // an operator's V4: line with another root there would make
+            // mountd drop one of them at promote time.
+            if config.cbsd.is_some() && config.storage.is_some() {
+                let exports = &config.nfs.exports_file;
+                match crate::runbook::exports::check_file(exports) {
+                    Ok(conflicts) if !conflicts.is_empty() => {
+                        for conflict in conflicts {
+                            eprintln!("{conflict}");
+                        }
+                        eprintln!(
+                            "{}: nfs.exports_file {} conflicts with the agent's exports",
+                            path.display(),
+                            exports.display()
+                        );
+                        return ExitStatus::Config.into();
+                    }
+                    Ok(_) => {}
+                    Err(error) => println!(
+                        "warning: cannot read nfs.exports_file {} to check its V4: lines: {error}",
+                        exports.display()
+                    ),
+                }
+            }
+            println!("{}: ok", path.display());
+            println!("{}", config.summary());
+            for warning in config.warnings() {
+                println!("warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{error}");
+            error.exit_status().into()
+        }
+    }
+}
+
+fn status(target: &Target, json: bool) -> ExitCode {
+    let response = match ask(target, Request::Status) {
+        Ok(response) => response,
+        Err(code) => return code,
+    };
+    let Some(status) = response.status else {
+        eprintln!("rcbsd-failover: the agent's reply has no status");
+        return ExitStatus::Protocol.into();
+    };
+    if json {
+        match serde_json::to_string_pretty(&status) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("rcbsd-failover: cannot print the status: {error}");
+                return ExitStatus::Protocol.into();
+            }
+        }
+    } else {
+        print!("{}", client::render_status(&status));
+    }
+    ExitCode::SUCCESS
+}
+
+fn change(target: &Target, request: Request) -> ExitCode {
+    match ask(target, request) {
+        Ok(response) => {
+            println!(
+                "{}",
+                response.changed.as_deref().unwrap_or("nothing changed")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn move_environment(target: &Target, environment: String, node: String, wait: u64) -> ExitCode {
+    let request = Request::Move {
+        environment: environment.clone(),
+        node: node.clone(),
+    };
+    let code = change(target, request);
+    if code != ExitCode::SUCCESS || wait == 0 {
+        return code;
+    }
+    let socket = match socket_of(target) {
+        Ok(socket) => socket,
+        Err(code) => return code,
+    };
+    let arrived = client::wait_for_move(
+        &socket,
+        &environment,
+        &node,
+        std::time::Duration::from_secs(wait),
+        |running_on| {
+            if running_on.is_empty() {
+                println!("{environment} stopped; waiting for {node} to start it");
+            } else {
+                println!("{environment} runs on {}", running_on.join(", "));
+            }
+        },
+    );
+    if arrived {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "rcbsd-failover: {environment} does not run on {node} after {wait} s; see `rcbsd-failover status` on both nodes"
+    );
+    ExitStatus::Failure.into()
+}
+
+/// Send `request` to the agent; on any failure print why and return the
+/// exit code.
+fn ask(target: &Target, request: Request) -> Result<Response, ExitCode> {
+    let socket = socket_of(target)?;
+    match client::request(&socket, request, client::DEFAULT_TIMEOUT) {
+        Ok(response) if response.ok => Ok(response),
+        Ok(response) => {
+            let reason = response.error.as_deref().unwrap_or("no reason given");
+            eprintln!("rcbsd-failover: the agent refused: {reason}");
+            Err(ExitStatus::Failure.into())
+        }
+        Err(error) => {
+            eprintln!("rcbsd-failover: {error}");
+            Err(error.exit_status().into())
+        }
+    }
+}
+
+/// The control socket `target` names: `--socket`, or the configuration's.
+fn socket_of(target: &Target) -> Result<PathBuf, ExitCode> {
+    match &target.socket {
+        Some(socket) => Ok(socket.clone()),
+        None => match config::load(&target.config.path) {
+            Ok(config) => Ok(config.node.control_socket),
+            Err(error) => {
+                eprintln!("{error}");
+                eprintln!("(to reach a running agent anyway, give its socket: --socket PATH)");
+                Err(error.exit_status().into())
+            }
+        },
+    }
+}
