@@ -35,7 +35,6 @@ pub mod election;
 pub mod events;
 pub mod exit;
 pub mod fence;
-pub mod lab;
 pub mod net;
 pub mod node;
 pub mod quorum;

@@ -72,13 +72,16 @@ fn help_lists_every_subcommand_and_the_default_config_path() {
         "promote",
         "demote",
         "resume",
-        "lab",
+        "move",
+        "plan",
     ] {
         assert!(
             help.contains(&format!("\n  {subcommand} ")),
             "{subcommand} missing:\n{help}"
         );
     }
+    // The lab is its own program (rcbsd-lab), not part of the daemon.
+    assert!(!help.contains("\n  lab "), "the daemon has a lab:\n{help}");
     for subcommand in [
         "run",
         "check-config",

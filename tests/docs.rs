@@ -271,20 +271,26 @@ fn readme_links_the_operator_docs() {
     }
 }
 
-/// The README's main command is `cargo run --release -- lab`: with more
-/// than one binary in the package (the stand-in client), cargo needs
-/// `default-run` to know which one that is.
+/// The README's main command is `cargo run --release -p rcbsd-lab`: with
+/// two binaries in the lab package (the lab and the stand-in client),
+/// cargo needs `default-run` to know which one that is, and the workspace
+/// must list the lab.
 #[test]
 fn the_readme_cargo_run_command_has_one_binary_to_run() {
     let readme = read("README.md");
     assert!(
-        readme.contains("cargo run --release -- lab"),
+        readme.contains("cargo run --release -p rcbsd-lab\n"),
         "README's main command moved"
     );
-    let manifest = read("Cargo.toml");
-    let binaries = manifest.matches("[[bin]]").count() + 1;
+    let workspace = read("Cargo.toml");
     assert!(
-        binaries == 1 || manifest.contains("default-run = \"rcbsd-failover\""),
-        "Cargo.toml has {binaries} binaries and no default-run: `cargo run -- lab` would fail"
+        workspace.contains("members = [\".\", \"lab\"]"),
+        "the workspace no longer lists the lab"
+    );
+    let lab = read("lab/Cargo.toml");
+    let binaries = lab.matches("[[bin]]").count();
+    assert!(
+        binaries == 1 || lab.contains("default-run = \"rcbsd-lab\""),
+        "lab/Cargo.toml has {binaries} binaries and no default-run: `cargo run -p rcbsd-lab` would fail"
     );
 }
