@@ -5,6 +5,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 
+use proptest::collection::vec;
+use proptest::prelude::*;
+
 use rcbsd_failover::config::{
     load, parse_with_hostname, Config, ConfigError, EnvKind, VirtualIp, DEFAULT_CONTROL_SOCKET,
     DEFAULT_STATE_DIR,
@@ -389,31 +392,48 @@ fn the_shipped_examples_are_valid() {
     assert!(seen > 0, "no example found");
 }
 
-/// Deterministic pseudo-random numbers (xorshift), so a failure replays.
-fn xorshift(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
+const EXAMPLE: &str = include_str!("../contrib/examples/rcbsd-failover.toml");
+const CLUSTER_EXAMPLE: &str = include_str!("../contrib/examples/cluster/node1.toml");
 
 #[test]
-fn truncated_and_garbled_files_never_panic() {
-    let example = include_str!("../contrib/examples/rcbsd-failover.toml");
-    for end in (0..=example.len()).filter(|&i| example.is_char_boundary(i)) {
-        let _ = parse(&example[..end]);
+fn truncated_files_never_panic() {
+    for example in [EXAMPLE, CLUSTER_EXAMPLE] {
+        for end in (0..=example.len()).filter(|&i| example.is_char_boundary(i)) {
+            let _ = parse(&example[..end]);
+        }
     }
-    let alphabet = b"[]{}=\"'.,#\n 0123456789abcdefsm/\\-_:xyz\t";
-    let mut seed = 0x9e37_79b9_7f4a_7c15;
-    for _ in 0..3000 {
+}
+
+/// `example` with 1 to 8 bytes replaced by TOML's punctuation, digits,
+/// unit letters and whitespace: the edits most likely to reach the
+/// checks rather than stop at the first syntax error.
+fn garbled(example: &'static str) -> impl Strategy<Value = String> {
+    let alphabet: &'static [u8] = b"[]{}=\"'.,#\n 0123456789abcdefsm/\\-_:xyz\t";
+    vec(
+        (any::<prop::sample::Index>(), prop::sample::select(alphabet)),
+        1..=8,
+    )
+    .prop_map(move |edits| {
         let mut bytes = example.as_bytes().to_vec();
-        for _ in 0..(xorshift(&mut seed) % 8 + 1) {
-            let at = (xorshift(&mut seed) as usize) % bytes.len();
-            bytes[at] = alphabet[(xorshift(&mut seed) as usize) % alphabet.len()];
+        for (at, byte) in edits {
+            let at = at.index(bytes.len());
+            bytes[at] = byte;
         }
-        if let Ok(text) = String::from_utf8(bytes) {
-            let _ = parse(&text);
-        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn garbled_files_never_panic(text in garbled(EXAMPLE)) {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn garbled_cluster_files_never_panic(text in garbled(CLUSTER_EXAMPLE)) {
+        let _ = parse(&text);
     }
 }
 
@@ -1062,26 +1082,6 @@ fn status_group_is_a_group_name() {
     ))
     .unwrap();
     assert_eq!(config.node.status_group.as_deref(), Some("wheel_ro-1.x"));
-}
-
-#[test]
-fn garbled_cluster_files_never_panic() {
-    let example = include_str!("../contrib/examples/cluster/node1.toml");
-    for end in (0..=example.len()).filter(|&i| example.is_char_boundary(i)) {
-        let _ = parse(&example[..end]);
-    }
-    let alphabet = b"[]{}=\"'.,#\n 0123456789abcdefsm/\\-_:xyz\t";
-    let mut seed = 0x2545_f491_4f6c_dd1d;
-    for _ in 0..3000 {
-        let mut bytes = example.as_bytes().to_vec();
-        for _ in 0..(xorshift(&mut seed) % 8 + 1) {
-            let at = (xorshift(&mut seed) as usize) % bytes.len();
-            bytes[at] = alphabet[(xorshift(&mut seed) as usize) % alphabet.len()];
-        }
-        if let Ok(text) = String::from_utf8(bytes) {
-            let _ = parse(&text);
-        }
-    }
 }
 
 #[test]

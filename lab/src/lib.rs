@@ -43,6 +43,7 @@ pub mod ping;
 #[cfg(target_os = "linux")]
 pub mod procstat;
 pub mod report;
+pub mod rng;
 #[cfg(target_os = "linux")]
 pub mod trial;
 #[cfg(target_os = "linux")]

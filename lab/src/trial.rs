@@ -216,7 +216,7 @@ fn one_trial(
     // i.e. at a fixed phase of its advert timer; cutting there would always
     // measure the same point of Master_Down_Interval. A random delay within
     // one interval samples the phase uniformly, as a real failure does.
-    sleep_cancellable(random_below(interval), cancel)?;
+    sleep_cancellable(crate::rng::Rng::from_clock().below(interval), cancel)?;
     let others: Vec<usize> = (0..topology.node_count())
         .filter(|&i| i != master)
         .collect();
@@ -289,36 +289,10 @@ fn sleep_cancellable(duration: Duration, cancel: &Cancel) -> Result<(), LabError
     Ok(())
 }
 
-/// A duration uniformly spread over `[0, bound)`. Not cryptographic: the
-/// clock's nanoseconds mixed by SplitMix64 are plenty to spread cut phases.
-fn random_below(bound: Duration) -> Duration {
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
-    Duration::from_nanos(if nanos == 0 { 0 } else { z % nanos })
-}
-
 fn interrupted_or(cancel: &Cancel, what: &str) -> LabError {
     if cancel.is_cancelled() {
         LabError::Interrupted
     } else {
         LabError::Timeout(what.to_owned())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn random_phase_stays_below_the_bound() {
-        let bound = Duration::from_millis(100);
-        assert!((0..1000).all(|_| random_below(bound) < bound));
-        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
     }
 }

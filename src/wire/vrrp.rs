@@ -589,31 +589,17 @@ mod tests {
         }
     }
 
-    /// A tiny deterministic PRNG (xorshift64*), so random inputs are the same
-    /// on every run and a failure can be replayed.
-    struct XorShift(u64);
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
 
-    impl XorShift {
-        fn next_u64(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn bytes(&mut self, max_len: usize) -> Vec<u8> {
-            let len = usize::try_from(self.next_u64() % (max_len as u64 + 1)).unwrap_or(0);
-            (0..len).map(|_| self.next_u64().to_le_bytes()[0]).collect()
-        }
-    }
-
-    #[test]
-    fn random_bytes_never_panic() {
-        let mut rng = XorShift(0x5eed_0000_0000_0051);
-        for _ in 0..20_000 {
-            let mut bytes = rng.bytes(40);
-            // Make a valid-looking header likely, so deep paths are reached.
-            if rng.next_u64() % 2 == 0 {
+        /// Random bytes, half of them with a valid-looking version/type
+        /// byte so that the deeper paths are reached.
+        #[test]
+        fn random_bytes_never_panic(
+            mut bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=40),
+            looks_valid: bool,
+        ) {
+            if looks_valid {
                 if let Some(first) = bytes.first_mut() {
                     *first = 0x31;
                 }

@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
+use crate::rng::Rng;
 use rcbsd_failover::wire::vrrp::{self, Advertisement};
 use rcbsd_failover::wire::Centis;
 use rcbsd_failover::wire::{checksum, ipv4, ChecksumMode};
@@ -120,38 +121,6 @@ impl Target {
         match destination {
             Destination::Master => self.master,
             Destination::Group => vrrp::MULTICAST_GROUP,
-        }
-    }
-}
-
-/// A small, fast, seeded generator (xorshift64*): junk needs variety, not
-/// unpredictability.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        // xorshift is stuck at zero; any other seed is fine.
-        Rng(seed | 1)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform enough in `low..=high` (`low <= high`).
-    pub fn between(&mut self, low: u8, high: u8) -> u8 {
-        let span = u64::from(high.saturating_sub(low)) + 1;
-        low.saturating_add(u8::try_from(self.next_u64() % span).unwrap_or(0))
-    }
-
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(bytes.get(..chunk.len()).unwrap_or(&[]));
         }
     }
 }

@@ -12,8 +12,9 @@ use std::time::Instant;
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::junk::{self, Destination, JunkKind, Rng, Target, SCHEDULE};
+use super::junk::{self, Destination, JunkKind, Target, SCHEDULE};
 use crate::netns::enter_netns;
+use crate::rng::Rng;
 use crate::LabError;
 
 /// The interface every lab namespace has on the bridge.
