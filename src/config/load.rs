@@ -107,17 +107,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
 
 /// This machine's hostname, if it can be read and is UTF-8.
 fn hostname() -> Option<String> {
-    // 256 covers HOST_NAME_MAX on Linux (64) and MAXHOSTNAMELEN on FreeBSD (256).
-    let mut buffer = [0u8; 256];
-    // SAFETY: the pointer and length describe `buffer`, which outlives the call.
-    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
-    if rc != 0 {
-        return None;
-    }
-    let len = buffer.iter().position(|&b| b == 0)?;
-    std::str::from_utf8(buffer.get(..len)?)
-        .ok()
-        .map(str::to_string)
+    nix::unistd::gethostname().ok()?.into_string().ok()
 }
 
 /// [`parse`] with the hostname given: a pure function of its arguments.
