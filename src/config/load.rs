@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::{Range, RangeInclusive};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -20,10 +20,16 @@ use toml::Spanned;
 use super::error::{ConfigError, Diagnostic};
 use super::{duration, Config, Node, VirtualIp, Vrrp};
 
-mod cluster;
+mod cbsd;
+mod cross_checks;
+mod environments;
 mod fence;
+mod nfs;
 mod ops;
 mod quorum;
+mod runbook;
+mod storage;
+mod tools;
 
 /// Every table accepted at the top level.
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -209,7 +215,21 @@ impl Reader<'_> {
             .as_ref()
             .map(|v| v.virtual_ips.clone())
             .unwrap_or_default();
-        let sections = self.cluster_sections(root, &vips);
+        let cbsd = self.cbsd_section(root);
+        self.sections_needing_cbsd(root);
+        let workdir = cbsd
+            .as_ref()
+            .and_then(|c| c.as_ref())
+            .map(|c| c.workdir.clone());
+        let storage = self.storage_section(root, workdir.as_deref());
+        let storage_root = match &storage {
+            Some(Some(s)) => Some(s.root.clone()),
+            _ => None,
+        };
+        let nfs = self.nfs_section(root, &vips, storage_root.as_deref());
+        let environments = self.environments_section(root);
+        let runbook = self.runbook_section(root);
+        let tools = self.tools_section(root);
         let this_node = node.as_ref().map(|n| n.name.as_str());
         let fence = self.fence_section(root);
         let watchdog = fence.as_ref().and_then(|f| f.watchdog.as_ref());
@@ -227,17 +247,16 @@ impl Reader<'_> {
         let auth = self.auth_section(root);
         let notify = self.notify_section(root);
         let metrics = self.metrics_section(root);
-        let sections = sections?;
         Some(Config {
             path: self.path.to_path_buf(),
             node: node?,
             vrrp: vrrp?,
-            cbsd: sections.cbsd,
-            storage: sections.storage,
-            nfs: sections.nfs,
-            environments: sections.environments,
-            runbook: sections.runbook,
-            tools: sections.tools,
+            cbsd: cbsd?,
+            storage: storage?,
+            nfs: nfs?,
+            environments: environments?,
+            runbook: runbook?,
+            tools: tools?,
             notify: notify?,
             metrics: metrics?,
             cluster: cluster?,
@@ -420,6 +439,42 @@ impl Reader<'_> {
             );
         }
         value
+    }
+
+    /// A required key of `[section]`; `why` says what it is for.
+    fn required_in<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        section: &str,
+        name: &str,
+        table_span: &Range<usize>,
+        why: &str,
+    ) -> Option<&'a Value<'i>> {
+        let value = table.get(name);
+        if value.is_none() {
+            self.error(
+                table_span.clone(),
+                &format!("{section}.{name}"),
+                format!("missing; {why}"),
+            );
+        }
+        value
+    }
+
+    /// An optional table: `Some(None)` when absent, `None` when invalid.
+    fn section<T>(
+        &mut self,
+        root: &DeTable<'_>,
+        name: &str,
+        read: impl FnOnce(&mut Self, &DeTable<'_>, Range<usize>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        match root.get(name) {
+            None => Some(None),
+            Some(value) => {
+                let table = self.table(value, name)?;
+                read(self, table, value.span()).map(Some)
+            }
+        }
     }
 
     /// The value of an optional key, its default when absent, `None` when
@@ -908,6 +963,48 @@ impl Reader<'_> {
             None => Some(PathBuf::from(text)),
         }
     }
+
+    /// [`Self::path_value`], also refusing `/`, `.` and `..`.
+    fn clean_path(
+        &mut self,
+        value: Option<&Value<'_>>,
+        key: &str,
+        default: &str,
+    ) -> Option<PathBuf> {
+        let path = self.path_value(value, key, default, None)?;
+        if !is_clean_absolute(&path) || path == Path::new("/") {
+            let span = value.map_or(0..0, |v| v.span());
+            self.error(
+                span,
+                key,
+                format!(
+                    "{:?} must be an absolute path other than \"/\", without \".\" or \"..\"",
+                    path.display().to_string()
+                ),
+            );
+            return None;
+        }
+        Some(path)
+    }
+}
+
+/// Names CBSD, HAST and ZFS accept and that need no quoting anywhere
+/// (argv, exports(5) lines, paths).
+fn is_plain_name(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with('-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// An absolute path without `..`, `.` or doubled separators to hide where
+/// it points.
+fn is_clean_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
 }
 
 fn dotted(prefix: &str, name: &str) -> String {

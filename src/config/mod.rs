@@ -6,29 +6,36 @@
 //! report every problem at once as [`Diagnostic`]s. `docs/configuration.md`
 //! describes every key.
 
-mod cluster;
+mod cbsd;
 mod cluster_hash;
 mod duration;
+mod environments;
 mod error;
 pub mod fence;
 mod load;
 pub mod mount_options;
+mod nfs;
 mod ops;
 mod quorum;
+mod runbook;
+mod storage;
 mod summary;
+mod tools;
 
-pub use cluster::{
-    Cbsd, EnvKind, EnvPattern, Environments, Ipv4Net, Nfs, RunbookSettings, Storage, StorageKind,
-    Tools, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS, TOOL_DEFAULTS,
-};
+pub use cbsd::Cbsd;
 pub use duration::{format as format_duration, parse as parse_duration};
+pub use environments::{EnvKind, EnvPattern, Environments};
 pub use error::{ConfigError, Diagnostic};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
+pub use nfs::{Ipv4Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
 pub use ops::{Metrics, Notify};
 pub use quorum::{
     Auth, Cluster, ClusterNode, PlacedEnvironment, DEFAULT_FENCE_MARGIN,
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT, DEFAULT_LEASE,
 };
+pub use runbook::RunbookSettings;
+pub use storage::{Storage, StorageKind};
+pub use tools::{Tools, TOOL_DEFAULTS};
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

@@ -11,8 +11,7 @@ use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
 
-use super::cluster::is_plain_name;
-use super::{Reader, Value};
+use super::{is_plain_name, Reader, Value};
 use crate::config::fence::{Watchdog, WATCHDOG_FENCE_MARGIN, WATCHDOG_LEASE};
 use crate::config::quorum::{
     Auth, Cluster, ClusterNode, PlacedEnvironment, DEFAULT_FENCE_MARGIN, DEFAULT_HANDOVER_TIMEOUT,
