@@ -7,6 +7,11 @@
 //!
 //! [`parse_with_hostname`] is pure (text in, config or diagnostics out); only
 //! [`load`] touches the file system and [`parse`] reads the hostname.
+//!
+//! This file reads the document, `[node]` and `[vrrp]`, and holds the
+//! helpers every reader shares (keys, scalar types, paths). Every other
+//! section has a reader in `load/` named after it; the checks that tie
+//! sections together are in `load/cross_checks.rs`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -20,13 +25,15 @@ use toml::Spanned;
 use super::error::{ConfigError, Diagnostic};
 use super::{duration, Config, Node, VirtualIp, Vrrp};
 
+mod auth;
 mod cbsd;
+mod cluster;
 mod cross_checks;
+mod environment;
 mod environments;
 mod fence;
 mod nfs;
 mod ops;
-mod quorum;
 mod runbook;
 mod storage;
 mod tools;
@@ -63,6 +70,8 @@ const MAX_INTERFACE_LEN: usize = 15;
 /// `sun_path` holds 104 bytes on FreeBSD (108 on Linux), including the NUL.
 const MAX_SOCKET_PATH_LEN: usize = 103;
 const MAX_NODE_NAME_LEN: usize = 64;
+/// FreeBSD's MAXLOGNAME (33) less the NUL; Linux accepts 32 too.
+const MAX_GROUP_NAME_LEN: usize = 32;
 
 const NODE_KEYS: &[&str] = &["name", "control_socket", "state_dir", "status_group"];
 const VRRP_KEYS: &[&str] = &[
@@ -928,6 +937,28 @@ impl Reader<'_> {
         };
         self.error(span, key, message);
         None
+    }
+
+    /// `node.status_group`: a group name, as pw(8) accepts it.
+    fn status_group(&mut self, value: &Value<'_>) -> Option<String> {
+        const KEY: &str = "node.status_group";
+        let name = self.string(value, KEY)?;
+        let usable = !name.is_empty()
+            && name.len() <= MAX_GROUP_NAME_LEN
+            && !name.starts_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if usable {
+            Some(name)
+        } else {
+            self.error(
+                value.span(),
+                KEY,
+                format!("{name:?} is not a group name (1..={MAX_GROUP_NAME_LEN} characters from A-Z a-z 0-9 - _ ., not starting with '-')"),
+            );
+            None
+        }
     }
 
     fn path_value(

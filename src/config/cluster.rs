@@ -1,17 +1,12 @@
-//! The cluster-wide sections: `[cluster]` (who the nodes are, how they
-//! hear each other and how long a lease lasts), `[[environment]]` (which
-//! nodes may run each CBSD environment, in order of preference) and
-//! `[auth]` (the keys that sign adverts and heartbeats).
+//! `[cluster]`: who the nodes are, how they hear each other and how long a
+//! lease lasts (read and checked in `load/cluster.rs`).
 //!
-//! `[cluster]` and every `[[environment]]` are meant to be identical on
-//! every node; [`super::Config::cluster_hash`] lets the nodes compare them.
-//! Without `[cluster]` the node runs plain VRRP: no quorum, no placement.
+//! `[cluster]` is meant to be identical on every node;
+//! [`super::Config::cluster_hash`] lets the nodes compare it. Without
+//! `[cluster]` the node runs plain VRRP: no quorum, no placement.
 
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
 use std::time::Duration;
-
-use super::EnvKind;
 
 /// Default `cluster.port` (UDP, heartbeats).
 pub const DEFAULT_HEARTBEAT_PORT: u16 = 7798;
@@ -79,37 +74,6 @@ pub struct ClusterNode {
     pub address: Ipv4Addr,
 }
 
-/// One `[[environment]]`: a CBSD jail or VM and the nodes that may run it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PlacedEnvironment {
-    /// The CBSD name, literal (no globs).
-    pub name: String,
-    pub kind: EnvKind,
-    /// Members of `cluster.nodes`, unique, most preferred first; never empty.
-    pub nodes: Vec<String>,
-    /// Whether the environment moves back to a more preferred node when it
-    /// returns (otherwise only `rcbsd-failover move` does that).
-    pub failback: bool,
-}
-
-impl PlacedEnvironment {
-    /// `node`'s place in the preference list (0 = most preferred); `None`
-    /// when `node` may not run this environment.
-    pub fn preference(&self, node: &str) -> Option<usize> {
-        self.nodes.iter().position(|candidate| candidate == node)
-    }
-}
-
-/// `[auth]`: HMAC-SHA256 keys of adverts and heartbeats. Ownership and mode
-/// are checked when the agent starts, not here (a config check needs no root).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Auth {
-    /// Signs what this node sends; also accepted on receive.
-    pub key_file: PathBuf,
-    /// A second key accepted on receive, for rotating keys without downtime.
-    pub accept_key_file: Option<PathBuf>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,18 +119,5 @@ mod tests {
         assert!(cluster.node_at(Ipv4Addr::new(198, 18, 0, 9)).is_none());
         let peers: Vec<&str> = cluster.peers("node2").map(|n| n.name.as_str()).collect();
         assert_eq!(peers, ["node1", "node3"]);
-    }
-
-    #[test]
-    fn preference_is_the_position_in_the_node_list() {
-        let web = PlacedEnvironment {
-            name: "web1".into(),
-            kind: EnvKind::Jail,
-            nodes: vec!["node3".into(), "node1".into()],
-            failback: false,
-        };
-        assert_eq!(web.preference("node3"), Some(0));
-        assert_eq!(web.preference("node1"), Some(1));
-        assert_eq!(web.preference("node2"), None);
     }
 }
