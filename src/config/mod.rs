@@ -8,10 +8,9 @@
 //!
 //! Each TOML section has a file named after it, here (its types) and in
 //! `load/` (its reader): `cbsd.rs` is `[cbsd]`, `environment.rs` is
-//! `[[environment]]`, `environments.rs` is `[environments]`, and so on;
-//! `ops.rs` holds `[notify]` and `[metrics]`. `[node]` and `[vrrp]` are in
-//! this file and `load.rs`. The checks that tie sections together are in
-//! `load/cross_checks.rs`.
+//! `[[environment]]`, `environments.rs` is `[environments]`, and so on.
+//! `[node]` and `[vrrp]` are in this file and `load.rs`. The checks that
+//! tie sections together are in `load/cross_checks.rs`.
 
 mod auth;
 mod cbsd;
@@ -23,9 +22,10 @@ mod environments;
 mod error;
 pub mod fence;
 mod load;
+mod metrics;
 pub mod mount_options;
 mod nfs;
-mod ops;
+mod notify;
 mod runbook;
 mod storage;
 mod summary;
@@ -42,8 +42,9 @@ pub use environment::PlacedEnvironment;
 pub use environments::{EnvKind, EnvPattern, Environments};
 pub use error::{ConfigError, Diagnostic};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
+pub use metrics::Metrics;
 pub use nfs::{Ipv4Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
-pub use ops::{Metrics, Notify};
+pub use notify::Notify;
 pub use runbook::RunbookSettings;
 pub use storage::{Storage, StorageKind};
 pub use tools::{Tools, TOOL_DEFAULTS};
