@@ -7,11 +7,16 @@
 //!
 //! [`parse_with_hostname`] is pure (text in, config or diagnostics out); only
 //! [`load`] touches the file system and [`parse`] reads the hostname.
+//!
+//! This file reads the document, `[node]` and `[vrrp]`, and holds the
+//! helpers every reader shares (keys, scalar types, paths). Every other
+//! section has a reader in `load/` named after it; the checks that tie
+//! sections together are in `load/cross_checks.rs`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::{Range, RangeInclusive};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -20,10 +25,19 @@ use toml::Spanned;
 use super::error::{ConfigError, Diagnostic};
 use super::{duration, Config, Node, VirtualIp, Vrrp};
 
+mod auth;
+mod cbsd;
 mod cluster;
+mod cross_checks;
+mod environment;
+mod environments;
 mod fence;
-mod ops;
-mod quorum;
+mod metrics;
+mod nfs;
+mod notify;
+mod runbook;
+mod storage;
+mod tools;
 
 /// Every table accepted at the top level.
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -57,6 +71,8 @@ const MAX_INTERFACE_LEN: usize = 15;
 /// `sun_path` holds 104 bytes on FreeBSD (108 on Linux), including the NUL.
 const MAX_SOCKET_PATH_LEN: usize = 103;
 const MAX_NODE_NAME_LEN: usize = 64;
+/// FreeBSD's MAXLOGNAME (33) less the NUL; Linux accepts 32 too.
+const MAX_GROUP_NAME_LEN: usize = 32;
 
 const NODE_KEYS: &[&str] = &["name", "control_socket", "state_dir", "status_group"];
 const VRRP_KEYS: &[&str] = &[
@@ -199,7 +215,21 @@ impl Reader<'_> {
             .as_ref()
             .map(|v| v.virtual_ips.clone())
             .unwrap_or_default();
-        let sections = self.cluster_sections(root, &vips);
+        let cbsd = self.cbsd_section(root);
+        self.sections_needing_cbsd(root);
+        let workdir = cbsd
+            .as_ref()
+            .and_then(|c| c.as_ref())
+            .map(|c| c.workdir.clone());
+        let storage = self.storage_section(root, workdir.as_deref());
+        let storage_root = match &storage {
+            Some(Some(s)) => Some(s.root.clone()),
+            _ => None,
+        };
+        let nfs = self.nfs_section(root, &vips, storage_root.as_deref());
+        let environments = self.environments_section(root);
+        let runbook = self.runbook_section(root);
+        let tools = self.tools_section(root);
         let this_node = node.as_ref().map(|n| n.name.as_str());
         let fence = self.fence_section(root);
         let watchdog = fence.as_ref().and_then(|f| f.watchdog.as_ref());
@@ -217,17 +247,16 @@ impl Reader<'_> {
         let auth = self.auth_section(root);
         let notify = self.notify_section(root);
         let metrics = self.metrics_section(root);
-        let sections = sections?;
         Some(Config {
             path: self.path.to_path_buf(),
             node: node?,
             vrrp: vrrp?,
-            cbsd: sections.cbsd,
-            storage: sections.storage,
-            nfs: sections.nfs,
-            environments: sections.environments,
-            runbook: sections.runbook,
-            tools: sections.tools,
+            cbsd: cbsd?,
+            storage: storage?,
+            nfs: nfs?,
+            environments: environments?,
+            runbook: runbook?,
+            tools: tools?,
             notify: notify?,
             metrics: metrics?,
             cluster: cluster?,
@@ -410,6 +439,42 @@ impl Reader<'_> {
             );
         }
         value
+    }
+
+    /// A required key of `[section]`; `why` says what it is for.
+    fn required_in<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        section: &str,
+        name: &str,
+        table_span: &Range<usize>,
+        why: &str,
+    ) -> Option<&'a Value<'i>> {
+        let value = table.get(name);
+        if value.is_none() {
+            self.error(
+                table_span.clone(),
+                &format!("{section}.{name}"),
+                format!("missing; {why}"),
+            );
+        }
+        value
+    }
+
+    /// An optional table: `Some(None)` when absent, `None` when invalid.
+    fn section<T>(
+        &mut self,
+        root: &DeTable<'_>,
+        name: &str,
+        read: impl FnOnce(&mut Self, &DeTable<'_>, Range<usize>) -> Option<T>,
+    ) -> Option<Option<T>> {
+        match root.get(name) {
+            None => Some(None),
+            Some(value) => {
+                let table = self.table(value, name)?;
+                read(self, table, value.span()).map(Some)
+            }
+        }
     }
 
     /// The value of an optional key, its default when absent, `None` when
@@ -865,6 +930,28 @@ impl Reader<'_> {
         None
     }
 
+    /// `node.status_group`: a group name, as pw(8) accepts it.
+    fn status_group(&mut self, value: &Value<'_>) -> Option<String> {
+        const KEY: &str = "node.status_group";
+        let name = self.string(value, KEY)?;
+        let usable = !name.is_empty()
+            && name.len() <= MAX_GROUP_NAME_LEN
+            && !name.starts_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if usable {
+            Some(name)
+        } else {
+            self.error(
+                value.span(),
+                KEY,
+                format!("{name:?} is not a group name (1..={MAX_GROUP_NAME_LEN} characters from A-Z a-z 0-9 - _ ., not starting with '-')"),
+            );
+            None
+        }
+    }
+
     fn path_value(
         &mut self,
         value: Option<&Value<'_>>,
@@ -898,6 +985,48 @@ impl Reader<'_> {
             None => Some(PathBuf::from(text)),
         }
     }
+
+    /// [`Self::path_value`], also refusing `/`, `.` and `..`.
+    fn clean_path(
+        &mut self,
+        value: Option<&Value<'_>>,
+        key: &str,
+        default: &str,
+    ) -> Option<PathBuf> {
+        let path = self.path_value(value, key, default, None)?;
+        if !is_clean_absolute(&path) || path == Path::new("/") {
+            let span = value.map_or(0..0, |v| v.span());
+            self.error(
+                span,
+                key,
+                format!(
+                    "{:?} must be an absolute path other than \"/\", without \".\" or \"..\"",
+                    path.display().to_string()
+                ),
+            );
+            return None;
+        }
+        Some(path)
+    }
+}
+
+/// Names CBSD, HAST and ZFS accept and that need no quoting anywhere
+/// (argv, exports(5) lines, paths).
+fn is_plain_name(text: &str) -> bool {
+    !text.is_empty()
+        && !text.starts_with('-')
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// An absolute path without `..`, `.` or doubled separators to hide where
+/// it points.
+fn is_clean_absolute(path: &Path) -> bool {
+    path.is_absolute()
+        && path
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
 }
 
 fn dotted(prefix: &str, name: &str) -> String {

@@ -5,30 +5,49 @@
 //! never re-checked. [`load`] reads a file, [`parse`] validates text; both
 //! report every problem at once as [`Diagnostic`]s. `docs/configuration.md`
 //! describes every key.
+//!
+//! Each TOML section has a file named after it, here (its types) and in
+//! `load/` (its reader): `cbsd.rs` is `[cbsd]`, `environment.rs` is
+//! `[[environment]]`, `environments.rs` is `[environments]`, and so on.
+//! `[node]` and `[vrrp]` are in this file and `load.rs`. The checks that
+//! tie sections together are in `load/cross_checks.rs`.
 
+mod auth;
+mod cbsd;
 mod cluster;
 mod cluster_hash;
 mod duration;
+mod environment;
+mod environments;
 mod error;
 pub mod fence;
 mod load;
+mod metrics;
 pub mod mount_options;
-mod ops;
-mod quorum;
+mod nfs;
+mod notify;
+mod runbook;
+mod storage;
 mod summary;
+mod tools;
 
+pub use auth::Auth;
+pub use cbsd::Cbsd;
 pub use cluster::{
-    Cbsd, EnvKind, EnvPattern, Environments, Ipv4Net, Nfs, RunbookSettings, Storage, StorageKind,
-    Tools, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS, TOOL_DEFAULTS,
+    Cluster, ClusterNode, DEFAULT_FENCE_MARGIN, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT,
+    DEFAULT_LEASE,
 };
 pub use duration::{format as format_duration, parse as parse_duration};
+pub use environment::PlacedEnvironment;
+pub use environments::{EnvKind, EnvPattern, Environments};
 pub use error::{ConfigError, Diagnostic};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
-pub use ops::{Metrics, Notify};
-pub use quorum::{
-    Auth, Cluster, ClusterNode, PlacedEnvironment, DEFAULT_FENCE_MARGIN,
-    DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT, DEFAULT_LEASE,
-};
+pub use metrics::Metrics;
+pub use nfs::{Ipv4Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
+pub use notify::Notify;
+pub use runbook::RunbookSettings;
+pub use storage::{Storage, StorageKind};
+pub use tools::{Tools, TOOL_DEFAULTS};
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;

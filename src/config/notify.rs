@@ -1,6 +1,6 @@
-//! `[notify]` and `[metrics]`: the operator-facing outputs besides logs.
+//! `[notify]`: a command run on every state change (read and checked in
+//! `load/notify.rs`).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// `[notify]`: a command run on every state change, like keepalived's
@@ -14,13 +14,4 @@ pub struct Notify {
     pub timeout: Duration,
 }
 
-/// `[metrics]`: Prometheus text exposition written to a file for
-/// node_exporter's textfile collector.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Metrics {
-    pub textfile: PathBuf,
-    pub interval: Duration,
-}
-
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
-pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(5);

@@ -1,0 +1,15 @@
+//! `[metrics]`: a Prometheus textfile for node_exporter (read and checked
+//! in `load/metrics.rs`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[metrics]`: Prometheus text exposition written to a file for
+/// node_exporter's textfile collector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Metrics {
+    pub textfile: PathBuf,
+    pub interval: Duration,
+}
+
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(5);

@@ -1,0 +1,103 @@
+//! `[nfs]`: the master's export and the followers' mounts (read and checked
+//! in `load/nfs.rs`).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use super::storage::DEFAULT_STORAGE_ROOT;
+
+/// An IPv4 network such as `192.168.10.0/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl Ipv4Net {
+    fn mask(self) -> u32 {
+        match self.prefix_len {
+            0 => 0,
+            len => u32::MAX << (32 - u32::from(len.min(32))),
+        }
+    }
+
+    pub fn contains(self, address: Ipv4Addr) -> bool {
+        u32::from(address) & self.mask() == u32::from(self.address) & self.mask()
+    }
+
+    /// Whether the address has no host bits set (what exports(5) expects).
+    pub fn is_network_address(self) -> bool {
+        u32::from(self.address) & !self.mask() == 0
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+/// `[nfs]`: the master's export and the followers' mounts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nfs {
+    pub export_network: Option<Ipv4Net>,
+    pub export_hosts: Vec<Ipv4Addr>,
+    /// Where the shared dirs live on the master, as followers mount them:
+    /// `VIP:<remote_root>/<d>`. Equals `storage.root` on every node.
+    pub remote_root: PathBuf,
+    /// `mount_nfs -o` options of the followers.
+    pub mount_options: String,
+    /// Run only nfsuserd, mountd and nfsd (`nfsv4_server_only`).
+    pub v4_only: bool,
+    /// The master's nfsd issues delegations (`vfs.nfsd.issue_delegations`,
+    /// set by the operator): followers then run nfscbd, through which the
+    /// server recalls them.
+    pub delegations: bool,
+    /// The file holding the agent's marked block (read by mountd).
+    pub exports_file: PathBuf,
+}
+
+/// Default `nfs.mount_options`: NFSv4.1, hard (never `soft`/`intr` with
+/// NFSv4, mount_nfs(8)), and one try per `mount_nfs`: mount_nfs sleeps 60 s
+/// between its own tries (mount_nfs.c `rtm_ifinfo_sleep(60)`), which
+/// outlives `runbook.mount_timeout`, so the agent does the retrying
+/// (`runbook.mount_attempts`, with backoff). An unset `retrycnt` is 0:
+/// "keep retrying forever".
+pub const DEFAULT_MOUNT_OPTIONS: &str = "nfsv4,minorversion=1,hard,retrycnt=1";
+/// Default `nfs.exports_file`.
+pub const DEFAULT_EXPORTS_FILE: &str = "/etc/exports";
+
+impl Default for Nfs {
+    fn default() -> Self {
+        Nfs {
+            export_network: None,
+            export_hosts: Vec::new(),
+            remote_root: PathBuf::from(DEFAULT_STORAGE_ROOT),
+            mount_options: DEFAULT_MOUNT_OPTIONS.to_owned(),
+            v4_only: false,
+            delegations: false,
+            exports_file: PathBuf::from(DEFAULT_EXPORTS_FILE),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_contain_their_hosts_only() {
+        let net = Ipv4Net {
+            address: Ipv4Addr::new(192, 168, 10, 0),
+            prefix_len: 24,
+        };
+        assert!(net.contains(Ipv4Addr::new(192, 168, 10, 200)));
+        assert!(!net.contains(Ipv4Addr::new(192, 168, 11, 1)));
+        assert!(net.is_network_address());
+        let all = Ipv4Net {
+            address: Ipv4Addr::new(0, 0, 0, 0),
+            prefix_len: 0,
+        };
+        assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
+    }
+}
