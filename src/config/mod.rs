@@ -21,7 +21,7 @@ pub use cluster::{
     Cbsd, EnvKind, EnvPattern, Environments, Ipv4Net, Nfs, RunbookSettings, Storage, StorageKind,
     Tools, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS, TOOL_DEFAULTS,
 };
-pub use duration::{format as format_duration, parse as parse_duration};
+pub use duration::{format as format_duration, parse as parse_duration, DurationError};
 pub use error::{ConfigError, Diagnostic};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
 pub use ops::{Metrics, Notify};
