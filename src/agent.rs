@@ -304,10 +304,21 @@ fn node_settings(
 
 type ControlRequest = (Request, oneshot::Sender<Response>);
 
+/// Why an operator override could not be stored (the reply says
+/// `override not changed: ...`).
+#[derive(Debug, thiserror::Error)]
+enum OverrideSaveError {
+    #[error(transparent)]
+    StateDir(#[from] crate::store::StateDirError),
+    /// The blocking task that wrote it panicked or was cancelled.
+    #[error("{0}")]
+    Join(#[source] tokio::task::JoinError),
+}
+
 /// An operator override after the attempt to store it.
 struct SavedOverride {
     new: Override,
-    result: Result<(), String>,
+    result: Result<(), OverrideSaveError>,
     reply: oneshot::Sender<Response>,
 }
 
@@ -897,7 +908,7 @@ impl Agent {
                             changed: Some(changed),
                         }
                     }
-                    Err(e) => Response::error(e),
+                    Err(e) => Response::error(e.to_string()),
                 };
                 send_reply(reply, response);
                 // The next evaluation gives the environment up here.
@@ -925,8 +936,8 @@ impl Agent {
         tokio::spawn(async move {
             let result = tokio::task::spawn_blocking(move || store.save_override(new))
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+                .map_err(OverrideSaveError::Join)
+                .and_then(|r| r.map_err(OverrideSaveError::from));
             let _ = saved.send(SavedOverride { new, result, reply });
         });
         effects
