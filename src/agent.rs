@@ -125,9 +125,10 @@ pub fn run(opts: RunOptions) -> ExitCode {
         match Agent::start(config).await {
             Ok(agent) => agent.run().await,
             Err(e) => {
-                events::agent_failed(&e.message);
-                eprintln!("rcbsd-failover: {}", e.message);
-                e.exit.into()
+                let message = e.to_string();
+                events::agent_failed(&message);
+                eprintln!("rcbsd-failover: {message}");
+                e.exit_status().into()
             }
         }
     });
@@ -137,18 +138,89 @@ pub fn run(opts: RunOptions) -> ExitCode {
     code
 }
 
-/// A start-up failure with the exit status it maps to.
-#[derive(Debug)]
-pub struct StartError {
-    pub message: String,
-    pub exit: ExitStatus,
+/// What failed at start (and, for the interface, at a reload); each maps
+/// to its sysexits(3) status ([`StartError::exit_status`]).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The platform lacks what the agent needs (preflight).
+    #[error(transparent)]
+    Preflight(crate::net::error::NetError),
+    /// `vrrp.interface` does not exist.
+    #[error("vrrp.interface {interface:?}: {source} (check the name with ifconfig)")]
+    Interface {
+        interface: String,
+        #[source]
+        source: crate::net::error::NetError,
+    },
+    /// `vrrp.interface` has no address to send adverts from.
+    #[error(
+        "vrrp.interface {interface:?}: {source} (give it an address or set vrrp.source_address)"
+    )]
+    PrimaryAddress {
+        interface: String,
+        #[source]
+        source: crate::net::error::NetError,
+    },
+    /// `node.state_dir` cannot be created or used.
+    #[error("node.state_dir: {0}")]
+    StateDir(#[source] crate::store::StateDirError),
+    /// The stored operator override is unreadable or corrupt.
+    #[error(transparent)]
+    Override(crate::store::StateDirError),
+    /// A virtual IP left by an earlier run is still on the interface.
+    #[error("cannot remove the leftover virtual IP {vip}: {source}")]
+    LeftoverVip {
+        vip: crate::config::VirtualIp,
+        #[source]
+        source: crate::net::vip::VipError,
+    },
+    /// The `[auth]` key files.
+    #[error("[auth]: {0}")]
+    AuthKeys(#[source] crate::auth::KeyFileError),
+    /// The incarnation counter in `node.state_dir`.
+    #[error("node.state_dir: cannot store the incarnation: {0}")]
+    Incarnation(#[source] std::io::Error),
+    /// The `[cluster]` heartbeat socket.
+    #[error(transparent)]
+    Heartbeat(cluster::ClusterLinkError),
+    /// The `[fence] watchdog` device.
+    #[error("[fence] watchdog: {0}")]
+    Watchdog(#[source] crate::fence::watchdog::WatchdogError),
+    /// The control socket.
+    #[error(transparent)]
+    ControlSocket(crate::control::server::ControlError),
+    /// The raw VRRP socket.
+    #[error("VRRP socket on {interface}: {source}")]
+    VrrpSocket {
+        interface: String,
+        #[source]
+        source: crate::net::error::NetError,
+    },
+    /// The transition worker (its link-layer ARP sender).
+    #[error(transparent)]
+    Worker(crate::runbook::VipError),
+    /// SIGHUP/SIGINT/SIGTERM handlers.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
 }
 
 impl StartError {
-    fn new(exit: ExitStatus, message: impl Into<String>) -> Self {
-        StartError {
-            message: message.into(),
-            exit,
+    /// The exit status `run` ends with.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            StartError::Preflight(_)
+            | StartError::Interface { .. }
+            | StartError::PrimaryAddress { .. }
+            | StartError::Heartbeat(_)
+            | StartError::Watchdog(_)
+            | StartError::ControlSocket(_) => ExitStatus::Unavailable,
+            StartError::StateDir(_)
+            | StartError::LeftoverVip { .. }
+            | StartError::Incarnation(_)
+            | StartError::VrrpSocket { .. }
+            | StartError::Worker(_)
+            | StartError::Signals(_) => ExitStatus::OsErr,
+            StartError::Override(_) | StartError::AuthKeys(_) => ExitStatus::Config,
         }
     }
 }
@@ -162,21 +234,19 @@ struct Link {
 
 fn resolve_link(config: &Config) -> Result<Link, StartError> {
     let ifname = &config.vrrp.interface;
-    let ifindex = iface::interface_index(ifname).map_err(|e| {
-        StartError::new(
-            ExitStatus::Unavailable,
-            format!("vrrp.interface {ifname:?}: {e} (check the name with ifconfig)"),
-        )
+    let ifindex = iface::interface_index(ifname).map_err(|source| StartError::Interface {
+        interface: ifname.clone(),
+        source,
     })?;
     let vips = vip_addresses(config);
     let primary = match config.vrrp.source_address {
         Some(a) => a,
-        None => iface::primary_address(ifname, &vips).map_err(|e| {
-            StartError::new(
-                ExitStatus::Unavailable,
-                format!("vrrp.interface {ifname:?}: {e} (give it an address or set vrrp.source_address)"),
-            )
-        })?,
+        None => {
+            iface::primary_address(ifname, &vips).map_err(|source| StartError::PrimaryAddress {
+                interface: ifname.clone(),
+                source,
+            })?
+        }
     };
     Ok(Link { ifindex, primary })
 }
@@ -234,10 +304,21 @@ fn node_settings(
 
 type ControlRequest = (Request, oneshot::Sender<Response>);
 
+/// Why an operator override could not be stored (the reply says
+/// `override not changed: ...`).
+#[derive(Debug, thiserror::Error)]
+enum OverrideSaveError {
+    #[error(transparent)]
+    StateDir(#[from] crate::store::StateDirError),
+    /// The blocking task that wrote it panicked or was cancelled.
+    #[error("{0}")]
+    Join(#[source] tokio::task::JoinError),
+}
+
 /// An operator override after the attempt to store it.
 struct SavedOverride {
     new: Override,
-    result: Result<(), String>,
+    result: Result<(), OverrideSaveError>,
     reply: oneshot::Sender<Response>,
 }
 
@@ -304,14 +385,10 @@ struct Agent {
 
 impl Agent {
     async fn start(config: Config) -> Result<Agent, StartError> {
-        crate::net::preflight::check()
-            .map_err(|e| StartError::new(ExitStatus::Unavailable, e.to_string()))?;
+        crate::net::preflight::check().map_err(StartError::Preflight)?;
         let link = resolve_link(&config)?;
-        let store = StateDir::open(&config.node.state_dir)
-            .map_err(|e| StartError::new(ExitStatus::OsErr, format!("node.state_dir: {e}")))?;
-        let override_ = store
-            .load_override()
-            .map_err(|e| StartError::new(ExitStatus::Config, e.to_string()))?;
+        let store = StateDir::open(&config.node.state_dir).map_err(StartError::StateDir)?;
+        let override_ = store.load_override().map_err(StartError::Override)?;
 
         // A VIP left by a crashed earlier run must go before we may become
         // master: otherwise two nodes could answer ARP for it.
@@ -325,40 +402,29 @@ impl Agent {
             {
                 Ok(true) => events::stale_vip_removed(&config.vrrp.interface, &vip.to_string()),
                 Ok(false) => {}
-                Err(e) => {
-                    return Err(StartError::new(
-                        ExitStatus::OsErr,
-                        format!("cannot remove the leftover virtual IP {vip}: {e}"),
-                    ))
-                }
+                Err(source) => return Err(StartError::LeftoverVip { vip: *vip, source }),
             }
         }
 
         let keys = match &config.auth {
             Some(auth) => Some(std::sync::Arc::new(
                 crate::auth::Keyring::load(&auth.key_file, auth.accept_key_file.as_deref())
-                    .map_err(|e| StartError::new(ExitStatus::Config, format!("[auth]: {e}")))?,
+                    .map_err(StartError::AuthKeys)?,
             )),
             None => None,
         };
-        let incarnation = crate::auth::next_incarnation(&config.node.state_dir).map_err(|e| {
-            StartError::new(
-                ExitStatus::OsErr,
-                format!("node.state_dir: cannot store the incarnation: {e}"),
-            )
-        })?;
+        let incarnation = crate::auth::next_incarnation(&config.node.state_dir)
+            .map_err(StartError::Incarnation)?;
         let cluster = match &config.cluster {
             Some(c) => Some(
                 cluster::ClusterLink::open(&config, c, keys.clone())
                     .await
-                    .map_err(|e| StartError::new(ExitStatus::Unavailable, e))?,
+                    .map_err(StartError::Heartbeat)?,
             ),
             None => None,
         };
         let fence = match &config.fence.watchdog {
-            Some(watchdog) => Some(fence::Fence::open(watchdog).map_err(|e| {
-                StartError::new(ExitStatus::Unavailable, format!("[fence] watchdog: {e}"))
-            })?),
+            Some(watchdog) => Some(fence::Fence::open(watchdog).map_err(StartError::Watchdog)?),
             None => None,
         };
 
@@ -366,12 +432,12 @@ impl Agent {
             &config.node.control_socket,
             config.node.status_group.as_deref(),
         )
-        .map_err(|e| StartError::new(ExitStatus::Unavailable, e.to_string()))?;
-        let socket = VrrpSocket::open(&socket_config(&config, &link)).map_err(|e| {
-            StartError::new(
-                ExitStatus::OsErr,
-                format!("VRRP socket on {}: {e}", config.vrrp.interface),
-            )
+        .map_err(StartError::ControlSocket)?;
+        let socket = VrrpSocket::open(&socket_config(&config, &link)).map_err(|source| {
+            StartError::VrrpSocket {
+                interface: config.vrrp.interface.clone(),
+                source,
+            }
         })?;
 
         let transition::Handles {
@@ -383,7 +449,7 @@ impl Agent {
             events: worker_events,
             progress,
             stats,
-        } = transition::spawn(&config).map_err(|e| StartError::new(ExitStatus::OsErr, e))?;
+        } = transition::spawn(&config).map_err(StartError::Worker)?;
 
         let (control_tx, control_rx) = mpsc::channel(16);
         let (overrides_saved, overrides_saved_rx) = mpsc::unbounded_channel();
@@ -396,12 +462,7 @@ impl Agent {
 
         // Installed before the election starts: a SIGTERM from now on is a
         // clean shutdown, never the default (abrupt) one.
-        let signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(|e| {
-            StartError::new(
-                ExitStatus::OsErr,
-                format!("cannot install signal handlers: {e}"),
-            )
-        })?;
+        let signals = Signals::new([SIGHUP, SIGINT, SIGTERM]).map_err(StartError::Signals)?;
         let now = Instant::now();
         let mut core = NodeCore::new(
             node_settings(&config, &link, fence.as_ref().map(fence::Fence::rule)),
@@ -847,7 +908,7 @@ impl Agent {
                             changed: Some(changed),
                         }
                     }
-                    Err(e) => Response::error(e),
+                    Err(e) => Response::error(e.to_string()),
                 };
                 send_reply(reply, response);
                 // The next evaluation gives the environment up here.
@@ -875,8 +936,8 @@ impl Agent {
         tokio::spawn(async move {
             let result = tokio::task::spawn_blocking(move || store.save_override(new))
                 .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()));
+                .map_err(OverrideSaveError::Join)
+                .and_then(|r| r.map_err(OverrideSaveError::from));
             let _ = saved.send(SavedOverride { new, result, reply });
         });
         effects
@@ -995,7 +1056,7 @@ impl Agent {
         let link = match resolve_link(&new) {
             Ok(l) => l,
             Err(e) => {
-                events::config_rejected(&shown, &e.message);
+                events::config_rejected(&shown, &e.to_string());
                 return Vec::new();
             }
         };

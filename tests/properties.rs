@@ -398,7 +398,8 @@ fn expected_request(value: &Value) -> Option<Request> {
 proptest! {
     #[test]
     fn parse_request_never_panics_on_arbitrary_bytes(line in vec(any::<u8>(), 0..256)) {
-        if let Err(message) = parse_request(&line) {
+        if let Err(error) = parse_request(&line) {
+            let message = error.to_string();
             prop_assert!(message.starts_with("malformed request: "), "{}", message);
         }
     }

@@ -69,22 +69,39 @@ pub async fn recv_heartbeat(
     }
 }
 
+/// Why the heartbeat socket could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterLinkError {
+    /// `node.name` has no entry in `cluster.nodes`, so no address to bind.
+    #[error("node.name {node} is not in cluster.nodes")]
+    NotAMember { node: String },
+    #[error("cannot bind the heartbeat socket to {address}: {source}")]
+    Bind {
+        address: SocketAddrV4,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 impl ClusterLink {
     /// Binds the heartbeat socket on this node's configured address.
     pub async fn open(
         config: &Config,
         cluster: &Cluster,
         keys: Option<Arc<Keyring>>,
-    ) -> Result<ClusterLink, String> {
+    ) -> Result<ClusterLink, ClusterLinkError> {
         let me = config.node.name.clone();
         let address = cluster
             .node(&me)
             .map(|n| n.address)
-            .ok_or_else(|| format!("node.name {me} is not in cluster.nodes"))?;
+            .ok_or_else(|| ClusterLinkError::NotAMember { node: me.clone() })?;
         let bind = SocketAddrV4::new(address, cluster.port);
         let socket = UdpSocket::bind(bind)
             .await
-            .map_err(|e| format!("cannot bind the heartbeat socket to {bind}: {e}"))?;
+            .map_err(|source| ClusterLinkError::Bind {
+                address: bind,
+                source,
+            })?;
         Ok(ClusterLink {
             cluster: cluster.clone(),
             me,

@@ -41,20 +41,37 @@ impl Notification {
     }
 }
 
+/// Why a hook run failed. The command is logged beside it (`notify_failed`),
+/// so the message leaves it out.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("empty command")]
+    EmptyCommand,
+    #[error("cannot start: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("exited with {0}")]
+    Exited(std::process::ExitStatus),
+    #[error("wait failed: {0}")]
+    Wait(#[source] std::io::Error),
+    /// It outlived `[notify] timeout` and was killed.
+    #[error("killed after {} s", .0.as_secs())]
+    TimedOut(std::time::Duration),
+}
+
 /// Starts the hook for `notification` and returns at once.
 pub fn spawn(notify: &Notify, notification: Notification) {
     let notify = notify.clone();
     tokio::spawn(async move {
         let shown = notify.command.join(" ");
         if let Err(error) = run(&notify, &notification).await {
-            events::notify_failed(&shown, &error);
+            events::notify_failed(&shown, &error.to_string());
         }
     });
 }
 
-async fn run(notify: &Notify, notification: &Notification) -> Result<(), String> {
+async fn run(notify: &Notify, notification: &Notification) -> Result<(), NotifyError> {
     let Some((program, args)) = notify.command.split_first() else {
-        return Err("empty command".to_owned());
+        return Err(NotifyError::EmptyCommand);
     };
     let mut child = tokio::process::Command::new(program)
         .args(args)
@@ -65,14 +82,14 @@ async fn run(notify: &Notify, notification: &Notification) -> Result<(), String>
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("cannot start: {e}"))?;
+        .map_err(NotifyError::Spawn)?;
     match tokio::time::timeout(notify.timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(format!("exited with {status}")),
-        Ok(Err(e)) => Err(format!("wait failed: {e}")),
+        Ok(Ok(status)) => Err(NotifyError::Exited(status)),
+        Ok(Err(e)) => Err(NotifyError::Wait(e)),
         Err(_) => {
             let _ = child.kill().await;
-            Err(format!("killed after {} s", notify.timeout.as_secs()))
+            Err(NotifyError::TimedOut(notify.timeout))
         }
     }
 }
@@ -134,6 +151,7 @@ mod tests {
         assert!(run(&failing, &notification())
             .await
             .unwrap_err()
+            .to_string()
             .contains("exited"));
         let hanging = Notify {
             command: vec!["/bin/sleep".into(), "30".into()],
@@ -142,6 +160,7 @@ mod tests {
         assert!(run(&hanging, &notification())
             .await
             .unwrap_err()
+            .to_string()
             .contains("killed"));
         let missing = Notify {
             command: vec!["/nonexistent/hook".into()],
@@ -150,6 +169,7 @@ mod tests {
         assert!(run(&missing, &notification())
             .await
             .unwrap_err()
+            .to_string()
             .contains("cannot start"));
     }
 }

@@ -28,7 +28,10 @@ use crate::node::converge::{
     Backoff, Converger, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice, Role,
 };
 use crate::node::{Allowance, Decision, WorkerReport};
-use crate::runbook::{Context, Kind, Outcome, ProgressHandle, Runner, SystemVip, VipControl};
+use crate::runbook::{
+    Context, Kind, Outcome, ProgressHandle, Runner, SystemVip, VipControl, VipError,
+};
+use crate::store::StateDirError;
 
 /// A file in `state_dir` that exists while this node may hold master
 /// resources (written durably before a promote acquires anything, removed
@@ -68,7 +71,7 @@ pub struct Handles {
 
 /// Opens the link-layer sender (so a missing privilege fails at start, not
 /// at the first takeover) and spawns the worker.
-pub fn spawn(config: &Config) -> Result<Handles, String> {
+pub fn spawn(config: &Config) -> Result<Handles, VipError> {
     let (cancel_tx, cancel_rx) = watch::channel(0u64);
     let (allowance_tx, allowance_rx) = watch::channel(Allowance::default());
     let vip = SystemVip::open(config, cancel_rx.clone())?;
@@ -245,7 +248,7 @@ impl<V: VipControl> Worker<V> {
             if let Err(e) = write_marker(&self.marker).await {
                 let report = JobReport::only(JobOutcome::Failed {
                     step: "write the master marker".to_owned(),
-                    error: e,
+                    error: e.to_string(),
                 });
                 self.tell(converger.finished(job, &report, now()), generation);
                 return;
@@ -330,14 +333,25 @@ fn outcome_of(outcome: &JobOutcome) -> Outcome {
     }
 }
 
+/// Why the master marker could not be written or removed.
+#[derive(Debug, thiserror::Error)]
+enum MarkerError {
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    /// The blocking task that did it panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Join(#[source] tokio::task::JoinError),
+}
+
 /// Creates the master marker durably (file and directory synced), off the
 /// runtime. A failure stops the promote: a restart must never miss it.
-async fn write_marker(path: &std::path::Path) -> Result<(), String> {
+async fn write_marker(path: &std::path::Path) -> Result<(), MarkerError> {
     let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || crate::store::write_durably(&path, b"master\n"))
-        .await
-        .map_err(|e| format!("internal error: {e}"))?
-        .map_err(|e| e.to_string())
+    Ok(
+        tokio::task::spawn_blocking(move || crate::store::write_durably(&path, b"master\n"))
+            .await
+            .map_err(MarkerError::Join)??,
+    )
 }
 
 /// Removes the master marker (after a successful demote). A failure is
@@ -348,10 +362,10 @@ async fn remove_marker(path: &std::path::Path) {
     let result = tokio::task::spawn_blocking(move || crate::store::remove_durably(&path)).await;
     let error = match result {
         Ok(Ok(())) => return,
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => format!("internal error: {e}"),
+        Ok(Err(e)) => MarkerError::StateDir(e),
+        Err(e) => MarkerError::Join(e),
     };
-    crate::events::state_marker_failed(&shown, &error);
+    crate::events::state_marker_failed(&shown, &error.to_string());
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {

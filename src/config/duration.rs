@@ -8,8 +8,30 @@
 
 use std::time::Duration;
 
+/// Why a string is not a duration; the message says what is accepted
+/// (it is the configuration's diagnostic text).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    #[error("{text:?} has no unit (write e.g. \"{number}s\" or \"{number}ms\")")]
+    NoUnit { text: String, number: String },
+    #[error("unknown unit {unit:?} in {text:?} (accepted units: \"ms\", \"s\"; e.g. \"100ms\", \"1.5s\", \"120s\")")]
+    UnknownUnit { text: String, unit: String },
+    /// Not a plain decimal, finer than a nanosecond, or overflowing.
+    #[error("{text:?} is not a duration (write e.g. \"100ms\" or \"1.5s\")")]
+    NotANumber { text: String },
+    #[error("{text:?} is too long")]
+    TooLong { text: String },
+}
+
+/// For the callers that report errors as text (the lab's arguments).
+impl From<DurationError> for String {
+    fn from(error: DurationError) -> String {
+        error.to_string()
+    }
+}
+
 /// Parse a duration string; the error says what is accepted.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, DurationError> {
     let trimmed = text.trim();
     let digits_end = trimmed
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -19,19 +41,24 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "ms" => 1_000_000,
         "s" => 1_000_000_000,
         "" => {
-            return Err(format!(
-                "{text:?} has no unit (write e.g. \"{number}s\" or \"{number}ms\")"
-            ))
+            return Err(DurationError::NoUnit {
+                text: text.to_owned(),
+                number: number.to_owned(),
+            })
         }
         other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?} (accepted units: \"ms\", \"s\"; e.g. \"100ms\", \"1.5s\", \"120s\")"
-            ))
+            return Err(DurationError::UnknownUnit {
+                text: text.to_owned(),
+                unit: other.to_owned(),
+            })
         }
     };
-    let nanos = decimal_times(number, nanos_per_unit)
-        .ok_or_else(|| format!("{text:?} is not a duration (write e.g. \"100ms\" or \"1.5s\")"))?;
-    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("{text:?} is too long"))?;
+    let nanos = decimal_times(number, nanos_per_unit).ok_or_else(|| DurationError::NotANumber {
+        text: text.to_owned(),
+    })?;
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| DurationError::TooLong {
+        text: text.to_owned(),
+    })?;
     // The remainder is below 10^9, so it always fits in u32.
     let sub_nanos = u32::try_from(nanos % 1_000_000_000).unwrap_or(0);
     Ok(Duration::new(secs, sub_nanos))
@@ -98,9 +125,12 @@ mod tests {
 
     #[test]
     fn other_units_and_garbage_are_refused_with_the_accepted_forms() {
-        let minutes = parse("2m").unwrap_err();
+        let minutes = parse("2m").unwrap_err().to_string();
         assert!(minutes.contains("\"ms\", \"s\""), "{minutes}");
-        assert!(parse("5").unwrap_err().contains("no unit"));
+        assert_eq!(
+            parse("5").unwrap_err().to_string(),
+            "\"5\" has no unit (write e.g. \"5s\" or \"5ms\")"
+        );
         for bad in [
             "",
             "s",

@@ -596,8 +596,8 @@ impl Reader<'_> {
         };
         match duration::parse(text) {
             Ok(parsed) => Some(parsed),
-            Err(message) => {
-                self.error(value.span(), key, message);
+            Err(error) => {
+                self.error(value.span(), key, error.to_string());
                 None
             }
         }

@@ -37,7 +37,7 @@ pub use cluster::{
     Cluster, ClusterNode, DEFAULT_FENCE_MARGIN, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT,
     DEFAULT_LEASE,
 };
-pub use duration::{format as format_duration, parse as parse_duration};
+pub use duration::{format as format_duration, parse as parse_duration, DurationError};
 pub use environment::PlacedEnvironment;
 pub use environments::{EnvKind, EnvPattern, Environments};
 pub use error::{ConfigError, Diagnostic};

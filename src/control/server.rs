@@ -342,7 +342,7 @@ async fn answer(
 ) -> Response {
     let request = match parse_request(line) {
         Ok(request) => request,
-        Err(problem) => return Response::error(problem),
+        Err(problem) => return Response::error(problem.to_string()),
     };
     if let Err(denial) = policy.authorize(peer, &request) {
         log_denied(&denial);
@@ -362,23 +362,38 @@ async fn answer(
     }
 }
 
+/// What every malformed-request reply ends with.
+const EXPECTED_REQUEST: &str = "(expected one JSON object per line, e.g. {\"command\":\"status\"}; commands: status, promote, demote, resume, move)";
+
+/// Why a request line is not a request; the message is the reply's error.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// Not JSON at all.
+    #[error("malformed request: {} {}", .0, EXPECTED_REQUEST)]
+    NotJson(#[source] serde_json::Error),
+    /// JSON, but not an object (serde would read an array's first element
+    /// as the command).
+    #[error("malformed request: not a JSON object {}", EXPECTED_REQUEST)]
+    NotAnObject,
+    /// An object that is no known command or lacks its fields.
+    #[error("malformed request: {} {}", .0, EXPECTED_REQUEST)]
+    NotARequest(#[source] serde_json::Error),
+    /// A known command with a field it does not have.
+    #[error("malformed request: unknown field `{}` {}", .field, EXPECTED_REQUEST)]
+    UnknownField { field: String },
+}
+
 /// Parse one request line; the error names the problem for the reply.
-pub fn parse_request(line: &[u8]) -> Result<Request, String> {
-    let malformed = |problem: String| {
-        format!(
-            "malformed request: {problem} (expected one JSON object per line, e.g. {{\"command\":\"status\"}}; commands: status, promote, demote, resume, move)"
-        )
-    };
-    let value: serde_json::Value =
-        serde_json::from_slice(line).map_err(|e| malformed(e.to_string()))?;
+pub fn parse_request(line: &[u8]) -> Result<Request, RequestError> {
+    let value: serde_json::Value = serde_json::from_slice(line).map_err(RequestError::NotJson)?;
     // serde reads an internally tagged enum from a JSON array too (the
     // first element as the tag): `["promote"]` would promote. The protocol
     // is one object per line, nothing else (found by the control fuzzer).
     if !value.is_object() {
-        return Err(malformed("not a JSON object".to_owned()));
+        return Err(RequestError::NotAnObject);
     }
     let request: Request =
-        serde_json::from_value(value.clone()).map_err(|e| malformed(e.to_string()))?;
+        serde_json::from_value(value.clone()).map_err(RequestError::NotARequest)?;
     // serde ignores `deny_unknown_fields` for the unit variants of an
     // internally tagged enum, so `{"command":"status","force":1}` would pass
     // silently: compare the keys given with the keys the request has.
@@ -386,7 +401,9 @@ pub fn parse_request(line: &[u8]) -> Result<Request, String> {
         (&value, serde_json::to_value(&request))
     {
         if let Some(unknown) = given.keys().find(|key| !known.contains_key(*key)) {
-            return Err(malformed(format!("unknown field `{unknown}`")));
+            return Err(RequestError::UnknownField {
+                field: unknown.clone(),
+            });
         }
     }
     Ok(request)

@@ -523,7 +523,12 @@ fn unanswered(source: &Source, why: &str) -> Finding {
     )
 }
 
-fn rc_var(answer: &Answer) -> Result<RcVar, String> {
+/// An answer that is not an rc.conf variable's value (see [`describe`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.0))]
+struct NotAnRcVar<'a>(&'a Answer);
+
+fn rc_var(answer: &Answer) -> Result<RcVar, NotAnRcVar<'_>> {
     match answer {
         Answer::Ran {
             exit: Some(0),
@@ -535,7 +540,7 @@ fn rc_var(answer: &Answer) -> Result<RcVar, String> {
             stderr,
             ..
         } if stderr.contains("unknown variable") => Ok(RcVar::Unset),
-        other => Err(describe(other)),
+        other => Err(NotAnRcVar(other)),
     }
 }
 
@@ -603,7 +608,7 @@ impl Rule {
                     "report this as a bug",
                 )
             })?;
-            rc_var(answer).map_err(|why| unanswered(source, &why))
+            rc_var(answer).map_err(|why| unanswered(source, &why.to_string()))
         };
         let first = || -> Result<(&Source, &Answer), Finding> {
             sources
@@ -953,7 +958,7 @@ pub fn key_files_finding(loaded: Result<(), KeyFileError>) -> Finding {
 }
 
 /// Whether `vrrp.interface` exists (its index, or why not).
-pub fn interface_finding(name: &str, index: Result<u32, String>) -> Finding {
+pub fn interface_finding(name: &str, index: Result<u32, crate::net::error::NetError>) -> Finding {
     match index {
         Ok(index) => Finding::ok(format!("{name} exists (index {index})")),
         Err(error) => Finding::fail(
@@ -1621,7 +1626,13 @@ nodes = ["node3"]
         assert_eq!(key_files_finding(Ok(())).verdict, Verdict::Ok);
 
         assert_finding(
-            &interface_finding("em9", Err("interface \"em9\" not found".into())),
+            &interface_finding(
+                "em9",
+                Err(crate::net::error::NetError::NoSuchInterface {
+                    interface: "em9".into(),
+                    errno: nix::Error::ENODEV,
+                }),
+            ),
             Verdict::Fail,
             "em9",
             Some("set vrrp.interface to one of `ifconfig -l`"),

@@ -158,10 +158,9 @@ async fn examine_local(local: Local) -> Finding {
         } => checks::key_files_finding(
             crate::auth::Keyring::load(&key_file, accept_key_file.as_deref()).map(|_| ()),
         ),
-        Local::Interface(name) => checks::interface_finding(
-            &name,
-            crate::net::iface::interface_index(&name).map_err(|e| e.to_string()),
-        ),
+        Local::Interface(name) => {
+            checks::interface_finding(&name, crate::net::iface::interface_index(&name))
+        }
         Local::SocketDirectory { socket } => {
             let dir = socket
                 .parent()

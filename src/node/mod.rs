@@ -619,11 +619,11 @@ impl NodeCore {
         environment: &str,
         to: &str,
         now: Instant,
-    ) -> Result<String, String> {
-        let cluster = self.cluster.as_mut().ok_or_else(|| {
-            "move needs [cluster] and [[environment]] placement; this node runs plain VRRP"
-                .to_owned()
-        })?;
+    ) -> Result<String, crate::quorum::MoveRefused> {
+        let cluster = self
+            .cluster
+            .as_mut()
+            .ok_or(crate::quorum::MoveRefused::PlainVrrp)?;
         cluster.start_move(environment, to, now)
     }
 

@@ -24,7 +24,7 @@ mod node_quorum;
 pub mod placement;
 
 pub use membership::{Ignored, LocalReport, Membership, Peer, Settings};
-pub use node_quorum::{gate, Allowed, Gate, Holding, NodeQuorum, NodeQuorumSettings};
+pub use node_quorum::{gate, Allowed, Gate, Holding, MoveRefused, NodeQuorum, NodeQuorumSettings};
 
 #[cfg(test)]
 mod tests;

@@ -46,6 +46,42 @@ pub struct Allowed {
     pub environments: BTreeSet<String>,
 }
 
+/// Why `rcbsd-failover move ENVIRONMENT TO` is refused; the message is the
+/// control reply's error.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MoveRefused {
+    /// No `[cluster]`: nothing is placed, nothing moves.
+    #[error("move needs [cluster] and [[environment]] placement; this node runs plain VRRP")]
+    PlainVrrp,
+    #[error("no [[environment]] is named {environment}")]
+    UnknownEnvironment { environment: String },
+    /// `to` is not in the environment's node list.
+    #[error("{to} may not run {environment}: its nodes are {}", .nodes.join(", "))]
+    NotPlacedOn {
+        environment: String,
+        to: String,
+        nodes: Vec<String>,
+    },
+    /// It runs on other nodes: the move is theirs to make.
+    #[error("{environment} runs on {}: run the move there", .nodes.join(", "))]
+    RunsElsewhere {
+        environment: String,
+        nodes: Vec<String>,
+    },
+    #[error("{environment} does not run anywhere now: placement starts it on the first live node of its list")]
+    NotRunning { environment: String },
+    #[error("{environment} already runs on {me}")]
+    AlreadyHere { environment: String, me: String },
+    #[error("{to} is not live with quorum: not moving {environment}")]
+    TargetNotLive { environment: String, to: String },
+    /// Failback would take it back to `first_live` at once.
+    #[error("{environment} has failback = true: it would go back to {first_live} at once; set failback = false to move it by hand")]
+    Failback {
+        environment: String,
+        first_live: String,
+    },
+}
+
 /// Static settings of [`NodeQuorum`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeQuorumSettings {
@@ -260,18 +296,21 @@ impl NodeQuorum {
         environment: &str,
         to: &str,
         now: Instant,
-    ) -> Result<String, String> {
+    ) -> Result<String, MoveRefused> {
         let placed = self
             .settings
             .placement
             .iter()
             .find(|p| p.name == environment)
-            .ok_or_else(|| format!("no [[environment]] is named {environment}"))?;
+            .ok_or_else(|| MoveRefused::UnknownEnvironment {
+                environment: environment.to_owned(),
+            })?;
         if !placed.nodes.iter().any(|n| n == to) {
-            return Err(format!(
-                "{to} may not run {environment}: its nodes are {}",
-                placed.nodes.join(", ")
-            ));
+            return Err(MoveRefused::NotPlacedOn {
+                environment: environment.to_owned(),
+                to: to.to_owned(),
+                nodes: placed.nodes.clone(),
+            });
         }
         let me = self.settings.membership.me.clone();
         let here = self.holding.environments.contains(environment)
@@ -282,26 +321,30 @@ impl NodeQuorum {
         if !here {
             let elsewhere = self.environment_locations(now).remove(environment);
             return Err(match elsewhere {
-                Some(nodes) if !nodes.is_empty() => format!(
-                    "{environment} runs on {}: run the move there",
-                    nodes.join(", ")
-                ),
-                _ => format!(
-                    "{environment} does not run anywhere now: placement starts it on the first live node of its list"
-                ),
+                Some(nodes) if !nodes.is_empty() => MoveRefused::RunsElsewhere {
+                    environment: environment.to_owned(),
+                    nodes,
+                },
+                _ => MoveRefused::NotRunning {
+                    environment: environment.to_owned(),
+                },
             });
         }
         if to == me {
-            return Err(format!("{environment} already runs on {me}"));
+            return Err(MoveRefused::AlreadyHere {
+                environment: environment.to_owned(),
+                me,
+            });
         }
         let target_ok = self
             .membership
             .live_peers(now)
             .any(|p| p.heartbeat.node == to && p.heartbeat.quorum);
         if !target_ok {
-            return Err(format!(
-                "{to} is not live with quorum: not moving {environment}"
-            ));
+            return Err(MoveRefused::TargetNotLive {
+                environment: environment.to_owned(),
+                to: to.to_owned(),
+            });
         }
         if placed.failback {
             let first_live = placed.nodes.iter().find(|n| {
@@ -312,10 +355,10 @@ impl NodeQuorum {
                         .any(|p| p.heartbeat.node == **n && p.heartbeat.quorum)
             });
             if first_live.is_some_and(|first| first != to) {
-                return Err(format!(
-                    "{environment} has failback = true: it would go back to {} at once; set failback = false to move it by hand",
-                    first_live.map_or("", String::as_str)
-                ));
+                return Err(MoveRefused::Failback {
+                    environment: environment.to_owned(),
+                    first_live: first_live.cloned().unwrap_or_default(),
+                });
             }
         }
         self.handoffs.insert(

@@ -315,6 +315,17 @@ pub enum LockVerdict {
     Stale { holder: String, minutes: u64 },
 }
 
+/// A fresh lock naming another node: why an environment is not started.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{} names {holder:?} ({minutes} min old), not this node's CBSD nodename {ours:?}: that node may run it; not starting it here (CBSD itself ignores the lock once it is over {LOCK_STALE_MINUTES} min old; remove the file once {holder} is known to be down)", path.display())]
+pub struct ForeignLock {
+    pub path: std::path::PathBuf,
+    pub holder: String,
+    pub minutes: u64,
+    /// This node's CBSD nodename (or its node name when CBSD has none).
+    pub ours: String,
+}
+
 /// Judges CBSD's lock as sudoexec/jstart does, with one addition: nodes in
 /// `takeover` (not live, under placement) may be taken over. `node` stands
 /// in for CBSD's nodename when its file is missing. `Err`: why not to
@@ -324,7 +335,7 @@ pub fn judge_lock(
     path: &std::path::Path,
     node: &str,
     takeover: &[String],
-) -> Result<LockVerdict, String> {
+) -> Result<LockVerdict, ForeignLock> {
     let Some(holder) = &seen.holder else {
         return Ok(LockVerdict::Free);
     };
@@ -348,10 +359,12 @@ pub fn judge_lock(
             minutes,
         });
     }
-    Err(format!(
-        "{} names {holder:?} ({minutes} min old), not this node's CBSD nodename {ours:?}: that node may run it; not starting it here (CBSD itself ignores the lock once it is over {LOCK_STALE_MINUTES} min old; remove the file once {holder} is known to be down)",
-        path.display()
-    ))
+    Err(ForeignLock {
+        path: path.to_path_buf(),
+        holder: holder.clone(),
+        minutes,
+        ours: ours.to_owned(),
+    })
 }
 
 /// Lock check, registration and start of `env`, one environment at a time.
@@ -504,7 +517,9 @@ mod tests {
             judge(seen(Some("cbsd1"), 0, Some("cbsd1"))),
             Ok(LockVerdict::Free)
         );
-        let why = judge(seen(Some("node1"), 0, Some("cbsd1"))).unwrap_err();
+        let why = judge(seen(Some("node1"), 0, Some("cbsd1")))
+            .unwrap_err()
+            .to_string();
         assert!(
             why.contains("\"node1\"") && why.contains("\"cbsd1\""),
             "{why}"

@@ -21,7 +21,7 @@ use super::exports;
 use super::fs_probe::{FsProbe, LockSeen};
 use super::nfs::DeadMounts;
 use super::step::{Action, Builtin, Checked, Command, EnvPhase, Gate, OnFailure, Step};
-use super::vip::VipControl;
+use super::vip::{VipControl, VipError};
 use super::{
     cbsd, demote, follow, probe, promote, resolve_environments, Context, Env, Kind, Outcome,
 };
@@ -87,6 +87,23 @@ impl ProgressHandle {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Why a built-in step (one that runs in the agent, not a command) failed.
+#[derive(Debug, thiserror::Error)]
+enum BuiltinError {
+    /// Adding, removing or announcing the virtual IPs.
+    #[error(transparent)]
+    Vip(#[from] VipError),
+    /// Writing or clearing the agent's block of the exports file.
+    #[error(transparent)]
+    Exports(#[from] exports::ExportsError),
+    /// The blocking task that did the work panicked or was cancelled.
+    #[error("internal error: {0}")]
+    Join(#[source] tokio::task::JoinError),
+    /// A step that runs through `attempt` reached the built-in runner.
+    #[error("internal error: this step runs through attempt")]
+    NotABuiltin,
 }
 
 /// Why a step (or a runbook) stopped.
@@ -295,7 +312,7 @@ impl<V: VipControl> Runner<V> {
 
     /// One gratuitous-ARP burst outside a runbook: the second burst after
     /// `garp_master_delay` and the answer to a second master.
-    pub async fn announce(&self, why: &'static str) -> Result<(), String> {
+    pub async fn announce(&self, why: &'static str) -> Result<(), VipError> {
         self.vip.announce(why).await
     }
 
@@ -794,7 +811,7 @@ impl<V: VipControl> Runner<V> {
                         Ok(true)
                     }
                     Ok(cbsd::LockVerdict::Free) => Ok(true),
-                    Err(why) => Err(AttemptError::Failed(why)),
+                    Err(why) => Err(AttemptError::Failed(why.to_string())),
                 }
             }
             Action::Builtin(Builtin::WriteProbe { path }) => {
@@ -809,7 +826,7 @@ impl<V: VipControl> Runner<V> {
                 };
                 match result {
                     Ok(Ok(())) => Ok(true),
-                    Ok(Err(message)) => Err(AttemptError::Failed(message)),
+                    Ok(Err(error)) => Err(AttemptError::Failed(error.to_string())),
                     Err(_) => Err(AttemptError::Timeout(format!(
                         "{} did not finish within {}",
                         step.name,
@@ -1028,11 +1045,11 @@ impl<V: VipControl> Runner<V> {
             .map_err(|e| AttemptError::of_command(e, within.deadline))
     }
 
-    async fn builtin(&self, builtin: &Builtin) -> Result<(), String> {
+    async fn builtin(&self, builtin: &Builtin) -> Result<(), BuiltinError> {
         match builtin {
-            Builtin::AddVip => self.vip.add().await,
-            Builtin::DropVip => self.vip.remove().await,
-            Builtin::ArpBurst => self.vip.announce("became_master").await,
+            Builtin::AddVip => Ok(self.vip.add().await?),
+            Builtin::DropVip => Ok(self.vip.remove().await?),
+            Builtin::ArpBurst => Ok(self.vip.announce("became_master").await?),
             Builtin::WriteExports {
                 file,
                 dirs,
@@ -1042,13 +1059,12 @@ impl<V: VipControl> Runner<V> {
                 blocking(move || {
                     let groups = exports::group_by_filesystem(&dirs);
                     exports::write_block(&file, &exports::render(&groups, &clients))
-                        .map_err(|e| e.to_string())
                 })
                 .await
             }
             Builtin::ClearExports { file } => {
                 let file = file.clone();
-                blocking(move || exports::write_block(&file, &[]).map_err(|e| e.to_string())).await
+                blocking(move || exports::write_block(&file, &[])).await
             }
             Builtin::WaitForPath { path } => {
                 // The caller's timeout bounds the wait; each look is a
@@ -1069,9 +1085,7 @@ impl<V: VipControl> Runner<V> {
             | Builtin::ClearStaleRegistrations(_)
             | Builtin::DismountDead(_)
             | Builtin::VerifyDirId { .. }
-            | Builtin::WriteProbe { .. } => {
-                Err("internal error: this step runs through attempt".to_owned())
-            }
+            | Builtin::WriteProbe { .. } => Err(BuiltinError::NotABuiltin),
         }
     }
 
@@ -1139,11 +1153,11 @@ fn stderr_suffix(stderr: &str) -> String {
 /// Runs blocking file-system work on a local file (the exports file) off
 /// the runtime's worker threads.
 async fn blocking(
-    work: impl FnOnce() -> Result<(), String> + Send + 'static,
-) -> Result<(), String> {
-    tokio::task::spawn_blocking(work)
+    work: impl FnOnce() -> Result<(), exports::ExportsError> + Send + 'static,
+) -> Result<(), BuiltinError> {
+    Ok(tokio::task::spawn_blocking(work)
         .await
-        .map_err(|e| format!("internal error: {e}"))?
+        .map_err(BuiltinError::Join)??)
 }
 
 /// What [`Runner::probe_master`] found.

@@ -57,84 +57,164 @@ pub enum Expect {
     DoesNotPrint { value: String },
 }
 
+/// How a process ended, as the messages say it: `status N` or `a signal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ended(pub Option<i32>);
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(code) => write!(f, "status {code}"),
+            None => f.write_str("a signal"),
+        }
+    }
+}
+
+/// Why an outcome is not what an [`Expect`] rule expects.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    /// Success was expected (or a value to be printed): it exited otherwise.
+    #[error("exited with {0}")]
+    Exited(Ended),
+    /// A failure was expected: it exited 0.
+    #[error("exited with status 0")]
+    Succeeded,
+    /// `jstatus` gave no answer this rule can read.
+    #[error(transparent)]
+    Jstatus(#[from] JstatusError),
+    #[error("not registered on this node (jstatus exit 0)")]
+    NotRegistered,
+    #[error("still registered on this node")]
+    StillRegistered,
+    #[error("not running (jid 0)")]
+    NotRunning,
+    #[error("not registered on this node")]
+    NotRegisteredToRun,
+    #[error("still running (jid {jid})")]
+    StillRunning { jid: u64 },
+    #[error("{} is mounted from {found}, not {wanted}", mountpoint.display())]
+    MountedFrom {
+        mountpoint: PathBuf,
+        found: String,
+        wanted: String,
+    },
+    #[error("{} is not mounted", mountpoint.display())]
+    NotMounted { mountpoint: PathBuf },
+    #[error("{} is still mounted (from {found})", mountpoint.display())]
+    StillMounted { mountpoint: PathBuf, found: String },
+    #[error("nothing listens on port {port}")]
+    NotListening { port: u16 },
+    #[error("printed {printed:?}, not {value:?}: {otherwise}")]
+    PrintedOther {
+        printed: String,
+        value: String,
+        otherwise: String,
+    },
+    #[error("printed {value:?}")]
+    Printed { value: String },
+    /// `fsck -p` exit 8; `last` is its last line.
+    #[error(
+        "exited with status 8: preening found damage it may not repair ({last:?}); \
+         the file system needs a full fsck by hand before any node serves it \
+         (rcbsd-failover(8), CAVEATS)"
+    )]
+    NeedsManualFsck { last: String },
+}
+
+/// A `jstatus` answer that is neither a jid nor "not registered".
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JstatusError {
+    #[error("jstatus exited with status 1 and printed no jid")]
+    NoJid,
+    /// Exit 1 and something else than a jid: CBSD's `err` message.
+    #[error("jstatus failed: {said}")]
+    Failed { said: String },
+    #[error("jstatus exited with status {code}: {said}")]
+    ExitedSaying { code: i32, said: String },
+    #[error("jstatus exited with status {code}")]
+    Exited { code: i32 },
+    #[error("jstatus was killed by a signal")]
+    Killed,
+}
+
 impl Expect {
     /// `Ok` when the outcome is what this rule expects; otherwise why not.
     /// `exit` is `None` when the process was killed by a signal.
-    pub fn check(&self, exit: Option<i32>, stdout: &str) -> Result<(), String> {
-        let exit_text = exit.map_or_else(|| "a signal".to_owned(), |c| format!("status {c}"));
+    pub fn check(&self, exit: Option<i32>, stdout: &str) -> Result<(), Mismatch> {
         match self {
             Expect::Success => match exit {
                 Some(0) => Ok(()),
-                _ => Err(format!("exited with {exit_text}")),
+                _ => Err(Mismatch::Exited(Ended(exit))),
             },
             Expect::Failure => match exit {
-                Some(0) => Err("exited with status 0".to_owned()),
+                Some(0) => Err(Mismatch::Succeeded),
                 _ => Ok(()),
             },
             Expect::Registered => match jstatus(exit, stdout)? {
                 Jstatus::Jid(_) => Ok(()),
-                Jstatus::NotRegistered => {
-                    Err("not registered on this node (jstatus exit 0)".to_owned())
-                }
+                Jstatus::NotRegistered => Err(Mismatch::NotRegistered),
             },
             Expect::NotRegistered => match jstatus(exit, stdout)? {
                 Jstatus::NotRegistered => Ok(()),
-                Jstatus::Jid(_) => Err("still registered on this node".to_owned()),
+                Jstatus::Jid(_) => Err(Mismatch::StillRegistered),
             },
             Expect::Running => match jstatus(exit, stdout)? {
                 Jstatus::Jid(j) if j > 0 => Ok(()),
-                Jstatus::Jid(_) => Err("not running (jid 0)".to_owned()),
-                Jstatus::NotRegistered => Err("not registered on this node".to_owned()),
+                Jstatus::Jid(_) => Err(Mismatch::NotRunning),
+                Jstatus::NotRegistered => Err(Mismatch::NotRegisteredToRun),
             },
             Expect::NotRunning => match jstatus(exit, stdout)? {
-                Jstatus::Jid(j) if j > 0 => Err(format!("still running (jid {j})")),
+                Jstatus::Jid(j) if j > 0 => Err(Mismatch::StillRunning { jid: j }),
                 _ => Ok(()),
             },
             Expect::Mounted { mountpoint, source } => match mounted_from(stdout, mountpoint) {
                 Some(found) => match source {
-                    Some(wanted) if *wanted != found => Err(format!(
-                        "{} is mounted from {found}, not {wanted}",
-                        mountpoint.display()
-                    )),
+                    Some(wanted) if *wanted != found => Err(Mismatch::MountedFrom {
+                        mountpoint: mountpoint.clone(),
+                        found,
+                        wanted: wanted.clone(),
+                    }),
                     _ => Ok(()),
                 },
-                None => Err(format!("{} is not mounted", mountpoint.display())),
+                None => Err(Mismatch::NotMounted {
+                    mountpoint: mountpoint.clone(),
+                }),
             },
             Expect::NotMounted { mountpoint } => match mounted_from(stdout, mountpoint) {
-                Some(found) => Err(format!(
-                    "{} is still mounted (from {found})",
-                    mountpoint.display()
-                )),
+                Some(found) => Err(Mismatch::StillMounted {
+                    mountpoint: mountpoint.clone(),
+                    found,
+                }),
                 None => Ok(()),
             },
             Expect::Listening { port } => {
                 if listens_on(stdout, *port) {
                     Ok(())
                 } else {
-                    Err(format!("nothing listens on port {port}"))
+                    Err(Mismatch::NotListening { port: *port })
                 }
             }
             Expect::Prints { value, otherwise } => match exit {
                 Some(0) if stdout.trim() == value => Ok(()),
-                Some(0) => Err(format!(
-                    "printed {:?}, not {value:?}: {otherwise}",
-                    stdout.trim()
-                )),
-                _ => Err(format!("exited with {exit_text}")),
+                Some(0) => Err(Mismatch::PrintedOther {
+                    printed: stdout.trim().to_owned(),
+                    value: value.clone(),
+                    otherwise: otherwise.clone(),
+                }),
+                _ => Err(Mismatch::Exited(Ended(exit))),
             },
             Expect::DoesNotPrint { value } => match exit {
-                Some(0) if stdout.trim() == value => Err(format!("printed {value:?}")),
+                Some(0) if stdout.trim() == value => Err(Mismatch::Printed {
+                    value: value.clone(),
+                }),
                 _ => Ok(()),
             },
             Expect::Preened => match exit {
                 Some(0) => Ok(()),
-                Some(8) => Err(format!(
-                    "exited with status 8: preening found damage it may not repair ({:?}); \
-                     the file system needs a full fsck by hand before any node serves it \
-                     (rcbsd-failover(8), CAVEATS)",
-                    last_line(stdout)
-                )),
-                _ => Err(format!("exited with {exit_text}")),
+                Some(8) => Err(Mismatch::NeedsManualFsck {
+                    last: last_line(stdout).to_owned(),
+                }),
+                _ => Err(Mismatch::Exited(Ended(exit))),
             },
         }
     }
@@ -186,23 +266,23 @@ enum Jstatus {
 /// carrying what CBSD printed: its `err` writes the message to standard
 /// output and exits 1 (subr/nc.subr), which the exit code alone would
 /// take for "registered".
-fn jstatus(exit: Option<i32>, stdout: &str) -> Result<Jstatus, String> {
+fn jstatus(exit: Option<i32>, stdout: &str) -> Result<Jstatus, JstatusError> {
     let text = stdout.trim();
     match exit {
         Some(0) if text.is_empty() => Ok(Jstatus::NotRegistered),
         Some(1) => match text.parse() {
             Ok(jid) => Ok(Jstatus::Jid(jid)),
-            Err(_) if text.is_empty() => {
-                Err("jstatus exited with status 1 and printed no jid".to_owned())
-            }
-            Err(_) => Err(format!("jstatus failed: {}", first_line(text))),
+            Err(_) if text.is_empty() => Err(JstatusError::NoJid),
+            Err(_) => Err(JstatusError::Failed {
+                said: first_line(text).to_owned(),
+            }),
         },
-        Some(code) if !text.is_empty() => Err(format!(
-            "jstatus exited with status {code}: {}",
-            first_line(text)
-        )),
-        Some(code) => Err(format!("jstatus exited with status {code}")),
-        None => Err("jstatus was killed by a signal".to_owned()),
+        Some(code) if !text.is_empty() => Err(JstatusError::ExitedSaying {
+            code,
+            said: first_line(text).to_owned(),
+        }),
+        Some(code) => Err(JstatusError::Exited { code }),
+        None => Err(JstatusError::Killed),
     }
 }
 
@@ -275,7 +355,7 @@ mod tests {
             Expect::Running,
             Expect::NotRunning,
         ] {
-            let why = expect.check(Some(1), err).unwrap_err();
+            let why = expect.check(Some(1), err).unwrap_err().to_string();
             assert!(why.contains("Unable to fetch vm data"), "{expect:?}: {why}");
         }
         // Only the jid alone is a jid; exit 0 with output is no answer.
@@ -318,13 +398,15 @@ mod tests {
         };
         assert!(multihost_on.check(Some(0), "on\n").is_ok());
         assert_eq!(
-            multihost_on.check(Some(0), "off\n"),
+            multihost_on
+                .check(Some(0), "off\n")
+                .map_err(|e| e.to_string()),
             Err("printed \"off\", not \"on\": set it".to_owned())
         );
         assert!(multihost_on.check(Some(0), "online\n").is_err());
         // A failed `zpool get` says so, not that the value was wrong.
         assert_eq!(
-            multihost_on.check(Some(1), ""),
+            multihost_on.check(Some(1), "").map_err(|e| e.to_string()),
             Err("exited with status 1".to_owned())
         );
         let not_read_only = Expect::DoesNotPrint { value: "on".into() };
@@ -338,12 +420,14 @@ mod tests {
         assert!(Expect::Preened.check(Some(0), "").is_ok());
         let out = "/dev/hast/cbsd: UNKNOWN FILE TYPE I=4242\n\
                    /dev/hast/cbsd: UNEXPECTED INCONSISTENCY; RUN fsck MANUALLY.\n";
-        let why = Expect::Preened.check(Some(8), out).unwrap_err();
+        let why = Expect::Preened.check(Some(8), out).unwrap_err().to_string();
         assert!(why.contains("status 8"), "{why}");
         assert!(why.contains("RUN fsck MANUALLY"), "{why}");
         assert!(why.contains("by hand"), "{why}");
         assert_eq!(
-            Expect::Preened.check(Some(4), ""),
+            Expect::Preened
+                .check(Some(4), "")
+                .map_err(|e| e.to_string()),
             Err("exited with status 4".to_owned())
         );
     }

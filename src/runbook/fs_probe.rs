@@ -43,6 +43,71 @@ pub enum FsProbe {
     Unlock { lock: PathBuf, holder: String },
 }
 
+/// A malformed `fs-probe` request (the child exits 64).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR | lock PATH NODENAME-FILE | unlock PATH HOLDER, got {args:?}")]
+pub struct UsageError {
+    pub args: Vec<String>,
+}
+
+/// Why a look at the file system failed (the child exits 1 and prints it).
+#[derive(Debug, thiserror::Error)]
+pub enum FsProbeError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot stat {}: {source}", path.display())]
+    Stat {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot list {}: {source}", dir.display())]
+    List {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `dir.id` holds nothing.
+    #[error("{} is empty", path.display())]
+    EmptyDirId { path: PathBuf },
+    /// `dir.id` names another cluster's data.
+    #[error("{} holds {found:?}, not the cluster's {wanted:?}: wrong data under the shared dirs", path.display())]
+    WrongDirId {
+        path: PathBuf,
+        found: String,
+        wanted: String,
+    },
+    /// Creating, syncing or removing the probe file failed.
+    #[error("write probe {}: {source}", path.display())]
+    WriteProbe {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The probe file came back owned by someone else.
+    #[error("write probe {}: a file created by uid {me} shows uid {owner}: NFSv4 owner names are not mapped (run nfsuserd on every node with the same domain: sysrc nfsuserd_enable=YES; service nfsuserd start)", path.display())]
+    OwnerNotMapped { path: PathBuf, owner: u32, me: u32 },
+    /// The lock names another holder than the one to remove.
+    #[error("{} now names {now:?}, not {holder:?}: left alone", lock.display())]
+    LockHolderChanged {
+        lock: PathBuf,
+        now: String,
+        holder: String,
+    },
+    #[error("internal error: {0}")]
+    Encode(#[source] serde_json::Error),
+}
+
 /// What `fs-probe lock` saw. The judgement is the agent's
 /// ([`super::cbsd::judge_lock`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -91,7 +156,7 @@ impl FsProbe {
     }
 
     /// The request in `args` (what follows `fs-probe`).
-    pub fn parse(args: &[String]) -> Result<FsProbe, String> {
+    pub fn parse(args: &[String]) -> Result<FsProbe, UsageError> {
         match args {
             [verb, path] if verb == "dir-id" => Ok(FsProbe::DirId {
                 path: PathBuf::from(path),
@@ -115,14 +180,14 @@ impl FsProbe {
                 lock: PathBuf::from(lock),
                 holder: holder.clone(),
             }),
-            _ => Err(format!(
-                "{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR | lock PATH NODENAME-FILE | unlock PATH HOLDER, got {args:?}"
-            )),
+            _ => Err(UsageError {
+                args: args.to_vec(),
+            }),
         }
     }
 
     /// Does the look (in the child): the answer, or why the check failed.
-    pub fn look(&self) -> Result<String, String> {
+    pub fn look(&self) -> Result<String, FsProbeError> {
         match self {
             FsProbe::DirId { path, expected } => {
                 verify_dir_id(path, expected.as_deref()).map(|()| String::new())
@@ -138,7 +203,7 @@ impl FsProbe {
             FsProbe::Lock { lock, nodename } => read_lock(lock, nodename).and_then(|seen| {
                 serde_json::to_string(&seen)
                     .map(|line| line + "\n")
-                    .map_err(|e| format!("internal error: {e}"))
+                    .map_err(FsProbeError::Encode)
             }),
             FsProbe::Unlock { lock, holder } => remove_lock(lock, holder).map(|()| String::new()),
         }
@@ -147,30 +212,37 @@ impl FsProbe {
 
 /// Removes `lock` if it names `holder`; gone already is fine, a lock that
 /// names someone else now is not touched (the check fails).
-fn remove_lock(lock: &Path, holder: &str) -> Result<(), String> {
+fn remove_lock(lock: &Path, holder: &str) -> Result<(), FsProbeError> {
     match std::fs::read(lock) {
         Ok(bytes) => {
             let now = String::from_utf8_lossy(&bytes);
             let now = now.trim_end_matches('\n');
             if now != holder {
-                return Err(format!(
-                    "{} now names {now:?}, not {holder:?}: left alone",
-                    lock.display()
-                ));
+                return Err(FsProbeError::LockHolderChanged {
+                    lock: lock.to_path_buf(),
+                    now: now.to_owned(),
+                    holder: holder.to_owned(),
+                });
             }
             match std::fs::remove_file(lock) {
                 Ok(()) => Ok(()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(format!("cannot remove {}: {e}", lock.display())),
+                Err(source) => Err(FsProbeError::Remove {
+                    path: lock.to_path_buf(),
+                    source,
+                }),
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("cannot read {}: {e}", lock.display())),
+        Err(source) => Err(FsProbeError::Read {
+            path: lock.to_path_buf(),
+            source,
+        }),
     }
 }
 
 /// Reads CBSD's lock and nodename files (see [`LockSeen`]).
-fn read_lock(lock: &Path, nodename: &Path) -> Result<LockSeen, String> {
+fn read_lock(lock: &Path, nodename: &Path) -> Result<LockSeen, FsProbeError> {
     let nodename = match std::fs::read_to_string(nodename) {
         Ok(text) => Some(
             text.lines()
@@ -178,20 +250,33 @@ fn read_lock(lock: &Path, nodename: &Path) -> Result<LockSeen, String> {
                 .collect(),
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(format!("cannot read {}: {e}", nodename.display())),
+        Err(source) => {
+            return Err(FsProbeError::Read {
+                path: nodename.to_path_buf(),
+                source,
+            })
+        }
     };
     let (holder, age_s) = match std::fs::read(lock) {
         Ok(bytes) => {
             let age_s = std::fs::metadata(lock)
                 .and_then(|m| m.modified())
-                .map_err(|e| format!("cannot stat {}: {e}", lock.display()))?
+                .map_err(|source| FsProbeError::Stat {
+                    path: lock.to_path_buf(),
+                    source,
+                })?
                 .elapsed()
                 .map_or(0, |age| age.as_secs());
             let text = String::from_utf8_lossy(&bytes);
             (Some(text.trim_end_matches('\n').to_owned()), age_s)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, 0),
-        Err(e) => return Err(format!("cannot read {}: {e}", lock.display())),
+        Err(source) => {
+            return Err(FsProbeError::Read {
+                path: lock.to_path_buf(),
+                source,
+            })
+        }
     };
     Ok(LockSeen {
         holder,
@@ -222,16 +307,21 @@ pub fn main(args: &[String]) -> ExitStatus {
     }
 }
 
-fn verify_dir_id(path: &Path, expected: Option<&str>) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn verify_dir_id(path: &Path, expected: Option<&str>) -> Result<(), FsProbeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| FsProbeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let found = text.trim();
     match expected {
-        _ if found.is_empty() => Err(format!("{} is empty", path.display())),
-        Some(wanted) if wanted != found => Err(format!(
-            "{} holds {found:?}, not the cluster's {wanted:?}: wrong data under the shared dirs",
-            path.display()
-        )),
+        _ if found.is_empty() => Err(FsProbeError::EmptyDirId {
+            path: path.to_path_buf(),
+        }),
+        Some(wanted) if wanted != found => Err(FsProbeError::WrongDirId {
+            path: path.to_path_buf(),
+            found: found.to_owned(),
+            wanted: wanted.to_owned(),
+        }),
         _ => Ok(()),
     }
 }
@@ -242,7 +332,7 @@ fn verify_dir_id(path: &Path, expected: Option<&str>) -> Result<(), String> {
 /// every file as owned by nobody, and CBSD's chowns fail (the server,
 /// running nfsuserd, refuses numeric owner strings: nfs_commonsubs.c
 /// `nfsv4_strtouid`).
-fn write_probe(path: &Path) -> Result<(), String> {
+fn write_probe(path: &Path) -> Result<(), FsProbeError> {
     use std::io::Write;
     use std::os::unix::fs::MetadataExt;
     let write = || -> std::io::Result<u32> {
@@ -253,24 +343,30 @@ fn write_probe(path: &Path) -> Result<(), String> {
         std::fs::remove_file(path)?;
         Ok(owner)
     };
-    let owner = write().map_err(|e| format!("write probe {}: {e}", path.display()))?;
+    let owner = write().map_err(|source| FsProbeError::WriteProbe {
+        path: path.to_path_buf(),
+        source,
+    })?;
     owner_matches(path, owner, nix::unistd::geteuid().as_raw())
 }
 
-fn owner_matches(path: &Path, owner: u32, me: u32) -> Result<(), String> {
+fn owner_matches(path: &Path, owner: u32, me: u32) -> Result<(), FsProbeError> {
     if owner == me {
         Ok(())
     } else {
-        Err(format!(
-            "write probe {}: a file created by uid {me} shows uid {owner}: NFSv4 owner names are not mapped (run nfsuserd on every node with the same domain: sysrc nfsuserd_enable=YES; service nfsuserd start)",
-            path.display()
-        ))
+        Err(FsProbeError::OwnerNotMapped {
+            path: path.to_path_buf(),
+            owner,
+            me,
+        })
     }
 }
 
-fn list_dirs(dir: &Path) -> Result<Vec<String>, String> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+fn list_dirs(dir: &Path) -> Result<Vec<String>, FsProbeError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| FsProbeError::List {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
     let mut names: Vec<String> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
@@ -341,7 +437,7 @@ mod tests {
             vec!["dir-id".to_owned()],
             vec!["rm".into(), "/".into()],
         ] {
-            let why = FsProbe::parse(&args).unwrap_err();
+            let why = FsProbe::parse(&args).unwrap_err().to_string();
             assert!(why.contains("expected dir-id"), "{why}");
         }
     }
@@ -397,10 +493,11 @@ mod tests {
                 holder: holder.to_owned(),
             }
             .look()
+            .map_err(|e| e.to_string())
         };
         assert_eq!(unlock("n3"), Ok(String::new()), "no lock: nothing to do");
         std::fs::write(&lock, "n2\n").unwrap();
-        let why = unlock("n3").unwrap_err();
+        let why = unlock("n3").unwrap_err().to_string();
         assert!(why.contains("now names \"n2\""), "{why}");
         assert!(lock.exists(), "another node's lock is left alone");
         std::fs::write(&lock, "n3\n").unwrap();
@@ -412,7 +509,7 @@ mod tests {
     fn a_probe_file_owned_by_someone_else_means_unmapped_owner_names() {
         let path = Path::new("/usr/jails/jails-system/.probe.node2");
         assert!(owner_matches(path, 0, 0).is_ok());
-        let why = owner_matches(path, 65534, 0).unwrap_err();
+        let why = owner_matches(path, 65534, 0).unwrap_err().to_string();
         assert!(
             why.contains("uid 65534") && why.contains("nfsuserd"),
             "{why}"
@@ -428,6 +525,10 @@ mod tests {
         let missing = FsProbe::Write {
             path: dir.path().join("no/such/dir/.probe"),
         };
-        assert!(missing.look().unwrap_err().contains("write probe"));
+        assert!(missing
+            .look()
+            .unwrap_err()
+            .to_string()
+            .contains("write probe"));
     }
 }

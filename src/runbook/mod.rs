@@ -60,7 +60,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{Config, EnvKind, EnvPattern};
 
 pub use executor::{Progress, ProgressHandle, Runner};
-pub use vip::{SystemVip, VipControl};
+pub use vip::{SystemVip, VipControl, VipError};
 
 /// Which runbook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -89,18 +89,25 @@ impl Kind {
     }
 }
 
+/// A name that is not one of the runbooks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?} is not a runbook (promote, demote, follow, place, quiesce)")]
+pub struct UnknownKind {
+    pub name: String,
+}
+
 impl std::str::FromStr for Kind {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, String> {
+    type Err = UnknownKind;
+    fn from_str(text: &str) -> Result<Self, UnknownKind> {
         match text {
             "promote" => Ok(Kind::Promote),
             "demote" => Ok(Kind::Demote),
             "follow" => Ok(Kind::Follow),
             "place" => Ok(Kind::Place),
             "quiesce" => Ok(Kind::Quiesce),
-            other => Err(format!(
-                "{other:?} is not a runbook (promote, demote, follow, place, quiesce)"
-            )),
+            other => Err(UnknownKind {
+                name: other.to_owned(),
+            }),
         }
     }
 }

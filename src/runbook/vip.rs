@@ -11,17 +11,59 @@ use tokio::sync::watch;
 
 use crate::config::{Config, VirtualIp};
 use crate::events;
+use crate::net::error::NetError;
 use crate::net::garp::GarpSender;
 use crate::net::vip::{self, VipBackend};
 
-/// Adds, removes and announces every configured virtual IP. Errors are
-/// plain text: they end up in `runbook_step` / `runbook_failed`.
+/// Why adding, removing or announcing the virtual IPs failed. The message
+/// ends up in `runbook_step` / `runbook_failed`.
+#[derive(Debug, thiserror::Error)]
+pub enum VipError {
+    /// The link-layer sender of gratuitous ARPs could not be opened (at
+    /// start).
+    #[error("cannot open the link layer of {interface} for gratuitous ARP: {source}")]
+    Open {
+        interface: String,
+        #[source]
+        source: NetError,
+    },
+    /// Adding a virtual IP failed (the first that did; the others were not
+    /// tried).
+    #[error(transparent)]
+    Add(vip::VipError),
+    /// Removing one or more virtual IPs failed (every one was tried).
+    #[error("{}", RemoveFailures(.0))]
+    Remove(Vec<vip::VipError>),
+    /// A gratuitous ARP could not be sent.
+    #[error(transparent)]
+    Announce(NetError),
+    /// A thread panicked while holding the ARP sender.
+    #[error("the ARP sender is poisoned")]
+    SenderPoisoned,
+}
+
+/// The failures of a removal, `; `-separated.
+struct RemoveFailures<'a>(&'a [vip::VipError]);
+
+impl std::fmt::Display for RemoveFailures<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds, removes and announces every configured virtual IP.
 pub trait VipControl: Send + Sync {
-    fn add(&self) -> impl Future<Output = Result<(), String>> + Send;
-    fn remove(&self) -> impl Future<Output = Result<(), String>> + Send;
+    fn add(&self) -> impl Future<Output = Result<(), VipError>> + Send;
+    fn remove(&self) -> impl Future<Output = Result<(), VipError>> + Send;
     /// One burst of gratuitous ARPs (RFC 5798 §6.4.2); `why` is logged
     /// (`became_master`, `master_conflict`, ...).
-    fn announce(&self, why: &'static str) -> impl Future<Output = Result<(), String>> + Send;
+    fn announce(&self, why: &'static str) -> impl Future<Output = Result<(), VipError>> + Send;
 }
 
 /// The backend a node uses: FreeBSD's `ifconfig` from `[tools]`, or
@@ -47,10 +89,11 @@ pub struct SystemVip {
 impl SystemVip {
     /// Opens the link-layer sender now, so a missing privilege fails at
     /// start and not at the first takeover.
-    pub fn open(config: &Config, decision: watch::Receiver<u64>) -> Result<Self, String> {
+    pub fn open(config: &Config, decision: watch::Receiver<u64>) -> Result<Self, VipError> {
         let interface = config.vrrp.interface.clone();
-        let garp = GarpSender::open(&interface).map_err(|e| {
-            format!("cannot open the link layer of {interface} for gratuitous ARP: {e}")
+        let garp = GarpSender::open(&interface).map_err(|source| VipError::Open {
+            interface: interface.clone(),
+            source,
         })?;
         Ok(SystemVip {
             interface,
@@ -65,21 +108,21 @@ impl SystemVip {
 }
 
 impl VipControl for SystemVip {
-    async fn add(&self) -> Result<(), String> {
+    async fn add(&self) -> Result<(), VipError> {
         for v in &self.vips {
             match vip::ensure_present(&*self.backend, &self.interface, v).await {
                 Ok(true) => events::vip_added(&self.interface, &v.to_string()),
                 Ok(false) => {}
                 Err(e) => {
                     events::vip_failed(&self.interface, &v.to_string(), "add", &e.to_string());
-                    return Err(e.to_string());
+                    return Err(VipError::Add(e));
                 }
             }
         }
         Ok(())
     }
 
-    async fn remove(&self) -> Result<(), String> {
+    async fn remove(&self) -> Result<(), VipError> {
         let mut errors = Vec::new();
         // Every VIP is tried even when one fails: none may be left behind.
         for v in &self.vips {
@@ -88,18 +131,18 @@ impl VipControl for SystemVip {
                 Ok(false) => {}
                 Err(e) => {
                     events::vip_failed(&self.interface, &v.to_string(), "remove", &e.to_string());
-                    errors.push(e.to_string());
+                    errors.push(e);
                 }
             }
         }
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("; "))
+            Err(VipError::Remove(errors))
         }
     }
 
-    async fn announce(&self, why: &'static str) -> Result<(), String> {
+    async fn announce(&self, why: &'static str) -> Result<(), VipError> {
         let generation = *self.decision.borrow();
         let mut sent = 0;
         for round in 0..self.repeat.max(1) {
@@ -110,14 +153,11 @@ impl VipControl for SystemVip {
                 break;
             }
             sent += 1;
-            let mut garp = self
-                .garp
-                .lock()
-                .map_err(|_| "the ARP sender is poisoned".to_owned())?;
+            let mut garp = self.garp.lock().map_err(|_| VipError::SenderPoisoned)?;
             for v in &self.vips {
                 if let Err(e) = garp.send(v.address) {
                     events::garp_failed(&self.interface, &e.to_string());
-                    return Err(e.to_string());
+                    return Err(VipError::Announce(e));
                 }
             }
         }

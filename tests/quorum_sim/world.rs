@@ -559,6 +559,7 @@ impl World {
                     let to_name = self.name(to);
                     let answer = self.with_core_answer(node, |core, now| {
                         core.start_move(&environment, &to_name, now)
+                            .map_err(|e| e.to_string())
                     });
                     self.note(format!(
                         "n{node} move {environment} to {to_name}: {answer:?}"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rcbsd_failover::config::{parse_with_hostname, Config};
-use rcbsd_failover::runbook::VipControl;
+use rcbsd_failover::runbook::{VipControl, VipError};
 use rcbsd_lab::cbsd::{freezer, world};
 use serde_json::Value;
 
@@ -449,21 +449,26 @@ impl FakeVip {
 }
 
 impl VipControl for FakeVip {
-    async fn add(&self) -> Result<(), String> {
+    async fn add(&self) -> Result<(), VipError> {
         self.record("add");
         if self.fail_add {
-            Err("injected: cannot add".into())
+            use std::os::unix::process::ExitStatusExt;
+            Err(VipError::Add(rcbsd_failover::net::vip::VipError::Failed {
+                argv: vec!["injected".into()],
+                status: std::process::ExitStatus::from_raw(1 << 8),
+                stderr: "cannot add".into(),
+            }))
         } else {
             Ok(())
         }
     }
 
-    async fn remove(&self) -> Result<(), String> {
+    async fn remove(&self) -> Result<(), VipError> {
         self.record("remove");
         Ok(())
     }
 
-    async fn announce(&self, _why: &'static str) -> Result<(), String> {
+    async fn announce(&self, _why: &'static str) -> Result<(), VipError> {
         self.record("announce");
         Ok(())
     }
