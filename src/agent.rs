@@ -785,7 +785,7 @@ impl Agent {
                     notify::spawn(
                         notify,
                         notify::Notification {
-                            event: "state_change",
+                            event: events::Event::StateChange,
                             from: from.to_string(),
                             to: to.to_string(),
                             reason: reason.as_str().to_owned(),

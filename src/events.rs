@@ -3,17 +3,51 @@
 //! Each event is one `tracing` record whose `event` field carries a stable
 //! name (`state_change`, `vip_added`, ...). Operators match on that name, so
 //! names and field names never change meaning; `docs/events.md` lists them.
-//! Nothing else in the crate logs an operator-facing event directly: it calls
-//! a function here, so the list below is complete by construction.
+//! The names, fields, levels and syslog severities are written once, in
+//! [`Event`] ([`catalog`]); the functions here are the only emitters and
+//! take name and level from it (`emit!`). Nothing else in the crate logs an
+//! operator-facing event directly: it calls a function here.
 
 use std::net::Ipv4Addr;
-
-use tracing::{debug, error, info, warn};
 
 use crate::election::Reason;
 use crate::wire::VrrpState;
 
+mod catalog;
 mod syslog;
+
+pub use catalog::{Event, Loudness, Severity};
+
+/// Logs one record of an event with `event = NAME` first, at the event's
+/// usual level, or with `raised` at its raised level: both come from the
+/// catalog, so a call site cannot log a name or a level of its own. The
+/// level is a constant (`tracing` puts it in a static), which also makes
+/// `raised` on an event without a raised level a compile error.
+macro_rules! emit {
+    (raised $event:expr, $($field:tt)*) => {
+        tracing::event!(
+            {
+                const LEVEL: tracing::Level = match $event.raised() {
+                    Some(raised) => raised.level,
+                    None => panic!("this event has no raised level"),
+                };
+                LEVEL
+            },
+            event = $event.name(),
+            $($field)*
+        )
+    };
+    ($event:expr, $($field:tt)*) => {
+        tracing::event!(
+            {
+                const LEVEL: tracing::Level = $event.level();
+                LEVEL
+            },
+            event = $event.name(),
+            $($field)*
+        )
+    };
+}
 
 /// Log output format, chosen with `--log-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -73,15 +107,19 @@ fn opt_addr(addr: Option<Ipv4Addr>) -> String {
 
 /// The agent started and is about to join the election.
 pub fn agent_started(node: &str, interface: &str, vrid: u8, priority: u8, version: &str) {
-    info!(
-        event = "agent_started",
-        node, interface, vrid, priority, version
+    emit!(
+        Event::AgentStarted,
+        node,
+        interface,
+        vrid,
+        priority,
+        version
     );
 }
 
 /// The agent is stopping (signal received).
 pub fn agent_stopping(signal: &str, state: VrrpState) {
-    info!(event = "agent_stopping", signal, state = %state);
+    emit!(Event::AgentStopping, signal, state = %state);
 }
 
 /// One role transition of the election core.
@@ -94,88 +132,88 @@ pub fn state_change(
 ) {
     let (reason, master) = (reason.as_str(), opt_addr(master));
     if to == VrrpState::Fault {
-        error!(event = "state_change", from = %from, to = %to, reason, priority, master);
+        emit!(raised Event::StateChange, from = %from, to = %to, reason, priority, master);
     } else {
-        warn!(event = "state_change", from = %from, to = %to, reason, priority, master);
+        emit!(Event::StateChange, from = %from, to = %to, reason, priority, master);
     }
 }
 
 /// A virtual IP was added to the interface.
 pub fn vip_added(interface: &str, vip: &str) {
-    info!(event = "vip_added", interface, vip);
+    emit!(Event::VipAdded, interface, vip);
 }
 
 /// A virtual IP was removed from the interface.
 pub fn vip_removed(interface: &str, vip: &str, reason: &str) {
-    info!(event = "vip_removed", interface, vip, reason);
+    emit!(Event::VipRemoved, interface, vip, reason);
 }
 
 /// Adding or removing a virtual IP failed.
 pub fn vip_failed(interface: &str, vip: &str, operation: &str, error: &str) {
-    error!(event = "vip_failed", interface, vip, operation, error);
+    emit!(Event::VipFailed, interface, vip, operation, error);
 }
 
 /// A burst of gratuitous ARPs was sent.
 pub fn garp_sent(interface: &str, vips: usize, count: u32, why: &str) {
-    debug!(event = "garp_sent", interface, vips, count, why);
+    emit!(Event::GarpSent, interface, vips, count, why);
 }
 
 /// Sending a gratuitous ARP failed.
 pub fn garp_failed(interface: &str, error: &str) {
-    warn!(event = "garp_failed", interface, error);
+    emit!(Event::GarpFailed, interface, error);
 }
 
 /// We are master and heard another master of lower priority (a healed
 /// partition): we keep the role and re-announce the VIPs at once.
 pub fn master_conflict(other_master: Ipv4Addr, our_priority: u8) {
-    warn!(event = "master_conflict", other_master = %other_master, our_priority);
+    emit!(Event::MasterConflict, other_master = %other_master, our_priority);
 }
 
 /// Summary of received packets dropped since the last summary (rate-limited:
 /// at most one line per summary period, never one line per packet).
 pub fn packet_dropped(period_s: u64, total: u64, by_reason: &str) {
-    warn!(event = "packet_dropped", period_s, total, by_reason);
+    emit!(Event::PacketDropped, period_s, total, by_reason);
 }
 
 /// Sending an advertisement failed (rate-limited like drops).
 pub fn send_failed(destination: Ipv4Addr, error: &str, count: u64) {
-    warn!(event = "send_failed", destination = %destination, error, count);
+    emit!(Event::SendFailed, destination = %destination, error, count);
 }
 
 /// The node entered fault (it resigns and will not become master).
 pub fn fault(reason: &str) {
-    error!(event = "fault", reason);
+    emit!(Event::Fault, reason);
 }
 
 /// A fault was cleared (by `resume` or after the hold-off).
 pub fn fault_cleared(how: &str) {
-    info!(event = "fault_cleared", how);
+    emit!(Event::FaultCleared, how);
 }
 
 /// The operator override changed (`promote`, `demote`, `resume`).
 pub fn override_changed(from: &str, to: &str, effective_priority: u8) {
-    warn!(event = "override_changed", from, to, effective_priority);
+    emit!(Event::OverrideChanged, from, to, effective_priority);
 }
 
 /// A virtual IP found on the interface at start (left by a crashed run) was
 /// removed before joining the election.
 pub fn stale_vip_removed(interface: &str, vip: &str) {
-    warn!(event = "stale_vip_removed", interface, vip);
+    emit!(Event::StaleVipRemoved, interface, vip);
 }
 
 /// SIGHUP: the new configuration was applied.
 pub fn config_reloaded(path: &str, changes: &str) {
-    info!(event = "config_reloaded", path, changes);
+    emit!(Event::ConfigReloaded, path, changes);
 }
 
 /// SIGHUP: the new configuration was refused; the old one stays in force.
 pub fn config_rejected(path: &str, error: &str) {
-    error!(event = "config_rejected", path, error);
+    emit!(Event::ConfigRejected, path, error);
 }
 
 /// A control request could not be served.
 pub fn control_error(error: &str) {
-    warn!(event = "control_error", error);
+    emit!(Event::ControlError, error);
 }
 
 // ----- Runbooks (promote / demote / follow) -----------------------------
@@ -183,7 +221,7 @@ pub fn control_error(error: &str) {
 /// A runbook began; `steps` counts the steps known at start (environment
 /// starts are added once the mounts are verified).
 pub fn runbook_started(runbook: &str, node: &str, steps: usize) {
-    info!(event = "runbook_started", runbook, node, steps);
+    emit!(Event::RunbookStarted, runbook, node, steps);
 }
 
 /// One attempt of one step. `argv` is every command the attempt ran, in
@@ -200,13 +238,17 @@ pub fn runbook_step(
     error: &str,
 ) {
     match outcome {
-        "failed" | "timeout" | "undo_failed" => warn!(
-            event = "runbook_step",
+        "failed" | "timeout" | "undo_failed" => emit!(raised Event::RunbookStep,
             runbook, step, argv, duration_ms, outcome, attempt, error
         ),
-        _ => info!(
-            event = "runbook_step",
-            runbook, step, argv, duration_ms, outcome, attempt
+        _ => emit!(
+            Event::RunbookStep,
+            runbook,
+            step,
+            argv,
+            duration_ms,
+            outcome,
+            attempt
         ),
     }
 }
@@ -214,36 +256,40 @@ pub fn runbook_step(
 /// The runbook completed; `skipped` lists environments left stopped.
 pub fn runbook_finished(runbook: &str, duration_ms: u64, skipped: &str) {
     if skipped.is_empty() {
-        info!(event = "runbook_finished", runbook, duration_ms, skipped);
+        emit!(Event::RunbookFinished, runbook, duration_ms, skipped);
     } else {
-        warn!(event = "runbook_finished", runbook, duration_ms, skipped);
+        emit!(raised Event::RunbookFinished, runbook, duration_ms, skipped);
     }
 }
 
 /// The runbook failed at `step` (a promote has undone its done steps).
 pub fn runbook_failed(runbook: &str, step: &str, error: &str, duration_ms: u64, undone: usize) {
-    error!(
-        event = "runbook_failed",
-        runbook, step, error, duration_ms, undone
+    emit!(
+        Event::RunbookFailed,
+        runbook,
+        step,
+        error,
+        duration_ms,
+        undone
     );
 }
 
 /// A newer transition stopped the runbook before `at_step`.
 pub fn runbook_cancelled(runbook: &str, at_step: &str, duration_ms: u64) {
-    warn!(event = "runbook_cancelled", runbook, at_step, duration_ms);
+    emit!(Event::RunbookCancelled, runbook, at_step, duration_ms);
 }
 
 /// A running step acquiring a resource the fence took away (its lease is
 /// ending) was killed with its process group.
 pub fn step_killed(runbook: &str, step: &str, why: &str) {
-    warn!(event = "step_killed", runbook, step, why);
+    emit!(Event::StepKilled, runbook, step, why);
 }
 
 /// The NFS server of `mountpoint` did not answer `df` (statfs(2)) within
 /// `waited_ms`: the mount is force-dismounted (`umount -N`) before anything
 /// else touches it, since every process touching it would hang.
 pub fn nfs_server_gone(mountpoint: &str, waited_ms: u64) {
-    warn!(event = "nfs_server_gone", mountpoint, waited_ms);
+    emit!(Event::NfsServerGone, mountpoint, waited_ms);
 }
 
 /// A command killed (timeout or fence) was still running `waited_ms` after
@@ -251,37 +297,34 @@ pub fn nfs_server_gone(mountpoint: &str, waited_ms: u64) {
 /// mount) and is abandoned, not awaited. It holds whatever it holds until
 /// it exits; the force-dismount (`umount -N`) of its mount frees it.
 pub fn command_abandoned(command: &str, pid: u32, waited_ms: u64) {
-    error!(event = "command_abandoned", command, pid, waited_ms);
+    emit!(Event::CommandAbandoned, command, pid, waited_ms);
 }
 
 /// CBSD's lock of `environment` names another node but is older than 30
 /// minutes: CBSD's jstart removes such a lock and starts (sudoexec/jstart),
 /// and the agent's lock check lets the start go on likewise.
 pub fn cbsd_lock_stale(environment: &str, path: &str, holder: &str, minutes: u64) {
-    warn!(
-        event = "cbsd_lock_stale",
-        environment, path, holder, minutes
-    );
+    emit!(Event::CbsdLockStale, environment, path, holder, minutes);
 }
 
 /// Adopting `environment` from `holder`, a node that is not live (its lease
 /// ran out, so it has fenced): its CBSD lock was removed so that jstart,
 /// which refuses a fresh foreign lock, starts it here.
 pub fn cbsd_lock_taken_over(environment: &str, path: &str, holder: &str) {
-    warn!(event = "cbsd_lock_taken_over", environment, path, holder);
+    emit!(Event::CbsdLockTakenOver, environment, path, holder);
 }
 
 /// An environment's stop could not be verified (jstop failed, hung or was
 /// killed): it may still run here, so it stays claimed and is stopped again
 /// with backoff. Were the lease to run out meanwhile, the watchdog fences.
 pub fn environment_stop_failed(environment: &str, failures: u32) {
-    error!(event = "environment_stop_failed", environment, failures);
+    emit!(Event::EnvironmentStopFailed, environment, failures);
 }
 
 /// A demote failed: the master resources stay held (and claimed); it is
 /// retried with backoff. `failures` counts the failures in a row.
 pub fn release_failed(failures: u32, error: &str) {
-    error!(event = "release_failed", failures, error);
+    emit!(Event::ReleaseFailed, failures, error);
 }
 
 /// Demotes keep failing while this node holds the master resources.
@@ -290,20 +333,20 @@ pub fn release_failed(failures: u32, error: &str) {
 /// role back, as nobody else can have it; `resume` once the cause is
 /// fixed), or `alert_only` (neither is possible).
 pub fn release_stuck(failures: u32, action: &str) {
-    error!(event = "release_stuck", failures, action);
+    emit!(Event::ReleaseStuck, failures, action);
 }
 
 /// At start, the real world shows this master resource held (the start-up
 /// probe): the node keeps claiming the master role until a demote (or a
 /// promote) has dealt with it.
 pub fn found_held(what: &str) {
-    warn!(event = "found_held", what);
+    emit!(Event::FoundHeld, what);
 }
 
 /// At start, a probe of a master resource could not answer; it counts as
 /// held.
 pub fn found_unknown(what: &str) {
-    warn!(event = "found_unknown", what);
+    emit!(Event::FoundUnknown, what);
 }
 
 /// The watchdog changed state: `armed` (patted while something is held),
@@ -312,72 +355,72 @@ pub fn found_unknown(what: &str) {
 /// resets within `timeout_ms`).
 pub fn watchdog_state(state: &str, timeout_ms: u64, why: &str) {
     match state {
-        "withheld" => error!(event = "watchdog_state", state, timeout_ms, why),
-        _ => info!(event = "watchdog_state", state, timeout_ms, why),
+        "withheld" => emit!(raised Event::WatchdogState, state, timeout_ms, why),
+        _ => emit!(Event::WatchdogState, state, timeout_ms, why),
     }
 }
 
 /// The watchdog device refused a pat or a disarm.
 pub fn watchdog_failed(device: &str, error: &str) {
-    error!(event = "watchdog_failed", device, error);
+    emit!(Event::WatchdogFailed, device, error);
 }
 
 // ----- Agent internals worth an alert --------------------------------------
 
 /// The agent could not start; the process exits non-zero.
 pub fn agent_failed(error: &str) {
-    error!(event = "agent_failed", error);
+    emit!(Event::AgentFailed, error);
 }
 
 /// An override stored in `state_dir` is in force at start.
 pub fn override_restored(override_: &str) {
-    warn!(event = "override_restored", r#override = override_);
+    emit!(Event::OverrideRestored, r#override = override_);
 }
 
 /// Reading the raw socket failed.
 pub fn receive_failed(error: &str) {
-    warn!(event = "receive_failed", error);
+    emit!(Event::ReceiveFailed, error);
 }
 
 /// An advert could not be encoded (a bug: the config is validated).
 pub fn advert_encode_failed(error: &str) {
-    error!(event = "advert_encode_failed", error);
+    emit!(Event::AdvertEncodeFailed, error);
 }
 
 /// The interface lost its carrier.
 pub fn link_down(interface: &str) {
-    error!(event = "link_down", interface);
+    emit!(Event::LinkDown, interface);
 }
 
 /// The interface's carrier is back.
 pub fn link_up(interface: &str) {
-    warn!(event = "link_up", interface);
+    emit!(Event::LinkUp, interface);
 }
 
 /// SIGTERM: the demote did not finish within the grace period.
 pub fn shutdown_timeout(grace_s: u64) {
-    error!(event = "shutdown_timeout", grace_s);
+    emit!(Event::ShutdownTimeout, grace_s);
 }
 
 /// The notify command failed, timed out or could not start.
 pub fn notify_failed(command: &str, error: &str) {
-    warn!(event = "notify_failed", command, error);
+    emit!(Event::NotifyFailed, command, error);
 }
 
 /// Writing the metrics textfile failed.
 pub fn metrics_failed(path: &str, error: &str) {
-    warn!(event = "metrics_failed", path, error);
+    emit!(Event::MetricsFailed, path, error);
 }
 
 /// The master marker in `state_dir` could not be written or removed.
 pub fn state_marker_failed(path: &str, error: &str) {
-    warn!(event = "state_marker_failed", path, error);
+    emit!(Event::StateMarkerFailed, path, error);
 }
 
 /// A promote failed after a newer decision had already superseded it: the
 /// node is not put in fault (it is no longer meant to be master).
 pub fn promote_failed_superseded(reason: &str) {
-    warn!(event = "promote_failed_superseded", reason);
+    emit!(Event::PromoteFailedSuperseded, reason);
 }
 
 // --- Quorum, leases, placement, authentication -----------------------------
@@ -386,27 +429,26 @@ pub fn promote_failed_superseded(reason: &str) {
 /// no longer heard by one): it advertises priority 0, and fences whatever
 /// it holds before its leases run out. `heard` lists the live nodes.
 pub fn quorum_lost(heard: &str, majority: usize) {
-    error!(event = "quorum_lost", heard, majority);
+    emit!(Event::QuorumLost, heard, majority);
 }
 
 /// A majority hears this node again (also logged once at start when quorum
 /// is first reached).
 pub fn quorum_regained(heard: &str, majority: usize) {
-    info!(event = "quorum_regained", heard, majority);
+    emit!(Event::QuorumRegained, heard, majority);
 }
 
 /// No majority has been heard yet since the start (a cold start): the node
 /// waits for quorum before it may become master or run environments.
 pub fn quorum_waiting(heard: &str, majority: usize) {
-    info!(event = "quorum_waiting", heard, majority);
+    emit!(Event::QuorumWaiting, heard, majority);
 }
 
 /// A peer's cluster-wide sections (`[cluster]`, `[[environment]]`, VRID and
 /// VIPs) hash differently from ours: the nodes disagree on who is in the
 /// cluster or where environments run. Logged once per peer and hash.
 pub fn cluster_config_mismatch(peer: &str, theirs: u64, ours: u64) {
-    error!(
-        event = "cluster_config_mismatch",
+    emit!(Event::ClusterConfigMismatch,
         peer,
         theirs = %format!("{theirs:016x}"),
         ours = %format!("{ours:016x}")
@@ -415,32 +457,32 @@ pub fn cluster_config_mismatch(peer: &str, theirs: u64, ours: u64) {
 
 /// A peer that differed now hashes like us again.
 pub fn cluster_config_match(peer: &str) {
-    info!(event = "cluster_config_match", peer);
+    emit!(Event::ClusterConfigMatch, peer);
 }
 
 /// A message failed authentication (wrong key, forged, altered, or without
 /// a tag while `[auth]` is on). Rate-limited: at most one line per sender
 /// per 10 s; `suppressed` counts the failures not logged since.
 pub fn auth_failed(message: &str, source: &str, error: &str, suppressed: u64) {
-    error!(event = "auth_failed", message, source, error, suppressed);
+    emit!(Event::AuthFailed, message, source, error, suppressed);
 }
 
 /// Our own heartbeat could not be encoded (over the size bound: too many
 /// environments for one datagram).
 pub fn heartbeat_encode_failed(error: &str) {
-    error!(event = "heartbeat_encode_failed", error);
+    emit!(Event::HeartbeatEncodeFailed, error);
 }
 
 /// Placement changed its mind about claiming an environment here.
 pub fn placement_decided(environment: &str, claim: bool, reason: &str) {
-    info!(event = "placement_decided", environment, claim, reason);
+    emit!(Event::PlacementDecided, environment, claim, reason);
 }
 
 /// A lease this node used is about to run out (less than `fence_margin`
 /// left, or gone): it stops using the resource now. `resource` is `master`
 /// or `env:NAME`.
 pub fn lease_fencing(resource: &str, left_ms: u64) {
-    error!(event = "lease_fencing", resource, left_ms);
+    emit!(Event::LeaseFencing, resource, left_ms);
 }
 
 /// A planned hand-over began: this master gives up its role on purpose
@@ -448,7 +490,7 @@ pub fn lease_fencing(resource: &str, left_ms: u64) {
 /// `waiting_for` have stopped their environments and unmounted, for
 /// `timeout_ms` at most. Then the demote runs, VIP first.
 pub fn handover_started(waiting_for: &str, timeout_ms: u64) {
-    info!(event = "handover_started", waiting_for, timeout_ms);
+    emit!(Event::HandoverStarted, waiting_for, timeout_ms);
 }
 
 /// The hand-over's wait ended after `waited_ms`: `quiesced` (every live
@@ -457,27 +499,27 @@ pub fn handover_started(waiting_for: &str, timeout_ms: u64) {
 /// or `fault` (the VIP goes at once).
 pub fn handover_finished(outcome: &str, waited_ms: u64, laggards: &str) {
     match outcome {
-        "quiesced" => info!(event = "handover_finished", outcome, waited_ms, laggards),
-        _ => warn!(event = "handover_finished", outcome, waited_ms, laggards),
+        "quiesced" => emit!(Event::HandoverFinished, outcome, waited_ms, laggards),
+        _ => emit!(raised Event::HandoverFinished, outcome, waited_ms, laggards),
     }
 }
 
 /// This node was elected master again while it waited to hand over: it
 /// stays master (the followers mount it again).
 pub fn handover_cancelled(waited_ms: u64) {
-    info!(event = "handover_cancelled", waited_ms);
+    emit!(Event::HandoverCancelled, waited_ms);
 }
 
 /// A resource was still held when its lease ran out: the fence did not
 /// finish in `fence_margin` (raise it, or shorten the demote runbook).
 pub fn lease_overrun(resource: &str, overrun_ms: u64) {
-    error!(event = "lease_overrun", resource, overrun_ms);
+    emit!(Event::LeaseOverrun, resource, overrun_ms);
 }
 
 /// The configuration is valid but short of what it should be (the same
 /// warnings as `check-config`), logged once at start.
 pub fn config_warning(warning: &str) {
-    warn!(event = "config_warning", warning);
+    emit!(Event::ConfigWarning, warning);
 }
 
 /// A control-socket client was refused: not root, and either not in
@@ -485,19 +527,22 @@ pub fn config_warning(warning: &str) {
 /// `connect` when the client may send nothing at all; `needed` says what
 /// it takes (`root`, or `root or membership of group NAME`).
 pub fn control_denied(uid: u32, gid: u32, request: &str, needed: &str) {
-    warn!(event = "control_denied", uid, gid, request, needed);
+    emit!(Event::ControlDenied, uid, gid, request, needed);
 }
 
 /// `rcbsd-failover move`: this node stops `environment`, then `to` starts
 /// it (the handoff is announced in the heartbeats until `to` runs it, or
 /// for at most two minutes).
 pub fn environment_move(environment: &str, to: &str) {
-    warn!(event = "environment_move", environment, to);
+    emit!(Event::EnvironmentMove, environment, to);
 }
 
 /// A demote took longer than `[cluster] fence_margin`: were this node cut
 /// off, another node could take the storage before this one released it.
 /// Raise `fence_margin` (and `lease`) above `demote_ms`.
 pub fn fence_margin_short(demote_ms: u64, fence_margin_ms: u64) {
-    error!(event = "fence_margin_short", demote_ms, fence_margin_ms);
+    emit!(Event::FenceMarginShort, demote_ms, fence_margin_ms);
 }
+
+#[cfg(test)]
+mod tests;

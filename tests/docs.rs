@@ -2,12 +2,16 @@
 //! promise, checked against the real thing: every example configuration
 //! passes `check-config` with the built binary, the rc.d script and the
 //! example scripts pass `sh -n` and shellcheck, the man pages pass
-//! `mandoc -Tlint`, and every log event the agent can emit is documented in
-//! `docs/alerting.md`. Lint tools that are not installed are skipped with a
-//! loud warning (`tools/test` installs them).
+//! `mandoc -Tlint`, and the log events of `docs/events.md` and
+//! `docs/alerting.md` are exactly those of the event catalog
+//! (`rcbsd_failover::events::Event`), with its fields, levels and syslog
+//! severities. Lint tools that are not installed are skipped with a loud
+//! warning (`tools/test` installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use rcbsd_failover::events::Event;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -204,36 +208,194 @@ fn rc_script_follows_the_rc_d_contract() {
     assert!(header.contains("rcshutdown_timeout"));
 }
 
-/// Every `event = "NAME"` in src/events.rs: all operator-facing events are
-/// emitted there.
-fn event_names() -> Vec<String> {
-    let source = read("src/events.rs");
-    let mut names: Vec<String> = source
-        .split("event = \"")
+/// The table rows (`| `NAME` | ... |`) of `doc` as trimmed cells, from the
+/// first line starting with `from` (a heading) to the next `## ` heading.
+fn table_rows(doc: &str, from: &str) -> Vec<Vec<String>> {
+    doc.lines()
+        .skip_while(|line| !line.starts_with(from))
         .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .map(str::to_owned)
-        .collect();
-    names.sort();
-    names.dedup();
-    names
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let inner = &cells[1..cells.len().saturating_sub(1)];
+            inner.iter().map(|cell| (*cell).to_owned()).collect()
+        })
+        .collect()
 }
 
-#[test]
-fn every_event_is_documented_in_alerting_md() {
-    let names = event_names();
-    // Guards the parser: an empty list would make the loop below vacuous.
-    assert!(names.len() >= 20, "{names:?}");
-    assert!(names.iter().any(|n| n == "runbook_failed"), "{names:?}");
-    let alerting = read("docs/alerting.md");
-    let missing: Vec<&String> = names
-        .iter()
-        .filter(|name| !alerting.contains(&format!("| `{name}` |")))
-        .collect();
+/// The words in backquotes of `text`.
+fn backquoted(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// A cell such as `INFO (WARN when it failed)`: the word before the
+/// parenthesis and the first word inside it.
+fn usual_and_raised(cell: &str) -> (String, Option<String>) {
+    let (usual, rest) = cell.split_once('(').unwrap_or((cell, ""));
+    let raised = rest.split_whitespace().next().map(str::to_owned);
+    (usual.trim().to_owned(), raised)
+}
+
+/// A fields cell: the backquoted names outside parentheses (which hold
+/// example values), and those of a `(+ `NAME` ...)` group, the fields only
+/// some records carry.
+fn documented_fields(cell: &str) -> (Vec<String>, Vec<String>) {
+    let (mut fields, mut extra) = (Vec::new(), Vec::new());
+    let (mut top, mut group, mut depth) = (String::new(), String::new(), 0);
+    for c in cell.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                if depth == 1 {
+                    group.clear();
+                    continue;
+                }
+            }
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    if group.trim_start().starts_with('+') {
+                        extra.extend(backquoted(&group));
+                    }
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        if depth == 0 {
+            top.push(c);
+        } else {
+            group.push(c);
+        }
+    }
+    fields.extend(backquoted(&top));
+    (fields, extra)
+}
+
+/// Checks that the documented names are exactly the catalog's, both ways,
+/// once each; returns the documented events found in the catalog.
+fn same_names(doc: &str, rows: &[Vec<String>], problems: &mut Vec<String>) -> Vec<Event> {
+    let mut documented = Vec::new();
+    for row in rows {
+        let name = row[0].trim_matches('`');
+        match Event::from_name(name) {
+            Some(event) if documented.contains(&event) => {
+                problems.push(format!("{doc}: `{name}` has two rows"));
+            }
+            Some(event) => documented.push(event),
+            None => problems.push(format!(
+                "{doc}: `{name}` is documented but is no event of the catalog \
+                 (src/events/catalog.rs)"
+            )),
+        }
+    }
+    for event in Event::ALL {
+        if !documented.contains(event) {
+            problems.push(format!("{doc}: event `{event}` of the catalog has no row"));
+        }
+    }
+    documented
+}
+
+fn assert_no_problems(problems: &[String]) {
     assert!(
-        missing.is_empty(),
-        "events without a row in docs/alerting.md: {missing:?}"
+        problems.is_empty(),
+        "the docs and the event catalog (src/events/catalog.rs) differ:\n{}",
+        problems.join("\n")
     );
+}
+
+/// docs/events.md's table is the catalog: names, tracing levels and fields.
+#[test]
+fn events_md_documents_exactly_the_event_catalog() {
+    let rows = table_rows(&read("docs/events.md"), "| event | level | fields |");
+    // Guards the parser: an empty table would make the checks vacuous.
+    assert!(rows.len() >= 20, "{rows:?}");
+    let mut problems = Vec::new();
+    same_names("docs/events.md", &rows, &mut problems);
+    for row in &rows {
+        let (name, level, fields) = (row[0].trim_matches('`'), &row[1], &row[2]);
+        let Some(event) = Event::from_name(name) else {
+            continue;
+        };
+        let (usual, raised) = usual_and_raised(level);
+        let want = event.raised().map(|r| r.level.as_str().to_owned());
+        if usual != event.level().as_str() || raised != want {
+            problems.push(format!(
+                "docs/events.md: `{name}` is logged at {} (raised: {want:?}), \
+                 the level column says {level:?}",
+                event.level()
+            ));
+        }
+        let (fields, extra) = documented_fields(fields);
+        if fields != event.fields() || extra != event.extra_fields() {
+            problems.push(format!(
+                "docs/events.md: `{name}` has fields {:?} (+ {:?} on raised records), \
+                 the fields column says {fields:?} (+ {extra:?})",
+                event.fields(),
+                event.extra_fields()
+            ));
+        }
+    }
+    assert_no_problems(&problems);
+}
+
+/// docs/alerting.md's severity table is the catalog's: every event once,
+/// with the syslog severity the agent logs it at.
+#[test]
+fn alerting_md_gives_every_event_its_catalog_severity() {
+    let rows = table_rows(&read("docs/alerting.md"), "## Severities");
+    assert!(rows.len() >= 20, "{rows:?}");
+    let mut problems = Vec::new();
+    same_names("docs/alerting.md", &rows, &mut problems);
+    for row in &rows {
+        let (name, column) = (row[0].trim_matches('`'), &row[1]);
+        let Some(event) = Event::from_name(name) else {
+            continue;
+        };
+        // A raised record is documented in parentheses only when its
+        // severity differs (a `state_change` to fault stays a notice).
+        let raised = event
+            .raised()
+            .map(|r| r.severity)
+            .filter(|s| *s != event.severity())
+            .map(|s| s.as_str().to_owned());
+        if usual_and_raised(column) != (event.severity().as_str().to_owned(), raised.clone()) {
+            problems.push(format!(
+                "docs/alerting.md: `{name}` is logged at syslog severity {} (raised: \
+                 {raised:?}), the syslog column says {column:?}",
+                event.severity()
+            ));
+        }
+    }
+    assert_no_problems(&problems);
+}
+
+/// The Vector example filters on event names: each must be an event.
+#[test]
+fn the_vector_filter_of_alerting_md_names_real_events() {
+    let alerting = read("docs/alerting.md");
+    let list = alerting
+        .split("includes([")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("the Vector condition in docs/alerting.md");
+    let names: Vec<&str> = list
+        .split(',')
+        .map(|name| name.trim().trim_matches('"'))
+        .collect();
+    assert!(names.contains(&"runbook_failed"), "{names:?}");
+    for name in names {
+        assert!(
+            Event::from_name(name).is_some(),
+            "docs/alerting.md's Vector filter names `{name}`, which is no event"
+        );
+    }
 }
 
 #[test]

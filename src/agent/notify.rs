@@ -13,7 +13,8 @@ use crate::events;
 /// What the hook is told, as `RCBSD_*` environment variables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
-    pub event: &'static str,
+    /// The event the hook is run for (`RCBSD_EVENT`).
+    pub event: events::Event,
     pub from: String,
     pub to: String,
     pub reason: String,
@@ -29,7 +30,7 @@ impl Notification {
     /// The environment the hook sees.
     pub fn environment(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("RCBSD_EVENT", self.event.to_owned()),
+            ("RCBSD_EVENT", self.event.name().to_owned()),
             ("RCBSD_FROM", self.from.clone()),
             ("RCBSD_TO", self.to.clone()),
             ("RCBSD_REASON", self.reason.clone()),
@@ -101,7 +102,7 @@ mod tests {
 
     fn notification() -> Notification {
         Notification {
-            event: "state_change",
+            event: events::Event::StateChange,
             from: "backup".into(),
             to: "master".into(),
             reason: "master_down".into(),

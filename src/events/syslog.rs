@@ -10,46 +10,27 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
 
-/// The syslog(3) severity of an event: the alerting contract of
-/// `docs/events.md` (its "syslog" column).
+use super::catalog::{self, Severity};
+
+/// The syslog(3) severity of a record: the severity of its event in the
+/// catalog (the alerting contract of `docs/alerting.md`), or, for a line
+/// that is not a known event, the severity of its level.
 pub fn severity(event: Option<&str>, level: Level) -> libc::c_int {
-    match event {
-        Some(
-            "runbook_failed"
-            | "fault"
-            | "agent_failed"
-            | "vip_failed"
-            | "quorum_lost"
-            | "fence_margin_short"
-            | "lease_overrun"
-            | "environment_stop_failed"
-            | "release_stuck"
-            | "watchdog_failed",
-        ) => libc::LOG_CRIT,
-        Some("config_rejected" | "shutdown_timeout" | "command_abandoned" | "release_failed") => {
-            libc::LOG_ERR
-        }
-        Some(
-            "state_change"
-            | "override_changed"
-            | "override_restored"
-            | "link_down"
-            | "link_up"
-            | "master_conflict"
-            | "fault_cleared"
-            | "config_reloaded"
-            | "stale_vip_removed"
-            | "quorum_regained"
-            | "quorum_waiting"
-            | "placement_decided"
-            | "cluster_config_match",
-        ) => libc::LOG_NOTICE,
-        _ => match level {
-            Level::ERROR => libc::LOG_ERR,
-            Level::WARN => libc::LOG_WARNING,
-            Level::INFO => libc::LOG_INFO,
-            _ => libc::LOG_DEBUG,
-        },
+    let severity = event
+        .and_then(catalog::Event::from_name)
+        .map_or_else(|| Severity::of_level(level), |e| e.severity_at(level));
+    priority(severity)
+}
+
+/// The only place our severities meet syslog(3)'s numbers.
+fn priority(severity: Severity) -> libc::c_int {
+    match severity {
+        Severity::Crit => libc::LOG_CRIT,
+        Severity::Err => libc::LOG_ERR,
+        Severity::Warning => libc::LOG_WARNING,
+        Severity::Notice => libc::LOG_NOTICE,
+        Severity::Info => libc::LOG_INFO,
+        Severity::Debug => libc::LOG_DEBUG,
     }
 }
 
@@ -160,6 +141,30 @@ mod tests {
         );
         assert_eq!(severity(Some("vip_added"), Level::INFO), libc::LOG_INFO);
         assert_eq!(severity(None, Level::WARN), libc::LOG_WARNING);
+        assert_eq!(
+            severity(Some("quorum_waiting"), Level::INFO),
+            libc::LOG_NOTICE
+        );
+        // A raised record of an event with a raised severity.
+        assert_eq!(
+            severity(Some("watchdog_state"), Level::ERROR),
+            libc::LOG_ERR
+        );
+        assert_eq!(
+            severity(Some("state_change"), Level::ERROR),
+            libc::LOG_NOTICE
+        );
+        // Not an event of ours: by level, as a line without a name.
+        assert_eq!(severity(Some("no_such_event"), Level::ERROR), libc::LOG_ERR);
+    }
+
+    #[test]
+    fn every_severity_has_its_own_priority() {
+        let priorities: std::collections::BTreeSet<libc::c_int> =
+            Severity::ALL.iter().map(|s| priority(*s)).collect();
+        assert_eq!(priorities.len(), Severity::ALL.len());
+        assert_eq!(priority(Severity::Crit), libc::LOG_CRIT);
+        assert_eq!(priority(Severity::Debug), libc::LOG_DEBUG);
     }
 
     #[test]

@@ -1,0 +1,613 @@
+//! The catalog of log events: for each event its name, its fields, the
+//! tracing level it is logged at and its syslog severity.
+//!
+//! Names, fields and severities are an alerting contract: operators match
+//! on `event=NAME` in syslog.conf(5), log shippers and mail filters, and
+//! route by severity (`daemon.crit` pages). So they are written down once,
+//! here: the emitting functions of [`crate::events`] take name and level
+//! from this table, the syslog layer takes the severity from it, and
+//! `tests/docs.rs` holds `docs/events.md` and `docs/alerting.md` to it. A
+//! renamed event or a changed severity is then a change of this file, seen
+//! by those tests, never a string drifting out of step somewhere else.
+
+use tracing::Level;
+
+/// A syslog(3) severity, by the names syslog.conf(5) and `docs/alerting.md`
+/// use. Only the syslog layer maps it to `libc::LOG_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Crit,
+    Err,
+    Warning,
+    Notice,
+    Info,
+    Debug,
+}
+
+impl Severity {
+    /// Every severity, most severe first.
+    pub const ALL: &'static [Severity] = &[
+        Self::Crit,
+        Self::Err,
+        Self::Warning,
+        Self::Notice,
+        Self::Info,
+        Self::Debug,
+    ];
+
+    /// The syslog.conf(5) name (`crit`, `err`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Crit => "crit",
+            Self::Err => "err",
+            Self::Warning => "warning",
+            Self::Notice => "notice",
+            Self::Info => "info",
+            Self::Debug => "debug",
+        }
+    }
+
+    /// The severity a record has by its level alone: what a line that is
+    /// not an event (no `event` field, or an unknown name) is logged at.
+    pub fn of_level(level: Level) -> Self {
+        match level {
+            Level::ERROR => Self::Err,
+            Level::WARN => Self::Warning,
+            Level::INFO => Self::Info,
+            _ => Self::Debug,
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How loud a record is: the tracing level it is logged at (stderr, JSON)
+/// and its syslog severity (`--log-target syslog`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loudness {
+    pub level: Level,
+    pub severity: Severity,
+}
+
+/// Declares the enum and [`Event::ALL`] from one list, so that no variant
+/// can be missing from `ALL`.
+macro_rules! events {
+    ($($variant:ident),+ $(,)?) => {
+        /// Every operator-facing log event. `docs/events.md` says what each
+        /// means; [`Event::name`] is the `event` field of its records.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Event {
+            $($variant),+
+        }
+
+        impl Event {
+            /// Every event, in declaration order.
+            pub const ALL: &'static [Event] = &[$(Event::$variant),+];
+        }
+    };
+}
+
+events! {
+    AgentStarted,
+    AgentStopping,
+    StateChange,
+    VipAdded,
+    VipRemoved,
+    VipFailed,
+    GarpSent,
+    GarpFailed,
+    MasterConflict,
+    PacketDropped,
+    SendFailed,
+    Fault,
+    FaultCleared,
+    OverrideChanged,
+    StaleVipRemoved,
+    ConfigReloaded,
+    ConfigRejected,
+    ControlError,
+    RunbookStarted,
+    RunbookStep,
+    RunbookFinished,
+    RunbookFailed,
+    RunbookCancelled,
+    StepKilled,
+    NfsServerGone,
+    CommandAbandoned,
+    CbsdLockStale,
+    CbsdLockTakenOver,
+    EnvironmentStopFailed,
+    ReleaseFailed,
+    ReleaseStuck,
+    FoundHeld,
+    FoundUnknown,
+    WatchdogState,
+    WatchdogFailed,
+    AgentFailed,
+    OverrideRestored,
+    ReceiveFailed,
+    AdvertEncodeFailed,
+    LinkDown,
+    LinkUp,
+    ShutdownTimeout,
+    NotifyFailed,
+    MetricsFailed,
+    StateMarkerFailed,
+    PromoteFailedSuperseded,
+    QuorumLost,
+    QuorumRegained,
+    QuorumWaiting,
+    ClusterConfigMismatch,
+    ClusterConfigMatch,
+    AuthFailed,
+    HeartbeatEncodeFailed,
+    PlacementDecided,
+    LeaseFencing,
+    HandoverStarted,
+    HandoverFinished,
+    HandoverCancelled,
+    LeaseOverrun,
+    ConfigWarning,
+    ControlDenied,
+    EnvironmentMove,
+    FenceMarginShort,
+}
+
+/// One row of the catalog.
+struct Spec {
+    name: &'static str,
+    usual: Loudness,
+    raised: Option<Loudness>,
+    fields: &'static [&'static str],
+    extra_fields: &'static [&'static str],
+}
+
+/// A row whose records are all logged at `level` with `severity`.
+const fn row(
+    name: &'static str,
+    level: Level,
+    severity: Severity,
+    fields: &'static [&'static str],
+) -> Spec {
+    Spec {
+        name,
+        usual: Loudness { level, severity },
+        raised: None,
+        fields,
+        extra_fields: &[],
+    }
+}
+
+impl Spec {
+    /// Some records (a failed step, ...) are logged louder.
+    const fn raised(self, level: Level, severity: Severity) -> Self {
+        Self {
+            raised: Some(Loudness { level, severity }),
+            ..self
+        }
+    }
+
+    /// Fields only some records carry.
+    const fn extra(self, extra_fields: &'static [&'static str]) -> Self {
+        Self {
+            extra_fields,
+            ..self
+        }
+    }
+}
+
+impl Event {
+    /// The catalog. A severity other than the level's own
+    /// ([`Severity::of_level`]) is deliberate: `crit` for what pages,
+    /// `notice` for transitions worth a line in `/var/log/messages`.
+    const fn spec(self) -> Spec {
+        use Severity::{Crit, Debug, Err, Info, Notice, Warning};
+        const ERROR: Level = Level::ERROR;
+        const WARN: Level = Level::WARN;
+        const INFO: Level = Level::INFO;
+        const DEBUG: Level = Level::DEBUG;
+        match self {
+            Self::AgentStarted => row(
+                "agent_started",
+                INFO,
+                Info,
+                &["node", "interface", "vrid", "priority", "version"],
+            ),
+            Self::AgentStopping => row("agent_stopping", INFO, Info, &["signal", "state"]),
+            // A fault is logged at ERROR, yet stays a notice: `fault` pages.
+            Self::StateChange => row(
+                "state_change",
+                WARN,
+                Notice,
+                &["from", "to", "reason", "priority", "master"],
+            )
+            .raised(ERROR, Notice),
+            Self::VipAdded => row("vip_added", INFO, Info, &["interface", "vip"]),
+            Self::VipRemoved => row("vip_removed", INFO, Info, &["interface", "vip", "reason"]),
+            Self::VipFailed => row(
+                "vip_failed",
+                ERROR,
+                Crit,
+                &["interface", "vip", "operation", "error"],
+            ),
+            Self::GarpSent => row(
+                "garp_sent",
+                DEBUG,
+                Debug,
+                &["interface", "vips", "count", "why"],
+            ),
+            Self::GarpFailed => row("garp_failed", WARN, Warning, &["interface", "error"]),
+            Self::MasterConflict => row(
+                "master_conflict",
+                WARN,
+                Notice,
+                &["other_master", "our_priority"],
+            ),
+            Self::PacketDropped => row(
+                "packet_dropped",
+                WARN,
+                Warning,
+                &["period_s", "total", "by_reason"],
+            ),
+            Self::SendFailed => row(
+                "send_failed",
+                WARN,
+                Warning,
+                &["destination", "error", "count"],
+            ),
+            Self::Fault => row("fault", ERROR, Crit, &["reason"]),
+            Self::FaultCleared => row("fault_cleared", INFO, Notice, &["how"]),
+            Self::OverrideChanged => row(
+                "override_changed",
+                WARN,
+                Notice,
+                &["from", "to", "effective_priority"],
+            ),
+            Self::StaleVipRemoved => row("stale_vip_removed", WARN, Notice, &["interface", "vip"]),
+            Self::ConfigReloaded => row("config_reloaded", INFO, Notice, &["path", "changes"]),
+            Self::ConfigRejected => row("config_rejected", ERROR, Err, &["path", "error"]),
+            Self::ControlError => row("control_error", WARN, Warning, &["error"]),
+            Self::RunbookStarted => {
+                row("runbook_started", INFO, Info, &["runbook", "node", "steps"])
+            }
+            // Raised when the attempt failed, and only then with `error`.
+            Self::RunbookStep => row(
+                "runbook_step",
+                INFO,
+                Info,
+                &[
+                    "runbook",
+                    "step",
+                    "argv",
+                    "duration_ms",
+                    "outcome",
+                    "attempt",
+                ],
+            )
+            .raised(WARN, Warning)
+            .extra(&["error"]),
+            // Raised when environments were skipped.
+            Self::RunbookFinished => row(
+                "runbook_finished",
+                INFO,
+                Info,
+                &["runbook", "duration_ms", "skipped"],
+            )
+            .raised(WARN, Warning),
+            Self::RunbookFailed => row(
+                "runbook_failed",
+                ERROR,
+                Crit,
+                &["runbook", "step", "error", "duration_ms", "undone"],
+            ),
+            Self::RunbookCancelled => row(
+                "runbook_cancelled",
+                WARN,
+                Warning,
+                &["runbook", "at_step", "duration_ms"],
+            ),
+            Self::StepKilled => row("step_killed", WARN, Warning, &["runbook", "step", "why"]),
+            Self::NfsServerGone => row(
+                "nfs_server_gone",
+                WARN,
+                Warning,
+                &["mountpoint", "waited_ms"],
+            ),
+            Self::CommandAbandoned => row(
+                "command_abandoned",
+                ERROR,
+                Err,
+                &["command", "pid", "waited_ms"],
+            ),
+            Self::CbsdLockStale => row(
+                "cbsd_lock_stale",
+                WARN,
+                Warning,
+                &["environment", "path", "holder", "minutes"],
+            ),
+            Self::CbsdLockTakenOver => row(
+                "cbsd_lock_taken_over",
+                WARN,
+                Warning,
+                &["environment", "path", "holder"],
+            ),
+            Self::EnvironmentStopFailed => row(
+                "environment_stop_failed",
+                ERROR,
+                Crit,
+                &["environment", "failures"],
+            ),
+            Self::ReleaseFailed => row("release_failed", ERROR, Err, &["failures", "error"]),
+            Self::ReleaseStuck => row("release_stuck", ERROR, Crit, &["failures", "action"]),
+            Self::FoundHeld => row("found_held", WARN, Warning, &["what"]),
+            Self::FoundUnknown => row("found_unknown", WARN, Warning, &["what"]),
+            // Raised when `withheld`: the machine is about to reset.
+            Self::WatchdogState => row(
+                "watchdog_state",
+                INFO,
+                Info,
+                &["state", "timeout_ms", "why"],
+            )
+            .raised(ERROR, Err),
+            Self::WatchdogFailed => row("watchdog_failed", ERROR, Crit, &["device", "error"]),
+            Self::AgentFailed => row("agent_failed", ERROR, Crit, &["error"]),
+            Self::OverrideRestored => row("override_restored", WARN, Notice, &["override"]),
+            Self::ReceiveFailed => row("receive_failed", WARN, Warning, &["error"]),
+            Self::AdvertEncodeFailed => row("advert_encode_failed", ERROR, Err, &["error"]),
+            // A lost carrier is logged at ERROR but pages only if it lasts:
+            // the `fault` it causes is the crit line.
+            Self::LinkDown => row("link_down", ERROR, Notice, &["interface"]),
+            Self::LinkUp => row("link_up", WARN, Notice, &["interface"]),
+            Self::ShutdownTimeout => row("shutdown_timeout", ERROR, Err, &["grace_s"]),
+            Self::NotifyFailed => row("notify_failed", WARN, Warning, &["command", "error"]),
+            Self::MetricsFailed => row("metrics_failed", WARN, Warning, &["path", "error"]),
+            Self::StateMarkerFailed => {
+                row("state_marker_failed", WARN, Warning, &["path", "error"])
+            }
+            Self::PromoteFailedSuperseded => {
+                row("promote_failed_superseded", WARN, Warning, &["reason"])
+            }
+            Self::QuorumLost => row("quorum_lost", ERROR, Crit, &["heard", "majority"]),
+            Self::QuorumRegained => row("quorum_regained", INFO, Notice, &["heard", "majority"]),
+            Self::QuorumWaiting => row("quorum_waiting", INFO, Notice, &["heard", "majority"]),
+            Self::ClusterConfigMismatch => row(
+                "cluster_config_mismatch",
+                ERROR,
+                Err,
+                &["peer", "theirs", "ours"],
+            ),
+            Self::ClusterConfigMatch => row("cluster_config_match", INFO, Notice, &["peer"]),
+            Self::AuthFailed => row(
+                "auth_failed",
+                ERROR,
+                Err,
+                &["message", "source", "error", "suppressed"],
+            ),
+            Self::HeartbeatEncodeFailed => row("heartbeat_encode_failed", ERROR, Err, &["error"]),
+            Self::PlacementDecided => row(
+                "placement_decided",
+                INFO,
+                Notice,
+                &["environment", "claim", "reason"],
+            ),
+            Self::LeaseFencing => row("lease_fencing", ERROR, Err, &["resource", "left_ms"]),
+            Self::HandoverStarted => row(
+                "handover_started",
+                INFO,
+                Info,
+                &["waiting_for", "timeout_ms"],
+            ),
+            // Raised unless every peer quiesced.
+            Self::HandoverFinished => row(
+                "handover_finished",
+                INFO,
+                Info,
+                &["outcome", "waited_ms", "laggards"],
+            )
+            .raised(WARN, Warning),
+            Self::HandoverCancelled => row("handover_cancelled", INFO, Info, &["waited_ms"]),
+            Self::LeaseOverrun => row("lease_overrun", ERROR, Crit, &["resource", "overrun_ms"]),
+            Self::ConfigWarning => row("config_warning", WARN, Warning, &["warning"]),
+            Self::ControlDenied => row(
+                "control_denied",
+                WARN,
+                Warning,
+                &["uid", "gid", "request", "needed"],
+            ),
+            Self::EnvironmentMove => row("environment_move", WARN, Warning, &["environment", "to"]),
+            Self::FenceMarginShort => row(
+                "fence_margin_short",
+                ERROR,
+                Crit,
+                &["demote_ms", "fence_margin_ms"],
+            ),
+        }
+    }
+
+    /// The stable name, the `event` field of every record of this event.
+    pub const fn name(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The event named `name`, if there is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|event| event.name() == name)
+    }
+
+    /// The fields every record carries, in the order they are logged.
+    pub const fn fields(self) -> &'static [&'static str] {
+        self.spec().fields
+    }
+
+    /// Fields only the raised records carry (`runbook_step`'s `error`).
+    pub const fn extra_fields(self) -> &'static [&'static str] {
+        self.spec().extra_fields
+    }
+
+    /// How its records are usually logged.
+    pub const fn usual(self) -> Loudness {
+        self.spec().usual
+    }
+
+    /// How the records in the cases its documentation names (a failed
+    /// step, a fault, ...) are logged, for the few events that have them.
+    pub const fn raised(self) -> Option<Loudness> {
+        self.spec().raised
+    }
+
+    /// The tracing level of its usual records.
+    pub const fn level(self) -> Level {
+        self.usual().level
+    }
+
+    /// The syslog severity of its usual records.
+    pub const fn severity(self) -> Severity {
+        self.usual().severity
+    }
+
+    /// The syslog severity of one of its records logged at `level`.
+    pub fn severity_at(self, level: Level) -> Severity {
+        match self.raised() {
+            Some(raised) if raised.level == level => raised.severity,
+            _ => self.severity(),
+        }
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn names_are_unique_snake_case_and_round_trip() {
+        let mut seen = BTreeSet::new();
+        for &event in Event::ALL {
+            let name = event.name();
+            assert!(seen.insert(name), "{name} is used twice");
+            assert!(
+                name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && !name.ends_with('_')
+                    && !name.contains("__")
+                    && name.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                "{name} is not snake_case"
+            );
+            assert_eq!(Event::from_name(name), Some(event), "{name}");
+            assert_eq!(event.to_string(), name);
+        }
+        assert_eq!(Event::from_name("no_such_event"), None);
+        assert_eq!(Event::from_name(""), None);
+    }
+
+    #[test]
+    fn fields_are_unique_snake_case_and_never_event() {
+        for &event in Event::ALL {
+            let all: Vec<&str> = event
+                .fields()
+                .iter()
+                .chain(event.extra_fields())
+                .copied()
+                .collect();
+            let unique: BTreeSet<&str> = all.iter().copied().collect();
+            assert_eq!(unique.len(), all.len(), "{event}: {all:?}");
+            for field in all {
+                assert_ne!(field, "event", "{event}");
+                assert!(
+                    field.chars().all(|c| c.is_ascii_lowercase() || c == '_'),
+                    "{event}: {field}"
+                );
+            }
+            // Extra fields come with raised records only.
+            assert!(
+                event.extra_fields().is_empty() || event.raised().is_some(),
+                "{event}"
+            );
+        }
+    }
+
+    #[test]
+    fn severity_spot_checks_of_the_alerting_contract() {
+        for (name, severity) in [
+            ("runbook_failed", Severity::Crit),
+            ("fault", Severity::Crit),
+            ("quorum_lost", Severity::Crit),
+            ("fence_margin_short", Severity::Crit),
+            ("watchdog_failed", Severity::Crit),
+            ("shutdown_timeout", Severity::Err),
+            ("config_rejected", Severity::Err),
+            ("lease_fencing", Severity::Err),
+            ("quorum_waiting", Severity::Notice),
+            ("state_change", Severity::Notice),
+            ("link_down", Severity::Notice),
+            ("cbsd_lock_stale", Severity::Warning),
+            ("vip_added", Severity::Info),
+            ("garp_sent", Severity::Debug),
+        ] {
+            let event = Event::from_name(name);
+            assert_eq!(event.map(Event::severity), Some(severity), "{name}");
+        }
+    }
+
+    #[test]
+    fn raised_records_take_their_own_severity() {
+        let at = |event: Event, level| event.severity_at(level);
+        assert_eq!(at(Event::StateChange, Level::WARN), Severity::Notice);
+        assert_eq!(at(Event::StateChange, Level::ERROR), Severity::Notice);
+        assert_eq!(at(Event::WatchdogState, Level::INFO), Severity::Info);
+        assert_eq!(at(Event::WatchdogState, Level::ERROR), Severity::Err);
+        assert_eq!(at(Event::RunbookStep, Level::WARN), Severity::Warning);
+        assert_eq!(at(Event::HandoverFinished, Level::WARN), Severity::Warning);
+        assert_eq!(at(Event::RunbookFailed, Level::ERROR), Severity::Crit);
+    }
+
+    #[test]
+    fn raised_records_are_louder_and_no_severity_is_quieter_than_its_level() {
+        for &event in Event::ALL {
+            let usual = event.usual();
+            // A severity may be louder than its level's own (crit for
+            // what pages, notice for transitions), not quieter: except
+            // these transitions, logged at WARN or ERROR on stderr but
+            // notices by contract (the alert comes with another event).
+            let notices_by_contract = [
+                Event::StateChange,
+                Event::MasterConflict,
+                Event::OverrideChanged,
+                Event::OverrideRestored,
+                Event::StaleVipRemoved,
+                Event::LinkDown,
+                Event::LinkUp,
+            ];
+            if !notices_by_contract.contains(&event) {
+                assert!(
+                    usual.severity <= Severity::of_level(usual.level),
+                    "{event}: {} at {}",
+                    usual.severity,
+                    usual.level
+                );
+            }
+            if let Some(raised) = event.raised() {
+                assert!(raised.level < usual.level, "{event}");
+                assert!(raised.severity <= usual.severity, "{event}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_fallback_follows_the_level() {
+        assert_eq!(Severity::of_level(Level::ERROR), Severity::Err);
+        assert_eq!(Severity::of_level(Level::WARN), Severity::Warning);
+        assert_eq!(Severity::of_level(Level::INFO), Severity::Info);
+        assert_eq!(Severity::of_level(Level::DEBUG), Severity::Debug);
+        assert_eq!(Severity::of_level(Level::TRACE), Severity::Debug);
+    }
+}
