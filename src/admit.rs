@@ -38,6 +38,7 @@ pub struct RecvMeta {
 /// The local configuration admission compares a datagram against.
 #[derive(Clone, Copy, Debug)]
 pub struct Policy<'a> {
+    /// The Virtual Router Identifier we run (1..=255, RFC 5798 §5.2.3).
     pub vrid: u8,
     /// The interface VRRP runs on.
     pub ifindex: u32,
@@ -45,6 +46,8 @@ pub struct Policy<'a> {
     pub own_addresses: &'a [Ipv4Addr],
     /// Empty = multicast mode (any source accepted).
     pub unicast_peers: &'a [Ipv4Addr],
+    /// Our configured virtual addresses, which a non-owner's advert must
+    /// list exactly, as a set (§7.1).
     pub virtual_ips: &'a [Ipv4Addr],
     /// We have priority 255: we own the virtual addresses.
     pub we_are_owner: bool,
@@ -54,18 +57,22 @@ pub struct Policy<'a> {
 /// accepted from each source address.
 #[derive(Debug)]
 pub struct AdvertAuth<'a> {
+    /// The keys a trailer's tag may verify with (the send key and, during a
+    /// rotation, the accepted one).
     pub keys: &'a Keyring,
+    /// The newest counter accepted per source; updated when an advert is admitted.
     pub replay: &'a mut ReplayGuard<Ipv4Addr>,
-    /// When the datagram arrived, and how long a sender must have been
-    /// silent before a lower incarnation of it is taken as a restart
-    /// ([`ReplayGuard::accept_at`]).
+    /// When the datagram arrived (monotonic clock).
     pub now: std::time::Instant,
+    /// How long a sender must have been silent before a lower incarnation
+    /// of it is taken as a restart ([`ReplayGuard::accept_at`]).
     pub restart_silence: std::time::Duration,
 }
 
 /// An advertisement that passed every check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Admitted {
+    /// The fields the election core needs: source, priority, interval.
     pub advert: ReceivedAdvert,
     /// The checksum form the sender used (recorded for `status`).
     pub checksum: ChecksumMode,
@@ -159,6 +166,7 @@ impl DropReason {
         DropReason::AuthUnexpected,
     ];
 
+    /// The stable snake_case name used in logs, `status` and the docs.
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::MalformedIp => "malformed_ip",
@@ -331,12 +339,14 @@ pub struct DropCounters {
 }
 
 impl DropCounters {
+    /// Counts one drop for `reason` (saturating at `u64::MAX`).
     pub fn record(&mut self, reason: DropReason) {
         if let Some(count) = self.counts.get_mut(reason.index()) {
             *count = count.saturating_add(1);
         }
     }
 
+    /// How many datagrams were dropped for `reason` since the agent started.
     pub fn get(&self, reason: DropReason) -> u64 {
         self.counts.get(reason.index()).copied().unwrap_or(0)
     }
@@ -348,6 +358,7 @@ impl DropCounters {
             .map(move |&reason| (reason.as_str(), self.get(reason)))
     }
 
+    /// Drops of every reason together (saturating).
     pub fn total(&self) -> u64 {
         self.counts.iter().fold(0, |sum, &n| sum.saturating_add(n))
     }

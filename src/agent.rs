@@ -96,8 +96,11 @@ const RECV_BUFFER: usize = 2048;
 /// Options of `rcbsd-failover run`.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
+    /// The TOML configuration file (`--config`).
     pub config_path: PathBuf,
+    /// Text or JSON log lines (`--log-format`).
     pub log_format: LogFormat,
+    /// Standard error or syslog(3) (`--log-target`).
     pub log_target: LogTarget,
 }
 
@@ -148,7 +151,9 @@ pub enum StartError {
     /// `vrrp.interface` does not exist.
     #[error("vrrp.interface {interface:?}: {source} (check the name with ifconfig)")]
     Interface {
+        /// The configured `vrrp.interface`.
         interface: String,
+        /// The lookup failure.
         #[source]
         source: crate::net::error::NetError,
     },
@@ -157,7 +162,9 @@ pub enum StartError {
         "vrrp.interface {interface:?}: {source} (give it an address or set vrrp.source_address)"
     )]
     PrimaryAddress {
+        /// The configured `vrrp.interface`.
         interface: String,
+        /// Why no address could be chosen.
         #[source]
         source: crate::net::error::NetError,
     },
@@ -170,7 +177,9 @@ pub enum StartError {
     /// A virtual IP left by an earlier run is still on the interface.
     #[error("cannot remove the leftover virtual IP {vip}: {source}")]
     LeftoverVip {
+        /// The virtual IP that could not be removed.
         vip: crate::config::VirtualIp,
+        /// Why the removal failed.
         #[source]
         source: crate::net::vip::VipError,
     },
@@ -192,7 +201,9 @@ pub enum StartError {
     /// The raw VRRP socket.
     #[error("VRRP socket on {interface}: {source}")]
     VrrpSocket {
+        /// The configured `vrrp.interface`.
         interface: String,
+        /// Why opening or configuring it failed.
         #[source]
         source: crate::net::error::NetError,
     },

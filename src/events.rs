@@ -4,9 +4,9 @@
 //! name (`state_change`, `vip_added`, ...). Operators match on that name, so
 //! names and field names never change meaning; `docs/events.md` lists them.
 //! The names, fields, levels and syslog severities are written once, in
-//! [`Event`] ([`catalog`]); the functions here are the only emitters and
-//! take name and level from it (`emit!`). Nothing else in the crate logs an
-//! operator-facing event directly: it calls a function here.
+//! [`Event`] (the `catalog` submodule); the functions here are the only
+//! emitters and take name and level from it (`emit!`). Nothing else in the
+//! crate logs an operator-facing event directly: it calls a function here.
 
 use std::net::Ipv4Addr;
 

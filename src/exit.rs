@@ -35,6 +35,7 @@ pub enum ExitStatus {
 }
 
 impl ExitStatus {
+    /// The process exit code (0, 1, a sysexits(3) value, or 130).
     pub fn code(self) -> u8 {
         match self {
             ExitStatus::Success => 0,

@@ -22,7 +22,7 @@
 //! - [`fence`] drives the watchdog that resets a node which stops patting it;
 //! - [`doctor`] checks, read-only, what only the node itself can show
 //!   (rc.conf, CBSD's workdir, the hostid, the watchdog, the key files);
-//! - [`lab`] builds throwaway namespace topologies to measure failover.
+//! - the `lab` crate (`lab/`) builds throwaway namespace topologies to measure failover.
 
 pub mod admit;
 pub mod agent;

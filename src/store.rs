@@ -22,27 +22,50 @@ pub const OVERRIDE_FILE: &str = "override.json";
 /// Larger than any file we write; a bigger file is not ours.
 const MAX_OVERRIDE_FILE_LEN: u64 = 4096;
 
+/// Why the state directory or a file in it could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
+    /// The directory was missing and could not be created, or could not
+    /// even be examined.
     #[error("cannot create the state directory {}: {source}", path.display())]
     CreateDir {
+        /// The configured `node.state_dir`.
         path: PathBuf,
+        /// The error of `stat(2)` or `mkdir(2)`.
         #[source]
         source: io::Error,
     },
+    /// Something other than a directory has the state directory's path.
     #[error("{} exists but is not a directory", path.display())]
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The configured `node.state_dir`.
+        path: PathBuf,
+    },
+    /// A state file exists but could not be opened or read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
+        /// The state file being read.
         path: PathBuf,
+        /// The error of the open or the read.
         #[source]
         source: io::Error,
     },
+    /// A state file was read but its content is not what we write (too
+    /// long, not UTF-8, not the expected JSON): never taken as "no override".
     #[error("{} is corrupt ({detail}); fix or delete it, then set the override again with promote/demote/resume", path.display())]
-    Corrupt { path: PathBuf, detail: String },
+    Corrupt {
+        /// The state file that was read.
+        path: PathBuf,
+        /// What is wrong with it, for the operator.
+        detail: String,
+    },
+    /// Writing, syncing, renaming or removing a state file failed.
     #[error("cannot write {}: {source}", path.display())]
     Write {
+        /// The file or directory the failing step acted on (the temporary
+        /// file, the target, or its directory when syncing it).
         path: PathBuf,
+        /// The error of that step.
         #[source]
         source: io::Error,
     },
@@ -52,6 +75,7 @@ pub enum StateDirError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRecord {
+    /// The stored instruction (`"none"`, `"promote"` or `"demote"` in JSON).
     #[serde(rename = "override")]
     pub override_: Override,
     /// When it was set, in seconds since the Unix epoch.
@@ -97,10 +121,12 @@ impl StateDir {
         })
     }
 
+    /// The directory's path, as configured in `node.state_dir`.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    /// Full path of the override file, `state_dir/override.json`.
     pub fn override_path(&self) -> PathBuf {
         self.dir.join(OVERRIDE_FILE)
     }

@@ -4,6 +4,10 @@
 //!
 //! Switching uid needs root (CI runs as root); elsewhere each test prints
 //! a SKIP line and returns.
+
+// A test reports a failure by panicking: unwrap and expect are how it
+// says "this must hold" (the library itself denies them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg(unix)]
 
 use std::os::unix::fs::PermissionsExt;

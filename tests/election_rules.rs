@@ -5,6 +5,10 @@
 //! Timer values are exact. At priority 100 and a 1 s interval:
 //! Skew_Time = (156 * 100) / 256 = 60 cs, Master_Down_Interval = 3.6 s.
 
+// A test reports a failure by panicking: unwrap and expect are how it
+// says "this must hold" (the library itself denies them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 

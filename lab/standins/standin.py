@@ -1470,7 +1470,7 @@ def main():
 #
 # Starting Python for every call costs 100-400 ms on a loaded 2-core machine,
 # most of a lab failover. `standin.py serve SOCKET` loads this program once
-# and forks a child per call of the thin client (src/bin/rcbsd-standin.rs,
+# and forks a child per call of the thin client (lab/src/bin/rcbsd-standin.rs,
 # linked under every tool name next to a `standin.sock` that leads to
 # SOCKET). The client sends its stdin, stdout and stderr (SCM_RIGHTS) and
 # its argv, cwd, umask and environment, then waits for the exit code. The

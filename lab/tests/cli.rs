@@ -1,6 +1,10 @@
 //! `rcbsd-lab`'s command line: its own options, and the agent it carries
 //! (`rcbsd-lab agent ARGS` is `rcbsd-failover ARGS`).
 
+// A test reports a failure by panicking: unwrap and expect are how it
+// says "this must hold" (the library itself denies them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Output};
 
 fn lab(args: &[&str]) -> Output {

@@ -35,38 +35,70 @@ pub enum KeyUsed {
 /// Why a key file was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
+    /// The file could not be opened (missing, or no permission).
     #[error("auth key file {path}: cannot open: {source}")]
     Open {
+        /// The configured `key_file` or `accept_key_file`.
         path: PathBuf,
+        /// The error `open(2)` returned.
         #[source]
         source: io::Error,
     },
+    /// The file opened but reading its metadata or contents failed.
     #[error("auth key file {path}: cannot read: {source}")]
     Read {
+        /// The configured `key_file` or `accept_key_file`.
         path: PathBuf,
+        /// The error the read (or `fstat(2)`) returned.
         #[source]
         source: io::Error,
     },
+    /// The path names a directory, device, FIFO or the like.
     #[error("auth key file {path} is not a regular file")]
-    NotRegularFile { path: PathBuf },
+    NotRegularFile {
+        /// The configured `key_file` or `accept_key_file`.
+        path: PathBuf,
+    },
+    /// Someone other than root owns the file and could change the key.
     #[error(
         "auth key file {path} is owned by uid {uid}, not root: \
          run `chown root:wheel {path}`"
     )]
-    NotOwnedByRoot { path: PathBuf, uid: u32 },
+    NotOwnedByRoot {
+        /// The configured `key_file` or `accept_key_file`.
+        path: PathBuf,
+        /// The file's owner, as `stat(2)` reports it.
+        uid: u32,
+    },
+    /// The file's mode grants group or others some access (any bit of 0o077).
     #[error(
         "auth key file {path} has mode {mode:04o}: group or others may access it; \
          run `chmod 600 {path}`"
     )]
-    AccessibleByOthers { path: PathBuf, mode: u32 },
+    AccessibleByOthers {
+        /// The configured `key_file` or `accept_key_file`.
+        path: PathBuf,
+        /// The permission bits (`st_mode & 0o7777`).
+        mode: u32,
+    },
+    /// The key, whitespace trimmed, is shorter than [`MIN_KEY_LEN`] bytes.
     #[error(
         "auth key file {path} holds a key of {len} bytes (surrounding whitespace trimmed), \
          at least {MIN_KEY_LEN} are needed: create one with \
          `openssl rand -hex 32 > {path}`"
     )]
-    TooShort { path: PathBuf, len: usize },
+    TooShort {
+        /// The configured `key_file` or `accept_key_file`.
+        path: PathBuf,
+        /// Length in bytes of the trimmed key that was read.
+        len: usize,
+    },
+    /// The file is larger than [`MAX_KEY_LEN`] bytes.
     #[error("auth key file {path} is larger than {MAX_KEY_LEN} bytes; a key is one line of text")]
-    TooLong { path: PathBuf },
+    TooLong {
+        /// The configured `key_file` or `accept_key_file`.
+        path: PathBuf,
+    },
 }
 
 /// The send key and, during a rotation, a second key also accepted.

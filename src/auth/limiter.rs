@@ -67,6 +67,8 @@ impl<K: Ord + Clone> AuthFailureLimiter<K> {
     /// Senders tracked individually before failures are pooled.
     pub const CAPACITY: usize = 256;
 
+    /// A limiter that alerts at most once per `period` for each of up to
+    /// `capacity` senders (usually [`Self::PERIOD`] and [`Self::CAPACITY`]).
     pub fn new(period: Duration, capacity: usize) -> Self {
         AuthFailureLimiter {
             senders: BTreeMap::new(),

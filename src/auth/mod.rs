@@ -38,15 +38,21 @@ pub use replay::{Counter, ReplayError, ReplayGuard};
 /// Why an authenticated message was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
+    /// The HMAC-SHA256 tag verified with none of the [`Keyring`]'s keys.
     #[error(
         "authentication tag matches neither the send key nor the accepted key \
          (wrong key on the sender, or a forged or altered message)"
     )]
     BadTag,
+    /// The bytes after the message are not a trailer of our format: wrong
+    /// length, wrong magic, or fields that cannot be read.
     #[error("authentication trailer of {len} bytes, expected {expected} starting with {magic:?}")]
     MalformedTrailer {
+        /// Length in bytes of what was found where the trailer should be.
         len: usize,
+        /// Length in bytes a well-formed trailer has.
         expected: usize,
+        /// The four ASCII bytes a trailer must start with (e.g. `"RCA1"`).
         magic: &'static str,
     },
 }

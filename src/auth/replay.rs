@@ -8,21 +8,36 @@ use std::collections::BTreeMap;
 /// Ordered lexicographically, which is the order [`ReplayGuard`] requires.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct Counter {
+    /// Grows at every start of the sender ([`super::next_incarnation`]),
+    /// even when its clock steps back.
     pub incarnation: u64,
+    /// Grows with every message the sender sends within one incarnation.
     pub seq: u64,
 }
 
 /// Why a counter was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
+    /// The counter is not greater than the last one accepted from the
+    /// sender: a replayed, duplicated or reordered message.
     #[error(
         "replayed or reordered message: counter {}/{} is not newer than {}/{} \
          already accepted from this sender",
         got.incarnation, got.seq, last.incarnation, last.seq
     )]
-    NotNewer { got: Counter, last: Counter },
+    NotNewer {
+        /// The counter the refused message carried.
+        got: Counter,
+        /// The newest counter already accepted from that sender.
+        last: Counter,
+    },
+    /// The sender is new and the guard already tracks `capacity` senders;
+    /// it refuses rather than forgets one (see [`ReplayGuard`]).
     #[error("replay guard full ({capacity} senders tracked); a new sender is refused")]
-    TooManySenders { capacity: usize },
+    TooManySenders {
+        /// The most senders the guard tracks.
+        capacity: usize,
+    },
 }
 
 /// The newest counter accepted from each sender.
@@ -141,6 +156,7 @@ impl<K: Ord> ReplayGuard<K> {
         self.last.len()
     }
 
+    /// Whether no sender is tracked yet.
     pub fn is_empty(&self) -> bool {
         self.last.is_empty()
     }

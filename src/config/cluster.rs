@@ -30,6 +30,8 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// UDP port of the heartbeats, the same on every node.
     pub port: u16,
+    /// `cluster.heartbeat_interval`: how often each node sends a heartbeat to
+    /// every other node (default 200 ms).
     pub heartbeat_interval: Duration,
     /// How long a grant of support lasts after the holder's last claim heard.
     pub lease: Duration,

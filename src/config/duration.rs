@@ -12,15 +12,34 @@ use std::time::Duration;
 /// (it is the configuration's diagnostic text).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DurationError {
+    /// A bare number such as `"5"`: the unit is required.
     #[error("{text:?} has no unit (write e.g. \"{number}s\" or \"{number}ms\")")]
-    NoUnit { text: String, number: String },
+    NoUnit {
+        /// The string as written.
+        text: String,
+        /// Its numeric part, used to suggest `"<number>s"`.
+        number: String,
+    },
+    /// A unit other than `ms` or `s`, e.g. `"2m"`.
     #[error("unknown unit {unit:?} in {text:?} (accepted units: \"ms\", \"s\"; e.g. \"100ms\", \"1.5s\", \"120s\")")]
-    UnknownUnit { text: String, unit: String },
+    UnknownUnit {
+        /// The string as written.
+        text: String,
+        /// Everything after the number, e.g. `"m"`.
+        unit: String,
+    },
     /// Not a plain decimal, finer than a nanosecond, or overflowing.
     #[error("{text:?} is not a duration (write e.g. \"100ms\" or \"1.5s\")")]
-    NotANumber { text: String },
+    NotANumber {
+        /// The string as written.
+        text: String,
+    },
+    /// More whole seconds than a `Duration` holds (`u64`).
     #[error("{text:?} is too long")]
-    TooLong { text: String },
+    TooLong {
+        /// The string as written.
+        text: String,
+    },
 }
 
 /// For the callers that report errors as text (the lab's arguments).

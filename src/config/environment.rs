@@ -10,6 +10,7 @@ use super::EnvKind;
 pub struct PlacedEnvironment {
     /// The CBSD name, literal (no globs).
     pub name: String,
+    /// `kind`: jail or bhyve VM (default jail).
     pub kind: EnvKind,
     /// Members of `cluster.nodes`, unique, most preferred first; never empty.
     pub nodes: Vec<String>,

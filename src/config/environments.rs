@@ -10,11 +10,14 @@ use std::time::Duration;
 /// of environments can be sorted into a stable order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EnvKind {
+    /// A jail: `cbsd jstart` / `jstop`.
     Jail,
+    /// A bhyve VM: `cbsd bstart` / `bstop`.
     Bhyve,
 }
 
 impl EnvKind {
+    /// The spelling in the configuration and in messages: `"jail"` or `"bhyve"`.
     pub fn as_str(self) -> &'static str {
         match self {
             EnvKind::Jail => "jail",
@@ -27,11 +30,15 @@ impl EnvKind {
 /// (`*`, `?`), matched against the directories of `jails-system/`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct EnvPattern {
+    /// The name or glob as written, e.g. `"web1"` or `"db*"`.
     pub pattern: String,
+    /// Which list it came from: `jails` or `bhyve`.
     pub kind: EnvKind,
 }
 
 impl EnvPattern {
+    /// Whether the pattern has `*` or `?` (a glob that may match several
+    /// environments, or none) rather than being a literal name.
     pub fn is_glob(&self) -> bool {
         self.pattern.contains(['*', '?'])
     }
@@ -73,6 +80,7 @@ fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
 /// `[environments]`: the jails and VMs this node runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Environments {
+    /// `environments.jails` then `environments.bhyve`, in file order.
     pub patterns: Vec<EnvPattern>,
     /// How long one `jstop`/`bstop` may take.
     pub stop_timeout: Duration,

@@ -11,6 +11,7 @@ use crate::exit::ExitStatus;
 /// One problem found in a configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The configuration file the problem is in.
     pub path: PathBuf,
     /// 1-based line of the offending text.
     pub line: usize,
@@ -59,7 +60,9 @@ pub enum ConfigError {
     /// The file could not be read at all (missing, unreadable).
     #[error("{}: cannot read the configuration: {source}", path.display())]
     Read {
+        /// The file that was to be read.
         path: PathBuf,
+        /// Why reading it failed (e.g. `NotFound`, `PermissionDenied`).
         #[source]
         source: io::Error,
     },

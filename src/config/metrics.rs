@@ -8,7 +8,10 @@ use std::time::Duration;
 /// node_exporter's textfile collector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Metrics {
+    /// `metrics.textfile`: the `.prom` file rewritten atomically, in a directory
+    /// node_exporter's textfile collector reads.
     pub textfile: PathBuf,
+    /// `metrics.interval`: how often the file is rewritten (1 s..=1 h; default 5 s).
     pub interval: Duration,
 }
 

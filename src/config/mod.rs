@@ -65,15 +65,21 @@ pub const DEFAULT_PATH: &str = "/usr/local/etc/rcbsd-failover.toml";
 pub struct Config {
     /// The file this was read from (for messages).
     pub path: PathBuf,
+    /// `[node]`: this node's name, control socket and state directory.
     pub node: Node,
+    /// `[vrrp]`: the interface, virtual router id, priority and virtual IPs of the election.
     pub vrrp: Vrrp,
     /// `[cbsd]`; `None`: a plain VRRP node whose runbooks only move the VIP.
     pub cbsd: Option<Cbsd>,
     /// `[storage]`; `None` with `[cbsd]`: a follower-only node.
     pub storage: Option<Storage>,
+    /// `[nfs]`: how the master exports the shared dirs and how followers mount them.
     pub nfs: Nfs,
+    /// `[environments]`: the jails and VMs this node runs without `[cluster]`, and their start/stop timeouts.
     pub environments: Environments,
+    /// `[runbook]`: the timeouts, retries and backoff of the promote, demote and follow runbooks.
     pub runbook: RunbookSettings,
+    /// `[tools]`: absolute paths of the external programs the runbooks and `doctor` run.
     pub tools: Tools,
     /// `[notify]`: a command run on every state change.
     pub notify: Option<Notify>,
@@ -98,29 +104,47 @@ impl Config {
     }
 }
 
+/// `[node]`: who this node is and where it keeps its socket and state.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     /// Unique in the cluster; default: the hostname.
     pub name: String,
+    /// `node.control_socket`: the Unix socket `status`, `promote`, `demote` and
+    /// `resume` connect to (default `/var/run/rcbsd-failover.sock`).
     pub control_socket: PathBuf,
+    /// `node.state_dir`: where state that survives a restart (the override,
+    /// `override.json`) is kept (default `/var/db/rcbsd-failover`).
     pub state_dir: PathBuf,
     /// Members of this group may read `status` over the control socket;
     /// everything else stays root's.
     pub status_group: Option<String>,
 }
 
+/// `[vrrp]`: this node's VRRPv3 router (RFC 5798): what it advertises, where,
+/// and how it takes and hands over the virtual IPs.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Vrrp {
+    /// `vrrp.interface`: the interface carrying the advertisements and the VIPs, e.g. `em0`.
     pub interface: String,
+    /// `vrrp.vrid`: the virtual router id (RFC 5798 §5.2.3), 1..=255, the same on every node.
     pub vrid: u8,
     /// 1..=255; 255 = address owner.
     pub priority: u8,
+    /// `vrrp.advert_interval`: how often the master advertises, in 10 ms steps
+    /// (10 ms..=40.95 s; default 1 s).
     pub advert_interval: Centis,
+    /// `vrrp.virtual_ips`: the addresses the master holds, 1..=255, in file order.
     pub virtual_ips: Vec<VirtualIp>,
+    /// `vrrp.preempt`: whether a higher priority takes over a running lower-priority
+    /// master (RFC 5798 Preempt_Mode; default true).
     pub preempt: bool,
+    /// `vrrp.preempt_delay`: how long a higher-priority node waits after first hearing
+    /// a lower-priority master before preempting it (default 0).
     pub preempt_delay: Duration,
     /// Empty = multicast to 224.0.0.18.
     pub unicast_peers: Vec<Ipv4Addr>,
+    /// `vrrp.checksum`: which VRRPv3 checksum form is sent (with or without the IPv4
+    /// pseudo-header); both are accepted on receive.
     pub checksum: ChecksumMode,
     /// Source/primary address; default: the interface's first IPv4 address
     /// that is not a virtual IP.
@@ -137,7 +161,9 @@ pub struct Vrrp {
 /// One virtual IPv4 address with the prefix length it is added with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VirtualIp {
+    /// The address added to `vrrp.interface` (never 0.0.0.0, multicast or loopback).
     pub address: Ipv4Addr,
+    /// Prefix length it is added with, 0..=32; `/32` when the entry has none.
     pub prefix_len: u8,
 }
 

@@ -218,8 +218,11 @@ const FOREIGN: &[(&str, &str)] = &[
 /// One option of the string: `name` or `name=value`, at byte `offset`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountOption<'a> {
+    /// The option's name, the text before the first `=`.
     pub name: &'a str,
+    /// The text after the first `=`; `None` for a flag such as `hard`.
     pub value: Option<&'a str>,
+    /// Byte offset of the option in the whole string (for the diagnostic's column).
     pub offset: usize,
 }
 
@@ -246,7 +249,9 @@ pub fn split(text: &str) -> Vec<MountOption<'_>> {
 /// or with the whole string (`offset` 0).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
+    /// Byte offset into the option string where the problem starts.
     pub offset: usize,
+    /// What is wrong and what to write instead (the diagnostic's text).
     pub message: String,
 }
 

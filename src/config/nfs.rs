@@ -9,7 +9,10 @@ use super::storage::DEFAULT_STORAGE_ROOT;
 /// An IPv4 network such as `192.168.10.0/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ipv4Net {
+    /// The address part as written; in `nfs.export_network` it has no host
+    /// bits set (checked in `load/nfs.rs`, as exports(5) `-network` needs).
     pub address: Ipv4Addr,
+    /// Prefix length, 0..=32.
     pub prefix_len: u8,
 }
 
@@ -21,6 +24,7 @@ impl Ipv4Net {
         }
     }
 
+    /// Whether `address` lies inside this network.
     pub fn contains(self, address: Ipv4Addr) -> bool {
         u32::from(address) & self.mask() == u32::from(self.address) & self.mask()
     }
@@ -40,7 +44,10 @@ impl std::fmt::Display for Ipv4Net {
 /// `[nfs]`: the master's export and the followers' mounts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nfs {
+    /// `nfs.export_network`: the network exports(5) lets mount (`-network`);
+    /// contains every virtual IP.
     pub export_network: Option<Ipv4Net>,
+    /// `nfs.export_hosts`: the nodes' own addresses, exported to as a host list.
     pub export_hosts: Vec<Ipv4Addr>,
     /// Where the shared dirs live on the master, as followers mount them:
     /// `VIP:<remote_root>/<d>`. Equals `storage.root` on every node.

@@ -17,6 +17,7 @@ pub const DEFAULT_STORAGE_ROOT: &str = "/store";
 pub struct Storage {
     /// The master's copy of each shared dir is `<root>/<d>`, e.g. `/store`.
     pub root: PathBuf,
+    /// `storage.kind`: how the master takes and releases the storage (none, HAST or ZFS).
     pub kind: StorageKind,
 }
 
@@ -27,12 +28,15 @@ impl Storage {
     }
 }
 
+/// `storage.kind` and its settings: what the promote runbook does to get
+/// the store onto `root`, and the demote runbook to release it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StorageKind {
     /// The dirs are already in place on every candidate (the operator's job).
     None,
     /// HAST: `hastctl role primary RES`, `/dev/hast/RES` mounted on the root.
     Hast {
+        /// `storage.resource`: the HAST resource name in hast.conf(5).
         resource: String,
         /// File system type on the HAST provider, for `fsck -t`.
         fstype: String,
@@ -42,10 +46,14 @@ pub enum StorageKind {
     /// A pool on shared disks with `multihost=on`: `zpool import -o
     /// cachefile=none -f POOL` (after a read-only import has shown
     /// `multihost=on`) / `zpool export POOL`.
-    Zfs { pool: String },
+    Zfs {
+        /// `storage.pool`: the name of the pool to import.
+        pool: String,
+    },
 }
 
 impl StorageKind {
+    /// The `storage.kind` spelling: `"none"`, `"hast"` or `"zfs"`.
     pub fn as_str(&self) -> &'static str {
         match self {
             StorageKind::None => "none",

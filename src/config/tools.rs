@@ -8,17 +8,31 @@ use std::path::{Path, PathBuf};
 /// `doctor` run. The defaults are FreeBSD's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tools {
+    /// `tools.service`: service(8), which starts and stops the NFS daemons
+    /// (and hastd) with `onestart`/`onestop`.
     pub service: PathBuf,
+    /// `tools.mount`: mount(8): the store, the nullfs binds, and `mount -p` listings.
     pub mount: PathBuf,
+    /// `tools.umount`: umount(8): plain, forced (`-f`) and `-N` dismounts.
     pub umount: PathBuf,
+    /// `tools.mount_nfs`: mount_nfs(8), with which followers mount the shared dirs.
     pub mount_nfs: PathBuf,
+    /// `tools.cbsd`: the `cbsd` front end (jstart, jstop, bstart, jstatus...).
     pub cbsd: PathBuf,
+    /// `tools.hastctl`: hastctl(8): `role primary|secondary` and `status` of the resource.
     pub hastctl: PathBuf,
+    /// `tools.fsck`: fsck(8), run with `-t <storage.fstype>` on the HAST provider.
     pub fsck: PathBuf,
+    /// `tools.zpool`: zpool(8): `import`, `export`, `list` and `get multihost` of the pool.
     pub zpool: PathBuf,
+    /// `tools.kldstat`: kldstat(8). Accepted and defaulted, but nothing reads it
+    /// yet: the carp check in `net/preflight.rs` runs `/sbin/kldstat` itself.
     pub kldstat: PathBuf,
+    /// `tools.ifconfig`: ifconfig(8), which adds and removes the virtual IPs.
     pub ifconfig: PathBuf,
+    /// `tools.sockstat`: sockstat(1), to check that nfsd listens on port 2049.
     pub sockstat: PathBuf,
+    /// `tools.df`: df(1), whose statfs(2) tells whether a mount's NFS server still answers.
     pub df: PathBuf,
     /// Read-only here: `doctor` reads rc.conf(5) with `sysrc -n NAME`.
     pub sysrc: PathBuf,

@@ -16,7 +16,9 @@ use super::protocol::Request;
 /// its gid resolved once when the socket is bound.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StatusGroup {
+    /// The group's name as configured.
     pub name: String,
+    /// Its numeric gid.
     pub gid: u32,
 }
 
@@ -108,7 +110,9 @@ fn command_name(request: &Request) -> String {
 /// of the `control_denied` log event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Denial {
+    /// The peer's effective uid.
     pub uid: u32,
+    /// The peer's effective gid.
     pub gid: u32,
     /// The command refused, or `connect` when the peer may send nothing.
     pub request: String,

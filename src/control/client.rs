@@ -18,27 +18,56 @@ const MAX_REPLY: u64 = 1024 * 1024;
 /// The timeout the CLI uses by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Why a request to the agent got no usable reply.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The socket path does not exist: no agent is running.
     #[error("no agent running (socket {} not found)", path.display())]
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The control socket path.
+        path: PathBuf,
+    },
+    /// The socket exists but refuses connections (`ECONNREFUSED`).
     #[error("no agent running (socket {} refuses connections; a stale file from a stopped agent?)", path.display())]
-    Refused { path: PathBuf },
+    Refused {
+        /// The control socket path.
+        path: PathBuf,
+    },
+    /// connect(2) failed with `EACCES`: the socket's mode does not let us in.
     #[error(
         "permission denied on {} (run as root, or as a member of [node] status_group for status)",
         path.display()
     )]
-    PermissionDenied { path: PathBuf },
+    PermissionDenied {
+        /// The control socket path.
+        path: PathBuf,
+    },
+    /// No reply within the timeout.
     #[error("the agent on {} did not answer within {}s", path.display(), timeout.as_secs_f64())]
-    Timeout { path: PathBuf, timeout: Duration },
+    Timeout {
+        /// The control socket path.
+        path: PathBuf,
+        /// How long the client waited.
+        timeout: Duration,
+    },
+    /// Another I/O error on the socket.
     #[error("control socket {}: {source}", path.display())]
     Io {
+        /// The control socket path.
         path: PathBuf,
+        /// The OS error.
         #[source]
         source: io::Error,
     },
+    /// The request could not be encoded or the reply is not a valid
+    /// [`Response`] line.
     #[error("malformed reply from the agent on {}: {detail}", path.display())]
-    MalformedReply { path: PathBuf, detail: String },
+    MalformedReply {
+        /// The control socket path.
+        path: PathBuf,
+        /// What was wrong with it.
+        detail: String,
+    },
 }
 
 impl ClientError {

@@ -16,6 +16,7 @@ use nix::unistd::{Gid, Uid, User};
 /// The credentials of a connected peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {
+    /// The peer process's effective uid at connect(2).
     pub uid: u32,
     /// The peer process's effective gid.
     pub gid: u32,
@@ -25,6 +26,7 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// Whether the peer is uid 0.
     pub fn is_root(&self) -> bool {
         self.uid == 0
     }

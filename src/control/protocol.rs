@@ -13,14 +13,24 @@ use crate::wire::VrrpState;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
+    /// Report the agent's state ([`Status`]); the only command a
+    /// `node.status_group` member may send.
     Status,
+    /// Set the override to `promote`: priority 254 with preemption, kept
+    /// across restarts.
     Promote,
+    /// Set the override to `demote`: give up mastership (priority 0) until
+    /// `resume`.
     Demote,
+    /// Clear the override (back to the configured priority), leave fault and
+    /// drop a retained master role: the operator vouches for the node.
     Resume,
     /// `rcbsd-failover move ENVIRONMENT NODE`: on the node that runs it,
     /// stop it, then let `node` start it (`[[environment]]` placement).
     Move {
+        /// The `[[environment]]` to move.
         environment: String,
+        /// The node that starts it once it is stopped.
         node: String,
     },
 }
@@ -28,9 +38,12 @@ pub enum Request {
 /// The daemon's reply: `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Response {
+    /// Whether the request was carried out.
     pub ok: bool,
+    /// What was wrong, when `ok` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The agent's state, for `status` and the override commands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
     /// For promote/demote/resume: what changed, in words.
@@ -39,6 +52,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// A failure reply (`ok: false`) carrying `message`.
     pub fn error(message: impl Into<String>) -> Self {
         Response {
             ok: false,
@@ -52,13 +66,22 @@ impl Response {
 /// The agent's state as `status` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
+    /// `node.name`.
     pub node: String,
+    /// The agent's version (`CARGO_PKG_VERSION`).
     pub version: String,
+    /// The agent's process id.
     pub pid: u32,
+    /// The VRRP state.
     pub state: VrrpState,
+    /// `vrrp.interface`.
     pub interface: String,
+    /// `vrrp.vrid`, 1..=255.
     pub vrid: u8,
+    /// `vrrp.priority`.
     pub configured_priority: u8,
+    /// The priority advertised now: 254 under `promote`, 0 under `demote` or
+    /// in fault, else the configured one.
     pub effective_priority: u8,
     /// A follower-only node (`[cbsd]` without `[storage]`): it votes and
     /// follows but never becomes master.
@@ -68,6 +91,8 @@ pub struct Status {
     pub master: Option<Ipv4Addr>,
     /// Virtual IPs this node holds on its interface right now.
     pub vips_held: Vec<String>,
+    /// The operator's override (`none`, `promote`, `demote`), kept in
+    /// `node.state_dir` across restarts. Serialized as `override`.
     #[serde(rename = "override")]
     pub override_: Override,
     /// Why the node is in fault, if it is.
@@ -75,9 +100,14 @@ pub struct Status {
     /// The runbook in progress (promote, demote, follow), if any.
     #[serde(default)]
     pub runbook: Option<crate::runbook::Progress>,
+    /// Our `vrrp.advert_interval`, in milliseconds.
     pub advert_interval_ms: u64,
+    /// The master's advert interval as learned from its adverts (RFC 5798
+    /// §6.1 Master_Adver_Interval), in milliseconds.
     pub master_advert_interval_ms: u64,
+    /// Seconds since the agent started.
     pub uptime_s: u64,
+    /// Packet and transition counters since the start.
     pub counters: Counters,
     /// With `[cluster]`: quorum, leases and where environments run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +128,7 @@ pub struct Status {
 /// The watchdog as `status` shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchdogStatus {
+    /// The configured watchdog path (`[fence] watchdog`).
     pub device: String,
     /// `freebsd` (watchdog(4)), `linux` (/dev/watchdog) or `fifo`.
     pub kind: String,
@@ -113,7 +144,9 @@ pub struct WatchdogStatus {
     /// Milliseconds since the last pat, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_pat_ms: Option<u64>,
+    /// Successful pats since the start.
     pub pats: u64,
+    /// Failed watchdog operations (open, pat, disarm) since the start.
     pub failures: u64,
 }
 
@@ -136,30 +169,39 @@ pub struct ClusterStatus {
     pub config_mismatch: Vec<String>,
     /// This run's incarnation (grows at every start).
     pub incarnation: u64,
+    /// Heartbeats sent since the start (one per peer per interval).
     pub heartbeats_sent: u64,
+    /// Heartbeats accepted since the start.
     pub heartbeats_received: u64,
     /// Heartbeats dropped, by reason.
     pub heartbeats_dropped: BTreeMap<String, u64>,
+    /// One entry per `[[environment]]`.
     pub environments: Vec<EnvironmentStatus>,
 }
 
 /// Where one `[[environment]]` runs, and what this node thinks of it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentStatus {
+    /// The environment's name.
     pub name: String,
     /// Nodes that report running it (this one included): one at most.
     pub running_on: Vec<String>,
     /// Whether this node claims it, and why (or why not).
     pub claimed_here: bool,
+    /// Why this node claims it or not, e.g. `first choice`, `runs on node2`.
     pub reason: String,
     /// Milliseconds left of this node's lease on it, when held.
     pub lease_ms: Option<u64>,
 }
 
+/// Counters since the agent started, as `status` shows them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
+    /// Advertisements sent.
     pub adverts_sent: u64,
+    /// Advertisements accepted.
     pub adverts_received: u64,
+    /// VRRP state changes.
     pub transitions: u64,
     /// Received packets dropped, by reason (`bad_ttl`, `bad_checksum`, ...).
     pub drops: BTreeMap<String, u64>,

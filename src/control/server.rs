@@ -9,7 +9,7 @@
 //!
 //! Access is checked twice: by the socket file's mode (0600, or 0660 with
 //! the `node.status_group` group) and, on every connection, by the peer's
-//! kernel credentials against [`access::Policy`] (root: everything, the
+//! kernel credentials against [`super::access::Policy`] (root: everything, the
 //! status group: `status` only), so a mode widened by hand widens nothing.
 
 use std::io;
@@ -45,24 +45,44 @@ const REFUSED_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 /// A request for the agent and where to send its answer.
 pub type Envelope = (Request, oneshot::Sender<Response>);
 
+/// Why the control socket could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
+    /// Another agent answers on the socket path.
     #[error("another agent is running on {} (it answers on the control socket)", path.display())]
-    AlreadyRunning { path: PathBuf },
+    AlreadyRunning {
+        /// The control socket path (`node.control_socket`).
+        path: PathBuf,
+    },
+    /// Something other than a socket sits at the path; it is left alone.
     #[error("{} exists and is not a socket; refusing to replace it (remove it or change node.control_socket)", path.display())]
-    NotASocket { path: PathBuf },
+    NotASocket {
+        /// The control socket path (`node.control_socket`).
+        path: PathBuf,
+    },
+    /// `node.status_group` names no group in the group database.
     #[error("node.status_group: there is no group named {group:?} (create it with pw groupadd, or remove status_group to let only root use the control socket)")]
-    UnknownGroup { group: String },
+    UnknownGroup {
+        /// The group name as configured.
+        group: String,
+    },
+    /// Looking up `node.status_group` failed (getgrnam_r(3)).
     #[error("node.status_group: cannot look up group {group:?}: {source}")]
     GroupLookup {
+        /// The group name as configured.
         group: String,
+        /// The errno of the lookup.
         #[source]
         source: nix::Error,
     },
+    /// A system call on the socket path failed.
     #[error("control socket {}: cannot {action}: {source}", path.display())]
     Io {
+        /// The control socket path (`node.control_socket`).
         path: PathBuf,
+        /// What was being done, e.g. "remove the stale socket".
         action: &'static str,
+        /// The OS error.
         #[source]
         source: io::Error,
     },
@@ -380,7 +400,10 @@ pub enum RequestError {
     NotARequest(#[source] serde_json::Error),
     /// A known command with a field it does not have.
     #[error("malformed request: unknown field `{}` {}", .field, EXPECTED_REQUEST)]
-    UnknownField { field: String },
+    UnknownField {
+        /// The field's name.
+        field: String,
+    },
 }
 
 /// Parse one request line; the error names the problem for the reply.

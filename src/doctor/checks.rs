@@ -22,15 +22,25 @@ use crate::runbook::step::Command;
 /// where its answer comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Check {
+    /// The name printed after the verdict, e.g. `vrrp_interface` or
+    /// `nfs_server_enable` (listed in `docs/operations.md`).
     pub name: &'static str,
+    /// How the check is answered.
     pub subject: Subject,
 }
 
+/// How a [`Check`] is answered: by reading commands' output and files, by
+/// the agent's own examination, or from the configuration alone.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Subject {
     /// Commands to run and files to read; `rule` reads their answers, in
     /// the same order.
-    Read { sources: Vec<Source>, rule: Rule },
+    Read {
+        /// What to run or read, in the order `rule` expects the answers.
+        sources: Vec<Source>,
+        /// Turns the answers into the finding.
+        rule: Rule,
+    },
     /// Something the agent examines itself.
     Local(Local),
     /// Known from the configuration alone.
@@ -61,8 +71,11 @@ impl Source {
 pub enum Answer {
     /// The command ran to its end.
     Ran {
+        /// Its exit status; `None` when a signal ended it.
         exit: Option<i32>,
+        /// Standard output, as text (capped like a runbook command's).
         stdout: String,
+        /// Standard error, as text (capped like a runbook command's).
         stderr: String,
     },
     /// The file's text.
@@ -86,7 +99,11 @@ pub enum Rule {
     /// `nfsv4_server_enable` is YES; the agent starts both with
     /// `onestart`, which still runs these precmds, so every follower's
     /// NFSv4 mount is refused. `v4_only` chooses the fix.
-    NfsV4Server { v4_only: bool },
+    NfsV4Server {
+        /// `nfs.v4_only`: whether the fix names `nfsv4_server_only`
+        /// rather than `nfsv4_server_enable`.
+        v4_only: bool,
+    },
     /// [`sysrc -n nfsv4_server_only`]. warn when it disagrees with
     /// `nfs.v4_only`: with `v4_only = true` but not `nfsv4_server_only`,
     /// rc.d/nfsd `force_depend`s rpcbind, which the agent then neither
@@ -94,7 +111,10 @@ pub enum Rule {
     /// false`, rc.d/mountd sets `server_min_nfsvers=4` (NFSv3 clients are
     /// refused) while the master still runs rpcbind, statd and lockd for
     /// them. NFSv4 followers work either way.
-    NfsV4Only { v4_only: bool },
+    NfsV4Only {
+        /// `nfs.v4_only`, which `nfsv4_server_only` should agree with.
+        v4_only: bool,
+    },
     /// [`sysrc -n mountd_flags`, `sysrc -n zfs_enable`]. FAIL unless
     /// mountd reads `exports_file`: usr.sbin/mountd/mountd.c reads the
     /// files named after its options (getopt `2deh:lnp:RrS`), or
@@ -102,14 +122,21 @@ pub enum Rule {
     /// `$mountd_flags` and adds `/etc/exports /etc/zfs/exports` when
     /// `zfs_enable` is YES. An exports block mountd never reads exports
     /// nothing: every follower's mount is refused.
-    MountdReadsExports { exports_file: PathBuf },
+    MountdReadsExports {
+        /// `nfs.exports_file`: the file mountd must be reading.
+        exports_file: PathBuf,
+    },
     /// [`sysrc -n VARIABLE`]. warn when YES: rc(8) starts the service at
     /// boot, on a node that may not hold the storage and before the
     /// election; only the agent starts it, on the master, after the
     /// storage and the exports. A candidate that boots with nfsd running
     /// looks to its start-up probe like a node holding the master's
     /// resources, and demotes before it may follow.
-    ServiceDisabled { variable: &'static str },
+    ServiceDisabled {
+        /// The rc.conf(5) variable, e.g. `nfs_server_enable` or
+        /// `mountd_enable`.
+        variable: &'static str,
+    },
     /// [`sysrc -n nfsuserd_enable`]. warn unless YES: nfsuserd runs on
     /// every node. With nfsuserd on the master, the server refuses numeric
     /// owner strings (sys/fs/nfs/nfs_commonsubs.c `nfsv4_strtouid`, unless
@@ -121,12 +148,18 @@ pub enum Rule {
     /// /etc/rc.conf and every cbsd command exits "no workdir" without it;
     /// another one makes CBSD register and start environments in a
     /// directory the agent never mounts.
-    CbsdWorkdir { workdir: PathBuf },
+    CbsdWorkdir {
+        /// `cbsd.workdir`: what `cbsd_workdir` must be.
+        workdir: PathBuf,
+    },
     /// [`<workdir>/nc.inventory`]. FAIL when it does not exist: CBSD's
     /// sudoexec/initenv writes it at the end of an initialisation and
     /// takes its presence as "already initialised" (`phase0`); without it
     /// every cbsd command of a runbook fails.
-    CbsdInitialised { workdir: PathBuf },
+    CbsdInitialised {
+        /// `cbsd.workdir`, in which `nc.inventory` is looked for.
+        workdir: PathBuf,
+    },
     /// [`<workdir>/nc.inventory`] (`zfsfeat="1"`, as initenv exports the
     /// `local` table with `sqlcli`). With `zfsfeat=1` CBSD creates bhyve
     /// disks as ZFS volumes of a local pool (share/bhyve/bhyve-dsk.subr:
@@ -134,7 +167,11 @@ pub enum Rule {
     /// when the shared dirs move (CBSD's DFS notes: turn it off). FAIL
     /// when this node runs bhyve environments (`bhyve`: their names),
     /// warn otherwise.
-    ZfsFeat { bhyve: Vec<String> },
+    ZfsFeat {
+        /// The bhyve VMs this node may run (`[environments] bhyve` names or
+        /// globs, `[[environment]]`s listing it): any makes it a FAIL.
+        bhyve: Vec<String>,
+    },
     /// [`pkg config NFS_WITH_PROPER_LOCKING`]. CBSD's DFS notes ask for
     /// `NFS_WITH_PROPER_LOCKING = true;` in pkg.conf: pkg before 1.11
     /// locked its database on NFS with a lock directory that a crash
@@ -154,7 +191,11 @@ pub enum Rule {
     /// default) and disables it when it exits (usr.sbin/watchdogd
     /// `watchdog_loop`, `watchdog_onoff(0)`), so the reset comes far later
     /// than the agent plans, or never.
-    Watchdogd { device: PathBuf },
+    Watchdogd {
+        /// `fence.watchdog`: the device watchdogd(8) would pat too (named
+        /// in the finding).
+        device: PathBuf,
+    },
 }
 
 /// What the agent examines itself.
@@ -162,27 +203,41 @@ pub enum Rule {
 pub enum Local {
     /// `[fence] watchdog`, through [`crate::fence::Watchdog::examine`]
     /// (never arms it: a Linux device is not even opened).
-    Watchdog { device: PathBuf, timeout: Duration },
+    Watchdog {
+        /// `fence.watchdog`: the device or FIFO to examine.
+        device: PathBuf,
+        /// `fence.watchdog_timeout`: the countdown the agent would ask of it.
+        timeout: Duration,
+    },
     /// `[auth]`, through [`crate::auth::Keyring::load`]: the agent's own
     /// checks (a root-owned regular file, no group or other bits, a long
     /// enough key).
     KeyFiles {
+        /// `auth.key_file`: the key this node signs with.
         key_file: PathBuf,
+        /// `auth.accept_key_file`: a second key accepted during a rotation.
         accept_key_file: Option<PathBuf>,
     },
     /// `vrrp.interface`, through [`crate::net::iface::interface_index`].
     Interface(String),
     /// The control socket's directory must exist: the agent binds the
     /// socket at start and refuses to start when it cannot.
-    SocketDirectory { socket: PathBuf },
+    SocketDirectory {
+        /// `node.control_socket`; its parent directory is examined.
+        socket: PathBuf,
+    },
 }
 
 /// What a path turned out to be (for [`Local::SocketDirectory`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PathState {
+    /// It exists and is a directory.
     Directory,
+    /// It exists but is something else (a file, a socket...).
     NotDirectory,
+    /// stat(2) said it does not exist (`ENOENT`).
     Missing,
+    /// stat(2) failed otherwise; the error's text (e.g. permission denied).
     Error(String),
 }
 

@@ -65,6 +65,7 @@ impl Verdict {
 /// What one check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
+    /// ok, warn or FAIL.
     pub verdict: Verdict,
     /// What was found, and for warn and FAIL what it breaks.
     pub found: String,
@@ -73,6 +74,7 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// An ok finding: `found` says what is as a failover needs it; no fix.
     pub fn ok(found: impl Into<String>) -> Self {
         Finding {
             verdict: Verdict::Ok,
@@ -81,6 +83,8 @@ impl Finding {
         }
     }
 
+    /// A warn finding: what was found and what it degrades, and the
+    /// command that fixes it.
     pub fn warn(found: impl Into<String>, fix: impl Into<String>) -> Self {
         Finding {
             verdict: Verdict::Warn,
@@ -89,6 +93,8 @@ impl Finding {
         }
     }
 
+    /// A FAIL finding: what was found and how a failover breaks, and the
+    /// command that fixes it.
     pub fn fail(found: impl Into<String>, fix: impl Into<String>) -> Self {
         Finding {
             verdict: Verdict::Fail,
@@ -101,7 +107,9 @@ impl Finding {
 /// One check's name and what it found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
+    /// The check's name ([`checks::Check::name`]).
     pub name: &'static str,
+    /// What the check found on this node.
     pub finding: Finding,
 }
 

@@ -25,6 +25,8 @@ use crate::wire::{Centis, VrrpState};
 /// Static parameters of one virtual router (RFC 5798 §6.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Params {
+    /// Virtual Router Identifier, 1..=255 (§5.2.3), shared by every router
+    /// of the group.
     pub vrid: u8,
     /// Configured priority, 1..=255 (255 = address owner, §6.1).
     pub priority: u8,
@@ -43,11 +45,18 @@ pub struct Params {
 /// for our VRID; the edges do the checking, the core only decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReceivedAdvert {
+    /// The IPv4 source of the datagram: the sender's primary address,
+    /// compared with ours to break a priority tie (§6.4.3).
     pub source: Ipv4Addr,
+    /// The advertised priority (§5.2.4): 0 = the master resigns, 255 = owner.
     pub priority: u8,
+    /// The sender's Max Adver Int field (§5.2.7), which a backup adopts as
+    /// its Master_Adver_Interval (§6.4.2).
     pub max_advert_interval: Centis,
 }
 
+/// An event for [`Router::handle`]: the RFC 5798 §6.4 events, plus the
+/// priority and fault changes the edges decide.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// §6.4.1: the Startup event.
@@ -82,12 +91,14 @@ pub enum Reason {
     Resigned,
     /// §6.4.2/§6.4.3: the Shutdown event.
     Shutdown,
-    /// Fault entered or cleared.
+    /// Fault entered ([`Input::SetFault`] with `true`).
     Fault,
+    /// Fault cleared ([`Input::SetFault`] with `false`): back to Backup.
     FaultCleared,
 }
 
 impl Reason {
+    /// The snake_case name logged as `reason` (the same as the serde form).
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::AddressOwner => "address_owner",
@@ -107,17 +118,27 @@ impl Reason {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Send one advertisement with this priority and our Advertisement_Interval.
-    SendAdvert { priority: u8 },
+    SendAdvert {
+        /// The Priority field to send: our effective priority, or 0 when a
+        /// master resigns (Shutdown, §6.4.3, or effective priority 0).
+        priority: u8,
+    },
     /// The state changed. Entering Master means: take the VIPs and send the
     /// gratuitous-ARP burst; leaving Master means: drop the VIPs.
     StateChange {
+        /// The state left.
         from: VrrpState,
+        /// The state entered.
         to: VrrpState,
+        /// The rule that caused it.
         reason: Reason,
     },
     /// We are and stay master, but a lower-priority master was heard (a healed
     /// partition): re-send the gratuitous-ARP burst at once, so that clients
     /// that followed the other master come back without waiting for their ARP
     /// entries to expire.
-    ResendGarp { other_master: Ipv4Addr },
+    ResendGarp {
+        /// Source address of the lower-priority master's advert.
+        other_master: Ipv4Addr,
+    },
 }

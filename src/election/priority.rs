@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Override {
+    /// No instruction: the node elects with its configured priority.
     #[default]
     None,
     /// Become master now: priority 254 (or 255 if configured) with preemption.
@@ -17,6 +18,8 @@ pub enum Override {
 }
 
 impl Override {
+    /// The lowercase name used in `status` and in the `override_*` events
+    /// (the same as the serde form).
     pub fn as_str(self) -> &'static str {
         match self {
             Override::None => "none",
@@ -34,7 +37,9 @@ pub const PROMOTED: u8 = 254;
 /// sees the resulting number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inputs {
+    /// The `priority` from the configuration, 1..=255 (255 = address owner).
     pub configured: u8,
+    /// The operator's standing instruction, if any.
     pub override_: Override,
     /// False for a node that may never be master (e.g. no storage configured).
     pub may_be_master: bool,

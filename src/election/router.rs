@@ -76,6 +76,8 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router in the Initialize state with no timer armed; it starts
+    /// electing on [`Input::Startup`] (§6.4.1).
     pub fn new(params: Params) -> Self {
         let master_adver_interval = clamp_interval(params.advert_interval);
         Router {
@@ -115,10 +117,13 @@ impl Router {
         }
     }
 
+    /// The current §6.4 state (Initialize, Backup, Master, or our Fault).
     pub fn state(&self) -> VrrpState {
         self.state
     }
 
+    /// The parameters in force: those given to [`Router::new`] or the last
+    /// [`Router::set_params`].
     pub fn params(&self) -> &Params {
         &self.params
     }

@@ -16,11 +16,17 @@ use tracing::Level;
 /// use. Only the syslog layer maps it to `libc::LOG_*`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// `LOG_CRIT`: pages an operator (a VIP that cannot be added, ...).
     Crit,
+    /// `LOG_ERR`: an error the agent survives.
     Err,
+    /// `LOG_WARNING`: worth a look, nothing is broken yet.
     Warning,
+    /// `LOG_NOTICE`: a normal but significant change (a role transition).
     Notice,
+    /// `LOG_INFO`: routine operation.
     Info,
+    /// `LOG_DEBUG`: detail for troubleshooting.
     Debug,
 }
 
@@ -69,19 +75,21 @@ impl std::fmt::Display for Severity {
 /// and its syslog severity (`--log-target syslog`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Loudness {
+    /// The `tracing` level: filters stderr and JSON output (`RUST_LOG`).
     pub level: Level,
+    /// The syslog(3) severity the record is sent with.
     pub severity: Severity,
 }
 
 /// Declares the enum and [`Event::ALL`] from one list, so that no variant
 /// can be missing from `ALL`.
 macro_rules! events {
-    ($($variant:ident),+ $(,)?) => {
+    ($($(#[$meta:meta])* $variant:ident),+ $(,)?) => {
         /// Every operator-facing log event. `docs/events.md` says what each
         /// means; [`Event::name`] is the `event` field of its records.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum Event {
-            $($variant),+
+            $($(#[$meta])* $variant),+
         }
 
         impl Event {
@@ -92,68 +100,134 @@ macro_rules! events {
 }
 
 events! {
+    /// `agent_started`: the agent joined the election.
     AgentStarted,
+    /// `agent_stopping`: SIGTERM or SIGINT received; the agent releases and exits.
     AgentStopping,
+    /// `state_change`: a role transition (RFC 5798 §6.4 states plus fault).
     StateChange,
+    /// `vip_added`: a virtual IP was added on becoming master.
     VipAdded,
+    /// `vip_removed`: a virtual IP was removed on leaving master.
     VipRemoved,
+    /// `vip_failed`: adding or removing a virtual IP failed (a failed add means fault).
     VipFailed,
+    /// `garp_sent`: a gratuitous-ARP burst was sent.
     GarpSent,
+    /// `garp_failed`: the link-layer send of a gratuitous ARP failed.
     GarpFailed,
+    /// `master_conflict`: as master, we heard a lower-priority master (a healed partition).
     MasterConflict,
+    /// `packet_dropped`: periodic summary of received datagrams dropped, by reason.
     PacketDropped,
+    /// `send_failed`: sending an advert failed.
     SendFailed,
+    /// `fault`: the node entered fault and may not be master until it clears.
     Fault,
+    /// `fault_cleared`: the fault cleared; the node may be elected again.
     FaultCleared,
+    /// `override_changed`: `promote`, `demote` or `resume` changed the operator override.
     OverrideChanged,
+    /// `stale_vip_removed`: at start, a VIP left by a crashed earlier run was removed.
     StaleVipRemoved,
+    /// `config_reloaded`: SIGHUP applied a valid configuration.
     ConfigReloaded,
+    /// `config_rejected`: SIGHUP found an invalid configuration; the old one stays.
     ConfigRejected,
+    /// `control_error`: a control-socket request could not be served.
     ControlError,
+    /// `runbook_started`: a promote, demote or follow runbook began.
     RunbookStarted,
+    /// `runbook_step`: one attempt of one runbook step, with its outcome.
     RunbookStep,
+    /// `runbook_finished`: a runbook completed.
     RunbookFinished,
+    /// `runbook_failed`: a runbook step failed after its retries.
     RunbookFailed,
+    /// `runbook_cancelled`: a newer election decision stopped a runbook between steps.
     RunbookCancelled,
+    /// `step_killed`: a running step was killed with its process group by the fence.
     StepKilled,
+    /// `nfs_server_gone`: the NFS server of a shared dir does not answer;
+    /// the mount is force-dismounted.
     NfsServerGone,
+    /// `command_abandoned`: a killed command still ran after SIGKILL (stuck
+    /// in the kernel) and was abandoned.
     CommandAbandoned,
+    /// `cbsd_lock_stale`: a CBSD jail lock names another node but is old enough to be ignored.
     CbsdLockStale,
+    /// `cbsd_lock_taken_over`: the CBSD lock of a jail adopted from a dead node was removed.
     CbsdLockTakenOver,
+    /// `environment_stop_failed`: the stop of an environment could not be verified.
     EnvironmentStopFailed,
+    /// `release_failed`: a demote failed; the master resources stay held and it is retried.
     ReleaseFailed,
+    /// `release_stuck`: demotes keep failing while this node holds the master resources.
     ReleaseStuck,
+    /// `found_held`: at start, a master resource was found held.
     FoundHeld,
+    /// `found_unknown`: at start, a probe could not answer; the resource counts as held.
     FoundUnknown,
+    /// `watchdog_state`: the watchdog was armed, disarmed or withheld.
     WatchdogState,
+    /// `watchdog_failed`: the watchdog device refused a pat or a disarm.
     WatchdogFailed,
+    /// `agent_failed`: the agent could not start and exits non-zero.
     AgentFailed,
+    /// `override_restored`: at start, an override stored in `state_dir` is in force.
     OverrideRestored,
+    /// `receive_failed`: reading the raw VRRP socket failed.
     ReceiveFailed,
+    /// `advert_encode_failed`: an advert could not be encoded (a bug).
     AdvertEncodeFailed,
+    /// `link_down`: the VRRP interface lost its carrier; the node enters fault.
     LinkDown,
+    /// `link_up`: the carrier is back; a fault it caused clears.
     LinkUp,
+    /// `shutdown_timeout`: on SIGTERM the demote did not finish within the grace period.
     ShutdownTimeout,
+    /// `notify_failed`: the `[notify]` command failed to start, failed or timed out.
     NotifyFailed,
+    /// `metrics_failed`: writing the `[metrics]` textfile failed.
     MetricsFailed,
+    /// `state_marker_failed`: the master marker in `state_dir` could not be written or removed.
     StateMarkerFailed,
+    /// `promote_failed_superseded`: a promote failed after a newer decision
+    /// superseded it; no fault.
     PromoteFailedSuperseded,
+    /// `quorum_lost`: this node no longer hears, or is heard by, a strict majority.
     QuorumLost,
+    /// `quorum_regained`: a majority hears this node again.
     QuorumRegained,
+    /// `quorum_waiting`: at start, no majority heard yet; the node waits for quorum.
     QuorumWaiting,
+    /// `cluster_config_mismatch`: a peer's cluster-wide configuration hashes differently.
     ClusterConfigMismatch,
+    /// `cluster_config_match`: a peer that differed hashes like this node again.
     ClusterConfigMatch,
+    /// `auth_failed`: an advert or heartbeat failed authentication (rate-limited).
     AuthFailed,
+    /// `heartbeat_encode_failed`: this node's heartbeat could not be built.
     HeartbeatEncodeFailed,
+    /// `placement_decided`: placement changed its mind about running an environment here.
     PlacementDecided,
+    /// `lease_fencing`: a lease is about to run out; the resource it covers is released now.
     LeaseFencing,
+    /// `handover_started`: this master began handing its role over on purpose.
     HandoverStarted,
+    /// `handover_finished`: the hand-over's wait ended and the demote runs.
     HandoverFinished,
+    /// `handover_cancelled`: elected master again while handing over; nothing is handed over.
     HandoverCancelled,
+    /// `lease_overrun`: a resource was still held after its lease ran out.
     LeaseOverrun,
+    /// `config_warning`: at start, the configuration is valid but short of what it should be.
     ConfigWarning,
+    /// `control_denied`: a control-socket client lacked the permission its request needs.
     ControlDenied,
+    /// `environment_move`: `rcbsd-failover move` was accepted for an environment.
     EnvironmentMove,
+    /// `fence_margin_short`: a demote took longer than `[cluster] fence_margin`.
     FenceMarginShort,
 }
 

@@ -13,7 +13,7 @@
 //!   ([`linux`]). The kernel arms it as soon as it is opened, so
 //!   [`Watchdog::open`] sets the timeout at once and leaves it armed.
 //! - a **FIFO** read by an external supervisor or by the lab's
-//!   `FakeWatchdog` (`src/lab/fake_watchdog.rs`), with the line protocol
+//!   `FakeWatchdog` (`lab/src/fake_watchdog.rs`), with the line protocol
 //!   below.
 //!
 //! ## Timeouts are rounded down, never up
@@ -102,133 +102,215 @@ impl fmt::Display for WatchdogKind {
 /// failed and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchdogError {
+    /// stat(2) of the configured path failed (missing, or no permission).
     #[error("watchdog {path:?} cannot be examined: {error}; check the watchdog path")]
-    Stat { path: PathBuf, error: io::Error },
+    Stat {
+        /// The configured watchdog path.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
 
+    /// open(2) of the watchdog device or FIFO failed.
     #[error(
         "cannot open watchdog {path:?}: {error}; check the path and its permissions \
          (watchdog devices are root-only)"
     )]
-    Open { path: PathBuf, error: io::Error },
+    Open {
+        /// The configured watchdog path.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
 
+    /// The FIFO has no reader: open(2) with `O_NONBLOCK` failed with `ENXIO`.
     #[error(
         "nothing reads the watchdog FIFO {path:?} (ENXIO); start its reader (the \
          supervisor) before the agent"
     )]
-    NoReader { path: PathBuf },
+    NoReader {
+        /// The configured watchdog path.
+        path: PathBuf,
+    },
 
+    /// A Linux watchdog device is held by another process (`EBUSY`).
     #[error(
         "watchdog {path:?} is already open in another process (EBUSY; a Linux watchdog \
          admits one opener): stop the other watchdog daemon (watchdog(8), systemd's \
          RuntimeWatchdogSec=, wdmd) or give this agent another device"
     )]
-    Busy { path: PathBuf },
+    Busy {
+        /// The configured watchdog path.
+        path: PathBuf,
+    },
 
+    /// The path is neither a watchdog character device nor a FIFO.
     #[error(
         "{path:?} is a {file_type}, not a watchdog; give a watchdog character device \
          (FreeBSD /dev/fido, Linux /dev/watchdog) or a FIFO read by a supervisor"
     )]
     NotAWatchdog {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// What the path is instead, e.g. "regular file".
         file_type: &'static str,
     },
 
+    /// A character device on a platform with no watchdog driver here.
     #[error(
         "{path:?} is a character device, but hardware watchdogs are only driven on \
          FreeBSD and Linux; use a FIFO read by an external supervisor"
     )]
-    Unsupported { path: PathBuf },
+    Unsupported {
+        /// The configured watchdog path.
+        path: PathBuf,
+    },
 
+    /// The wanted timeout is below the shortest the device can represent
+    /// (1 s on Linux, 1 ms for a FIFO).
     #[error(
         "watchdog {path:?} ({kind}) cannot time out after {wanted:?} or sooner: its \
          shortest timeout is {shortest:?}; configure a longer one"
     )]
     TimeoutTooShort {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// How the path is driven.
         kind: WatchdogKind,
+        /// The timeout asked for.
         wanted: Duration,
+        /// The shortest timeout that kind of device can have.
         shortest: Duration,
     },
 
+    /// FreeBSD: the pat ioctl failed with `EOPNOTSUPP`: no driver accepts
+    /// the timeout, and watchdog(4) then disables the watchdog.
     #[error(
         "no watchdog driver accepts a {timeout:?} timeout on {path:?} (EOPNOTSUPP), so \
          the kernel disabled the watchdog: load a driver (kldload ichwd, amdsbwd, ipmi, \
          wbwd or itwd; or a kernel with options SW_WATCHDOG), check dmesg, or choose \
          a timeout the hardware supports"
     )]
-    NoDriver { path: PathBuf, timeout: Duration },
+    NoDriver {
+        /// The configured watchdog path.
+        path: PathBuf,
+        /// The timeout that was asked of the kernel.
+        timeout: Duration,
+    },
 
+    /// Linux: the driver lacks `WDIOF_MAGICCLOSE`, so a close by a dying agent
+    /// would stop the countdown instead of letting it reset the node.
     #[error(
         "watchdog {path:?} ({identity}) has no magic close: closing it, as the kernel \
          does when the agent dies, would stop the countdown, so it cannot fence; use a \
          driver that supports magic close (softdog, iTCO_wdt, sp5100_tco, ipmi_watchdog...)"
     )]
-    NoMagicClose { path: PathBuf, identity: String },
+    NoMagicClose {
+        /// The configured watchdog path.
+        path: PathBuf,
+        /// The driver's identity string from `WDIOC_GETSUPPORT`.
+        identity: String,
+    },
 
+    /// Linux: `WDIOC_SETTIMEOUT` failed for the wanted timeout.
     #[error(
         "watchdog {path:?} refuses a timeout of {seconds} s ({error}); choose a timeout \
          in the driver's range"
     )]
     TimeoutRefused {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// The timeout asked for, in whole seconds.
         seconds: u32,
+        /// The OS error.
         error: io::Error,
     },
 
+    /// Linux: `WDIOC_GETTIMEOUT` failed or answered nonsense, so the real
+    /// timeout is unknown.
     #[error(
         "watchdog {path:?} does not report its timeout ({error}), so when it would reset \
          is unknown; use a driver that reports it (WDIOC_GETTIMEOUT)"
     )]
-    TimeoutUnknown { path: PathBuf, error: io::Error },
+    TimeoutUnknown {
+        /// The configured watchdog path.
+        path: PathBuf,
+        /// The OS error.
+        error: io::Error,
+    },
 
+    /// Linux: the driver granted a longer timeout than asked; the device was
+    /// closed with the magic character.
     #[error(
         "watchdog {path:?} granted a timeout of {granted:?} when at most {wanted:?} was \
          asked: a reset later than the agent assumes is unsafe, so it was closed with the \
          magic character; choose a timeout the driver can honour exactly"
     )]
     TimeoutLonger {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// The timeout asked for (whole seconds).
         wanted: Duration,
+        /// The timeout the driver reported back.
         granted: Duration,
     },
 
+    /// Linux: on reopen the device reported another timeout than the one the
+    /// caller plans with; it was closed with the magic character.
     #[error(
         "watchdog {path:?} came back with a timeout of {now:?} instead of {before:?} when \
          re-armed, so it was closed again with the magic character; the agent must \
          reopen it and plan with the new timeout"
     )]
     TimeoutChanged {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// The timeout the handle had until now.
         before: Duration,
+        /// The timeout the device reports after reopening.
         now: Duration,
     },
 
+    /// A watchdog ioctl failed for another reason.
     #[error(
         "watchdog {path:?}: {request} failed: {error}; check that the path is the \
          watchdog device and the kernel log (dmesg) for the driver's complaint"
     )]
     Ioctl {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// Which ioctl failed, e.g. `WDIOC_GETSUPPORT` or `WDIOCPATPAT (pat)`.
         request: &'static str,
+        /// The OS error.
         error: io::Error,
     },
 
+    /// A write(2) to the device or FIFO failed.
     #[error("watchdog {path:?}: writing {what} failed: {error}{hint}")]
     Write {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// What was being written, e.g. "a pat line".
         what: &'static str,
+        /// The OS error.
         error: io::Error,
+        /// What the errno means and what to do, or empty.
         hint: &'static str,
     },
 
+    /// A write(2) to the FIFO or device wrote only part of the line.
     #[error(
         "watchdog {path:?}: writing {what} wrote {written} of {len} bytes; the reader \
          must take whole lines"
     )]
     ShortWrite {
+        /// The configured watchdog path.
         path: PathBuf,
+        /// What was being written.
         what: &'static str,
+        /// Bytes the write(2) took.
         written: usize,
+        /// Bytes of the whole line.
         len: usize,
     },
 }

@@ -5,58 +5,95 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+/// Why the network edge could not be set up or used.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
+    /// The configured interface is unknown to the kernel.
     #[error("interface {interface:?} not found ({errno}); check the name with ifconfig / ip link")]
     NoSuchInterface {
+        /// The interface name as configured.
         interface: String,
+        /// The errno the lookup returned.
         errno: nix::Error,
     },
 
+    /// getifaddrs(3) failed.
     #[error("cannot list the interfaces' addresses (getifaddrs): {0}")]
     ListAddresses(#[source] nix::Error),
 
+    /// The interface has no IPv4 address to send adverts from (RFC 5798
+    /// §5.1.1.1: the source is the interface's primary address, not a VIP).
     #[error(
         "interface {interface:?} has no IPv4 address other than the virtual IPs; \
          give it one, or set vrrp.source_address"
     )]
-    NoPrimaryAddress { interface: String },
+    NoPrimaryAddress {
+        /// The interface name.
+        interface: String,
+    },
 
+    /// The interface has no link-layer (MAC) address to send gratuitous ARP
+    /// from.
     #[error("interface {interface:?} has no Ethernet address (is it an Ethernet-like interface?)")]
-    NoMacAddress { interface: String },
+    NoMacAddress {
+        /// The interface name.
+        interface: String,
+    },
 
+    /// `vrrp.source_address` is not assigned to the interface.
     #[error("source address {address} is not an address of interface {interface:?}")]
     SourceNotOnInterface {
+        /// The interface name.
         interface: String,
+        /// The configured source address.
         address: Ipv4Addr,
     },
 
+    /// The OS refused the raw IP socket: not root, or no CAP_NET_RAW.
     #[error(
         "opening a raw socket for VRRP (IP protocol 112) was refused: \
          run as root or grant CAP_NET_RAW ({0})"
     )]
     RawSocketPermission(#[source] io::Error),
 
+    /// A system call on the raw VRRP socket failed.
     #[error("VRRP socket on interface {interface:?}: {action}: {error}")]
     Socket {
+        /// The interface the socket serves.
         interface: String,
+        /// What was being done, e.g. the socket option being set.
         action: &'static str,
+        /// The OS error.
         error: io::Error,
     },
 
+    /// A configured unicast peer cannot receive our adverts.
     #[error(
         "unicast peer {peer} cannot be used: {reason}; fix vrrp.unicast_peers \
          (multicast is never used in its place)"
     )]
-    UnusablePeer { peer: Ipv4Addr, reason: String },
+    UnusablePeer {
+        /// The peer address from `vrrp.unicast_peers`.
+        peer: Ipv4Addr,
+        /// Why it cannot be used: not a unicast address, one of our own, or no
+        /// route to it.
+        reason: String,
+    },
 
+    /// Opening or using the link-layer socket (BPF or AF_PACKET) that sends
+    /// gratuitous ARP failed.
     #[error("link-layer (ARP) sender on interface {interface:?}: {action}: {error}")]
     Link {
+        /// The interface the frames go out of.
         interface: String,
+        /// What was being done.
         action: &'static str,
+        /// The OS error.
         error: io::Error,
     },
 
+    /// FreeBSD: carp(4) is loaded and would take every packet of IP protocol
+    /// 112 (see [`super::preflight`]).
     #[error(
         "carp(4) is loaded: it takes IP protocol 112 in the kernel, so this \
          agent's raw socket would receive no VRRP advertisement; unload it with \
@@ -65,6 +102,12 @@ pub enum NetError {
     )]
     CarpLoaded,
 
+    /// A start-up check's command (kldstat(8)) could not be started.
     #[error("start-up check {argv:?} could not run: {error}")]
-    PreflightCommand { argv: Vec<String>, error: io::Error },
+    PreflightCommand {
+        /// The command line, program first.
+        argv: Vec<String>,
+        /// Why it could not be started.
+        error: io::Error,
+    },
 }

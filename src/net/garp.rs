@@ -40,6 +40,7 @@ impl std::fmt::Debug for GarpSender {
 }
 
 impl GarpSender {
+    /// Opens a transmit-only link-layer socket on `interface` and reads its MAC.
     pub fn open(interface: &str) -> Result<Self, NetError> {
         let mac = iface::mac_address(interface)?;
         let link = platform::Link::open(interface)?;

@@ -15,6 +15,8 @@ use super::error::NetError;
 #[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
 const KLDSTAT: &str = "/sbin/kldstat";
 
+/// Runs the start-up checks of the host: on FreeBSD, refuses to start when
+/// carp(4) is loaded; elsewhere, nothing.
 pub fn check() -> Result<(), NetError> {
     #[cfg(target_os = "freebsd")]
     refuse_if_carp_loaded(Path::new(KLDSTAT))?;

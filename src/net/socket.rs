@@ -2,7 +2,7 @@
 //!
 //! It sends VRRP payloads (the kernel writes the IP header, with TTL 255)
 //! and receives whole datagrams *including* the IP header, with the index
-//! of the interface they arrived on; judging them is [`super::admit`]'s
+//! of the interface they arrived on; judging them is [`crate::admit`]'s
 //! job, not this module's.
 //!
 //! Two modes, chosen by `unicast_peers` (RFC 5798 only knows multicast;
@@ -54,7 +54,10 @@ const RECV_QUEUE_BYTES: usize = 4 << 20;
 /// What [`VrrpSocket::open`] needs to know, resolved from the config.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SocketConfig {
+    /// Name of the interface adverts are sent and received on.
     pub interface: String,
+    /// That interface's index (if_nametoindex(3)), to match received packets'
+    /// `IP_PKTINFO` / `IP_RECVIF`.
     pub ifindex: u32,
     /// Our primary address on the interface: the source of our adverts.
     pub source: Ipv4Addr,

@@ -22,7 +22,9 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The commands that add and remove a virtual IP on one platform.
 pub trait VipBackend {
+    /// The command line, program first, that adds `vip` to `interface`.
     fn add_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String>;
+    /// The command line, program first, that removes `vip` from `interface`.
     fn remove_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String>;
 }
 
@@ -36,6 +38,7 @@ pub trait VipBackend {
 /// replies unless the operator adds the route by hand.)
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinuxIp {
+    /// Path of the `ip` binary.
     pub ip_path: PathBuf,
 }
 
@@ -72,6 +75,7 @@ impl LinuxIp {
 /// the primary address already provides the connected route.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreeBsdIfconfig {
+    /// Path of ifconfig(8) (`[tools] ifconfig`).
     pub ifconfig_path: PathBuf,
 }
 
@@ -115,40 +119,69 @@ pub fn platform_backend(ifconfig: &Path) -> Box<dyn VipBackend + Send + Sync> {
     }
 }
 
+/// Why a virtual IP could not be added or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum VipError {
+    /// Reading the interface's addresses, before or after the command, failed.
     #[error("cannot read the addresses of {interface:?}: {error}")]
-    Query { interface: String, error: NetError },
+    Query {
+        /// The interface.
+        interface: String,
+        /// The underlying failure.
+        error: NetError,
+    },
 
+    /// The command could not be started or waited for.
     #[error("{argv:?} failed to start: {error}")]
     Spawn {
+        /// The command line, program first.
         argv: Vec<String>,
+        /// The OS error.
         error: std::io::Error,
     },
 
+    /// The command ran longer than [`COMMAND_TIMEOUT`] and was killed.
     #[error("{argv:?} did not finish within {}s and was killed", timeout.as_secs())]
     Timeout {
+        /// The command line, program first.
         argv: Vec<String>,
+        /// The time limit it exceeded.
         timeout: Duration,
     },
 
+    /// The command exited unsuccessfully and the interface is not as wanted.
     #[error("{argv:?} failed ({status}): {stderr}")]
     Failed {
+        /// The command line, program first.
         argv: Vec<String>,
+        /// Its exit status.
         status: ExitStatus,
+        /// Its standard error, trimmed.
         stderr: String,
     },
 
+    /// The command succeeded, yet the address is not (or still is) on the
+    /// interface afterwards.
     #[error("{argv:?} succeeded but {vip} is {} interface {interface:?} afterwards", if *.expected_present { "still not on" } else { "still on" })]
     NotApplied {
+        /// The command line, program first.
         argv: Vec<String>,
+        /// The interface.
         interface: String,
+        /// The virtual IP.
         vip: VirtualIp,
+        /// Whether the command was meant to add (`true`) or remove it.
         expected_present: bool,
     },
 
+    /// The backend returned an empty command line (a bug in the backend).
     #[error("empty command for {vip} on {interface:?}")]
-    EmptyArgv { interface: String, vip: VirtualIp },
+    EmptyArgv {
+        /// The interface.
+        interface: String,
+        /// The virtual IP.
+        vip: VirtualIp,
+    },
 }
 
 /// Makes sure `vip` is on `interface`. Returns whether anything changed

@@ -43,7 +43,10 @@ pub enum Role {
     /// Master: promote.
     Master,
     /// Backup or fault: no master resources; follow `master` when known.
-    Follower { master: Option<Ipv4Addr> },
+    Follower {
+        /// The master's primary address as last heard (§6.4.2), if any.
+        master: Option<Ipv4Addr>,
+    },
     /// The agent is stopping: release everything, follow nobody.
     Stopped,
     /// The master is handing over on purpose and still serves: stop the
@@ -56,6 +59,7 @@ pub enum Role {
 /// What the worker is told, without the configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Target {
+    /// The role to serve.
     pub role: Role,
     /// The decision's number; reported back once converged on.
     pub sequence: u64,
@@ -72,7 +76,10 @@ pub enum Held {
     Nothing,
     /// Master resources: `complete` once a promote succeeded, otherwise
     /// possibly partial (a promote cancelled, failed or found after a crash).
-    Master { complete: bool },
+    Master {
+        /// True once a promote succeeded and no demote has started since.
+        complete: bool,
+    },
     /// Mounted from the VIP while the master at this address was master.
     Following(Ipv4Addr),
 }
@@ -85,9 +92,19 @@ pub enum EnvHeld {
     /// Possibly running, not checked: found after a restart.
     Unchecked,
     /// A stop was tried and not verified: it may still run.
-    StopFailed { failures: u32, retry_at: Instant },
+    StopFailed {
+        /// Unverified stops in a row (1 after the first).
+        failures: u32,
+        /// When the stop is tried again (the [`Backoff`] for `failures`).
+        retry_at: Instant,
+    },
     /// A start failed after the start command ran: it may run.
-    StartFailed { failures: u32, retry_at: Instant },
+    StartFailed {
+        /// Failed starts in a row (1 after the first).
+        failures: u32,
+        /// When the environment is tried again (the [`Backoff`] for `failures`).
+        retry_at: Instant,
+    },
 }
 
 impl EnvHeld {
@@ -109,12 +126,16 @@ impl EnvHeld {
 /// Which runbook a job runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobKind {
+    /// Take the master resources (storage, NFS service, exports, the VIP).
     Promote,
+    /// Release the master resources, VIP first.
     Demote,
     /// Mount from the VIP of `master`; `rejoin`: the first follow since the
     /// agent started (stale registrations are cleared first).
     Follow {
+        /// The primary address of the master being followed.
         master: Ipv4Addr,
+        /// The first follow since the agent started.
         rejoin: bool,
     },
     /// Stop and start environments only.
@@ -125,6 +146,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
+    /// The runbook's name in logs (`runbook` field) and `status`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Promote => "promote",
@@ -139,6 +161,7 @@ impl JobKind {
 /// The next thing for the worker to run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Job {
+    /// The runbook to run.
     pub kind: JobKind,
     /// Environments to stop first (each verified); role runbooks stop
     /// everything that may run on the old mounts.
@@ -150,14 +173,26 @@ pub struct Job {
 /// How a job's runbook ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JobOutcome {
+    /// Every step succeeded (or found its work already done).
     Succeeded,
-    Failed { step: String, error: String },
-    Cancelled { at_step: String },
+    /// A step failed after its retries; a failed promote has undone its steps.
+    Failed {
+        /// The name of the failing step.
+        step: String,
+        /// Why it failed, for the log.
+        error: String,
+    },
+    /// A newer decision stopped the runbook between two steps.
+    Cancelled {
+        /// The name of the step that would have run next.
+        at_step: String,
+    },
 }
 
 /// What the runner reports about one job.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JobReport {
+    /// How the runbook ended.
     pub outcome: JobOutcome,
     /// Verified stopped (the probe said so).
     pub stopped: Vec<String>,
@@ -193,24 +228,43 @@ pub enum Next {
     Run(Job),
     /// Converged on the target: report, then wait for a newer target, or
     /// until `wake_at` (a retry).
-    Idle { wake_at: Option<Instant> },
+    Idle {
+        /// When to ask again without a new target: the earliest retry due.
+        wake_at: Option<Instant>,
+    },
 }
 
 /// Something the worker must tell the operator or the node core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Notice {
     /// A promote failed (it undid what it did): the node must resign.
-    PromoteFailed { reason: String },
+    PromoteFailed {
+        /// `step: error` of the failing step.
+        reason: String,
+    },
     /// An environment's stop was not verified: it stays held.
-    EnvironmentStopFailed { name: String, failures: u32 },
+    EnvironmentStopFailed {
+        /// The environment (CBSD jail) name.
+        name: String,
+        /// Unverified stops of it in a row.
+        failures: u32,
+    },
     /// A demote failed: the master resources stay held.
-    ReleaseFailed { failures: u32, error: String },
+    ReleaseFailed {
+        /// Failed demotes in a row.
+        failures: u32,
+        /// `step: error` of the failing step.
+        error: String,
+    },
 }
 
 /// Retry timings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
+    /// The wait after a first failure (`runbook.retry_backoff`); doubled
+    /// with each further failure in a row.
     pub base: Duration,
+    /// The longest wait (`runbook.retry_backoff_max`).
     pub max: Duration,
 }
 
@@ -254,6 +308,9 @@ pub struct Converger {
 }
 
 impl Converger {
+    /// A worker's bookkeeping at start: what `found` says may be held
+    /// counts as held (master possibly partial, environments unchecked).
+    /// `cbsd`: the node runs CBSD runbooks (and may have shared dirs mounted).
     pub fn new(found: Found, cbsd: bool, backoff: Backoff) -> Self {
         Converger {
             held: if found.master {
@@ -276,10 +333,13 @@ impl Converger {
         }
     }
 
+    /// What the worker holds of the role.
     pub fn held(&self) -> Held {
         self.held
     }
 
+    /// Replaces the retry timings (after a configuration reload); waits
+    /// already scheduled keep their time.
     pub fn set_backoff(&mut self, backoff: Backoff) {
         self.backoff = backoff;
     }
@@ -294,6 +354,8 @@ impl Converger {
         self.held == Held::Master { complete: true }
     }
 
+    /// Every environment that may be running here, by name, with what is
+    /// known of it; an environment verified stopped is absent.
     pub fn environments(&self) -> &BTreeMap<String, EnvHeld> {
         &self.environments
     }

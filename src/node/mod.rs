@@ -58,6 +58,8 @@ pub struct Settings {
 /// The quorum part of [`Settings`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterSettings {
+    /// The `[cluster]` section as the quorum layer needs it (members,
+    /// heartbeat interval, lease, fence margin).
     pub state: NodeQuorumSettings,
     /// A CBSD node: environments are placed by `[[environment]]` (the
     /// decision carries the ones this node may run).
@@ -77,6 +79,7 @@ pub struct Decision {
     /// Numbers the decisions; the worker reports the last one it
     /// converged on.
     pub sequence: u64,
+    /// The role the worker must serve.
     pub role: Role,
     /// With `[cluster]` and placement: the environments this node may run.
     pub environments: Option<BTreeSet<String>>,
@@ -108,12 +111,14 @@ impl Decision {
 /// acquires something no longer allowed is killed (hole B).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allowance {
+    /// The master resources (storage, NFS service, the VIP) may be acquired.
     pub master: bool,
     /// `None`: no placement, every configured environment.
     pub environments: Option<BTreeSet<String>>,
 }
 
 impl Allowance {
+    /// Whether a step that acquires `resource` may keep running.
     pub fn allows(&self, resource: &Resource) -> bool {
         match resource {
             Resource::Master => self.master,
@@ -132,7 +137,12 @@ pub enum WorkerReport {
     Holding(Holding),
     /// A promote failed (and undid what it did) while serving the decision
     /// numbered `generation` (the cancel generation it started under).
-    PromoteFailed { reason: String, generation: u64 },
+    PromoteFailed {
+        /// `step: error` of the failing step.
+        reason: String,
+        /// [`NodeCore::generation`] when the promote started.
+        generation: u64,
+    },
 }
 
 /// Everything that can happen to a node.
@@ -148,6 +158,7 @@ pub enum Input {
     HeartbeatDue,
     /// [`NodeCore::poll_timeout`] has passed.
     Timeout,
+    /// The transition worker reported on its work.
     Worker(WorkerReport),
     /// The operator's override, already stored.
     Override(Override),
@@ -155,6 +166,7 @@ pub enum Input {
     Resume,
     /// The interface's carrier.
     Link {
+        /// True when the interface has its carrier.
         up: bool,
     },
     /// SIGTERM/SIGINT: release everything, then hand over.
@@ -164,20 +176,27 @@ pub enum Input {
 /// What the edges must do, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
+    /// Send one VRRP advertisement now.
     SendAdvert {
+        /// The Priority field: our effective priority, or 0 to resign.
         priority: u8,
     },
+    /// Send this heartbeat to every `[cluster]` peer.
     SendHeartbeat(Heartbeat),
     /// A heartbeat was not taken (counted by reason).
     HeartbeatIgnored(Ignored),
     /// The worker must serve this decision; `cancel`: a runbook in progress
     /// stops at its next safe point (and an acquiring step is killed).
     Publish {
+        /// The new decision.
         decision: Decision,
+        /// Whether a runbook in progress must stop: the role changed, or an
+        /// environment this node ran is no longer allowed.
         cancel: bool,
     },
     /// Re-send the gratuitous-ARP burst: a second master was heard.
     ResendGarp {
+        /// Source address of the lower-priority master's advert.
         other_master: Ipv4Addr,
     },
     /// Something for the log (and the notify hook).
@@ -187,73 +206,114 @@ pub enum Effect {
 /// Operator-facing events the core decides (the agent logs them).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Notice {
+    /// The router changed state (`state_change`).
     StateChange {
+        /// The state left.
         from: VrrpState,
+        /// The state entered.
         to: VrrpState,
+        /// The RFC 5798 §6.4 rule (or our own) that caused it.
         reason: Reason,
+        /// The effective priority after the change.
         priority: u8,
+        /// The master's address as known now (ours when master), if any.
         master: Option<Ipv4Addr>,
     },
+    /// As master, we heard a lower-priority master (`master_conflict`).
     MasterConflict {
+        /// Source address of the other master's advert.
         other_master: Ipv4Addr,
+        /// Our effective priority.
         priority: u8,
     },
+    /// The node entered fault (`fault`).
     Fault {
+        /// What caused it, for the operator.
         reason: String,
     },
+    /// The fault cleared (`fault_cleared`).
     FaultCleared {
+        /// How: `resume`, `hold_off_expired` or `link_up`.
         how: &'static str,
     },
     /// A promote failure that came after its decision was superseded.
     PromoteFailedSuperseded {
+        /// `step: error` of the failing step.
         reason: String,
     },
+    /// At start, no majority heard yet (`quorum_waiting`).
     QuorumWaiting {
+        /// This node and the live peers it hears, by node name.
         heard: Vec<String>,
+        /// How many nodes make a strict majority of `[cluster] nodes`.
         majority: usize,
     },
+    /// Quorum held before is lost (`quorum_lost`).
     QuorumLost {
+        /// This node and the live peers it hears, by node name.
         heard: Vec<String>,
+        /// How many nodes make a strict majority of `[cluster] nodes`.
         majority: usize,
     },
+    /// Quorum is held again, or for the first time (`quorum_regained`).
     QuorumRegained {
+        /// This node and the live peers it hears, by node name.
         heard: Vec<String>,
+        /// How many nodes make a strict majority of `[cluster] nodes`.
         majority: usize,
     },
+    /// Placement changed its mind about an environment (`placement_decided`).
     PlacementDecided {
+        /// The environment (CBSD jail) name.
         environment: String,
+        /// Whether this node now claims it (may run it).
         claim: bool,
+        /// Why, in words (`first choice`, `runs on node2`, ...).
         reason: String,
     },
+    /// A lease this node uses is about to run out (`lease_fencing`).
     LeaseFencing {
+        /// `master`, or `env:NAME` for an environment.
         resource: String,
+        /// Milliseconds of the lease left.
         left_ms: u64,
     },
+    /// A resource was still held after its lease ended (`lease_overrun`).
     LeaseOverrun {
+        /// `master`, or `env:NAME` for an environment.
         resource: String,
+        /// Milliseconds since the lease ended.
         overrun_ms: u64,
     },
     /// The master gives up its role on purpose and keeps serving NFS until
     /// the followers have quiesced (or `timeout_ms` passes).
     HandoverStarted {
+        /// The live peers that must quiesce first, by node name.
         waiting_for: Vec<String>,
+        /// The longest wait, `cluster.handover_timeout`, in milliseconds.
         timeout_ms: u64,
     },
     /// The wait is over: the demote (VIP first) runs now. `outcome`:
     /// `quiesced` (every live peer), `timed_out` (`laggards` had not),
     /// or what forced it (`quorum_lost`, `lease_ending`, `fault`).
     HandoverFinished {
+        /// Why the wait ended (see above).
         outcome: &'static str,
+        /// Milliseconds since the hand-over started.
         waited_ms: u64,
+        /// The live peers that had not quiesced, by node name.
         laggards: Vec<String>,
     },
     /// Elected master again while waiting: nothing is handed over.
     HandoverCancelled {
+        /// Milliseconds since the hand-over started.
         waited_ms: u64,
     },
     /// Demotes keep failing while the master resources are held.
     ReleaseStuck {
+        /// Failed demotes in a row.
         failures: u32,
+        /// What the node does about it.
         action: StuckAction,
     },
 }
@@ -272,6 +332,8 @@ pub enum StuckAction {
 }
 
 impl StuckAction {
+    /// The `action` field of `release_stuck` (`watchdog`, `retake`,
+    /// `alert_only`).
     pub fn as_str(self) -> &'static str {
         match self {
             StuckAction::Watchdog => "watchdog",
@@ -302,10 +364,14 @@ pub enum FaultCause {
     LinkDown,
 }
 
+/// The fault a node is in: why, and since when.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Fault {
+    /// What caused it, for the operator (`status`, the `fault` event).
     pub reason: String,
+    /// What caused it, which decides what clears it.
     pub cause: FaultCause,
+    /// When it was entered; a runbook fault clears `fault_hold_off` later.
     pub since: Instant,
 }
 
@@ -386,30 +452,39 @@ impl NodeCore {
 
     // ----- queries ------------------------------------------------------
 
+    /// The VRRP election state machine, with the effective parameters.
     pub fn router(&self) -> &Router {
         &self.router
     }
 
+    /// The quorum layer (membership, leases, placement); `None` without
+    /// `[cluster]`.
     pub fn cluster(&self) -> Option<&NodeQuorum> {
         self.cluster.as_ref()
     }
 
+    /// The settings in force: from [`NodeCore::new`] or the last
+    /// [`NodeCore::reconfigure`].
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
 
+    /// The VRRP state (RFC 5798 §6.4, plus Fault).
     pub fn state(&self) -> VrrpState {
         self.router.state()
     }
 
+    /// The operator's override in force.
     pub fn override_(&self) -> Override {
         self.override_
     }
 
+    /// The fault the node is in, if any.
     pub fn fault(&self) -> Option<&Fault> {
         self.fault.as_ref()
     }
 
+    /// [`Input::Stop`] was received: the node releases everything.
     pub fn is_stopping(&self) -> bool {
         self.stopping
     }
@@ -425,6 +500,7 @@ impl NodeCore {
         self.retained
     }
 
+    /// The last decision published to the worker; `None` before the first.
     pub fn published(&self) -> Option<&Decision> {
         self.published.as_ref()
     }

@@ -49,12 +49,16 @@ pub enum Verdict {
     Pat,
     /// Do not pat: the machine resets when the countdown runs out, unless
     /// the leases come back first.
-    Withhold { why: String },
+    Withhold {
+        /// What is held without a lease long enough, for the log and `status`.
+        why: String,
+    },
     /// Leave the device as it is (what is held is not known yet).
     Keep,
 }
 
 impl Verdict {
+    /// The verdict's name in `status` (`disarm`, `pat`, `withhold`, `keep`).
     pub fn as_str(&self) -> &'static str {
         match self {
             Verdict::Disarm => "disarm",

@@ -45,6 +45,8 @@ pub struct Settings {
     pub me: String,
     /// Every node of the cluster, this one included.
     pub nodes: Vec<String>,
+    /// `[cluster] lease`: how long a grant lasts on the granting node's
+    /// clock after the last claim it heard, and how long a peer stays live.
     pub lease: Duration,
     /// The fingerprint of the node list and lease timings
     /// (`Config::quorum_hash`): only peers with the same one count.
@@ -55,10 +57,16 @@ pub struct Settings {
 /// quorum bookkeeping.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LocalReport {
+    /// Our VRRP state; `None` is sent as Initialize.
     pub state: Option<VrrpState>,
+    /// Our effective VRRP priority, 0..=255 (0 = ineligible).
     pub priority: u8,
+    /// The primary address of the VRRP master we see (ours when master).
     pub following: Option<Ipv4Addr>,
+    /// Our cluster-wide configuration fingerprint (`Config::cluster_hash`),
+    /// compared by peers for `cluster_config_mismatch`.
     pub config_hash: u64,
+    /// Names of the CBSD environments running here.
     pub running: Vec<String>,
     /// Environments this node is handing over (`rcbsd-failover move`).
     pub handoffs: Vec<Handoff>,
@@ -84,6 +92,7 @@ pub enum Ignored {
 }
 
 impl Ignored {
+    /// The snake_case reason under which the agent counts the dropped heartbeat.
     pub fn as_str(self) -> &'static str {
         match self {
             Ignored::UnknownNode => "unknown_node",
@@ -97,7 +106,9 @@ impl Ignored {
 /// A peer as last heard.
 #[derive(Clone, Debug)]
 pub struct Peer {
+    /// The newest heartbeat taken from the peer.
     pub heartbeat: Heartbeat,
+    /// When that heartbeat was received, on our clock.
     pub heard_at: Instant,
 }
 
@@ -132,6 +143,8 @@ pub struct Membership {
 const RETIRED_INCARNATIONS: usize = 16;
 
 impl Membership {
+    /// The state of a node started at `now` (the start of its quiet
+    /// period, rule 2); `incarnation` numbers this run in heartbeats.
     pub fn new(settings: Settings, incarnation: u64, now: Instant) -> Self {
         Membership {
             settings,
@@ -146,10 +159,12 @@ impl Membership {
         }
     }
 
+    /// The settings this state was built with.
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
 
+    /// This run's incarnation, sent in every heartbeat.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
     }
@@ -233,6 +248,7 @@ impl Membership {
             .retain(|r, s| s.holder != me || self.claims.contains_key(r));
     }
 
+    /// The resources this node claims now (see [`Membership::set_claims`]).
     pub fn claims(&self) -> impl Iterator<Item = &Resource> {
         self.claims.keys()
     }
@@ -298,6 +314,7 @@ impl Membership {
             .filter(move |p| now.saturating_duration_since(p.heard_at) <= lease)
     }
 
+    /// The peer `name` as last heard, live or not; `None` if never heard.
     pub fn peer(&self, name: &str) -> Option<&Peer> {
         self.peers.get(name)
     }

@@ -53,31 +53,58 @@ pub enum MoveRefused {
     /// No `[cluster]`: nothing is placed, nothing moves.
     #[error("move needs [cluster] and [[environment]] placement; this node runs plain VRRP")]
     PlainVrrp,
+    /// No `[[environment]]` has that name.
     #[error("no [[environment]] is named {environment}")]
-    UnknownEnvironment { environment: String },
+    UnknownEnvironment {
+        /// The name asked for.
+        environment: String,
+    },
     /// `to` is not in the environment's node list.
     #[error("{to} may not run {environment}: its nodes are {}", .nodes.join(", "))]
     NotPlacedOn {
+        /// The environment to move.
         environment: String,
+        /// The node asked for.
         to: String,
+        /// The environment's `nodes`, most preferred first.
         nodes: Vec<String>,
     },
     /// It runs on other nodes: the move is theirs to make.
     #[error("{environment} runs on {}: run the move there", .nodes.join(", "))]
     RunsElsewhere {
+        /// The environment to move.
         environment: String,
+        /// The live nodes that report it running.
         nodes: Vec<String>,
     },
+    /// Neither this node nor a live peer runs it: there is nothing to move.
     #[error("{environment} does not run anywhere now: placement starts it on the first live node of its list")]
-    NotRunning { environment: String },
+    NotRunning {
+        /// The environment to move.
+        environment: String,
+    },
+    /// The target is this node, which already runs or claims it.
     #[error("{environment} already runs on {me}")]
-    AlreadyHere { environment: String, me: String },
+    AlreadyHere {
+        /// The environment to move.
+        environment: String,
+        /// This node's name.
+        me: String,
+    },
+    /// The target is not heard, or does not report quorum.
     #[error("{to} is not live with quorum: not moving {environment}")]
-    TargetNotLive { environment: String, to: String },
+    TargetNotLive {
+        /// The environment to move.
+        environment: String,
+        /// The node asked for.
+        to: String,
+    },
     /// Failback would take it back to `first_live` at once.
     #[error("{environment} has failback = true: it would go back to {first_live} at once; set failback = false to move it by hand")]
     Failback {
+        /// The environment to move.
         environment: String,
+        /// The most preferred node of its list that is live with quorum.
         first_live: String,
     },
 }
@@ -85,12 +112,20 @@ pub enum MoveRefused {
 /// Static settings of [`NodeQuorum`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeQuorumSettings {
+    /// Who is in the cluster, the lease and the quorum fingerprint.
     pub membership: Settings,
+    /// `[cluster] fence_margin`: a resource is used only while its lease
+    /// has more than this left, so it is released before the lease ends.
     pub fence_margin: Duration,
+    /// Every `[[environment]]`, with its preferred nodes.
     pub placement: Vec<PlacedEnvironment>,
+    /// Our cluster-wide configuration fingerprint (`Config::cluster_hash`),
+    /// sent in heartbeats.
     pub config_hash: u64,
 }
 
+/// One node's whole quorum state: [`Membership`], placement decisions, and
+/// what may be released. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct NodeQuorum {
     settings: NodeQuorumSettings,
@@ -115,6 +150,8 @@ pub struct NodeQuorum {
 pub const HANDOFF_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl NodeQuorum {
+    /// The state of a node started at `now`, claiming nothing and holding
+    /// nothing; `incarnation` numbers this run in heartbeats.
     pub fn new(settings: NodeQuorumSettings, incarnation: u64, now: Instant) -> Self {
         let membership = Membership::new(settings.membership.clone(), incarnation, now);
         NodeQuorum {
@@ -129,26 +166,33 @@ impl NodeQuorum {
         }
     }
 
+    /// The heartbeats heard, grants, claims and leases.
     pub fn membership(&self) -> &Membership {
         &self.membership
     }
 
+    /// This node's name in `[cluster] nodes`.
     pub fn me(&self) -> &str {
         &self.settings.membership.me
     }
 
+    /// Our cluster-wide configuration fingerprint, as sent in heartbeats.
     pub fn config_hash(&self) -> u64 {
         self.settings.config_hash
     }
 
+    /// The latest placement decision per environment name.
     pub fn decisions(&self) -> &BTreeMap<String, Decision> {
         &self.decisions
     }
 
+    /// What the worker last reported holding ([`NodeQuorum::set_holding`]).
     pub fn holding(&self) -> &Holding {
         &self.holding
     }
 
+    /// Takes one heartbeat heard at `now` (authenticated, from the sender's
+    /// configured address); see [`Membership::receive`].
     pub fn receive(&mut self, heartbeat: Heartbeat, now: Instant) -> Result<(), Ignored> {
         self.membership.receive(heartbeat, now)
     }
@@ -456,6 +500,8 @@ impl NodeQuorum {
         &self.published.1
     }
 
+    /// Records what the worker reports holding; it stays claimed until a
+    /// report of an applied decision without it.
     pub fn set_holding(&mut self, holding: Holding) {
         self.holding = holding;
     }

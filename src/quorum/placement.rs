@@ -29,7 +29,9 @@ use crate::config::PlacedEnvironment;
 /// What one live node reports (this node included).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeReport<'a> {
+    /// The node's name in `[cluster] nodes`.
     pub name: &'a str,
+    /// The node has quorum (its heartbeat's quorum bit; ours computed here).
     pub quorum: bool,
     /// Environments it claims.
     pub claims: Vec<&'a str>,
@@ -42,7 +44,10 @@ pub struct NodeReport<'a> {
 /// The decision for one environment, with the reason `status` shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
+    /// Whether this node claims the environment (wants its lease, to run it).
     pub claim: bool,
+    /// Why, in words (`first choice`, `runs on node2`, ...), for `status`
+    /// and `placement_decided`.
     pub reason: String,
 }
 

@@ -309,18 +309,29 @@ pub enum LockVerdict {
     /// as "my stale lock").
     Free,
     /// Another node's, which may be taken over (not live).
-    TakenOver { holder: String },
+    TakenOver {
+        /// The node the lock names (CBSD's nodename there).
+        holder: String,
+    },
     /// Another node's, older than [`LOCK_STALE_MINUTES`]: CBSD removes it
     /// and starts ("lock age is too old"); so does the agent, warning.
-    Stale { holder: String, minutes: u64 },
+    Stale {
+        /// The node the lock names (CBSD's nodename there).
+        holder: String,
+        /// The lock's age in whole minutes (since its mtime).
+        minutes: u64,
+    },
 }
 
 /// A fresh lock naming another node: why an environment is not started.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{} names {holder:?} ({minutes} min old), not this node's CBSD nodename {ours:?}: that node may run it; not starting it here (CBSD itself ignores the lock once it is over {LOCK_STALE_MINUTES} min old; remove the file once {holder} is known to be down)", path.display())]
 pub struct ForeignLock {
+    /// The lock file, `<workdir>/jails-system/<jail>/locked`.
     pub path: std::path::PathBuf,
+    /// The node the lock names (its content).
     pub holder: String,
+    /// The lock's age in whole minutes (since its mtime).
     pub minutes: u64,
     /// This node's CBSD nodename (or its node name when CBSD has none).
     pub ours: String,

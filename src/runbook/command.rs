@@ -36,37 +36,52 @@ pub const KILL_WAIT: Duration = Duration::from_secs(2);
 pub struct Ran {
     /// `None` when a signal ended it.
     pub exit: Option<i32>,
+    /// Standard output as (lossy UTF-8) text, at most 64 KiB.
     pub stdout: String,
+    /// Standard error as (lossy UTF-8) text, at most 64 KiB.
     pub stderr: String,
 }
 
 /// Why a command gave no exit status to check.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
+    /// The argv was empty: there is no program to run.
     #[error("empty command")]
     Empty,
+    /// The program could not be started (missing, not executable...).
     #[error("{command}: cannot start: {source}")]
     Spawn {
+        /// The command as an operator would type it.
         command: String,
+        /// What spawning it returned.
         source: std::io::Error,
     },
+    /// Waiting for the process's exit failed.
     #[error("{command}: wait: {source}")]
     Wait {
+        /// The command as an operator would type it.
         command: String,
+        /// What waiting for it returned.
         source: std::io::Error,
     },
     /// Its time ran out; it was killed.
     #[error("{command}: no answer within {}, killed{}", crate::config::format_duration(*.limit), .kill)]
     TimedOut {
+        /// The command as an operator would type it.
         command: String,
+        /// The time limit it was given.
         limit: Duration,
+        /// Whether its process group died or was abandoned.
         kill: KillNote,
     },
     /// The fence took away what it was acquiring; it was killed.
     #[error("{command}: {why}: killed{}", .kill)]
     Fenced {
+        /// The command as an operator would type it.
         command: String,
+        /// Which resource is no longer allowed here.
         why: String,
+        /// Whether its process group died or was abandoned.
         kill: KillNote,
     },
 }
@@ -94,7 +109,9 @@ impl std::fmt::Display for KillNote {
 /// A running step is killed when the fence no longer allows `resource`.
 #[derive(Clone)]
 pub struct Abort {
+    /// The fence's current allowance: what this node may hold right now.
     pub allowance: watch::Receiver<Allowance>,
+    /// What the step acquires (the master role or an environment).
     pub resource: Resource,
 }
 

@@ -13,6 +13,9 @@ use super::step::{OnFailure, Step};
 use super::{cbsd, nfs, storage, Env};
 use crate::config::Config;
 
+/// The demote steps: the VIP only on a plain VRRP node (no `[cbsd]`);
+/// otherwise also stopping `running` (the environments on this node), the
+/// NFS server and releasing the storage.
 pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
     let Some(cbsd_config) = &config.cbsd else {
         return vec![drop_vip(config)];

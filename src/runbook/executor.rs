@@ -40,12 +40,18 @@ const POLL: Duration = Duration::from_millis(100);
 /// What `status` shows about the runbook in progress.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
+    /// Which runbook is running.
     pub runbook: Kind,
+    /// The name of the step running now, as `plan` shows it.
     pub step: String,
     /// 1-based position of the step among the steps known so far.
     pub step_number: usize,
+    /// How many steps are known so far (environment steps are added as
+    /// the run decides them).
     pub steps: usize,
+    /// Milliseconds since the runbook started.
     pub elapsed_ms: u64,
+    /// Milliseconds since the current step started.
     pub step_elapsed_ms: u64,
 }
 
@@ -271,6 +277,8 @@ impl Run<'_> {
 }
 
 impl<V: VipControl> Runner<V> {
+    /// A runner for `config` that moves the VIPs through `vip`, with no
+    /// fence and the running executable as the `fs-probe` program.
     pub fn new(config: Config, vip: V) -> Self {
         Runner {
             config,
@@ -306,6 +314,7 @@ impl<V: VipControl> Runner<V> {
         self.config = config;
     }
 
+    /// The configuration the next run uses.
     pub fn config(&self) -> &Config {
         &self.config
     }

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+/// The success rule of one command: which exit codes and output count as
+/// "done" (or, for a probe, "already so").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     /// Exit status 0.
@@ -33,18 +35,32 @@ pub enum Expect {
     NotRunning,
     /// `mount -p` lists `mountpoint` (mounted from `source` when given).
     Mounted {
+        /// The directory that must be a mount point, e.g. `/usr/jails/jails-data`.
         mountpoint: PathBuf,
+        /// The `mount -p` source it must be mounted from (e.g.
+        /// `192.168.10.200:/store/jails-data`); `None`: any source.
         source: Option<String>,
     },
     /// `mount -p` does not list `mountpoint`.
-    NotMounted { mountpoint: PathBuf },
+    NotMounted {
+        /// The directory that must not be a mount point.
+        mountpoint: PathBuf,
+    },
     /// `sockstat -l` shows a listener on `port`.
-    Listening { port: u16 },
+    Listening {
+        /// The TCP port, e.g. 2049 for nfsd.
+        port: u16,
+    },
     /// Exit status 0 and standard output is exactly `value` (one line,
     /// e.g. `on` from `zpool get -H -o value multihost POOL`). `otherwise`
     /// ends the error when something else was printed: what is wrong and
     /// how to fix it.
-    Prints { value: String, otherwise: String },
+    Prints {
+        /// The exact (trimmed) output wanted.
+        value: String,
+        /// The end of the error when something else is printed.
+        otherwise: String,
+    },
     /// `fsck -p` (preen): exit 0. Exit 8 is fsck_ffs's `EEXIT`: preening
     /// met an inconsistency it may not repair on its own ("UNEXPECTED
     /// INCONSISTENCY; RUN fsck MANUALLY.", sbin/fsck_ffs/fsutil.c
@@ -54,7 +70,10 @@ pub enum Expect {
     /// Anything but `value` printed with exit status 0, a failure included
     /// (e.g. `zpool get -H -o value readonly POOL`: not `on` once the pool
     /// is exported).
-    DoesNotPrint { value: String },
+    DoesNotPrint {
+        /// The (trimmed) output that counts as a failure.
+        value: String,
+    },
 }
 
 /// How a process ended, as the messages say it: `status N` or `a signal`.
@@ -82,57 +101,110 @@ pub enum Mismatch {
     /// `jstatus` gave no answer this rule can read.
     #[error(transparent)]
     Jstatus(#[from] JstatusError),
+    /// [`Expect::Registered`]: `jstatus` exited 0 with nothing printed.
     #[error("not registered on this node (jstatus exit 0)")]
     NotRegistered,
+    /// [`Expect::NotRegistered`]: `jstatus` printed a jid.
     #[error("still registered on this node")]
     StillRegistered,
+    /// [`Expect::Running`]: registered, but `jstatus` printed jid 0.
     #[error("not running (jid 0)")]
     NotRunning,
+    /// [`Expect::Running`]: `jstatus` says it is not registered at all.
     #[error("not registered on this node")]
     NotRegisteredToRun,
+    /// [`Expect::NotRunning`]: `jstatus` printed a jid above 0.
     #[error("still running (jid {jid})")]
-    StillRunning { jid: u64 },
+    StillRunning {
+        /// The jail id it runs as.
+        jid: u64,
+    },
+    /// [`Expect::Mounted`]: mounted, but from another source.
     #[error("{} is mounted from {found}, not {wanted}", mountpoint.display())]
     MountedFrom {
+        /// The mount point.
         mountpoint: PathBuf,
+        /// The source `mount -p` lists for it.
         found: String,
+        /// The source the rule asks for.
         wanted: String,
     },
+    /// [`Expect::Mounted`]: `mount -p` does not list the mount point.
     #[error("{} is not mounted", mountpoint.display())]
-    NotMounted { mountpoint: PathBuf },
+    NotMounted {
+        /// The mount point.
+        mountpoint: PathBuf,
+    },
+    /// [`Expect::NotMounted`]: `mount -p` still lists the mount point.
     #[error("{} is still mounted (from {found})", mountpoint.display())]
-    StillMounted { mountpoint: PathBuf, found: String },
+    StillMounted {
+        /// The mount point.
+        mountpoint: PathBuf,
+        /// The source `mount -p` lists for it.
+        found: String,
+    },
+    /// [`Expect::Listening`]: no listener on the port in `sockstat` output.
     #[error("nothing listens on port {port}")]
-    NotListening { port: u16 },
+    NotListening {
+        /// The TCP port looked for.
+        port: u16,
+    },
+    /// [`Expect::Prints`]: exit 0, but other output.
     #[error("printed {printed:?}, not {value:?}: {otherwise}")]
     PrintedOther {
+        /// What was printed (trimmed).
         printed: String,
+        /// What the rule wants printed.
         value: String,
+        /// What is wrong and how to fix it (from the rule).
         otherwise: String,
     },
+    /// [`Expect::DoesNotPrint`]: exit 0 and it printed exactly that value.
     #[error("printed {value:?}")]
-    Printed { value: String },
+    Printed {
+        /// The value it printed.
+        value: String,
+    },
     /// `fsck -p` exit 8; `last` is its last line.
     #[error(
         "exited with status 8: preening found damage it may not repair ({last:?}); \
          the file system needs a full fsck by hand before any node serves it \
          (rcbsd-failover(8), CAVEATS)"
     )]
-    NeedsManualFsck { last: String },
+    NeedsManualFsck {
+        /// fsck's last non-empty line of output.
+        last: String,
+    },
 }
 
 /// A `jstatus` answer that is neither a jid nor "not registered".
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum JstatusError {
+    /// Exit 1 with nothing printed.
     #[error("jstatus exited with status 1 and printed no jid")]
     NoJid,
     /// Exit 1 and something else than a jid: CBSD's `err` message.
     #[error("jstatus failed: {said}")]
-    Failed { said: String },
+    Failed {
+        /// The first line it printed.
+        said: String,
+    },
+    /// An exit status other than 1 with something printed (0 must come
+    /// with nothing printed).
     #[error("jstatus exited with status {code}: {said}")]
-    ExitedSaying { code: i32, said: String },
+    ExitedSaying {
+        /// Its exit status.
+        code: i32,
+        /// The first line it printed.
+        said: String,
+    },
+    /// An exit status other than 0 and 1, with nothing printed.
     #[error("jstatus exited with status {code}")]
-    Exited { code: i32 },
+    Exited {
+        /// Its exit status.
+        code: i32,
+    },
+    /// A signal ended it (e.g. killed at its timeout).
     #[error("jstatus was killed by a signal")]
     Killed,
 }

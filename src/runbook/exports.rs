@@ -30,8 +30,10 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Ipv4Net;
 
+/// The comment line that opens the agent's block in the exports file.
 pub const BEGIN_MARKER: &str =
     "# BEGIN rcbsd-failover: managed by the agent on the master, do not edit";
+/// The comment line that closes the agent's block.
 pub const END_MARKER: &str = "# END rcbsd-failover";
 /// The NFSv4 root of the agent's exports: followers mount
 /// `VIP:<storage.root>/<dir>`, a path from `/`.
@@ -40,7 +42,9 @@ pub const V4_ROOT: &str = "/";
 /// Who may mount: a network, hosts, or both.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Clients {
+    /// `nfs.export_network`: written as exports(5) `-network A.B.C.D/N`.
     pub network: Option<Ipv4Net>,
+    /// `nfs.export_hosts`: written as a host list on lines of their own.
     pub hosts: Vec<Ipv4Addr>,
 }
 
@@ -60,16 +64,30 @@ impl Clients {
     }
 }
 
+/// Why the agent's block could not be written into the exports file.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportsError {
+    /// The marker lines are missing one of a pair, repeated or out of
+    /// order: where the block ends is not known.
     #[error("{}: {problem}; fix the file by hand (the agent never guesses where its block ends)", path.display())]
-    Markers { path: PathBuf, problem: String },
+    Markers {
+        /// The exports file.
+        path: PathBuf,
+        /// What is wrong with the markers.
+        problem: String,
+    },
+    /// Operator `V4:` lines naming another NFSv4 root than [`V4_ROOT`]
+    /// (mountd would drop one of the roots); every one found.
     #[error("{}; the agent's block was not written", DisplayAll(.0))]
     ForeignV4Root(Vec<ForeignV4Root>),
+    /// Reading, writing or renaming failed.
     #[error("{}: {action}: {error}", path.display())]
     Io {
+        /// The exports file.
         path: PathBuf,
+        /// What was being done, e.g. `fsync the temporary file`.
         action: &'static str,
+        /// The error it returned.
         error: std::io::Error,
     },
 }
@@ -78,11 +96,13 @@ pub enum ExportsError {
 /// root than [`V4_ROOT`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ForeignV4Root {
+    /// The exports file the line is in.
     pub path: PathBuf,
     /// 1-based line (the first, for a line continued with `\`).
     pub line: usize,
     /// 1-based column of the root path, in characters.
     pub column: usize,
+    /// The root path the line names, e.g. `/store`.
     pub root: String,
 }
 

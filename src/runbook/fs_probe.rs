@@ -25,85 +25,137 @@ pub const SUBCOMMAND: &str = "fs-probe";
 pub enum FsProbe {
     /// `dir.id` exists, is non-empty and, if known, equals `expected`.
     DirId {
+        /// CBSD's `dir.id` under the workdir (`cbsd.dir_id_file`).
         path: PathBuf,
+        /// `cbsd.dir_id`: the content it must hold; `None`: any, but not
+        /// empty.
         expected: Option<String>,
     },
     /// Create, sync and remove a file: the mount is writable by root.
-    Write { path: PathBuf },
+    Write {
+        /// The probe file to create, inside the directory tested.
+        path: PathBuf,
+    },
     /// The names of the subdirectories of `dir` (hidden ones left out),
     /// sorted, one per line.
-    List { dir: PathBuf },
+    List {
+        /// The directory listed, e.g. `<workdir>/jails-system`.
+        dir: PathBuf,
+    },
     /// CBSD's lock file `lock` (jails-system/J/locked) and this node's
     /// CBSD nodename file: a [`LockSeen`] as one JSON line.
-    Lock { lock: PathBuf, nodename: PathBuf },
+    Lock {
+        /// The jail's lock file, `<workdir>/jails-system/J/locked`.
+        lock: PathBuf,
+        /// CBSD's nodename file, `<workdir>/nodename`.
+        nodename: PathBuf,
+    },
     /// Removes CBSD's lock `lock` if it still names `holder`: a node that
     /// is not live (its lease ran out) left it, and sudoexec/jstart refuses
     /// a fresh foreign lock ("You may remove the lockfile if you believe
     /// that jail is not running on this node").
-    Unlock { lock: PathBuf, holder: String },
+    Unlock {
+        /// The jail's lock file, `<workdir>/jails-system/J/locked`.
+        lock: PathBuf,
+        /// The node the lock must still name to be removed.
+        holder: String,
+    },
 }
 
 /// A malformed `fs-probe` request (the child exits 64).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR | lock PATH NODENAME-FILE | unlock PATH HOLDER, got {args:?}")]
 pub struct UsageError {
+    /// The arguments after `fs-probe`, as given.
     pub args: Vec<String>,
 }
 
 /// Why a look at the file system failed (the child exits 1 and prints it).
 #[derive(Debug, thiserror::Error)]
 pub enum FsProbeError {
+    /// Reading a file (`dir.id`, a lock, the nodename file) failed, other
+    /// than by its absence where that is allowed.
     #[error("cannot read {}: {source}", path.display())]
     Read {
+        /// The file that could not be read.
         path: PathBuf,
+        /// The error reading it returned.
         #[source]
         source: std::io::Error,
     },
+    /// The lock's mtime could not be read.
     #[error("cannot stat {}: {source}", path.display())]
     Stat {
+        /// The lock file.
         path: PathBuf,
+        /// The error stat(2) returned.
         #[source]
         source: std::io::Error,
     },
+    /// The directory could not be listed.
     #[error("cannot list {}: {source}", dir.display())]
     List {
+        /// The directory.
         dir: PathBuf,
+        /// The error reading it returned.
         #[source]
         source: std::io::Error,
     },
+    /// A lock to take over could not be removed.
     #[error("cannot remove {}: {source}", path.display())]
     Remove {
+        /// The lock file.
         path: PathBuf,
+        /// The error unlink(2) returned.
         #[source]
         source: std::io::Error,
     },
     /// `dir.id` holds nothing.
     #[error("{} is empty", path.display())]
-    EmptyDirId { path: PathBuf },
+    EmptyDirId {
+        /// The `dir.id` file.
+        path: PathBuf,
+    },
     /// `dir.id` names another cluster's data.
     #[error("{} holds {found:?}, not the cluster's {wanted:?}: wrong data under the shared dirs", path.display())]
     WrongDirId {
+        /// The `dir.id` file.
         path: PathBuf,
+        /// Its content (trimmed).
         found: String,
+        /// `cbsd.dir_id`: what it must hold.
         wanted: String,
     },
     /// Creating, syncing or removing the probe file failed.
     #[error("write probe {}: {source}", path.display())]
     WriteProbe {
+        /// The probe file.
         path: PathBuf,
+        /// The error the failed operation returned.
         #[source]
         source: std::io::Error,
     },
     /// The probe file came back owned by someone else.
     #[error("write probe {}: a file created by uid {me} shows uid {owner}: NFSv4 owner names are not mapped (run nfsuserd on every node with the same domain: sysrc nfsuserd_enable=YES; service nfsuserd start)", path.display())]
-    OwnerNotMapped { path: PathBuf, owner: u32, me: u32 },
+    OwnerNotMapped {
+        /// The probe file.
+        path: PathBuf,
+        /// The uid the file showed once created.
+        owner: u32,
+        /// The uid that created it (the probe's effective uid, root).
+        me: u32,
+    },
     /// The lock names another holder than the one to remove.
     #[error("{} now names {now:?}, not {holder:?}: left alone", lock.display())]
     LockHolderChanged {
+        /// The lock file.
         lock: PathBuf,
+        /// The holder the lock names now.
         now: String,
+        /// The holder it was to be removed for.
         holder: String,
     },
+    /// The [`LockSeen`] answer could not be written as JSON (a bug).
     #[error("internal error: {0}")]
     Encode(#[source] serde_json::Error),
 }

@@ -66,8 +66,14 @@ pub use vip::{SystemVip, VipControl, VipError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
+    /// Becoming master: take the storage, bind and export the shared dirs,
+    /// start the NFS server, add the VIP, start the environments.
     Promote,
+    /// Stopping being master: drop the VIP first, then stop the
+    /// environments, the NFS server and release the storage.
     Demote,
+    /// Following a master: mount its shared dirs over NFS from the VIP and
+    /// run this node's environments on them.
     Follow,
     /// With `[[environment]]` placement: stop the environments whose lease
     /// this node no longer has, start those it newly has.
@@ -78,6 +84,8 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The lower-case name used by `plan`, `status` and the events'
+    /// `runbook=` field.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Promote => "promote",
@@ -93,6 +101,7 @@ impl Kind {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{name:?} is not a runbook (promote, demote, follow, place, quiesce)")]
 pub struct UnknownKind {
+    /// The text that was given.
     pub name: String,
 }
 
@@ -148,17 +157,30 @@ impl Context {
 pub enum Outcome {
     /// Every step succeeded, except environments listed in `skipped`
     /// (locked by another node, failed to start): they stay stopped.
-    Succeeded { skipped: Vec<String> },
+    Succeeded {
+        /// The names of the environments left stopped.
+        skipped: Vec<String>,
+    },
     /// `step` failed after its retries; a promote undid its done steps.
-    Failed { step: String, error: String },
+    Failed {
+        /// The failed step's name, as `plan` shows it.
+        step: String,
+        /// Why its last attempt failed.
+        error: String,
+    },
     /// A newer transition stopped the runbook before `at_step`.
-    Cancelled { at_step: String },
+    Cancelled {
+        /// The name of the step that was not started.
+        at_step: String,
+    },
 }
 
 /// One environment this node runs.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Env {
+    /// The CBSD name of the jail or VM (`jname`).
     pub name: String,
+    /// Jail or bhyve VM: which cbsd commands start and stop it.
     pub kind: EnvKind,
 }
 

@@ -40,6 +40,9 @@ pub fn client_services(delegations: bool) -> &'static [&'static str] {
     }
 }
 
+/// The rc.d services the master starts, in start order: rpcbind, nfsuserd,
+/// mountd, nfsd, statd and lockd; only nfsuserd, mountd and nfsd with
+/// `nfs.v4_only` (FreeBSD's `nfsv4_server_only`).
 pub fn server_services(v4_only: bool) -> &'static [&'static str] {
     if v4_only {
         V4_ONLY
@@ -48,6 +51,9 @@ pub fn server_services(v4_only: bool) -> &'static [&'static str] {
     }
 }
 
+/// The server's services a demote stops, in stop order (lockd, statd,
+/// nfsd, mountd; nfsd and mountd with `nfs.v4_only`): rpcbind and nfsuserd
+/// serve the client side too and stay.
 pub fn services_stopped_on_demote(v4_only: bool) -> &'static [&'static str] {
     if v4_only {
         STOP_V4_ONLY
@@ -271,10 +277,13 @@ impl DeadMounts {
             .collect()
     }
 
+    /// `df -k MOUNTPOINT`: answers only while the mount's NFS server does.
     pub fn statfs(&self, mountpoint: &Path) -> Command {
         with_path(&self.statfs, mountpoint)
     }
 
+    /// `umount -N MOUNTPOINT`: the forced dismount that does not wait for
+    /// the server (umount(8) `-N`).
     pub fn dismount(&self, mountpoint: &Path) -> Command {
         with_path(&self.dismount, mountpoint)
     }

@@ -25,6 +25,7 @@ use crate::config::{Config, StorageKind};
 pub struct Check {
     /// What is held when the answer says so, for the log.
     pub what: String,
+    /// How to ask, and how to read the answer.
     pub source: Source,
 }
 
@@ -32,9 +33,17 @@ pub struct Check {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
     /// A command and the rule saying "held".
-    Command { command: Command, held: Held },
+    Command {
+        /// The read-only command to run (e.g. `hastctl status RES`).
+        command: Command,
+        /// How its answer says "held".
+        held: Held,
+    },
     /// The agent's block in the exports file is not empty.
-    ExportsBlock { file: PathBuf },
+    ExportsBlock {
+        /// `nfs.exports_file`.
+        file: PathBuf,
+    },
 }
 
 /// How to read a command's answer.

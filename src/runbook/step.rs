@@ -16,12 +16,17 @@ use crate::wire::heartbeat::Resource;
 /// directory and extra environment variables.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Command {
+    /// The program's path, then its arguments; run with execve, no shell.
     pub argv: Vec<String>,
+    /// The directory it runs in; `None`: the agent's own (CBSD calls use `/`).
     pub cwd: Option<PathBuf>,
+    /// Variables added to the agent's environment, e.g. `NOCOLOR=1` for cbsd.
     pub env: Vec<(String, String)>,
 }
 
 impl Command {
+    /// A command from its argv, run in the agent's directory with the
+    /// agent's environment.
     pub fn new<I, S>(argv: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -65,7 +70,9 @@ fn quote(word: &str) -> String {
 /// A command and the outcome that counts as success.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checked {
+    /// What to run.
     pub command: Command,
+    /// Which exit code and output count as success.
     pub expect: Expect,
 }
 
@@ -95,29 +102,47 @@ pub enum Builtin {
     /// Write the agent's block in the exports file for these directories;
     /// dirs on one filesystem share a line (grouped at run time).
     WriteExports {
+        /// `nfs.exports_file`.
         file: PathBuf,
+        /// The directories to export: `<storage.root>/<dir>` for each
+        /// shared dir.
         dirs: Vec<PathBuf>,
+        /// Who may mount them (`nfs.export_network`, `nfs.export_hosts`).
         clients: super::exports::Clients,
     },
     /// Empty the agent's block (the rest of the file untouched).
-    ClearExports { file: PathBuf },
+    ClearExports {
+        /// `nfs.exports_file`.
+        file: PathBuf,
+    },
     /// Poll until `path` exists (e.g. `/dev/hast/RES`), up to the timeout.
-    WaitForPath { path: PathBuf },
+    WaitForPath {
+        /// The path waited for.
+        path: PathBuf,
+    },
     /// `dir.id` exists, is non-empty and, if known, equals `expected`.
     VerifyDirId {
+        /// CBSD's `dir.id`: `<workdir>/<cbsd.dir_id_file>`.
         path: PathBuf,
+        /// `cbsd.dir_id`; `None`: any content but empty.
         expected: Option<String>,
     },
     /// Create and remove a file: the mount is writable by root.
-    WriteProbe { path: PathBuf },
+    WriteProbe {
+        /// The probe file to create, inside the directory tested.
+        path: PathBuf,
+    },
     /// Refuse when CBSD's lock file names another node, by CBSD's rules
     /// (sudoexec/jstart): empty or naming this node's CBSD nodename (the
     /// first word of `nodename_file`; `node` when that is missing) is
     /// ours; another node's older than 30 minutes is ignored, with a
     /// warning. Read by the `fs-probe lock` child: the file is on NFS.
     CheckLock {
+        /// The jail's lock file, `<workdir>/jails-system/J/locked`.
         path: PathBuf,
+        /// CBSD's nodename file, `<workdir>/nodename`.
         nodename_file: PathBuf,
+        /// This node's `node.name`, standing in for a missing nodename file.
         node: String,
         /// Nodes whose lock may be taken over: with `[[environment]]`
         /// placement, the nodes not live (their lease has expired), so the
@@ -134,10 +159,14 @@ pub enum Builtin {
     ClearStaleRegistrations(super::cbsd::StaleRegistrations),
 }
 
+/// What a step does on each attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Run a command; it succeeds when its outcome is what it expects.
     Run(Checked),
+    /// Probe, act only if the probe says the work is not done, verify.
     Ensure(Ensure),
+    /// Something the agent does itself.
     Builtin(Builtin),
 }
 
@@ -155,6 +184,7 @@ pub enum OnFailure {
 }
 
 impl OnFailure {
+    /// The rule as `plan` prints it: `abort`, `continue` or `skip environment`.
     pub fn as_str(self) -> &'static str {
         match self {
             OnFailure::Abort => "abort",
@@ -169,11 +199,15 @@ impl OnFailure {
 pub struct Retry {
     /// Total attempts, at least 1.
     pub attempts: u32,
+    /// The pause after the first failed attempt (`runbook.retry_backoff`).
     pub backoff: Duration,
+    /// The longest pause, however many attempts failed
+    /// (`runbook.retry_backoff_max`).
     pub backoff_max: Duration,
 }
 
 impl Retry {
+    /// One attempt, no retry: the default of every step.
     pub const ONCE: Retry = Retry {
         attempts: 1,
         backoff: Duration::ZERO,
@@ -195,10 +229,13 @@ impl Retry {
 pub struct Step {
     /// Stable, human-readable: `start nfsd`, `mount jails-data`.
     pub name: String,
+    /// What each attempt does.
     pub action: Action,
     /// Per attempt; a command still running then is killed.
     pub timeout: Duration,
+    /// How many attempts, and the pauses between them.
     pub retry: Retry,
+    /// What happens when the last attempt failed.
     pub on_failure: OnFailure,
     /// What reverses this step when a later one fails (promote only). For
     /// an [`Ensure`] it runs only if the step acted.
@@ -221,6 +258,7 @@ pub struct Step {
 /// same run verified; a step whose gate is closed is logged as skipped.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Gate {
+    /// Runs whatever its environment's earlier steps verified.
     #[default]
     Always,
     /// Only while the environment is not verified stopped (the forceful
@@ -257,6 +295,8 @@ pub enum EnvPhase {
 }
 
 impl Step {
+    /// A step that is tried once, aborts the runbook when it fails, and
+    /// belongs to no environment; the builder methods change that.
     pub fn new(name: impl Into<String>, action: Action, timeout: Duration) -> Self {
         Step {
             name: name.into(),
@@ -278,16 +318,19 @@ impl Step {
         self
     }
 
+    /// What happens when the step still fails after its retries.
     pub fn on_failure(mut self, rule: OnFailure) -> Self {
         self.on_failure = rule;
         self
     }
 
+    /// Attempts and backoff (default: [`Retry::ONCE`]).
     pub fn retry(mut self, retry: Retry) -> Self {
         self.retry = retry;
         self
     }
 
+    /// The step that reverses this one when a later promote step fails.
     pub fn undo(mut self, undo: Step) -> Self {
         self.undo = Some(Box::new(undo));
         self

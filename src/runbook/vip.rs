@@ -23,7 +23,9 @@ pub enum VipError {
     /// start).
     #[error("cannot open the link layer of {interface} for gratuitous ARP: {source}")]
     Open {
+        /// `vrrp.interface`.
         interface: String,
+        /// Why opening failed (typically a missing privilege).
         #[source]
         source: NetError,
     },
@@ -59,7 +61,11 @@ impl std::fmt::Display for RemoveFailures<'_> {
 
 /// Adds, removes and announces every configured virtual IP.
 pub trait VipControl: Send + Sync {
+    /// Adds each virtual IP that is not on the interface yet, stopping at
+    /// the first failure.
     fn add(&self) -> impl Future<Output = Result<(), VipError>> + Send;
+    /// Removes each virtual IP still on the interface, trying them all
+    /// even when one fails.
     fn remove(&self) -> impl Future<Output = Result<(), VipError>> + Send;
     /// One burst of gratuitous ARPs (RFC 5798 §6.4.2); `why` is logged
     /// (`became_master`, `master_conflict`, ...).

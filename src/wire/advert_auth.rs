@@ -43,6 +43,7 @@ mod field {
 /// An advert whose trailer verified.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Verified {
+    /// The sender's (incarnation, seq), for the replay check.
     pub counter: Counter,
     /// The key that matched (the other one means a rotation in progress).
     pub key: KeyUsed,

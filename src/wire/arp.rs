@@ -55,10 +55,14 @@ mod field {
 /// Why a frame is not a gratuitous ARP announcement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ArpError {
+    /// Shorter than the 42-byte Ethernet + ARP frame; holds its length.
     #[error("frame of {0} bytes is shorter than an Ethernet ARP frame (42)")]
     Truncated(usize),
+    /// Not ARP for Ethernet/IPv4: wrong EtherType, htype, ptype, hln or pln
+    /// (RFC 826).
     #[error("not an Ethernet/IPv4 ARP frame")]
     NotEthernetIpv4Arp,
+    /// An Ethernet/IPv4 ARP frame, but not the RFC 5227 §3 announcement shape.
     #[error("not a gratuitous ARP request (operation, addresses or destination differ)")]
     NotGratuitous,
 }
@@ -98,39 +102,52 @@ impl<T: AsRef<[u8]>> Frame<T> {
         self.buffer.as_ref().get(index).copied().unwrap_or(0)
     }
 
+    /// Ethernet destination MAC, bytes 0..6 (broadcast for an announcement).
     pub fn dst_mac(&self) -> [u8; 6] {
         self.bytes(field::DST_MAC)
     }
+    /// Ethernet source MAC, bytes 6..12.
     pub fn src_mac(&self) -> [u8; 6] {
         self.bytes(field::SRC_MAC)
     }
+    /// EtherType, bytes 12..14; [`ETHERTYPE_ARP`] for ARP.
     pub fn ethertype(&self) -> u16 {
         self.u16_at(field::ETHERTYPE)
     }
+    /// ARP hardware type (htype), bytes 14..16; 1 = Ethernet (RFC 826).
     pub fn hardware_type(&self) -> u16 {
         self.u16_at(field::HTYPE)
     }
+    /// ARP protocol type (ptype), bytes 16..18; 0x0800 = IPv4.
     pub fn protocol_type(&self) -> u16 {
         self.u16_at(field::PTYPE)
     }
+    /// Hardware address length (hln), byte 18; 6 for Ethernet.
     pub fn hardware_len(&self) -> u8 {
         self.byte_at(field::HLEN)
     }
+    /// Protocol address length (pln), byte 19; 4 for IPv4.
     pub fn protocol_len(&self) -> u8 {
         self.byte_at(field::PLEN)
     }
+    /// ARP operation (oper), bytes 20..22: 1 = request, 2 = reply.
     pub fn operation(&self) -> u16 {
         self.u16_at(field::OPER)
     }
+    /// Sender hardware address (sha), bytes 22..28.
     pub fn sender_mac(&self) -> [u8; 6] {
         self.bytes(field::SHA)
     }
+    /// Sender protocol address (spa), bytes 28..32.
     pub fn sender_ip(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.bytes::<4>(field::SPA))
     }
+    /// Target hardware address (tha), bytes 32..38; zero in an announcement.
     pub fn target_mac(&self) -> [u8; 6] {
         self.bytes(field::THA)
     }
+    /// Target protocol address (tpa), bytes 38..42; equals spa in an
+    /// announcement.
     pub fn target_ip(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.bytes::<4>(field::TPA))
     }
@@ -139,7 +156,9 @@ impl<T: AsRef<[u8]>> Frame<T> {
 /// A gratuitous ARP announcement of `address` at `sender_mac`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GratuitousArp {
+    /// The MAC the address now lives at: Ethernet source and sha.
     pub sender_mac: [u8; 6],
+    /// The announced IPv4 address: both spa and tpa.
     pub address: Ipv4Addr,
 }
 

@@ -26,6 +26,7 @@ pub struct Checksum {
 }
 
 impl Checksum {
+    /// An empty sum.
     pub fn new() -> Self {
         Self::default()
     }
@@ -54,6 +55,7 @@ impl Checksum {
         self
     }
 
+    /// Adds `value` as two big-endian bytes, like [`Checksum::add`].
     pub fn add_u16(&mut self, value: u16) -> &mut Self {
         self.add(&value.to_be_bytes())
     }

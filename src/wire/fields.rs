@@ -14,6 +14,7 @@ impl Centis {
     /// Largest value the 12-bit field can carry: 40.95 s.
     pub const MAX: Centis = Centis(4095);
 
+    /// The interval as a [`Duration`] (1 cs = 10 ms).
     pub fn to_duration(self) -> Duration {
         Duration::from_millis(u64::from(self.0) * 10)
     }
@@ -25,13 +26,18 @@ impl Centis {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VrrpState {
+    /// Starting up, not yet backup or master (RFC 5798 §6.4.1).
     Initialize,
+    /// Watching the master's adverts, ready to take over (RFC 5798 §6.4.2).
     Backup,
+    /// Holding the virtual addresses and sending adverts (RFC 5798 §6.4.3).
     Master,
+    /// A backup barred from becoming master (not in RFC 5798).
     Fault,
 }
 
 impl VrrpState {
+    /// The lowercase name used in `status`, logs and the config: `"master"` etc.
     pub fn as_str(self) -> &'static str {
         match self {
             VrrpState::Initialize => "initialize",

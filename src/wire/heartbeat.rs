@@ -90,8 +90,11 @@ impl fmt::Display for Resource {
 /// The newest heartbeat the sender received from `node`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
+    /// The node whose heartbeat is acknowledged.
     pub node: String,
+    /// The incarnation of that heartbeat (grows at each start of `node`).
     pub incarnation: u64,
+    /// The sequence number of that heartbeat within its incarnation.
     pub seq: u64,
 }
 
@@ -99,24 +102,36 @@ pub struct Ack {
 /// move`): it stops it, then `to` starts it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Handoff {
+    /// The CBSD environment being moved.
     pub environment: String,
+    /// The node that starts it once the sender has stopped it.
     pub to: String,
 }
 
 /// The sender supports `holder` for `resource`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Grant {
+    /// What is granted.
     pub resource: Resource,
+    /// The node the sender supports as its holder.
     pub holder: String,
 }
 
+/// One heartbeat datagram, decoded: what its sender says about itself and
+/// what it has seen of the others (the layout is in the module docs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Heartbeat {
+    /// The sender's name, as in `[cluster] nodes`.
     pub node: String,
+    /// Grows at every start of the sender ([`crate::auth::next_incarnation`]).
     pub incarnation: u64,
+    /// Grows with every heartbeat the sender sends within one incarnation.
     pub seq: u64,
+    /// The sender's VRRP state.
     pub state: VrrpState,
+    /// The sender's effective VRRP priority (RFC 5798 §5.2.4), 0..=255.
     pub priority: u8,
+    /// The sender believes it has a quorum (status bit 0).
     pub quorum: bool,
     /// The sender is the master and is handing over on purpose (operator
     /// demote, SIGTERM, preemption): it keeps serving NFS until the
@@ -125,59 +140,101 @@ pub struct Heartbeat {
     /// The sender has quiesced for a hand-over: nothing mounted from the
     /// old master, no environment running on such mounts.
     pub quiesced: bool,
+    /// The primary address of the VRRP master the sender sees (its own
+    /// when it is master), or `None` when it knows none.
     pub following: Option<Ipv4Addr>,
     /// The sender's cluster-wide config fingerprint (alerts only).
     pub config_hash: u64,
     /// The sender's quorum fingerprint: peers count it toward a majority
     /// only when it equals theirs (`Config::quorum_hash`).
     pub quorum_hash: u64,
+    /// The newest heartbeat received from each other node, at most
+    /// [`MAX_ACKS`].
     pub acks: Vec<Ack>,
+    /// Resources the sender holds or is acquiring.
     pub claims: Vec<Resource>,
+    /// Which node the sender supports as the holder of each resource.
     pub grants: Vec<Grant>,
+    /// Names of the CBSD environments running on the sender.
     pub running: Vec<String>,
+    /// Environments the sender is handing over to another node.
     pub handoffs: Vec<Handoff>,
 }
 
 /// Why a heartbeat cannot be encoded, or why a datagram is not one.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum HeartbeatError {
+    /// The datagram (encoded or received) exceeds [`MAX_DATAGRAM`].
     #[error("heartbeat of {len} bytes, the limit is {MAX_DATAGRAM}")]
-    TooLarge { len: usize },
+    TooLarge {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// The datagram ends inside a field.
     #[error("heartbeat truncated in {field} at offset {offset}")]
-    Truncated { field: &'static str, offset: usize },
+    Truncated {
+        /// Name of the field being read.
+        field: &'static str,
+        /// Byte offset of the read that ran past the end.
+        offset: usize,
+    },
+    /// The first 4 bytes are not [`MAGIC`].
     #[error("not a heartbeat: magic at offset 0 is not \"RCHB\"")]
     BadMagic,
+    /// The version byte is not [`VERSION`]; holds the version seen.
     #[error("heartbeat version {0} at offset 4, this agent speaks version {VERSION}")]
     UnsupportedVersion(u8),
+    /// The flags byte has bits other than [`FLAG_AUTHENTICATED`]; holds it.
     #[error("heartbeat flags {0:#04x} at offset 5 has unknown bits set")]
     UnknownFlags(u8),
+    /// A name is empty, too long or has a character outside `[A-Za-z0-9._-]`.
     #[error(
         "heartbeat {field} at offset {offset}: a name is 1 to {MAX_NAME_LEN} bytes \
          of A-Z a-z 0-9 . _ -"
     )]
-    BadName { field: &'static str, offset: usize },
+    BadName {
+        /// Name of the field holding the name.
+        field: &'static str,
+        /// Byte offset of the name's length byte.
+        offset: usize,
+    },
+    /// A one-byte field holds a value the format does not define.
     #[error("heartbeat {field} at offset {offset}: value {value} is out of range")]
     BadValue {
+        /// Name of the field.
         field: &'static str,
+        /// Byte offset of the field.
         offset: usize,
+        /// The byte found.
         value: u8,
     },
+    /// A list is longer than its limit ([`MAX_ACKS`] or [`MAX_ITEMS`]).
     #[error("heartbeat {field} at offset {offset}: {count} entries, at most {max}")]
     TooMany {
+        /// Name of the list.
         field: &'static str,
+        /// Byte offset of the list's count.
         offset: usize,
+        /// Entries announced (or given, when encoding).
         count: usize,
+        /// The limit for that list.
         max: usize,
     },
+    /// Bytes follow the last field (and are not the tag).
     #[error("heartbeat has {len} unexpected bytes at offset {offset} after its last field")]
-    TrailingBytes { offset: usize, len: usize },
+    TrailingBytes {
+        /// Byte offset where the extra bytes start.
+        offset: usize,
+        /// How many there are.
+        len: usize,
+    },
     /// Authentication is configured here and the sender did not sign.
     #[error("unauthenticated heartbeat, and [auth] is configured here")]
     AuthMissing,
     /// The tag verifies with none of our keys.
     #[error("heartbeat authentication tag matches none of our keys")]
     AuthBad,
-    /// The sender signs, and [auth] is not configured here: the nodes'
+    /// The sender signs, and `[auth]` is not configured here: the nodes'
     /// configurations differ.
     #[error("authenticated heartbeat, and [auth] is not configured here")]
     AuthUnexpected,

@@ -45,14 +45,29 @@ use thiserror::Error;
 /// Why a buffer is not a usable IPv4 datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum Error {
+    /// The buffer ends before the header does.
     #[error("IPv4 datagram truncated: {len} bytes, the header needs {needed}")]
-    Truncated { len: usize, needed: usize },
+    Truncated {
+        /// Bytes received.
+        len: usize,
+        /// Header bytes required: 20, or IHL × 4 once IHL is readable.
+        needed: usize,
+    },
+    /// The Version nibble is not 4; holds the version seen.
     #[error("IP version {0}, expected 4")]
     BadVersion(u8),
+    /// IHL below 5 32-bit words (RFC 791 §3.1); holds the IHL seen.
     #[error("IPv4 header length (IHL) {0} words, the minimum is 5")]
     BadHeaderLength(u8),
+    /// Total Length matches the buffer in none of the accepted encodings
+    /// (see the module documentation).
     #[error("IPv4 total length field {field} does not match the {actual} bytes received")]
-    BadTotalLength { field: u16, actual: usize },
+    BadTotalLength {
+        /// The Total Length field, read big-endian.
+        field: u16,
+        /// Bytes received.
+        actual: usize,
+    },
 }
 
 mod field {
@@ -135,6 +150,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
     }
 
+    /// Version, the high nibble of byte 0; 4 after [`Packet::new_checked`].
     pub fn version(&self) -> u8 {
         self.byte(field::VER_IHL) >> 4
     }
@@ -149,30 +165,37 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.u16_at(field::TOTAL_LEN)
     }
 
+    /// Identification, bytes 4..6.
     pub fn ident(&self) -> u16 {
         self.u16_at(field::IDENT)
     }
 
+    /// Flags (top 3 bits) and Fragment Offset (13 bits), bytes 6..8.
     pub fn flags_frag(&self) -> u16 {
         self.u16_at(field::FLAGS_FRAG)
     }
 
+    /// Time to Live, byte 8; VRRP requires 255 (RFC 5798 §7.1).
     pub fn ttl(&self) -> u8 {
         self.byte(field::TTL)
     }
 
+    /// Protocol, byte 9; 112 for VRRP.
     pub fn protocol(&self) -> u8 {
         self.byte(field::PROTOCOL)
     }
 
+    /// Header Checksum, bytes 10..12, as received (the kernel has verified it).
     pub fn header_checksum(&self) -> u16 {
         self.u16_at(field::CHECKSUM)
     }
 
+    /// Source Address, bytes 12..16.
     pub fn src_addr(&self) -> Ipv4Addr {
         self.addr_at(field::SRC_ADDR)
     }
 
+    /// Destination Address, bytes 16..20.
     pub fn dst_addr(&self) -> Ipv4Addr {
         self.addr_at(field::DST_ADDR)
     }
@@ -186,12 +209,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
 /// The fields of a received IPv4 header that VRRP needs, and its payload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header<'a> {
+    /// Source Address: the sending router's primary address.
     pub src: Ipv4Addr,
+    /// Destination Address: 224.0.0.18 or our unicast address.
     pub dst: Ipv4Addr,
+    /// Protocol number (112 for VRRP).
     pub protocol: u8,
+    /// Time to Live as received; RFC 5798 §7.1 drops anything but 255.
     pub ttl: u8,
     /// Header length in bytes (20 + options).
     pub header_len: usize,
+    /// The bytes after the header: the VRRP message and any auth trailer.
     pub payload: &'a [u8],
 }
 
@@ -280,8 +308,16 @@ pub fn emit_header(
 /// Why [`emit_header`] could not write a header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum EmitError {
+    /// The output buffer is shorter than the 20-byte header.
     #[error("buffer of {available} bytes, an IPv4 header needs {needed}")]
-    BufferTooSmall { needed: usize, available: usize },
+    BufferTooSmall {
+        /// Bytes the header takes (20).
+        needed: usize,
+        /// Bytes the caller's buffer has.
+        available: usize,
+    },
+    /// Header plus payload exceed what the 16-bit Total Length can hold;
+    /// holds that total in bytes.
     #[error("IPv4 datagram of {0} bytes exceeds the 65535-byte maximum")]
     TooLong(usize),
 }

@@ -20,12 +20,17 @@ pub use fields::{Centis, VrrpState};
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum ChecksumMode {
+    /// Checksum over the IPv4 pseudo-header (src, dst, zero, protocol 112,
+    /// length) and the message, as keepalived and FRR send by default.
     #[default]
     PseudoHeader,
+    /// Checksum over the VRRP message alone, as Cisco and some readings of
+    /// RFC 9568 send.
     NoPseudoHeader,
 }
 
 impl ChecksumMode {
+    /// The configuration spelling: `"pseudo-header"` or `"no-pseudo-header"`.
     pub fn as_str(self) -> &'static str {
         match self {
             ChecksumMode::PseudoHeader => "pseudo-header",

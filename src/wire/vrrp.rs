@@ -74,22 +74,46 @@ const MAX_ADVER_INT_MASK: u16 = 0x0fff;
 /// Why bytes are not a VRRPv3 advertisement, or why one cannot be built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
 pub enum Error {
+    /// Shorter than the 8-byte fixed header.
     #[error("VRRP message truncated: {len} bytes, the fixed header needs {HEADER_LEN}")]
-    Truncated { len: usize },
+    Truncated {
+        /// Bytes received.
+        len: usize,
+    },
+    /// The Version nibble is not 3 (§5.2.1); holds the version seen.
     #[error("VRRP version {0}, expected 3")]
     BadVersion(u8),
+    /// The Type nibble is not 1 = ADVERTISEMENT (§5.2.2); holds the type seen.
     #[error("VRRP type {0}, expected 1 (ADVERTISEMENT)")]
     BadType(u8),
+    /// Count IPvX Addr is 0; §5.2.5 requires at least one address.
     #[error("VRRP advertisement with no address (Count IPvX Addr is 0)")]
     NoAddresses,
+    /// The length is not exactly the fixed header plus Count × 4 bytes.
     #[error("VRRP message of {actual} bytes, its address count says {expected}")]
-    BadLength { expected: usize, actual: usize },
+    BadLength {
+        /// Bytes the announced address count implies ([`message_len`]).
+        expected: usize,
+        /// Bytes received.
+        actual: usize,
+    },
+    /// The checksum is wrong in both [`ChecksumMode`] forms (§5.2.8).
     #[error("VRRP checksum matches neither the pseudo-header nor the plain form")]
     BadChecksum,
+    /// Sending: the output buffer cannot hold the advertisement.
     #[error("buffer of {available} bytes, the advertisement needs {needed}")]
-    BufferTooSmall { needed: usize, available: usize },
+    BufferTooSmall {
+        /// Bytes the advertisement takes ([`Advertisement::buffer_len`]).
+        needed: usize,
+        /// Bytes the caller's buffer has.
+        available: usize,
+    },
+    /// Sending: 0 or more than 255 addresses, which the 8-bit Count cannot
+    /// carry (§5.2.5); holds the number given.
     #[error("{0} addresses, an advertisement carries 1 to 255")]
     BadAddressCount(usize),
+    /// Sending: an interval of 0 or beyond the 12-bit field (§5.2.7), in
+    /// centiseconds.
     #[error("advertisement interval {0} cs, must be 1..=4095")]
     BadInterval(u16),
 }
@@ -165,18 +189,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
         }
     }
 
+    /// Version, the high nibble of byte 0 (§5.2.1); 3 for VRRPv3.
     pub fn version(&self) -> u8 {
         self.byte(field::VER_TYPE) >> 4
     }
 
+    /// Type, the low nibble of byte 0 (§5.2.2); 1 = ADVERTISEMENT.
     pub fn msg_type(&self) -> u8 {
         self.byte(field::VER_TYPE) & 0x0f
     }
 
+    /// Virtual Rtr ID, byte 1 (§5.2.3): which virtual router this advert is for.
     pub fn vrid(&self) -> u8 {
         self.byte(field::VRID)
     }
 
+    /// Priority, byte 2 (§5.2.4): 255 = address owner, 0 = the master resigns.
     pub fn priority(&self) -> u8 {
         self.byte(field::PRIORITY)
     }
@@ -198,6 +226,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Centis(self.word(field::RSVD_MAX_ADVER_INT) & MAX_ADVER_INT_MASK)
     }
 
+    /// The Checksum field, bytes 6..8, as sent (§5.2.8).
     pub fn checksum(&self) -> u16 {
         self.word(field::CHECKSUM)
     }
@@ -217,6 +246,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.bytes()
     }
 
+    /// Gives the wrapped buffer back.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -239,18 +269,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         }
     }
 
+    /// Writes byte 0: `version` in the high nibble, `msg_type` in the low one.
     pub fn set_version_and_type(&mut self, version: u8, msg_type: u8) {
         self.set_byte(field::VER_TYPE, (version << 4) | (msg_type & 0x0f));
     }
 
+    /// Writes the Virtual Rtr ID (byte 1).
     pub fn set_vrid(&mut self, vrid: u8) {
         self.set_byte(field::VRID, vrid);
     }
 
+    /// Writes the Priority (byte 2).
     pub fn set_priority(&mut self, priority: u8) {
         self.set_byte(field::PRIORITY, priority);
     }
 
+    /// Writes Count IPvX Addr (byte 3); the addresses themselves go through
+    /// [`Packet::set_address`].
     pub fn set_count(&mut self, count: u8) {
         self.set_byte(field::COUNT, count);
     }
@@ -260,6 +295,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         self.set_word(field::RSVD_MAX_ADVER_INT, interval.0 & MAX_ADVER_INT_MASK);
     }
 
+    /// Writes the Checksum field as given; [`Packet::fill_checksum`] computes it.
     pub fn set_checksum(&mut self, value: u16) {
         self.set_word(field::CHECKSUM, value);
     }
@@ -330,9 +366,11 @@ pub fn parse(
 /// socket option); we write the VRRP message only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Advertisement<'a> {
+    /// Virtual Rtr ID, 1..=255 (§5.2.3).
     pub vrid: u8,
     /// 0 = the master resigns (§6.4.3); 255 = address owner.
     pub priority: u8,
+    /// Max Adver Int (§5.2.7): 1..=4095 cs between adverts.
     pub max_advert_interval: Centis,
     /// The virtual addresses, 1 to 255 of them (§5.2.5).
     pub addresses: &'a [Ipv4Addr],
