@@ -28,6 +28,9 @@ mod metrics;
 mod notify;
 mod transition;
 
+/// The error of the `[cluster]` heartbeat link, carried by [`StartError::Heartbeat`].
+pub use cluster::ClusterLinkError;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -396,7 +399,7 @@ struct Agent {
 
 impl Agent {
     async fn start(config: Config) -> Result<Agent, StartError> {
-        crate::net::preflight::check().map_err(StartError::Preflight)?;
+        crate::net::preflight::check(&config.tools.kldstat).map_err(StartError::Preflight)?;
         let link = resolve_link(&config)?;
         let store = StateDir::open(&config.node.state_dir).map_err(StartError::StateDir)?;
         let override_ = store.load_override().map_err(StartError::Override)?;

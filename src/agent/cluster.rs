@@ -74,10 +74,17 @@ pub async fn recv_heartbeat(
 pub enum ClusterLinkError {
     /// `node.name` has no entry in `cluster.nodes`, so no address to bind.
     #[error("node.name {node} is not in cluster.nodes")]
-    NotAMember { node: String },
+    NotAMember {
+        /// This node's `node.name`.
+        node: String,
+    },
+    /// The UDP socket cannot be bound (the address is not on this host, or
+    /// the port is taken).
     #[error("cannot bind the heartbeat socket to {address}: {source}")]
     Bind {
+        /// This node's `cluster.nodes` address and `cluster.port`.
         address: SocketAddrV4,
+        /// What bind(2) said.
         #[source]
         source: std::io::Error,
     },

@@ -25,8 +25,8 @@ pub struct Tools {
     pub fsck: PathBuf,
     /// `tools.zpool`: zpool(8): `import`, `export`, `list` and `get multihost` of the pool.
     pub zpool: PathBuf,
-    /// `tools.kldstat`: kldstat(8). Accepted and defaulted, but nothing reads it
-    /// yet: the carp check in `net/preflight.rs` runs `/sbin/kldstat` itself.
+    /// `tools.kldstat`: kldstat(8), asked at start whether carp(4) is loaded
+    /// (`net/preflight.rs`).
     pub kldstat: PathBuf,
     /// `tools.ifconfig`: ifconfig(8), which adds and removes the virtual IPs.
     pub ifconfig: PathBuf,

@@ -11,15 +11,14 @@ use std::process::{Command, Stdio};
 
 use super::error::NetError;
 
-/// Where FreeBSD keeps kldstat(8).
-#[cfg_attr(not(target_os = "freebsd"), allow(dead_code))]
-const KLDSTAT: &str = "/sbin/kldstat";
-
 /// Runs the start-up checks of the host: on FreeBSD, refuses to start when
-/// carp(4) is loaded; elsewhere, nothing.
-pub fn check() -> Result<(), NetError> {
+/// carp(4) is loaded (asking `kldstat`, the configured `tools.kldstat`);
+/// elsewhere, nothing.
+pub fn check(kldstat: &Path) -> Result<(), NetError> {
     #[cfg(target_os = "freebsd")]
-    refuse_if_carp_loaded(Path::new(KLDSTAT))?;
+    refuse_if_carp_loaded(kldstat)?;
+    #[cfg(not(target_os = "freebsd"))]
+    let _ = kldstat;
     Ok(())
 }
 
@@ -89,7 +88,7 @@ mod tests {
     #[test]
     fn check_passes_on_linux() {
         if cfg!(target_os = "linux") {
-            assert!(check().is_ok());
+            assert!(check(Path::new("/sbin/kldstat")).is_ok());
         }
     }
 }

@@ -29,12 +29,12 @@
 use std::time::Duration;
 
 use crate::quorum::lease::MAX_DRIFT_PPM;
+use crate::quorum::{Holding, NodeQuorum};
+use crate::wire::heartbeat::Resource;
 
 /// How late a watchdog device may fire, in percent of its nominal timeout
 /// (FreeBSD's sys/sys/watchdog.h: hardware varies by ±10–20 %).
 pub const DEVICE_TOLERANCE_PERCENT: u128 = 20;
-use crate::quorum::{Holding, NodeQuorum};
-use crate::wire::heartbeat::Resource;
 
 /// The default [`WatchdogRule::slack`]: between deciding and patting, and
 /// between two evaluations of a healthy loop.

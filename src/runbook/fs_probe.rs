@@ -65,14 +65,14 @@ pub enum FsProbe {
 /// A malformed `fs-probe` request (the child exits 64).
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{SUBCOMMAND}: expected dir-id PATH [ID] | write PATH | list DIR | lock PATH NODENAME-FILE | unlock PATH HOLDER, got {args:?}")]
-pub struct UsageError {
+struct UsageError {
     /// The arguments after `fs-probe`, as given.
     pub args: Vec<String>,
 }
 
 /// Why a look at the file system failed (the child exits 1 and prints it).
 #[derive(Debug, thiserror::Error)]
-pub enum FsProbeError {
+enum FsProbeError {
     /// Reading a file (`dir.id`, a lock, the nodename file) failed, other
     /// than by its absence where that is allowed.
     #[error("cannot read {}: {source}", path.display())]
@@ -208,7 +208,7 @@ impl FsProbe {
     }
 
     /// The request in `args` (what follows `fs-probe`).
-    pub fn parse(args: &[String]) -> Result<FsProbe, UsageError> {
+    fn parse(args: &[String]) -> Result<FsProbe, UsageError> {
         match args {
             [verb, path] if verb == "dir-id" => Ok(FsProbe::DirId {
                 path: PathBuf::from(path),
@@ -239,7 +239,7 @@ impl FsProbe {
     }
 
     /// Does the look (in the child): the answer, or why the check failed.
-    pub fn look(&self) -> Result<String, FsProbeError> {
+    fn look(&self) -> Result<String, FsProbeError> {
         match self {
             FsProbe::DirId { path, expected } => {
                 verify_dir_id(path, expected.as_deref()).map(|()| String::new())
