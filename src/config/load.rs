@@ -263,6 +263,8 @@ impl Reader<'_> {
             placement: placement?,
             auth: auth?,
             fence: fence?,
+            // Read by `health_section` (issue 12, in progress).
+            health: crate::config::Health::default(),
         })
     }
 

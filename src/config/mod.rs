@@ -21,6 +21,7 @@ mod environment;
 mod environments;
 mod error;
 pub mod fence;
+mod health;
 mod load;
 mod metrics;
 pub mod mount_options;
@@ -41,6 +42,11 @@ pub use duration::{format as format_duration, parse as parse_duration, DurationE
 pub use environment::PlacedEnvironment;
 pub use environments::{EnvKind, EnvPattern, Environments};
 pub use error::{ConfigError, Diagnostic};
+pub use health::{
+    Health, RestartPolicy, Track, TrackAction, DEFAULT_FALL, DEFAULT_HEALTH_INTERVAL,
+    DEFAULT_HEALTH_TIMEOUT, DEFAULT_MAX_REPAIRS, DEFAULT_MAX_RESTARTS, DEFAULT_MOUNT_HANG_LIMIT,
+    DEFAULT_REPAIR_WINDOW, DEFAULT_RESTART_WINDOW, DEFAULT_RISE,
+};
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
 pub use metrics::Metrics;
 pub use nfs::{Ipv4Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
@@ -93,6 +99,8 @@ pub struct Config {
     pub auth: Option<Auth>,
     /// `[fence]`: the watchdog.
     pub fence: fence::Fence,
+    /// `[health]` and every `[[track]]`: the checks between transitions.
+    pub health: Health,
 }
 
 impl Config {
