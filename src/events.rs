@@ -321,6 +321,45 @@ pub fn environment_stop_failed(environment: &str, failures: u32) {
     emit!(Event::EnvironmentStopFailed, environment, failures);
 }
 
+/// A check between transitions failed `fall` times in a row; `response`:
+/// what is done about it (`repair`, `alert`, `remount`, `restart`,
+/// `weight`, `resign`).
+pub fn health_check_failed(check: &str, detail: &str, response: &str) {
+    emit!(Event::HealthCheckFailed, check, detail, response);
+}
+
+/// A failed check succeeded `rise` times in a row.
+pub fn health_check_recovered(check: &str) {
+    emit!(Event::HealthCheckRecovered, check);
+}
+
+/// The agent repairs what `check` found: `repair` names what it does.
+pub fn repair_started(check: &str, repair: &str) {
+    emit!(Event::RepairStarted, check, repair);
+}
+
+/// A repair's steps all succeeded (its check says whether it held).
+pub fn repair_succeeded(check: &str, duration_ms: u64) {
+    emit!(Event::RepairSucceeded, check, duration_ms);
+}
+
+/// A repair's steps failed.
+pub fn repair_failed(check: &str, error: &str) {
+    emit!(Event::RepairFailed, check, error);
+}
+
+/// Repairs did not hold: `repairs` were tried within `health.repair_window`
+/// and `check` failed again; the node resigns (fault) so another promotes.
+pub fn resigned_unhealthy(check: &str, repairs: u32) {
+    emit!(Event::ResignedUnhealthy, check, repairs);
+}
+
+/// An environment placed here stopped by itself and is not restarted
+/// (`why`: the policy, or the restart budget spent).
+pub fn environment_died(environment: &str, why: &str) {
+    emit!(Event::EnvironmentDied, environment, why);
+}
+
 /// A demote failed: the master resources stay held (and claimed); it is
 /// retried with backoff. `failures` counts the failures in a row.
 pub fn release_failed(failures: u32, error: &str) {

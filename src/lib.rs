@@ -35,6 +35,7 @@ pub mod election;
 pub mod events;
 pub mod exit;
 pub mod fence;
+pub mod health;
 pub mod net;
 pub mod node;
 pub mod quorum;

@@ -9,7 +9,7 @@
 //! 0. foundation: `exit`, `auth` (keys from their files, HMAC, replay
 //!    guard);
 //! 1. `wire` (codecs);
-//! 2. core: `election`, `quorum`, `admit`, `node`, `config` (pure; config
+//! 2. core: `election`, `quorum`, `admit`, `node`, `health`, `config` (pure; config
 //!    only reads its one file);
 //! 3. edges: `net`, `control`, `runbook`, `fence`, `store`, `events`,
 //!    `doctor` (sockets, commands, devices, files, logs);
@@ -31,6 +31,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("quorum", 2),
     ("admit", 2),
     ("node", 2),
+    ("health", 2),
     ("config", 2),
     ("net", 3),
     ("control", 3),
@@ -49,7 +50,7 @@ const LAYER_NAMES: &[&str] = &["foundation", "wire", "core", "edges", "agent", "
 /// The pure modules: decisions and codecs, driven the same way by the
 /// agent and the simulation, so no I/O and no clock of their own. (`auth`
 /// is below them but reads key files and the incarnation file.)
-const PURE: &[&str] = &["wire", "election", "quorum", "admit", "node"];
+const PURE: &[&str] = &["wire", "election", "quorum", "admit", "node", "health"];
 
 /// What a pure module may not name outside its tests.
 const IMPURE: &[&str] = &[

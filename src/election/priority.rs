@@ -29,6 +29,9 @@ impl Override {
     }
 }
 
+/// The address owner's priority (RFC 5798 §5.2.4): never adjusted.
+pub const OWNER: u8 = 255;
+
 /// The priority a promoted node advertises: the highest a non-owner may use
 /// (RFC 5798 §5.2.4 reserves 255 for the address owner).
 pub const PROMOTED: u8 = 254;
@@ -47,6 +50,10 @@ pub struct Inputs {
     /// without `[cluster]`): a node without quorum may not become master,
     /// and a master that loses it resigns.
     pub quorum: bool,
+    /// Added by the health checks while they fail (`[[track]]` weights and
+    /// `health.track_file`, keepalived's weight): the result stays in
+    /// 1..=254, and an address owner (255) keeps 255.
+    pub health_delta: i32,
 }
 
 /// The effective priority: 0 means ineligible (never become master; resign
@@ -56,7 +63,11 @@ pub fn effective(inputs: Inputs) -> u8 {
         return 0;
     }
     match inputs.override_ {
-        Override::None => inputs.configured,
+        Override::None if inputs.configured == OWNER => OWNER,
+        Override::None => {
+            let adjusted = i32::from(inputs.configured) + inputs.health_delta;
+            u8::try_from(adjusted.clamp(1, i32::from(PROMOTED))).unwrap_or(PROMOTED)
+        }
         Override::Promote => inputs.configured.max(PROMOTED),
         Override::Demote => 0,
     }
@@ -78,7 +89,27 @@ mod tests {
             override_,
             may_be_master: true,
             quorum: true,
+            health_delta: 0,
         }
+    }
+
+    #[test]
+    fn a_health_delta_moves_the_priority_within_1_to_254_but_not_the_owners() {
+        let with = |configured, delta| {
+            effective(Inputs {
+                health_delta: delta,
+                ..inputs(configured, Override::None)
+            })
+        };
+        assert_eq!(with(100, -50), 50);
+        assert_eq!(with(100, -200), 1, "still eligible, lowest");
+        assert_eq!(with(200, 100), 254, "never the owner's 255");
+        assert_eq!(with(255, -100), 255, "the address owner keeps 255");
+        let promoted = effective(Inputs {
+            health_delta: -100,
+            ..inputs(100, Override::Promote)
+        });
+        assert_eq!(promoted, 254, "promote wins over the weights");
     }
 
     #[test]

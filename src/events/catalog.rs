@@ -229,6 +229,20 @@ events! {
     EnvironmentMove,
     /// `fence_margin_short`: a demote took longer than `[cluster] fence_margin`.
     FenceMarginShort,
+    /// `health_check_failed`: a check between transitions failed `fall` times in a row.
+    HealthCheckFailed,
+    /// `health_check_recovered`: a failed check succeeded `rise` times in a row.
+    HealthCheckRecovered,
+    /// `repair_started`: the agent repairs what a failed check found (or restarts, remounts).
+    RepairStarted,
+    /// `repair_succeeded`: a repair's steps all succeeded.
+    RepairSucceeded,
+    /// `repair_failed`: a repair's steps failed.
+    RepairFailed,
+    /// `resigned_unhealthy`: repairs did not hold within the budget; the node resigns.
+    ResignedUnhealthy,
+    /// `environment_died`: an environment placed here stopped by itself and is not restarted.
+    EnvironmentDied,
 }
 
 /// One row of the catalog.
@@ -469,6 +483,22 @@ impl Event {
                 &["environment", "claim", "reason"],
             ),
             Self::LeaseFencing => row("lease_fencing", ERROR, Err, &["resource", "left_ms"]),
+            Self::HealthCheckFailed => row(
+                "health_check_failed",
+                WARN,
+                Err,
+                &["check", "detail", "response"],
+            ),
+            Self::HealthCheckRecovered => row("health_check_recovered", INFO, Notice, &["check"]),
+            Self::RepairStarted => row("repair_started", INFO, Notice, &["check", "repair"]),
+            Self::RepairSucceeded => {
+                row("repair_succeeded", INFO, Notice, &["check", "duration_ms"])
+            }
+            Self::RepairFailed => row("repair_failed", ERROR, Err, &["check", "error"]),
+            Self::ResignedUnhealthy => {
+                row("resigned_unhealthy", ERROR, Crit, &["check", "repairs"])
+            }
+            Self::EnvironmentDied => row("environment_died", ERROR, Err, &["environment", "why"]),
             Self::HandoverStarted => row(
                 "handover_started",
                 INFO,

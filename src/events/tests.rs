@@ -121,6 +121,13 @@ fn emit_everything() {
     control_denied(1000, 1000, "promote", "root");
     environment_move("jail1", "n2");
     fence_margin_short(9000, 8000);
+    health_check_failed("service nfsd", "nfsd is not running.", "repair");
+    health_check_recovered("service nfsd");
+    repair_started("service nfsd", "start nfsd");
+    repair_succeeded("service nfsd", 120);
+    repair_failed("service nfsd", "start nfsd: status 1");
+    resigned_unhealthy("service nfsd", 3);
+    environment_died("web1", "health.restart_policy is \"never\"");
 }
 
 /// The records the emitting functions produce are the catalog's: every

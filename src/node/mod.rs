@@ -171,6 +171,13 @@ pub enum Input {
     },
     /// SIGTERM/SIGINT: release everything, then hand over.
     Stop,
+    /// The health checks' verdict changed ([`crate::health::Verdict`]).
+    Health {
+        /// Added to the configured priority (weights, `track_file`).
+        priority_delta: i32,
+        /// Why the node must be in fault, while it must.
+        resign: Option<String>,
+    },
 }
 
 /// What the edges must do, in order.
@@ -233,7 +240,7 @@ pub enum Notice {
     },
     /// The fault cleared (`fault_cleared`).
     FaultCleared {
-        /// How: `resume`, `hold_off_expired` or `link_up`.
+        /// How: `resume`, `hold_off_expired`, `link_up` or `health`.
         how: &'static str,
     },
     /// A promote failure that came after its decision was superseded.
@@ -362,6 +369,10 @@ pub enum FaultCause {
     Runbook,
     /// The interface lost its carrier: cleared when it returns (or `resume`).
     LinkDown,
+    /// The health checks say so (a failed `[[track]]` with `on_fail =
+    /// "resign"`, a tracked interface down, or repairs that did not hold):
+    /// cleared when they stop saying so (or `resume`).
+    Health,
 }
 
 /// The fault a node is in: why, and since when.
@@ -388,6 +399,10 @@ pub struct NodeCore {
     /// healthy master down every hold-off period. `promote` still preempts.
     after_failed_promote: bool,
     stopping: bool,
+    /// The health checks' priority delta ([`Input::Health`]).
+    health_delta: i32,
+    /// Why the health checks want the node in fault, while they do.
+    health_resign: Option<String>,
     /// Re-took the master role it could not release (see
     /// [`Settings::release_attempts`]); cleared by `resume` or a release.
     retained: bool,
@@ -432,6 +447,8 @@ impl NodeCore {
             after_failed_promote: false,
             stopping: false,
             retained: false,
+            health_delta: 0,
+            health_resign: None,
             holding: None,
             allowed_at: BTreeMap::new(),
             published: None,
@@ -674,6 +691,13 @@ impl NodeCore {
                 }
             }
             Input::Stop => self.stopping = true,
+            Input::Health {
+                priority_delta,
+                resign,
+            } => {
+                self.health_delta = priority_delta;
+                self.health_resign = resign;
+            }
         }
         self.evaluate(now, &mut out);
         out
@@ -795,6 +819,7 @@ impl NodeCore {
             override_,
             may_be_master: self.settings.may_be_master,
             quorum: self.has_quorum(now),
+            health_delta: self.health_delta,
         })
     }
 
@@ -816,6 +841,7 @@ impl NodeCore {
     }
 
     fn evaluate(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        self.note_health(now, out);
         self.note_quorum(now, out);
         self.check_overrun(now, out);
         let priority = self.effective_priority(now);
@@ -891,6 +917,22 @@ impl NodeCore {
         out.push(Effect::Notice(Notice::FaultCleared { how }));
         let actions = self.router.handle(election::Input::SetFault(false), now);
         self.take(actions, now, out);
+    }
+
+    /// Enters or leaves the health fault as the checks' verdict says. A
+    /// fault of another cause keeps its own rule; once it clears, a verdict
+    /// still resigning enters the health fault at the next evaluation.
+    fn note_health(&mut self, now: Instant, out: &mut Vec<Effect>) {
+        match (&self.health_resign, &self.fault) {
+            (Some(reason), None) => {
+                let reason = reason.clone();
+                self.enter_fault(FaultCause::Health, reason, now, out);
+            }
+            (None, Some(fault)) if fault.cause == FaultCause::Health => {
+                self.clear_fault("health", now, out);
+            }
+            _ => {}
+        }
     }
 
     fn note_quorum(&mut self, now: Instant, out: &mut Vec<Effect>) {
