@@ -13,8 +13,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use rcbsd_failover::config::{
-    load, parse_with_hostname, Config, ConfigError, EnvKind, VirtualIp, DEFAULT_CONTROL_SOCKET,
-    DEFAULT_STATE_DIR,
+    load, parse_with_hostname, Config, ConfigError, EnvKind, Health, RestartPolicy, Track,
+    TrackAction, VirtualIp, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
 };
 use rcbsd_failover::wire::Centis;
 use rcbsd_failover::wire::ChecksumMode;
@@ -147,7 +147,7 @@ fn unknown_tables_are_errors_too() {
     let errors = errors(&format!("{MINIMAL}[storag]\nkind = \"nfs\"\n"));
     assert!(
         errors[0].starts_with(
-            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cluster, environment, auth, cbsd, storage, nfs, environments, runbook, tools, notify, metrics, fence)"
+            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cluster, environment, auth, cbsd, storage, nfs, environments, runbook, tools, notify, metrics, fence, health, track)"
         ),
         "{errors:?}"
     );
@@ -1102,4 +1102,462 @@ fn the_cluster_examples_share_one_cluster_hash() {
         .collect();
     assert_eq!(hashes[0], hashes[1]);
     assert_eq!(hashes[0], hashes[2]);
+}
+
+// ---- [health] and [[track]] ----------------------------------------------
+
+/// MINIMAL followed by `extra`, whose first line is line 6.
+fn minimal_with(extra: &str) -> String {
+    format!("{MINIMAL}{extra}")
+}
+
+/// MINIMAL with a `[health]` table holding `line` (line 7).
+fn health_line(line: &str) -> Vec<String> {
+    errors(&minimal_with(&format!("[health]\n{line}\n")))
+}
+
+/// MINIMAL with one `[[track]]` (its header on line 6, `lines` from line 7).
+fn track_lines(lines: &str) -> Vec<String> {
+    errors(&minimal_with(&format!("[[track]]\n{lines}\n")))
+}
+
+#[test]
+fn health_and_tracks_are_read_with_every_key() {
+    let text = minimal_with(
+        r#"[health]
+enabled = false
+interval = "2s"
+timeout = "500ms"
+rise = 1
+fall = 5
+max_repairs = 0
+repair_window = "86400s"
+mount_hang_limit = "30s"
+restart_policy = "on-failure"
+max_restarts = 10
+restart_window = "3600s"
+track_interfaces = ["igb1", "lagg0.100"]
+track_file = "/var/run/rcbsd-failover.weight"
+
+[[track]]
+name = "db-ping"
+command = ["/usr/local/libexec/check-db", "--quick"]
+weight = -50
+
+[[track]]
+name = "store.writable"
+command = ["/bin/test", "-w", "/store"]
+interval = "1s"
+timeout = "100ms"
+rise = 3
+fall = 100
+on_fail = "resign"
+"#,
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(
+        config.health,
+        Health {
+            enabled: false,
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_millis(500),
+            rise: 1,
+            fall: 5,
+            max_repairs: 0,
+            repair_window: Duration::from_secs(86_400),
+            mount_hang_limit: Duration::from_secs(30),
+            restart_policy: RestartPolicy::OnFailure {
+                max_restarts: 10,
+                window: Duration::from_secs(3600),
+            },
+            track_interfaces: vec!["igb1".to_owned(), "lagg0.100".to_owned()],
+            track_file: Some("/var/run/rcbsd-failover.weight".into()),
+            tracks: vec![
+                // Its timing is [health]'s.
+                Track {
+                    name: "db-ping".to_owned(),
+                    command: vec![
+                        "/usr/local/libexec/check-db".to_owned(),
+                        "--quick".to_owned()
+                    ],
+                    interval: Duration::from_secs(2),
+                    timeout: Duration::from_millis(500),
+                    rise: 1,
+                    fall: 5,
+                    on_fail: TrackAction::Weight(-50),
+                },
+                Track {
+                    name: "store.writable".to_owned(),
+                    command: vec!["/bin/test".to_owned(), "-w".to_owned(), "/store".to_owned()],
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_millis(100),
+                    rise: 3,
+                    fall: 100,
+                    on_fail: TrackAction::Resign,
+                },
+            ],
+        }
+    );
+    assert!(
+        config.summary().ends_with(
+            "; built-in health checks off, restarts up to 10, tracking igb1 lagg0.100, a track file, 2 track(s)"
+        ),
+        "{}",
+        config.summary()
+    );
+}
+
+#[test]
+fn without_health_or_tracks_every_default_holds_and_the_summary_says_nothing() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.health, Health::default());
+    assert!(config.health.enabled);
+    assert_eq!(config.health.interval, Duration::from_secs(5));
+    assert_eq!(config.health.timeout, Duration::from_secs(10));
+    assert_eq!((config.health.rise, config.health.fall), (2, 3));
+    assert_eq!(config.health.max_repairs, 3);
+    assert_eq!(config.health.repair_window, Duration::from_secs(600));
+    assert_eq!(config.health.mount_hang_limit, Duration::from_secs(60));
+    assert_eq!(config.health.restart_policy, RestartPolicy::Never);
+    assert!(config.health.track_interfaces.is_empty());
+    assert_eq!(config.health.track_file, None);
+    assert!(config.health.tracks.is_empty());
+    assert!(!config.summary().contains("health"), "{}", config.summary());
+
+    // An empty [health] is the defaults too; "on-failure" alone gets the
+    // default limits.
+    let empty = parse(&minimal_with("[health]\n")).unwrap();
+    assert_eq!(empty.health, Health::default());
+    let restarts = parse(&minimal_with("[health]\nrestart_policy = \"on-failure\"\n")).unwrap();
+    assert_eq!(
+        restarts.health.restart_policy,
+        RestartPolicy::OnFailure {
+            max_restarts: 3,
+            window: Duration::from_secs(600)
+        }
+    );
+
+    // A track without [health] gets the built-in defaults.
+    let config = parse(&minimal_with(
+        "[[track]]\nname = \"ping\"\ncommand = [\"/sbin/ping\", \"-c1\", \"192.168.10.1\"]\non_fail = \"resign\"\n",
+    ))
+    .unwrap();
+    let track = &config.health.tracks[0];
+    assert_eq!(
+        (track.interval, track.timeout, track.rise, track.fall),
+        (Duration::from_secs(5), Duration::from_secs(10), 2, 3)
+    );
+    assert!(
+        config
+            .summary()
+            .ends_with("; health every 5s (rise 2, fall 3), 1 track(s)"),
+        "{}",
+        config.summary()
+    );
+}
+
+#[test]
+fn health_timing_is_in_range() {
+    assert_eq!(
+        health_line("interval = \"50ms\""),
+        ["/etc/x.toml:7:12: health.interval: 50ms is out of range (100ms..=3600s)"]
+    );
+    assert_eq!(
+        health_line("timeout = \"3601s\""),
+        ["/etc/x.toml:7:11: health.timeout: 3601s is out of range (100ms..=3600s)"]
+    );
+    assert_eq!(
+        health_line("interval = 5"),
+        [
+            "/etc/x.toml:7:12: health.interval: expected a duration string such as \"1s\" or \"100ms\", found an integer"
+        ]
+    );
+    assert_eq!(
+        health_line("enabled = \"yes\""),
+        ["/etc/x.toml:7:11: health.enabled: expected true or false, found a string"]
+    );
+}
+
+#[test]
+fn health_rise_and_fall_are_1_to_100() {
+    assert_eq!(
+        health_line("rise = 0"),
+        ["/etc/x.toml:7:8: health.rise: 0 is out of range (1..=100)"]
+    );
+    assert_eq!(
+        health_line("fall = 101"),
+        ["/etc/x.toml:7:8: health.fall: 101 is out of range (1..=100)"]
+    );
+}
+
+#[test]
+fn health_repair_and_mount_limits_are_in_range() {
+    assert_eq!(
+        health_line("max_repairs = 101"),
+        [
+            "/etc/x.toml:7:15: health.max_repairs: 101 is out of range (0..=100; 0 resigns at the first failed repair)"
+        ]
+    );
+    assert_eq!(
+        health_line("repair_window = \"86401s\""),
+        ["/etc/x.toml:7:17: health.repair_window: 86401s is out of range (1s..=86400s)"]
+    );
+    assert_eq!(
+        health_line("repair_window = \"500ms\""),
+        ["/etc/x.toml:7:17: health.repair_window: 500ms is out of range (1s..=86400s)"]
+    );
+    assert_eq!(
+        health_line("mount_hang_limit = \"0s\""),
+        ["/etc/x.toml:7:20: health.mount_hang_limit: 0s is out of range (1s..=3600s)"]
+    );
+}
+
+#[test]
+fn restart_policy_is_never_or_on_failure() {
+    assert_eq!(
+        health_line("restart_policy = \"always\""),
+        [
+            "/etc/x.toml:7:18: health.restart_policy: \"always\" is not a restart policy (accepted: \"never\" or \"on-failure\")"
+        ]
+    );
+    assert_eq!(
+        errors(&minimal_with(
+            "[health]\nrestart_policy = \"on-failure\"\nmax_restarts = 0\nrestart_window = \"86401s\"\n"
+        )),
+        [
+            "/etc/x.toml:8:16: health.max_restarts: 0 is out of range (1..=100)",
+            "/etc/x.toml:9:18: health.restart_window: 86401s is out of range (1s..=86400s)",
+        ]
+    );
+}
+
+#[test]
+fn restart_limits_need_restart_policy_on_failure() {
+    const ONLY: &str = "only with restart_policy = \"on-failure\" (with \"never\", the default, nothing is restarted); set that or remove this key";
+    assert_eq!(
+        errors(&minimal_with(
+            "[health]\nrestart_policy = \"never\"\nmax_restarts = 5\n"
+        )),
+        [format!("/etc/x.toml:8:16: health.max_restarts: {ONLY}")]
+    );
+    // Without restart_policy, the default "never".
+    assert_eq!(
+        health_line("restart_window = \"60s\""),
+        [format!("/etc/x.toml:7:18: health.restart_window: {ONLY}")]
+    );
+}
+
+#[test]
+fn track_interfaces_are_unique_interface_names_other_than_the_vrrp_one() {
+    assert_eq!(
+        health_line("track_interfaces = [\"igb1\", \"em 1\", \"\", \"abcdefghijklmnop\", \"igb1\", \"em0\"]"),
+        [
+            "/etc/x.toml:7:29: health.track_interfaces[1]: \"em 1\" is not an interface name (1..=15 characters from A-Z a-z 0-9 _ . -, e.g. \"igb1\")",
+            "/etc/x.toml:7:37: health.track_interfaces[2]: \"\" is not an interface name (1..=15 characters from A-Z a-z 0-9 _ . -, e.g. \"igb1\")",
+            "/etc/x.toml:7:41: health.track_interfaces[3]: \"abcdefghijklmnop\" is not an interface name (1..=15 characters from A-Z a-z 0-9 _ . -, e.g. \"igb1\")",
+            "/etc/x.toml:7:61: health.track_interfaces[4]: \"igb1\" is listed twice (first at line 7, column 21)",
+            "/etc/x.toml:7:69: health.track_interfaces[5]: \"em0\" is vrrp.interface, which is always tracked; list only other interfaces (e.g. the storage network's)",
+        ]
+    );
+    assert_eq!(
+        health_line("track_interfaces = \"igb1\""),
+        ["/etc/x.toml:7:20: health.track_interfaces: expected an array of strings, found a string"]
+    );
+    // Fifteen bytes is IFNAMSIZ less the NUL: accepted.
+    let config = parse(&minimal_with(
+        "[health]\ntrack_interfaces = [\"abcdefghijklmno\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(config.health.track_interfaces, ["abcdefghijklmno"]);
+}
+
+#[test]
+fn track_file_is_a_clean_absolute_file_path() {
+    for (path, column) in [
+        ("var/run/w", 14),
+        ("/var/run/../w", 14),
+        ("/var/run/", 14),
+        ("/", 14),
+        ("/var//w", 14),
+    ] {
+        assert_eq!(
+            health_line(&format!("track_file = {path:?}")),
+            [format!(
+                "/etc/x.toml:7:{column}: health.track_file: {path:?} is not a file path (an absolute path without \".\", \"..\", \"//\" or a trailing '/', e.g. \"/var/run/rcbsd-failover.weight\")"
+            )]
+        );
+    }
+}
+
+#[test]
+fn an_unknown_health_key_lists_the_accepted_ones() {
+    assert_eq!(
+        health_line("intervall = \"1s\""),
+        [
+            "/etc/x.toml:7:1: health.intervall: unknown key (accepted in [health]: enabled, interval, timeout, rise, fall, max_repairs, repair_window, mount_hang_limit, restart_policy, max_restarts, restart_window, track_interfaces, track_file)"
+        ]
+    );
+    assert_eq!(
+        errors(&format!("health = true\n{MINIMAL}")),
+        ["/etc/x.toml:1:10: health: expected a table, found a boolean"]
+    );
+}
+
+#[test]
+fn track_must_be_an_array_of_tables() {
+    assert_eq!(
+        errors(&minimal_with(
+            "[track]\nname = \"a\"\ncommand = [\"/bin/true\"]\nweight = -10\n"
+        )),
+        [
+            "/etc/x.toml:6:1: track: expected an array of tables (one [[track]] per check), found a table"
+        ]
+    );
+}
+
+#[test]
+fn a_track_needs_a_unique_plain_name() {
+    assert_eq!(
+        track_lines("command = [\"/bin/true\"]\nweight = -10"),
+        [
+            "/etc/x.toml:6:1: track[0].name: missing; name the check (unique, shown by status and in events), e.g. name = \"db-ping\""
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"db ping\"\ncommand = [\"/bin/true\"]\nweight = -10"),
+        [
+            "/etc/x.toml:7:8: track[0].name: \"db ping\" is not a track name (1..=64 characters from A-Z a-z 0-9 - _ ., not starting with '-')"
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"-x\"\ncommand = [\"/bin/true\"]\nweight = -10"),
+        [
+            "/etc/x.toml:7:8: track[0].name: \"-x\" is not a track name (1..=64 characters from A-Z a-z 0-9 - _ ., not starting with '-')"
+        ]
+    );
+    let twice = minimal_with(
+        "[[track]]\nname = \"db\"\ncommand = [\"/bin/true\"]\nweight = -10\n[[track]]\nname = \"db\"\ncommand = [\"/bin/true\"]\non_fail = \"resign\"\n",
+    );
+    assert_eq!(
+        errors(&twice),
+        [
+            "/etc/x.toml:11:8: track[1].name: \"db\" is listed twice (first at line 7, column 8); give each [[track]] its own name"
+        ]
+    );
+}
+
+#[test]
+fn a_track_command_is_a_non_empty_argv_with_an_absolute_program() {
+    assert_eq!(
+        track_lines("name = \"db\"\nweight = -10"),
+        [
+            "/etc/x.toml:6:1: track[0].command: missing; the check to run, exit 0 meaning good, e.g. command = [\"/usr/local/libexec/check-db\", \"--quick\"]"
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = []\nweight = -10"),
+        [
+            "/etc/x.toml:8:11: track[0].command: empty; give the program and its arguments, e.g. [\"/usr/local/libexec/check-db\", \"--quick\"]"
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"check-db\"]\nweight = -10"),
+        [
+            "/etc/x.toml:8:11: track[0].command: \"check-db\": the program must be an absolute path (no $PATH lookup for a root daemon)"
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = \"/bin/true\"\nweight = -10"),
+        ["/etc/x.toml:8:11: track[0].command: expected an array of strings, found a string"]
+    );
+}
+
+#[test]
+fn track_timing_is_in_the_health_ranges() {
+    assert_eq!(
+        track_lines(
+            "name = \"db\"\ncommand = [\"/bin/true\"]\nweight = -10\ninterval = \"10ms\"\ntimeout = \"7200s\"\nrise = 0\nfall = 101"
+        ),
+        [
+            "/etc/x.toml:10:12: track[0].interval: 10ms is out of range (100ms..=3600s)",
+            "/etc/x.toml:11:11: track[0].timeout: 7200s is out of range (100ms..=3600s)",
+            "/etc/x.toml:12:8: track[0].rise: 0 is out of range (1..=100)",
+            "/etc/x.toml:13:8: track[0].fall: 101 is out of range (1..=100)",
+        ]
+    );
+}
+
+#[test]
+fn a_track_has_exactly_one_of_weight_and_on_fail() {
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"/bin/true\"]"),
+        [
+            "/etc/x.toml:6:1: track[0]: neither weight nor on_fail is set; give weight = N (added to the priority while the check fails, e.g. -50) or on_fail = \"resign\""
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"/bin/true\"]\nweight = -10\non_fail = \"resign\""),
+        [
+            "/etc/x.toml:10:11: track[0]: both weight and on_fail are set; keep one: weight = N (a priority change) or on_fail = \"resign\""
+        ]
+    );
+}
+
+#[test]
+fn a_track_weight_is_a_non_zero_priority_change_and_on_fail_is_resign() {
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"/bin/true\"]\nweight = 0"),
+        [
+            "/etc/x.toml:9:10: track[0].weight: 0 changes nothing; give -253..=-1 to lower the priority while the check fails (1..=253 to raise it), or on_fail = \"resign\""
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"/bin/true\"]\nweight = -254"),
+        ["/etc/x.toml:9:10: track[0].weight: -254 is out of range (-253..=-1 or 1..=253)"]
+    );
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"/bin/true\"]\nweight = \"-10\""),
+        [
+            "/etc/x.toml:9:10: track[0].weight: expected an integer (-253..=-1 or 1..=253), found a string"
+        ]
+    );
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"/bin/true\"]\non_fail = \"demote\""),
+        [
+            "/etc/x.toml:9:11: track[0].on_fail: \"demote\" is not a track action (accepted: \"resign\"; for a priority change, weight = N instead)"
+        ]
+    );
+    let config = parse(&minimal_with(
+        "[[track]]\nname = \"up\"\ncommand = [\"/bin/true\"]\nweight = 253\n[[track]]\nname = \"down\"\ncommand = [\"/bin/true\"]\nweight = -253\n",
+    ))
+    .unwrap();
+    let actions: Vec<TrackAction> = config.health.tracks.iter().map(|t| t.on_fail).collect();
+    assert_eq!(
+        actions,
+        [TrackAction::Weight(253), TrackAction::Weight(-253)]
+    );
+}
+
+#[test]
+fn an_unknown_track_key_lists_the_accepted_ones() {
+    assert_eq!(
+        track_lines("name = \"db\"\ncommand = [\"/bin/true\"]\nweight = -10\nscript = \"x\""),
+        [
+            "/etc/x.toml:10:1: track[0].script: unknown key (accepted in [track[0]]: name, command, interval, timeout, rise, fall, weight, on_fail)"
+        ]
+    );
+}
+
+#[test]
+fn tracks_are_checked_even_when_health_is_invalid() {
+    let errors = errors(&minimal_with(
+        "[health]\nrise = 0\n[[track]]\nname = \"db\"\ncommand = [\"/bin/true\"]\n",
+    ));
+    assert_eq!(
+        errors,
+        [
+            "/etc/x.toml:7:8: health.rise: 0 is out of range (1..=100)",
+            "/etc/x.toml:8:1: track[0]: neither weight nor on_fail is set; give weight = N (added to the priority while the check fails, e.g. -50) or on_fail = \"resign\"",
+        ]
+    );
 }

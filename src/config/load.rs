@@ -23,7 +23,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::error::{ConfigError, Diagnostic};
-use super::{duration, Config, Node, VirtualIp, Vrrp};
+use super::{duration, Config, Health, Node, VirtualIp, Vrrp};
 
 mod auth;
 mod cbsd;
@@ -32,12 +32,14 @@ mod cross_checks;
 mod environment;
 mod environments;
 mod fence;
+mod health;
 mod metrics;
 mod nfs;
 mod notify;
 mod runbook;
 mod storage;
 mod tools;
+mod track;
 
 /// Every table accepted at the top level.
 const TOP_LEVEL_KEYS: &[&str] = &[
@@ -55,6 +57,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "notify",
     "metrics",
     "fence",
+    "health",
+    "track",
 ];
 use crate::wire::Centis;
 use crate::wire::ChecksumMode;
@@ -247,6 +251,15 @@ impl Reader<'_> {
         let auth = self.auth_section(root);
         let notify = self.notify_section(root);
         let metrics = self.metrics_section(root);
+        let vrrp_interface = vrrp.as_ref().map(|v| v.interface.as_str());
+        let health = self.health_section(root, vrrp_interface);
+        // An invalid [health] has said why; its tracks are still checked,
+        // against the defaults.
+        let tracks = self.track_section(root, health.as_ref().unwrap_or(&Health::default()));
+        let health = match (health, tracks) {
+            (Some(health), Some(tracks)) => Some(Health { tracks, ..health }),
+            _ => None,
+        };
         Some(Config {
             path: self.path.to_path_buf(),
             node: node?,
@@ -263,8 +276,7 @@ impl Reader<'_> {
             placement: placement?,
             auth: auth?,
             fence: fence?,
-            // Read by `health_section` (issue 12, in progress).
-            health: crate::config::Health::default(),
+            health: health?,
         })
     }
 

@@ -1,6 +1,6 @@
 //! A one-line description of a configuration, printed by `check-config`.
 
-use super::{duration, Config};
+use super::{duration, Config, Health, RestartPolicy};
 
 impl Config {
     /// e.g. `node node1: em0 vrid 51 priority 100, advert 1s, VIPs
@@ -69,8 +69,9 @@ impl Config {
             ),
             None => String::new(),
         };
+        let health = self.health_summary();
         format!(
-            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}{quorum}{fence}",
+            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}{quorum}{fence}{health}",
             self.node.name,
             vrrp.interface,
             vrrp.vrid,
@@ -80,6 +81,40 @@ impl Config {
             transport,
             preempt
         )
+    }
+}
+
+impl Config {
+    /// `; health every 5s (rise 2, fall 3), 2 track(s)` when `[health]` or
+    /// `[[track]]` changes anything, else empty.
+    fn health_summary(&self) -> String {
+        let health = &self.health;
+        if *health == Health::default() {
+            return String::new();
+        }
+        let mut parts = vec![if health.enabled {
+            format!(
+                "health every {} (rise {}, fall {})",
+                duration::format(health.interval),
+                health.rise,
+                health.fall
+            )
+        } else {
+            "built-in health checks off".to_owned()
+        }];
+        if let RestartPolicy::OnFailure { max_restarts, .. } = health.restart_policy {
+            parts.push(format!("restarts up to {max_restarts}"));
+        }
+        if !health.track_interfaces.is_empty() {
+            parts.push(format!("tracking {}", health.track_interfaces.join(" ")));
+        }
+        if health.track_file.is_some() {
+            parts.push("a track file".to_owned());
+        }
+        if !health.tracks.is_empty() {
+            parts.push(format!("{} track(s)", health.tracks.len()));
+        }
+        format!("; {}", parts.join(", "))
     }
 }
 
