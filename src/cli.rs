@@ -128,7 +128,8 @@ enum Command {
         /// Which runbook: promote (become master), demote (stop being
         /// master), follow (mount from the master and start environments),
         /// quiesce (stop environments and unmount while a master hands
-        /// over on purpose).
+        /// over on purpose), health (the checks between transitions and
+        /// the steps that repair them).
         #[arg(value_enum)]
         runbook: PlanRunbook,
         #[command(flatten)]
@@ -150,6 +151,8 @@ enum PlanRunbook {
     Follow,
     /// What a follower runs while a master hands over on purpose.
     Quiesce,
+    /// The health checks between transitions and their repairs.
+    Health,
 }
 
 #[derive(Args)]
@@ -219,6 +222,7 @@ fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
         PlanRunbook::Demote => Kind::Demote,
         PlanRunbook::Follow => Kind::Follow,
         PlanRunbook::Quiesce => Kind::Quiesce,
+        PlanRunbook::Health => Kind::Repair,
     };
     let backend = runbook::vip::backend(&config);
     let available = runbook::plan::available_environments(&config);

@@ -20,7 +20,7 @@ use super::expect::Expect;
 use super::exports;
 use super::fs_probe::{FsProbe, LockSeen};
 use super::nfs::DeadMounts;
-use super::step::{Action, Builtin, Checked, Command, EnvPhase, Gate, OnFailure, Step};
+use super::step::{Action, Builtin, Checked, Command, EnvPhase, Gate, OnFailure, Step, Verify};
 use super::vip::{VipControl, VipError};
 use super::{
     cbsd, demote, follow, probe, promote, resolve_environments, Context, Env, Kind, Outcome,
@@ -342,6 +342,12 @@ impl<V: VipControl> Runner<V> {
             },
             Kind::Place => JobKind::Place,
             Kind::Quiesce => JobKind::Quiesce,
+            Kind::Repair => {
+                return Outcome::Failed {
+                    step: "repair".to_owned(),
+                    error: "a repair runs one check's steps (Runner::repair)".to_owned(),
+                }
+            }
         };
         let job = Job {
             kind: job_kind,
@@ -440,6 +446,60 @@ impl<V: VipControl> Runner<V> {
         self.progress.update(|p| *p = None);
         let outcome = self.finish(kind, &mut run, result).await;
         run.report(outcome)
+    }
+
+    /// One health check's run: only the probe of `step` (an `Ensure`'s
+    /// probe, a `Run`'s command, or a [`Verify`]), under its timeout; what
+    /// it would do is not done. `Err` says what is wrong.
+    pub async fn verify(&self, step: &Step) -> Result<(), String> {
+        let deadline = Deadline::after(step.timeout);
+        let within = Within {
+            deadline: &deadline,
+            step: &step.name,
+            abort: None,
+        };
+        let mut ran = Vec::new();
+        let result = match &step.action {
+            Action::Ensure(ensure) => self.checked(&ensure.probe, &within, &mut ran).await,
+            Action::Run(checked) => self.checked(checked, &within, &mut ran).await,
+            Action::Builtin(Builtin::Verify(verify)) => {
+                self.verify_builtin(verify, &within, &mut ran).await
+            }
+            Action::Builtin(_) => Err(AttemptError::Failed(format!(
+                "{} is not a check",
+                step.name
+            ))),
+        };
+        result.map_err(|e| e.message().to_owned())
+    }
+
+    /// A repair: `steps` (a runbook's own, see [`super::health`]) run as
+    /// the `repair` runbook, each with its retries, stopping at the first
+    /// that fails. A newer decision (`cancel`) stops it at a safe point.
+    pub async fn repair(
+        &mut self,
+        steps: &[Step],
+        mut cancel: watch::Receiver<u64>,
+    ) -> Result<(), String> {
+        let generation = *cancel.borrow_and_update();
+        let mut run = Run {
+            kind: Kind::Repair,
+            started: Instant::now(),
+            generation,
+            cancel: &mut cancel,
+            undo: Vec::new(),
+            skipped: Vec::new(),
+            done: 0,
+            environments: BTreeMap::new(),
+        };
+        let result = self.execute_steps(&mut run, steps, 0).await;
+        self.progress.update(|p| *p = None);
+        match result {
+            Ok(()) if run.skipped.is_empty() => Ok(()),
+            Ok(()) => Err(format!("skipped {}", run.skipped.join(", "))),
+            Err(Stop::Failed { step, error }) => Err(format!("{step}: {error}")),
+            Err(Stop::Cancelled { at_step }) => Err(format!("cancelled at {at_step}")),
+        }
     }
 
     /// Looks at what this node holds of the master resources (see
@@ -823,6 +883,10 @@ impl<V: VipControl> Runner<V> {
                     Err(why) => Err(AttemptError::Failed(why.to_string())),
                 }
             }
+            Action::Builtin(Builtin::Verify(verify)) => self
+                .verify_builtin(verify, &within, ran)
+                .await
+                .map(|()| false),
             Action::Builtin(Builtin::WriteProbe { path }) => {
                 let probe = FsProbe::Write { path: path.clone() };
                 self.fs_probe(&probe, &within, ran).await.map(|_| true)
@@ -842,6 +906,87 @@ impl<V: VipControl> Runner<V> {
                         format_duration(step.timeout)
                     ))),
                 }
+            }
+        }
+    }
+
+    /// A health check's own look: `Ok` when what it looks for is so.
+    async fn verify_builtin(
+        &self,
+        verify: &Verify,
+        within: &Within<'_>,
+        ran: &mut Vec<String>,
+    ) -> Result<(), AttemptError> {
+        let left = within.deadline.left(within.step)?;
+        let local = |work: Box<dyn FnOnce() -> Result<(), String> + Send>| async move {
+            match tokio::time::timeout(left, tokio::task::spawn_blocking(work)).await {
+                Ok(Ok(result)) => result.map_err(AttemptError::Failed),
+                Ok(Err(join)) => Err(AttemptError::Failed(join.to_string())),
+                Err(_) => Err(AttemptError::Timeout(format!(
+                    "{} did not finish within {}",
+                    within.step,
+                    format_duration(left)
+                ))),
+            }
+        };
+        match verify {
+            Verify::All(checks) => {
+                for check in checks {
+                    self.checked(check, within, ran).await?;
+                }
+                Ok(())
+            }
+            Verify::MountAnswers { dir } => {
+                let probe = FsProbe::List { dir: dir.clone() };
+                self.fs_probe(&probe, within, ran).await.map(|_| ())
+            }
+            Verify::VipsPresent => {
+                let interface = self.config.vrrp.interface.clone();
+                let wanted: Vec<_> = self.config.vrrp.virtual_ips.clone();
+                local(Box::new(move || {
+                    let found =
+                        crate::net::iface::ipv4_addresses(&interface).map_err(|e| e.to_string())?;
+                    match wanted
+                        .iter()
+                        .find(|v| !found.iter().any(|(a, _)| *a == v.address))
+                    {
+                        Some(missing) => Err(format!("{missing} is not on {interface}")),
+                        None => Ok(()),
+                    }
+                }))
+                .await
+            }
+            Verify::Carrier { interface } => {
+                let interface = interface.clone();
+                local(Box::new(move || {
+                    match crate::net::iface::is_up(&interface) {
+                        Ok(true) => Ok(()),
+                        Ok(false) => Err(format!("{interface} has no carrier")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }))
+                .await
+            }
+            Verify::ExportsBlock {
+                file,
+                dirs,
+                clients,
+            } => {
+                let (file, dirs, clients) = (file.clone(), dirs.clone(), clients.clone());
+                local(Box::new(move || {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                    let wanted = exports::render(&exports::group_by_filesystem(&dirs), &clients);
+                    match exports::block(&text) {
+                        Some(block) if block == wanted => Ok(()),
+                        Some(_) => Err(format!(
+                            "the agent's block of {} differs from what it writes",
+                            file.display()
+                        )),
+                        None => Err(format!("{} has no agent block", file.display())),
+                    }
+                }))
+                .await
             }
         }
     }
@@ -1094,7 +1239,8 @@ impl<V: VipControl> Runner<V> {
             | Builtin::ClearStaleRegistrations(_)
             | Builtin::DismountDead(_)
             | Builtin::VerifyDirId { .. }
-            | Builtin::WriteProbe { .. } => Err(BuiltinError::NotABuiltin),
+            | Builtin::WriteProbe { .. }
+            | Builtin::Verify(_) => Err(BuiltinError::NotABuiltin),
         }
     }
 

@@ -61,6 +61,15 @@ pub enum Expect {
         /// The end of the error when something else is printed.
         otherwise: String,
     },
+    /// `hastctl status RES`: the resource is primary and its status is
+    /// `complete` (the secondary in sync). Both output formats are read:
+    /// a table (`Name Status Role Components`, FreeBSD 13 and later) and
+    /// a block per resource (`RES:`, `  role: primary`, `  status:
+    /// complete`, earlier; sbin/hastctl/hastctl.c `control_status`).
+    HastHealthy {
+        /// The HAST resource (`storage.resource`).
+        resource: String,
+    },
     /// `fsck -p` (preen): exit 0. Exit 8 is fsck_ffs's `EEXIT`: preening
     /// met an inconsistency it may not repair on its own ("UNEXPECTED
     /// INCONSISTENCY; RUN fsck MANUALLY.", sbin/fsck_ffs/fsutil.c
@@ -98,6 +107,16 @@ pub enum Mismatch {
     /// A failure was expected: it exited 0.
     #[error("exited with status 0")]
     Succeeded,
+    /// The HAST resource is not primary and complete.
+    #[error("HAST resource {resource} is {role} and {status}, not primary and complete (see hastctl status)")]
+    HastUnhealthy {
+        /// The resource.
+        resource: String,
+        /// Its role as printed (`unknown` when not found).
+        role: String,
+        /// Its status as printed (`complete`, `degraded`; `unknown`).
+        status: String,
+    },
     /// `jstatus` gave no answer this rule can read.
     #[error(transparent)]
     Jstatus(#[from] JstatusError),
@@ -281,6 +300,19 @@ impl Expect {
                 }),
                 _ => Ok(()),
             },
+            Expect::HastHealthy { resource } => match exit {
+                Some(0) => match hast_state(stdout, resource) {
+                    (Some(role), Some(status)) if role == "primary" && status == "complete" => {
+                        Ok(())
+                    }
+                    (role, status) => Err(Mismatch::HastUnhealthy {
+                        resource: resource.clone(),
+                        role: role.unwrap_or_else(|| "unknown".into()),
+                        status: status.unwrap_or_else(|| "unknown".into()),
+                    }),
+                },
+                _ => Err(Mismatch::Exited(Ended(exit))),
+            },
             Expect::Preened => match exit {
                 Some(0) => Ok(()),
                 Some(8) => Err(Mismatch::NeedsManualFsck {
@@ -309,8 +341,31 @@ impl Expect {
             Expect::Prints { value, .. } => format!("prints {value:?}"),
             Expect::DoesNotPrint { value } => format!("does not print {value:?} (or fails)"),
             Expect::Preened => "exit 0 (8: needs a manual fsck)".to_owned(),
+            Expect::HastHealthy { resource } => format!("{resource} primary and complete"),
         }
     }
+}
+
+/// The role and status of `resource` in `hastctl status` output (see
+/// [`Expect::HastHealthy`] for the two formats).
+fn hast_state(stdout: &str, resource: &str) -> (Option<String>, Option<String>) {
+    let (mut role, mut status) = (None, None);
+    let mut in_block = false;
+    for line in stdout.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [name] if name.strip_suffix(':') == Some(resource) => in_block = true,
+            [name] if name.ends_with(':') => in_block = false,
+            ["role:", value] if in_block => role = Some((*value).to_owned()),
+            ["status:", value] if in_block => status = Some((*value).to_owned()),
+            [name, table_status, table_role, ..] if *name == resource => {
+                status = Some((*table_status).to_owned());
+                role = Some((*table_role).to_owned());
+            }
+            _ => {}
+        }
+    }
+    (role, status)
 }
 
 fn first_line(text: &str) -> &str {
@@ -393,6 +448,29 @@ mod tests {
     const MOUNT_P: &str = "/dev/ada0p2\t/\tufs\trw\t1\t1\n\
         192.168.10.200:/store/jails-data\t/usr/jails/jails-data\tnfs\trw,nfsv4,minorversion=1,hard\t0\t0\n\
         /store/jails-system\t/usr/jails/jails-system\tnullfs\trw\t0\t0\n";
+
+    #[test]
+    fn hast_health_reads_both_hastctl_formats() {
+        let healthy = Expect::HastHealthy {
+            resource: "jails".into(),
+        };
+        let table =
+            "Name\tStatus\t Role\t\tComponents\njails\tcomplete primary        /dev/ada1\tnode2\n";
+        assert_eq!(healthy.check(Some(0), table), Ok(()));
+        let degraded = table.replace("complete", "degraded");
+        assert!(matches!(
+            healthy.check(Some(0), &degraded),
+            Err(Mismatch::HastUnhealthy { status, .. }) if status == "degraded"
+        ));
+        let block = "jails:\n  role: primary\n  provname: jails\n  status: complete\n";
+        assert_eq!(healthy.check(Some(0), block), Ok(()));
+        let secondary = "jails:\n  role: secondary\n  status: complete\n";
+        assert!(healthy.check(Some(0), secondary).is_err());
+        assert!(healthy.check(Some(71), "").is_err());
+        assert!(healthy
+            .check(Some(0), "other:\n  role: primary\n  status: complete\n")
+            .is_err());
+    }
 
     #[test]
     fn jstatus_exit_code_is_inverted() {

@@ -45,6 +45,7 @@ pub mod expect;
 pub mod exports;
 pub mod follow;
 pub mod fs_probe;
+pub mod health;
 pub mod nfs;
 pub mod plan;
 pub mod probe;
@@ -81,6 +82,9 @@ pub enum Kind {
     /// A peer master hands over on purpose: stop the environments on its
     /// mounts and unmount them while it still serves.
     Quiesce,
+    /// Between transitions: a runbook's own steps run again to repair what
+    /// a health check found ([`health`]).
+    Repair,
 }
 
 impl Kind {
@@ -93,6 +97,7 @@ impl Kind {
             Kind::Follow => "follow",
             Kind::Place => "place",
             Kind::Quiesce => "quiesce",
+            Kind::Repair => "repair",
         }
     }
 }

@@ -27,11 +27,12 @@ pub fn render(
         Kind::Follow => follow::build(config, &ctx, &envs),
         Kind::Place => Vec::new(),
         Kind::Quiesce => follow::quiesce(config, &envs),
+        Kind::Repair => return render_health(config, backend, &envs),
     };
     match kind {
         Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
         Kind::Follow => steps.extend(follow::start_environments(config, &envs)),
-        Kind::Demote | Kind::Quiesce => {}
+        Kind::Demote | Kind::Quiesce | Kind::Repair => {}
         Kind::Place => steps.extend(promote::start_environments_taking_over(
             config,
             &placed_first_here(config),
@@ -292,6 +293,7 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
             ));
             lines
         }
+        Builtin::Verify(verify) => describe_verify(config, verify),
         Builtin::ClearStaleRegistrations(clear) => {
             let mut lines = vec![
                 "agent  only on the first follow after the agent starts (boot or rejoin)"
@@ -309,6 +311,107 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
             ));
             lines
         }
+    }
+}
+
+/// `plan health`: every check between transitions, what one run looks at,
+/// and the steps that repair it ([`super::health`]).
+fn render_health(config: &Config, backend: &dyn VipBackend, envs: &[super::Env]) -> String {
+    use super::health;
+    let mut out = format!(
+        "# health checks on node {} ({}): every {}, a check fails after {} failures in a row and is good again after {} successes\n",
+        config.node.name,
+        config.path.display(),
+        crate::config::format_duration(config.health.interval),
+        config.health.fall,
+        config.health.rise,
+    );
+    let groups = [
+        ("while master", health::master_checks(config)),
+        (
+            "while following (mounts), and for each environment running here",
+            health::follower_checks(config, true, envs),
+        ),
+        (
+            "always ([[track]], health.track_interfaces)",
+            health::tracks(config),
+        ),
+    ];
+    for (when, checks) in groups {
+        if checks.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "\n## {when}");
+        for check in checks {
+            let _ = writeln!(
+                out,
+                "{}  [timeout {}, {}]",
+                check.id,
+                crate::config::format_duration(check.probe.timeout),
+                response_text(check.judgement.response)
+            );
+            for line in probe_lines(config, backend, &check.probe) {
+                let _ = writeln!(out, "    {line}");
+            }
+            for step in &check.repair {
+                let _ = writeln!(out, "    repair: {}", step.name);
+            }
+        }
+    }
+    out
+}
+
+fn response_text(response: crate::health::Response) -> String {
+    use crate::health::Response;
+    match response {
+        Response::Repair => "on failure: repair, resign past health.max_repairs".to_owned(),
+        Response::Alert => "on failure: alert only".to_owned(),
+        Response::Remount => "on failure: remount after health.mount_hang_limit".to_owned(),
+        Response::Restart => "on failure: health.restart_policy".to_owned(),
+        Response::Weight(weight) => format!("on failure: priority {weight:+}"),
+        Response::Resign => "on failure: resign".to_owned(),
+    }
+}
+
+/// What one run of a check looks at.
+fn probe_lines(config: &Config, backend: &dyn VipBackend, step: &super::step::Step) -> Vec<String> {
+    use super::step::Action;
+    match &step.action {
+        Action::Ensure(ensure) => vec![format!(
+            "check  {}  => {}",
+            ensure.probe.command.display(),
+            ensure.probe.expect.describe()
+        )],
+        Action::Run(checked) => vec![format!(
+            "check  {}  => {}",
+            checked.command.display(),
+            checked.expect.describe()
+        )],
+        Action::Builtin(builtin) => describe_builtin(config, backend, builtin),
+    }
+}
+
+/// A health check's own look ([`super::step::Verify`]).
+fn describe_verify(config: &Config, verify: &super::step::Verify) -> Vec<String> {
+    use super::step::Verify;
+    match verify {
+        Verify::VipsPresent => vec![format!(
+            "agent  every virtual IP is on {} (getifaddrs)",
+            config.vrrp.interface
+        )],
+        Verify::ExportsBlock { file, .. } => vec![format!(
+            "agent  the marked block of {} is what `write exports` writes",
+            file.display()
+        )],
+        Verify::MountAnswers { dir } => vec![format!(
+            "probe  rcbsd-failover fs-probe list {}  => answers within the timeout (a child: NFS)",
+            dir.display()
+        )],
+        Verify::Carrier { interface } => vec![format!("agent  {interface} has its carrier")],
+        Verify::All(checks) => checks
+            .iter()
+            .map(|c| format!("check  {}  => {}", c.command.display(), c.expect.describe()))
+            .collect(),
     }
 }
 

@@ -157,6 +157,40 @@ pub enum Builtin {
     /// this node does not own (FOLLOW step 2). Every command it runs is
     /// logged like a command step's.
     ClearStaleRegistrations(super::cbsd::StaleRegistrations),
+    /// A health check's probe that is not a command ([`super::health`]):
+    /// it only looks, and fails when what it looks for is not so.
+    Verify(Verify),
+}
+
+/// What a health check looks at itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verify {
+    /// Every configured virtual IP is on `vrrp.interface` (getifaddrs(3)).
+    VipsPresent,
+    /// The agent's block of the exports file is what `write exports`
+    /// writes for these dirs and clients.
+    ExportsBlock {
+        /// `nfs.exports_file`.
+        file: PathBuf,
+        /// The exported directories.
+        dirs: Vec<PathBuf>,
+        /// Who may mount them.
+        clients: super::exports::Clients,
+    },
+    /// The NFS mount at `dir` answers: its entries are listed by an
+    /// `fs-probe list` child under the step's timeout (a dead server
+    /// hangs the child, never the agent).
+    MountAnswers {
+        /// The mount point, `<workdir>/<shared dir>`.
+        dir: PathBuf,
+    },
+    /// The interface has its carrier.
+    Carrier {
+        /// The interface's name.
+        interface: String,
+    },
+    /// Every command succeeds, in order.
+    All(Vec<Checked>),
 }
 
 /// What a step does on each attempt.
