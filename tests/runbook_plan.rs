@@ -84,6 +84,7 @@ fn acts(steps: &[Step]) -> Vec<String> {
                 Builtin::ClearStaleRegistrations(_) => "<clear stale registrations>".into(),
                 Builtin::DismountDead(dead) if dead.ask => "<dismount dead nfs>".into(),
                 Builtin::DismountDead(_) => "<dismount nfs>".into(),
+                Builtin::Verify(_) => "<verify>".into(),
             },
         })
         .collect()
