@@ -24,6 +24,7 @@
 
 mod cluster;
 mod fence;
+mod health;
 mod metrics;
 mod notify;
 mod transition;
@@ -395,6 +396,14 @@ struct Agent {
     /// The VIPs, built once per configuration (the receive path compares
     /// every advert with them).
     vips: Vec<Ipv4Addr>,
+    /// The checks between transitions (issue 12).
+    health: health::HealthWatch,
+    /// How the worker's repairs went.
+    repaired: mpsc::UnboundedReceiver<transition::RepairDone>,
+    /// What the worker last said it holds.
+    holding: Option<crate::quorum::Holding>,
+    /// What the health checks were last chosen from.
+    health_key: Option<(bool, Option<crate::quorum::Holding>, u64)>,
 }
 
 impl Agent {
@@ -463,7 +472,10 @@ impl Agent {
             events: worker_events,
             progress,
             stats,
+            repairs,
+            repaired,
         } = transition::spawn(&config).map_err(StartError::Worker)?;
+        let health = health::HealthWatch::new(&config, repairs);
 
         let (control_tx, control_rx) = mpsc::channel(16);
         let (overrides_saved, overrides_saved_rx) = mpsc::unbounded_channel();
@@ -523,6 +535,10 @@ impl Agent {
                 crate::auth::AuthFailureLimiter::<Ipv4Addr>::CAPACITY,
             ),
             vips,
+            health,
+            repaired,
+            holding: None,
+            health_key: None,
         };
         events::agent_started(
             &agent.config.node.name,
@@ -641,7 +657,22 @@ impl Agent {
                     break false;
                 }
                 Some(report) = self.worker_events.recv() => {
+                    if let WorkerReport::Holding(holding) = &report {
+                        self.holding = Some(holding.clone());
+                    }
                     self.core.handle(Input::Worker(report), Instant::now())
+                }
+                () = sleep_until_opt(self.health.next_due().map(tokio::time::Instant::from_std)) => {
+                    self.health.launch_due(&self.config, Instant::now());
+                    self.health_verdict()
+                }
+                Some(run) = self.health.results.recv() => {
+                    self.health.on_result(run, Instant::now());
+                    self.health_verdict()
+                }
+                Some(done) = self.repaired.recv() => {
+                    self.health.on_repaired(done);
+                    continue;
                 }
                 _ = link_check.tick() => match self.check_link(&mut link_up) {
                     Some(up) => self.core.handle(Input::Link { up }, Instant::now()),
@@ -663,8 +694,44 @@ impl Agent {
                 }
             };
             self.apply(effects).await;
+            self.select_health_checks();
         };
         self.shutdown(released).await
+    }
+
+    /// The checks that apply now: the master's while it serves (a promote
+    /// completed and no runbook runs), a follower's, the tracks.
+    fn select_health_checks(&mut self) {
+        let holding = self.holding.as_ref();
+        let serving = self.core.state() == crate::wire::VrrpState::Master
+            && holding.is_some_and(|h| h.master)
+            // A repair runs under the same progress handle: still serving.
+            && self
+                .progress
+                .get()
+                .is_none_or(|p| p.runbook == crate::runbook::Kind::Repair)
+            && !self.core.is_stopping();
+        // Most iterations (an advert, a heartbeat) change none of it.
+        let key = (serving, holding.cloned(), self.config_generation);
+        if self.health_key.as_ref() == Some(&key) {
+            return;
+        }
+        self.health.select(&self.config, serving, holding);
+        self.health_key = Some(key);
+    }
+
+    /// Hands a changed health verdict to the node core.
+    fn health_verdict(&mut self) -> Vec<Effect> {
+        match self.health.changed_verdict(Instant::now()) {
+            Some(verdict) => self.core.handle(
+                Input::Health {
+                    priority_delta: verdict.priority_delta,
+                    resign: verdict.resign,
+                },
+                Instant::now(),
+            ),
+            None => Vec::new(),
+        }
     }
 
     /// One packet from the raw socket; `None` when it was dropped.
@@ -932,10 +999,13 @@ impl Agent {
             Request::Demote => (Override::Demote, Vec::new()),
             // The operator vouches for the node: out of fault, and
             // preemption as configured.
-            Request::Resume => (
-                Override::None,
-                self.core.handle(Input::Resume, Instant::now()),
-            ),
+            Request::Resume => {
+                // A resignation for failed repairs ends with it too.
+                self.health.resume();
+                let mut effects = self.health_verdict();
+                effects.extend(self.core.handle(Input::Resume, Instant::now()));
+                (Override::None, effects)
+            }
         };
         if new == self.core.override_() {
             let mut effects = effects;
@@ -1048,6 +1118,7 @@ impl Agent {
             watchdog: self.fence.as_ref().map(|f| f.status(&self.core, now)),
             retained: self.core.is_retained(),
             handing_over: self.core.is_handing_over(),
+            health: self.health.status(),
         }
     }
 
@@ -1107,6 +1178,7 @@ impl Agent {
         let changes = describe_changes(&self.config, &new);
         let settings = node_settings(&new, &link, self.fence.as_ref().map(fence::Fence::rule));
         self.config = new;
+        self.health.reconfigure(&self.config);
         self.vips = vip_addresses(&self.config);
         self.config_generation += 1;
         self.link = link;

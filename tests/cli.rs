@@ -251,6 +251,7 @@ fn canned_status() -> Status {
         watchdog: None,
         retained: false,
         handing_over: false,
+        health: Vec::new(),
     }
 }
 

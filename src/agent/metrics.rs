@@ -313,6 +313,7 @@ mod tests {
             watchdog: None,
             retained: false,
             handing_over: false,
+            health: Vec::new(),
         }
     }
 

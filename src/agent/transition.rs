@@ -24,10 +24,12 @@ use tokio::time::Instant;
 
 use super::metrics::RunbookStats;
 use crate::config::Config;
+use crate::health::CheckId;
 use crate::node::converge::{
-    Backoff, Converger, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice, Role,
+    Backoff, Converger, EnvHeld, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice, Role,
 };
 use crate::node::{Allowance, Decision, WorkerReport};
+use crate::runbook::step::Step;
 use crate::runbook::{
     Context, Kind, Outcome, ProgressHandle, Runner, SystemVip, VipControl, VipError,
 };
@@ -43,6 +45,44 @@ pub const MASTER_MARKER: &str = "master";
 /// other master may have been in the middle of its own burst, and the last
 /// frame a client sees decides which MAC it uses.
 const CONFLICT_FOLLOWUP: Duration = Duration::from_millis(250);
+
+/// A repair the health monitor asks for ([`crate::health::Action`]); the
+/// worker runs it between runbooks, only while it still applies.
+#[derive(Clone, Debug)]
+pub enum RepairRequest {
+    /// Run a promote's own steps again, while promoted.
+    Master {
+        /// The check that failed.
+        check: CheckId,
+        /// Its repair steps ([`crate::runbook::health`]).
+        steps: Vec<Step>,
+    },
+    /// Start an environment again, while it is held as running here.
+    Environment {
+        /// The check that failed (`environment NAME`).
+        check: CheckId,
+        /// The environment.
+        name: String,
+        /// Its start steps.
+        steps: Vec<Step>,
+    },
+    /// Follow afresh: a mount hung past `health.mount_hang_limit`.
+    Remount {
+        /// The check that failed (`nfs mount DIR`).
+        check: CheckId,
+    },
+}
+
+/// How a repair went, for the health monitor.
+#[derive(Clone, Debug)]
+pub struct RepairDone {
+    /// The check it was for.
+    pub check: CheckId,
+    /// `Err`: why it failed or was not run.
+    pub result: Result<(), String>,
+    /// How long it took.
+    pub took: Duration,
+}
 
 /// What the worker is told.
 #[derive(Clone, Debug, PartialEq)]
@@ -67,6 +107,10 @@ pub struct Handles {
     pub events: mpsc::UnboundedReceiver<WorkerReport>,
     pub progress: ProgressHandle,
     pub stats: RunbookStats,
+    /// Repairs asked for by the health monitor.
+    pub repairs: mpsc::UnboundedSender<RepairRequest>,
+    /// How they went.
+    pub repaired: mpsc::UnboundedReceiver<RepairDone>,
 }
 
 /// Opens the link-layer sender (so a missing privilege fails at start, not
@@ -84,15 +128,18 @@ pub fn spawn(config: &Config) -> Result<Handles, VipError> {
     });
     let (garp_tx, garp_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let (repairs_tx, repairs_rx) = mpsc::unbounded_channel();
+    let (repaired_tx, repaired_rx) = mpsc::unbounded_channel();
     let stats = RunbookStats::default();
     let worker = Worker {
         runner,
         events: events_tx,
+        repaired: repaired_tx,
         cancel: cancel_rx,
         marker: config.node.state_dir.join(MASTER_MARKER),
         stats: stats.clone(),
     };
-    let task = tokio::spawn(worker.run(desired_rx, garp_rx));
+    let task = tokio::spawn(worker.run(desired_rx, garp_rx, repairs_rx));
     Ok(Handles {
         task,
         desired: desired_tx,
@@ -102,6 +149,8 @@ pub fn spawn(config: &Config) -> Result<Handles, VipError> {
         events: events_rx,
         progress,
         stats,
+        repairs: repairs_tx,
+        repaired: repaired_rx,
     })
 }
 
@@ -128,6 +177,7 @@ fn backoff(config: &Config) -> Backoff {
 struct Worker<V: VipControl> {
     runner: Runner<V>,
     events: mpsc::UnboundedSender<WorkerReport>,
+    repaired: mpsc::UnboundedSender<RepairDone>,
     cancel: watch::Receiver<u64>,
     marker: PathBuf,
     stats: RunbookStats,
@@ -138,6 +188,7 @@ impl<V: VipControl> Worker<V> {
         mut self,
         mut desired: watch::Receiver<Desired>,
         mut garp_now: mpsc::UnboundedReceiver<Ipv4Addr>,
+        mut repairs: mpsc::UnboundedReceiver<RepairRequest>,
     ) {
         let config = desired.borrow().config.clone();
         let mut converger = Converger::new(
@@ -204,10 +255,54 @@ impl<V: VipControl> Worker<V> {
                             self.announce("garp_master_delay").await;
                         }
                     }
+                    Some(repair) = repairs.recv() => {
+                        if self.repair(&mut converger, repair).await {
+                            // A remount: the follow runs now.
+                            break;
+                        }
+                    }
                     () = sleep_until_opt(retry_at) => break,
                 }
             }
         }
+    }
+
+    /// Runs one repair between runbooks, if it still applies; true when
+    /// the role must be served afresh (a remount).
+    async fn repair(&mut self, converger: &mut Converger, request: RepairRequest) -> bool {
+        let started = Instant::now();
+        let (check, result, again) = match request {
+            RepairRequest::Master { check, steps } => {
+                let result = if converger.is_promoted() {
+                    self.runner.repair(&steps, self.cancel.clone()).await
+                } else {
+                    Err("not master any more".to_owned())
+                };
+                (check, result, false)
+            }
+            RepairRequest::Environment { check, name, steps } => {
+                let running = converger.environments().get(&name) == Some(&EnvHeld::Running);
+                let result = if running {
+                    self.runner.repair(&steps, self.cancel.clone()).await
+                } else {
+                    Err(format!("{name} is not held as running here any more"))
+                };
+                (check, result, false)
+            }
+            RepairRequest::Remount { check } => {
+                if converger.remount() {
+                    (check, Ok(()), true)
+                } else {
+                    (check, Err("not following any more".to_owned()), false)
+                }
+            }
+        };
+        let _ = self.repaired.send(RepairDone {
+            check,
+            result,
+            took: started.elapsed(),
+        });
+        again
     }
 
     /// The start-up probe (see the module documentation).

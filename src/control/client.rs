@@ -235,6 +235,28 @@ pub fn render_status(status: &Status) -> String {
             "serving NFS until the followers have unmounted (cluster.handover_timeout), then demoting, VIP first".to_string(),
         );
     }
+    if !status.health.is_empty() {
+        let failed: Vec<String> = status
+            .health
+            .iter()
+            .filter(|h| !h.good)
+            .map(|h| {
+                let repairing = if h.repairing { ", repairing" } else { "" };
+                format!("{} ({}{repairing})", h.check, h.detail)
+            })
+            .collect();
+        let summary = if failed.is_empty() {
+            format!("{} checks good", status.health.len())
+        } else {
+            format!(
+                "{} of {} checks FAILED: {}",
+                failed.len(),
+                status.health.len(),
+                failed.join("; ")
+            )
+        };
+        row("health", summary);
+    }
     if status.retained {
         row(
             "retained",
@@ -446,6 +468,7 @@ mod tests {
             watchdog: None,
             retained: false,
             handing_over: false,
+            health: Vec::new(),
         }
     }
 

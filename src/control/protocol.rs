@@ -123,6 +123,24 @@ pub struct Status {
     /// followers quiesce, then demotes.
     #[serde(default)]
     pub handing_over: bool,
+    /// The checks between transitions that apply now (issue 12).
+    #[serde(default)]
+    pub health: Vec<HealthStatus>,
+}
+
+/// One health check as `status` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    /// Which check (`service nfsd`, `vip`, `environment web1`...).
+    pub check: String,
+    /// False once it failed `health.fall` times in a row.
+    pub good: bool,
+    /// What its last run said ("" when it succeeded).
+    pub detail: String,
+    /// A repair, remount or restart for it is running.
+    pub repairing: bool,
+    /// Seconds since its last run; `None` before the first.
+    pub last_run_s_ago: Option<u64>,
 }
 
 /// The watchdog as `status` shows it.

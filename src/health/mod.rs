@@ -356,6 +356,11 @@ impl Monitor {
         verdict
     }
 
+    /// `resume`: the operator says the cause of a resignation is fixed.
+    pub fn clear_resignation(&mut self) {
+        self.resigned = None;
+    }
+
     /// When the verdict may change without a new result: the end of a
     /// resignation's hold-off.
     pub fn poll_timeout(&self) -> Option<Instant> {

@@ -365,6 +365,24 @@ impl Converger {
         self.mounted
     }
 
+    /// A follower's mount hung past `health.mount_hang_limit`: follow
+    /// afresh. The next [`Converger::next`] runs the full follow (the dead
+    /// mounts force-dismounted first, then mounted again) and the
+    /// environments that ran on it count as unchecked, so they are
+    /// stopped (verified) and started again. False when not following.
+    pub fn remount(&mut self) -> bool {
+        if !matches!(self.held, Held::Following(_)) {
+            return false;
+        }
+        self.held = Held::Nothing;
+        for held in self.environments.values_mut() {
+            if *held == EnvHeld::Running {
+                *held = EnvHeld::Unchecked;
+            }
+        }
+        true
+    }
+
     /// Nothing is held: no master resources, no environment.
     pub fn holds_nothing(&self) -> bool {
         !self.holds_master() && self.environments.is_empty()

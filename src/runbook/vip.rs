@@ -42,6 +42,9 @@ pub enum VipError {
     /// A thread panicked while holding the ARP sender.
     #[error("the ARP sender is poisoned")]
     SenderPoisoned,
+    /// The health checker's runner was asked to move a VIP: it only looks.
+    #[error("the health checker adds, removes and announces no virtual IP")]
+    ChecksOnly,
 }
 
 /// The failures of a removal, `; `-separated.

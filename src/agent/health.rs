@@ -1,0 +1,337 @@
+//! The edge of the health checks (issue 12): which checks apply now, when
+//! each runs, running it off the agent's loop, logging what the pure
+//! [`Monitor`] decides and handing repairs to the worker.
+//!
+//! Each check runs as its own tokio task (commands are child processes,
+//! file-system looks run on the blocking pool or in an `fs-probe` child),
+//! at most one run per check at a time; the result comes back on a
+//! channel the agent's loop reads. The loop feeds it to the monitor and
+//! the monitor's verdict to the node core ([`crate::node::Input::Health`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::transition::{placed_here, RepairDone, RepairRequest};
+use crate::config::{Config, RestartPolicy};
+use crate::control::protocol::HealthStatus;
+use crate::events;
+use crate::health::{Action, CheckId, Limits, Monitor, Response, Verdict};
+use crate::quorum::Holding;
+use crate::runbook::health::{self as catalog, HealthCheck};
+use crate::runbook::{Runner, VipControl, VipError};
+
+/// One run's result, tagged with the catalog generation it ran under.
+pub struct RunResult {
+    generation: u64,
+    check: CheckId,
+    result: Result<(), String>,
+}
+
+/// The health checker runs probes only: it never touches the VIPs.
+struct ChecksOnly;
+
+impl VipControl for ChecksOnly {
+    async fn add(&self) -> Result<(), VipError> {
+        Err(VipError::ChecksOnly)
+    }
+    async fn remove(&self) -> Result<(), VipError> {
+        Err(VipError::ChecksOnly)
+    }
+    async fn announce(&self, _why: &'static str) -> Result<(), VipError> {
+        Err(VipError::ChecksOnly)
+    }
+}
+
+/// The checks, their schedule and the monitor.
+pub struct HealthWatch {
+    monitor: Monitor,
+    catalog: BTreeMap<CheckId, HealthCheck>,
+    /// Bumped when the catalog changes: results of older runs are dropped.
+    generation: u64,
+    next_run: BTreeMap<CheckId, Instant>,
+    in_flight: BTreeSet<CheckId>,
+    runner: Arc<Runner<ChecksOnly>>,
+    results_tx: mpsc::UnboundedSender<RunResult>,
+    /// Where run results arrive (the agent's loop reads it).
+    pub results: mpsc::UnboundedReceiver<RunResult>,
+    repairs: mpsc::UnboundedSender<RepairRequest>,
+    verdict: Verdict,
+    track_file_read: Option<Instant>,
+}
+
+fn limits(config: &Config) -> Limits {
+    let (max_restarts, restart_window) = match config.health.restart_policy {
+        RestartPolicy::Never => (None, Duration::ZERO),
+        RestartPolicy::OnFailure {
+            max_restarts,
+            window,
+        } => (Some(max_restarts), window),
+    };
+    Limits {
+        max_repairs: config.health.max_repairs,
+        repair_window: config.health.repair_window,
+        hold_off: config.runbook.fault_hold_off,
+        mount_hang_limit: config.health.mount_hang_limit,
+        max_restarts,
+        restart_window,
+    }
+}
+
+impl HealthWatch {
+    /// A watch for `config`, sending repairs to the worker on `repairs`.
+    pub fn new(config: &Config, repairs: mpsc::UnboundedSender<RepairRequest>) -> Self {
+        let (results_tx, results) = mpsc::unbounded_channel();
+        HealthWatch {
+            monitor: Monitor::new(limits(config)),
+            catalog: BTreeMap::new(),
+            generation: 0,
+            next_run: BTreeMap::new(),
+            in_flight: BTreeSet::new(),
+            runner: Arc::new(Runner::new(config.clone(), ChecksOnly)),
+            results_tx,
+            results,
+            repairs,
+            verdict: Verdict::default(),
+            track_file_read: None,
+        }
+    }
+
+    /// A reloaded configuration: new limits and probes.
+    pub fn reconfigure(&mut self, config: &Config) {
+        self.monitor.set_limits(limits(config));
+        self.runner = Arc::new(Runner::new(config.clone(), ChecksOnly));
+        self.catalog.clear();
+    }
+
+    /// Chooses the checks that apply: the master's while this node serves
+    /// as master (a promote completed and no runbook runs), the mounts'
+    /// while it follows, one per environment running here, and the tracks
+    /// always.
+    pub fn select(&mut self, config: &Config, serving: bool, holding: Option<&Holding>) {
+        let mut checks = catalog::tracks(config);
+        let running: Vec<_> = placed_here(config)
+            .into_iter()
+            .filter(|env| holding.is_some_and(|h| h.running.contains(&env.name)))
+            .collect();
+        if serving {
+            checks.extend(catalog::master_checks(config));
+            checks.extend(catalog::environment_checks(config, &running));
+        } else {
+            let mounted = holding.is_some_and(|h| h.mounted && !h.master);
+            checks.extend(catalog::follower_checks(config, mounted, &running));
+        }
+        let ids: BTreeSet<&CheckId> = checks.iter().map(|c| &c.id).collect();
+        let old: BTreeSet<&CheckId> = self.catalog.keys().collect();
+        if ids == old {
+            // Same checks: keep the schedule (a reload replaced them above).
+            for check in checks {
+                self.catalog.insert(check.id.clone(), check);
+            }
+            return;
+        }
+        self.generation += 1;
+        self.in_flight.clear();
+        let now = Instant::now();
+        self.monitor
+            .set_checks(checks.iter().map(|c| (c.id.clone(), c.judgement)));
+        self.next_run
+            .retain(|id, _| checks.iter().any(|c| c.id == *id));
+        for check in &checks {
+            self.next_run.entry(check.id.clone()).or_insert(now);
+        }
+        self.catalog = checks.into_iter().map(|c| (c.id.clone(), c)).collect();
+    }
+
+    /// When the next check is due (or the verdict may change by itself).
+    pub fn next_due(&self) -> Option<Instant> {
+        let run = self
+            .next_run
+            .iter()
+            .filter(|(id, _)| !self.in_flight.contains(*id))
+            .map(|(_, at)| *at)
+            .min();
+        match (run, self.monitor.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Starts every check that is due, each in its own task.
+    pub fn launch_due(&mut self, config: &Config, now: Instant) {
+        self.read_track_file(config, now);
+        let due: Vec<CheckId> = self
+            .next_run
+            .iter()
+            .filter(|(id, at)| **at <= now && !self.in_flight.contains(*id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let Some(check) = self.catalog.get(&id) else {
+                continue;
+            };
+            self.in_flight.insert(id.clone());
+            let probe = check.probe.clone();
+            let runner = Arc::clone(&self.runner);
+            let tx = self.results_tx.clone();
+            let generation = self.generation;
+            tokio::spawn(async move {
+                let result = runner.verify(&probe).await;
+                let _ = tx.send(RunResult {
+                    generation,
+                    check: id,
+                    result,
+                });
+            });
+        }
+    }
+
+    /// `health.track_file`: read once per `health.interval` (a missing or
+    /// unreadable file counts 0, as keepalived's does).
+    fn read_track_file(&mut self, config: &Config, now: Instant) {
+        let Some(path) = &config.health.track_file else {
+            return;
+        };
+        if self
+            .track_file_read
+            .is_some_and(|at| now.saturating_duration_since(at) < config.health.interval)
+        {
+            return;
+        }
+        self.track_file_read = Some(now);
+        let value = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+            .map_or(0, |v| v.clamp(-253, 253));
+        self.monitor.set_track_file(value);
+    }
+
+    /// One run's result: logs what the monitor decides and sends repairs
+    /// to the worker.
+    pub fn on_result(&mut self, run: RunResult, now: Instant) {
+        if run.generation != self.generation {
+            return;
+        }
+        self.in_flight.remove(&run.check);
+        let Some(check) = self.catalog.get(&run.check).cloned() else {
+            return;
+        };
+        self.next_run
+            .insert(run.check.clone(), now + check.interval);
+        for action in self.monitor.observe(&run.check, run.result, now) {
+            self.act(&check, action);
+        }
+    }
+
+    fn act(&mut self, check: &HealthCheck, action: Action) {
+        match action {
+            Action::Failed { check: id, detail } => {
+                let response = match check.judgement.response {
+                    Response::Repair => "repair",
+                    Response::Alert => "alert",
+                    Response::Remount => "remount",
+                    Response::Restart => "restart",
+                    Response::Weight(_) => "weight",
+                    Response::Resign => "resign",
+                };
+                events::health_check_failed(&id.to_string(), &detail, response);
+            }
+            Action::Recovered { check: id } => events::health_check_recovered(&id.to_string()),
+            Action::Repair { check: id } => {
+                events::repair_started(&id.to_string(), &step_names(check));
+                let request = RepairRequest::Master {
+                    check: id,
+                    steps: check.repair.clone(),
+                };
+                self.send(request);
+            }
+            Action::Restart { environment } => {
+                events::repair_started(&check.id.to_string(), &step_names(check));
+                let request = RepairRequest::Environment {
+                    check: check.id.clone(),
+                    name: environment,
+                    steps: check.repair.clone(),
+                };
+                self.send(request);
+            }
+            Action::Remount { check: id } => {
+                events::repair_started(&id.to_string(), "follow");
+                self.send(RepairRequest::Remount { check: id });
+            }
+            Action::EnvironmentDied { environment, why } => {
+                events::environment_died(&environment, &why);
+            }
+            Action::Resign { check: id, repairs } => {
+                events::resigned_unhealthy(&id.to_string(), repairs);
+            }
+        }
+    }
+
+    fn send(&mut self, request: RepairRequest) {
+        let check = match &request {
+            RepairRequest::Master { check, .. }
+            | RepairRequest::Environment { check, .. }
+            | RepairRequest::Remount { check } => check.clone(),
+        };
+        if self.repairs.send(request).is_err() {
+            // The worker is gone (shutting down): nothing will repair.
+            self.monitor.repair_finished(&check);
+        }
+    }
+
+    /// The worker finished a repair.
+    pub fn on_repaired(&mut self, done: RepairDone) {
+        let check = done.check.to_string();
+        match &done.result {
+            Ok(()) => events::repair_succeeded(
+                &check,
+                u64::try_from(done.took.as_millis()).unwrap_or(u64::MAX),
+            ),
+            Err(error) => events::repair_failed(&check, error),
+        }
+        self.monitor.repair_finished(&done.check);
+    }
+
+    /// `resume`: the operator says the cause is fixed.
+    pub fn resume(&mut self) {
+        self.monitor.clear_resignation();
+    }
+
+    /// The verdict, when it changed since the last call.
+    pub fn changed_verdict(&mut self, now: Instant) -> Option<Verdict> {
+        let verdict = self.monitor.verdict(now);
+        if verdict == self.verdict {
+            return None;
+        }
+        self.verdict = verdict.clone();
+        Some(verdict)
+    }
+
+    /// Every check and its state, for `status`.
+    pub fn status(&self) -> Vec<HealthStatus> {
+        let now = Instant::now();
+        self.monitor
+            .checks()
+            .map(|(id, state)| HealthStatus {
+                check: id.to_string(),
+                good: state.good,
+                detail: state.detail.clone(),
+                repairing: state.repairing,
+                last_run_s_ago: state
+                    .last_run
+                    .map(|at| now.saturating_duration_since(at).as_secs()),
+            })
+            .collect()
+    }
+}
+
+fn step_names(check: &HealthCheck) -> String {
+    check
+        .repair
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
