@@ -11,23 +11,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{require_root, Cluster, ClusterBuilder};
+use common::{field, require_root, start_steady, Cluster};
 use rcbsd_failover::wire::VrrpState;
 
 /// Long enough for a converged cluster, the default checks (every 5 s,
 /// three failures in a row) and a repair on a loaded machine.
 const CONVERGE: Duration = Duration::from_secs(120);
-
-fn field<'a>(event: &'a serde_json::Value, name: &str) -> &'a str {
-    event.get(name).and_then(|v| v.as_str()).unwrap_or("")
-}
-
-/// n1 master, n2 and n3 following it, everything mounted and running.
-fn start_steady() -> Cluster {
-    let cluster = ClusterBuilder::new(3).cbsd().start();
-    cluster.wait_converged(&[0, 1, 2], 0, CONVERGE);
-    cluster
-}
 
 /// The stand-ins' state of node `index`, edited as a tool call would
 /// (under the same lock): what happens to the machine behind the agent's
@@ -61,7 +50,7 @@ fn a_dead_nfsd_on_the_master_is_restarted_and_the_node_stays_master() {
     if !require_root() {
         return;
     }
-    let cluster = start_steady();
+    let cluster = start_steady(CONVERGE);
     // nfsd dies: rc.subr's onestatus now says "nfsd is not running.".
     edit_standin_state(&cluster, 0, |state| {
         if let Some(services) = state.get_mut("services").and_then(|s| s.as_array_mut()) {
@@ -100,7 +89,7 @@ fn a_vip_removed_by_hand_is_added_again_with_an_arp_burst() {
     if !require_root() {
         return;
     }
-    let cluster = start_steady();
+    let cluster = start_steady(CONVERGE);
     let vip = format!("{}/24", common::VIP);
     let removed = std::process::Command::new("ip")
         .args(["-n", cluster.ns(0), "addr", "del", &vip, "dev", "eth0"])

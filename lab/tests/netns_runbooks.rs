@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{require_root, Cluster, ClusterBuilder};
+use common::{field, require_root, start_steady, ClusterBuilder};
 use rcbsd_failover::wire::VrrpState;
 use rcbsd_lab::cbsd::state::double_runs;
 use serde_json::json;
@@ -28,23 +28,12 @@ use serde_json::json;
 /// two-core machine (each stand-in call is a Python start).
 const CONVERGE: Duration = Duration::from_secs(120);
 
-fn field<'a>(event: &'a serde_json::Value, name: &str) -> &'a str {
-    event.get(name).and_then(|v| v.as_str()).unwrap_or("")
-}
-
-/// n1 master, n2 and n3 following it, everything mounted and running.
-fn start_steady() -> Cluster {
-    let cluster = ClusterBuilder::new(3).cbsd().start();
-    cluster.wait_converged(&[0, 1, 2], 0, CONVERGE);
-    cluster
-}
-
 #[test]
 fn steady_state_one_node_serves_the_others_mount_and_run_their_environments() {
     if !require_root() {
         return;
     }
-    let cluster = start_steady();
+    let cluster = start_steady(CONVERGE);
     // The converged check covers: only n1 holds the VIP, runs nfsd, exports
     // every dir and is HAST primary; n2, n3 mount every dir from the VIP;
     // each node runs exactly its environments. Spot-check it independently.
@@ -79,7 +68,7 @@ fn master_link_cut_next_candidate_promotes_and_no_environment_runs_twice() {
     if !require_root() {
         return;
     }
-    let cluster = start_steady();
+    let cluster = start_steady(CONVERGE);
     cluster.topology.cut_link(0).expect("cut link");
     cluster.wait_converged(&[1, 2], 1, CONVERGE);
     // The cut master lost carrier: it released what it held (it cannot

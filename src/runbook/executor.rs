@@ -239,7 +239,22 @@ struct Run<'a> {
     environments: BTreeMap<String, EnvResult>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// A run of `kind` starting now, cancelled when `cancel` moves on.
+    fn new(kind: Kind, cancel: &'a mut watch::Receiver<u64>) -> Self {
+        let generation = *cancel.borrow_and_update();
+        Run {
+            kind,
+            started: Instant::now(),
+            generation,
+            cancel,
+            undo: Vec::new(),
+            skipped: Vec::new(),
+            done: 0,
+            environments: BTreeMap::new(),
+        }
+    }
+
     fn cancelled(&self) -> bool {
         *self.cancel.borrow() != self.generation
     }
@@ -386,17 +401,7 @@ impl<V: VipControl> Runner<V> {
             JobKind::Place => Kind::Place,
             JobKind::Quiesce => Kind::Quiesce,
         };
-        let generation = *cancel.borrow_and_update();
-        let mut run = Run {
-            kind,
-            started: Instant::now(),
-            generation,
-            cancel: &mut cancel,
-            undo: Vec::new(),
-            skipped: Vec::new(),
-            done: 0,
-            environments: BTreeMap::new(),
-        };
+        let mut run = Run::new(kind, &mut cancel);
         // Without placement the role runbooks also stop and start the
         // node's own `[environments]` (globs resolved now).
         let own = self.config.cluster.is_none() && job.kind != JobKind::Place;
@@ -481,17 +486,7 @@ impl<V: VipControl> Runner<V> {
         steps: &[Step],
         mut cancel: watch::Receiver<u64>,
     ) -> Result<(), String> {
-        let generation = *cancel.borrow_and_update();
-        let mut run = Run {
-            kind: Kind::Repair,
-            started: Instant::now(),
-            generation,
-            cancel: &mut cancel,
-            undo: Vec::new(),
-            skipped: Vec::new(),
-            done: 0,
-            environments: BTreeMap::new(),
-        };
+        let mut run = Run::new(Kind::Repair, &mut cancel);
         let result = self.execute_steps(&mut run, steps, 0).await;
         self.progress.update(|p| *p = None);
         match result {

@@ -348,7 +348,7 @@ impl Expect {
 
 /// The role and status of `resource` in `hastctl status` output (see
 /// [`Expect::HastHealthy`] for the two formats).
-fn hast_state(stdout: &str, resource: &str) -> (Option<String>, Option<String>) {
+pub(super) fn hast_state(stdout: &str, resource: &str) -> (Option<String>, Option<String>) {
     let (mut role, mut status) = (None, None);
     let mut in_block = false;
     for line in stdout.lines() {

@@ -91,21 +91,9 @@ fn hast_primary(exit: Option<i32>, stdout: &str, stderr: &str, resource: &str) -
     if exit != Some(0) {
         return None;
     }
-    let mut in_block = false;
-    for line in stdout.lines() {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            [name] if name.strip_suffix(':') == Some(resource) => in_block = true,
-            [name] if name.ends_with(':') => in_block = false,
-            ["role:", role] if in_block => return Some(*role == "primary"),
-            [name, rest @ ..] if *name == resource && !rest.is_empty() => {
-                return Some(rest.contains(&"primary"))
-            }
-            _ => {}
-        }
-    }
-    // The resource is not in the output: hastd does not know it.
-    Some(false)
+    // The resource not in the output: hastd does not know it.
+    let (role, _) = super::expect::hast_state(stdout, resource);
+    Some(role.as_deref() == Some("primary"))
 }
 
 /// The checks for this node's configuration: storage, binds, NFS service,

@@ -82,6 +82,19 @@ pub fn agent() -> AgentCommand {
     }
 }
 
+/// A string field of a logged event ("" when absent).
+pub fn field<'a>(event: &'a serde_json::Value, name: &str) -> &'a str {
+    event.get(name).and_then(|v| v.as_str()).unwrap_or("")
+}
+
+/// A CBSD cluster of three: n1 master, n2 and n3 following it, everything
+/// mounted and running (waits up to `converge`).
+pub fn start_steady(converge: Duration) -> Cluster {
+    let cluster = ClusterBuilder::new(3).cbsd().start();
+    cluster.wait_converged(&[0, 1, 2], 0, converge);
+    cluster
+}
+
 /// Polls `condition` every 10 ms until it holds or `timeout` passes.
 pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
