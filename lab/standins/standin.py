@@ -878,7 +878,26 @@ def tool_hastctl(config, state, args):
         return
     for resource, role in state.get("hast", {}).items():
         print(f"{resource}:\n  role: {role}")
+        # A resource with a worker (primary or secondary) reports its
+        # replication: "complete" while both connections to the peer are
+        # up, "degraded" otherwise (sbin/hastd/control.c ctrl_thread,
+        # printed by sbin/hastctl/hastctl.c control_status).
+        if role in ("primary", "secondary"):
+            print(f"  status: {hast_status(config, resource, role)}")
     return
+
+
+def hast_status(config, resource, role):
+    """The peer is the node (in the cluster registry) whose hastd runs
+    with the other role of `resource`; without a registry there is none."""
+    wanted = "secondary" if role == "primary" else "primary"
+    for node in read_json(config["cluster"], []) if config.get("cluster") else []:
+        if node["state"] == config["state"]:
+            continue
+        peer = read_json(node["state"], {})
+        if "hastd" in peer.get("services", []) and peer.get("hast", {}).get(resource) == wanted:
+            return "complete"
+    return "degraded"
 
 
 # zpool follows OpenZFS 2.2 (the rules below name the file each comes
