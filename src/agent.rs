@@ -712,12 +712,14 @@ impl Agent {
                 .is_none_or(|p| p.runbook == crate::runbook::Kind::Repair)
             && !self.core.is_stopping();
         // Most iterations (an advert, a heartbeat) change none of it.
-        let key = (serving, holding.cloned(), self.config_generation);
-        if self.health_key.as_ref() == Some(&key) {
+        let unchanged = self.health_key.as_ref().is_some_and(|(s, h, g)| {
+            *s == serving && h.as_ref() == holding && *g == self.config_generation
+        });
+        if unchanged {
             return;
         }
         self.health.select(&self.config, serving, holding);
-        self.health_key = Some(key);
+        self.health_key = Some((serving, holding.cloned(), self.config_generation));
     }
 
     /// Hands a changed health verdict to the node core.

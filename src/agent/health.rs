@@ -9,6 +9,7 @@
 //! the monitor's verdict to the node core ([`crate::node::Input::Health`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,11 +24,16 @@ use crate::quorum::Holding;
 use crate::runbook::health::{self as catalog, HealthCheck};
 use crate::runbook::{Runner, VipControl, VipError};
 
-/// One run's result, tagged with the catalog generation it ran under.
-pub struct RunResult {
-    generation: u64,
-    check: CheckId,
-    result: Result<(), String>,
+/// What a task of the health checker reports.
+pub enum RunResult {
+    /// One check's run, tagged with the catalog generation it ran under.
+    Check {
+        generation: u64,
+        check: CheckId,
+        result: Result<(), String>,
+    },
+    /// The value read from `health.track_file`.
+    TrackFile(i32),
 }
 
 /// The health checker runs probes only: it never touches the VIPs.
@@ -60,6 +66,12 @@ pub struct HealthWatch {
     repairs: mpsc::UnboundedSender<RepairRequest>,
     verdict: Verdict,
     track_file_read: Option<Instant>,
+    /// A read of `health.track_file` has not returned yet (a file on a
+    /// dead NFS server hangs it): no second one is started meanwhile.
+    track_file_busy: Arc<AtomicBool>,
+    /// `health.interval` when `health.track_file` is set: how often it is
+    /// read, whether or not any check is due.
+    track_file_every: Option<Duration>,
 }
 
 fn limits(config: &Config) -> Limits {
@@ -96,6 +108,8 @@ impl HealthWatch {
             repairs,
             verdict: Verdict::default(),
             track_file_read: None,
+            track_file_busy: Arc::new(AtomicBool::new(false)),
+            track_file_every: None,
         }
     }
 
@@ -103,7 +117,9 @@ impl HealthWatch {
     pub fn reconfigure(&mut self, config: &Config) {
         self.monitor.set_limits(limits(config));
         self.runner = Arc::new(Runner::new(config.clone(), ChecksOnly));
+        // The next `select` schedules the new probes afresh.
         self.catalog.clear();
+        self.next_run.clear();
     }
 
     /// Chooses the checks that apply: the master's while this node serves
@@ -111,6 +127,11 @@ impl HealthWatch {
     /// while it follows, one per environment running here, and the tracks
     /// always.
     pub fn select(&mut self, config: &Config, serving: bool, holding: Option<&Holding>) {
+        self.track_file_every = config
+            .health
+            .track_file
+            .as_ref()
+            .map(|_| config.health.interval);
         let mut checks = catalog::tracks(config);
         let running: Vec<_> = placed_here(config)
             .into_iter()
@@ -153,10 +174,14 @@ impl HealthWatch {
             .filter(|(id, _)| !self.in_flight.contains(*id))
             .map(|(_, at)| *at)
             .min();
-        match (run, self.monitor.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let track_file = self.track_file_every.map(|every| {
+            self.track_file_read
+                .map_or_else(Instant::now, |at| at + every)
+        });
+        [run, self.monitor.poll_timeout(), track_file]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Starts every check that is due, each in its own task.
@@ -179,7 +204,7 @@ impl HealthWatch {
             let generation = self.generation;
             tokio::spawn(async move {
                 let result = runner.verify(&probe).await;
-                let _ = tx.send(RunResult {
+                let _ = tx.send(RunResult::Check {
                     generation,
                     check: id,
                     result,
@@ -188,10 +213,12 @@ impl HealthWatch {
         }
     }
 
-    /// `health.track_file`: read once per `health.interval` (a missing or
-    /// unreadable file counts 0, as keepalived's does).
+    /// `health.track_file`: read once per `health.interval`, on the
+    /// blocking pool (never on the election loop) and within
+    /// `health.timeout`; a missing, unreadable or late file counts 0, as
+    /// keepalived's does.
     fn read_track_file(&mut self, config: &Config, now: Instant) {
-        let Some(path) = &config.health.track_file else {
+        let Some(path) = config.health.track_file.clone() else {
             return;
         };
         if self
@@ -200,27 +227,51 @@ impl HealthWatch {
         {
             return;
         }
+        // Counted as read even when skipped, so a hung read does not make
+        // the loop wake for it again at once.
         self.track_file_read = Some(now);
-        let value = std::fs::read_to_string(path)
-            .ok()
-            .and_then(|text| text.trim().parse::<i32>().ok())
-            .map_or(0, |v| v.clamp(-253, 253));
-        self.monitor.set_track_file(value);
+        if self.track_file_busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let timeout = config.health.timeout;
+        let tx = self.results_tx.clone();
+        let busy = Arc::clone(&self.track_file_busy);
+        tokio::spawn(async move {
+            let read = tokio::task::spawn_blocking(move || {
+                let text = std::fs::read_to_string(path);
+                busy.store(false, Ordering::Release);
+                text
+            });
+            let value = match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(Ok(text))) => text.trim().parse::<i32>().map_or(0, |v| v.clamp(-253, 253)),
+                _ => 0,
+            };
+            let _ = tx.send(RunResult::TrackFile(value));
+        });
     }
 
     /// One run's result: logs what the monitor decides and sends repairs
     /// to the worker.
     pub fn on_result(&mut self, run: RunResult, now: Instant) {
-        if run.generation != self.generation {
-            return;
-        }
-        self.in_flight.remove(&run.check);
-        let Some(check) = self.catalog.get(&run.check).cloned() else {
+        let (id, result) = match run {
+            RunResult::TrackFile(value) => {
+                self.monitor.set_track_file(value);
+                return;
+            }
+            RunResult::Check {
+                generation,
+                check,
+                result,
+            } if generation == self.generation => (check, result),
+            // A run of checks since replaced.
+            RunResult::Check { .. } => return,
+        };
+        self.in_flight.remove(&id);
+        let Some(check) = self.catalog.get(&id).cloned() else {
             return;
         };
-        self.next_run
-            .insert(run.check.clone(), now + check.interval);
-        for action in self.monitor.observe(&run.check, run.result, now) {
+        self.next_run.insert(id.clone(), now + check.interval);
+        for action in self.monitor.observe(&id, result, now) {
             self.act(&check, action);
         }
     }
