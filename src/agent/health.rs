@@ -19,7 +19,7 @@ use super::transition::{placed_here, RepairDone, RepairRequest};
 use crate::config::{Config, RestartPolicy};
 use crate::control::protocol::HealthStatus;
 use crate::events;
-use crate::health::{Action, CheckId, Limits, Monitor, Response, Verdict};
+use crate::health::{Action, CheckId, Limits, Monitor, Verdict};
 use crate::quorum::Holding;
 use crate::runbook::health::{self as catalog, HealthCheck};
 use crate::runbook::{Runner, VipControl, VipError};
@@ -279,15 +279,11 @@ impl HealthWatch {
     fn act(&mut self, check: &HealthCheck, action: Action) {
         match action {
             Action::Failed { check: id, detail } => {
-                let response = match check.judgement.response {
-                    Response::Repair => "repair",
-                    Response::Alert => "alert",
-                    Response::Remount => "remount",
-                    Response::Restart => "restart",
-                    Response::Weight(_) => "weight",
-                    Response::Resign => "resign",
-                };
-                events::health_check_failed(&id.to_string(), &detail, response);
+                events::health_check_failed(
+                    &id.to_string(),
+                    &detail,
+                    check.judgement.response.as_str(),
+                );
             }
             Action::Recovered { check: id } => events::health_check_recovered(&id.to_string()),
             Action::Repair { check: id } => {

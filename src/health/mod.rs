@@ -89,6 +89,20 @@ pub enum Response {
     Resign,
 }
 
+impl Response {
+    /// The `response` field of `health_check_failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Response::Repair => "repair",
+            Response::Alert => "alert",
+            Response::Remount => "remount",
+            Response::Restart => "restart",
+            Response::Weight(_) => "weight",
+            Response::Resign => "resign",
+        }
+    }
+}
+
 /// How a check is judged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Judgement {
