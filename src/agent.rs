@@ -51,10 +51,12 @@ use crate::election::Params;
 use crate::events::{self, LogFormat, LogTarget};
 use crate::exit::ExitStatus;
 use crate::net::iface;
+use crate::net::link_events::LinkEvents;
 use crate::net::socket::{SocketConfig, VrrpSocket};
 use crate::node::{self, Effect, Input, NodeCore, Notice, WorkerReport};
 use crate::store::StateDir;
 use crate::wire::vrrp::Advertisement;
+use crate::wire::ChecksumMode;
 
 use transition::Desired;
 
@@ -62,8 +64,12 @@ use transition::Desired;
 const SUMMARY_PERIOD: Duration = Duration::from_secs(10);
 /// How long shutdown waits for the VIPs to be removed (without runbooks).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How often the interface's carrier is checked.
-const LINK_CHECK_PERIOD: Duration = Duration::from_millis(100);
+/// How often the interface's carrier is read while the kernel announces
+/// link changes ([`crate::net::link_events`]): a safety net for a message
+/// it dropped (FreeBSD's routing socket drops silently when full).
+const LINK_POLL_WITH_EVENTS: Duration = Duration::from_secs(5);
+/// How often it is read when the announcements cannot be had.
+const LINK_POLL_WITHOUT_EVENTS: Duration = Duration::from_millis(100);
 /// A source silent for this many advert intervals may come back with a
 /// lower incarnation (a restart that lost `state_dir`, see
 /// `auth::ReplayGuard::accept_at`).
@@ -404,6 +410,15 @@ struct Agent {
     holding: Option<crate::quorum::Holding>,
     /// What the health checks were last chosen from.
     health_key: Option<(bool, Option<crate::quorum::Holding>, u64)>,
+    /// Reads `vrrp.interface`'s carrier.
+    carrier: iface::CarrierProbe,
+    /// Adverts accepted per checksum form (named only for `status`).
+    checksum_forms: ChecksumForms,
+    /// The advert being sent, reused: no allocation per advert.
+    advert_packet: Vec<u8>,
+    /// The kernel's link and address messages; `None` when they cannot be
+    /// read (then the carrier is polled often).
+    link_events: Option<LinkEvents>,
 }
 
 impl Agent {
@@ -497,6 +512,19 @@ impl Agent {
         );
         core.restore_override(override_);
         let vips = vip_addresses(&config);
+        let carrier = iface::CarrierProbe::open(&config.vrrp.interface).map_err(|source| {
+            StartError::Interface {
+                interface: config.vrrp.interface.clone(),
+                source,
+            }
+        })?;
+        let link_events = match LinkEvents::open(link.ifindex) {
+            Ok(events) => Some(events),
+            Err(e) => {
+                events::link_watch_unavailable(&config.vrrp.interface, &e.to_string());
+                None
+            }
+        };
         let mut agent = Agent {
             config,
             link,
@@ -539,6 +567,10 @@ impl Agent {
             repaired,
             holding: None,
             health_key: None,
+            carrier,
+            link_events,
+            checksum_forms: ChecksumForms::default(),
+            advert_packet: Vec::with_capacity(RECV_BUFFER),
         };
         events::agent_started(
             &agent.config.node.name,
@@ -563,16 +595,15 @@ impl Agent {
 
     async fn run(mut self) -> ExitCode {
         let mut buf = vec![0u8; RECV_BUFFER];
-        let mut link_check = tokio::time::interval(LINK_CHECK_PERIOD);
-        link_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut link_check = link_poll(self.link_events.is_some());
         let mut link_up = true;
-        // Checked every second so a reload that adds [metrics] or changes
-        // its interval applies at once.
-        let mut metrics_tick = tokio::time::interval(Duration::from_secs(1));
-        metrics_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Due from the config in force at each turn, so a reload that adds
+        // [metrics] or changes its interval applies at once; without
+        // [metrics] nothing wakes the loop for it.
         let mut metrics_written: Option<Instant> = None;
-        let mut summary = tokio::time::interval(SUMMARY_PERIOD);
-        summary.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Drop and send-error summaries: at most one per SUMMARY_PERIOD,
+        // and no wake-up for one while there is nothing to summarize.
+        let mut summarized = Instant::now();
         let mut heartbeat_tick = tokio::time::interval(
             self.cluster
                 .as_ref()
@@ -596,6 +627,14 @@ impl Agent {
                 .core
                 .poll_timeout(Instant::now())
                 .map(tokio::time::Instant::from_std);
+            let summary_due = self
+                .has_unsummarized()
+                .then(|| tokio::time::Instant::from_std(summarized + SUMMARY_PERIOD));
+            let metrics_due = self.config.metrics.as_ref().map(|m| {
+                tokio::time::Instant::from_std(
+                    metrics_written.map_or_else(Instant::now, |at| at + m.interval),
+                )
+            });
             let effects = tokio::select! {
                 received = cluster::recv_heartbeat(self.cluster.as_ref(), &mut heartbeat_buf) => match received {
                     Ok((len, from)) => match self.on_heartbeat(heartbeat_buf.get(..len).unwrap_or(&[]), from) {
@@ -678,17 +717,32 @@ impl Agent {
                     Some(up) => self.core.handle(Input::Link { up }, Instant::now()),
                     None => continue,
                 },
-                _ = metrics_tick.tick() => {
-                    let due = self.config.metrics.as_ref().is_some_and(|m| {
-                        metrics_written.is_none_or(|at| at.elapsed() >= m.interval)
-                    });
-                    if due {
-                        metrics_written = Some(Instant::now());
-                        self.write_metrics();
+                change = next_link_change(self.link_events.as_mut()) => match change {
+                    Ok(change) => {
+                        if change.addresses {
+                            // A VIP removed by hand is seen now, not at
+                            // the next `vip` check.
+                            self.health.addresses_changed(Instant::now());
+                        }
+                        match change.link.then(|| self.check_link(&mut link_up)).flatten() {
+                            Some(up) => self.core.handle(Input::Link { up }, Instant::now()),
+                            None => continue,
+                        }
                     }
+                    Err(e) => {
+                        events::link_watch_unavailable(&self.config.vrrp.interface, &e.to_string());
+                        self.link_events = None;
+                        link_check = link_poll(false);
+                        continue;
+                    }
+                },
+                () = sleep_until_opt(metrics_due) => {
+                    metrics_written = Some(Instant::now());
+                    self.write_metrics();
                     continue;
                 }
-                _ = summary.tick() => {
+                () = sleep_until_opt(summary_due) => {
+                    summarized = Instant::now();
                     self.log_summaries();
                     continue;
                 }
@@ -763,13 +817,11 @@ impl Agent {
         match admitted {
             Ok(admitted) => {
                 self.counters.adverts_received += 1;
-                let form = admitted.checksum.as_str();
-                match self.counters.checksum_forms.get_mut(form) {
-                    Some(count) => *count += 1,
-                    None => {
-                        self.counters.checksum_forms.insert(form.to_owned(), 1);
-                    }
-                }
+                let form = match admitted.checksum {
+                    ChecksumMode::PseudoHeader => &mut self.checksum_forms.pseudo_header,
+                    ChecksumMode::NoPseudoHeader => &mut self.checksum_forms.no_pseudo_header,
+                };
+                *form = form.saturating_add(1);
                 Some(
                     self.core
                         .handle(Input::Advert(admitted.advert), Instant::now()),
@@ -938,6 +990,11 @@ impl Agent {
         }
     }
 
+    /// Drops or send errors happened since the last summary.
+    fn has_unsummarized(&self) -> bool {
+        self.drops.total() > self.drops_logged.total() || self.send_errors > self.send_errors_logged
+    }
+
     fn log_summaries(&mut self) {
         let total = self.drops.total() - self.drops_logged.total();
         if total > 0 {
@@ -1085,6 +1142,7 @@ impl Agent {
             })
             .unwrap_or_default();
         let mut counters = self.counters.clone();
+        counters.checksum_forms = self.checksum_forms.named();
         counters.drops = self
             .drops
             .iter()
@@ -1246,7 +1304,9 @@ impl Agent {
                     continue;
                 }
             };
-            let mut packet = buf.get(..len).unwrap_or(&[]).to_vec();
+            let mut packet = std::mem::take(&mut self.advert_packet);
+            packet.clear();
+            packet.extend_from_slice(buf.get(..len).unwrap_or(&[]));
             if let Some(keys) = &self.keys {
                 // The counter grows with every advert sent: receivers refuse
                 // anything not newer (replay).
@@ -1262,7 +1322,9 @@ impl Agent {
                     },
                 );
             }
-            match self.socket.send_to(&packet, dst).await {
+            let sent = self.socket.send_to(&packet, dst).await;
+            self.advert_packet = packet;
+            match sent {
                 Ok(()) => self.counters.adverts_sent += 1,
                 Err(e) => {
                     self.send_errors += 1;
@@ -1297,7 +1359,7 @@ impl Agent {
     fn check_link(&mut self, link_up: &mut bool) -> Option<bool> {
         let ifname = &self.config.vrrp.interface;
         // An error reading the flags is not proof of a dead link.
-        let up = iface::is_up(ifname).unwrap_or(*link_up);
+        let up = self.carrier.is_up().unwrap_or(*link_up);
         if up == *link_up {
             return None;
         }
@@ -1388,6 +1450,49 @@ fn describe_changes(old: &Config, new: &Config) -> String {
         "none".to_owned()
     } else {
         changes.join(", ")
+    }
+}
+
+/// Adverts accepted per checksum form, counted by the form itself.
+#[derive(Clone, Copy, Debug, Default)]
+struct ChecksumForms {
+    pseudo_header: u64,
+    no_pseudo_header: u64,
+}
+
+impl ChecksumForms {
+    /// The forms seen, by their configuration spelling, for `status`.
+    fn named(self) -> std::collections::BTreeMap<String, u64> {
+        [
+            (ChecksumMode::PseudoHeader, self.pseudo_header),
+            (ChecksumMode::NoPseudoHeader, self.no_pseudo_header),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(form, n)| (form.as_str().to_owned(), n))
+        .collect()
+    }
+}
+
+/// The carrier's safety poll: slow while the kernel announces changes.
+fn link_poll(announced: bool) -> tokio::time::Interval {
+    let period = if announced {
+        LINK_POLL_WITH_EVENTS
+    } else {
+        LINK_POLL_WITHOUT_EVENTS
+    };
+    let mut poll = tokio::time::interval(period);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll
+}
+
+/// The next change the kernel announces; never, without the socket.
+async fn next_link_change(
+    events: Option<&mut LinkEvents>,
+) -> std::io::Result<crate::net::link_events::Change> {
+    match events {
+        Some(events) => events.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -431,6 +431,12 @@ pub fn link_down(interface: &str) {
     emit!(Event::LinkDown, interface);
 }
 
+/// The link and address messages cannot be read (the socket failed to
+/// open or to read): the agent polls the carrier instead.
+pub fn link_watch_unavailable(interface: &str, error: &str) {
+    emit!(Event::LinkWatchUnavailable, interface, error);
+}
+
 /// The interface's carrier is back.
 pub fn link_up(interface: &str) {
     emit!(Event::LinkUp, interface);

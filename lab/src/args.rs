@@ -41,10 +41,14 @@ pub struct LabArgs {
     /// or `flood` (a benchmark: junk VRRP and heartbeat packets at the
     /// highest rate a flooder can send, while the master must keep its role)
     /// or `faults` (the fault table: partitions, crashes, failing and hung
-    /// steps, a frozen agent, watchdog resets; PASS/FAIL per fault).
+    /// steps, a frozen agent, watchdog resets; PASS/FAIL per fault)
+    /// or `idle` (a benchmark: CPU time and wake-ups of idle agents after
+    /// the election settled, for `--duration`; with `--compare keepalived`
+    /// side by side).
     #[arg(long, value_enum, default_value_t = Scenario::Vrrp)]
     pub scenario: Scenario,
-    /// `--scenario flood`: how long the flood lasts ("30s", "2.5s").
+    /// `--scenario flood`: how long the flood lasts ("30s", "2.5s");
+    /// `--scenario idle`: how long each implementation is measured.
     #[arg(long, default_value = "30s", value_parser = parse_flood_duration)]
     pub duration: Duration,
     /// `--scenario faults`: run only the fault with this name (see the
@@ -65,6 +69,7 @@ pub enum Scenario {
     Cbsd,
     Flood,
     Faults,
+    Idle,
 }
 
 /// An implementation to compare against.

@@ -10,7 +10,8 @@
 //! - [`ping`]: the client's ICMP prober; [`watch`]: who holds the VIP, and
 //!   since when; [`procstat`]: memory and CPU of the agents;
 //! - [`trial`]: one implementation's election and failover trials;
-//!   [`flood`]: the flood benchmark (`--scenario flood`);
+//!   [`flood`]: the flood benchmark (`--scenario flood`); [`idle`]: what
+//!   idle agents cost (`--scenario idle`);
 //!   [`report`]: statistics, text and JSON output;
 //! - [`fake_watchdog`]: a software watchdog on a FIFO, for the fencing tests.
 //!
@@ -36,6 +37,8 @@ pub mod faults;
 pub mod flood;
 #[cfg(target_os = "linux")]
 pub mod holders;
+#[cfg(target_os = "linux")]
+pub mod idle;
 #[cfg(target_os = "linux")]
 pub mod netns;
 #[cfg(target_os = "linux")]
@@ -101,6 +104,36 @@ fn run_flood(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         args.json,
         "flood",
         flood::report::FloodRun::to_text,
+    )
+}
+
+/// `lab --scenario idle`: idle CPU and wake-ups, ours and (with
+/// `--compare keepalived`) keepalived's.
+#[cfg(target_os = "linux")]
+fn run_idle(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
+    let subjects = match args.subjects() {
+        Ok(subjects) => subjects,
+        Err(e) => {
+            eprintln!("lab: {e}");
+            return ExitStatus::Unavailable.into();
+        }
+    };
+    let agent = match agent_command(args) {
+        Ok(agent) => agent,
+        Err(code) => return code,
+    };
+    let plan = idle::Plan {
+        agent,
+        subjects,
+        nodes: usize::from(args.nodes),
+        advert_interval: args.advert_interval,
+        duration: args.duration,
+    };
+    report(
+        idle::measure(&plan, cancel),
+        args.json,
+        "idle",
+        idle::IdleRun::to_text,
     )
 }
 
@@ -219,6 +252,9 @@ fn run_linux(args: LabArgs) -> ExitCode {
     }
     if args.scenario == Scenario::Faults {
         return run_faults(&args, &cancel);
+    }
+    if args.scenario == Scenario::Idle {
+        return run_idle(&args, &cancel);
     }
     let subjects = match args.subjects() {
         Ok(subjects) => subjects,

@@ -34,6 +34,73 @@ pub fn usage(pid: u32) -> Option<Usage> {
     Some(total)
 }
 
+/// What an idle agent costs, to the nanosecond: CPU time from each
+/// thread's `schedstat` (the scheduler's own account; `stat`'s ticks are
+/// 10 ms, coarser than an idle minute of keepalived), and how often its
+/// threads were switched in (each wake-up from a poll or timer is one
+/// voluntary switch).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Precise {
+    /// CPU time of the live threads of the process and its children, plus
+    /// what reaped children used (`cutime` + `cstime`), in nanoseconds.
+    pub cpu_ns: u64,
+    /// Voluntary and involuntary context switches of those threads.
+    pub switches: u64,
+}
+
+/// [`Precise`] of `pid` and its direct children; `None` when `pid` is gone.
+pub fn precise(pid: u32) -> Option<Precise> {
+    let mut total = process_precise(pid)?;
+    for child in children(pid) {
+        if let Some(p) = process_precise(child) {
+            total.cpu_ns += p.cpu_ns;
+            total.switches += p.switches;
+        }
+    }
+    Some(total)
+}
+
+fn process_precise(pid: u32) -> Option<Precise> {
+    let dir = Path::new("/proc").join(pid.to_string());
+    let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+    let reaped_ticks = reaped_children_ticks(&stat).unwrap_or(0);
+    let mut total = Precise {
+        cpu_ns: (reaped_ticks as f64 / clock_ticks_per_second() * 1e9) as u64,
+        switches: 0,
+    };
+    for task in std::fs::read_dir(dir.join("task")).ok()?.flatten() {
+        let path = task.path();
+        if let Some(ns) = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        {
+            total.cpu_ns += ns;
+        }
+        if let Ok(status) = std::fs::read_to_string(path.join("status")) {
+            total.switches += status_count(&status, "voluntary_ctxt_switches:").unwrap_or(0)
+                + status_count(&status, "nonvoluntary_ctxt_switches:").unwrap_or(0);
+        }
+    }
+    Some(total)
+}
+
+/// A `Key:\t1234` line of /proc/PID/task/TID/status.
+fn status_count(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.trim().parse().ok())
+}
+
+/// cutime + cstime in clock ticks: fields 16 and 17 of proc(5), the CPU
+/// of children already waited for.
+fn reaped_children_ticks(stat: &str) -> Option<u64> {
+    let fields = stat_fields(stat);
+    let cutime: u64 = fields.get(13)?.parse().ok()?;
+    let cstime: u64 = fields.get(14)?.parse().ok()?;
+    Some(cutime + cstime)
+}
+
 fn process_usage(pid: u32) -> Option<Usage> {
     let dir = Path::new("/proc").join(pid.to_string());
     let status = std::fs::read_to_string(dir.join("status")).ok()?;
@@ -112,6 +179,9 @@ mod tests {
         let stat = "42 (a (b) c) S 7 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0";
         assert_eq!(parent_of(stat), Some(7));
         assert_eq!(cpu_ticks(stat), Some(300));
+        assert_eq!(reaped_children_ticks(stat), Some(0));
+        let with_children = "42 (x) S 7 42 42 0 -1 4194560 100 0 0 0 250 50 3 4 20 0 1 0";
+        assert_eq!(reaped_children_ticks(with_children), Some(7));
         assert_eq!(cpu_ticks("garbage"), None);
     }
 
@@ -127,5 +197,22 @@ mod tests {
     fn measures_this_process() {
         let own = usage(std::process::id()).expect("our own /proc entry");
         assert!(own.rss_kib > 0);
+        // Spend some CPU, then the scheduler's account has grown.
+        let before = precise(std::process::id()).expect("our own /proc entry");
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let after = precise(std::process::id()).expect("our own /proc entry");
+        assert!(after.cpu_ns > before.cpu_ns, "{before:?} {after:?}");
+        assert!(after.switches >= before.switches);
+    }
+
+    #[test]
+    fn reads_context_switch_counts() {
+        let status = "voluntary_ctxt_switches:\t150\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(status_count(status, "voluntary_ctxt_switches:"), Some(150));
+        assert_eq!(status_count(status, "nonvoluntary_ctxt_switches:"), Some(7));
     }
 }

@@ -184,6 +184,23 @@ impl HealthWatch {
             .min()
     }
 
+    /// The kernel says an address of `vrrp.interface` came or went: the
+    /// checks that look for the VIPs run now (one already running is not
+    /// doubled; it reads the addresses after the change anyway).
+    pub fn addresses_changed(&mut self, now: Instant) {
+        for (id, check) in &self.catalog {
+            let looks_for_vips = matches!(
+                check.probe.action,
+                crate::runbook::step::Action::Builtin(crate::runbook::step::Builtin::Verify(
+                    crate::runbook::step::Verify::VipsPresent
+                ))
+            );
+            if looks_for_vips {
+                self.next_run.insert(id.clone(), now);
+            }
+        }
+    }
+
     /// Starts every check that is due, each in its own task.
     pub fn launch_due(&mut self, config: &Config, now: Instant) {
         self.read_track_file(config, now);

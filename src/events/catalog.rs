@@ -184,6 +184,9 @@ events! {
     LinkDown,
     /// `link_up`: the carrier is back; a fault it caused clears.
     LinkUp,
+    /// `link_watch_unavailable`: the kernel's link and address messages
+    /// cannot be read; the carrier is polled every 100 ms instead.
+    LinkWatchUnavailable,
     /// `shutdown_timeout`: on SIGTERM the demote did not finish within the grace period.
     ShutdownTimeout,
     /// `notify_failed`: the `[notify]` command failed to start, failed or timed out.
@@ -450,6 +453,12 @@ impl Event {
             // the `fault` it causes is the crit line.
             Self::LinkDown => row("link_down", ERROR, Notice, &["interface"]),
             Self::LinkUp => row("link_up", WARN, Notice, &["interface"]),
+            Self::LinkWatchUnavailable => row(
+                "link_watch_unavailable",
+                WARN,
+                Warning,
+                &["interface", "error"],
+            ),
             Self::ShutdownTimeout => row("shutdown_timeout", ERROR, Err, &["grace_s"]),
             Self::NotifyFailed => row("notify_failed", WARN, Warning, &["command", "error"]),
             Self::MetricsFailed => row("metrics_failed", WARN, Warning, &["path", "error"]),

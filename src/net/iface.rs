@@ -58,10 +58,65 @@ pub fn mac_address(name: &str) -> Result<[u8; 6], NetError> {
 
 /// Whether the interface is administratively up *and* has a carrier: a
 /// link without carrier carries no advertisements, so for failover it is as
-/// good as down. Polled every 100 ms by the agent, so it is one ioctl on
-/// Linux rather than a netlink dump.
-#[cfg(target_os = "linux")]
+/// good as down.
 pub fn is_up(name: &str) -> Result<bool, NetError> {
+    CarrierProbe::open(name)?.is_up()
+}
+
+/// Reads one interface's carrier again and again: the agent's loop asks
+/// after every link message and on its slow safety poll. On Linux it keeps
+/// the socket its ioctl needs (one `SIOCGIFFLAGS` per look, not a socket,
+/// an ioctl and a close); on FreeBSD it reads `getifaddrs(3)`.
+pub struct CarrierProbe {
+    name: String,
+    #[cfg(target_os = "linux")]
+    socket: std::os::fd::OwnedFd,
+}
+
+impl CarrierProbe {
+    /// A probe of the interface `name` (which need not exist yet).
+    pub fn open(name: &str) -> Result<CarrierProbe, NetError> {
+        #[cfg(target_os = "linux")]
+        {
+            let socket = nix::sys::socket::socket(
+                nix::sys::socket::AddressFamily::Inet,
+                nix::sys::socket::SockType::Datagram,
+                nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+                None,
+            )
+            .map_err(|errno| NetError::NoSuchInterface {
+                interface: name.to_owned(),
+                errno,
+            })?;
+            Ok(CarrierProbe {
+                name: name.to_owned(),
+                socket,
+            })
+        }
+        #[cfg(not(target_os = "linux"))]
+        Ok(CarrierProbe {
+            name: name.to_owned(),
+        })
+    }
+
+    /// Whether the interface is up with a carrier now.
+    pub fn is_up(&self) -> Result<bool, NetError> {
+        #[cfg(target_os = "linux")]
+        {
+            linux_is_up(&self.name, &self.socket)
+        }
+        #[cfg(target_os = "freebsd")]
+        {
+            freebsd_is_up(&self.name)
+        }
+    }
+}
+
+/// `SIOCGIFFLAGS` on `socket`: up and running (Linux sets `IFF_RUNNING`
+/// with the carrier, netdevice(7)).
+#[cfg(target_os = "linux")]
+fn linux_is_up(name: &str, socket: &std::os::fd::OwnedFd) -> Result<bool, NetError> {
+    use std::os::fd::AsRawFd;
     let no_such = |errno| NetError::NoSuchInterface {
         interface: name.to_owned(),
         errno,
@@ -75,18 +130,11 @@ pub fn is_up(name: &str) -> Result<bool, NetError> {
     for (slot, byte) in request.ifr_name.iter_mut().zip(bytes) {
         *slot = *byte as libc::c_char;
     }
-    // SAFETY: a plain socket() call; the fd is owned and closed below.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(no_such(Errno::last()));
-    }
-    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own; fd is valid.
-    let result = unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS as _, &mut request) };
-    let errno = Errno::last();
-    // SAFETY: fd came from socket() above and is closed once.
-    unsafe { libc::close(fd) };
+    // SAFETY: SIOCGIFFLAGS reads into the ifreq we own; the socket is open
+    // for as long as `socket` is borrowed.
+    let result = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut request) };
     if result < 0 {
-        return Err(no_such(errno));
+        return Err(no_such(Errno::last()));
     }
     // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
     let flags = i32::from(unsafe { request.ifr_ifru.ifru_flags });
@@ -98,7 +146,7 @@ pub fn is_up(name: &str) -> Result<bool, NetError> {
 /// in the `AF_LINK` entry's `if_data` (what ifconfig(8) shows as "status").
 /// An unknown link state (some virtual interfaces) counts as up.
 #[cfg(target_os = "freebsd")]
-pub fn is_up(name: &str) -> Result<bool, NetError> {
+fn freebsd_is_up(name: &str) -> Result<bool, NetError> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list freed below.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod garp;
 pub mod iface;
+pub mod link_events;
 pub mod preflight;
 pub mod socket;
 pub mod vip;

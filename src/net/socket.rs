@@ -47,6 +47,11 @@ pub const VRRP_TTL: u32 = 255;
 /// sets: adverts keep flowing through queues that drop bulk traffic.
 const TOS_INTERNETWORK_CONTROL: u32 = 0xc0;
 
+/// A send that finds the socket's queue full is tried this many more
+/// times, [`SEND_RETRY_PAUSE`] apart, before it fails as a lost advert.
+const SEND_RETRIES: u32 = 5;
+const SEND_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Receive queue asked for the VRRP socket: about 4 MiB, several thousand
 /// packets, tens of milliseconds of a line-rate flood.
 const RECV_QUEUE_BYTES: usize = 4 << 20;
@@ -144,11 +149,17 @@ impl VrrpSocket {
                 .map_err(fail("join 224.0.0.18"))?;
         }
 
-        // SAFETY: `register` needs the fd to stay open and the same for the
-        // AsyncFd's whole life. `Socket` owns its fd and closes it only on
-        // drop, and the AsyncFd is never unwrapped (no `into_inner`, no
-        // `get_mut`), so the fd lives exactly as long as the registration.
-        let fd = unsafe { AsyncFd::register(socket) }
+        // Registered for reading only: with write interest too, the kernel's
+        // "writable again" edge after every send (sk_write_space, when the
+        // sent skb is freed) would wake the loop once more per advert.
+        // Sends go straight to the socket instead ([`send_to`]).
+        //
+        // SAFETY: `register_with_interest` needs the fd to stay open and the
+        // same for the AsyncFd's whole life. `Socket` owns its fd and closes
+        // it only on drop, and the AsyncFd is never unwrapped (no
+        // `into_inner`, no `get_mut`), so the fd lives exactly as long as
+        // the registration.
+        let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
             .map_err(|e| socket_error(config, "register with tokio", e.into_parts().1))?;
         Ok(VrrpSocket {
             fd,
@@ -176,12 +187,19 @@ impl VrrpSocket {
             ));
         }
         let address = SockAddr::from(SocketAddrV4::new(dst, 0));
-        let sent = self
-            .fd
-            .async_io(Interest::WRITABLE, |socket| {
-                socket.send_to(vrrp_payload, &address)
-            })
-            .await?;
+        let socket = self.fd.get_ref();
+        let mut attempt = 0;
+        let sent = loop {
+            match socket.send_to(vrrp_payload, &address) {
+                // The send queue is full (a jammed link): wait a little, as
+                // a blocking send would, but never longer than a few ms.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && attempt < SEND_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(SEND_RETRY_PAUSE).await;
+                }
+                result => break result?,
+            }
+        };
         if sent != vrrp_payload.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,

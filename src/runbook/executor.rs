@@ -935,33 +935,31 @@ impl<V: VipControl> Runner<V> {
                 let probe = FsProbe::List { dir: dir.clone() };
                 self.fs_probe(&probe, within, ran).await.map(|_| ())
             }
+            // The next two ask the kernel (getifaddrs(3), an ioctl), which
+            // answers at once: run in place, not handed to the blocking pool
+            // (a thread hand-off both ways, every interval, for nothing).
             Verify::VipsPresent => {
-                let interface = self.config.vrrp.interface.clone();
-                let wanted: Vec<_> = self.config.vrrp.virtual_ips.clone();
-                local(Box::new(move || {
-                    let found =
-                        crate::net::iface::ipv4_addresses(&interface).map_err(|e| e.to_string())?;
-                    match wanted
-                        .iter()
-                        .find(|v| !found.iter().any(|(a, _)| *a == v.address))
-                    {
-                        Some(missing) => Err(format!("{missing} is not on {interface}")),
-                        None => Ok(()),
-                    }
-                }))
-                .await
+                let interface = &self.config.vrrp.interface;
+                let found = crate::net::iface::ipv4_addresses(interface)
+                    .map_err(|e| AttemptError::Failed(e.to_string()))?;
+                match self
+                    .config
+                    .vrrp
+                    .virtual_ips
+                    .iter()
+                    .find(|v| !found.iter().any(|(a, _)| *a == v.address))
+                {
+                    Some(missing) => Err(AttemptError::Failed(format!(
+                        "{missing} is not on {interface}"
+                    ))),
+                    None => Ok(()),
+                }
             }
-            Verify::Carrier { interface } => {
-                let interface = interface.clone();
-                local(Box::new(move || {
-                    match crate::net::iface::is_up(&interface) {
-                        Ok(true) => Ok(()),
-                        Ok(false) => Err(format!("{interface} has no carrier")),
-                        Err(e) => Err(e.to_string()),
-                    }
-                }))
-                .await
-            }
+            Verify::Carrier { interface } => match crate::net::iface::is_up(interface) {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(AttemptError::Failed(format!("{interface} has no carrier"))),
+                Err(e) => Err(AttemptError::Failed(e.to_string())),
+            },
             Verify::ExportsBlock {
                 file,
                 dirs,
