@@ -252,6 +252,7 @@ fn canned_status() -> Status {
         retained: false,
         handing_over: false,
         health: Vec::new(),
+        held: Vec::new(),
     }
 }
 
