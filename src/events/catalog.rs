@@ -508,11 +508,11 @@ impl Event {
             Self::EnvironmentHeld => row(
                 "environment_held",
                 WARN,
-                Notice,
+                Warning,
                 &["environment", "restored"],
             ),
             Self::EnvironmentReleased => {
-                row("environment_released", WARN, Notice, &["environment"])
+                row("environment_released", WARN, Warning, &["environment"])
             }
             Self::HeldNotStarted => row("held_not_started", INFO, Info, &["environment", "by"]),
             Self::HandoverStarted => row(
