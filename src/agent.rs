@@ -32,6 +32,7 @@ mod transition;
 /// The error of the `[cluster]` heartbeat link, carried by [`StartError::Heartbeat`].
 pub use cluster::ClusterLinkError;
 
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,7 +45,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::admit::{self, DropCounters, RecvMeta};
 use crate::config::{self, Config};
-use crate::control::protocol::{Counters, Request, Response, Status};
+use crate::control::protocol::{Counters, HeldStatus, Request, Response, Status};
 use crate::control::server as control_server;
 use crate::election::priority::Override;
 use crate::election::Params;
@@ -54,7 +55,7 @@ use crate::net::iface;
 use crate::net::link_events::LinkEvents;
 use crate::net::socket::{SocketConfig, VrrpSocket};
 use crate::node::{self, Effect, Input, NodeCore, Notice, WorkerReport};
-use crate::store::StateDir;
+use crate::store::{HoldRecord, Holds, StateDir};
 use crate::wire::vrrp::Advertisement;
 use crate::wire::ChecksumMode;
 
@@ -184,6 +185,11 @@ pub enum StartError {
     /// The stored operator override is unreadable or corrupt.
     #[error(transparent)]
     Override(crate::store::StateDirError),
+    /// The stored environment holds (`env hold`) are unreadable or
+    /// corrupt: starting without them could start what the operator
+    /// stopped on purpose.
+    #[error(transparent)]
+    Holds(crate::store::StateDirError),
     /// A virtual IP left by an earlier run is still on the interface.
     #[error("cannot remove the leftover virtual IP {vip}: {source}")]
     LeftoverVip {
@@ -241,7 +247,9 @@ impl StartError {
             | StartError::VrrpSocket { .. }
             | StartError::Worker(_)
             | StartError::Signals(_) => ExitStatus::OsErr,
-            StartError::Override(_) | StartError::AuthKeys(_) => ExitStatus::Config,
+            StartError::Override(_) | StartError::Holds(_) | StartError::AuthKeys(_) => {
+                ExitStatus::Config
+            }
         }
     }
 }
@@ -336,6 +344,22 @@ enum OverrideSaveError {
     Join(#[source] tokio::task::JoinError),
 }
 
+/// `env hold` or `env release`, waiting for its turn to be stored.
+struct HoldChange {
+    environment: String,
+    hold: bool,
+    reply: oneshot::Sender<Response>,
+}
+
+/// The holds after the attempt to store them.
+struct SavedHolds {
+    holds: Holds,
+    environment: String,
+    hold: bool,
+    result: Result<(), OverrideSaveError>,
+    reply: oneshot::Sender<Response>,
+}
+
 /// An operator override after the attempt to store it.
 struct SavedOverride {
     new: Override,
@@ -419,6 +443,15 @@ struct Agent {
     /// The kernel's link and address messages; `None` when they cannot be
     /// read (then the carrier is polled often).
     link_events: Option<LinkEvents>,
+    /// The environments the operator holds, as stored in `state_dir`.
+    holds: Holds,
+    /// Hold and release requests, stored one at a time in arrival order
+    /// (each write holds the whole set: two at once could lose one).
+    holds_queue: VecDeque<HoldChange>,
+    /// A holds file write is under way.
+    holds_busy: bool,
+    holds_saved: mpsc::UnboundedSender<SavedHolds>,
+    holds_saved_rx: mpsc::UnboundedReceiver<SavedHolds>,
 }
 
 impl Agent {
@@ -427,6 +460,7 @@ impl Agent {
         let link = resolve_link(&config)?;
         let store = StateDir::open(&config.node.state_dir).map_err(StartError::StateDir)?;
         let override_ = store.load_override().map_err(StartError::Override)?;
+        let holds = store.load_holds().map_err(StartError::Holds)?;
 
         // A VIP left by a crashed earlier run must go before we may become
         // master: otherwise two nodes could answer ARP for it.
@@ -489,8 +523,10 @@ impl Agent {
             stats,
             repairs,
             repaired,
-        } = transition::spawn(&config).map_err(StartError::Worker)?;
-        let health = health::HealthWatch::new(&config, repairs);
+        } = transition::spawn(&config, held_names(&holds)).map_err(StartError::Worker)?;
+        let mut health = health::HealthWatch::new(&config, repairs);
+        health.set_held(held_names(&holds));
+        let (holds_saved, holds_saved_rx) = mpsc::unbounded_channel();
 
         let (control_tx, control_rx) = mpsc::channel(16);
         let (overrides_saved, overrides_saved_rx) = mpsc::unbounded_channel();
@@ -571,6 +607,11 @@ impl Agent {
             link_events,
             checksum_forms: ChecksumForms::default(),
             advert_packet: Vec::with_capacity(RECV_BUFFER),
+            holds,
+            holds_queue: VecDeque::new(),
+            holds_busy: false,
+            holds_saved,
+            holds_saved_rx,
         };
         events::agent_started(
             &agent.config.node.name,
@@ -581,6 +622,9 @@ impl Agent {
         );
         if override_ != Override::None {
             events::override_restored(override_.as_str());
+        }
+        for name in agent.holds.held.keys() {
+            events::environment_held(name, true);
         }
         for warning in agent.config.warnings() {
             events::config_warning(&warning);
@@ -668,6 +712,10 @@ impl Agent {
                 () = sleep_until_opt(deadline) => self.core.handle(Input::Timeout, Instant::now()),
                 Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply),
                 Some(saved) = self.overrides_saved_rx.recv() => self.on_override_saved(saved),
+                Some(saved) = self.holds_saved_rx.recv() => {
+                    self.on_holds_saved(saved);
+                    continue;
+                }
                 Some(signal) = self.signals.next() => match signal {
                     SIGHUP if !self.core.is_stopping() => self.reload().await,
                     SIGHUP => Vec::new(),
@@ -896,6 +944,7 @@ impl Agent {
             decision,
             config: self.config.clone(),
             config_generation: self.config_generation,
+            held: held_names(&self.holds),
         };
         self.desired.send_replace(desired);
         if cancel {
@@ -1026,6 +1075,7 @@ impl Agent {
     }
 
     fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) -> Vec<Effect> {
+        let hold = matches!(request, Request::Hold { .. });
         let (new, effects) = match request {
             Request::Status => {
                 let response = Response {
@@ -1053,6 +1103,15 @@ impl Agent {
                 send_reply(reply, response);
                 // The next evaluation gives the environment up here.
                 return self.core.handle(Input::HeartbeatDue, Instant::now());
+            }
+            Request::Hold { environment } | Request::Release { environment } => {
+                self.holds_queue.push_back(HoldChange {
+                    environment,
+                    hold,
+                    reply,
+                });
+                self.next_hold_change();
+                return Vec::new();
             }
             Request::Promote => (Override::Promote, Vec::new()),
             Request::Demote => (Override::Demote, Vec::new()),
@@ -1084,6 +1143,152 @@ impl Agent {
             let _ = saved.send(SavedOverride { new, result, reply });
         });
         effects
+    }
+
+    /// Takes the next queued hold or release, unless a write is under way:
+    /// answers at once what changes nothing or is refused, else stores the
+    /// new set off the election loop.
+    fn next_hold_change(&mut self) {
+        while !self.holds_busy {
+            let Some(change) = self.holds_queue.pop_front() else {
+                return;
+            };
+            let HoldChange {
+                environment,
+                hold,
+                reply,
+            } = change;
+            let held = self.holds.held.get(&environment).copied();
+            let mut holds = self.holds.clone();
+            let changed = match (hold, held) {
+                (true, Some(record)) => Err(Ok(format!(
+                    "{environment} already held since {} (Unix time); nothing changed",
+                    record.since
+                ))),
+                (true, None) => match self.unknown_environment(&environment) {
+                    Some(why) => Err(Err(why)),
+                    None => {
+                        holds.held.insert(
+                            environment.clone(),
+                            HoldRecord {
+                                since: crate::store::unix_now(),
+                            },
+                        );
+                        Ok(())
+                    }
+                },
+                (false, Some(_)) => {
+                    holds.held.remove(&environment);
+                    Ok(())
+                }
+                // A stale hold of a name since removed from the
+                // configuration can still be released (above).
+                (false, None) => match self.unknown_environment(&environment) {
+                    Some(why) => Err(Err(why)),
+                    None => Err(Ok(format!("{environment} is not held; nothing changed"))),
+                },
+            };
+            match changed {
+                Ok(()) => {}
+                Err(Ok(unchanged)) => {
+                    send_reply(
+                        reply,
+                        Response {
+                            ok: true,
+                            error: None,
+                            status: None,
+                            changed: Some(unchanged),
+                        },
+                    );
+                    continue;
+                }
+                Err(Err(why)) => {
+                    send_reply(reply, Response::error(why));
+                    continue;
+                }
+            }
+            self.holds_busy = true;
+            let store = self.store.clone();
+            let saved = self.holds_saved.clone();
+            tokio::spawn(async move {
+                let to_store = holds.clone();
+                let result = tokio::task::spawn_blocking(move || store.save_holds(&to_store))
+                    .await
+                    .map_err(OverrideSaveError::Join)
+                    .and_then(|r| r.map_err(OverrideSaveError::from));
+                let _ = saved.send(SavedHolds {
+                    holds,
+                    environment,
+                    hold,
+                    result,
+                    reply,
+                });
+            });
+        }
+    }
+
+    /// Why `name` cannot be held: not an environment this node's
+    /// configuration knows (`[[environment]]`, or an `[environments]`
+    /// pattern that names it).
+    fn unknown_environment(&self, name: &str) -> Option<String> {
+        if !crate::store::valid_hold_name(name) {
+            return Some(format!("{name:?} is not an environment name"));
+        }
+        let placed = self.config.placement.iter().any(|p| p.name == name);
+        let patterned = self
+            .config
+            .environments
+            .patterns
+            .iter()
+            .any(|p| p.matches(name));
+        if placed || patterned {
+            return None;
+        }
+        Some(format!(
+            "unknown environment {name:?}: neither an [[environment]] nor named by an [environments] pattern of this node's configuration"
+        ))
+    }
+
+    /// The holds file was written (or not): put the holds in force and
+    /// answer, then take the next request.
+    fn on_holds_saved(&mut self, saved: SavedHolds) {
+        self.holds_busy = false;
+        let SavedHolds {
+            holds,
+            environment,
+            hold,
+            result,
+            reply,
+        } = saved;
+        let verb = if hold { "hold" } else { "release" };
+        let response = match result {
+            Ok(()) => {
+                self.holds = holds;
+                let names = held_names(&self.holds);
+                self.health.set_held(names.clone());
+                self.desired.send_modify(|desired| desired.held = names);
+                let changed = if hold {
+                    events::environment_held(&environment, false);
+                    format!(
+                        "{environment} held: the agent will not start or restart it (and not alert on its stop) until `rcbsd-failover env release {environment}`; stop it yourself if it runs"
+                    )
+                } else {
+                    events::environment_released(&environment);
+                    format!(
+                        "{environment} released: the agent manages it again (runbooks start it, health.restart_policy applies)"
+                    )
+                };
+                Response {
+                    ok: true,
+                    error: None,
+                    status: Some(self.status()),
+                    changed: Some(changed),
+                }
+            }
+            Err(e) => Response::error(format!("{verb} of {environment} not done: {e}")),
+        };
+        send_reply(reply, response);
+        self.next_hold_change();
     }
 
     /// The override file was written (or not): apply it and answer.
@@ -1179,6 +1384,15 @@ impl Agent {
             retained: self.core.is_retained(),
             handing_over: self.core.is_handing_over(),
             health: self.health.status(),
+            held: self
+                .holds
+                .held
+                .iter()
+                .map(|(name, record)| HeldStatus {
+                    name: name.clone(),
+                    since: record.since,
+                })
+                .collect(),
         }
     }
 
@@ -1494,6 +1708,11 @@ async fn next_link_change(
         Some(events) => events.next().await,
         None => std::future::pending().await,
     }
+}
+
+/// The names of the held environments.
+fn held_names(holds: &Holds) -> BTreeSet<String> {
+    holds.held.keys().cloned().collect()
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {

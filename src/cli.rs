@@ -119,6 +119,20 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Hold an environment the operator stopped on purpose, release it, or
+    /// list the holds.
+    ///
+    /// A held environment is never started by a runbook (promote, follow,
+    /// placement) nor restarted by the health checks, and its stop is not
+    /// alerted; the mark is kept in node.state_dir across restarts until
+    /// `env release`. Holding does not stop it: stop it yourself (cbsd
+    /// jstop). Exit status: 0 done (or nothing to change), 1 refused (an
+    /// unknown environment, the holds file could not be written), 69 no
+    /// agent answers.
+    Env {
+        #[command(subcommand)]
+        action: EnvAction,
+    },
     /// Print the exact commands of a runbook for this node's configuration,
     /// in order, without running any.
     ///
@@ -141,6 +155,35 @@ enum Command {
     FsProbe {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnvAction {
+    /// Mark NAME as stopped on purpose: never started or restarted by the
+    /// agent, its stop never alerted.
+    Hold {
+        /// An `[[environment]]` name, or one an `[environments]` pattern
+        /// names.
+        environment: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Clear the mark: the agent manages NAME again (runbooks start it,
+    /// health.restart_policy applies).
+    Release {
+        /// A held environment.
+        environment: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List the held environments and since when.
+    List {
+        #[command(flatten)]
+        target: Target,
+        /// Print the list as JSON (the `held` field of docs/status.md).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -203,6 +246,17 @@ where
             wait,
             target,
         } => move_environment(&target, environment, node, wait),
+        Command::Env { action } => match action {
+            EnvAction::Hold {
+                environment,
+                target,
+            } => change(&target, Request::Hold { environment }),
+            EnvAction::Release {
+                environment,
+                target,
+            } => change(&target, Request::Release { environment }),
+            EnvAction::List { target, json } => list_holds(&target, json),
+        },
         Command::Plan { runbook, config } => plan(runbook, &config.path),
         Command::FsProbe { args } => crate::runbook::fs_probe::main(&args).into(),
     }
@@ -293,6 +347,29 @@ fn status(target: &Target, json: bool) -> ExitCode {
         }
     } else {
         print!("{}", client::render_status(&status));
+    }
+    ExitCode::SUCCESS
+}
+
+fn list_holds(target: &Target, json: bool) -> ExitCode {
+    let response = match ask(target, Request::Status) {
+        Ok(response) => response,
+        Err(code) => return code,
+    };
+    let Some(status) = response.status else {
+        eprintln!("rcbsd-failover: the agent's reply has no status");
+        return ExitStatus::Protocol.into();
+    };
+    if json {
+        match serde_json::to_string_pretty(&status.held) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("rcbsd-failover: cannot print the holds: {error}");
+                return ExitStatus::Protocol.into();
+            }
+        }
+    } else {
+        print!("{}", client::render_holds(&status));
     }
     ExitCode::SUCCESS
 }

@@ -360,6 +360,24 @@ pub fn environment_died(environment: &str, why: &str) {
     emit!(Event::EnvironmentDied, environment, why);
 }
 
+/// `env hold` marked an environment (`restored`: the mark was read from
+/// `node.state_dir` at start): the agent never starts or restarts it.
+pub fn environment_held(environment: &str, restored: bool) {
+    emit!(Event::EnvironmentHeld, environment, restored);
+}
+
+/// `env release` cleared an environment's hold.
+pub fn environment_released(environment: &str) {
+    emit!(Event::EnvironmentReleased, environment);
+}
+
+/// A held environment was left stopped: by a runbook (`by` its name) that
+/// would have started it, or found stopped by the health watch (`by` =
+/// `health`, once per stop).
+pub fn held_not_started(environment: &str, by: &str) {
+    emit!(Event::HeldNotStarted, environment, by);
+}
+
 /// A demote failed: the master resources stay held (and claimed); it is
 /// retried with backoff. `failures` counts the failures in a row.
 pub fn release_failed(failures: u32, error: &str) {

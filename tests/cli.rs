@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use rcbsd_failover::control::protocol::{Counters, Request, Response, Status};
+use rcbsd_failover::control::protocol::{Counters, HeldStatus, Request, Response, Status};
 use rcbsd_failover::control::server;
 use rcbsd_failover::election::priority::Override;
 use rcbsd_failover::wire::VrrpState;
@@ -77,6 +77,7 @@ fn help_lists_every_subcommand_and_the_default_config_path() {
         "demote",
         "resume",
         "move",
+        "env",
         "plan",
     ] {
         assert!(
@@ -252,6 +253,10 @@ fn canned_status() -> Status {
         retained: false,
         handing_over: false,
         health: Vec::new(),
+        held: vec![HeldStatus {
+            name: "web1".into(),
+            since: 1_732_550_000,
+        }],
     }
 }
 
@@ -283,6 +288,20 @@ fn fake_agent(socket: PathBuf) {
                         status: None,
                         changed: Some("override: none -> demote".into()),
                     },
+                    // As the agent answers: web1 is known, anything else
+                    // is not.
+                    Request::Hold { environment } if environment == "web1" => Response {
+                        ok: true,
+                        error: None,
+                        status: None,
+                        changed: Some(
+                            "web1 already held since 1732550000 (Unix time); nothing changed"
+                                .into(),
+                        ),
+                    },
+                    Request::Hold { environment } | Request::Release { environment } => {
+                        Response::error(format!("unknown environment {environment:?}"))
+                    }
                     _ => Response::error("refused by the fake agent"),
                 };
                 let _ = reply.send(response);
@@ -322,4 +341,56 @@ fn status_demote_and_a_refusal_against_a_fake_agent() {
     let output = cli(&["promote", "--socket", socket]);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("refused by the fake agent"));
+}
+
+#[test]
+fn env_hold_release_and_list_against_a_fake_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    fake_agent(socket.clone());
+    let socket = socket.to_str().unwrap();
+
+    let output = cli(&["env", "hold", "web1", "--socket", socket]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("already held"),
+        "{}",
+        stdout(&output)
+    );
+
+    // An unknown environment: refused, exit 1, the reason on stderr.
+    let output = cli(&["env", "hold", "nosuch", "--socket", socket]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("unknown environment \"nosuch\""),
+        "{}",
+        stderr(&output)
+    );
+    let output = cli(&["env", "release", "nosuch", "--socket", socket]);
+    assert_eq!(output.status.code(), Some(1));
+
+    let output = cli(&["env", "list", "--socket", socket]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.starts_with("web1  held for ") && text.contains("(since 1732550000 Unix time)"),
+        "{text}"
+    );
+    let output = cli(&["env", "list", "--json", "--socket", socket]);
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json[0]["name"], "web1");
+    assert_eq!(json[0]["since"], 1_732_550_000);
+
+    let output = cli(&["status", "--socket", socket]);
+    assert!(stdout(&output).contains("\nheld:"), "{}", stdout(&output));
+
+    // No name: a usage error from the parser, nothing sent.
+    let output = cli(&["env", "hold", "--socket", socket]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = cli(&["env", "hold", "web1"]);
+    assert_ne!(
+        output.status.code(),
+        Some(0),
+        "no agent at the default socket"
+    );
 }

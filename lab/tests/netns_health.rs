@@ -107,3 +107,132 @@ fn a_vip_removed_by_hand_is_added_again_with_an_arp_burst() {
     );
     assert_eq!(cluster.status(0).state, VrrpState::Master);
 }
+
+/// `env hold` (issue 12): with `restart_policy = "on-failure"`, a placed
+/// environment that dies on a follower is started again, while one the
+/// operator holds is left stopped, said once, and never alerted.
+#[test]
+fn a_held_environment_that_dies_is_not_restarted_while_an_unheld_one_is() {
+    if !require_root() {
+        return;
+    }
+    let mut cluster = common::ClusterBuilder::new(3).cbsd().quorum().prepare();
+    for index in 0..cluster.len() {
+        let path = cluster.agents.get(index).unwrap().config_path.clone();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(
+            "\n[health]\ninterval = \"1s\"\nrestart_policy = \"on-failure\"\nmax_restarts = 3\nrestart_window = \"600s\"\n",
+        );
+        std::fs::write(&path, text).unwrap();
+    }
+    for index in 0..cluster.len() {
+        cluster.start(index);
+    }
+    // web2 runs first on node 1, web3 on node 2 (ClusterBuilder::quorum).
+    let running =
+        |c: &Cluster, index: usize, env: &str| c.standin_state(index).running_set().contains(env);
+    cluster.wait_until("web2 on n2 and web3 on n3, checked", CONVERGE, |c| {
+        running(c, 1, "web2")
+            && running(c, 2, "web3")
+            && c.status(1)
+                .health
+                .iter()
+                .any(|h| h.check == "environment web2")
+            && c.status(2)
+                .health
+                .iter()
+                .any(|h| h.check == "environment web3")
+    });
+    let hold = |c: &Cluster| {
+        c.request(
+            1,
+            rcbsd_failover::control::protocol::Request::Hold {
+                environment: "web2".into(),
+            },
+        )
+    };
+    let response = hold(&cluster);
+    assert!(response.ok, "{response:?}");
+    let again = hold(&cluster);
+    assert!(
+        again.ok
+            && again
+                .changed
+                .as_deref()
+                .unwrap_or("")
+                .contains("already held"),
+        "{again:?}"
+    );
+    let unknown = cluster.request(
+        1,
+        rcbsd_failover::control::protocol::Request::Hold {
+            environment: "nosuch".into(),
+        },
+    );
+    assert!(!unknown.ok, "{unknown:?}");
+    // Both die behind the agents' backs (as `jail -r` would).
+    edit_standin_state(&cluster, 1, |state| {
+        if let Some(running) = state.get_mut("running").and_then(|r| r.as_object_mut()) {
+            running.remove("web2");
+        }
+    });
+    edit_standin_state(&cluster, 2, |state| {
+        if let Some(running) = state.get_mut("running").and_then(|r| r.as_object_mut()) {
+            running.remove("web3");
+        }
+    });
+    cluster.wait_until("n3 restarted web3", CONVERGE, |c| {
+        repaired(c, 2, "environment web3")
+    });
+    cluster.wait_until("n2 found held web2 stopped", CONVERGE, |c| {
+        c.events(1, "held_not_started")
+            .iter()
+            .any(|e| field(e, "environment") == "web2" && field(e, "by") == "health")
+    });
+    assert!(running(&cluster, 2, "web3"));
+    // Several more check intervals: still stopped, said once, no alert.
+    let runs = |c: &Cluster| {
+        c.status(1)
+            .health
+            .iter()
+            .find(|h| h.check == "environment web2")
+            .map_or(0, |h| h.runs)
+    };
+    let seen = runs(&cluster);
+    cluster.wait_until("n2 checked web2 five more times", CONVERGE, |c| {
+        runs(c) >= seen + 5
+    });
+    assert!(
+        !running(&cluster, 1, "web2"),
+        "a held environment was started"
+    );
+    let n2 = cluster.status(1);
+    let check = n2
+        .health
+        .iter()
+        .find(|h| h.check == "environment web2")
+        .unwrap();
+    assert!(
+        check.held && !check.good && check.restarts == 0,
+        "{check:?}"
+    );
+    assert_eq!(n2.held.len(), 1, "{:?}", n2.held);
+    assert_eq!(cluster.events(1, "held_not_started").len(), 1);
+    for event in ["environment_died", "health_check_failed", "repair_started"] {
+        assert!(
+            cluster
+                .events(1, event)
+                .iter()
+                .all(|e| field(e, "environment") != "web2"
+                    && field(e, "check") != "environment web2"),
+            "{event} for a held environment"
+        );
+    }
+    let n3 = cluster.status(2);
+    let web3 = n3
+        .health
+        .iter()
+        .find(|h| h.check == "environment web3")
+        .unwrap();
+    assert!(web3.restarts >= 1 && web3.failures >= 1, "{web3:?}");
+}

@@ -327,6 +327,7 @@ impl HealthWatch {
             Action::EnvironmentDied { environment, why } => {
                 events::environment_died(&environment, &why);
             }
+            Action::Held { environment } => events::held_not_started(&environment, "health"),
             Action::Resign { check: id, repairs } => {
                 events::resigned_unhealthy(&id.to_string(), repairs);
             }
@@ -358,6 +359,12 @@ impl HealthWatch {
         self.monitor.repair_finished(&done.check);
     }
 
+    /// The environments the operator holds (`env hold`): their stops are
+    /// neither restarted nor alerted.
+    pub fn set_held(&mut self, held: BTreeSet<String>) {
+        self.monitor.set_held(held);
+    }
+
     /// `resume`: the operator says the cause is fixed.
     pub fn resume(&mut self) {
         self.monitor.clear_resignation();
@@ -376,6 +383,7 @@ impl HealthWatch {
     /// Every check and its state, for `status`.
     pub fn status(&self) -> Vec<HealthStatus> {
         let now = Instant::now();
+        let ago = |at: Option<Instant>| at.map(|at| now.saturating_duration_since(at).as_secs());
         self.monitor
             .checks()
             .map(|(id, state)| HealthStatus {
@@ -383,9 +391,13 @@ impl HealthWatch {
                 good: state.good,
                 detail: state.detail.clone(),
                 repairing: state.repairing,
-                last_run_s_ago: state
-                    .last_run
-                    .map(|at| now.saturating_duration_since(at).as_secs()),
+                last_run_s_ago: ago(state.last_run),
+                last_change_s_ago: ago(state.last_change),
+                runs: state.runs,
+                failures: state.failures,
+                repairs: state.repairs,
+                restarts: state.restarts,
+                held: self.monitor.is_held(id),
             })
             .collect()
     }

@@ -191,6 +191,65 @@ pub fn render(status: &Status, stats: &StatsInner, last_transition: Option<Syste
             &[(node.clone(), format!("{:.3}", unix_seconds(t)))],
         );
     }
+    let check =
+        |h: &crate::control::protocol::HealthStatus| with(format!("check=\"{}\"", label(&h.check)));
+    let good: Vec<(String, String)> = status
+        .health
+        .iter()
+        .map(|h| (check(h), u8::from(h.good).to_string()))
+        .collect();
+    metric(
+        "rcbsd_failover_health_check_good",
+        "gauge",
+        "1 while a health check is good, 0 once failed (health.fall in a row).",
+        &good,
+    );
+    for (name, help, value) in [
+        (
+            "rcbsd_failover_health_check_runs_total",
+            "Runs of each health check since it applies.",
+            (|h: &crate::control::protocol::HealthStatus| h.runs)
+                as fn(&crate::control::protocol::HealthStatus) -> u64,
+        ),
+        (
+            "rcbsd_failover_health_check_failures_total",
+            "Failed runs of each health check since it applies.",
+            |h| h.failures,
+        ),
+        (
+            "rcbsd_failover_health_check_repairs_total",
+            "Repairs and remounts started for each health check since it applies.",
+            |h| h.repairs,
+        ),
+        (
+            "rcbsd_failover_health_check_restarts_total",
+            "Environment restarts started for each health check since it applies.",
+            |h| h.restarts,
+        ),
+    ] {
+        let samples: Vec<(String, String)> = status
+            .health
+            .iter()
+            .map(|h| (check(h), value(h).to_string()))
+            .collect();
+        metric(name, "counter", help, &samples);
+    }
+    let held: Vec<(String, String)> = status
+        .held
+        .iter()
+        .map(|h| {
+            (
+                with(format!("environment=\"{}\"", label(&h.name))),
+                "1".to_owned(),
+            )
+        })
+        .collect();
+    metric(
+        "rcbsd_failover_environment_held",
+        "gauge",
+        "1 for each environment the operator holds (env hold).",
+        &held,
+    );
     if let Some(cluster) = &status.cluster {
         metric(
             "rcbsd_failover_quorum",
@@ -314,6 +373,7 @@ mod tests {
             retained: false,
             handing_over: false,
             health: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -343,6 +403,41 @@ mod tests {
             "rcbsd_failover_runbook_runs_total{node=\"node1\",runbook=\"promote\",outcome=\"succeeded\"} 1",
             "rcbsd_failover_runbook_last_duration_seconds{node=\"node1\",runbook=\"promote\"} 1.500",
             "rcbsd_failover_last_transition_timestamp_seconds{node=\"node1\"} 10.000",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
+
+    #[test]
+    fn renders_each_health_check_and_the_holds() {
+        use crate::control::protocol::{HealthStatus, HeldStatus};
+        let mut s = status();
+        s.health = vec![HealthStatus {
+            check: "service nfsd".into(),
+            good: false,
+            detail: "nfsd is not running.".into(),
+            repairing: true,
+            last_run_s_ago: Some(1),
+            last_change_s_ago: Some(4),
+            runs: 9,
+            failures: 3,
+            repairs: 1,
+            restarts: 0,
+            held: false,
+        }];
+        s.held = vec![HeldStatus {
+            name: "web1".into(),
+            since: 1,
+        }];
+        let text = render(&s, &StatsInner::default(), None);
+        for line in [
+            "rcbsd_failover_health_check_good{node=\"node1\",check=\"service nfsd\"} 0",
+            "rcbsd_failover_health_check_runs_total{node=\"node1\",check=\"service nfsd\"} 9",
+            "rcbsd_failover_health_check_failures_total{node=\"node1\",check=\"service nfsd\"} 3",
+            "rcbsd_failover_health_check_repairs_total{node=\"node1\",check=\"service nfsd\"} 1",
+            "rcbsd_failover_health_check_restarts_total{node=\"node1\",check=\"service nfsd\"} 0",
+            "rcbsd_failover_environment_held{node=\"node1\",environment=\"web1\"} 1",
+            "# TYPE rcbsd_failover_health_check_runs_total counter",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
         }

@@ -93,6 +93,9 @@ pub struct Desired {
     pub config: Config,
     /// Which reload `config` came from (0: the start).
     pub config_generation: u64,
+    /// The environments the operator holds (`env hold`): no runbook
+    /// starts them, no repair restarts them.
+    pub held: BTreeSet<String>,
 }
 
 pub struct Handles {
@@ -115,7 +118,7 @@ pub struct Handles {
 
 /// Opens the link-layer sender (so a missing privilege fails at start, not
 /// at the first takeover) and spawns the worker.
-pub fn spawn(config: &Config) -> Result<Handles, VipError> {
+pub fn spawn(config: &Config, held: BTreeSet<String>) -> Result<Handles, VipError> {
     let (cancel_tx, cancel_rx) = watch::channel(0u64);
     let (allowance_tx, allowance_rx) = watch::channel(Allowance::default());
     let vip = SystemVip::open(config, cancel_rx.clone())?;
@@ -125,6 +128,7 @@ pub fn spawn(config: &Config) -> Result<Handles, VipError> {
         decision: Decision::default(),
         config: config.clone(),
         config_generation: 0,
+        held,
     });
     let (garp_tx, garp_rx) = mpsc::unbounded_channel();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -204,6 +208,8 @@ impl<V: VipControl> Worker<V> {
         loop {
             let current = desired.borrow_and_update().clone();
             self.runner.set_config(current.config.clone());
+            self.runner.set_held(current.held.clone());
+            converger.set_operator_holds(current.held.clone());
             converger.set_backoff(backoff(&current.config));
             let target = current.decision.target();
             let wake_at = match converger.next(&target, Instant::now().into_std()) {
@@ -282,7 +288,11 @@ impl<V: VipControl> Worker<V> {
             }
             RepairRequest::Environment { check, name, steps } => {
                 let running = converger.environments().get(&name) == Some(&EnvHeld::Running);
-                let result = if running {
+                // Held since the monitor asked: the operator's word wins.
+                let result = if self.runner.is_held(&name) {
+                    crate::events::held_not_started(&name, "restart");
+                    Err(format!("{name} is held by the operator"))
+                } else if running {
                     self.runner.repair(&steps, self.cancel.clone()).await
                 } else {
                     Err(format!("{name} is not held as running here any more"))

@@ -153,7 +153,7 @@ impl fmt::Display for Denial {
 mod tests {
     use super::*;
 
-    fn every_request() -> [Request; 5] {
+    fn every_request() -> [Request; 7] {
         [
             Request::Status,
             Request::Promote,
@@ -162,6 +162,12 @@ mod tests {
             Request::Move {
                 environment: "web1".into(),
                 node: "node2".into(),
+            },
+            Request::Hold {
+                environment: "web1".into(),
+            },
+            Request::Release {
+                environment: "web1".into(),
             },
         ]
     }
@@ -261,6 +267,9 @@ mod tests {
     #[test]
     fn command_names_are_the_wire_spelling() {
         let names: Vec<String> = every_request().iter().map(command_name).collect();
-        assert_eq!(names, ["status", "promote", "demote", "resume", "move"]);
+        assert_eq!(
+            names,
+            ["status", "promote", "demote", "resume", "move", "hold", "release"]
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::exit::ExitStatus;
 
-use super::protocol::{ClusterStatus, Request, Response, Status};
+use super::protocol::{ClusterStatus, HealthStatus, Request, Response, Status};
 
 /// Longest reply accepted; a status is a few hundred bytes.
 const MAX_REPLY: u64 = 1024 * 1024;
@@ -239,7 +239,7 @@ pub fn render_status(status: &Status) -> String {
         let failed: Vec<String> = status
             .health
             .iter()
-            .filter(|h| !h.good)
+            .filter(|h| !h.good && !h.held)
             .map(|h| {
                 let repairing = if h.repairing { ", repairing" } else { "" };
                 format!("{} ({}{repairing})", h.check, h.detail)
@@ -256,6 +256,32 @@ pub fn render_status(status: &Status) -> String {
             )
         };
         row("health", summary);
+        for check in &status.health {
+            row(&format!("  {}", check.check), health_line(check));
+        }
+    }
+    if !status.held.is_empty() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let held: Vec<String> = status
+            .held
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} (for {})",
+                    h.name,
+                    format_uptime(now.saturating_sub(h.since))
+                )
+            })
+            .collect();
+        row(
+            "held",
+            format!(
+                "{}: never started or restarted by the agent (env release NAME)",
+                held.join(", ")
+            ),
+        );
     }
     if status.retained {
         row(
@@ -413,6 +439,79 @@ fn cluster_rows(cluster: &ClusterStatus, row: &mut impl FnMut(&str, String)) {
     }
 }
 
+/// `env list` for humans: one line per held environment, with since when
+/// and what its health check says, or "no environment is held".
+pub fn render_holds(status: &Status) -> String {
+    if status.held.is_empty() {
+        return "no environment is held\n".to_string();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let width = status.held.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    let mut text = String::new();
+    for held in &status.held {
+        let check = status
+            .health
+            .iter()
+            .find(|h| h.check == format!("environment {}", held.name));
+        let state = match check {
+            Some(h) if h.good => "running",
+            Some(_) => "stopped",
+            None => "not checked here",
+        };
+        let _ = writeln!(
+            text,
+            "{:<width$}  held for {} (since {} Unix time); {state}",
+            held.name,
+            format_uptime(now.saturating_sub(held.since)),
+            held.since
+        );
+    }
+    text
+}
+
+/// One health check for humans: its state and since when, its last
+/// result, and its counts.
+pub fn health_line(check: &HealthStatus) -> String {
+    let state = match (check.good, check.held) {
+        (true, _) => "good".to_string(),
+        (false, true) => format!("stopped, HELD ({})", check.detail),
+        (false, false) if check.detail.is_empty() => "FAILING".to_string(),
+        (false, false) => format!("FAILING ({})", check.detail),
+    };
+    let since = check
+        .last_change_s_ago
+        .map_or(String::new(), |s| format!(" for {}", format_uptime(s)));
+    let repairing = if check.repairing { ", repairing" } else { "" };
+    let held = if check.held && check.good {
+        ", held"
+    } else {
+        ""
+    };
+    let last = check.last_run_s_ago.map_or_else(
+        || "not run yet".to_string(),
+        |s| format!("last run {s} s ago"),
+    );
+    let plural = |n: u64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    let mut counts = vec![plural(check.runs, "run"), plural(check.failures, "failure")];
+    if check.check.starts_with("environment ") {
+        counts.push(plural(check.restarts, "restart"));
+    } else {
+        counts.push(plural(check.repairs, "repair"));
+    }
+    format!(
+        "{state}{since}{repairing}{held}; {last}; {}",
+        counts.join(", ")
+    )
+}
+
 fn format_uptime(seconds: u64) -> String {
     let (days, rest) = (seconds / 86_400, seconds % 86_400);
     let (hours, rest) = (rest / 3600, rest % 3600);
@@ -469,6 +568,7 @@ mod tests {
             retained: false,
             handing_over: false,
             health: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -490,6 +590,58 @@ mod tests {
             .map(|line| line.len() - line.split_once(": ").unwrap().1.trim_start().len())
             .collect();
         assert!(value_columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    #[test]
+    fn human_status_shows_every_check_with_its_counts_and_the_holds() {
+        use crate::control::protocol::{HealthStatus, HeldStatus};
+        let mut s = status();
+        let check = |name: &str, good: bool, detail: &str| HealthStatus {
+            check: name.into(),
+            good,
+            detail: detail.into(),
+            repairing: false,
+            last_run_s_ago: Some(3),
+            last_change_s_ago: Some(125),
+            runs: 40,
+            failures: 4,
+            repairs: 1,
+            restarts: 0,
+            held: false,
+        };
+        let mut web = check("environment web1", false, "web1 is not running");
+        web.held = true;
+        let mut db = check("environment db1", false, "db1 is not running");
+        db.restarts = 2;
+        db.repairing = true;
+        s.health = vec![
+            check("service nfsd", true, ""),
+            check("vip", false, "192.168.10.200 is not on em0"),
+            web,
+            db,
+        ];
+        s.held = vec![HeldStatus {
+            name: "web1".into(),
+            since: 0,
+        }];
+        let text = render_status(&s);
+        assert!(
+            text.contains("2 of 4 checks FAILED: vip (192.168.10.200 is not on em0); environment db1 (db1 is not running, repairing)"),
+            "a held environment is no failure: {text}"
+        );
+        for line in [
+            "  service nfsd:     good for 2m 5s; last run 3 s ago; 40 runs, 4 failures, 1 repair",
+            "  vip:              FAILING (192.168.10.200 is not on em0) for 2m 5s; last run 3 s ago; 40 runs, 4 failures, 1 repair",
+            "  environment web1: stopped, HELD (web1 is not running) for 2m 5s; last run 3 s ago; 40 runs, 4 failures, 0 restarts",
+            "  environment db1:  FAILING (db1 is not running) for 2m 5s, repairing; last run 3 s ago; 40 runs, 4 failures, 2 restarts",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing:\n{text}");
+        }
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("held:") && l.contains("web1 (for ")),
+            "{text}"
+        );
     }
 
     #[test]

@@ -33,6 +33,20 @@ pub enum Request {
         /// The node that starts it once it is stopped.
         node: String,
     },
+    /// `rcbsd-failover env hold NAME`: the operator stopped (or will stop)
+    /// the environment on purpose: no runbook starts it and the health
+    /// watch neither restarts nor alerts it, until `release`. Kept in
+    /// `node.state_dir` across restarts.
+    Hold {
+        /// An `[[environment]]` name, or one an `[environments]` pattern
+        /// names.
+        environment: String,
+    },
+    /// `rcbsd-failover env release NAME`: clear a hold.
+    Release {
+        /// A held environment.
+        environment: String,
+    },
 }
 
 /// The daemon's reply: `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
@@ -126,6 +140,18 @@ pub struct Status {
     /// The checks between transitions that apply now (issue 12).
     #[serde(default)]
     pub health: Vec<HealthStatus>,
+    /// The environments the operator holds (`env hold`), by name.
+    #[serde(default)]
+    pub held: Vec<HeldStatus>,
+}
+
+/// One environment the operator holds, as `status` and `env list` show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldStatus {
+    /// The environment's name.
+    pub name: String,
+    /// When it was held, in seconds since the Unix epoch.
+    pub since: u64,
 }
 
 /// One health check as `status` shows it.
@@ -141,6 +167,26 @@ pub struct HealthStatus {
     pub repairing: bool,
     /// Seconds since its last run; `None` before the first.
     pub last_run_s_ago: Option<u64>,
+    /// Seconds since its state last changed (good to failed or back), or
+    /// since its first run when it never changed; `None` before the first.
+    #[serde(default)]
+    pub last_change_s_ago: Option<u64>,
+    /// Runs since the check applies (it applies anew after a role change).
+    #[serde(default)]
+    pub runs: u64,
+    /// Failed runs since the check applies.
+    #[serde(default)]
+    pub failures: u64,
+    /// Repairs (and remounts) started since the check applies.
+    #[serde(default)]
+    pub repairs: u64,
+    /// Restarts started since the check applies (environment checks).
+    #[serde(default)]
+    pub restarts: u64,
+    /// An environment check of an environment the operator holds: a stop
+    /// is neither restarted nor alerted.
+    #[serde(default)]
+    pub held: bool,
 }
 
 /// The watchdog as `status` shows it.

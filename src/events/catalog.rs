@@ -246,6 +246,12 @@ events! {
     ResignedUnhealthy,
     /// `environment_died`: an environment placed here stopped by itself and is not restarted.
     EnvironmentDied,
+    /// `environment_held`: an environment is held: never started or restarted by the agent.
+    EnvironmentHeld,
+    /// `environment_released`: an operator released a held environment.
+    EnvironmentReleased,
+    /// `held_not_started`: a runbook or the health watch left a held environment stopped.
+    HeldNotStarted,
 }
 
 /// One row of the catalog.
@@ -508,6 +514,16 @@ impl Event {
                 row("resigned_unhealthy", ERROR, Crit, &["check", "repairs"])
             }
             Self::EnvironmentDied => row("environment_died", ERROR, Err, &["environment", "why"]),
+            Self::EnvironmentHeld => row(
+                "environment_held",
+                WARN,
+                Warning,
+                &["environment", "restored"],
+            ),
+            Self::EnvironmentReleased => {
+                row("environment_released", WARN, Warning, &["environment"])
+            }
+            Self::HeldNotStarted => row("held_not_started", INFO, Info, &["environment", "by"]),
             Self::HandoverStarted => row(
                 "handover_started",
                 INFO,

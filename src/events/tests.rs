@@ -129,6 +129,9 @@ fn emit_everything() {
     repair_failed("service nfsd", "start nfsd: status 1");
     resigned_unhealthy("service nfsd", 3);
     environment_died("web1", "health.restart_policy is \"never\"");
+    environment_held("web1", false);
+    environment_released("web1");
+    held_not_started("web1", "health");
 }
 
 /// The records the emitting functions produce are the catalog's: every

@@ -26,8 +26,18 @@
 //!   policy, at most `max_restarts` within its window; then alert only.
 //! - **weight** / **resign** (`[[track]]`, `track_interfaces`): while
 //!   failed, a priority delta or a fault, cleared when the check rises.
+//!
+//! An environment the operator *holds* (`rcbsd-failover env hold NAME`:
+//! stopped on purpose) is never fought: its check still runs and shows in
+//! `status`, but a stop is neither alerted (`health_check_failed`,
+//! `environment_died`) nor restarted; it is said once per failure
+//! ([`Action::Held`]). Released, the check judges it as any other on its
+//! next failed run.
+//!
+//! Each check also counts its runs, failed runs, repairs and restarts, and
+//! remembers when its state last changed, for `status` and the metrics.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Which check: stable names, in `status` and in every event's `check`.
@@ -173,6 +183,12 @@ pub enum Action {
         /// Why it is not restarted (`restart_policy never`, or the budget).
         why: String,
     },
+    /// The environment stopped, and the operator holds it: not restarted,
+    /// not alerted; said once per failure (`held_not_started`).
+    Held {
+        /// The environment's name.
+        environment: String,
+    },
     /// Repairs failed too often: resign (`resigned_unhealthy`).
     Resign {
         /// The check whose failure passed the budget.
@@ -210,9 +226,24 @@ pub struct CheckState {
     pub failing_since: Option<Instant>,
     /// A repair or restart asked for and not reported yet.
     pub repairing: bool,
-    /// This failure was reported as `environment_died` (once per failure,
-    /// until the check is good again).
+    /// This failure was reported as `environment_died`, or as held (once
+    /// per failure, until the check is good again or the hold is released).
     pub died_reported: bool,
+    /// The change to failed was announced ([`Action::Failed`]): only then
+    /// is the way back announced ([`Action::Recovered`]). A held
+    /// environment's stop is not.
+    pub failure_announced: bool,
+    /// When the state was last known to change: the first run, then each
+    /// change between good and failed.
+    pub last_change: Option<Instant>,
+    /// Runs since the check applies.
+    pub runs: u64,
+    /// Failed runs since the check applies.
+    pub failures: u64,
+    /// Repairs and remounts asked for since the check applies.
+    pub repairs: u64,
+    /// Restarts asked for since the check applies (environments).
+    pub restarts: u64,
 }
 
 /// Every check's state and the budgets.
@@ -224,6 +255,7 @@ pub struct Monitor {
     restarts: BTreeMap<String, VecDeque<Instant>>,
     resigned: Option<(CheckId, Instant)>,
     track_file: i32,
+    held: BTreeSet<String>,
 }
 
 impl Monitor {
@@ -236,7 +268,27 @@ impl Monitor {
             restarts: BTreeMap::new(),
             resigned: None,
             track_file: 0,
+            held: BTreeSet::new(),
         }
+    }
+
+    /// The environments the operator holds (`env hold`): their stops are
+    /// neither restarted nor alerted. A released one's failure is judged
+    /// afresh on its next failed run (reported or restarted once more).
+    pub fn set_held(&mut self, held: BTreeSet<String>) {
+        for (id, state) in &mut self.checks {
+            if let CheckId::Environment(name) = id {
+                if self.held.contains(name) && !held.contains(name) {
+                    state.died_reported = false;
+                }
+            }
+        }
+        self.held = held;
+    }
+
+    /// Whether the check is an environment the operator holds.
+    pub fn is_held(&self, id: &CheckId) -> bool {
+        matches!(id, CheckId::Environment(name) if self.held.contains(name))
     }
 
     /// New limits (a reload); the counts so far stay.
@@ -264,6 +316,12 @@ impl Monitor {
                     failing_since: None,
                     repairing: false,
                     died_reported: false,
+                    failure_announced: false,
+                    last_change: None,
+                    runs: 0,
+                    failures: 0,
+                    repairs: 0,
+                    restarts: 0,
                 },
             };
             next.insert(id, state);
@@ -289,11 +347,16 @@ impl Monitor {
         now: Instant,
     ) -> Vec<Action> {
         let mut out = Vec::new();
+        let held = self.is_held(id);
         let Some(state) = self.checks.get_mut(id) else {
             // Stopped applying while it ran.
             return out;
         };
+        if state.last_run.is_none() {
+            state.last_change = Some(now);
+        }
         state.last_run = Some(now);
+        state.runs += 1;
         let judgement = state.judgement;
         match result {
             Ok(()) => {
@@ -308,11 +371,15 @@ impl Monitor {
                         state.in_row = 0;
                         state.failing_since = None;
                         state.died_reported = false;
-                        out.push(Action::Recovered { check: id.clone() });
+                        state.last_change = Some(now);
+                        if std::mem::take(&mut state.failure_announced) {
+                            out.push(Action::Recovered { check: id.clone() });
+                        }
                     }
                 }
             }
             Err(detail) => {
+                state.failures += 1;
                 state.detail = detail.clone();
                 state.failing_since.get_or_insert(now);
                 if state.good {
@@ -320,10 +387,15 @@ impl Monitor {
                     if state.in_row >= judgement.fall {
                         state.good = false;
                         state.in_row = 0;
-                        out.push(Action::Failed {
-                            check: id.clone(),
-                            detail,
-                        });
+                        state.last_change = Some(now);
+                        // The operator stopped it on purpose: no alert.
+                        if !held {
+                            state.failure_announced = true;
+                            out.push(Action::Failed {
+                                check: id.clone(),
+                                detail,
+                            });
+                        }
                     }
                 } else {
                     state.in_row = 0;
@@ -384,6 +456,7 @@ impl Monitor {
     }
 
     fn respond(&mut self, id: &CheckId, now: Instant, out: &mut Vec<Action>) {
+        let held = self.is_held(id);
         let Some(state) = self.checks.get_mut(id) else {
             return;
         };
@@ -418,6 +491,7 @@ impl Monitor {
                 }
                 self.repairs.push_back(now);
                 state.repairing = true;
+                state.repairs += 1;
                 out.push(Action::Repair { check: id.clone() });
             }
             Response::Remount => {
@@ -427,6 +501,7 @@ impl Monitor {
                 if hung_for >= self.limits.mount_hang_limit {
                     state.repairing = true;
                     state.failing_since = None;
+                    state.repairs += 1;
                     out.push(Action::Remount { check: id.clone() });
                 }
             }
@@ -434,6 +509,16 @@ impl Monitor {
                 let CheckId::Environment(name) = id else {
                     return;
                 };
+                if held {
+                    // Stopped on purpose: said once, never fought.
+                    if !state.died_reported {
+                        state.died_reported = true;
+                        out.push(Action::Held {
+                            environment: name.clone(),
+                        });
+                    }
+                    return;
+                }
                 let Some(max) = self.limits.max_restarts else {
                     // Once per failure: `respond` runs on each failed run.
                     if state.died_reported {
@@ -469,6 +554,7 @@ impl Monitor {
                 }
                 history.push_back(now);
                 state.repairing = true;
+                state.restarts += 1;
                 out.push(Action::Restart {
                     environment: name.clone(),
                 });

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeSet;
 
 const S: Duration = Duration::from_secs(1);
 
@@ -264,4 +265,150 @@ fn a_resign_track_holds_the_fault_only_while_failed() {
     monitor.observe(&id, Ok(()), t0 + 4 * S);
     monitor.observe(&id, Ok(()), t0 + 5 * S);
     assert_eq!(monitor.verdict(t0 + 5 * S).resign, None);
+}
+
+#[test]
+fn each_check_counts_its_runs_failures_repairs_and_restarts() {
+    let t0 = Instant::now();
+    let vip = CheckId::Vip;
+    let web = CheckId::Environment("web1".into());
+    let mut monitor = Monitor::new(limits());
+    monitor.set_checks([
+        (vip.clone(), judged(Response::Repair)),
+        (web.clone(), judged(Response::Restart)),
+    ]);
+    let state = |monitor: &Monitor, id: &CheckId| {
+        monitor
+            .checks()
+            .find(|(i, _)| *i == id)
+            .map(|(_, s)| s.clone())
+            .unwrap()
+    };
+    let fresh = state(&monitor, &vip);
+    assert_eq!(
+        (fresh.runs, fresh.failures, fresh.repairs, fresh.last_change),
+        (0, 0, 0, None)
+    );
+    monitor.observe(&vip, Ok(()), t0);
+    // The first run makes the state known: its change.
+    assert_eq!(state(&monitor, &vip).last_change, Some(t0));
+    for i in 1..=3 {
+        fail(&mut monitor, &vip, t0 + i * S);
+        fail(&mut monitor, &web, t0 + i * S);
+    }
+    let vip_state = state(&monitor, &vip);
+    assert_eq!(
+        (
+            vip_state.good,
+            vip_state.runs,
+            vip_state.failures,
+            vip_state.repairs,
+            vip_state.restarts
+        ),
+        (false, 4, 3, 1, 0)
+    );
+    assert_eq!(vip_state.last_change, Some(t0 + 3 * S), "when it failed");
+    assert_eq!(vip_state.detail, "not running");
+    let web_state = state(&monitor, &web);
+    assert_eq!(
+        (
+            web_state.runs,
+            web_state.failures,
+            web_state.repairs,
+            web_state.restarts
+        ),
+        (3, 3, 0, 1)
+    );
+    monitor.repair_finished(&vip);
+    monitor.observe(&vip, Ok(()), t0 + 4 * S);
+    assert_eq!(
+        state(&monitor, &vip).last_change,
+        Some(t0 + 3 * S),
+        "not yet risen"
+    );
+    monitor.observe(&vip, Ok(()), t0 + 5 * S);
+    let vip_state = state(&monitor, &vip);
+    assert!(vip_state.good);
+    assert_eq!(vip_state.last_change, Some(t0 + 5 * S), "when it recovered");
+    assert_eq!((vip_state.runs, vip_state.failures), (6, 3));
+    // A remount counts as a repair.
+    let mount = CheckId::NfsMount("jails-data".into());
+    let mut monitor = monitor_with(&mount, Response::Remount);
+    for i in 0..=6 {
+        fail(&mut monitor, &mount, t0 + i * 10 * S);
+    }
+    assert_eq!(state(&monitor, &mount).repairs, 1);
+}
+
+#[test]
+fn a_held_environment_is_neither_restarted_nor_alerted_and_said_once() {
+    let t0 = Instant::now();
+    let id = CheckId::Environment("web1".into());
+    let mut monitor = monitor_with(&id, Response::Restart);
+    monitor.set_held(["web1".to_owned()].into());
+    assert!(monitor.is_held(&id));
+    fail(&mut monitor, &id, t0);
+    fail(&mut monitor, &id, t0 + S);
+    assert_eq!(
+        fail(&mut monitor, &id, t0 + 2 * S),
+        [Action::Held {
+            environment: "web1".into()
+        }]
+    );
+    for i in 3..20 {
+        assert!(fail(&mut monitor, &id, t0 + i * S).is_empty(), "run {i}");
+    }
+    let (_, state) = monitor.checks().next().unwrap();
+    assert!(!state.good, "status still shows it stopped");
+    assert_eq!(state.restarts, 0);
+    // Started again by hand: no recovery announced for a failure that was
+    // never announced.
+    assert!(monitor.observe(&id, Ok(()), t0 + 20 * S).is_empty());
+    assert!(monitor.observe(&id, Ok(()), t0 + 21 * S).is_empty());
+    // Down again, released: restarted on the next failed run, per policy.
+    for i in 22..25 {
+        fail(&mut monitor, &id, t0 + i * S);
+    }
+    monitor.set_held(BTreeSet::new());
+    assert_eq!(
+        fail(&mut monitor, &id, t0 + 25 * S),
+        [Action::Restart {
+            environment: "web1".into()
+        }]
+    );
+}
+
+#[test]
+fn a_hold_does_not_touch_other_checks_and_a_release_reports_again() {
+    let t0 = Instant::now();
+    let id = CheckId::Environment("db1".into());
+    let vip = CheckId::Vip;
+    let mut monitor = Monitor::new(Limits {
+        max_restarts: None,
+        ..limits()
+    });
+    monitor.set_checks([
+        (id.clone(), judged(Response::Restart)),
+        (vip.clone(), judged(Response::Repair)),
+    ]);
+    // Held by name: a check of another kind with the same text is not.
+    monitor.set_held(["db1".to_owned(), "vip".to_owned()].into());
+    assert!(!monitor.is_held(&vip));
+    for i in 0..3 {
+        fail(&mut monitor, &id, t0 + i * S);
+    }
+    assert!(matches!(&fail(&mut monitor, &vip, t0)[..], []));
+    fail(&mut monitor, &vip, t0 + S);
+    assert!(matches!(
+        &fail(&mut monitor, &vip, t0 + 2 * S)[..],
+        [Action::Failed { .. }, Action::Repair { .. }]
+    ));
+    // Released while still stopped, policy never: reported now, once.
+    monitor.set_held(BTreeSet::new());
+    let actions = fail(&mut monitor, &id, t0 + 3 * S);
+    assert!(
+        matches!(&actions[..], [Action::EnvironmentDied { environment, .. }] if environment == "db1"),
+        "{actions:?}"
+    );
+    assert!(fail(&mut monitor, &id, t0 + 4 * S).is_empty());
 }

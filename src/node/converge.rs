@@ -305,6 +305,8 @@ pub struct Converger {
     /// after a restart, not knowing) until an unmounting runbook (promote,
     /// quiesce) succeeds.
     mounted: bool,
+    /// Environments the operator holds (`env hold`): never started here.
+    operator_holds: BTreeSet<String>,
 }
 
 impl Converger {
@@ -328,6 +330,7 @@ impl Converger {
             failures: 0,
             role_retry_at: None,
             release_failures: 0,
+            operator_holds: BTreeSet::new(),
             followed_since_start: false,
             mounted: cbsd,
         }
@@ -336,6 +339,13 @@ impl Converger {
     /// What the worker holds of the role.
     pub fn held(&self) -> Held {
         self.held
+    }
+
+    /// The environments the operator holds (`env hold`): placement never
+    /// starts them here (stops still happen). Released, one allowed here is
+    /// started by the next job, as any other.
+    pub fn set_operator_holds(&mut self, holds: BTreeSet<String>) {
+        self.operator_holds = holds;
     }
 
     /// Replaces the retry timings (after a configuration reload); waits
@@ -507,6 +517,8 @@ impl Converger {
         let start: Vec<String> = if self.settled(target) {
             allowed
                 .iter()
+                // Stopped on purpose by the operator: never started here.
+                .filter(|name| !self.operator_holds.contains(*name))
                 .filter(|name| match self.environments.get(*name) {
                     None => true,
                     // Possibly running: a start probes first, so it only
@@ -559,7 +571,9 @@ impl Converger {
                 .iter()
                 // Not allowed: it will be stopped; allowed: started, once
                 // the role is settled.
-                .filter(|(name, _)| !allowed.contains(*name) || settled)
+                .filter(|(name, _)| {
+                    !allowed.contains(*name) || (settled && !self.operator_holds.contains(*name))
+                })
                 .filter_map(|(_, held)| held.retry_at())
                 .min()
         });
@@ -753,6 +767,50 @@ mod tests {
         );
         c.finished(&job, &ok(), now);
         assert_eq!(c.next(&follow, now), Next::Idle { wake_at: None });
+    }
+
+    #[test]
+    fn an_environment_the_operator_holds_is_never_started_but_still_stopped() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        c.held = Held::Following(M);
+        c.set_operator_holds(names(&["web1"]).into_iter().collect());
+        let t = target(
+            Role::Follower { master: Some(M) },
+            3,
+            Some(&["web1", "db1"]),
+        );
+        let job = run(&mut c, &t, now);
+        assert_eq!(
+            (job.kind, job.start.clone()),
+            (JobKind::Place, names(&["db1"]))
+        );
+        c.finished(
+            &job,
+            &JobReport {
+                started: names(&["db1"]),
+                ..ok()
+            },
+            now,
+        );
+        assert_eq!(c.next(&t, now), Next::Idle { wake_at: None });
+        // Released: started by the next job.
+        c.set_operator_holds(BTreeSet::new());
+        let job = run(&mut c, &t, now);
+        assert_eq!(job.start, names(&["web1"]));
+        c.finished(
+            &job,
+            &JobReport {
+                started: names(&["web1"]),
+                ..ok()
+            },
+            now,
+        );
+        // Held while it runs and no longer placed here: still stopped.
+        c.set_operator_holds(names(&["web1"]).into_iter().collect());
+        let t = target(Role::Follower { master: Some(M) }, 4, Some(&["db1"]));
+        let job = run(&mut c, &t, now);
+        assert_eq!(job.stop, names(&["web1"]));
     }
 
     #[test]

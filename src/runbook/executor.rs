@@ -6,7 +6,7 @@
 //! each environment, and progress for `status`. See the module contract in
 //! [`super`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -223,6 +223,8 @@ pub struct Runner<V: VipControl> {
     /// This program, run as `fs-probe` to look at paths that may sit on a
     /// dead NFS mount ([`super::fs_probe`]).
     probe_exe: Option<PathBuf>,
+    /// The environments the operator holds (`env hold`): never started.
+    held: BTreeSet<String>,
 }
 
 /// What one run is doing, threaded through the steps.
@@ -301,6 +303,7 @@ impl<V: VipControl> Runner<V> {
             progress: ProgressHandle::default(),
             allowance: None,
             probe_exe: std::env::current_exe().ok(),
+            held: BTreeSet::new(),
         }
     }
 
@@ -327,6 +330,18 @@ impl<V: VipControl> Runner<V> {
     /// A reloaded configuration applies from the next run.
     pub fn set_config(&mut self, config: Config) {
         self.config = config;
+    }
+
+    /// The environments the operator holds: from the next run on, no
+    /// runbook starts them (each is logged as `held_not_started`). Stops
+    /// still happen: a failover must stop what runs on the old mounts.
+    pub fn set_held(&mut self, held: BTreeSet<String>) {
+        self.held = held;
+    }
+
+    /// Whether the operator holds `name`.
+    pub fn is_held(&self, name: &str) -> bool {
+        self.held.contains(name)
     }
 
     /// The configuration the next run uses.
@@ -445,6 +460,12 @@ impl<V: VipControl> Runner<V> {
                 }
                 _ => Vec::new(),
             };
+            let (held, start): (Vec<Env>, Vec<Env>) = start
+                .into_iter()
+                .partition(|env| self.held.contains(&env.name));
+            for env in &held {
+                events::held_not_started(&env.name, kind.as_str());
+            }
             let starts = promote::start_environments_taking_over(&self.config, &start, takeover);
             result = self.execute_steps(&mut run, &starts, steps.len()).await;
         }
