@@ -22,6 +22,7 @@
 //! one ([`cluster`]); with `[fence] watchdog`, the loop pats the device
 //! when the core allows it ([`fence`]).
 
+mod alarm;
 mod cluster;
 mod fence;
 mod health;
@@ -639,15 +640,16 @@ impl Agent {
 
     async fn run(mut self) -> ExitCode {
         let mut buf = vec![0u8; RECV_BUFFER];
-        let mut link_check = link_poll(self.link_events.is_some());
         let mut link_up = true;
-        // Due from the config in force at each turn, so a reload that adds
-        // [metrics] or changes its interval applies at once; without
-        // [metrics] nothing wakes the loop for it.
-        let mut metrics_written: Option<Instant> = None;
-        // Drop and send-error summaries: at most one per SUMMARY_PERIOD,
-        // and no wake-up for one while there is nothing to summarize.
-        let mut summarized = Instant::now();
+        let (mut alarm, refused) = alarm::Alarm::new();
+        if let Some(e) = refused {
+            events::kernel_timer_unavailable(&e.to_string());
+        }
+        let mut chores = Chores {
+            link_poll_at: Instant::now(),
+            metrics_written: None,
+            summarized: Instant::now(),
+        };
         let mut heartbeat_tick = tokio::time::interval(
             self.cluster
                 .as_ref()
@@ -665,20 +667,15 @@ impl Agent {
         // election keeps running and this node keeps advertising, so no
         // other node promotes onto storage we still hold; only then the
         // priority-0 advert hands over (RFC 5798 §6.4.3 Shutdown).
-        let mut shutdown_deadline: Option<tokio::time::Instant> = None;
+        let mut shutdown_deadline: Option<Instant> = None;
         let released = loop {
-            let deadline = self
-                .core
-                .poll_timeout(Instant::now())
-                .map(tokio::time::Instant::from_std);
-            let summary_due = self
-                .has_unsummarized()
-                .then(|| tokio::time::Instant::from_std(summarized + SUMMARY_PERIOD));
-            let metrics_due = self.config.metrics.as_ref().map(|m| {
-                tokio::time::Instant::from_std(
-                    metrics_written.map_or_else(Instant::now, |at| at + m.interval),
-                )
-            });
+            // Whatever woke the loop, the chores due by now run with it.
+            let effects = self.due_chores(&mut chores, &mut link_up, Instant::now());
+            if !effects.is_empty() {
+                self.apply(effects).await;
+            }
+            let deadline = self.core.poll_timeout(Instant::now());
+            alarm.set(self.wake_at(&chores, deadline, shutdown_deadline));
             let effects = tokio::select! {
                 received = cluster::recv_heartbeat(self.cluster.as_ref(), &mut heartbeat_buf) => match received {
                     Ok((len, from)) => match self.on_heartbeat(heartbeat_buf.get(..len).unwrap_or(&[]), from) {
@@ -709,7 +706,19 @@ impl Agent {
                         Vec::new()
                     }
                 },
-                () = sleep_until_opt(deadline) => self.core.handle(Input::Timeout, Instant::now()),
+                () = alarm.fired() => {
+                    let now = Instant::now();
+                    if shutdown_deadline.is_some_and(|at| at <= now) {
+                        events::shutdown_timeout(shutdown_grace(&self.config).as_secs());
+                        break false;
+                    }
+                    // Otherwise a chore is due (it runs at the top of the
+                    // loop) or the core's own deadline passed.
+                    match deadline {
+                        Some(at) if at <= now => self.core.handle(Input::Timeout, now),
+                        _ => continue,
+                    }
+                }
                 Some((request, reply)) = self.control_rx.recv() => self.on_request(request, reply),
                 Some(saved) = self.overrides_saved_rx.recv() => self.on_override_saved(saved),
                 Some(saved) = self.holds_saved_rx.recv() => {
@@ -723,7 +732,7 @@ impl Agent {
                         let name = if other == SIGINT { "SIGINT" } else { "SIGTERM" };
                         events::agent_stopping(name, self.core.state());
                         let grace = shutdown_grace(&self.config);
-                        shutdown_deadline = Some(tokio::time::Instant::now() + grace);
+                        shutdown_deadline = Some(Instant::now() + grace);
                         // The core publishes Stopped: the worker releases.
                         self.core.handle(Input::Stop, Instant::now())
                     }
@@ -739,19 +748,11 @@ impl Agent {
                     events::agent_failed("the transition worker ended unexpectedly");
                     break false;
                 }
-                () = sleep_until_opt(shutdown_deadline) => {
-                    events::shutdown_timeout(shutdown_grace(&self.config).as_secs());
-                    break false;
-                }
                 Some(report) = self.worker_events.recv() => {
                     if let WorkerReport::Holding(holding) = &report {
                         self.holding = Some(holding.clone());
                     }
                     self.core.handle(Input::Worker(report), Instant::now())
-                }
-                () = sleep_until_opt(self.health.next_due().map(tokio::time::Instant::from_std)) => {
-                    self.health.launch_due(&self.config, Instant::now());
-                    self.health_verdict()
                 }
                 Some(run) = self.health.results.recv() => {
                     self.health.on_result(run, Instant::now());
@@ -761,10 +762,6 @@ impl Agent {
                     self.health.on_repaired(done);
                     continue;
                 }
-                _ = link_check.tick() => match self.check_link(&mut link_up) {
-                    Some(up) => self.core.handle(Input::Link { up }, Instant::now()),
-                    None => continue,
-                },
                 change = next_link_change(self.link_events.as_mut()) => match change {
                     Ok(change) => {
                         if change.addresses {
@@ -780,25 +777,117 @@ impl Agent {
                     Err(e) => {
                         events::link_watch_unavailable(&self.config.vrrp.interface, &e.to_string());
                         self.link_events = None;
-                        link_check = link_poll(false);
                         continue;
                     }
                 },
-                () = sleep_until_opt(metrics_due) => {
-                    metrics_written = Some(Instant::now());
-                    self.write_metrics();
-                    continue;
-                }
-                () = sleep_until_opt(summary_due) => {
-                    summarized = Instant::now();
-                    self.log_summaries();
-                    continue;
-                }
             };
             self.apply(effects).await;
             self.select_health_checks();
         };
         self.shutdown(released).await
+    }
+
+    /// Runs the loop's chores that are due: the link's safety poll, the
+    /// health checks, the metrics file, the drop summary. Returns what
+    /// they mean for the core.
+    fn due_chores(&mut self, chores: &mut Chores, link_up: &mut bool, now: Instant) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if chores.link_poll_at <= now {
+            chores.link_poll_at = now + self.link_poll_period();
+            if let Some(up) = self.check_link(link_up) {
+                effects.extend(self.core.handle(Input::Link { up }, now));
+            }
+        }
+        if self.health.next_due().is_some_and(|at| at <= now) {
+            self.health.launch_due(&self.config, now);
+            effects.extend(self.health_verdict());
+        }
+        if self.metrics_due(chores).is_some_and(|at| at <= now) {
+            chores.metrics_written = Some(now);
+            self.write_metrics();
+        }
+        if self.summary_due(chores).is_some_and(|at| at <= now) {
+            chores.summarized = now;
+            self.log_summaries();
+        }
+        effects
+    }
+
+    /// When the loop must wake if nothing else wakes it: the core's
+    /// deadline and the shutdown's exactly, each chore within its slack
+    /// (so that it mostly rides on a wake-up for an advert).
+    fn wake_at(
+        &self,
+        chores: &Chores,
+        core_deadline: Option<Instant>,
+        shutdown_deadline: Option<Instant>,
+    ) -> Option<Instant> {
+        let link_period = self.link_poll_period();
+        let link = chores.link_poll_at
+            + if self.link_events.is_some() {
+                alarm::slack(link_period)
+            } else {
+                Duration::ZERO
+            };
+        let health_period = self
+            .config
+            .health
+            .tracks
+            .iter()
+            .map(|t| t.interval)
+            .fold(self.config.health.interval, Duration::min);
+        let health = self
+            .health
+            .next_due()
+            .map(|at| at + alarm::slack(health_period));
+        let metrics = self.metrics_due(chores).map(|at| {
+            at + self
+                .config
+                .metrics
+                .as_ref()
+                .map_or(Duration::ZERO, |m| alarm::slack(m.interval))
+        });
+        let summary = self
+            .summary_due(chores)
+            .map(|at| at + alarm::slack(SUMMARY_PERIOD));
+        [
+            core_deadline,
+            shutdown_deadline,
+            Some(link),
+            health,
+            metrics,
+            summary,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The carrier's safety poll: slow while the kernel announces changes.
+    fn link_poll_period(&self) -> Duration {
+        if self.link_events.is_some() {
+            LINK_POLL_WITH_EVENTS
+        } else {
+            LINK_POLL_WITHOUT_EVENTS
+        }
+    }
+
+    /// When the metrics file is next due, from the config in force (a
+    /// reload that adds `[metrics]` applies at once); never without it.
+    fn metrics_due(&self, chores: &Chores) -> Option<Instant> {
+        let metrics = self.config.metrics.as_ref()?;
+        Some(
+            chores
+                .metrics_written
+                .map_or(self.started, |at| at + metrics.interval),
+        )
+    }
+
+    /// When the next drop summary is due: at most one per
+    /// [`SUMMARY_PERIOD`], none while there is nothing to summarize.
+    fn summary_due(&self, chores: &Chores) -> Option<Instant> {
+        self.has_unsummarized()
+            .then(|| chores.summarized + SUMMARY_PERIOD)
     }
 
     /// The checks that apply now: the master's while it serves (a promote
@@ -1688,16 +1777,14 @@ impl ChecksumForms {
     }
 }
 
-/// The carrier's safety poll: slow while the kernel announces changes.
-fn link_poll(announced: bool) -> tokio::time::Interval {
-    let period = if announced {
-        LINK_POLL_WITH_EVENTS
-    } else {
-        LINK_POLL_WITHOUT_EVENTS
-    };
-    let mut poll = tokio::time::interval(period);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    poll
+/// When the loop's chores are next due (see [`Agent::due_chores`]).
+struct Chores {
+    /// The carrier's next safety poll.
+    link_poll_at: Instant,
+    /// When the metrics file was last written.
+    metrics_written: Option<Instant>,
+    /// When the last drop summary was logged (or the loop started).
+    summarized: Instant,
 }
 
 /// The next change the kernel announces; never, without the socket.
@@ -1713,11 +1800,4 @@ async fn next_link_change(
 /// The names of the held environments.
 fn held_names(holds: &Holds) -> BTreeSet<String> {
     holds.held.keys().cloned().collect()
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }

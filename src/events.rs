@@ -455,6 +455,12 @@ pub fn link_watch_unavailable(interface: &str, error: &str) {
     emit!(Event::LinkWatchUnavailable, interface, error);
 }
 
+/// No timerfd/kqueue timer for the election loop: it sleeps on tokio's
+/// timer wheel instead.
+pub fn kernel_timer_unavailable(error: &str) {
+    emit!(Event::KernelTimerUnavailable, error);
+}
+
 /// The interface's carrier is back.
 pub fn link_up(interface: &str) {
     emit!(Event::LinkUp, interface);

@@ -187,6 +187,9 @@ events! {
     /// `link_watch_unavailable`: the kernel's link and address messages
     /// cannot be read; the carrier is polled every 100 ms instead.
     LinkWatchUnavailable,
+    /// `kernel_timer_unavailable`: the election loop's deadlines run on
+    /// tokio's timer wheel (one more wake-up per deadline).
+    KernelTimerUnavailable,
     /// `shutdown_timeout`: on SIGTERM the demote did not finish within the grace period.
     ShutdownTimeout,
     /// `notify_failed`: the `[notify]` command failed to start, failed or timed out.
@@ -459,6 +462,9 @@ impl Event {
             // the `fault` it causes is the crit line.
             Self::LinkDown => row("link_down", ERROR, Notice, &["interface"]),
             Self::LinkUp => row("link_up", WARN, Notice, &["interface"]),
+            Self::KernelTimerUnavailable => {
+                row("kernel_timer_unavailable", WARN, Warning, &["error"])
+            }
             Self::LinkWatchUnavailable => row(
                 "link_watch_unavailable",
                 WARN,

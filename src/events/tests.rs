@@ -98,6 +98,7 @@ fn emit_everything() {
     advert_encode_failed("too long");
     link_down("em0");
     link_up("em0");
+    kernel_timer_unavailable("Too many open files");
     link_watch_unavailable("em0", "Address family not supported by protocol");
     shutdown_timeout(10);
     notify_failed("/bin/hook", "exit 1");
