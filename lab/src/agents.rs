@@ -911,8 +911,7 @@ mod tests {
             .expect("serialisable");
         let path = dir.path().join("n1.toml");
         std::fs::write(&path, &text).expect("write");
-        let config =
-            rcbsd_failover::config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let config = rcbsd_failover::config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
         let health = &config.health;
         assert_eq!(health.interval, Duration::from_secs(1), "{text}");
         assert_eq!((health.rise, health.fall, health.max_repairs), (2, 2, 2));

@@ -260,8 +260,8 @@ impl Topology {
         self.nft(
             at,
             &[
-                "add", "rule", "inet", NFT_TABLE, "input", "ip", "saddr", &source, "tcp",
-                "sport", "2049", "drop",
+                "add", "rule", "inet", NFT_TABLE, "input", "ip", "saddr", &source, "tcp", "sport",
+                "2049", "drop",
             ],
         )
     }

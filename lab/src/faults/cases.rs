@@ -468,9 +468,9 @@ fn runbook_work(h: &Harness, index: usize) -> (usize, usize) {
         .iter()
         .filter(|argv| match argv.first().map(String::as_str) {
             Some("mount_nfs" | "umount") => true,
-            Some("cbsd") => argv
-                .get(1)
-                .is_some_and(|verb| matches!(verb.as_str(), "jstart" | "jstop" | "bstart" | "bstop")),
+            Some("cbsd") => argv.get(1).is_some_and(|verb| {
+                matches!(verb.as_str(), "jstart" | "jstop" | "bstart" | "bstop")
+            }),
             _ => false,
         })
         .count();
@@ -489,7 +489,11 @@ fn still_master(h: &Harness, index: usize) -> Result<(), String> {
         return Err(format!("{} resigned", h.name(index)));
     }
     if !h.is_sole_master(index) {
-        return Err(format!("{} is not the sole master any more:{}", h.name(index), h.view()));
+        return Err(format!(
+            "{} is not the sole master any more:{}",
+            h.name(index),
+            h.view()
+        ));
     }
     Ok(())
 }
@@ -501,11 +505,12 @@ pub fn nfsd_dies_on_master(h: &mut Harness) -> Outcome {
     let before: Vec<(usize, usize)> = (1..3).map(|i| runbook_work(h, i)).collect();
     let changes = h.state_changes();
     kill_nfsd(h, 0)?;
-    let took = h.wait("n1 repaired nfsd (repair_succeeded, check service nfsd)", CONVERGE, |h| {
-        repaired(h, 0, "service nfsd")
-    })?;
-    if h
-        .events_where(0, "repair_started", "check", "service nfsd")
+    let took = h.wait(
+        "n1 repaired nfsd (repair_succeeded, check service nfsd)",
+        CONVERGE,
+        |h| repaired(h, 0, "service nfsd"),
+    )?;
+    if h.events_where(0, "repair_started", "check", "service nfsd")
         .iter()
         .all(|e| e.get("repair").and_then(|r| r.as_str()) != Some("start nfsd"))
     {
@@ -552,7 +557,9 @@ pub fn nfsd_keeps_dying(h: &mut Harness) -> Outcome {
             kills += 1;
         }
         if since.elapsed() > CONVERGE {
-            return Err(format!("after {CONVERGE:?} and {kills} kills: n1 resigns (resigned_unhealthy)"));
+            return Err(format!(
+                "after {CONVERGE:?} and {kills} kills: n1 resigns (resigned_unhealthy)"
+            ));
         }
         h.pass(Duration::from_millis(20))?;
     }
@@ -569,9 +576,10 @@ pub fn nfsd_keeps_dying(h: &mut Harness) -> Outcome {
     }
     let resignation = h.events(0, "resigned_unhealthy");
     let nfsd_checks = ["service nfsd", "nfsd listening"];
-    if resignation.iter().all(|e| {
-        !nfsd_checks.contains(&e.get("check").and_then(|c| c.as_str()).unwrap_or(""))
-    }) {
+    if resignation
+        .iter()
+        .all(|e| !nfsd_checks.contains(&e.get("check").and_then(|c| c.as_str()).unwrap_or("")))
+    {
         return Err(format!("n1 resigned for another check: {resignation:?}"));
     }
     let served = h.wait(
@@ -596,18 +604,22 @@ pub fn vip_removed_by_hand(h: &mut Harness) -> Outcome {
         "ip", "-n", &ns, "addr", "del", &vip, "dev", "eth0",
     ]))
     .map_err(lab)?;
-    let took = h.wait("n1 re-added the VIP (repair_succeeded, check vip)", CONVERGE, |h| {
-        repaired(h, 0, "vip")
-    })?;
-    if h
-        .events_where(0, "repair_started", "check", "vip")
+    let took = h.wait(
+        "n1 re-added the VIP (repair_succeeded, check vip)",
+        CONVERGE,
+        |h| repaired(h, 0, "vip"),
+    )?;
+    if h.events_where(0, "repair_started", "check", "vip")
         .iter()
         .all(|e| e.get("repair").and_then(|r| r.as_str()) != Some("add vip, arp burst"))
     {
         return Err("the repair was not 'add vip, arp burst'".into());
     }
     if h.vip_holders() != [0] {
-        return Err(format!("the VIP is on {:?} after the repair", h.vip_holders()));
+        return Err(format!(
+            "the VIP is on {:?} after the repair",
+            h.vip_holders()
+        ));
     }
     still_master(h, 0)?;
     Ok(Measured {
@@ -683,7 +695,9 @@ pub fn follower_mount_hangs(h: &mut Harness) -> Outcome {
         .count()
         - starts_before;
     if starts < ran.len() {
-        return Err(format!("{ran:?} were not started again on n3 ({starts} starts)"));
+        return Err(format!(
+            "{ran:?} were not started again on n3 ({starts} starts)"
+        ));
     }
     if h.sole_master() != Some(0) {
         return Err(format!("the master changed:{}", h.view()));
@@ -715,7 +729,9 @@ pub fn track_script_fails(h: &mut Harness) -> Outcome {
         .iter()
         .all(|e| e.get("response").and_then(|r| r.as_str()) != Some("weight"))
     {
-        return Err("n1 never logged its track failing (health_check_failed, response weight)".into());
+        return Err(
+            "n1 never logged its track failing (health_check_failed, response weight)".into(),
+        );
     }
     let n1 = h.status(0).map_err(lab)?;
     let n2 = h.status(1).map_err(lab)?;
@@ -764,14 +780,22 @@ pub fn storage_degraded(h: &mut Harness) -> Outcome {
     if h.state_changes() != changes {
         return Err("a role changed because of a degraded storage".into());
     }
-    if !h.events_where(0, "repair_started", "check", "storage").is_empty() {
+    if !h
+        .events_where(0, "repair_started", "check", "storage")
+        .is_empty()
+    {
         return Err("n1 tried to repair a degraded storage".into());
     }
     // The operator starts n2's hastd again, in role secondary: the
     // resource is complete again and the check recovers.
-    h.run_tool(1, "service", &["hastd", "onestart"]).map_err(lab)?;
-    h.run_tool(1, "hastctl", &["role", "secondary", crate::cbsd::HAST_RESOURCE])
+    h.run_tool(1, "service", &["hastd", "onestart"])
         .map_err(lab)?;
+    h.run_tool(
+        1,
+        "hastctl",
+        &["role", "secondary", crate::cbsd::HAST_RESOURCE],
+    )
+    .map_err(lab)?;
     let recovered = h.wait("n1's storage check recovers", CONVERGE, |h| {
         !h.events_where(0, "health_check_recovered", "check", "storage")
             .is_empty()

@@ -189,7 +189,12 @@ impl Harness {
     /// what it printed.
     pub fn run_tool(&self, index: usize, tool: &str, args: &[&str]) -> Result<String, LabError> {
         let ns = self.topology.node_ns(index)?;
-        let mut argv = vec![self.world(index)?.tools.join(tool).to_string_lossy().into_owned()];
+        let mut argv = vec![self
+            .world(index)?
+            .tools
+            .join(tool)
+            .to_string_lossy()
+            .into_owned()];
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         cmd::run(&netns_exec_argv(ns, &argv))
     }

@@ -114,7 +114,11 @@ fn n1_track(dir: &Path, specs: &mut [NodeSpec]) -> Result<(), String> {
     if let Some(health) = n1.health.as_mut() {
         health.tracks.push(TrackSpec {
             name: "app".into(),
-            command: vec![test.into(), "-e".into(), flag.to_string_lossy().into_owned()],
+            command: vec![
+                test.into(),
+                "-e".into(),
+                flag.to_string_lossy().into_owned(),
+            ],
             interval: std::time::Duration::from_secs(1),
             timeout: std::time::Duration::from_secs(2),
             rise: 2,
