@@ -1505,14 +1505,17 @@ def main():
     config = load_config()
     tool = os.path.basename(sys.argv[0])
     args = sys.argv[1:]
-    append_line(config["log"], {
-        "node": config["node"],
-        "tool": tool,
-        "argv": [tool] + args,
-        "cwd": os.getcwd(),
-        "env": {k: os.environ[k] for k in ("NOCOLOR", "NOINTER") if k in os.environ},
-        "t": time.time(),
-    })
+    # lab-nfs-access is the kernel's side of the agent's fs-probe, not a
+    # call of the agent's: the call log shows what the agent ran.
+    if tool != "lab-nfs-access":
+        append_line(config["log"], {
+            "node": config["node"],
+            "tool": tool,
+            "argv": [tool] + args,
+            "cwd": os.getcwd(),
+            "env": {k: os.environ[k] for k in ("NOCOLOR", "NOINTER") if k in os.environ},
+            "t": time.time(),
+        })
     rule = take_rule(config, [tool] + args)
     if rule is not None:
         if rule.get("action") == "hang":
