@@ -434,7 +434,7 @@ struct Agent {
     /// What the worker last said it holds.
     holding: Option<crate::quorum::Holding>,
     /// What the health checks were last chosen from.
-    health_key: Option<(bool, Option<crate::quorum::Holding>, u64)>,
+    health_key: Option<(health::Scope, Option<crate::quorum::Holding>, u64)>,
     /// Reads `vrrp.interface`'s carrier.
     carrier: iface::CarrierProbe,
     /// Adverts accepted per checksum form (named only for `status`).
@@ -890,27 +890,28 @@ impl Agent {
             .then(|| chores.summarized + SUMMARY_PERIOD)
     }
 
-    /// The checks that apply now: the master's while it serves (a promote
-    /// completed and no runbook runs), a follower's, the tracks.
+    /// The checks that apply now ([`health::Scope`]): the master's while
+    /// it serves (a promote completed and no runbook runs), a follower's
+    /// between its runbooks, the tracks always.
     fn select_health_checks(&mut self) {
         let holding = self.holding.as_ref();
-        let serving = self.core.state() == crate::wire::VrrpState::Master
-            && holding.is_some_and(|h| h.master)
-            // A repair runs under the same progress handle: still serving.
-            && self
-                .progress
-                .get()
-                .is_none_or(|p| p.runbook == crate::runbook::Kind::Repair)
-            && !self.core.is_stopping();
+        let master = self.core.state() == crate::wire::VrrpState::Master
+            && holding.is_some_and(|h| h.master);
+        // A repair runs under the same progress handle: not a runbook.
+        let runbook = self
+            .progress
+            .get()
+            .is_some_and(|p| p.runbook != crate::runbook::Kind::Repair);
+        let scope = health::Scope::of(master, runbook, self.core.is_stopping());
         // Most iterations (an advert, a heartbeat) change none of it.
         let unchanged = self.health_key.as_ref().is_some_and(|(s, h, g)| {
-            *s == serving && h.as_ref() == holding && *g == self.config_generation
+            *s == scope && h.as_ref() == holding && *g == self.config_generation
         });
         if unchanged {
             return;
         }
-        self.health.select(&self.config, serving, holding);
-        self.health_key = Some((serving, holding.cloned(), self.config_generation));
+        self.health.select(&self.config, scope, holding);
+        self.health_key = Some((scope, holding.cloned(), self.config_generation));
     }
 
     /// Hands a changed health verdict to the node core.

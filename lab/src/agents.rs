@@ -75,6 +75,106 @@ pub struct NodeSpec {
     /// `[fence] watchdog` (a FIFO read by the lab's fake watchdog) and
     /// `watchdog_timeout`; our agent only.
     pub watchdog: Option<(PathBuf, Duration)>,
+    /// `[health]` keys set and `[[track]]`s; `None` leaves the agent's
+    /// defaults. Our agent only.
+    pub health: Option<HealthSpec>,
+}
+
+/// `[health]` settings a scenario changes (unset ones keep the agent's
+/// defaults) and the node's `[[track]]`s.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthSpec {
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub max_repairs: Option<u32>,
+    pub repair_window: Option<Duration>,
+    pub mount_hang_limit: Option<Duration>,
+    pub tracks: Vec<TrackSpec>,
+}
+
+/// One `[[track]]`: `command` an argv (absolute program), `weight` a
+/// priority delta while it fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackSpec {
+    pub name: String,
+    pub command: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    pub weight: i16,
+}
+
+impl HealthSpec {
+    /// The checks every second, failed after two failures in a row: a
+    /// fault's failure is seen within seconds instead of the default 15.
+    pub fn quick() -> HealthSpec {
+        HealthSpec {
+            interval: Some(Duration::from_secs(1)),
+            timeout: Some(Duration::from_secs(2)),
+            rise: Some(2),
+            fall: Some(2),
+            ..HealthSpec::default()
+        }
+    }
+
+    /// `[health]` and `[[track]]` as TOML.
+    fn sections(&self) -> toml::Table {
+        let mut health = toml::Table::new();
+        for (key, value) in [
+            ("rise", self.rise),
+            ("fall", self.fall),
+            ("max_repairs", self.max_repairs),
+        ] {
+            if let Some(value) = value {
+                health.insert(key.into(), toml::Value::Integer(i64::from(value)));
+            }
+        }
+        for (key, value) in [
+            ("interval", self.interval),
+            ("timeout", self.timeout),
+            ("repair_window", self.repair_window),
+            ("mount_hang_limit", self.mount_hang_limit),
+        ] {
+            if let Some(value) = value {
+                health.insert(key.into(), toml::Value::String(format_duration(value)));
+            }
+        }
+        let mut out = toml::Table::new();
+        out.insert("health".into(), toml::Value::Table(health));
+        if !self.tracks.is_empty() {
+            let tracks = self
+                .tracks
+                .iter()
+                .map(|t| {
+                    let mut table = toml::Table::new();
+                    table.insert("name".into(), toml::Value::String(t.name.clone()));
+                    table.insert(
+                        "command".into(),
+                        toml::Value::Array(
+                            t.command.iter().cloned().map(toml::Value::String).collect(),
+                        ),
+                    );
+                    table.insert(
+                        "interval".into(),
+                        toml::Value::String(format_duration(t.interval)),
+                    );
+                    table.insert(
+                        "timeout".into(),
+                        toml::Value::String(format_duration(t.timeout)),
+                    );
+                    table.insert("rise".into(), toml::Value::Integer(i64::from(t.rise)));
+                    table.insert("fall".into(), toml::Value::Integer(i64::from(t.fall)));
+                    table.insert("weight".into(), toml::Value::Integer(i64::from(t.weight)));
+                    toml::Value::Table(table)
+                })
+                .collect();
+            out.insert("track".into(), toml::Value::Array(tracks));
+        }
+        out
+    }
 }
 
 /// One `[[environment]]` entry.
@@ -194,6 +294,7 @@ impl NodeSpec {
             cbsd: None,
             quorum: None,
             watchdog: None,
+            health: None,
         }
     }
 
@@ -260,6 +361,9 @@ impl NodeSpec {
                 toml::Value::String(format_duration(*timeout)),
             );
             table.insert("fence".into(), toml::Value::Table(fence));
+        }
+        if let Some(health) = &self.health {
+            table.extend(health.sections());
         }
         toml::to_string(&table).map_err(|e| LabError::Config(e.to_string()))
     }
@@ -780,6 +884,44 @@ mod tests {
                 .and_then(|n| n.get("control_socket"))
                 .and_then(|v| v.as_str()),
             Some("/tmp/x/n1.sock")
+        );
+    }
+
+    #[test]
+    fn health_and_tracks_are_what_the_agent_reads() {
+        let mut spec = NodeSpec::lab(0, Duration::from_millis(100), true);
+        spec.health = Some(HealthSpec {
+            max_repairs: Some(2),
+            repair_window: Some(Duration::from_secs(120)),
+            mount_hang_limit: Some(Duration::from_secs(5)),
+            tracks: vec![TrackSpec {
+                name: "app".into(),
+                command: vec!["/usr/bin/test".into(), "-e".into(), "/tmp/x".into()],
+                interval: Duration::from_secs(1),
+                timeout: Duration::from_secs(2),
+                rise: 2,
+                fall: 2,
+                weight: -60,
+            }],
+            ..HealthSpec::quick()
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = spec
+            .rcbsd_toml(&dir.path().join("n1.sock"), &dir.path().join("state"))
+            .expect("serialisable");
+        let path = dir.path().join("n1.toml");
+        std::fs::write(&path, &text).expect("write");
+        let config = rcbsd_failover::config::load(&path).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let health = &config.health;
+        assert_eq!(health.interval, Duration::from_secs(1), "{text}");
+        assert_eq!((health.rise, health.fall, health.max_repairs), (2, 2, 2));
+        assert_eq!(health.repair_window, Duration::from_secs(120));
+        assert_eq!(health.mount_hang_limit, Duration::from_secs(5));
+        let track = health.tracks.first().expect("a track");
+        assert_eq!(track.command, ["/usr/bin/test", "-e", "/tmp/x"]);
+        assert_eq!(
+            track.on_fail,
+            rcbsd_failover::config::TrackAction::Weight(-60)
         );
     }
 

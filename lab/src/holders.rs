@@ -188,6 +188,16 @@ pub fn add_storage_from_calls(log: &mut HolderLog, node: &str, calls: &Path, now
                 .push((call.t, *role == "primary")),
             ["service", "nfsd", "onestart"] => nfsd.push((call.t, true)),
             ["service", "nfsd", "onestop"] => nfsd.push((call.t, false)),
+            // nfsd died behind the agent's back.
+            [tool, "nfsd"] if *tool == super::cbsd::world::KILL_TOOL => {
+                nfsd.push((call.t, false));
+            }
+            // hastd died: its resources went with it.
+            [tool, "hastd"] if *tool == super::cbsd::world::KILL_TOOL => {
+                for transitions in hast.values_mut() {
+                    transitions.push((call.t, false));
+                }
+            }
             // A reset: HAST back in role init, nfsd gone.
             [tool] if *tool == super::cbsd::world::REBOOT_TOOL => {
                 for transitions in hast.values_mut() {

@@ -4,7 +4,8 @@
 //! Two hidden first arguments make this binary the agent, so that a lab
 //! run needs nothing but this program: `rcbsd-lab agent ARGS` is
 //! `rcbsd-failover ARGS` (the agents the lab starts), and `rcbsd-lab
-//! fs-probe ARGS` is the probe child the agent runs as itself.
+//! fs-probe ARGS` is the probe child the agent runs as itself (which first
+//! asks the stand-ins whether its look hangs on a dead NFS server).
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -41,6 +42,11 @@ fn main() -> ExitCode {
             rcbsd_failover::cli::main(agent_args)
         }
         Some(rcbsd_failover::runbook::fs_probe::SUBCOMMAND) => {
+            // The stand-ins' NFS mounts are emulated: ask the stand-in
+            // whether this look hangs or fails, as it would on FreeBSD.
+            if let Err(code) = rcbsd_lab::cbsd::world::nfs_access(args.get(3..).unwrap_or(&[])) {
+                return ExitCode::from(code);
+            }
             let probe_args = std::iter::once(OsString::from("rcbsd-failover"))
                 .chain(args.iter().skip(1).cloned());
             rcbsd_failover::cli::main(probe_args)

@@ -250,6 +250,22 @@ impl Topology {
         Ok(())
     }
 
+    /// Node `at` drops every NFS reply (TCP from port 2049) from `server`:
+    /// its NFS mounts of `server` hang (the stand-ins probe the server with
+    /// a connect to port 2049) while everything else, VRRP and the
+    /// heartbeats, still gets through.
+    pub fn silence_nfs_from(&self, at: usize, server: Ipv4Addr) -> Result<(), LabError> {
+        self.ensure_filter(at)?;
+        let source = server.to_string();
+        self.nft(
+            at,
+            &[
+                "add", "rule", "inet", NFT_TABLE, "input", "ip", "saddr", &source, "tcp", "sport",
+                "2049", "drop",
+            ],
+        )
+    }
+
     /// Node `at` drops `percent`% of every IPv4 packet from the other nodes
     /// at random (VRRP and heartbeats).
     pub fn drop_all_randomly(&self, at: usize, percent: u8) -> Result<(), LabError> {

@@ -614,11 +614,13 @@ FREEZER = "/sys/fs/cgroup/freezer"
 
 class Hang(Exception):
     """Raised by a tool that touches a mount whose server is gone; main()
-    hangs after releasing the state lock."""
+    hangs after releasing the state lock. `with_parent`: the program that
+    ran the tool hangs with it (lab-nfs-access)."""
 
-    def __init__(self, mount, tool, path):
+    def __init__(self, mount, tool, path, with_parent=False):
         super().__init__(path)
         self.mount, self.tool, self.path = mount, tool, path
+        self.with_parent = with_parent
 
 
 def nfs_server_answer(config, state, mount):
@@ -671,10 +673,14 @@ def hang_uninterruptibly(config, hang):
     """Freezes this process until `umount -N` of its mount (then it fails
     with EIO, as the RPC does) or a reboot."""
     group = freezer_group(config, hang.mount)
+    caller = CALLER_PID or os.getpid()
     try:
         os.makedirs(group, exist_ok=True)
-        with open(os.path.join(group, "cgroup.procs"), "w") as f:
-            f.write(str(CALLER_PID or os.getpid()))
+        # The looking program first: frozen before it can see its tool hang.
+        pids = ([parent_pid(caller)] if hang.with_parent else []) + [caller]
+        for pid in pids:
+            with open(os.path.join(group, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
         with open(os.path.join(group, "freezer.state"), "w") as f:
             f.write("FROZEN")
     except OSError as e:
@@ -688,6 +694,38 @@ def hang_uninterruptibly(config, hang):
         state = read_json(config["state"], {})
         if not any(m["target"] == hang.mount["target"] for m in state.get("mounts", [])):
             out(code=1, err=f"{hang.tool}: {hang.path}: Input/output error")
+
+
+def parent_pid(pid):
+    """The parent of `pid` (proc(5): /proc/PID/stat, the field after the
+    state, which follows the command's closing parenthesis)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rpartition(")")[2].split()[1])
+
+
+def tool_lab_nfs_access(config, state, args):
+    """lab-nfs-access PATH...: not a FreeBSD tool. The lab's copy of the
+    agent's fs-probe child (`rcbsd-lab fs-probe`, the agent's own code on
+    the real file system under the emulated mounts) runs it first, for
+    the kernel's side of what it is about to do: every look opens a file
+    or directory, and an open on NFS is an RPC to the server
+    (close-to-open consistency: sys/fs/nfsclient/nfs_clvnops.c nfs_open
+    invalidates the attribute cache and asks for GETATTR unless the mount
+    has `nocto`, which this mount_nfs does not model). A server that does not
+    answer holds the caller on a hard mount until `umount -N`
+    (mount_nfs(8), as tool_df): here the fs-probe hangs with it, frozen,
+    and fails with EIO once thawed. Another server for the address answers
+    NFSERR_STALE, ESTALE to the caller ("Stale NFS file handle",
+    lib/libc/gen/errlst.c)."""
+    for path in args:
+        mount = nfs_mount_of(state, path)
+        if mount is None:
+            continue
+        answer = nfs_server_answer(config, state, mount)
+        if answer == "gone":
+            raise Hang(mount, "fs-probe", path, with_parent=True)
+        if answer == "stale":
+            out(code=1, err=f"fs-probe: {path}: Stale NFS file handle")
 
 
 def thaw(config, mount):
@@ -1277,6 +1315,25 @@ def tool_cbsd(config, state, args):
     out(code=1, err=f"cbsd: unknown command {command}")
 
 
+def tool_lab_kill(config, state, args):
+    """lab-kill NAME: not a FreeBSD tool. Daemon NAME dies behind rc.subr's
+    back (a crash, an OOM kill): `service NAME onestatus` then says it is
+    not running (rc.subr check_pidfile finds no such process for the stale
+    pidfile) and `onestart` starts it again. What goes with the process
+    goes as on a stop: hastd's workers and each primary's ggate device
+    (hast_stopped, sbin/hastd/hastd.c). mountd is not modelled: the
+    stand-in ties the kernel's export lists to it."""
+    if len(args) != 1 or args[0] == "mountd":
+        out(code=64, err="usage: lab-kill NAME (not mountd)")
+    name = args[0]
+    running = state.setdefault("services", [])
+    if name not in running:
+        out(code=1, err=f"lab-kill: {name} is not running")
+    running.remove(name)
+    if name == "hastd":
+        hast_stopped(config, state)
+
+
 def tool_lab_reboot(config, state, args):
     """Not a FreeBSD tool: what a reboot (the lab's watchdog reset) clears.
     Every mount goes (mounts do not survive a reboot; the agent's NFS mounts
@@ -1438,6 +1495,8 @@ TOOLS = {
     "sysctl": tool_sysctl,
     "pkg": tool_pkg,
     "lab-reboot": tool_lab_reboot,
+    "lab-nfs-access": tool_lab_nfs_access,
+    "lab-kill": tool_lab_kill,
     "df": tool_df,
 }
 
@@ -1446,14 +1505,17 @@ def main():
     config = load_config()
     tool = os.path.basename(sys.argv[0])
     args = sys.argv[1:]
-    append_line(config["log"], {
-        "node": config["node"],
-        "tool": tool,
-        "argv": [tool] + args,
-        "cwd": os.getcwd(),
-        "env": {k: os.environ[k] for k in ("NOCOLOR", "NOINTER") if k in os.environ},
-        "t": time.time(),
-    })
+    # lab-nfs-access is the kernel's side of the agent's fs-probe, not a
+    # call of the agent's: the call log shows what the agent ran.
+    if tool != "lab-nfs-access":
+        append_line(config["log"], {
+            "node": config["node"],
+            "tool": tool,
+            "argv": [tool] + args,
+            "cwd": os.getcwd(),
+            "env": {k: os.environ[k] for k in ("NOCOLOR", "NOINTER") if k in os.environ},
+            "t": time.time(),
+        })
     rule = take_rule(config, [tool] + args)
     if rule is not None:
         if rule.get("action") == "hang":

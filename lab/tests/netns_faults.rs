@@ -47,6 +47,12 @@ fn every_fault_of_the_table_has_a_test_here() {
         "loss-20pct",
         "wrong-key",
         "follower-cut-off",
+        "nfsd-dies-on-master",
+        "nfsd-keeps-dying",
+        "vip-removed-by-hand",
+        "follower-mount-hangs",
+        "track-script-fails",
+        "storage-degraded",
     ];
     assert_eq!(faults::names(), here);
 }
@@ -109,4 +115,34 @@ fn wrong_key() {
 #[test]
 fn follower_cut_off() {
     fault("follower-cut-off");
+}
+
+#[test]
+fn nfsd_dies_on_master() {
+    fault("nfsd-dies-on-master");
+}
+
+#[test]
+fn nfsd_keeps_dying() {
+    fault("nfsd-keeps-dying");
+}
+
+#[test]
+fn vip_removed_by_hand() {
+    fault("vip-removed-by-hand");
+}
+
+#[test]
+fn follower_mount_hangs() {
+    fault("follower-mount-hangs");
+}
+
+#[test]
+fn track_script_fails() {
+    fault("track-script-fails");
+}
+
+#[test]
+fn storage_degraded() {
+    fault("storage-degraded");
 }

@@ -18,26 +18,6 @@ use rcbsd_failover::wire::VrrpState;
 /// three failures in a row) and a repair on a loaded machine.
 const CONVERGE: Duration = Duration::from_secs(120);
 
-/// The stand-ins' state of node `index`, edited as a tool call would
-/// (under the same lock): what happens to the machine behind the agent's
-/// back.
-fn edit_standin_state(cluster: &Cluster, index: usize, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = &cluster.cbsd(index).1.state;
-    let lock_path = format!("{}.lock", path.display());
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&lock_path)
-        .unwrap();
-    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .unwrap();
-    let mut state: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    edit(&mut state);
-    std::fs::write(path, serde_json::to_vec(&state).unwrap()).unwrap();
-}
-
 fn repaired(cluster: &Cluster, index: usize, check: &str) -> bool {
     cluster
         .events(index, "repair_succeeded")
@@ -52,11 +32,7 @@ fn a_dead_nfsd_on_the_master_is_restarted_and_the_node_stays_master() {
     }
     let cluster = start_steady(CONVERGE);
     // nfsd dies: rc.subr's onestatus now says "nfsd is not running.".
-    edit_standin_state(&cluster, 0, |state| {
-        if let Some(services) = state.get_mut("services").and_then(|s| s.as_array_mut()) {
-            services.retain(|s| s != "nfsd");
-        }
-    });
+    rcbsd_lab::cbsd::world::kill_service(cluster.ns(0), cluster.cbsd(0).1, "nfsd").unwrap();
     assert!(!cluster.standin_state(0).runs_nfsd());
     cluster.wait_until("n1 repaired nfsd", CONVERGE, |c| {
         repaired(c, 0, "service nfsd")

@@ -51,6 +51,35 @@ impl VipControl for ChecksOnly {
     }
 }
 
+/// Which built-in checks apply now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The master's: a promote completed and no runbook runs.
+    Master,
+    /// A follower's mounts and the environments running here.
+    Follower,
+    /// The tracks only: a runbook runs (a follow, a demote, a placement),
+    /// and the mounts it dismounts and the environments it stops or
+    /// unregisters are its work, not failures; a mount check asking for
+    /// a remount in the middle of a follow would follow twice.
+    TracksOnly,
+}
+
+impl Scope {
+    /// The scope of a node that is `master` (VRRP master holding the
+    /// master resources), with a runbook other than a repair running or
+    /// not, and stopping or not.
+    pub fn of(master: bool, runbook_running: bool, stopping: bool) -> Scope {
+        if runbook_running {
+            Scope::TracksOnly
+        } else if master && !stopping {
+            Scope::Master
+        } else {
+            Scope::Follower
+        }
+    }
+}
+
 /// The checks, their schedule and the monitor.
 pub struct HealthWatch {
     monitor: Monitor,
@@ -124,9 +153,9 @@ impl HealthWatch {
 
     /// Chooses the checks that apply: the master's while this node serves
     /// as master (a promote completed and no runbook runs), the mounts'
-    /// while it follows, one per environment running here, and the tracks
-    /// always.
-    pub fn select(&mut self, config: &Config, serving: bool, holding: Option<&Holding>) {
+    /// while it follows, one per environment running here (none of those
+    /// while a runbook runs: [`Scope`]), and the tracks always.
+    pub fn select(&mut self, config: &Config, scope: Scope, holding: Option<&Holding>) {
         self.track_file_every = config
             .health
             .track_file
@@ -137,12 +166,16 @@ impl HealthWatch {
             .into_iter()
             .filter(|env| holding.is_some_and(|h| h.running.contains(&env.name)))
             .collect();
-        if serving {
-            checks.extend(catalog::master_checks(config));
-            checks.extend(catalog::environment_checks(config, &running));
-        } else {
-            let mounted = holding.is_some_and(|h| h.mounted && !h.master);
-            checks.extend(catalog::follower_checks(config, mounted, &running));
+        match scope {
+            Scope::Master => {
+                checks.extend(catalog::master_checks(config));
+                checks.extend(catalog::environment_checks(config, &running));
+            }
+            Scope::Follower => {
+                let mounted = holding.is_some_and(|h| h.mounted && !h.master);
+                checks.extend(catalog::follower_checks(config, mounted, &running));
+            }
+            Scope::TracksOnly => {}
         }
         let ids: BTreeSet<&CheckId> = checks.iter().map(|c| &c.id).collect();
         let old: BTreeSet<&CheckId> = self.catalog.keys().collect();
@@ -410,4 +443,25 @@ fn step_names(check: &HealthCheck) -> String {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scope;
+
+    #[test]
+    fn a_running_runbook_suspends_the_built_in_checks() {
+        // A follow or placement on a follower, a demote on a master.
+        assert_eq!(Scope::of(false, true, false), Scope::TracksOnly);
+        assert_eq!(Scope::of(true, true, false), Scope::TracksOnly);
+        assert_eq!(Scope::of(false, true, true), Scope::TracksOnly);
+    }
+
+    #[test]
+    fn between_runbooks_the_role_decides() {
+        assert_eq!(Scope::of(true, false, false), Scope::Master);
+        assert_eq!(Scope::of(false, false, false), Scope::Follower);
+        // A stopping master serves no more.
+        assert_eq!(Scope::of(true, false, true), Scope::Follower);
+    }
 }

@@ -36,6 +36,53 @@ const STANDIN: &str = include_str!("../../standins/standin.py");
 /// reset): no FreeBSD tool, only the lab runs it.
 pub const REBOOT_TOOL: &str = "lab-reboot";
 
+/// The stand-in's name for a daemon dying behind the agent's back (`lab-kill
+/// NAME`): no FreeBSD tool, only the lab runs it; logged as a call, so the
+/// holder log sees nfsd or the HAST roles go.
+pub const KILL_TOOL: &str = "lab-kill";
+
+/// The stand-in's name for the kernel's side of the file-system looks of
+/// the agent's `fs-probe` child: no FreeBSD tool, only the lab's copy of
+/// the child runs it ([`nfs_access`]).
+pub const NFS_ACCESS_TOOL: &str = "lab-nfs-access";
+
+/// The lab's `fs-probe` child (`rcbsd-lab fs-probe ARGS`, the agent's own
+/// code) looks at real directories under the stand-ins' emulated mounts,
+/// which never hang: before it looks, the stand-in answers for the kernel
+/// (`lab-nfs-access` in `standin.py`): on a mount whose NFS server does
+/// not answer this call hangs, frozen, as the look would on FreeBSD, and
+/// fails with EIO once `umount -N` thaws it; a stale mount fails at once.
+/// `Err` carries the exit status (its reason went to standard error).
+/// Paths outside any stand-in world (no `tools/lab-nfs-access` above
+/// them) are looked at as they are.
+pub fn nfs_access(args: &[std::ffi::OsString]) -> Result<(), u8> {
+    let paths: Vec<&Path> = args
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.is_absolute())
+        .collect();
+    let Some(tool) = paths.iter().find_map(|path| {
+        path.ancestors()
+            .map(|dir| dir.join("tools").join(NFS_ACCESS_TOOL))
+            .find(|tool| tool.symlink_metadata().is_ok())
+    }) else {
+        return Ok(());
+    };
+    let status = std::process::Command::new(&tool)
+        .args(&paths)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(status) if status.success() => Ok(()),
+        Ok(_) => Err(1),
+        Err(e) => {
+            eprintln!("{}: {e}", tool.display());
+            Err(1)
+        }
+    }
+}
+
 /// The tools the stand-in answers for: every `[tools]` entry.
 pub fn tools() -> impl Iterator<Item = &'static str> {
     rcbsd_failover::config::TOOL_DEFAULTS
@@ -265,7 +312,7 @@ fn prepare_node(
     let link = |target: &Path, link: PathBuf| {
         std::os::unix::fs::symlink(target, &link).map_err(io(format!("linking {}", link.display())))
     };
-    for tool in tools().chain([REBOOT_TOOL]) {
+    for tool in tools().chain([REBOOT_TOOL, NFS_ACCESS_TOOL, KILL_TOOL]) {
         link(client.unwrap_or(script), world.tools.join(tool))?;
     }
     if client.is_some() {
@@ -317,6 +364,15 @@ pub fn set_rules(world: &WorldPaths, rules: &serde_json::Value) -> Result<(), La
     let tmp = world.rules.with_extension("json.new");
     write(&tmp, &rules.to_string())?;
     std::fs::rename(&tmp, &world.rules).map_err(io(format!("replacing {}", world.rules.display())))
+}
+
+/// Daemon `name` of the node whose world is `world` (in namespace `ns`)
+/// dies behind its agent's back: the stand-in `lab-kill` ([`KILL_TOOL`])
+/// takes it out of the running services under the stand-ins' lock and
+/// logs the call, so the holder log sees nfsd or the HAST roles go.
+pub fn kill_service(ns: &str, world: &WorldPaths, name: &str) -> Result<(), LabError> {
+    let tool = world.tools.join(KILL_TOOL).to_string_lossy().into_owned();
+    crate::cmd::run(&crate::netns::netns_exec_argv(ns, &[tool, name.to_owned()])).map(drop)
 }
 
 #[cfg(test)]

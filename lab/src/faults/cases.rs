@@ -446,3 +446,365 @@ pub fn wrong_key(h: &mut Harness) -> Outcome {
         figure: format!("{dropped} heartbeats dropped as auth by n1 and n2; no role change"),
     })
 }
+
+// ----- health between transitions (issue 12) ---------------------------------
+//
+// These faults run with the checks every second and `fall` 2
+// (`HealthSpec::quick`): what breaks on a node behind its agent's back is
+// seen within seconds.
+
+/// A repair of `check` on node `index` succeeded (`repair_succeeded`).
+fn repaired(h: &Harness, index: usize, check: &str) -> bool {
+    !h.events_where(index, "repair_succeeded", "check", check)
+        .is_empty()
+}
+
+/// What node `index` did that only a runbook or a remount does: runbooks
+/// started, and the stand-in calls that mount, dismount, start or stop.
+fn runbook_work(h: &Harness, index: usize) -> (usize, usize) {
+    let runbooks = h.events(index, "runbook_started").len();
+    let calls = h
+        .calls(index)
+        .iter()
+        .filter(|argv| match argv.first().map(String::as_str) {
+            Some("mount_nfs" | "umount") => true,
+            Some("cbsd") => argv.get(1).is_some_and(|verb| {
+                matches!(verb.as_str(), "jstart" | "jstop" | "bstart" | "bstop")
+            }),
+            _ => false,
+        })
+        .count();
+    (runbooks, calls)
+}
+
+/// nfsd of node `index` dies behind its agent's back: `service nfsd
+/// onestatus` says "nfsd is not running.".
+fn kill_nfsd(h: &Harness, index: usize) -> Result<(), String> {
+    h.kill_service(index, "nfsd").map_err(lab)
+}
+
+/// Node `index` logged no `resigned_unhealthy` and is master with the VIP.
+fn still_master(h: &Harness, index: usize) -> Result<(), String> {
+    if !h.events(index, "resigned_unhealthy").is_empty() {
+        return Err(format!("{} resigned", h.name(index)));
+    }
+    if !h.is_sole_master(index) {
+        return Err(format!(
+            "{} is not the sole master any more:{}",
+            h.name(index),
+            h.view()
+        ));
+    }
+    Ok(())
+}
+
+pub fn nfsd_dies_on_master(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    // Whatever the followers did to get here; the repair must add nothing.
+    h.pass(Duration::from_secs(3))?;
+    let before: Vec<(usize, usize)> = (1..3).map(|i| runbook_work(h, i)).collect();
+    let changes = h.state_changes();
+    kill_nfsd(h, 0)?;
+    let took = h.wait(
+        "n1 repaired nfsd (repair_succeeded, check service nfsd)",
+        CONVERGE,
+        |h| repaired(h, 0, "service nfsd"),
+    )?;
+    if h.events_where(0, "repair_started", "check", "service nfsd")
+        .iter()
+        .all(|e| e.get("repair").and_then(|r| r.as_str()) != Some("start nfsd"))
+    {
+        return Err("the repair was not PROMOTE's own step 'start nfsd'".into());
+    }
+    if !h.standin(0).runs_nfsd() {
+        return Err("n1 reported the repair but nfsd does not run".into());
+    }
+    // A few intervals more: the followers, whose NFS mounts did not answer
+    // while nfsd was down, must not have remounted or restarted anything.
+    h.pass(Duration::from_secs(5))?;
+    still_master(h, 0)?;
+    for (i, was) in (1..3).zip(&before) {
+        let now = runbook_work(h, i);
+        if now != *was {
+            return Err(format!(
+                "{} did runbook work because of the master's nfsd: runbooks/mount-and-environment calls {:?} → {:?}",
+                h.name(i),
+                was,
+                now
+            ));
+        }
+    }
+    if h.state_changes() != changes {
+        return Err("a role changed".into());
+    }
+    Ok(Measured {
+        figure: format!(
+            "nfsd running again {:.1} s after it died; n1 master throughout; followers: no runbook, mount or environment call"
+            ,
+            secs(took)
+        ),
+    })
+}
+
+pub fn nfsd_keeps_dying(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    // nfsd keeps dying: killed again as soon as a repair started it.
+    let mut kills = 0usize;
+    let since = Instant::now();
+    while h.events(0, "resigned_unhealthy").is_empty() {
+        if h.standin(0).runs_nfsd() {
+            kill_nfsd(h, 0)?;
+            kills += 1;
+        }
+        if since.elapsed() > CONVERGE {
+            return Err(format!(
+                "after {CONVERGE:?} and {kills} kills: n1 resigns (resigned_unhealthy)"
+            ));
+        }
+        h.pass(Duration::from_millis(20))?;
+    }
+    let resigned = since.elapsed();
+    // The budget counts every repair of the node within the window, held
+    // or not: nfsd's service check and its listener check (sockstat) both
+    // ask for one.
+    let repairs = h.events(0, "repair_started").len();
+    let max_repairs = 2;
+    if repairs < max_repairs {
+        return Err(format!(
+            "n1 resigned after {repairs} repair(s), not {max_repairs}"
+        ));
+    }
+    let resignation = h.events(0, "resigned_unhealthy");
+    let nfsd_checks = ["service nfsd", "nfsd listening"];
+    if resignation
+        .iter()
+        .all(|e| !nfsd_checks.contains(&e.get("check").and_then(|c| c.as_str()).unwrap_or("")))
+    {
+        return Err(format!("n1 resigned for another check: {resignation:?}"));
+    }
+    let served = h.wait(
+        "n2 the only master, every environment placed once",
+        CONVERGE,
+        |h| h.is_sole_master(1) && h.placed_once(),
+    )?;
+    Ok(Measured {
+        figure: format!(
+            "nfsd killed {kills} times, {repairs} repairs; resigned {:.1} s after it first died; n2 master with every environment once {:.1} s after the resignation",
+            secs(resigned),
+            secs(served)
+        ),
+    })
+}
+
+pub fn vip_removed_by_hand(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    let ns = h.topology.node_ns(0).map_err(lab)?.to_owned();
+    let vip = format!("{}/{}", crate::netns::VIP, crate::netns::PREFIX_LEN);
+    crate::cmd::run(&crate::cmd::argv(&[
+        "ip", "-n", &ns, "addr", "del", &vip, "dev", "eth0",
+    ]))
+    .map_err(lab)?;
+    let took = h.wait(
+        "n1 re-added the VIP (repair_succeeded, check vip)",
+        CONVERGE,
+        |h| repaired(h, 0, "vip"),
+    )?;
+    if h.events_where(0, "repair_started", "check", "vip")
+        .iter()
+        .all(|e| e.get("repair").and_then(|r| r.as_str()) != Some("add vip, arp burst"))
+    {
+        return Err("the repair was not 'add vip, arp burst'".into());
+    }
+    if h.vip_holders() != [0] {
+        return Err(format!(
+            "the VIP is on {:?} after the repair",
+            h.vip_holders()
+        ));
+    }
+    still_master(h, 0)?;
+    Ok(Measured {
+        figure: format!(
+            "VIP back on n1 with an ARP burst {:.1} s after it was removed; n1 master throughout",
+            secs(took)
+        ),
+    })
+}
+
+pub fn follower_mount_hangs(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    let ran: Vec<String> = h.standin(2).running_set().into_iter().collect();
+    if ran.is_empty() {
+        return Err("n3 runs nothing: nothing to restart".into());
+    }
+    let world = h.world(2).map_err(lab)?.clone();
+    let starts_before = crate::cbsd::state::env_log(&world.cluster_log)
+        .iter()
+        .filter(|e| e.node == "n3" && e.event == "start")
+        .count();
+    let calls_before = h.calls(2).len();
+    // n3 no longer gets the NFS server's replies: its mounts hang, while
+    // its heartbeats and everyone else's mounts are fine.
+    h.topology
+        .silence_nfs_from(2, crate::netns::VIP)
+        .map_err(lab)?;
+    // Mounts made after this (seconds since the epoch, as the stand-ins log).
+    let cut_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let workdir = world.workdir.to_string_lossy().into_owned();
+    let dismounted = h.wait(
+        "n3 force-dismounts its hung mounts (umount -N)",
+        CONVERGE,
+        |h| {
+            h.calls(2).iter().skip(calls_before).any(|argv| {
+                argv.first().map(String::as_str) == Some("umount")
+                    && argv.iter().any(|a| a == "-N")
+                    && argv.iter().any(|a| a.starts_with(&workdir))
+            })
+        },
+    )?;
+    let remounts: Vec<serde_json::Value> = h
+        .events(2, "repair_started")
+        .into_iter()
+        .filter(|e| {
+            e.get("check")
+                .and_then(|c| c.as_str())
+                .is_some_and(|c| c.starts_with("nfs mount "))
+        })
+        .collect();
+    if remounts.is_empty() {
+        return Err("n3 dismounted without its health check asking for a remount".into());
+    }
+    // The path heals; the remount must succeed and restart what ran there.
+    h.topology.heal().map_err(lab)?;
+    let back = h.wait(
+        "n3 mounted again and runs its environments again",
+        CONVERGE,
+        |h| {
+            let st = h.standin(2);
+            let mounts = st.nfs_mounts_from(&world, crate::netns::VIP);
+            mounts.len() == crate::cbsd::SHARED_DIRS.len()
+                && mounts.iter().all(|(_, t)| *t > cut_at)
+                && ran.iter().all(|env| st.running.contains_key(env))
+                && h.placed_once()
+        },
+    )?;
+    let starts = crate::cbsd::state::env_log(&world.cluster_log)
+        .iter()
+        .filter(|e| e.node == "n3" && e.event == "start")
+        .count()
+        - starts_before;
+    if starts < ran.len() {
+        return Err(format!(
+            "{ran:?} were not started again on n3 ({starts} starts)"
+        ));
+    }
+    if h.sole_master() != Some(0) {
+        return Err(format!("the master changed:{}", h.view()));
+    }
+    Ok(Measured {
+        figure: format!(
+            "force-dismounted {:.1} s after the mounts hung; mounted again and {ran:?} restarted {:.1} s after the path healed",
+            secs(dismounted),
+            secs(back)
+        ),
+    })
+}
+
+/// The file n1's `[[track]]` tests for (`test -e`).
+pub fn track_flag(run_dir: &std::path::Path) -> std::path::PathBuf {
+    run_dir.join("n1-app-healthy")
+}
+
+pub fn track_script_fails(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    let flag = track_flag(h.topology.run_dir());
+    std::fs::remove_file(&flag).map_err(|e| format!("removing {}: {e}", flag.display()))?;
+    let taken = h.wait(
+        "n2 the only master, every environment placed once",
+        CONVERGE,
+        |h| h.is_sole_master(1) && h.placed_once(),
+    )?;
+    if h.events_where(0, "health_check_failed", "check", "track app")
+        .iter()
+        .all(|e| e.get("response").and_then(|r| r.as_str()) != Some("weight"))
+    {
+        return Err(
+            "n1 never logged its track failing (health_check_failed, response weight)".into(),
+        );
+    }
+    let n1 = h.status(0).map_err(lab)?;
+    let n2 = h.status(1).map_err(lab)?;
+    if n1.effective_priority >= n2.effective_priority {
+        return Err(format!(
+            "n1's priority {} is not below n2's {}",
+            n1.effective_priority, n2.effective_priority
+        ));
+    }
+    // The track good again: n1's priority back, and it preempts.
+    std::fs::write(&flag, "").map_err(|e| format!("writing {}: {e}", flag.display()))?;
+    let back = h.wait(
+        "n1 the only master again (preemption), every environment placed once",
+        CONVERGE,
+        |h| h.is_sole_master(0) && h.placed_once(),
+    )?;
+    Ok(Measured {
+        figure: format!(
+            "n1 {} → {}: n2 master with every environment {:.1} s after the track failed; n1 master again {:.1} s after it recovered",
+            n1.configured_priority,
+            n1.effective_priority,
+            secs(taken),
+            secs(back)
+        ),
+    })
+}
+
+pub fn storage_degraded(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    let changes = h.state_changes();
+    // n2's hastd dies: n1's resource has no peer of the other role, so
+    // hastctl status says degraded (sbin/hastd/control.c).
+    h.kill_service(1, "hastd").map_err(lab)?;
+    let alerted = h.wait(
+        "n1 alerts (health_check_failed, check storage, response alert)",
+        CONVERGE,
+        |h| {
+            h.events_where(0, "health_check_failed", "check", "storage")
+                .iter()
+                .any(|e| e.get("response").and_then(|r| r.as_str()) == Some("alert"))
+        },
+    )?;
+    // Several intervals more: an alert, not a reason to fail over.
+    h.pass(Duration::from_secs(6))?;
+    still_master(h, 0)?;
+    if h.state_changes() != changes {
+        return Err("a role changed because of a degraded storage".into());
+    }
+    if !h
+        .events_where(0, "repair_started", "check", "storage")
+        .is_empty()
+    {
+        return Err("n1 tried to repair a degraded storage".into());
+    }
+    // The operator starts n2's hastd again, in role secondary: the
+    // resource is complete again and the check recovers.
+    h.run_tool(1, "service", &["hastd", "onestart"])
+        .map_err(lab)?;
+    h.run_tool(
+        1,
+        "hastctl",
+        &["role", "secondary", crate::cbsd::HAST_RESOURCE],
+    )
+    .map_err(lab)?;
+    let recovered = h.wait("n1's storage check recovers", CONVERGE, |h| {
+        !h.events_where(0, "health_check_recovered", "check", "storage")
+            .is_empty()
+    })?;
+    Ok(Measured {
+        figure: format!(
+            "alert {:.1} s after the peer's hastd died; n1 master 6 s later, no repair, no role change; recovered {:.1} s after the peer came back",
+            secs(alerted),
+            secs(recovered)
+        ),
+    })
+}

@@ -184,6 +184,27 @@ impl Harness {
         cbsd::world::set_rules(self.world(index)?, rules)
     }
 
+    /// Runs stand-in `tool` of node `index` with `args` in its namespace,
+    /// as its operator would (or, for `lab-kill`, as its kernel would);
+    /// what it printed.
+    pub fn run_tool(&self, index: usize, tool: &str, args: &[&str]) -> Result<String, LabError> {
+        let ns = self.topology.node_ns(index)?;
+        let mut argv = vec![self
+            .world(index)?
+            .tools
+            .join(tool)
+            .to_string_lossy()
+            .into_owned()];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        cmd::run(&netns_exec_argv(ns, &argv))
+    }
+
+    /// Daemon `name` of node `index` dies behind its agent's back
+    /// (`lab-kill`, logged as a call for the holder log).
+    pub fn kill_service(&self, index: usize, name: &str) -> Result<(), LabError> {
+        cbsd::world::kill_service(self.topology.node_ns(index)?, self.world(index)?, name)
+    }
+
     /// Rewrites node `index`'s configuration (applied at its next start).
     pub fn rewrite_config(
         &self,
@@ -391,6 +412,40 @@ impl Harness {
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|v| v.get("event").and_then(|e| e.as_str()) == Some(event))
+            .collect()
+    }
+
+    /// Node `index`'s events named `event` whose `field` is `value`.
+    pub fn events_where(
+        &self,
+        index: usize,
+        event: &str,
+        field: &str,
+        value: &str,
+    ) -> Vec<serde_json::Value> {
+        self.events(index, event)
+            .into_iter()
+            .filter(|e| e.get(field).and_then(|v| v.as_str()) == Some(value))
+            .collect()
+    }
+
+    /// Every tool call node `index`'s stand-ins logged so far, as argv
+    /// (the tool's name first).
+    pub fn calls(&self, index: usize) -> Vec<Vec<String>> {
+        let Ok(world) = self.world(index) else {
+            return Vec::new();
+        };
+        std::fs::read_to_string(&world.calls)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|call| {
+                call.get("argv")?
+                    .as_array()?
+                    .iter()
+                    .map(|a| a.as_str().map(str::to_owned))
+                    .collect()
+            })
             .collect()
     }
 

@@ -15,7 +15,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::agent_command::AgentCommand;
-use crate::agents::NodeSpec;
+use crate::agents::{HealthSpec, NodeSpec, TrackSpec};
 use crate::cancel::Cancel;
 use harness::Harness;
 
@@ -64,6 +64,69 @@ fn write_key(dir: &Path, name: &str) -> Result<std::path::PathBuf, String> {
         .and_then(|mut f| f.write_all(hex.as_bytes()))
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(path)
+}
+
+/// Every node checks its health every second and counts a check failed
+/// after two failures (the defaults, 5 s and 3, would take 15 s).
+fn quick_health(_: &Path, specs: &mut [NodeSpec]) -> Result<(), String> {
+    for spec in specs {
+        spec.health = Some(HealthSpec::quick());
+    }
+    Ok(())
+}
+
+/// Quick checks; two failed repairs within two minutes and the third
+/// failure resigns.
+fn two_repairs(dir: &Path, specs: &mut [NodeSpec]) -> Result<(), String> {
+    quick_health(dir, specs)?;
+    for spec in specs {
+        if let Some(health) = spec.health.as_mut() {
+            health.max_repairs = Some(2);
+            health.repair_window = Some(std::time::Duration::from_secs(120));
+        }
+    }
+    Ok(())
+}
+
+/// Quick checks; a mount that does not answer for 4 s is remounted (the
+/// default waits 60 s).
+fn short_mount_hang_limit(dir: &Path, specs: &mut [NodeSpec]) -> Result<(), String> {
+    quick_health(dir, specs)?;
+    for spec in specs {
+        if let Some(health) = spec.health.as_mut() {
+            health.mount_hang_limit = Some(std::time::Duration::from_secs(4));
+        }
+    }
+    Ok(())
+}
+
+/// Quick checks; n1 has a `[[track]]` "app" (`test -e FLAG`, weight -60:
+/// 150 → 90, below n2's 100) whose flag file exists.
+fn n1_track(dir: &Path, specs: &mut [NodeSpec]) -> Result<(), String> {
+    quick_health(dir, specs)?;
+    let flag = cases::track_flag(dir);
+    std::fs::write(&flag, "").map_err(|e| format!("writing {}: {e}", flag.display()))?;
+    let test = ["/usr/bin/test", "/bin/test"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .ok_or("no test(1) in /usr/bin or /bin")?;
+    let n1 = specs.first_mut().ok_or("no n1")?;
+    if let Some(health) = n1.health.as_mut() {
+        health.tracks.push(TrackSpec {
+            name: "app".into(),
+            command: vec![
+                test.into(),
+                "-e".into(),
+                flag.to_string_lossy().into_owned(),
+            ],
+            interval: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(2),
+            rise: 2,
+            fall: 2,
+            weight: -60,
+        });
+    }
+    Ok(())
 }
 
 /// The table, in the order it runs.
@@ -139,6 +202,42 @@ pub const FAULTS: &[Fault] = &[
         checks: "a cut-off follower's environments are adopted once by their next node and not started again when it returns",
         prepare: as_built,
         run: cases::follower_cut_off,
+    },
+    Fault {
+        name: "nfsd-dies-on-master",
+        checks: "nfsd dies on the master behind the agent's back: its check restarts it (repair_succeeded, service nfsd), it stays master; no runbook, mount or environment call on a follower",
+        prepare: quick_health,
+        run: cases::nfsd_dies_on_master,
+    },
+    Fault {
+        name: "nfsd-keeps-dying",
+        checks: "nfsd on the master dies and every start fails: after max_repairs (2) failed repairs it resigns (resigned_unhealthy), n2 promotes and serves every environment once",
+        prepare: two_repairs,
+        run: cases::nfsd_keeps_dying,
+    },
+    Fault {
+        name: "vip-removed-by-hand",
+        checks: "ip addr del of the VIP on the master: its check adds it again with an ARP burst (repair_succeeded, vip); master throughout",
+        prepare: quick_health,
+        run: cases::vip_removed_by_hand,
+    },
+    Fault {
+        name: "follower-mount-hangs",
+        checks: "a follower's NFS mounts stop answering: after mount_hang_limit it force-dismounts (umount -N), mounts again once the path is back and restarts what ran there; the master unchanged",
+        prepare: short_mount_hang_limit,
+        run: cases::follower_mount_hangs,
+    },
+    Fault {
+        name: "track-script-fails",
+        checks: "the master's [[track]] (weight -60) fails: its priority drops below n2's and n2 preempts with every environment once; n1 preempts back once the track is good",
+        prepare: n1_track,
+        run: cases::track_script_fails,
+    },
+    Fault {
+        name: "storage-degraded",
+        checks: "the master's HAST resource degraded (the peer's hastd died): health_check_failed with response alert, no repair, no resignation, no role change; recovered once the peer is back",
+        prepare: quick_health,
+        run: cases::storage_degraded,
     },
 ];
 

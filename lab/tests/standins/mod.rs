@@ -72,7 +72,7 @@ impl World {
         // The thin client under every tool name; it runs standin.py
         // through this world's server (or, without one, itself).
         let client = Path::new(env!("CARGO_BIN_EXE_rcbsd-standin"));
-        for tool in tool_names() {
+        for tool in tool_names().chain([world::NFS_ACCESS_TOOL]) {
             std::os::unix::fs::symlink(client, tools.join(tool)).unwrap();
         }
         std::os::unix::fs::symlink(&script, tools.join("standin.py")).unwrap();
