@@ -25,6 +25,27 @@ fn repaired(cluster: &Cluster, index: usize, check: &str) -> bool {
         .any(|e| field(e, "check") == check)
 }
 
+/// The stand-ins' state of node `index`, edited as a tool call would
+/// (under the same lock): a jail that dies behind the agent's back. (A
+/// daemon dies through `cbsd::world::kill_service`, which the holder log
+/// sees; no holder log is kept here.)
+fn edit_standin_state(cluster: &Cluster, index: usize, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = &cluster.cbsd(index).1.state;
+    let lock_path = format!("{}.lock", path.display());
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&lock_path)
+        .unwrap();
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut state);
+    std::fs::write(path, serde_json::to_vec(&state).unwrap()).unwrap();
+}
+
 #[test]
 fn a_dead_nfsd_on_the_master_is_restarted_and_the_node_stays_master() {
     if !require_root() {
