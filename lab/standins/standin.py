@@ -821,6 +821,66 @@ def load_exports(config, state):
         state.setdefault("syslog", []).append({"daemon": "mountd", "message": message, "t": time.time()})
 
 
+def vis_exported(path):
+    """strsnvis(3) as showmount -E calls it (VIS_GLOB | VIS_NL, extra
+    `"'$`; lib/libc/gen/vis.c do_svis without VIS_CSTYLE/VIS_OCTAL)."""
+    encoded = []
+    for byte in path.encode():
+        low = byte & 0x7F
+        control = (low < 0x20 and low != 0x09) or low == 0x7F
+        caret = "?" if low == 0x7F else chr(low + 0x40)
+        if byte == 0x5C:
+            encoded.append("\\\\")
+        elif chr(byte) in "*?[#\"'$\n":
+            encoded.append("\\%03o" % byte)
+        elif byte & 0x80:
+            encoded.append(("\\M^" + caret) if control else ("\\M-" + chr(low)))
+        elif control:
+            encoded.append("\\^" + caret)
+        else:
+            encoded.append(chr(byte))
+    return "".join(encoded)
+
+
+def tool_showmount(config, state, args):
+    """usr.bin/showmount/showmount.c: getopt "adEe13"; -E (parsable
+    exports) may not be combined with -e, -a or -d. The MOUNT protocol's
+    EXPORT call goes through rpcbind to mountd (tcp_callrpc, clnt_create):
+    without rpcbind the portmapper fails, without mountd the program is not
+    registered; either way clnt_perrno's message, then errx(1, "can't do
+    exports rpc"). -E prints each exported directory on a line of its own,
+    vis-encoded, in the order xdr_exportslist builds (the reverse of
+    mountd's)."""
+    flags = [a for a in args if a.startswith("-")]
+    hosts = [a for a in args if not a.startswith("-")]
+    letters = "".join(f[1:] for f in flags)
+    if any(c not in "adEe13" for c in letters) or len(hosts) > 1:
+        out(code=1, err="usage: showmount [-a | -d] [-e3] [host]")
+    if "E" in letters and "e" in letters:
+        out(code=1, err="showmount: -E cannot be used with -e")
+    if "E" in letters and ("a" in letters or "d" in letters):
+        out(code=1, err="showmount: -E cannot be used with -a or -d")
+    if "E" not in letters and "e" not in letters:
+        out(code=1, err="usage: showmount [-a | -d] [-e3] [host] (the stand-in models -E and -e only)")
+    running = state.get("services", [])
+    if "rpcbind" not in running:
+        out(code=1, err="RPC: Port mapper failure - RPC: Unable to receive\nshowmount: can't do exports rpc")
+    if "mountd" not in running or state.get("mountd") is None:
+        out(code=1, err="RPC: Program not registered\nshowmount: can't do exports rpc")
+    exported = [d for e in state["mountd"].get("exports", []) for d in e["dirs"]]
+    exported.reverse()
+    if "E" in letters:
+        out("\n".join(vis_exported(d) for d in exported))
+    host = hosts[0] if hosts else "localhost"
+    lines = [f"Exports list on {host}:"]
+    for e in reversed(state["mountd"].get("exports", [])):
+        clients = e["clients"]
+        who = "Everyone" if clients.get("all") else (clients.get("network") or " ".join(clients.get("hosts", [])))
+        for d in reversed(e["dirs"]):
+            lines.append(f"{d:<34} {who} ")
+    out("\n".join(lines))
+
+
 def tool_sockstat(config, state, args):
     lines = ["USER     COMMAND    PID   FD PROTO  LOCAL ADDRESS         FOREIGN ADDRESS"]
     if "nfsd" in state.get("services", []) and "2049" in args:
@@ -1485,6 +1545,7 @@ TOOLS = {
     "umount": tool_umount,
     "service": tool_service,
     "sockstat": tool_sockstat,
+    "showmount": tool_showmount,
     "hastctl": tool_hastctl,
     "zpool": tool_zpool,
     "cbsd": tool_cbsd,

@@ -166,6 +166,45 @@ async fn hast_promote_then_demote_takes_and_releases_the_provider() {
 }
 
 #[test]
+fn the_standin_showmount_asks_mountd_through_rpcbind_like_showmount_c() {
+    let world = World::new("node1");
+    std::fs::create_dir_all(world.exports.parent().unwrap()).unwrap();
+    std::fs::write(
+        &world.exports,
+        "V4: /store -network 198.18.0.0/24\n/store/jails-data /store/jails-system -network 198.18.0.0/24\n",
+    )
+    .unwrap();
+    // Neither rpcbind nor mountd: the portmapper call fails.
+    let (code, stderr) = world.run_tool("showmount", &["-E", "127.0.0.1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("can't do exports rpc"), "{stderr}");
+    assert_eq!(
+        world.run_tool("service", &["rpcbind", "onestart"]).0,
+        Some(0)
+    );
+    let (code, stderr) = world.run_tool("showmount", &["-E", "127.0.0.1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("Program not registered"), "{stderr}");
+    assert_eq!(
+        world.run_tool("service", &["mountd", "onestart"]).0,
+        Some(0)
+    );
+    let output = std::process::Command::new(world.tools.join("showmount"))
+        .args(["-E", "127.0.0.1"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let listed: Vec<&str> = stdout.lines().collect();
+    assert!(listed.contains(&"/store/jails-data"), "{stdout}");
+    assert!(listed.contains(&"/store/jails-system"), "{stdout}");
+    // The V4: root is not an export of the MOUNT protocol.
+    assert!(!listed.contains(&"/store"), "{stdout}");
+    let (code, _) = world.run_tool("showmount", &["-E", "-e"]);
+    assert_eq!(code, Some(1), "-E cannot be used with -e");
+}
+
+#[test]
 fn the_standin_hastctl_needs_hastd_like_hastctl_c() {
     let world = World::new("node1");
     let (code, stderr) = world.run_tool("hastctl", &["role", "primary", "cbsd"]);

@@ -193,8 +193,15 @@ impl HealthWatch {
             .set_checks(checks.iter().map(|c| (c.id.clone(), c.judgement)));
         self.next_run
             .retain(|id, _| checks.iter().any(|c| c.id == *id));
-        for check in &checks {
-            self.next_run.entry(check.id.clone()).or_insert(now);
+        // New checks start staggered over the first second (or interval),
+        // not all at one instant: a master's eight probes would otherwise
+        // fork eight children at once, every interval, for ever.
+        let count = u32::try_from(checks.len()).unwrap_or(u32::MAX).max(1);
+        for (index, check) in (0u32..).zip(&checks) {
+            let spread = check.interval.min(Duration::from_secs(1)) * index / count;
+            self.next_run
+                .entry(check.id.clone())
+                .or_insert(now + spread);
         }
         self.catalog = checks.into_iter().map(|c| (c.id.clone(), c)).collect();
     }
@@ -320,7 +327,8 @@ impl HealthWatch {
         let Some(check) = self.catalog.get(&id).cloned() else {
             return;
         };
-        self.next_run.insert(id.clone(), now + check.interval);
+        self.next_run
+            .insert(id.clone(), now + jittered(check.interval, &id, now));
         for action in self.monitor.observe(&id, result, now) {
             self.act(&check, action);
         }
@@ -436,6 +444,20 @@ impl HealthWatch {
     }
 }
 
+/// `interval` give or take a tenth, so that checks which started together
+/// drift apart (and do not fork their children in step on every node).
+/// The spread comes from a hash of the check and the time: no state, and
+/// nothing here needs to be unpredictable.
+fn jittered(interval: Duration, id: &CheckId, now: Instant) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut hasher);
+    now.hash(&mut hasher);
+    // 0..=200 per mille, centred on 100: -10 % ..= +10 %.
+    let per_mille = u32::try_from(hasher.finish() % 201).unwrap_or(100);
+    interval * (900 + per_mille) / 1000
+}
+
 fn step_names(check: &HealthCheck) -> String {
     check
         .repair
@@ -447,7 +469,31 @@ fn step_names(check: &HealthCheck) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::Scope;
+    use super::{jittered, Scope};
+    use crate::health::CheckId;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_next_run_is_the_interval_give_or_take_a_tenth_and_varies() {
+        let interval = Duration::from_secs(5);
+        let start = Instant::now();
+        let mut seen = std::collections::BTreeSet::new();
+        for step in 0..200u32 {
+            let now = start + Duration::from_millis(u64::from(step) * 37);
+            for id in [
+                CheckId::Vip,
+                CheckId::Exports,
+                CheckId::Service("nfsd".into()),
+            ] {
+                let next = jittered(interval, &id, now);
+                assert!(next >= Duration::from_millis(4500), "{next:?}");
+                assert!(next <= Duration::from_millis(5500), "{next:?}");
+                seen.insert(next);
+            }
+        }
+        // Not a constant: checks that started together drift apart.
+        assert!(seen.len() > 50, "{}", seen.len());
+    }
 
     #[test]
     fn a_running_runbook_suspends_the_built_in_checks() {

@@ -32,6 +32,8 @@ pub struct Tools {
     pub ifconfig: PathBuf,
     /// `tools.sockstat`: sockstat(1), to check that nfsd listens on port 2049.
     pub sockstat: PathBuf,
+    /// `tools.showmount`: showmount(8), to ask mountd what it exports.
+    pub showmount: PathBuf,
     /// `tools.df`: df(1), whose statfs(2) tells whether a mount's NFS server still answers.
     pub df: PathBuf,
     /// Read-only here: `doctor` reads rc.conf(5) with `sysrc -n NAME`.
@@ -55,6 +57,7 @@ pub const TOOL_DEFAULTS: &[(&str, &str)] = &[
     ("kldstat", "/sbin/kldstat"),
     ("ifconfig", "/sbin/ifconfig"),
     ("sockstat", "/usr/bin/sockstat"),
+    ("showmount", "/usr/bin/showmount"),
     ("df", "/bin/df"),
     ("sysrc", "/usr/sbin/sysrc"),
     ("sysctl", "/sbin/sysctl"),
@@ -81,6 +84,7 @@ impl Default for Tools {
             kldstat: path("kldstat"),
             ifconfig: path("ifconfig"),
             sockstat: path("sockstat"),
+            showmount: path("showmount"),
             df: path("df"),
             sysrc: path("sysrc"),
             sysctl: path("sysctl"),
@@ -104,6 +108,7 @@ impl Tools {
             "kldstat" => &mut self.kldstat,
             "ifconfig" => &mut self.ifconfig,
             "sockstat" => &mut self.sockstat,
+            "showmount" => &mut self.showmount,
             "df" => &mut self.df,
             "sysrc" => &mut self.sysrc,
             "sysctl" => &mut self.sysctl,

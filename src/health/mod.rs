@@ -55,6 +55,8 @@ pub enum CheckId {
     Vip,
     /// nfsd listening on port 2049.
     NfsdListening,
+    /// mountd exports every shared dir (`showmount -E`).
+    MountdExports,
     /// A follower's NFS mount of this shared dir answers a bounded probe.
     NfsMount(String),
     /// An environment placed here is running.
@@ -74,6 +76,7 @@ impl std::fmt::Display for CheckId {
             CheckId::Mounts => f.write_str("storage mounts"),
             CheckId::Vip => f.write_str("vip"),
             CheckId::NfsdListening => f.write_str("nfsd listening"),
+            CheckId::MountdExports => f.write_str("mountd exports"),
             CheckId::NfsMount(dir) => write!(f, "nfs mount {dir}"),
             CheckId::Environment(name) => write!(f, "environment {name}"),
             CheckId::Track(name) => write!(f, "track {name}"),

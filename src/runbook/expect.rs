@@ -76,6 +76,14 @@ pub enum Expect {
     /// `pfatal`, printed on standard output): the error says so and what
     /// to do, since the agent must not run the full, interactive check.
     Preened,
+    /// `showmount -E`: exit 0 and every directory of `dirs` among the
+    /// lines: mountd has loaded an export of each (usr.bin/showmount/
+    /// showmount.c prints one exported directory per line, encoded with
+    /// strsnvis(3) `VIS_GLOB | VIS_NL` and `"'$`; see [`vis_exported`]).
+    ListsExports {
+        /// The directories mountd must export.
+        dirs: Vec<String>,
+    },
     /// Anything but `value` printed with exit status 0, a failure included
     /// (e.g. `zpool get -H -o value readonly POOL`: not `on` once the pool
     /// is exported).
@@ -177,6 +185,12 @@ pub enum Mismatch {
         value: String,
         /// What is wrong and how to fix it (from the rule).
         otherwise: String,
+    },
+    /// [`Expect::ListsExports`]: mountd does not export these.
+    #[error("mountd does not export {}: see syslog for the lines it refused (exports(5)), or reload it (service mountd onereload)", missing.join(", "))]
+    NotExported {
+        /// The directories missing from `showmount -E`.
+        missing: Vec<String>,
     },
     /// [`Expect::DoesNotPrint`]: exit 0 and it printed exactly that value.
     #[error("printed {value:?}")]
@@ -294,6 +308,22 @@ impl Expect {
                 }),
                 _ => Err(Mismatch::Exited(Ended(exit))),
             },
+            Expect::ListsExports { dirs } => match exit {
+                Some(0) => {
+                    let listed: Vec<&str> = stdout.lines().map(str::trim_end).collect();
+                    let missing: Vec<String> = dirs
+                        .iter()
+                        .filter(|dir| !listed.contains(&vis_exported(dir).as_str()))
+                        .cloned()
+                        .collect();
+                    if missing.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(Mismatch::NotExported { missing })
+                    }
+                }
+                _ => Err(Mismatch::Exited(Ended(exit))),
+            },
             Expect::DoesNotPrint { value } => match exit {
                 Some(0) if stdout.trim() == value => Err(Mismatch::Printed {
                     value: value.clone(),
@@ -340,10 +370,47 @@ impl Expect {
             Expect::Listening { port } => format!("a listener on port {port}"),
             Expect::Prints { value, .. } => format!("prints {value:?}"),
             Expect::DoesNotPrint { value } => format!("does not print {value:?} (or fails)"),
+            Expect::ListsExports { dirs } => format!("lists {}", dirs.join(" ")),
             Expect::Preened => "exit 0 (8: needs a manual fsck)".to_owned(),
             Expect::HastHealthy { resource } => format!("{resource} primary and complete"),
         }
     }
+}
+
+/// A directory as `showmount -E` prints it: strsnvis(3) with `VIS_GLOB |
+/// VIS_NL` and the extra characters `"'$` (usr.bin/showmount/showmount.c).
+/// In lib/libc/gen/vis.c (`do_svis`, without `VIS_CSTYLE` or `VIS_OCTAL`)
+/// a backslash is doubled, an extra character (`*?[#`, newline, `"'$`)
+/// becomes `\ooo` in octal, any other control character `\^C` (`\^?`
+/// for DEL), a byte with the high bit `\M-C` or `\M^C`; the rest, spaces
+/// and tabs included, passes.
+pub fn vis_exported(dir: &str) -> String {
+    let mut out = String::with_capacity(dir.len());
+    for &byte in dir.as_bytes() {
+        let extra = matches!(
+            byte,
+            b'*' | b'?' | b'[' | b'#' | b'"' | b'\'' | b'$' | b'\n'
+        );
+        let low = byte & 0x7f;
+        let control = low < 0x20 && low != b'\t' || low == 0x7f;
+        let caret = |c: u8| char::from(if c == 0x7f { b'?' } else { c + b'@' });
+        if byte == b'\\' {
+            out.push_str("\\\\");
+        } else if extra {
+            out.push_str(&format!("\\{byte:03o}"));
+        } else if byte & 0x80 != 0 {
+            if control {
+                out.push_str(&format!("\\M^{}", caret(low)));
+            } else {
+                out.push_str(&format!("\\M-{}", char::from(low)));
+            }
+        } else if control {
+            out.push_str(&format!("\\^{}", caret(low)));
+        } else {
+            out.push(char::from(byte));
+        }
+    }
+    out
 }
 
 /// The role and status of `resource` in `hastctl status` output (see
@@ -448,6 +515,47 @@ mod tests {
     const MOUNT_P: &str = "/dev/ada0p2\t/\tufs\trw\t1\t1\n\
         192.168.10.200:/store/jails-data\t/usr/jails/jails-data\tnfs\trw,nfsv4,minorversion=1,hard\t0\t0\n\
         /store/jails-system\t/usr/jails/jails-system\tnullfs\trw\t0\t0\n";
+
+    #[test]
+    fn showmount_lists_are_read_with_their_vis_encoding() {
+        let wanted = Expect::ListsExports {
+            dirs: vec!["/store/jails-data".into(), "/store/jails-system".into()],
+        };
+        let both = "/store/jails-data\n/store/jails-system\n/other\n";
+        assert_eq!(wanted.check(Some(0), both), Ok(()));
+        assert_eq!(
+            wanted.check(Some(0), "/store/jails-data\n"),
+            Err(Mismatch::NotExported {
+                missing: vec!["/store/jails-system".into()]
+            })
+        );
+        // mountd not registered with rpcbind: showmount exits 1.
+        assert_eq!(
+            wanted.check(Some(1), ""),
+            Err(Mismatch::Exited(Ended(Some(1))))
+        );
+        // A prefix is not the directory.
+        let longer = "/store/jails-data2\n/store/jails-system\n";
+        assert!(wanted.check(Some(0), longer).is_err());
+        let error = wanted.check(Some(0), "").unwrap_err().to_string();
+        assert!(
+            error.contains("/store/jails-data, /store/jails-system"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn vis_encodes_as_showmount_minus_e_prints() {
+        assert_eq!(vis_exported("/store/jails-data"), "/store/jails-data");
+        assert_eq!(vis_exported("/a b\tc"), "/a b\tc");
+        assert_eq!(vis_exported("/x*y?[#]"), "/x\\052y\\077\\133\\043]");
+        assert_eq!(vis_exported("/q\"'$"), "/q\\042\\047\\044");
+        assert_eq!(vis_exported("/n\nl"), "/n\\012l");
+        assert_eq!(vis_exported("/back\\slash"), "/back\\\\slash");
+        assert_eq!(vis_exported("/c\u{1}d\u{7f}"), "/c\\^Ad\\^?");
+        // "é" is 0xc3 0xa9: high-bit bytes in \M- form.
+        assert_eq!(vis_exported("/é"), "/\\M-C\\M-)");
+    }
 
     #[test]
     fn hast_health_reads_both_hastctl_formats() {

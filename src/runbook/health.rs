@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | `service X` (rpcbind, nfsuserd, mountd, nfsd, statd, lockd) | `service X onestatus` | `start X` (`onestart`; mountd also reloads) |
 //! | `exports` | the agent's block in the exports file is what it writes | `write exports`, `start mountd` (reload) |
+//! | `mountd exports` (not with `nfs.v4_only`) | `showmount -E 127.0.0.1` lists every exported dir | `write exports`, `start mountd` (reload) |
 //! | `storage mounts` | `mount -p` lists the storage mount and every bind | `mount /store`, `bind DIR` |
 //! | `nfsd listening` | `sockstat -4l -p 2049` | `stop nfsd`, `start nfsd` |
 //! | `vip` | every VIP on the interface | `add vip`, `arp burst` |
@@ -115,6 +116,37 @@ pub fn master_checks(config: &Config) -> Vec<HealthCheck> {
             );
             let mut repair = vec![write.clone()];
             repair.extend(named("start mountd"));
+            // mountd's own view: the file can be right while mountd refused
+            // a line of it (a V4: root or host conflict, logged to syslog)
+            // or never reloaded. `showmount -E` asks it over the MOUNT
+            // protocol, which needs rpcbind: with `nfs.v4_only` there is
+            // neither (rc.d/mountd runs `-R`), and the file and `service
+            // mountd` checks are what can be had.
+            if !config.nfs.v4_only {
+                let exported = Step::new(
+                    "verify mountd exports",
+                    Action::Run(Checked {
+                        command: Command::new([
+                            config.tools.showmount.to_string_lossy().into_owned(),
+                            "-E".to_owned(),
+                            "127.0.0.1".to_owned(),
+                        ]),
+                        expect: Expect::ListsExports {
+                            dirs: dirs
+                                .iter()
+                                .map(|d| d.to_string_lossy().into_owned())
+                                .collect(),
+                        },
+                    }),
+                    timeout,
+                );
+                checks.push(check(
+                    CheckId::MountdExports,
+                    exported,
+                    repair.clone(),
+                    Response::Repair,
+                ));
+            }
             checks.push(check(CheckId::Exports, probe, repair, Response::Repair));
         }
         let mounts: Vec<Step> = promote
