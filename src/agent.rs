@@ -159,8 +159,9 @@ pub enum StartError {
     /// The platform lacks what the agent needs (preflight).
     #[error(transparent)]
     Preflight(crate::net::error::NetError),
-    /// `vrrp.interface` does not exist.
-    #[error("vrrp.interface {interface:?}: {source} (check the name with ifconfig)")]
+    /// `vrrp.interface` does not exist. The hint (check the name) is the
+    /// source's own: [`crate::net::error::NetError::NoSuchInterface`].
+    #[error("vrrp.interface {interface:?}: {source}")]
     Interface {
         /// The configured `vrrp.interface`.
         interface: String,
@@ -1719,5 +1720,24 @@ async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_interface_is_explained_once() {
+        let error = StartError::Interface {
+            interface: "em9".to_owned(),
+            source: crate::net::error::NetError::NoSuchInterface {
+                interface: "em9".to_owned(),
+                errno: nix::Error::ENODEV,
+            },
+        };
+        let text = error.to_string();
+        assert_eq!(text.matches("check the name").count(), 1, "{text}");
+        assert!(text.starts_with("vrrp.interface \"em9\": interface \"em9\" not found"), "{text}");
     }
 }

@@ -394,3 +394,86 @@ fn env_hold_release_and_list_against_a_fake_agent() {
         "no agent at the default socket"
     );
 }
+
+#[test]
+fn help_points_to_the_installed_man_pages_not_the_source_tree() {
+    let help = stdout(&cli(&["--help"]));
+    assert!(help.contains("rcbsd-failover.toml(5)"), "{help}");
+    assert!(!help.contains("docs/configuration.md"), "{help}");
+}
+
+#[test]
+fn override_commands_help_names_the_exit_codes() {
+    for subcommand in ["promote", "demote", "resume"] {
+        let help = stdout(&cli(&[subcommand, "--help"]));
+        for words in ["0 done", "1 the agent refused", "69 (EX_UNAVAILABLE)"] {
+            assert!(
+                help.contains(words),
+                "{subcommand}: {words:?} missing:\n{help}"
+            );
+        }
+    }
+}
+
+/// The three-node example with its control socket in `dir` (no agent).
+fn cluster_config(dir: &Path) -> PathBuf {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/examples/cluster/node1.toml"
+    );
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "[node]\n",
+        &format!(
+            "[node]\ncontrol_socket = \"{}\"\n",
+            dir.join("control.sock").display()
+        ),
+    );
+    let path = dir.join("node1.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn move_of_an_unknown_environment_says_so_without_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path());
+    let config = config.to_str().unwrap();
+    let output = cli(&["move", "foo", "node2", "-c", config]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("unknown environment \"foo\""), "{err}");
+    assert!(err.contains("web1"), "{err}");
+
+    let output = cli(&["move", "web1", "node3", "-c", config]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("web1 may not run on \"node3\": its nodes are node1, node2"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A known environment and node: only then is the agent asked.
+    let output = cli(&["move", "web1", "node2", "-c", config]);
+    assert_eq!(output.status.code(), Some(EX_UNAVAILABLE));
+}
+
+#[test]
+fn status_json_without_an_agent_prints_a_json_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let output = cli(&["status", "--json", "--socket", socket.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(EX_UNAVAILABLE));
+    let reply: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(reply["ok"], false);
+    assert_eq!(reply["exit_status"], EX_UNAVAILABLE);
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("no agent running"),
+        "{reply}"
+    );
+    // Without --json, standard output stays empty.
+    let output = cli(&["status", "--socket", socket.to_str().unwrap()]);
+    assert!(stdout(&output).is_empty());
+}
