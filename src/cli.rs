@@ -51,11 +51,25 @@ enum Command {
     /// reads nfs.exports_file: an operator's V4: line there naming another
     /// root than the agent's ("/") is an error (EXPORTS:LINE:COL: ...).
     ///
-    /// Exit status: 0 valid, 78 (EX_CONFIG) invalid, 66 (EX_NOINPUT) the file
-    /// cannot be read.
+    /// On this machine it also examines what `run` refuses to start
+    /// without, with the agent's own checks (those of `doctor`): the [auth]
+    /// key files (present, owned by root, no group or other access, long
+    /// enough), that vrrp.interface exists, the control socket's directory
+    /// and the [fence] watchdog. Give --file-only to check the file alone,
+    /// on another machine than the node (a workstation, CI).
+    ///
+    /// Exit status: 0 valid, 78 (EX_CONFIG) invalid or a key file the agent
+    /// refuses, 69 (EX_UNAVAILABLE) this machine lacks the interface, the
+    /// socket's directory or the watchdog, 66 (EX_NOINPUT) the file cannot
+    /// be read.
     CheckConfig {
         #[command(flatten)]
         config: ConfigPath,
+        /// Check the file only, not this machine (key files, interface,
+        /// control socket directory, watchdog): for checking a node's
+        /// configuration elsewhere.
+        #[arg(long)]
+        file_only: bool,
     },
     /// Check, read-only, what only this node can show: the rc.conf settings
     /// of the NFS server, CBSD's workdir, the hostid, the watchdog, the key
@@ -251,7 +265,7 @@ where
             log_format,
             log_target,
         }),
-        Command::CheckConfig { config } => check_config(&config.path),
+        Command::CheckConfig { config, file_only } => check_config(&config.path, !file_only),
         Command::Doctor { config } => crate::doctor::run(&config.path),
         Command::Status { target, json } => status(&target, json),
         Command::Promote { target } => change(&target, Request::Promote),
@@ -304,7 +318,7 @@ fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: &Path, here: bool) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
             // A master candidate writes its block into the exports file:
@@ -331,10 +345,20 @@ fn check_config(path: &Path) -> ExitCode {
                     ),
                 }
             }
+            if here {
+                if let Err(code) = check_this_machine(path, &config) {
+                    return code;
+                }
+            }
             println!("{}: ok", path.display());
             println!("{}", config.summary());
             for warning in config.warnings() {
                 println!("warning: {warning}");
+            }
+            if here {
+                println!(
+                    "checked on this machine too: the interface, the control socket's directory, the key files, the watchdog (--file-only skips them)"
+                );
             }
             ExitCode::SUCCESS
         }
@@ -342,6 +366,63 @@ fn check_config(path: &Path) -> ExitCode {
             eprintln!("{error}");
             error.exit_status().into()
         }
+    }
+}
+
+/// `check-config` on the node: what `run` would refuse here, examined by
+/// the agent's own checks (`doctor`'s local ones). Each FAIL is printed as
+/// `PATH: NAME: FOUND -- fix: COMMAND` on stderr; the exit status is run's
+/// for the same cause (78 a key file, 69 what this machine lacks).
+fn check_this_machine(path: &Path, config: &config::Config) -> Result<(), ExitCode> {
+    let outcomes = match crate::doctor::start_prerequisites(config) {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            eprintln!("rcbsd-failover: cannot start the async runtime: {error}");
+            return Err(ExitStatus::OsErr.into());
+        }
+    };
+    let mut status = None;
+    for outcome in &outcomes {
+        let finding = &outcome.finding;
+        let fix = finding
+            .fix
+            .as_deref()
+            .map(|fix| format!("{}{fix}", crate::doctor::FIX_SEPARATOR))
+            .unwrap_or_default();
+        match finding.verdict {
+            crate::doctor::Verdict::Ok => {}
+            crate::doctor::Verdict::Warn => println!(
+                "warning: on this machine: {}: {}{fix}",
+                outcome.name, finding.found
+            ),
+            crate::doctor::Verdict::Fail => {
+                eprintln!(
+                    "{}: on this machine: {}: {}{fix}",
+                    path.display(),
+                    outcome.name,
+                    finding.found
+                );
+                let this = if outcome.name == "auth_key_files" {
+                    ExitStatus::Config
+                } else {
+                    ExitStatus::Unavailable
+                };
+                // A refused key file is the configuration's fault: it wins.
+                if status != Some(ExitStatus::Config) {
+                    status = Some(this);
+                }
+            }
+        }
+    }
+    match status {
+        Some(status) => {
+            eprintln!(
+                "{}: `run` would refuse to start on this machine (give --file-only to check the file alone, elsewhere)",
+                path.display()
+            );
+            Err(status.into())
+        }
+        None => Ok(()),
     }
 }
 
