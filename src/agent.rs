@@ -1692,6 +1692,9 @@ mod tests {
         };
         let text = error.to_string();
         assert_eq!(text.matches("check the name").count(), 1, "{text}");
-        assert!(text.starts_with("vrrp.interface \"em9\": interface \"em9\" not found"), "{text}");
+        assert!(
+            text.starts_with("vrrp.interface \"em9\": interface \"em9\" not found"),
+            "{text}"
+        );
     }
 }

@@ -530,7 +530,10 @@ fn check_config_refuses_what_run_refuses_on_this_machine() {
     assert_eq!(output.status.code(), Some(EX_CONFIG), "{}", stderr(&output));
     let err = stderr(&output);
     if is_root() {
-        assert!(err.contains(&format!("chmod 600 {}", key.display())), "{err}");
+        assert!(
+            err.contains(&format!("chmod 600 {}", key.display())),
+            "{err}"
+        );
     }
     assert!(!err.contains("control_socket_dir"), "{err}");
 

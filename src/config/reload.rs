@@ -164,10 +164,15 @@ nodes = ["node1", "node2"]
     fn priority_is_applied_and_the_vrid_is_not() {
         let old = config("");
         let text = BASE.replace("vrid = 51", "vrid = 51\npriority = 200");
-        let new = parse_with_hostname(&text, "/x.toml".as_ref(), Some("node1")).unwrap_or_else(|e| panic!("{e}"));
+        let new = parse_with_hostname(&text, "/x.toml".as_ref(), Some("node1"))
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(needs_restart(&old, &new).is_none());
         let text = BASE.replace("vrid = 51", "vrid = 52");
-        let new = parse_with_hostname(&text, "/x.toml".as_ref(), Some("node1")).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(needs_restart(&old, &new).map(|r| r.setting), Some("vrrp.vrid"));
+        let new = parse_with_hostname(&text, "/x.toml".as_ref(), Some("node1"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            needs_restart(&old, &new).map(|r| r.setting),
+            Some("vrrp.vrid")
+        );
     }
 }

@@ -1018,7 +1018,9 @@ pub fn interface_finding(name: &str, index: Result<u32, crate::net::error::NetEr
         Ok(index) => Finding::ok(format!("{name} exists (index {index})")),
         // The fix says what to do: not the error's own hint as well.
         Err(crate::net::error::NetError::NoSuchInterface { errno, .. }) => Finding::fail(
-            format!("interface {name:?} not found ({errno}): the agent refuses to start without it"),
+            format!(
+                "interface {name:?} not found ({errno}): the agent refuses to start without it"
+            ),
             "set vrrp.interface to one of `ifconfig -l`",
         ),
         Err(error) => Finding::fail(
@@ -1705,7 +1707,11 @@ nodes = ["node3"]
                 errno: nix::Error::ENODEV,
             }),
         );
-        assert!(!missing.found.contains("check the name"), "{}", missing.found);
+        assert!(
+            !missing.found.contains("check the name"),
+            "{}",
+            missing.found
+        );
         assert_eq!(interface_finding("em0", Ok(1)).verdict, Verdict::Ok);
 
         let socket = Path::new("/var/run/rcbsd/agent.sock");
