@@ -160,8 +160,9 @@ pub enum StartError {
     /// The platform lacks what the agent needs (preflight).
     #[error(transparent)]
     Preflight(crate::net::error::NetError),
-    /// `vrrp.interface` does not exist.
-    #[error("vrrp.interface {interface:?}: {source} (check the name with ifconfig)")]
+    /// `vrrp.interface` does not exist. The hint (check the name) is the
+    /// source's own: [`crate::net::error::NetError::NoSuchInterface`].
+    #[error("vrrp.interface {interface:?}: {source}")]
     Interface {
         /// The configured `vrrp.interface`.
         interface: String,
@@ -1498,8 +1499,14 @@ impl Agent {
                 return Vec::new();
             }
         };
-        if let Some(why) = needs_restart(&self.config, &new) {
-            events::config_rejected(&shown, &format!("{why}: restart the agent to apply it"));
+        if let Some(rule) = config::reload::needs_restart(&self.config, &new) {
+            events::config_rejected(
+                &shown,
+                &format!(
+                    "a reload cannot change {}: {}; restart the agent to apply it",
+                    rule.setting, rule.why
+                ),
+            );
             return Vec::new();
         }
         let link = match resolve_link(&new) {
@@ -1677,58 +1684,6 @@ impl Agent {
     }
 }
 
-/// Settings that a reload cannot change in place.
-fn needs_restart(old: &Config, new: &Config) -> Option<&'static str> {
-    if old.vrrp.interface != new.vrrp.interface {
-        return Some("vrrp.interface changed");
-    }
-    if old.vrrp.vrid != new.vrrp.vrid {
-        return Some("vrrp.vrid changed");
-    }
-    if old.node.control_socket != new.node.control_socket {
-        return Some("node.control_socket changed");
-    }
-    // Resolved once, when the socket is made.
-    if old.node.status_group != new.node.status_group {
-        return Some("node.status_group changed");
-    }
-    if old.node.state_dir != new.node.state_dir {
-        return Some("node.state_dir changed");
-    }
-    if old.vrrp.virtual_ips != new.vrrp.virtual_ips {
-        // The runbooks add and remove the VIPs they were started with; a
-        // master must not lose track of one it holds.
-        return Some("vrrp.virtual_ips changed");
-    }
-    // What demote releases comes from the config promote used: a master
-    // must never lose track of storage, binds or an NFS server it holds. A
-    // restart demotes with the old settings first, then starts afresh.
-    if old.cbsd != new.cbsd {
-        return Some("[cbsd] changed");
-    }
-    if old.storage != new.storage {
-        return Some("[storage] changed");
-    }
-    if old.nfs != new.nfs {
-        return Some("[nfs] changed");
-    }
-    if old.tools != new.tools {
-        return Some("[tools] changed");
-    }
-    // Membership and placement are what the leases are about: changing them
-    // under a running agent could make two nodes disagree on a majority.
-    if old.cluster != new.cluster {
-        return Some("[cluster] changed");
-    }
-    if old.placement != new.placement {
-        return Some("[[environment]] changed");
-    }
-    if old.auth.is_some() != new.auth.is_some() {
-        return Some("[auth] added or removed");
-    }
-    None
-}
-
 fn describe_changes(old: &Config, new: &Config) -> String {
     let mut changes = Vec::new();
     let (a, b) = (&old.vrrp, &new.vrrp);
@@ -1801,4 +1756,26 @@ async fn next_link_change(
 /// The names of the held environments.
 fn held_names(holds: &Holds) -> BTreeSet<String> {
     holds.held.keys().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_interface_is_explained_once() {
+        let error = StartError::Interface {
+            interface: "em9".to_owned(),
+            source: crate::net::error::NetError::NoSuchInterface {
+                interface: "em9".to_owned(),
+                errno: nix::Error::ENODEV,
+            },
+        };
+        let text = error.to_string();
+        assert_eq!(text.matches("check the name").count(), 1, "{text}");
+        assert!(
+            text.starts_with("vrrp.interface \"em9\": interface \"em9\" not found"),
+            "{text}"
+        );
+    }
 }

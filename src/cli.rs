@@ -22,7 +22,8 @@ use crate::exit::ExitStatus;
         Every node runs `rcbsd-failover run`; the elected master holds the \
         virtual IP. The other subcommands check a configuration or talk to \
         the running agent over its control socket.",
-    after_help = "Configuration: see docs/configuration.md. Exit codes follow sysexits(3)."
+    after_help = "Configuration: see rcbsd-failover.toml(5); commands, signals and exit \
+        codes: rcbsd-failover(8). Exit codes follow sysexits(3)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -50,11 +51,25 @@ enum Command {
     /// reads nfs.exports_file: an operator's V4: line there naming another
     /// root than the agent's ("/") is an error (EXPORTS:LINE:COL: ...).
     ///
-    /// Exit status: 0 valid, 78 (EX_CONFIG) invalid, 66 (EX_NOINPUT) the file
-    /// cannot be read.
+    /// On this machine it also examines what `run` refuses to start
+    /// without, with the agent's own checks (those of `doctor`): the [auth]
+    /// key files (present, owned by root, no group or other access, long
+    /// enough), that vrrp.interface exists, the control socket's directory
+    /// and the [fence] watchdog. Give --file-only to check the file alone,
+    /// on another machine than the node (a workstation, CI).
+    ///
+    /// Exit status: 0 valid, 78 (EX_CONFIG) invalid or a key file the agent
+    /// refuses, 69 (EX_UNAVAILABLE) this machine lacks the interface, the
+    /// socket's directory or the watchdog, 66 (EX_NOINPUT) the file cannot
+    /// be read.
     CheckConfig {
         #[command(flatten)]
         config: ConfigPath,
+        /// Check the file only, not this machine (key files, interface,
+        /// control socket directory, watchdog): for checking a node's
+        /// configuration elsewhere.
+        #[arg(long)]
+        file_only: bool,
     },
     /// Check, read-only, what only this node can show: the rc.conf settings
     /// of the NFS server, CBSD's workdir, the hostid, the watchdog, the key
@@ -76,27 +91,42 @@ enum Command {
     /// Show the running agent's state: role, priorities, master, virtual IPs,
     /// override and counters.
     ///
-    /// Exit status: 0, or 69 (EX_UNAVAILABLE) when no agent answers.
+    /// Exit status: 0, or 69 (EX_UNAVAILABLE) when no agent answers (see
+    /// rcbsd-failover(8) for the others). With --json a failure prints
+    /// {"ok":false,"error":...,"exit_status":N} on standard output too.
     Status {
         #[command(flatten)]
         target: Target,
-        /// Print the status as JSON (fields in docs/status.md).
+        /// Print the status as JSON (the fields of `status` in
+        /// docs/status.md); on failure an {"ok":false,...} object.
         #[arg(long)]
         json: bool,
     },
     /// Make this node master now: override priority 254 with preemption,
     /// kept across restarts until `resume`.
+    ///
+    /// Exit status: 0 done (or nothing to change), 1 the agent refused, 69
+    /// (EX_UNAVAILABLE) no agent answers, 77 (EX_NOPERM) not root, 66 or 78
+    /// the configuration cannot be read or is invalid (give --socket).
     Promote {
         #[command(flatten)]
         target: Target,
     },
     /// Make this node give up mastership and refuse it, kept across restarts
     /// until `resume`.
+    ///
+    /// Exit status: 0 done (or nothing to change), 1 the agent refused, 69
+    /// (EX_UNAVAILABLE) no agent answers, 77 (EX_NOPERM) not root, 66 or 78
+    /// the configuration cannot be read or is invalid (give --socket).
     Demote {
         #[command(flatten)]
         target: Target,
     },
     /// Clear a `promote` or `demote` override: back to the configured priority.
+    ///
+    /// Exit status: 0 done (or nothing to change), 1 the agent refused, 69
+    /// (EX_UNAVAILABLE) no agent answers, 77 (EX_NOPERM) not root, 66 or 78
+    /// the configuration cannot be read or is invalid (give --socket).
     Resume {
         #[command(flatten)]
         target: Target,
@@ -106,8 +136,9 @@ enum Command {
     /// placement; the stop is confirmed before the start).
     ///
     /// Waits until NODE reports running it (up to --wait), printing each
-    /// step. Exit status: 0 moved, 1 refused or not done in time, 69 no
-    /// agent answers.
+    /// step. Exit status: 0 moved, 1 refused (an unknown environment, a node
+    /// not in its list) or not done in time, 69 (EX_UNAVAILABLE) no agent
+    /// answers.
     Move {
         /// The environment (an `[[environment]]` name).
         environment: String,
@@ -234,7 +265,7 @@ where
             log_format,
             log_target,
         }),
-        Command::CheckConfig { config } => check_config(&config.path),
+        Command::CheckConfig { config, file_only } => check_config(&config.path, !file_only),
         Command::Doctor { config } => crate::doctor::run(&config.path),
         Command::Status { target, json } => status(&target, json),
         Command::Promote { target } => change(&target, Request::Promote),
@@ -287,7 +318,7 @@ fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: &Path, here: bool) -> ExitCode {
     match config::load(path) {
         Ok(config) => {
             // A master candidate writes its block into the exports file:
@@ -314,10 +345,20 @@ fn check_config(path: &Path) -> ExitCode {
                     ),
                 }
             }
+            if here {
+                if let Err(code) = check_this_machine(path, &config) {
+                    return code;
+                }
+            }
             println!("{}: ok", path.display());
             println!("{}", config.summary());
             for warning in config.warnings() {
                 println!("warning: {warning}");
+            }
+            if here {
+                println!(
+                    "checked on this machine too: the interface, the control socket's directory, the key files, the watchdog (--file-only skips them)"
+                );
             }
             ExitCode::SUCCESS
         }
@@ -328,21 +369,98 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
+/// `check-config` on the node: what `run` would refuse here, examined by
+/// the agent's own checks (`doctor`'s local ones). Each FAIL is printed as
+/// `PATH: NAME: FOUND -- fix: COMMAND` on stderr; the exit status is run's
+/// for the same cause (78 a key file, 69 what this machine lacks).
+fn check_this_machine(path: &Path, config: &config::Config) -> Result<(), ExitCode> {
+    let outcomes = match crate::doctor::start_prerequisites(config) {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            eprintln!("rcbsd-failover: cannot start the async runtime: {error}");
+            return Err(ExitStatus::OsErr.into());
+        }
+    };
+    let mut status = None;
+    for outcome in &outcomes {
+        let finding = &outcome.finding;
+        let fix = finding
+            .fix
+            .as_deref()
+            .map(|fix| format!("{}{fix}", crate::doctor::FIX_SEPARATOR))
+            .unwrap_or_default();
+        match finding.verdict {
+            crate::doctor::Verdict::Ok => {}
+            crate::doctor::Verdict::Warn => println!(
+                "warning: on this machine: {}: {}{fix}",
+                outcome.name, finding.found
+            ),
+            crate::doctor::Verdict::Fail => {
+                eprintln!(
+                    "{}: on this machine: {}: {}{fix}",
+                    path.display(),
+                    outcome.name,
+                    finding.found
+                );
+                let this = if outcome.name == "auth_key_files" {
+                    ExitStatus::Config
+                } else {
+                    ExitStatus::Unavailable
+                };
+                // A refused key file is the configuration's fault: it wins.
+                if status != Some(ExitStatus::Config) {
+                    status = Some(this);
+                }
+            }
+        }
+    }
+    match status {
+        Some(status) => {
+            eprintln!(
+                "{}: `run` would refuse to start on this machine (give --file-only to check the file alone, elsewhere)",
+                path.display()
+            );
+            Err(status.into())
+        }
+        None => Ok(()),
+    }
+}
+
 fn status(target: &Target, json: bool) -> ExitCode {
+    let failed = |failure: Failed| {
+        if json {
+            // A script reading standard output gets an answer it can parse
+            // in every case, in the shape of the control protocol's error
+            // reply (docs/status.md), plus the exit status.
+            println!(
+                "{}",
+                serde_json::json!({
+                    "ok": false,
+                    "error": failure.reason,
+                    "exit_status": failure.status.code(),
+                })
+            );
+        }
+        failure.report()
+    };
     let response = match ask(target, Request::Status) {
         Ok(response) => response,
-        Err(code) => return code,
+        Err(failure) => return failed(failure),
     };
     let Some(status) = response.status else {
-        eprintln!("rcbsd-failover: the agent's reply has no status");
-        return ExitStatus::Protocol.into();
+        return failed(Failed::new(
+            "the agent's reply has no status",
+            ExitStatus::Protocol,
+        ));
     };
     if json {
         match serde_json::to_string_pretty(&status) {
             Ok(text) => println!("{text}"),
             Err(error) => {
-                eprintln!("rcbsd-failover: cannot print the status: {error}");
-                return ExitStatus::Protocol.into();
+                return failed(Failed::new(
+                    format!("cannot print the status: {error}"),
+                    ExitStatus::Protocol,
+                ));
             }
         }
     } else {
@@ -354,7 +472,7 @@ fn status(target: &Target, json: bool) -> ExitCode {
 fn list_holds(target: &Target, json: bool) -> ExitCode {
     let response = match ask(target, Request::Status) {
         Ok(response) => response,
-        Err(code) => return code,
+        Err(failure) => return failure.report(),
     };
     let Some(status) = response.status else {
         eprintln!("rcbsd-failover: the agent's reply has no status");
@@ -383,11 +501,50 @@ fn change(target: &Target, request: Request) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(code) => code,
+        Err(failure) => failure.report(),
     }
 }
 
+/// `move` checked against the configuration before the agent is asked:
+/// an unknown environment or node is the operator's typo, and says so
+/// even when no agent runs (the agent checks again, against its own
+/// configuration). With --socket the file is not read: the agent decides.
+fn check_move(target: &Target, environment: &str, node: &str) -> Result<(), Failed> {
+    if target.socket.is_some() {
+        return Ok(());
+    }
+    let config = config::load(&target.config.path).map_err(config_failed)?;
+    let Some(placed) = config.placement.iter().find(|p| p.name == environment) else {
+        let known: Vec<&str> = config.placement.iter().map(|p| p.name.as_str()).collect();
+        let known = if known.is_empty() {
+            "it has none".to_owned()
+        } else {
+            format!("it has {}", known.join(", "))
+        };
+        return Err(Failed::new(
+            format!(
+                "unknown environment {environment:?}: no [[environment]] of {} names it ({known})",
+                target.config.path.display()
+            ),
+            ExitStatus::Failure,
+        ));
+    };
+    if !placed.nodes.iter().any(|n| n == node) {
+        return Err(Failed::new(
+            format!(
+                "{environment} may not run on {node:?}: its nodes are {}",
+                placed.nodes.join(", ")
+            ),
+            ExitStatus::Failure,
+        ));
+    }
+    Ok(())
+}
+
 fn move_environment(target: &Target, environment: String, node: String, wait: u64) -> ExitCode {
+    if let Err(failure) = check_move(target, &environment, &node) {
+        return failure.report();
+    }
     let request = Request::Move {
         environment: environment.clone(),
         node: node.clone(),
@@ -398,7 +555,7 @@ fn move_environment(target: &Target, environment: String, node: String, wait: u6
     }
     let socket = match socket_of(target) {
         Ok(socket) => socket,
-        Err(code) => return code,
+        Err(failure) => return failure.report(),
     };
     let arrived = client::wait_for_move(
         &socket,
@@ -422,35 +579,75 @@ fn move_environment(target: &Target, environment: String, node: String, wait: u6
     ExitStatus::Failure.into()
 }
 
-/// Send `request` to the agent; on any failure print why and return the
-/// exit code.
-fn ask(target: &Target, request: Request) -> Result<Response, ExitCode> {
+/// Why a command could not get its answer from the agent.
+struct Failed {
+    /// One line: what went wrong.
+    reason: String,
+    /// Said after the reason on standard error (a hint), if anything.
+    hint: Option<&'static str>,
+    /// The reason names its file (FILE:LINE:COL: ...) and is printed as
+    /// is, as `check-config` prints it; otherwise after the program name.
+    names_file: bool,
+    /// The exit status it ends with.
+    status: ExitStatus,
+}
+
+impl Failed {
+    fn new(reason: impl Into<String>, status: ExitStatus) -> Self {
+        Failed {
+            reason: reason.into(),
+            hint: None,
+            names_file: false,
+            status,
+        }
+    }
+
+    /// Says why on standard error; the exit code.
+    fn report(self) -> ExitCode {
+        if self.names_file {
+            eprintln!("{}", self.reason);
+        } else {
+            eprintln!("rcbsd-failover: {}", self.reason);
+        }
+        if let Some(hint) = self.hint {
+            eprintln!("{hint}");
+        }
+        self.status.into()
+    }
+}
+
+/// The configuration could not be loaded to find the agent.
+fn config_failed(error: config::ConfigError) -> Failed {
+    Failed {
+        reason: error.to_string(),
+        hint: Some("(to reach a running agent anyway, give its socket: --socket PATH)"),
+        names_file: true,
+        status: error.exit_status(),
+    }
+}
+
+/// Send `request` to the agent; on any failure, why and the exit status.
+fn ask(target: &Target, request: Request) -> Result<Response, Failed> {
     let socket = socket_of(target)?;
     match client::request(&socket, request, client::DEFAULT_TIMEOUT) {
         Ok(response) if response.ok => Ok(response),
         Ok(response) => {
             let reason = response.error.as_deref().unwrap_or("no reason given");
-            eprintln!("rcbsd-failover: the agent refused: {reason}");
-            Err(ExitStatus::Failure.into())
+            Err(Failed::new(
+                format!("the agent refused: {reason}"),
+                ExitStatus::Failure,
+            ))
         }
-        Err(error) => {
-            eprintln!("rcbsd-failover: {error}");
-            Err(error.exit_status().into())
-        }
+        Err(error) => Err(Failed::new(error.to_string(), error.exit_status())),
     }
 }
 
 /// The control socket `target` names: `--socket`, or the configuration's.
-fn socket_of(target: &Target) -> Result<PathBuf, ExitCode> {
+fn socket_of(target: &Target) -> Result<PathBuf, Failed> {
     match &target.socket {
         Some(socket) => Ok(socket.clone()),
-        None => match config::load(&target.config.path) {
-            Ok(config) => Ok(config.node.control_socket),
-            Err(error) => {
-                eprintln!("{error}");
-                eprintln!("(to reach a running agent anyway, give its socket: --socket PATH)");
-                Err(error.exit_status().into())
-            }
-        },
+        None => config::load(&target.config.path)
+            .map(|config| config.node.control_socket)
+            .map_err(config_failed),
     }
 }

@@ -133,7 +133,7 @@ fn check_config_accepts_the_shipped_example() {
         env!("CARGO_MANIFEST_DIR"),
         "/contrib/examples/rcbsd-failover.toml"
     );
-    let output = cli(&["check-config", "-c", example]);
+    let output = cli(&["check-config", "--file-only", "-c", example]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
     assert!(out.starts_with(&format!("{example}: ok\n")), "{out}");
@@ -393,4 +393,177 @@ fn env_hold_release_and_list_against_a_fake_agent() {
         Some(0),
         "no agent at the default socket"
     );
+}
+
+#[test]
+fn help_points_to_the_installed_man_pages_not_the_source_tree() {
+    let help = stdout(&cli(&["--help"]));
+    assert!(help.contains("rcbsd-failover.toml(5)"), "{help}");
+    assert!(!help.contains("docs/configuration.md"), "{help}");
+}
+
+#[test]
+fn override_commands_help_names_the_exit_codes() {
+    for subcommand in ["promote", "demote", "resume"] {
+        let help = stdout(&cli(&[subcommand, "--help"]));
+        for words in ["0 done", "1 the agent refused", "69 (EX_UNAVAILABLE)"] {
+            assert!(
+                help.contains(words),
+                "{subcommand}: {words:?} missing:\n{help}"
+            );
+        }
+    }
+}
+
+/// The three-node example with its control socket in `dir` (no agent).
+fn cluster_config(dir: &Path) -> PathBuf {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/examples/cluster/node1.toml"
+    );
+    let text = std::fs::read_to_string(example).unwrap().replace(
+        "[node]\n",
+        &format!(
+            "[node]\ncontrol_socket = \"{}\"\n",
+            dir.join("control.sock").display()
+        ),
+    );
+    let path = dir.join("node1.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn move_of_an_unknown_environment_says_so_without_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = cluster_config(dir.path());
+    let config = config.to_str().unwrap();
+    let output = cli(&["move", "foo", "node2", "-c", config]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("unknown environment \"foo\""), "{err}");
+    assert!(err.contains("web1"), "{err}");
+
+    let output = cli(&["move", "web1", "node3", "-c", config]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("web1 may not run on \"node3\": its nodes are node1, node2"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A known environment and node: only then is the agent asked.
+    let output = cli(&["move", "web1", "node2", "-c", config]);
+    assert_eq!(output.status.code(), Some(EX_UNAVAILABLE));
+}
+
+#[test]
+fn status_json_without_an_agent_prints_a_json_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("control.sock");
+    let output = cli(&["status", "--json", "--socket", socket.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(EX_UNAVAILABLE));
+    let reply: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(reply["ok"], false);
+    assert_eq!(reply["exit_status"], EX_UNAVAILABLE);
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("no agent running"),
+        "{reply}"
+    );
+    // Without --json, standard output stays empty.
+    let output = cli(&["status", "--socket", socket.to_str().unwrap()]);
+    assert!(stdout(&output).is_empty());
+}
+
+/// A config for this machine: interface `lo`, the control socket in
+/// `dir`, `[auth]` with the key file `key`, plus `extra`.
+fn local_config(dir: &Path, interface: &str, key: &Path) -> PathBuf {
+    let path = dir.join("local.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[node]\nname = \"node1\"\ncontrol_socket = \"{}\"\n\n[vrrp]\ninterface = \"{interface}\"\nvrid = 51\nvirtual_ips = [\"198.18.200.1/24\"]\n\n[auth]\nkey_file = \"{}\"\n",
+            dir.join("run/control.sock").display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn write_key(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, "0123456789abcdef0123456789abcdef0123456789abcdef\n").unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn is_root() -> bool {
+    nix::unistd::Uid::effective().is_root()
+}
+
+#[test]
+fn check_config_refuses_what_run_refuses_on_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("rcbsd.key");
+    let config = local_config(dir.path(), "lo", &key);
+    let config = config.to_str().unwrap();
+
+    // No key file: run exits 78, so does check-config; --file-only does not look.
+    let output = cli(&["check-config", "-c", config]);
+    assert_eq!(output.status.code(), Some(EX_CONFIG), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("on this machine: auth_key_files"), "{err}");
+    assert!(err.contains("rcbsd.key"), "{err}");
+    // The control socket's directory does not exist either.
+    assert!(err.contains("control_socket_dir"), "{err}");
+    assert!(err.contains("--file-only"), "{err}");
+    let output = cli(&["check-config", "--file-only", "-c", config]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // A key others can read: refused, with the chmod that fixes it.
+    std::fs::create_dir(dir.path().join("run")).unwrap();
+    write_key(&key, 0o644);
+    let output = cli(&["check-config", "-c", config]);
+    assert_eq!(output.status.code(), Some(EX_CONFIG), "{}", stderr(&output));
+    let err = stderr(&output);
+    if is_root() {
+        assert!(
+            err.contains(&format!("chmod 600 {}", key.display())),
+            "{err}"
+        );
+    }
+    assert!(!err.contains("control_socket_dir"), "{err}");
+
+    // As the agent wants it (root's, mode 0600): ok, and it says what it checked.
+    write_key(&key, 0o600);
+    let output = cli(&["check-config", "-c", config]);
+    if is_root() {
+        assert!(output.status.success(), "{}", stderr(&output));
+        assert!(stdout(&output).contains("checked on this machine too"));
+    } else {
+        // Not root: the file is not root's, which the agent refuses too.
+        assert_eq!(output.status.code(), Some(EX_CONFIG));
+    }
+}
+
+#[test]
+fn check_config_on_the_node_finds_a_missing_interface() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("run")).unwrap();
+    let key = dir.path().join("rcbsd.key");
+    write_key(&key, 0o600);
+    let config = local_config(dir.path(), "rcbsdnone9", &key);
+    let config = config.to_str().unwrap();
+    let output = cli(&["check-config", "-c", config]);
+    let err = stderr(&output);
+    assert!(err.contains("on this machine: vrrp_interface"), "{err}");
+    assert!(err.contains("\"rcbsdnone9\" not found"), "{err}");
+    if is_root() {
+        assert_eq!(output.status.code(), Some(EX_UNAVAILABLE), "{err}");
+    }
+    let output = cli(&["check-config", "--file-only", "-c", config]);
+    assert!(output.status.success(), "{}", stderr(&output));
 }

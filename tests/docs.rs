@@ -97,7 +97,9 @@ fn every_example_configuration_passes_check_config() {
     }
     for path in &examples {
         let output = Command::new(env!("CARGO_BIN_EXE_rcbsd-failover"))
-            .args(["check-config", "-c"])
+            // The examples name the nodes' interface and key files: the
+            // file is checked here, not this machine.
+            .args(["check-config", "--file-only", "-c"])
             .arg(path)
             .output()
             .expect("run rcbsd-failover");
@@ -459,4 +461,52 @@ fn the_readme_cargo_run_command_has_one_binary_to_run() {
         binaries == 1 || lab.contains("default-run = \"rcbsd-lab\""),
         "lab/Cargo.toml has {binaries} binaries and no default-run: `cargo run -p rcbsd-lab` would fail"
     );
+}
+
+/// The text between `start` (a line beginning so) and `end` in `doc`.
+fn block<'a>(doc: &'a str, name: &str, start: &str, end: &str) -> &'a str {
+    let from = doc
+        .find(start)
+        .unwrap_or_else(|| panic!("{name}: no {start:?} marker"));
+    let body = &doc[from..];
+    let body = &body[body.find('\n').map_or(body.len(), |i| i + 1)..];
+    let to = body
+        .find(end)
+        .unwrap_or_else(|| panic!("{name}: no {end:?} marker"));
+    &body[..to]
+}
+
+/// One list of what a reload refuses, in the code
+/// (`config::reload::RESTART_ONLY`, which the agent applies): the table
+/// of docs/configuration.md is generated from it and both man pages list
+/// exactly its settings, in its order.
+#[test]
+fn the_reload_lists_of_the_docs_are_the_codes() {
+    use rcbsd_failover::config::reload::{markdown_table, RESTART_ONLY};
+    let configuration = read("docs/configuration.md");
+    let table = block(
+        &configuration,
+        "docs/configuration.md",
+        "<!-- restart-only:",
+        "<!-- /restart-only -->",
+    );
+    assert_eq!(
+        table,
+        markdown_table(),
+        "docs/configuration.md's restart-only table differs from config::reload::markdown_table()"
+    );
+    let settings: Vec<&str> = RESTART_ONLY.iter().map(|r| r.setting).collect();
+    for page in ["man/rcbsd-failover.8", "man/rcbsd-failover.toml.5"] {
+        let text = read(page);
+        let list = block(&text, page, ".\\\" restart-only:", ".\\\" /restart-only");
+        let listed: Vec<&str> = list
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix(".Va ")
+                    .or_else(|| line.strip_prefix(".Ic "))
+            })
+            .filter_map(|rest| rest.split_whitespace().next())
+            .collect();
+        assert_eq!(listed, settings, "{page}'s restart-only list");
+    }
 }

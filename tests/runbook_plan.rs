@@ -1,5 +1,5 @@
 //! The runbooks' command sequences, as pure builders produce them, against
-//! the order of `../shared/reference/freebsd-runbook.md` (PROMOTE 2-9,
+//! the order of docs/runbooks.md (PROMOTE 2-9,
 //! DEMOTE 2-6, FOLLOW 1-5), for each storage kind and `nfs.v4_only`.
 
 // A test reports a failure by panicking: unwrap and expect are how it

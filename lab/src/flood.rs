@@ -413,7 +413,7 @@ fn add_cluster_sections(agent: &AgentCommand, agents: &Agents) -> Result<bool, L
         .config_path
         .to_string_lossy()
         .into_owned();
-    let check = agent.argv(&["check-config", "-c", &first]);
+    let check = agent.argv(&["check-config", "--file-only", "-c", &first]);
     if cmd::run(&check).is_ok() {
         return Ok(true);
     }

@@ -27,6 +27,7 @@ mod metrics;
 pub mod mount_options;
 mod nfs;
 mod notify;
+pub mod reload;
 mod runbook;
 mod storage;
 mod summary;

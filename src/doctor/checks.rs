@@ -1016,6 +1016,13 @@ pub fn key_files_finding(loaded: Result<(), KeyFileError>) -> Finding {
 pub fn interface_finding(name: &str, index: Result<u32, crate::net::error::NetError>) -> Finding {
     match index {
         Ok(index) => Finding::ok(format!("{name} exists (index {index})")),
+        // The fix says what to do: not the error's own hint as well.
+        Err(crate::net::error::NetError::NoSuchInterface { errno, .. }) => Finding::fail(
+            format!(
+                "interface {name:?} not found ({errno}): the agent refuses to start without it"
+            ),
+            "set vrrp.interface to one of `ifconfig -l`",
+        ),
         Err(error) => Finding::fail(
             format!("{error}: the agent refuses to start without it"),
             "set vrrp.interface to one of `ifconfig -l`",
@@ -1691,6 +1698,19 @@ nodes = ["node3"]
             Verdict::Fail,
             "em9",
             Some("set vrrp.interface to one of `ifconfig -l`"),
+        );
+        // One hint, the fix: not the error's own as well.
+        let missing = interface_finding(
+            "em9",
+            Err(crate::net::error::NetError::NoSuchInterface {
+                interface: "em9".into(),
+                errno: nix::Error::ENODEV,
+            }),
+        );
+        assert!(
+            !missing.found.contains("check the name"),
+            "{}",
+            missing.found
         );
         assert_eq!(interface_finding("em0", Ok(1)).verdict, Verdict::Ok);
 

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::exit::ExitStatus;
 
-pub use run::examine;
+pub use run::{examine, examine_local_only};
 
 /// How long each command, file read or local examination may take: they
 /// only read local state, and the rc.d script waits for them at boot.
@@ -151,6 +151,18 @@ pub fn exit_status(outcomes: &[Outcome]) -> ExitStatus {
     } else {
         ExitStatus::Success
     }
+}
+
+/// What `run` would refuse on this machine, examined as `doctor` does
+/// ([`examine_local_only`]): `check-config` prints these. `Err` when no
+/// runtime could be made to examine them.
+pub fn start_prerequisites(config: &crate::config::Config) -> std::io::Result<Vec<Outcome>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcomes = runtime.block_on(examine_local_only(config));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    Ok(outcomes)
 }
 
 /// `rcbsd-failover doctor -c PATH`: loads the configuration, examines the

@@ -102,6 +102,23 @@ pub async fn examine(config: &Config) -> Vec<Outcome> {
         .collect()
 }
 
+/// Only the checks the agent examines itself ([`Local`]: the interface,
+/// the control socket's directory, the key files, the watchdog), one
+/// after the other: what `run` refuses to start without, and what
+/// `check-config` examines on the machine it runs on. No command is run.
+pub async fn examine_local_only(config: &Config) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for check in checks::build(config) {
+        if let Subject::Local(local) = check.subject {
+            outcomes.push(Outcome {
+                name: check.name,
+                finding: examine_local(local).await,
+            });
+        }
+    }
+    outcomes
+}
+
 async fn answer(source: &Source) -> Answer {
     match source {
         Source::Command(argv) => match command::run(argv, TIMEOUT, None).await {
