@@ -146,6 +146,11 @@ enum Command {
         /// the steps that repair them).
         #[arg(value_enum)]
         runbook: PlanRunbook,
+        /// Whose commands to show: FreeBSD's (the agent's platform,
+        /// ifconfig(8) for the virtual IP), or Linux's (the test platform,
+        /// ip(8)), whatever system `plan` runs on.
+        #[arg(long, value_enum, default_value_t = PlanOs::Freebsd)]
+        os: PlanOs,
         #[command(flatten)]
         config: ConfigPath,
     },
@@ -196,6 +201,15 @@ enum PlanRunbook {
     Quiesce,
     /// The health checks between transitions and their repairs.
     Health,
+}
+
+/// `plan --os`: whose VIP commands a plan shows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanOs {
+    /// ifconfig(8) aliases: what the agent runs on FreeBSD.
+    Freebsd,
+    /// ip(8): what the agent runs on Linux (the tests and the lab).
+    Linux,
 }
 
 #[derive(Args)]
@@ -257,12 +271,16 @@ where
             } => change(&target, Request::Release { environment }),
             EnvAction::List { target, json } => list_holds(&target, json),
         },
-        Command::Plan { runbook, config } => plan(runbook, &config.path),
+        Command::Plan {
+            runbook,
+            os,
+            config,
+        } => plan(runbook, os, &config.path),
         Command::FsProbe { args } => crate::runbook::fs_probe::main(&args).into(),
     }
 }
 
-fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
+fn plan(runbook: PlanRunbook, os: PlanOs, path: &Path) -> ExitCode {
     use crate::runbook::{self, Kind};
     let config = match config::load(path) {
         Ok(config) => config,
@@ -278,12 +296,12 @@ fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
         PlanRunbook::Quiesce => Kind::Quiesce,
         PlanRunbook::Health => Kind::Repair,
     };
-    let backend = runbook::vip::backend(&config);
+    let os = match os {
+        PlanOs::Freebsd => crate::net::vip::Os::FreeBsd,
+        PlanOs::Linux => crate::net::vip::Os::Linux,
+    };
     let available = runbook::plan::available_environments(&config);
-    print!(
-        "{}",
-        runbook::plan::render(&config, kind, &*backend, &available)
-    );
+    print!("{}", runbook::plan::render(&config, kind, os, &available));
     ExitCode::SUCCESS
 }
 
