@@ -5,13 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, DEFAULT_PATH};
 use crate::control::client;
 use crate::control::protocol::{Request, Response};
 use crate::events::{LogFormat, LogTarget};
 use crate::exit::ExitStatus;
+
+mod install;
 
 #[derive(Parser)]
 #[command(
@@ -177,8 +179,46 @@ enum Command {
         /// the steps that repair them).
         #[arg(value_enum)]
         runbook: PlanRunbook,
+        /// Whose commands to show: FreeBSD's (the agent's platform,
+        /// ifconfig(8) for the virtual IP), or Linux's (the test platform,
+        /// ip(8)), whatever system `plan` runs on.
+        #[arg(long, value_enum, default_value_t = PlanOs::Freebsd)]
+        os: PlanOs,
         #[command(flatten)]
         config: ConfigPath,
+    },
+    /// Print a shell completion script on stdout.
+    ///
+    /// The port and `install` put them where each shell looks:
+    /// PREFIX/share/bash-completion/completions/rcbsd-failover,
+    /// PREFIX/share/zsh/site-functions/_rcbsd-failover,
+    /// PREFIX/share/fish/vendor_completions.d/rcbsd-failover.fish.
+    /// FreeBSD's sh(1) has no programmable completion.
+    Completions {
+        /// The shell: bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Install this program, its rc.d script, man pages, sample
+    /// configuration and shell completions in their FreeBSD places, as the
+    /// port does (for sites without ports).
+    ///
+    /// PREFIX/sbin/rcbsd-failover, PREFIX/etc/rc.d/rcbsd_failover,
+    /// PREFIX/etc/rcbsd-failover.toml.sample, PREFIX/share/man/man{5,8}/,
+    /// and the completions (see `completions`). Existing files are
+    /// replaced, except the configuration: without a DESTDIR, the sample
+    /// is copied to PREFIX/etc/rcbsd-failover.toml only when there is none
+    /// (as pkg's @sample does). Exit status: 0 installed, 64 (EX_USAGE) a
+    /// relative prefix, 74 (EX_IOERR) a file could not be written.
+    Install {
+        /// The hierarchy to install into; the rc.d script is rewritten to
+        /// run PREFIX/sbin/rcbsd-failover.
+        #[arg(long, value_name = "DIR", default_value = install::DEFAULT_PREFIX)]
+        prefix: PathBuf,
+        /// A staging root put before every path (a package build, a jail);
+        /// default: the DESTDIR environment variable, else none.
+        #[arg(long, value_name = "DIR")]
+        destdir: Option<PathBuf>,
     },
     /// Internal: the agent runs itself this way to look at a path that may
     /// sit on a dead NFS mount, in a child it can kill and abandon.
@@ -227,6 +267,23 @@ enum PlanRunbook {
     Quiesce,
     /// The health checks between transitions and their repairs.
     Health,
+}
+
+/// `plan --os`: whose VIP commands a plan shows.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum PlanOs {
+    /// ifconfig(8) aliases: what the agent runs on FreeBSD.
+    Freebsd,
+    /// ip(8): what the agent runs on Linux (the tests and the lab).
+    Linux,
+}
+
+/// `completions SHELL`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args)]
@@ -288,12 +345,57 @@ where
             } => change(&target, Request::Release { environment }),
             EnvAction::List { target, json } => list_holds(&target, json),
         },
-        Command::Plan { runbook, config } => plan(runbook, &config.path),
+        Command::Plan {
+            runbook,
+            os,
+            config,
+        } => plan(runbook, os, &config.path),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Install { prefix, destdir } => {
+            let destdir = destdir
+                .or_else(|| std::env::var_os("DESTDIR").map(PathBuf::from))
+                .filter(|d| !d.as_os_str().is_empty());
+            let generate = |shell| {
+                let mut script = Vec::new();
+                completions(shell, &mut script);
+                script
+            };
+            match install::install(&prefix, destdir.as_deref(), generate) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("rcbsd-failover: install: {error}");
+                    match error {
+                        install::InstallError::RelativePrefix(_) => ExitStatus::Usage.into(),
+                        _ => ExitStatus::IoErr.into(),
+                    }
+                }
+            }
+        }
         Command::FsProbe { args } => crate::runbook::fs_probe::main(&args).into(),
     }
 }
 
-fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
+/// Writes the completion script of `shell` for this command line.
+fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    // clap_complete offers hidden subcommands too: the internal fs-probe
+    // is left out by rebuilding the top level without them.
+    let full = Cli::command();
+    let mut command = clap::Command::new("rcbsd-failover")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    clap_complete::generate(shell, &mut command, "rcbsd-failover", out);
+}
+
+fn plan(runbook: PlanRunbook, os: PlanOs, path: &Path) -> ExitCode {
     use crate::runbook::{self, Kind};
     let config = match config::load(path) {
         Ok(config) => config,
@@ -309,12 +411,12 @@ fn plan(runbook: PlanRunbook, path: &Path) -> ExitCode {
         PlanRunbook::Quiesce => Kind::Quiesce,
         PlanRunbook::Health => Kind::Repair,
     };
-    let backend = runbook::vip::backend(&config);
+    let os = match os {
+        PlanOs::Freebsd => crate::net::vip::Os::FreeBsd,
+        PlanOs::Linux => crate::net::vip::Os::Linux,
+    };
     let available = runbook::plan::available_environments(&config);
-    print!(
-        "{}",
-        runbook::plan::render(&config, kind, &*backend, &available)
-    );
+    print!("{}", runbook::plan::render(&config, kind, os, &available));
     ExitCode::SUCCESS
 }
 

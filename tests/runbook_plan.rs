@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use rcbsd_failover::config::{parse_with_hostname, Config, EnvKind};
-use rcbsd_failover::net::vip::FreeBsdIfconfig;
+use rcbsd_failover::net::vip::Os;
 use rcbsd_failover::runbook::step::{Action, Builtin, OnFailure, Step};
 use rcbsd_failover::runbook::{demote, follow, plan, promote, Context, Env, Kind};
 
@@ -192,10 +192,7 @@ fn promote_with_zfs_checks_multihost_read_only_before_importing_the_pool() {
 #[test]
 fn plan_promote_with_zfs_shows_the_multihost_check_and_each_import() {
     let config = config(ZFS, "");
-    let backend = FreeBsdIfconfig {
-        ifconfig_path: config.tools.ifconfig.clone(),
-    };
-    let text = plan::render(&config, Kind::Promote, &backend, &[]);
+    let text = plan::render(&config, Kind::Promote, Os::FreeBsd, &[]);
     let expected = "\
  9. import pool tank read-only  [timeout 600s, on failure: abort]
     check  /sbin/zpool list -H -o name tank  => done if exit 0
@@ -244,17 +241,14 @@ fn the_documented_zfs_steps_match_the_zfs_example() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("contrib/examples/zfs.toml")).unwrap();
     let config = parse_with_hostname(&text, Path::new("zfs.toml"), None).unwrap();
-    let backend = FreeBsdIfconfig {
-        ifconfig_path: config.tools.ifconfig.clone(),
-    };
     let docs = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap_or_default();
-    let promote = plan::render(&config, Kind::Promote, &backend, &[]);
+    let promote = plan::render(&config, Kind::Promote, Os::FreeBsd, &[]);
     let take = step_lines(
         &promote,
         "import pool cbsdshared read-only",
         Some("find /cbsdshared/jails-data"),
     );
-    let demote = plan::render(&config, Kind::Demote, &backend, &[]);
+    let demote = plan::render(&config, Kind::Demote, Os::FreeBsd, &[]);
     let release = step_lines(&demote, "export pool cbsdshared", None);
     for block in [take, release] {
         assert!(
@@ -426,10 +420,7 @@ fn without_rejoin_no_registration_is_cleared() {
 #[test]
 fn plan_follow_shows_the_listings_and_that_junregister_depends_on_them() {
     let config = config(NONE, "");
-    let backend = FreeBsdIfconfig {
-        ifconfig_path: config.tools.ifconfig.clone(),
-    };
-    let text = plan::render(&config, Kind::Follow, &backend, &[]);
+    let text = plan::render(&config, Kind::Follow, Os::FreeBsd, &[]);
     assert!(
         text.contains("clear stale registrations  [timeout 30s, on failure: continue]"),
         "{text}"
@@ -542,12 +533,9 @@ fn the_documented_plans_match_the_example_config() {
     let text = std::fs::read_to_string(&example).unwrap();
     let config = parse_with_hostname(&text, Path::new("rcbsd-failover.toml"), None).unwrap();
     let docs = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap_or_default();
-    let backend = FreeBsdIfconfig {
-        ifconfig_path: config.tools.ifconfig.clone(),
-    };
     let mut missing = Vec::new();
     for kind in [Kind::Promote, Kind::Demote, Kind::Follow, Kind::Quiesce] {
-        let rendered = plan::render(&config, kind, &backend, &[]);
+        let rendered = plan::render(&config, kind, Os::FreeBsd, &[]);
         if let Ok(dir) = std::env::var("RCBSD_PLAN_OUT") {
             std::fs::write(format!("{dir}/{}.txt", kind.as_str()), &rendered).unwrap();
         }
@@ -560,4 +548,56 @@ fn the_documented_plans_match_the_example_config() {
         "docs/runbooks.md lacks the current output of {}",
         missing.join("\n")
     );
+}
+
+#[test]
+fn the_plan_names_the_os_whose_commands_it_shows() {
+    let config = config(HAST, "");
+    let freebsd = plan::render(&config, Kind::Promote, Os::FreeBsd, &[]);
+    assert!(
+        freebsd.starts_with("# promote on node node1 (/etc/x.toml), as run on FreeBSD\n"),
+        "{freebsd}"
+    );
+    assert!(
+        freebsd.contains("/sbin/ifconfig em0 inet 192.168.10.200/32 alias"),
+        "{freebsd}"
+    );
+    assert!(!freebsd.contains("/sbin/ip "), "{freebsd}");
+    let linux = plan::render(&config, Kind::Promote, Os::Linux, &[]);
+    assert!(linux.contains("as run on Linux"), "{linux}");
+    assert!(
+        linux.contains("/sbin/ip -4 addr add 192.168.10.200/24 dev em0"),
+        "{linux}"
+    );
+    let health = plan::render(&config, Kind::Repair, Os::FreeBsd, &[]);
+    assert!(health.contains("as run on FreeBSD"), "{health}");
+}
+
+#[test]
+fn a_follower_only_node_is_never_master_in_its_promote_plan() {
+    let config = config("", "");
+    assert!(!config.may_be_master());
+    let text = plan::render(&config, Kind::Promote, Os::FreeBsd, &[]);
+    assert!(
+        text.contains("# nothing to do: node node1 is never master"),
+        "{text}"
+    );
+    assert!(!text.contains("add vip"), "{text}");
+    assert!(!text.contains(" 1. "), "{text}");
+    // It still follows.
+    let follow = plan::render(&config, Kind::Follow, Os::FreeBsd, &[]);
+    assert!(follow.contains(" 1. "), "{follow}");
+}
+
+#[test]
+fn an_empty_plan_says_there_is_nothing_to_do() {
+    let text = "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"192.168.10.200/24\"]\n";
+    let config = parse_with_hostname(text, Path::new("/x.toml"), Some("n")).unwrap();
+    let follow = plan::render(&config, Kind::Follow, Os::FreeBsd, &[]);
+    assert!(
+        follow.contains("# nothing to do: this configuration gives follow no step"),
+        "{follow}"
+    );
+    let promote = plan::render(&config, Kind::Promote, Os::FreeBsd, &[]);
+    assert!(!promote.contains("nothing to do"), "{promote}");
 }

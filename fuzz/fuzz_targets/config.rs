@@ -4,11 +4,11 @@
 
 #![no_main]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use rcbsd_failover::config::{parse_with_hostname, ConfigError};
-use rcbsd_failover::net::vip::{FreeBsdIfconfig, LinuxIp};
+use rcbsd_failover::net::vip::Os;
 use rcbsd_failover::runbook::{plan, Kind};
 
 fuzz_target!(|bytes: &[u8]| {
@@ -20,16 +20,10 @@ fuzz_target!(|bytes: &[u8]| {
     match parse_with_hostname(text, Path::new("fuzz.toml"), Some("node1")) {
         Ok(config) => {
             let _ = config.summary();
-            let linux = LinuxIp {
-                ip_path: PathBuf::from("/sbin/ip"),
-            };
-            let freebsd = FreeBsdIfconfig {
-                ifconfig_path: PathBuf::from("/sbin/ifconfig"),
-            };
             let available = ["web1".to_string(), "db1".to_string()];
             for kind in [Kind::Promote, Kind::Demote, Kind::Follow] {
-                let _ = plan::render(&config, kind, &linux, &available);
-                let _ = plan::render(&config, kind, &freebsd, &[]);
+                let _ = plan::render(&config, kind, Os::Linux, &available);
+                let _ = plan::render(&config, kind, Os::FreeBsd, &[]);
             }
         }
         Err(error) => {

@@ -113,6 +113,89 @@ impl Run {
     }
 }
 
+/// What RFC 5798 predicts for a cut of the master: the backup with the
+/// highest priority takes over when its Master_Down_Timer fires.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpectedOutage {
+    /// The backup that should take over.
+    pub node: String,
+    pub priority: u8,
+    /// Skew_Time = (256 - priority) x advert / 256 (RFC 5798 §6.1).
+    pub skew_ms: f64,
+    /// The cut right before an advert was due: the backup's timer had run
+    /// almost one interval already (2 x advert + skew).
+    pub min_ms: f64,
+    /// The cut right after an advert: Master_Down_Interval in full
+    /// (3 x advert + skew).
+    pub max_ms: f64,
+}
+
+impl Run {
+    /// The takeover RFC 5798 §6.1 predicts from the roles after the
+    /// election; `None` without a backup.
+    pub fn expected_outage(&self, advert: std::time::Duration) -> Option<ExpectedOutage> {
+        let backup = self
+            .roles
+            .iter()
+            .filter(|r| r.node != self.initial_master)
+            .max_by_key(|r| r.priority)?;
+        let advert_ms = advert.as_secs_f64() * 1000.0;
+        let skew_ms = f64::from(256 - u16::from(backup.priority)) * advert_ms / 256.0;
+        Some(ExpectedOutage {
+            node: backup.node.clone(),
+            priority: backup.priority,
+            skew_ms,
+            min_ms: 2.0 * advert_ms + skew_ms,
+            max_ms: 3.0 * advert_ms + skew_ms,
+        })
+    }
+
+    /// What the unanswered pings stand for: time without the VIP, to
+    /// compare with the outages and heal gaps summed.
+    pub fn unanswered_text(&self, rate_hz: u32) -> String {
+        let unanswered = self.pings_sent.saturating_sub(self.pings_answered);
+        let seconds = if rate_hz == 0 {
+            0.0
+        } else {
+            unanswered as f64 / f64::from(rate_hz)
+        };
+        let summed: f64 = self
+            .trials
+            .iter()
+            .map(|t| t.outage_ms + t.heal_gap_ms)
+            .sum::<f64>()
+            / 1000.0;
+        format!(
+            "  {unanswered} pings unanswered = {seconds:.1} s without the VIP at {rate_hz} Hz (outages and heal gaps sum to {summed:.1} s)"
+        )
+    }
+}
+
+/// What the figures mean, printed before them.
+fn legend(s: &Settings) -> String {
+    format!(
+        "\
+Each trial cuts the master's link (ip link set down) at a random point of
+its advert interval; a client pings the VIP {rate} times a second.
+  outage     from the cut to the first echo reply to a request sent after
+             it: how long clients of the VIP go unanswered
+  VIP added  from the cut to the VIP on the new master's interface
+  heal gap   after the link is restored and the old master takes the VIP
+             back (preemption): the longest gap between two replies
+Expected outage: a backup takes over once it has heard no advert for
+Master_Down_Interval = 3 x advert + skew, where skew = (256 - priority)
+x advert / 256 (RFC 5798 §6.1). The cut falls anywhere within an advert
+interval ({advert} ms), so the outage lies between 2 x advert + skew and
+3 x advert + skew. A heal gap under a few hundred ms is the switch back;
+seconds would mean the client kept a stale ARP entry.
+pings answered R/S: R echo replies to S requests over the whole run; the
+unanswered ones fell in the outages and heal gaps.
+",
+        rate = s.rate_hz,
+        advert = s.advert_interval.as_millis()
+    )
+}
+
 /// ours / theirs for the headline figures (below 1: we are faster/lighter).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Ratio {
@@ -175,6 +258,7 @@ impl Report {
             s.trials,
             s.rate_hz
         );
+        out.push_str(&legend(s));
         for run in &self.runs {
             let _ = writeln!(out, "\n== {} ==", run.implementation);
             let _ = writeln!(
@@ -203,6 +287,18 @@ impl Report {
                 ),
                 None => format!("{name:<14} no data\n"),
             };
+            if let Some(e) = run.expected_outage(s.advert_interval) {
+                let _ = writeln!(
+                    out,
+                    "expected outage {:.0}..{:.0} ms: {} (priority {}) takes over after 2..3 x {} ms + skew {:.0} ms",
+                    e.min_ms,
+                    e.max_ms,
+                    e.node,
+                    e.priority,
+                    s.advert_interval.as_millis(),
+                    e.skew_ms
+                );
+            }
             out.push_str(&line("outage", &run.outage_ms));
             out.push_str(&line("VIP added", &run.vip_added_ms));
             out.push_str(&line("heal gap", &run.heal_gap_ms));
@@ -223,6 +319,7 @@ impl Report {
                 "total RSS {} KiB, CPU {:.3} s; pings answered {}/{}",
                 run.total_rss_kib, run.total_cpu_seconds, run.pings_answered, run.pings_sent
             );
+            let _ = writeln!(out, "{}", run.unanswered_text(s.rate_hz));
         }
         if let Some(r) = &self.ratio {
             let show = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.2}"));
@@ -253,5 +350,70 @@ mod tests {
         assert_eq!(even.median, 2.5);
         assert_eq!(Summary::of(&[]), None);
         assert_eq!(Summary::of(&[f64::NAN]), None);
+    }
+
+    fn sample_report() -> Report {
+        let settings = Settings {
+            nodes: 3,
+            advert_interval: std::time::Duration::from_secs(1),
+            trials: 2,
+            rate_hz: 1000,
+        };
+        let role = |node: &str, priority, role: &str| NodeRole {
+            node: node.into(),
+            priority,
+            role: role.into(),
+        };
+        let trial = |number, outage_ms| Trial {
+            number,
+            master: "n1".into(),
+            new_master: "n2".into(),
+            outage_ms,
+            vip_added_ms: outage_ms - 0.5,
+            cut_command_ms: 1.0,
+            heal_gap_ms: 2.0,
+            master_after_heal: "n1".into(),
+        };
+        let run = Run {
+            implementation: "rcbsd-failover".into(),
+            election_ms: 3600.0,
+            initial_master: "n1".into(),
+            roles: vec![
+                role("n1", 150, "master"),
+                role("n2", 100, "backup"),
+                role("n3", 50, "backup"),
+            ],
+            trials: vec![trial(1, 3000.0), trial(2, 3500.0)],
+            outage_ms: None,
+            vip_added_ms: None,
+            heal_gap_ms: None,
+            agents: Vec::new(),
+            total_rss_kib: 0,
+            total_cpu_seconds: 0.0,
+            pings_sent: 20_000,
+            pings_answered: 13_000,
+        }
+        .summarise();
+        Report::new(&settings, vec![run])
+    }
+
+    #[test]
+    fn the_text_explains_its_figures_and_the_expected_outage() {
+        let text = sample_report().to_text();
+        for words in [
+            "outage     from the cut to the first echo reply",
+            "VIP added  from the cut to the VIP",
+            "heal gap   after the link is restored",
+            "Master_Down_Interval = 3 x advert + skew",
+            "advert\ninterval (1000 ms)",
+            "pings answered R/S: R echo replies to S requests",
+            // n2 (priority 100) takes over: skew (256 - 100) / 256 s.
+            "expected outage 2609..3609 ms: n2 (priority 100) takes over",
+            "7000 pings unanswered = 7.0 s without the VIP at 1000 Hz (outages and heal gaps sum to 6.5 s)",
+        ] {
+            assert!(text.contains(words), "{words:?} missing:\n{text}");
+        }
+        // Each trial once (progress on stderr no longer repeats them).
+        assert_eq!(text.matches("trial  1:").count(), 1, "{text}");
     }
 }

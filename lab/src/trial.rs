@@ -73,6 +73,7 @@ fn measure_with(
     let interval = settings.advert_interval;
     let name = |i: usize| netns::node_name(i);
 
+    eprintln!("lab: {label}: agents started; waiting for the election…");
     let first_master = wait_single_holder(
         topology,
         netns::VIP,
@@ -94,18 +95,14 @@ fn measure_with(
         cancel,
     )?;
     let roles = roles(agents, master);
+    // The roles and figures are in the report; progress says only where
+    // the run is, so nothing is printed twice.
     eprintln!(
         "lab: {label}: {} took the VIP after {:.0} ms; stable master {}",
         name(first_master),
         millis(election),
         name(master)
     );
-    for role in &roles {
-        eprintln!(
-            "lab: {label}:   {} (priority {}): {}",
-            role.node, role.priority, role.role
-        );
-    }
 
     let prober = Prober::start(topology.client_ns(), netns::VIP, settings.rate_hz)?;
     let mut trials = Vec::new();
@@ -113,16 +110,12 @@ fn measure_with(
         if cancel.is_cancelled() {
             return Err(LabError::Interrupted);
         }
-        let trial = one_trial(topology, agents, &prober, interval, number, cancel)?;
-        eprintln!(
-            "lab: {label}: trial {number}/{}: cut {} -> {}: outage {:.1} ms, VIP added {:.1} ms, heal gap {:.1} ms",
-            settings.trials,
-            trial.master,
-            trial.new_master,
-            trial.outage_ms,
-            trial.vip_added_ms,
-            trial.heal_gap_ms
-        );
+        let progress = |what: &str| {
+            eprintln!("lab: {label}: trial {number}/{}: {what}", settings.trials);
+        };
+        let trial = one_trial(
+            topology, agents, &prober, interval, number, &progress, cancel,
+        )?;
         trials.push(trial);
     }
     let usage = agents
@@ -193,6 +186,7 @@ fn one_trial(
     prober: &Prober,
     interval: Duration,
     number: u32,
+    progress: &dyn Fn(&str),
     cancel: &Cancel,
 ) -> Result<Trial, LabError> {
     let vip = netns::VIP;
@@ -222,6 +216,10 @@ fn one_trial(
         .collect();
     let watch = AddressWatch::start(topology.node_namespaces(), &others, vip)?;
 
+    progress(&format!(
+        "cut {}'s link; waiting for takeover…",
+        netns::node_name(master)
+    ));
     let cut_started = Instant::now();
     topology.cut_link(master)?;
     let cut_done = Instant::now();
@@ -236,6 +234,11 @@ fn one_trial(
     drop(watch);
     agents.check_running()?;
 
+    progress(&format!(
+        "{} took over; link restored, waiting for {} to take the VIP back…",
+        netns::node_name(new_master),
+        netns::node_name(expected)
+    ));
     let restored = Instant::now();
     topology.restore_link(master)?;
     let settled_master = wait_single_holder(

@@ -101,22 +101,53 @@ impl VipBackend for FreeBsdIfconfig {
     }
 }
 
-/// The backend of the platform we run on. `ifconfig` is FreeBSD's tool
-/// (`[tools] ifconfig`); Linux (tests and the lab) uses iproute2.
+/// The operating system whose tool adds the virtual IP. The agent uses
+/// the one it runs on ([`Os::host`]); `plan` shows FreeBSD's, the
+/// product's platform, unless asked for Linux (the test platform).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Os {
+    /// ifconfig(8) aliases ([`FreeBsdIfconfig`]).
+    FreeBsd,
+    /// iproute2 ([`LinuxIp`]): the tests and the lab.
+    Linux,
+}
+
+impl Os {
+    /// The system this program was built for: Linux on Linux, FreeBSD's
+    /// tool everywhere else.
+    pub fn host() -> Os {
+        if cfg!(target_os = "linux") {
+            Os::Linux
+        } else {
+            Os::FreeBsd
+        }
+    }
+
+    /// Its name, as `plan` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Os::FreeBsd => "FreeBSD",
+            Os::Linux => "Linux",
+        }
+    }
+
+    /// The VIP commands of this system. `ifconfig` is FreeBSD's tool
+    /// (`[tools] ifconfig`); Linux uses `/sbin/ip`.
+    pub fn backend(self, ifconfig: &Path) -> Box<dyn VipBackend + Send + Sync> {
+        match self {
+            Os::Linux => Box::new(LinuxIp {
+                ip_path: PathBuf::from("/sbin/ip"),
+            }),
+            Os::FreeBsd => Box::new(FreeBsdIfconfig {
+                ifconfig_path: ifconfig.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// The backend of the platform we run on ([`Os::host`]).
 pub fn platform_backend(ifconfig: &Path) -> Box<dyn VipBackend + Send + Sync> {
-    #[cfg(target_os = "linux")]
-    {
-        let _ = ifconfig;
-        Box::new(LinuxIp {
-            ip_path: PathBuf::from("/sbin/ip"),
-        })
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        Box::new(FreeBsdIfconfig {
-            ifconfig_path: ifconfig.to_path_buf(),
-        })
-    }
+    Os::host().backend(ifconfig)
 }
 
 /// Why a virtual IP could not be added or removed.
@@ -349,6 +380,35 @@ mod tests {
         };
         let argv = backend.add_argv("em0", &vip(198, 18, 0, 9, 32));
         assert_eq!(argv.first().map(String::as_str), Some("/sbin/ifconfig"));
+    }
+
+    #[test]
+    fn each_os_names_its_own_tool() {
+        let v = vip(192, 168, 10, 200, 24);
+        let ifconfig = Path::new("/sbin/ifconfig");
+        assert_eq!(
+            Os::FreeBsd.backend(ifconfig).add_argv("em0", &v),
+            [
+                "/sbin/ifconfig",
+                "em0",
+                "inet",
+                "192.168.10.200/32",
+                "alias"
+            ]
+        );
+        assert_eq!(
+            Os::Linux.backend(ifconfig).add_argv("em0", &v),
+            [
+                "/sbin/ip",
+                "-4",
+                "addr",
+                "add",
+                "192.168.10.200/24",
+                "dev",
+                "em0"
+            ]
+        );
+        assert_eq!((Os::FreeBsd.name(), Os::Linux.name()), ("FreeBSD", "Linux"));
     }
 
     #[test]

@@ -8,17 +8,42 @@ use std::fmt::Write;
 use super::step::{Action, Builtin, Step};
 use super::{demote, exports, follow, promote, resolve_environments, Context, Kind};
 use crate::config::{format_duration, Config};
-use crate::net::vip::VipBackend;
+use crate::net::vip::{Os, VipBackend};
 
-/// The plan as text. `backend` renders the VIP commands; `available` are
-/// the environment names under `jails-system/` (for globs).
-pub fn render(
-    config: &Config,
-    kind: Kind,
-    backend: &dyn VipBackend,
-    available: &[String],
-) -> String {
+/// The plan as text, with the commands `os` runs (the VIP's: ifconfig(8)
+/// on FreeBSD, ip(8) on Linux; every other command comes from `[tools]`).
+/// The choice is the caller's, never the build's: an operator reviewing a
+/// FreeBSD node's plan on a Linux desk sees FreeBSD's commands.
+/// `available` are the environment names under `jails-system/` (for
+/// globs).
+pub fn render(config: &Config, kind: Kind, os: Os, available: &[String]) -> String {
+    let backend = os.backend(&config.tools.ifconfig);
+    let backend: &dyn VipBackend = &*backend;
     let envs = resolve_environments(&config.environments.patterns, available);
+    if kind == Kind::Repair {
+        return render_health(config, os, backend, &envs);
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# {} on node {} ({}), as run on {}",
+        kind.as_str(),
+        config.node.name,
+        config.path.display(),
+        os.name()
+    );
+    let _ = writeln!(out, "# {}", setup(config));
+    // A follower-only node never wins an election (its priority is 0 to
+    // the others, see Config::may_be_master): listing an add-vip it never
+    // runs would mislead.
+    if kind == Kind::Promote && !config.may_be_master() {
+        let _ = writeln!(
+            out,
+            "# nothing to do: node {} is never master ([cbsd] without [storage]: a follower only), so it never runs promote; see `plan follow`",
+            config.node.name
+        );
+        return out;
+    }
     // Shown as on boot or rejoin: the plan lists every step a follow may run.
     let ctx = Context::from_config(config).with_rejoin(true);
     let mut steps = match kind {
@@ -27,7 +52,7 @@ pub fn render(
         Kind::Follow => follow::build(config, &ctx, &envs),
         Kind::Place => Vec::new(),
         Kind::Quiesce => follow::quiesce(config, &envs),
-        Kind::Repair => return render_health(config, backend, &envs),
+        Kind::Repair => Vec::new(),
     };
     match kind {
         Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
@@ -39,15 +64,6 @@ pub fn render(
             &["<nodes not live>".to_owned()],
         )),
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# {} on node {} ({})",
-        kind.as_str(),
-        config.node.name,
-        config.path.display()
-    );
-    let _ = writeln!(out, "# {}", setup(config));
     for pattern in &config.environments.patterns {
         if pattern.is_glob() && !envs.iter().any(|e| pattern.matches(&e.name)) {
             let _ = writeln!(
@@ -64,6 +80,13 @@ pub fn render(
             backend,
             &format!("{:2}.", index + 1),
             step,
+        );
+    }
+    if steps.is_empty() {
+        let _ = writeln!(
+            out,
+            "# nothing to do: this configuration gives {} no step",
+            kind.as_str()
         );
     }
     if kind == Kind::Demote && config.cbsd.is_some() {
@@ -316,12 +339,13 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
 
 /// `plan health`: every check between transitions, what one run looks at,
 /// and the steps that repair it ([`super::health`]).
-fn render_health(config: &Config, backend: &dyn VipBackend, envs: &[super::Env]) -> String {
+fn render_health(config: &Config, os: Os, backend: &dyn VipBackend, envs: &[super::Env]) -> String {
     use super::health;
     let mut out = format!(
-        "# health checks on node {} ({}): every {}, a check fails after {} failures in a row and is good again after {} successes\n",
+        "# health checks on node {} ({}), as run on {}: every {}, a check fails after {} failures in a row and is good again after {} successes\n",
         config.node.name,
         config.path.display(),
+        os.name(),
         crate::config::format_duration(config.health.interval),
         config.health.fall,
         config.health.rise,
@@ -337,6 +361,9 @@ fn render_health(config: &Config, backend: &dyn VipBackend, envs: &[super::Env])
             health::tracks(config),
         ),
     ];
+    if groups.iter().all(|(_, checks)| checks.is_empty()) {
+        let _ = writeln!(out, "# nothing to do: this configuration has no check");
+    }
     for (when, checks) in groups {
         if checks.is_empty() {
             continue;
