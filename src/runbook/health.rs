@@ -116,6 +116,12 @@ pub fn master_checks(config: &Config) -> Vec<HealthCheck> {
             );
             let mut repair = vec![write.clone()];
             repair.extend(named("start mountd"));
+            checks.push(check(
+                CheckId::Exports,
+                probe,
+                repair.clone(),
+                Response::Repair,
+            ));
             // mountd's own view: the file can be right while mountd refused
             // a line of it (a V4: root or host conflict, logged to syslog)
             // or never reloaded. `showmount -E` asks it over the MOUNT
@@ -143,11 +149,10 @@ pub fn master_checks(config: &Config) -> Vec<HealthCheck> {
                 checks.push(check(
                     CheckId::MountdExports,
                     exported,
-                    repair.clone(),
+                    repair,
                     Response::Repair,
                 ));
             }
-            checks.push(check(CheckId::Exports, probe, repair, Response::Repair));
         }
         let mounts: Vec<Step> = promote
             .iter()

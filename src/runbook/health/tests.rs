@@ -42,6 +42,7 @@ fn a_master_checks_its_services_exports_mounts_listener_storage_and_vip() {
             "service statd",
             "service lockd",
             "exports",
+            "mountd exports",
             "storage mounts",
             "nfsd listening",
             "storage",
@@ -54,6 +55,22 @@ fn a_master_checks_its_services_exports_mounts_listener_storage_and_vip() {
         names(&by("exports").repair),
         ["write exports", "start mountd"]
     );
+    assert_eq!(
+        names(&by("mountd exports").repair),
+        ["write exports", "start mountd"]
+    );
+    let asks = &by("mountd exports").probe;
+    let Action::Run(checked) = &asks.action else {
+        panic!("{asks:?}");
+    };
+    assert_eq!(
+        checked.command.argv,
+        ["/usr/bin/showmount", "-E", "127.0.0.1"]
+    );
+    // NFSv4 only: mountd runs -R, without the MOUNT protocol or rpcbind.
+    let v4 = master_checks(&config("v4_only = true"));
+    assert!(v4.iter().all(|c| c.id != CheckId::MountdExports));
+    assert!(v4.iter().any(|c| c.id == CheckId::Exports));
     assert_eq!(
         names(&by("storage mounts").repair),
         [
