@@ -274,3 +274,26 @@ fn every_example_configuration_passes_check_config_file_only() {
     }
     assert!(checked >= 6, "only {checked} example configurations");
 }
+
+#[test]
+fn plan_prints_what_runs_on_freebsd() {
+    let copy = fresh_copy();
+    let example = copy.path().join("contrib/examples/rcbsd-failover.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_rcbsd-failover"))
+        .args(["plan", "promote", "-c"])
+        .arg(&example)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("FreeBSD"), "the header names the OS: {text}");
+    assert!(
+        text.contains("ifconfig"),
+        "the VIP is added with ifconfig: {text}"
+    );
+    assert!(!text.contains("/sbin/ip "), "no Linux command: {text}");
+}
