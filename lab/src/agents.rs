@@ -745,6 +745,16 @@ impl Agents {
             .collect()
     }
 
+    /// Prints every agent's log on stderr when a measurement failed (not
+    /// when it was interrupted): what a failed run needs to be understood.
+    pub fn show_logs_if_failed<T>(&self, result: &Result<T, LabError>) {
+        if let Err(e) = result {
+            if !matches!(e, LabError::Interrupted) {
+                eprint!("{}", self.dump_logs());
+            }
+        }
+    }
+
     /// Every agent's log, each under a header line.
     pub fn dump_logs(&self) -> String {
         let mut out = String::new();

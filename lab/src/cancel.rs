@@ -36,4 +36,20 @@ impl Cancel {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+
+    /// Sleeps for `duration`, looking at the flag every 20 ms;
+    /// `Err(Interrupted)` as soon as it is set.
+    pub fn sleep(&self, duration: std::time::Duration) -> Result<(), crate::LabError> {
+        let deadline = std::time::Instant::now() + duration;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            if left.is_zero() {
+                break;
+            }
+            if self.is_cancelled() {
+                return Err(crate::LabError::Interrupted);
+            }
+            std::thread::sleep(left.min(std::time::Duration::from_millis(20)));
+        }
+        Ok(())
+    }
 }

@@ -72,11 +72,7 @@ pub fn measure(plan: &Plan, cancel: &Cancel) -> Result<FloodRun, LabError> {
         agents.start(index)?;
     }
     let result = measure_with(&topology, &mut agents, plan, heartbeats, cancel);
-    if let Err(e) = &result {
-        if !matches!(e, LabError::Interrupted) {
-            eprint!("{}", agents.dump_logs());
-        }
-    }
+    agents.show_logs_if_failed(&result);
     result
 }
 

@@ -122,11 +122,7 @@ fn measure_one(
     // Declared after `topology`, so dropped (agents stopped) before it.
     let mut agents = Agents::launch(&topology, implementation, specs)?;
     let result = measure_with(&topology, &mut agents, plan, label, cancel);
-    if let Err(e) = &result {
-        if !matches!(e, LabError::Interrupted) {
-            eprint!("{}", agents.dump_logs());
-        }
-    }
+    agents.show_logs_if_failed(&result);
     result
 }
 
@@ -154,7 +150,7 @@ fn measure_with(
     );
     let before = snapshot(agents);
     let started = Instant::now();
-    sleep_cancellable(plan.duration, cancel)?;
+    cancel.sleep(plan.duration)?;
     let after = snapshot(agents);
     let measured = started.elapsed();
     agents.check_running()?;
@@ -196,20 +192,6 @@ fn snapshot(agents: &Agents) -> Vec<Option<Precise>> {
         .iter()
         .map(|a| a.pid().and_then(procstat::precise))
         .collect()
-}
-
-fn sleep_cancellable(duration: Duration, cancel: &Cancel) -> Result<(), LabError> {
-    let deadline = Instant::now() + duration;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        if left.is_zero() {
-            break;
-        }
-        if cancel.is_cancelled() {
-            return Err(LabError::Interrupted);
-        }
-        std::thread::sleep(left.min(Duration::from_millis(100)));
-    }
-    Ok(())
 }
 
 impl IdleRun {

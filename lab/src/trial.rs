@@ -54,11 +54,7 @@ pub fn measure(
     // Declared after `topology`, so dropped (agents stopped) before it.
     let mut agents = Agents::launch(&topology, implementation, specs)?;
     let result = measure_with(&topology, &mut agents, settings, started, cancel);
-    if let Err(e) = &result {
-        if !matches!(e, LabError::Interrupted) {
-            eprint!("{}", agents.dump_logs());
-        }
-    }
+    agents.show_logs_if_failed(&result);
     result
 }
 
@@ -210,7 +206,7 @@ fn one_trial(
     // i.e. at a fixed phase of its advert timer; cutting there would always
     // measure the same point of Master_Down_Interval. A random delay within
     // one interval samples the phase uniformly, as a real failure does.
-    sleep_cancellable(crate::rng::Rng::from_clock().below(interval), cancel)?;
+    cancel.sleep(crate::rng::Rng::from_clock().below(interval))?;
     let others: Vec<usize> = (0..topology.node_count())
         .filter(|&i| i != master)
         .collect();
@@ -276,20 +272,6 @@ fn one_trial(
         heal_gap_ms: millis(heal_gap),
         master_after_heal: netns::node_name(settled_master),
     })
-}
-
-fn sleep_cancellable(duration: Duration, cancel: &Cancel) -> Result<(), LabError> {
-    let deadline = Instant::now() + duration;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        if left.is_zero() {
-            break;
-        }
-        if cancel.is_cancelled() {
-            return Err(LabError::Interrupted);
-        }
-        std::thread::sleep(left.min(Duration::from_millis(20)));
-    }
-    Ok(())
 }
 
 fn interrupted_or(cancel: &Cancel, what: &str) -> LabError {

@@ -55,11 +55,7 @@ pub fn measure(
         .collect();
     let mut agents = Agents::launch(&topology, Implementation::Rcbsd { agent }, specs)?;
     let result = measure_with(&topology, &mut agents, settings, cancel);
-    if let Err(e) = &result {
-        if !matches!(e, LabError::Interrupted) {
-            eprint!("{}", agents.dump_logs());
-        }
-    }
+    agents.show_logs_if_failed(&result);
     result
 }
 
