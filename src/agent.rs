@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!   raw socket ──datagrams──► admit (pure) ──advert──┐
-//!   sleep_until(poll_timeout) ──Timeout────────────────┤
+//!   alarm (poll_timeout) ──Timeout─────────────────────┤
 //!   control socket ──Request──► override / status ────┼──► Router::handle ──► actions
 //!   signals ──SIGHUP reload / SIGTERM shutdown─────────┘          │
 //!                                                                 ├─ SendAdvert  → socket (here, at once)
@@ -21,6 +21,13 @@
 //! With `[cluster]`, heartbeats come and go on a UDP socket beside the raw
 //! one ([`cluster`]); with `[fence] watchdog`, the loop pats the device
 //! when the core allows it ([`fence`]).
+//!
+//! Idle, the loop sleeps on one kernel timer ([`alarm`]) armed for its
+//! nearest deadline: the core's, the next heartbeat or pat, or a chore
+//! (the link's safety poll, health checks, metrics, drop summaries) within
+//! its slack. Chores run at whatever wake-up finds them due; the kernel's
+//! link and address messages ([`crate::net::link_events`]) wake it for a
+//! change at once.
 
 mod alarm;
 mod cluster;
@@ -650,19 +657,9 @@ impl Agent {
             link_poll_at: Instant::now(),
             metrics_written: None,
             summarized: Instant::now(),
+            heartbeat_at: self.cluster.as_ref().map(|_| Instant::now()),
+            watchdog_at: self.fence.as_ref().map(|_| Instant::now()),
         };
-        let mut heartbeat_tick = tokio::time::interval(
-            self.cluster
-                .as_ref()
-                .map_or(SUMMARY_PERIOD, cluster::ClusterLink::heartbeat_interval),
-        );
-        heartbeat_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watchdog_tick = tokio::time::interval(
-            self.fence
-                .as_ref()
-                .map_or(SUMMARY_PERIOD, fence::Fence::pat_interval),
-        );
-        watchdog_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut heartbeat_buf = vec![0u8; cluster::HEARTBEAT_BUFFER];
         // SIGTERM/SIGINT: the worker releases everything (demote) while the
         // election keeps running and this node keeps advertising, so no
@@ -688,13 +685,6 @@ impl Agent {
                         Vec::new()
                     }
                 },
-                _ = heartbeat_tick.tick(), if self.cluster.is_some() => {
-                    self.core.handle(Input::HeartbeatDue, Instant::now())
-                }
-                _ = watchdog_tick.tick(), if self.fence.is_some() => {
-                    self.tend_watchdog();
-                    continue;
-                }
                 received = self.socket.recv(&mut buf) => match received {
                     // A dropped packet changes nothing: back to waiting at
                     // once, so a flood costs a parse per packet, no more.
@@ -793,6 +783,20 @@ impl Agent {
     /// they mean for the core.
     fn due_chores(&mut self, chores: &mut Chores, link_up: &mut bool, now: Instant) -> Vec<Effect> {
         let mut effects = Vec::new();
+        // Heartbeats and watchdog pats keep their period exactly (no slack):
+        // the peers' leases and the device's countdown are measured in it.
+        if let (Some(at), Some(cluster)) = (chores.heartbeat_at, &self.cluster) {
+            if at <= now {
+                chores.heartbeat_at = Some(now + cluster.heartbeat_interval());
+                effects.extend(self.core.handle(Input::HeartbeatDue, now));
+            }
+        }
+        if let (Some(at), Some(fence)) = (chores.watchdog_at, &self.fence) {
+            if at <= now {
+                chores.watchdog_at = Some(now + fence.pat_interval());
+                self.tend_watchdog();
+            }
+        }
         if chores.link_poll_at <= now {
             chores.link_poll_at = now + self.link_poll_period();
             if let Some(up) = self.check_link(link_up) {
@@ -854,6 +858,8 @@ impl Agent {
         [
             core_deadline,
             shutdown_deadline,
+            chores.heartbeat_at,
+            chores.watchdog_at,
             Some(link),
             health,
             metrics,
@@ -1741,6 +1747,10 @@ struct Chores {
     metrics_written: Option<Instant>,
     /// When the last drop summary was logged (or the loop started).
     summarized: Instant,
+    /// The next heartbeat (`[cluster]` only).
+    heartbeat_at: Option<Instant>,
+    /// The next watchdog pat (`[fence] watchdog` only).
+    watchdog_at: Option<Instant>,
 }
 
 /// The next change the kernel announces; never, without the socket.

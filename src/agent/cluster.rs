@@ -7,12 +7,14 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 use crate::auth::{AuthFailureLimiter, Keyring};
 use crate::config::{Cluster, Config};
 use crate::control::protocol::{ClusterStatus, EnvironmentStatus};
 use crate::events;
+use crate::net::socket::send_now;
 use crate::node::NodeCore;
 use crate::quorum::{Ignored, NodeQuorumSettings, Settings};
 use crate::wire::heartbeat::{self, Heartbeat, Resource};
@@ -48,7 +50,7 @@ pub fn state_settings(config: &Config, cluster: &Cluster) -> NodeQuorumSettings 
 pub struct ClusterLink {
     cluster: Cluster,
     me: String,
-    socket: UdpSocket,
+    socket: AsyncFd<std::net::UdpSocket>,
     keys: Option<Arc<Keyring>>,
     auth_alerts: AuthFailureLimiter<Ipv4Addr>,
     pub counters: HeartbeatCounters,
@@ -64,7 +66,12 @@ pub async fn recv_heartbeat(
     buf: &mut [u8],
 ) -> std::io::Result<(usize, SocketAddr)> {
     match cluster {
-        Some(cluster) => cluster.socket.recv_from(buf).await,
+        Some(cluster) => {
+            cluster
+                .socket
+                .async_io(Interest::READABLE, |socket| socket.recv_from(buf))
+                .await
+        }
         None => std::future::pending().await,
     }
 }
@@ -103,12 +110,22 @@ impl ClusterLink {
             .map(|n| n.address)
             .ok_or_else(|| ClusterLinkError::NotAMember { node: me.clone() })?;
         let bind = SocketAddrV4::new(address, cluster.port);
-        let socket = UdpSocket::bind(bind)
-            .await
-            .map_err(|source| ClusterLinkError::Bind {
-                address: bind,
-                source,
-            })?;
+        let bind_error = |source| ClusterLinkError::Bind {
+            address: bind,
+            source,
+        };
+        let socket = std::net::UdpSocket::bind(bind).map_err(bind_error)?;
+        socket.set_nonblocking(true).map_err(bind_error)?;
+        // Registered for reading only; sends go straight out
+        // (net::socket::send_now): no wake-up per heartbeat sent.
+        //
+        // SAFETY: `register_with_interest` needs the fd to stay open and the
+        // same for the AsyncFd's whole life. The `UdpSocket` owns its fd and
+        // closes it only on drop, and the AsyncFd is never unwrapped (no
+        // `into_inner`, no `get_mut`), so the fd lives exactly as long as
+        // the registration.
+        let socket = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
+            .map_err(|e| bind_error(e.into_parts().1))?;
         Ok(ClusterLink {
             cluster: cluster.clone(),
             me,
@@ -213,7 +230,8 @@ impl ClusterLink {
         };
         for peer in self.cluster.peers(&self.me) {
             let to = SocketAddrV4::new(peer.address, self.cluster.port);
-            match self.socket.send_to(&bytes, to).await {
+            let socket = self.socket.get_ref();
+            match send_now(|| socket.send_to(&bytes, to)).await {
                 Ok(_) => self.counters.sent += 1,
                 // A peer that is down (no route, refused) is normal while
                 // it is down; counted, and shown in status.

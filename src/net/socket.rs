@@ -188,18 +188,7 @@ impl VrrpSocket {
         }
         let address = SockAddr::from(SocketAddrV4::new(dst, 0));
         let socket = self.fd.get_ref();
-        let mut attempt = 0;
-        let sent = loop {
-            match socket.send_to(vrrp_payload, &address) {
-                // The send queue is full (a jammed link): wait a little, as
-                // a blocking send would, but never longer than a few ms.
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock && attempt < SEND_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(SEND_RETRY_PAUSE).await;
-                }
-                result => break result?,
-            }
-        };
+        let sent = send_now(|| socket.send_to(vrrp_payload, &address)).await?;
         if sent != vrrp_payload.len() {
             return Err(io::Error::new(
                 io::ErrorKind::WriteZero,
@@ -207,6 +196,24 @@ impl VrrpSocket {
             ));
         }
         Ok(())
+    }
+}
+
+/// Sends on a non-blocking socket registered with tokio for reading only
+/// (registered for writing too, the kernel's "writable again" edge after
+/// every send would wake the loop once more per packet). A full send queue
+/// (a jammed link) is tried [`SEND_RETRIES`] more times, [`SEND_RETRY_PAUSE`]
+/// apart, as a blocking send would wait, but never more than a few ms.
+pub async fn send_now(mut send: impl FnMut() -> io::Result<usize>) -> io::Result<usize> {
+    let mut attempt = 0;
+    loop {
+        match send() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && attempt < SEND_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(SEND_RETRY_PAUSE).await;
+            }
+            result => return result,
+        }
     }
 }
 
