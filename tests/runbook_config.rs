@@ -332,3 +332,60 @@ fn remote_root_must_equal_storage_root() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn stable_restart_dir_is_off_by_default_and_read_when_set() {
+    let config = parse(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}")).unwrap();
+    assert_eq!(config.nfs.stable_restart_dir, None);
+    assert_eq!(
+        config.nfs.stable_restart_files,
+        [
+            Path::new("/var/db/nfs-stablerestart"),
+            Path::new("/var/db/nfs-stablerestart.bak")
+        ]
+    );
+    let config = parse(&format!(
+        "{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}stable_restart_dir = \"/store/.nfs-stablerestart\"\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.nfs.stable_restart_dir.as_deref(),
+        Some(Path::new("/store/.nfs-stablerestart"))
+    );
+}
+
+#[test]
+fn stable_restart_dir_must_be_on_the_storage_and_not_exported() {
+    let with = |dir: &str| {
+        errors(&format!(
+            "{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}stable_restart_dir = \"{dir}\"\n"
+        ))
+    };
+    let relative = with("store/x");
+    assert!(
+        relative[0].starts_with("/etc/x.toml:10:22: nfs.stable_restart_dir:")
+            && relative[0].contains("must be an absolute path"),
+        "{relative:?}"
+    );
+    let dotted = with("/store/../var/db");
+    assert!(dotted[0].contains("without \".\" or \"..\""), "{dotted:?}");
+    for outside in ["/var/db/stable", "/store", "/storex/a"] {
+        let errors = with(outside);
+        assert!(
+            errors[0].starts_with("/etc/x.toml:10:22: nfs.stable_restart_dir:")
+                && errors[0].contains("is not inside storage.root /store"),
+            "{errors:?}"
+        );
+    }
+    let exported = with("/store/jails-data/.nfs");
+    assert!(
+        exported[0].contains("inside the exported shared dir /store/jails-data")
+            && exported[0].contains("/store/.nfs-stablerestart"),
+        "{exported:?}"
+    );
+    // A follower-only node never runs nfsd: nothing to check it against.
+    assert!(parse(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nstable_restart_dir = \"/store/.nfs-stablerestart\"\n"
+    ))
+    .is_ok());
+}

@@ -85,6 +85,8 @@ fn acts(steps: &[Step]) -> Vec<String> {
                 Builtin::DismountDead(dead) if dead.ask => "<dismount dead nfs>".into(),
                 Builtin::DismountDead(_) => "<dismount nfs>".into(),
                 Builtin::Verify(_) => "<verify>".into(),
+                Builtin::LinkStableRestart(links) => format!("<link {}>", links.dir.display()),
+                Builtin::RestoreStableRestart(_) => "<restore stable restart>".into(),
             },
         })
         .collect()
@@ -256,6 +258,84 @@ fn the_documented_zfs_steps_match_the_zfs_example() {
             "docs/runbooks.md lacks these lines of `plan` for contrib/examples/zfs.toml:\n{block}"
         );
     }
+}
+
+const STABLE: &str = "stable_restart_dir = \"/store/.nfs-stablerestart\"";
+
+#[test]
+fn stable_restart_links_go_after_the_storage_and_exports_before_any_nfs_service() {
+    for storage in [HAST, ZFS, NONE] {
+        let config = config(storage, STABLE);
+        let with = promote_all(&config);
+        let link = "<link /store/.nfs-stablerestart>".to_string();
+        let at = with.iter().position(|a| *a == link).unwrap();
+        // Opt-in: without the key the promote is the reference one; with
+        // it, the same plus this one step.
+        let mut without = with.clone();
+        without.remove(at);
+        assert_eq!(without, promote_all(&self::config(storage, "")));
+        assert_eq!(with[at - 1], "<write exports>");
+        assert_eq!(with[at + 1], "/usr/sbin/service rpcbind onestart");
+        let nfsd = with
+            .iter()
+            .position(|a| a == "/usr/sbin/service nfsd onestart")
+            .unwrap();
+        assert!(at < nfsd);
+        let steps = promote::build(&config, &j());
+        let step = steps
+            .iter()
+            .find(|s| matches!(s.action, Action::Builtin(Builtin::LinkStableRestart(_))))
+            .unwrap();
+        assert_eq!(
+            step.on_failure,
+            OnFailure::Abort,
+            "nfsd must not start without it"
+        );
+        let undo = step.undo.as_deref().unwrap();
+        assert!(matches!(
+            &undo.action,
+            Action::Builtin(Builtin::RestoreStableRestart(links))
+                if links.files == [Path::new("/var/db/nfs-stablerestart"), Path::new("/var/db/nfs-stablerestart.bak")]
+        ));
+    }
+}
+
+#[test]
+fn demote_restores_the_local_stable_restart_files_after_nfsd_stops() {
+    let acts = acts(&demote::build(&config(ZFS, STABLE), &j()));
+    let restore = position_of(&acts, "<restore stable restart>");
+    assert!(position_of(&acts, "/usr/sbin/service nfsd onestop") < restore);
+    assert!(restore < position_of(&acts, "/sbin/zpool export tank"));
+    let steps = demote::build(&config(ZFS, STABLE), &j());
+    assert_eq!(steps[restore].on_failure, OnFailure::Continue);
+}
+
+#[test]
+fn plan_shows_the_stable_restart_links_and_their_restore() {
+    let config = config(HAST, STABLE);
+    let promote = plan::render(&config, Kind::Promote, Os::FreeBsd, &[]);
+    assert!(promote.contains("link nfs stable restart"), "{promote}");
+    assert!(
+        promote.contains(
+            "/var/db/nfs-stablerestart.bak -> /store/.nfs-stablerestart/nfs-stablerestart.bak"
+        ),
+        "{promote}"
+    );
+    assert!(
+        promote.contains("/var/db/nfs-stablerestart.rcbsd-local"),
+        "{promote}"
+    );
+    let demote = plan::render(&config, Kind::Demote, Os::FreeBsd, &[]);
+    assert!(
+        demote.contains("restore local nfs stable restart"),
+        "{demote}"
+    );
+}
+
+fn position_of(list: &[String], wanted: &str) -> usize {
+    list.iter()
+        .position(|a| a == wanted)
+        .unwrap_or_else(|| panic!("{wanted:?} not in {list:#?}"))
 }
 
 #[test]

@@ -1702,3 +1702,96 @@ async fn a_vm_not_stopped_before_the_remount_is_stopped_after_it() {
         "{actions:#?}"
     );
 }
+
+/// A runner whose nfsd stable restart files (usr.sbin/nfsd/nfsd.c
+/// `NFSD_STABLERESTART`, `NFSD_STABLEBACKUP`) live in the world's own
+/// `var/db`, with `nfs.stable_restart_dir` on its store.
+fn stable_restart_runner(world: &World) -> (Runner<FakeVip>, [std::path::PathBuf; 2]) {
+    let vip = FakeVip::default();
+    let dir = world.store.join(".nfs-stablerestart");
+    let mut config = world.config(
+        &world.storage_none(),
+        &format!("stable_restart_dir = \"{}\"", dir.display()),
+        "",
+    );
+    let var_db = world.dir.path().join("var/db");
+    std::fs::create_dir_all(&var_db).unwrap();
+    let files = [
+        var_db.join("nfs-stablerestart"),
+        var_db.join("nfs-stablerestart.bak"),
+    ];
+    config.nfs.stable_restart_files = files.clone();
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rcbsd-lab"));
+    (Runner::new(config, vip).with_probe_exe(exe), files)
+}
+
+#[tokio::test]
+async fn promote_links_nfsd_stable_restart_files_to_the_storage_and_demote_restores_them() {
+    let world = World::new("node1");
+    let (mut runner, files) = stable_restart_runner(&world);
+    let dir = world.store.join(".nfs-stablerestart");
+    // This node's own records, from when it last ran nfsd on its own.
+    std::fs::write(&files[0], "local records").unwrap();
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    for file in &files {
+        let target = dir.join(file.file_name().unwrap());
+        assert_eq!(std::fs::read_link(file).unwrap(), target);
+        assert!(target.is_file(), "{}", target.display());
+    }
+    let mut aside = files[0].clone().into_os_string();
+    aside.push(".rcbsd-local");
+    assert_eq!(std::fs::read_to_string(&aside).unwrap(), "local records");
+    // nfsd writes through the link (open_stable opens the path O_RDWR).
+    std::fs::write(&files[0], "shared records").unwrap();
+    // Idempotent: a second promote finds the links in place.
+    assert_eq!(
+        run(&mut runner, Kind::Promote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert_eq!(
+        std::fs::read_link(&files[0]).unwrap(),
+        dir.join("nfs-stablerestart")
+    );
+    assert_eq!(
+        run(&mut runner, Kind::Demote).await,
+        Outcome::Succeeded { skipped: vec![] }
+    );
+    assert!(!std::fs::symlink_metadata(&files[0])
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "local records");
+    assert!(!std::path::Path::new(&aside).exists());
+    // No local .bak was there: none comes back (nfsd creates it at start).
+    assert!(std::fs::symlink_metadata(&files[1]).is_err());
+    // The records stay on the storage for the next master.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("nfs-stablerestart")).unwrap(),
+        "shared records"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_promote_puts_the_local_stable_restart_files_back() {
+    let world = World::new("node1");
+    world.set_rules(json!([{"match": ["service", "nfsd", "onestart"], "action": "fail"}]));
+    let (mut runner, files) = stable_restart_runner(&world);
+    std::fs::write(&files[0], "local records").unwrap();
+    std::fs::write(&files[1], "local backup").unwrap();
+    let outcome = run(&mut runner, Kind::Promote).await;
+    assert!(
+        matches!(&outcome, Outcome::Failed { step, .. } if step == "start nfsd"),
+        "{outcome:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&files[0]).unwrap(), "local records");
+    assert_eq!(std::fs::read_to_string(&files[1]).unwrap(), "local backup");
+    for file in &files {
+        assert!(!std::fs::symlink_metadata(file)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+}

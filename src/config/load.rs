@@ -230,7 +230,12 @@ impl Reader<'_> {
             Some(Some(s)) => Some(s.root.clone()),
             _ => None,
         };
-        let nfs = self.nfs_section(root, &vips, storage_root.as_deref());
+        let shared_dirs: Vec<String> = cbsd
+            .as_ref()
+            .and_then(|c| c.as_ref())
+            .map(|c| c.shared_dirs.clone())
+            .unwrap_or_default();
+        let nfs = self.nfs_section(root, &vips, storage_root.as_deref(), &shared_dirs);
         let environments = self.environments_section(root);
         let runbook = self.runbook_section(root);
         let tools = self.tools_section(root);

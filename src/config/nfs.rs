@@ -62,7 +62,20 @@ pub struct Nfs {
     pub delegations: bool,
     /// The file holding the agent's marked block (read by mountd).
     pub exports_file: PathBuf,
+    /// `nfs.stable_restart_dir`: a directory on the shared storage where the
+    /// master's nfsd keeps its NFSv4 stable restart state (promote links
+    /// [`Nfs::stable_restart_files`] into it); `None`: nfsd's local files.
+    pub stable_restart_dir: Option<PathBuf>,
+    /// nfsd's stable restart files, `NFSD_STABLERESTART` and
+    /// `NFSD_STABLEBACKUP` (usr.sbin/nfsd/nfsd.c): compiled into nfsd, so
+    /// not a key; tests point them into their own tree.
+    pub stable_restart_files: [PathBuf; 2],
 }
+
+/// nfsd's `NFSD_STABLERESTART` (usr.sbin/nfsd/nfsd.c).
+pub const NFSD_STABLERESTART: &str = "/var/db/nfs-stablerestart";
+/// nfsd's `NFSD_STABLEBACKUP` (usr.sbin/nfsd/nfsd.c).
+pub const NFSD_STABLEBACKUP: &str = "/var/db/nfs-stablerestart.bak";
 
 /// Default `nfs.mount_options`: NFSv4.1, hard (never `soft`/`intr` with
 /// NFSv4, mount_nfs(8)), and one try per `mount_nfs`: mount_nfs sleeps 60 s
@@ -84,6 +97,11 @@ impl Default for Nfs {
             v4_only: false,
             delegations: false,
             exports_file: PathBuf::from(DEFAULT_EXPORTS_FILE),
+            stable_restart_dir: None,
+            stable_restart_files: [
+                PathBuf::from(NFSD_STABLERESTART),
+                PathBuf::from(NFSD_STABLEBACKUP),
+            ],
         }
     }
 }

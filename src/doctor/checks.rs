@@ -16,6 +16,7 @@ use super::Finding;
 use crate::auth::KeyFileError;
 use crate::config::{Config, EnvKind, StorageKind, DEFAULT_EXPORTS_FILE};
 use crate::fence::{WatchdogError, WatchdogKind};
+use crate::runbook::stable_restart::{self, Links, Seen};
 use crate::runbook::step::Command;
 
 /// One check: its stable name (the first word after the verdict) and
@@ -220,6 +221,16 @@ pub enum Local {
     },
     /// `vrrp.interface`, through [`crate::net::iface::interface_index`].
     Interface(String),
+    /// `nfs.stable_restart_dir`: what nfsd's stable restart paths are now
+    /// (links into the dir, as on the master, or local files, as on the
+    /// other nodes) and whether the storage they point into is mounted.
+    StableRestart {
+        /// nfsd's paths and the configured dir.
+        links: Links,
+        /// `storage.root` when it is a mount of its own (HAST, ZFS):
+        /// links into it without it mounted lead to the root file system.
+        mounted_root: Option<PathBuf>,
+    },
     /// The control socket's directory must exist: the agent binds the
     /// socket at start and refuses to start when it cannot.
     SocketDirectory {
@@ -270,6 +281,19 @@ pub fn build(config: &Config) -> Vec<Check> {
         checks.extend(server_checks(config));
     }
     checks.extend(storage_checks(config));
+    if let (Some(links), Some(storage), Some(_)) = (
+        stable_restart::configured(config),
+        &config.storage,
+        &config.cbsd,
+    ) {
+        checks.push(Check {
+            name: "nfs_stable_restart",
+            subject: Subject::Local(Local::StableRestart {
+                links,
+                mounted_root: (storage.kind != StorageKind::None).then(|| storage.root.clone()),
+            }),
+        });
+    }
     checks
 }
 
@@ -1054,6 +1078,82 @@ pub fn socket_directory_finding(socket: &Path, state: PathState) -> Finding {
     }
 }
 
+/// What one of nfsd's stable restart paths was found to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StableRestartSeen {
+    /// nfsd's path (`/var/db/nfs-stablerestart`, `.bak`).
+    pub path: PathBuf,
+    /// What it is.
+    pub seen: Seen,
+    /// Whether a local file moved aside by promote (`<path>.rcbsd-local`) exists.
+    pub aside: bool,
+}
+
+/// `nfs_stable_restart`: links into the dir (the master's layout) or
+/// local files (every other node's), nothing else; `storage_mounted`:
+/// whether `storage.root` is a mount now (`None`: not a mount of its own,
+/// storage kind none).
+pub fn stable_restart_finding(
+    links: &Links,
+    seen: &[StableRestartSeen],
+    storage_mounted: Option<bool>,
+) -> Finding {
+    let dir = links.dir.display();
+    for file in seen {
+        let path = file.path.display();
+        match &file.seen {
+            Seen::Link(to) if *to != links.target(&file.path) => {
+                return Finding::fail(
+                    format!(
+                        "{path} links to {}, not into {dir}: promote refuses to replace it (nfsd's records must move with the storage)",
+                        to.display()
+                    ),
+                    format!("rm {path} (or move it away); the next promote links it into {dir}"),
+                )
+            }
+            Seen::Other => {
+                return Finding::fail(
+                    format!("{path} is neither a file nor a link: nfsd cannot open it and exits at start (usr.sbin/nfsd/nfsd.c open_stable)"),
+                    format!("move {path} away"),
+                )
+            }
+            Seen::Local | Seen::Missing if file.aside => {
+                let aside = Links::aside(&file.path);
+                return Finding::warn(
+                    format!(
+                        "both {path} and {} exist: the next promote refuses to move the first aside",
+                        aside.display()
+                    ),
+                    format!("keep the one with this node's records as {path} and remove the other"),
+                );
+            }
+            _ => {}
+        }
+    }
+    let linked = seen
+        .iter()
+        .filter(|f| matches!(f.seen, Seen::Link(_)))
+        .count();
+    if linked == 0 {
+        return Finding::ok(format!(
+            "local files, as on a node that is not master (promote links them into {dir})"
+        ));
+    }
+    if linked < seen.len() {
+        return Finding::warn(
+            format!("only some of nfsd's stable restart files link into {dir}: a promote or demote stopped half way"),
+            "the next promote completes the links, the next demote restores the local files",
+        );
+    }
+    match storage_mounted {
+        Some(false) => Finding::warn(
+            format!("nfsd's stable restart files link into {dir} but storage.root is not mounted: left by a master that did not demote (a crash?); nfsd started by hand now would keep its records on the root file system"),
+            "the next promote mounts the storage first; by hand: rm the links and move the .rcbsd-local files back",
+        ),
+        _ => Finding::ok(format!("links into {dir}, as on the master")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1729,5 +1829,83 @@ nodes = ["node3"]
             socket_directory_finding(socket, PathState::Directory).verdict,
             Verdict::Ok
         );
+    }
+
+    fn stable_links() -> Links {
+        Links {
+            dir: PathBuf::from("/store/.nfs-stablerestart"),
+            files: vec![
+                PathBuf::from("/var/db/nfs-stablerestart"),
+                PathBuf::from("/var/db/nfs-stablerestart.bak"),
+            ],
+        }
+    }
+
+    fn seen(both: [Seen; 2], aside: bool) -> Vec<StableRestartSeen> {
+        stable_links()
+            .files
+            .into_iter()
+            .zip(both)
+            .map(|(path, seen)| StableRestartSeen { path, seen, aside })
+            .collect()
+    }
+
+    #[test]
+    fn stable_restart_is_checked_only_when_configured_on_a_master_candidate() {
+        let names = |extra: &str| -> Vec<&'static str> {
+            let text = format!("{BASE}[cbsd]\n[storage]\nkind = \"zfs\"\npool = \"tank\"\n[nfs]\nexport_network = \"192.168.10.0/24\"\n{extra}");
+            let config = parse_with_hostname(&text, Path::new("/x.toml"), None)
+                .unwrap_or_else(|e| panic!("{e}"));
+            build(&config).iter().map(|c| c.name).collect()
+        };
+        assert!(!names("").contains(&"nfs_stable_restart"));
+        assert!(
+            names("stable_restart_dir = \"/store/.nfs-stablerestart\"\n")
+                .contains(&"nfs_stable_restart")
+        );
+    }
+
+    #[test]
+    fn stable_restart_links_or_local_files_are_ok_anything_else_is_not() {
+        let links = stable_links();
+        let to = |name: &str| Seen::Link(links.dir.join(name));
+        let master = seen(
+            [to("nfs-stablerestart"), to("nfs-stablerestart.bak")],
+            false,
+        );
+        assert_eq!(
+            stable_restart_finding(&links, &master, Some(true)).verdict,
+            Verdict::Ok
+        );
+        assert_eq!(
+            stable_restart_finding(&links, &master, None).verdict,
+            Verdict::Ok
+        );
+        let left = stable_restart_finding(&links, &master, Some(false));
+        assert_eq!(left.verdict, Verdict::Warn);
+        assert!(left.found.contains("not mounted"), "{left:?}");
+        let backup = seen([Seen::Local, Seen::Missing], false);
+        assert_eq!(
+            stable_restart_finding(&links, &backup, Some(false)).verdict,
+            Verdict::Ok
+        );
+        let half = seen([to("nfs-stablerestart"), Seen::Local], false);
+        assert_eq!(
+            stable_restart_finding(&links, &half, Some(true)).verdict,
+            Verdict::Warn
+        );
+        let elsewhere = seen([Seen::Link(PathBuf::from("/tmp/x")), Seen::Local], false);
+        let finding = stable_restart_finding(&links, &elsewhere, Some(true));
+        assert_eq!(finding.verdict, Verdict::Fail);
+        assert!(finding.found.contains("/tmp/x"), "{finding:?}");
+        let dir = seen([Seen::Other, Seen::Local], false);
+        assert_eq!(
+            stable_restart_finding(&links, &dir, Some(true)).verdict,
+            Verdict::Fail
+        );
+        let both = seen([Seen::Local, Seen::Local], true);
+        let finding = stable_restart_finding(&links, &both, Some(false));
+        assert_eq!(finding.verdict, Verdict::Warn);
+        assert!(finding.found.contains(".rcbsd-local"), "{finding:?}");
     }
 }

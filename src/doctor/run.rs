@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 
 use tokio::task::JoinSet;
 
-use super::checks::{self, Answer, Local, PathState, Source, Subject};
+use super::checks::{self, Answer, Local, PathState, Source, StableRestartSeen, Subject};
 use super::{Finding, Outcome, TIMEOUT};
 use crate::config::{format_duration, Config};
 use crate::runbook::command;
+use crate::runbook::stable_restart::{self, Links};
 
 /// The most of a file that is read: CBSD's nc.inventory is a few KiB.
 const FILE_LIMIT: u64 = 256 * 1024;
@@ -164,6 +165,7 @@ async fn examine_local(local: Local) -> Finding {
         Local::KeyFiles { key_file, .. } => key_file.display().to_string(),
         Local::Interface(name) => name.clone(),
         Local::SocketDirectory { socket } => socket.display().to_string(),
+        Local::StableRestart { links, .. } => links.dir.display().to_string(),
     };
     let examined = bounded(move || match local {
         Local::Watchdog { device, timeout } => {
@@ -184,6 +186,10 @@ async fn examine_local(local: Local) -> Finding {
                 .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
             checks::socket_directory_finding(&socket, path_state(&dir))
         }
+        Local::StableRestart {
+            links,
+            mounted_root,
+        } => stable_restart(&links, mounted_root.as_deref()),
     })
     .await;
     examined.unwrap_or_else(|| {
@@ -195,6 +201,34 @@ async fn examine_local(local: Local) -> Finding {
             format!("look at {what} by hand (ls -l)"),
         )
     })
+}
+
+/// Looks at nfsd's stable restart paths (local files, /var/db) and
+/// whether `storage.root` is a mount: another device than its parent's.
+fn stable_restart(links: &Links, mounted_root: Option<&Path>) -> Finding {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = Vec::new();
+    for path in &links.files {
+        match stable_restart::look(path) {
+            Ok(found) => seen.push(StableRestartSeen {
+                path: path.clone(),
+                seen: found,
+                aside: std::fs::symlink_metadata(Links::aside(path)).is_ok(),
+            }),
+            Err(e) => {
+                return Finding::warn(
+                    format!("could not look at {}: {e}", path.display()),
+                    format!("ls -l {}", path.display()),
+                )
+            }
+        }
+    }
+    let mounted = mounted_root.map(|root| {
+        let dev = |p: &Path| std::fs::metadata(p).map(|m| m.dev()).ok();
+        let parent = root.parent().unwrap_or(Path::new("/"));
+        matches!((dev(root), dev(parent)), (Some(a), Some(b)) if a != b)
+    });
+    checks::stable_restart_finding(links, &seen, mounted)
 }
 
 fn path_state(path: &Path) -> PathState {

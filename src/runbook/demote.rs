@@ -10,7 +10,7 @@
 
 use super::promote::{clear_exports, drop_vip};
 use super::step::{OnFailure, Step};
-use super::{cbsd, nfs, storage, Env};
+use super::{cbsd, nfs, stable_restart, storage, Env};
 use crate::config::Config;
 
 /// The demote steps: the VIP only on a plain VRRP node (no `[cbsd]`);
@@ -28,6 +28,11 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
     if let Some(storage_config) = &config.storage {
         for service in nfs::services_stopped_on_demote(config.nfs.v4_only) {
             steps.push(nfs::stop_service(config, service));
+        }
+        // nfsd has closed its files: the node gets its local ones back, as
+        // nfsd expects at its next start if this node is not master then.
+        if let Some(links) = stable_restart::configured(config) {
+            steps.push(stable_restart::restore_step(config, links));
         }
         steps.push(clear_exports(config).on_failure(OnFailure::Continue));
         for dir in &cbsd_config.shared_dirs {

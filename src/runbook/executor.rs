@@ -20,6 +20,7 @@ use super::expect::Expect;
 use super::exports;
 use super::fs_probe::{FsProbe, LockSeen};
 use super::nfs::DeadMounts;
+use super::stable_restart;
 use super::step::{Action, Builtin, Checked, Command, EnvPhase, Gate, OnFailure, Step, Verify};
 use super::vip::{VipControl, VipError};
 use super::{
@@ -907,6 +908,42 @@ impl<V: VipControl> Runner<V> {
                 let probe = FsProbe::Write { path: path.clone() };
                 self.fs_probe(&probe, &within, ran).await.map(|_| true)
             }
+            Action::Builtin(
+                builtin
+                @ (Builtin::LinkStableRestart(links) | Builtin::RestoreStableRestart(links)),
+            ) => {
+                // Local files (/var/db and the storage this node mounted):
+                // done in place, off the runtime; `Ok(false)` when the
+                // probe found the work done (no undo then).
+                let (links, linking) = (
+                    links.clone(),
+                    matches!(builtin, Builtin::LinkStableRestart(_)),
+                );
+                let work = tokio::time::timeout(
+                    step.timeout,
+                    tokio::task::spawn_blocking(move || {
+                        if linking {
+                            stable_restart::link(&links)
+                        } else {
+                            stable_restart::restore(&links)
+                        }
+                    }),
+                );
+                let result = tokio::select! {
+                    result = work => result,
+                    why = aborted(abort) => return Err(AttemptError::Aborted(format!("{}: {why}", step.name))),
+                };
+                match result {
+                    Ok(Ok(Ok(acted))) => Ok(acted),
+                    Ok(Ok(Err(why))) => Err(AttemptError::Failed(why)),
+                    Ok(Err(join)) => Err(AttemptError::Failed(join.to_string())),
+                    Err(_) => Err(AttemptError::Timeout(format!(
+                        "{} did not finish within {}",
+                        step.name,
+                        format_duration(step.timeout)
+                    ))),
+                }
+            }
             Action::Builtin(builtin) => {
                 let work = tokio::time::timeout(step.timeout, self.builtin(builtin));
                 let result = tokio::select! {
@@ -1254,6 +1291,8 @@ impl<V: VipControl> Runner<V> {
             | Builtin::DismountDead(_)
             | Builtin::VerifyDirId { .. }
             | Builtin::WriteProbe { .. }
+            | Builtin::LinkStableRestart(_)
+            | Builtin::RestoreStableRestart(_)
             | Builtin::Verify(_) => Err(BuiltinError::NotABuiltin),
         }
     }

@@ -50,6 +50,7 @@ pub mod nfs;
 pub mod plan;
 pub mod probe;
 pub mod promote;
+pub mod stable_restart;
 pub mod step;
 pub mod storage;
 pub mod vip;

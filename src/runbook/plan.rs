@@ -6,7 +6,9 @@
 use std::fmt::Write;
 
 use super::step::{Action, Builtin, Step};
-use super::{demote, exports, follow, promote, resolve_environments, Context, Kind};
+use super::{
+    demote, exports, follow, promote, resolve_environments, stable_restart, Context, Kind,
+};
 use crate::config::{format_duration, Config};
 use crate::net::vip::{Os, VipBackend};
 
@@ -251,6 +253,33 @@ fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin
                 file.display()
             )]
         }
+        Builtin::LinkStableRestart(links) => {
+            let mut lines = vec![format!(
+                "agent  unless linked already: create {} (0700) and its files (empty, 0600) when missing",
+                links.dir.display()
+            )];
+            lines.extend(links.files.iter().map(|local| {
+                format!(
+                    "agent  {} -> {} (a file there is moved to {} first, never deleted)",
+                    local.display(),
+                    links.target(local).display(),
+                    stable_restart::Links::aside(local).display()
+                )
+            }));
+            lines
+        }
+        Builtin::RestoreStableRestart(links) => links
+            .files
+            .iter()
+            .map(|local| {
+                format!(
+                    "agent  remove {} if it links to {}, then move {} back (none: nfsd creates it at start)",
+                    local.display(),
+                    links.target(local).display(),
+                    stable_restart::Links::aside(local).display()
+                )
+            })
+            .collect(),
         Builtin::WaitForPath { path } => {
             vec![format!("agent  wait until {} exists", path.display())]
         }

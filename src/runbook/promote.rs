@@ -10,7 +10,7 @@
 //! candidate finds the storage released and no VIP.
 
 use super::step::{Action, Builtin, OnFailure, Step};
-use super::{cbsd, exports, nfs, storage, Env};
+use super::{cbsd, exports, nfs, stable_restart, storage, Env};
 use crate::config::Config;
 use crate::wire::heartbeat::Resource;
 
@@ -60,6 +60,12 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
             )
             .undo(clear_exports(config)),
         );
+        // nfsd reads its stable restart records once, at start
+        // (usr.sbin/nfsd/nfsd.c open_stable): the links must be there
+        // before it starts, and the storage they point into mounted.
+        if let Some(links) = stable_restart::configured(config) {
+            steps.push(stable_restart::link_step(config, links));
+        }
         for service in nfs::server_services(config.nfs.v4_only) {
             steps.push(nfs::start_service(config, service));
         }

@@ -157,6 +157,13 @@ pub enum Builtin {
     /// this node does not own (FOLLOW step 2). Every command it runs is
     /// logged like a command step's.
     ClearStaleRegistrations(super::cbsd::StaleRegistrations),
+    /// Point nfsd's stable restart files at `nfs.stable_restart_dir` on the
+    /// shared storage (links; a local file is moved aside), creating the
+    /// dir and files when missing ([`super::stable_restart::link`]).
+    LinkStableRestart(super::stable_restart::Links),
+    /// Put nfsd's local stable restart files back in place of the links
+    /// ([`super::stable_restart::restore`]).
+    RestoreStableRestart(super::stable_restart::Links),
     /// A health check's probe that is not a command ([`super::health`]):
     /// it only looks, and fails when what it looks for is not so.
     Verify(Verify),

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use toml::de::DeTable;
 
@@ -25,6 +25,7 @@ const NFS_KEYS: &[&str] = &[
     "v4_only",
     "delegations",
     "exports_file",
+    "stable_restart_dir",
 ];
 
 impl Reader<'_> {
@@ -36,11 +37,12 @@ impl Reader<'_> {
         root: &DeTable<'_>,
         vips: &[VirtualIp],
         storage_root: Option<&Path>,
+        shared_dirs: &[String],
     ) -> Option<Nfs> {
         match root.get("nfs") {
             Some(value) => self
                 .table(value, "nfs")
-                .and_then(|t| self.nfs(t, vips, storage_root, value.span())),
+                .and_then(|t| self.nfs(t, vips, storage_root, shared_dirs, value.span())),
             None if storage_root.is_some() => {
                 self.master_candidate_without_nfs(root);
                 None
@@ -54,6 +56,7 @@ impl Reader<'_> {
         table: &DeTable<'_>,
         vips: &[VirtualIp],
         storage_root: Option<&Path>,
+        shared_dirs: &[String],
         span: Range<usize>,
     ) -> Option<Nfs> {
         let master_candidate = storage_root.is_some();
@@ -93,6 +96,12 @@ impl Reader<'_> {
             "nfs.exports_file",
             DEFAULT_EXPORTS_FILE,
         );
+        let stable_restart_dir = match table.get("stable_restart_dir") {
+            Some(value) => self
+                .stable_restart_dir(value, storage_root, shared_dirs)
+                .map(Some),
+            None => Some(None),
+        };
         Some(Nfs {
             export_network: export_network?,
             export_hosts: export_hosts?,
@@ -101,7 +110,52 @@ impl Reader<'_> {
             v4_only: v4_only?,
             delegations: delegations?,
             exports_file: exports_file?,
+            stable_restart_dir: stable_restart_dir?,
+            ..Nfs::default()
         })
+    }
+
+    /// `nfs.stable_restart_dir`: a clean absolute path inside
+    /// `storage.root` (it must move with the storage) and outside every
+    /// exported shared dir (clients must not see or change the server's
+    /// records).
+    fn stable_restart_dir(
+        &mut self,
+        value: &Value<'_>,
+        storage_root: Option<&Path>,
+        shared_dirs: &[String],
+    ) -> Option<PathBuf> {
+        const KEY: &str = "nfs.stable_restart_dir";
+        let dir = self.clean_path(Some(value), KEY, "")?;
+        let Some(root) = storage_root else {
+            return Some(dir);
+        };
+        if dir == root || !dir.starts_with(root) {
+            self.error(
+                value.span(),
+                KEY,
+                format!(
+                    "{} is not inside storage.root {}: nfsd's stable restart state must move with the shared storage",
+                    dir.display(),
+                    root.display()
+                ),
+            );
+            return None;
+        }
+        if let Some(shared) = shared_dirs.iter().find(|d| dir.starts_with(root.join(d))) {
+            self.error(
+                value.span(),
+                KEY,
+                format!(
+                    "{} is inside the exported shared dir {}: NFS clients would see and change the server's records; use a directory of storage.root outside cbsd.shared_dirs (e.g. {})",
+                    dir.display(),
+                    root.join(shared).display(),
+                    root.join(".nfs-stablerestart").display()
+                ),
+            );
+            return None;
+        }
+        Some(dir)
     }
 
     fn export_network(&mut self, value: &Value<'_>, vips: &[VirtualIp]) -> Option<Ipv4Net> {
