@@ -1777,9 +1777,10 @@ def serve(path):
             except (EOFError, FileNotFoundError) as error:
                 # The caller is gone before its call began: killed by the
                 # timeout of the check or step that ran it (its request cut
-                # short, or its /proc entry gone). Nothing to answer; any
+                # short, or its namespaces gone with it: a zombie keeps its
+                # /proc entry but not /proc/PID/ns). Nothing to answer; any
                 # other missing file is a stand-in bug and is shown.
-                if not (isinstance(error, EOFError) or not os.path.exists(f"/proc/{CALLER_PID}")):
+                if not (isinstance(error, EOFError) or not os.path.exists(f"/proc/{CALLER_PID}/ns/net")):
                     import traceback
 
                     traceback.print_exc()
