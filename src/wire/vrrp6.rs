@@ -113,10 +113,11 @@ pub const fn message_len(count: u8) -> usize {
     HEADER_LEN + ADDRESS_LEN * count as usize
 }
 
-/// Whether `address` is in fe80::/10 (RFC 4291 §2.5.6); spelled out for the
-/// crate's minimum Rust version's sake.
+/// Whether `address` is a link-local unicast address, fe80::/10 (RFC 4291
+/// §2.5.6): what §5.1.2.1 requires of the source and §5.2.9 of the first
+/// address.
 pub fn is_link_local(address: Ipv6Addr) -> bool {
-    address.segments()[0] & 0xffc0 == 0xfe80
+    address.is_unicast_link_local()
 }
 
 /// A view over a VRRP message carrying IPv6 addresses (the IPv6 payload).
