@@ -8,17 +8,31 @@ set -eu
 fuzz_dir=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$fuzz_dir")
 corpus="$fuzz_dir/corpus"
-mkdir -p "$corpus/advert" "$corpus/config" "$corpus/control" "$corpus/heartbeat"
+mkdir -p "$corpus/advert" "$corpus/advert6" "$corpus/config" "$corpus/control" "$corpus/heartbeat"
 
-# advert: each captured datagram as raw bytes, and its VRRP payload alone
-# (IHL 5 in every capture, so the payload starts at byte 20).
+# advert: each captured IPv4 datagram as raw bytes, and its VRRP payload
+# alone (IHL 5 in every capture, so the payload starts at byte 20).
 for vectors in "$repo"/tests/vectors/*.hex; do
     name=$(basename "$vectors" .hex)
+    case $name in *ipv6*) continue ;; esac
     line_number=0
     grep -v '^#' "$vectors" | grep -v '^$' | while read -r hex; do
         line_number=$((line_number + 1))
         printf '%s' "$hex" | xxd -r -p >"$corpus/advert/$name-$line_number"
         printf '%s' "$hex" | cut -c41- | xxd -r -p >"$corpus/advert/$name-$line_number-payload"
+    done
+done
+
+# advert6: each captured IPv6 datagram (VRRP adverts and Neighbor
+# Advertisements), whole and its payload alone (the fixed 40-byte header,
+# so the payload starts at byte 40: hex character 81).
+for vectors in "$repo"/tests/vectors/*ipv6*.hex; do
+    name=$(basename "$vectors" .hex)
+    line_number=0
+    grep -v '^#' "$vectors" | grep -v '^$' | while read -r hex; do
+        line_number=$((line_number + 1))
+        printf '%s' "$hex" | xxd -r -p >"$corpus/advert6/$name-$line_number"
+        printf '%s' "$hex" | cut -c81- | xxd -r -p >"$corpus/advert6/$name-$line_number-payload"
     done
 done
 

@@ -5,14 +5,14 @@
 // says "this must hold" (the library itself denies them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use rcbsd_failover::admit::{admit, DropReason, Policy, RecvMeta};
 use rcbsd_failover::wire::checksum::verify_vrrp;
 use rcbsd_failover::wire::vrrp::{self, Advertisement, MULTICAST_GROUP};
 use rcbsd_failover::wire::Centis;
-use rcbsd_failover::wire::{ipv4, ChecksumMode};
+use rcbsd_failover::wire::{ipv4, ipv6, ndisc, vrrp6, ChecksumMode};
 
 const KEEPALIVED: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const CAPTURER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -217,4 +217,79 @@ fn keepalived_advert_with_ttl_254_is_dropped() {
         admit(&datagram, &meta, &capturer_policy(&[], &[VIP1])),
         Err(DropReason::BadTtl)
     );
+}
+
+/// keepalived 2.2.7 over IPv6 (capture-keepalived-ipv6.sh): every VRRP
+/// advert decodes field by field, verifies over the IPv6 pseudo-header and
+/// is what our encoder writes; every Neighbor Advertisement is keepalived's
+/// form (O set, R clear without forwarding, the interface MAC) and is what
+/// our builder writes with those fields.
+#[test]
+fn keepalived_ipv6_adverts_and_neighbor_advertisements() {
+    let name = "keepalived-2.2.7-ipv6.hex";
+    let source: Ipv6Addr = "fe80::ff:fe00:1".parse().unwrap();
+    let vips: [Ipv6Addr; 2] = [
+        "fe80::51".parse().unwrap(),
+        "2001:db8:99::1".parse().unwrap(),
+    ];
+    let interface_mac = [0x02, 0, 0, 0, 0, 0x01];
+    let datagrams = load(name);
+    let adverts = datagrams.iter().filter(|d| d[6] == vrrp6::PROTOCOL).count();
+    let last_advert = datagrams
+        .iter()
+        .rposition(|d| d[6] == vrrp6::PROTOCOL)
+        .unwrap();
+    let mut announced = Vec::new();
+    for (i, datagram) in datagrams.iter().enumerate() {
+        let ip = ipv6::Header::parse(datagram).expect("valid IPv6 header");
+        assert_eq!(ip.hop_limit, 255, "{name}[{i}]");
+        match ip.next_header {
+            vrrp6::PROTOCOL => {
+                assert_eq!((ip.src, ip.dst), (source, vrrp6::MULTICAST_GROUP));
+                let packet = vrrp6::parse(ip.payload, ip.src, ip.dst).expect("valid advert");
+                assert_eq!(
+                    (packet.version(), packet.msg_type(), packet.vrid()),
+                    (3, 1, 51)
+                );
+                let priority = if i == last_advert { 0 } else { 150 };
+                assert_eq!(packet.priority(), priority, "{name}[{i}]");
+                assert_eq!(packet.max_advert_interval(), Centis(100));
+                assert_eq!(packet.addresses().collect::<Vec<_>>(), vips);
+                let advert = vrrp6::Ipv6Advertisement {
+                    vrid: 51,
+                    priority,
+                    max_advert_interval: Centis(100),
+                    addresses: &vips,
+                };
+                let mut ours = vec![0u8; advert.buffer_len()];
+                advert.emit(&mut ours, ip.src, ip.dst).expect("fits");
+                assert_eq!(ours, ip.payload, "{name}[{i}]: our encoding differs");
+            }
+            ipv6::NEXT_HEADER_ICMPV6 => {
+                assert_eq!(ip.dst, ipv6::ALL_NODES, "{name}[{i}]");
+                let na = ndisc::NeighborAdvertisement::parse(ip.payload, ip.src, ip.dst)
+                    .expect("valid Neighbor Advertisement");
+                // keepalived sends each VIP's NA from the VIP itself.
+                assert_eq!(na.target, ip.src, "{name}[{i}]");
+                let keepalived_form = ndisc::NeighborAdvertisement {
+                    router: false,
+                    ..ndisc::NeighborAdvertisement::unsolicited(na.target, interface_mac)
+                };
+                assert_eq!(na, keepalived_form, "{name}[{i}]");
+                let mut ours = [0u8; ndisc::MESSAGE_LEN];
+                na.emit(&mut ours, ip.src, ip.dst).expect("fits");
+                assert_eq!(&ours[..], ip.payload, "{name}[{i}]: our encoding differs");
+                announced.push(na.target);
+            }
+            other => panic!("{name}[{i}]: next header {other}"),
+        }
+    }
+    assert!(adverts >= 2, "{name}: {adverts} adverts");
+    // Both VIPs were announced, each more than once (keepalived's burst).
+    for vip in vips {
+        assert!(
+            announced.iter().filter(|&&t| t == vip).count() >= 2,
+            "{vip}"
+        );
+    }
 }

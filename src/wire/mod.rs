@@ -7,7 +7,10 @@ pub mod checksum;
 pub mod fields;
 pub mod heartbeat;
 pub mod ipv4;
+pub mod ipv6;
+pub mod ndisc;
 pub mod vrrp;
+pub mod vrrp6;
 
 pub use fields::{Centis, VrrpState};
 
