@@ -862,6 +862,10 @@ def tool_showmount(config, state, args):
         out(code=1, err="showmount: -E cannot be used with -a or -d")
     if "E" not in letters and "e" not in letters:
         out(code=1, err="usage: showmount [-a | -d] [-e3] [host] (the stand-in models -E and -e only)")
+    if hosts and hosts[0] not in ("localhost", "127.0.0.1", "::1"):
+        # Another host's mountd is not this node's state: the stand-in
+        # does not answer for it rather than answer wrongly.
+        out(code=1, err=f"RPC: Unknown host\nshowmount: can't do exports rpc (the stand-in asks this node's mountd only, not {hosts[0]})")
     running = state.get("services", [])
     if "rpcbind" not in running:
         out(code=1, err="RPC: Port mapper failure - RPC: Unable to receive\nshowmount: can't do exports rpc")

@@ -123,6 +123,38 @@ pub const fn message_len(count: u8) -> usize {
     HEADER_LEN + ADDRESS_LEN * count as usize
 }
 
+/// The checks both families share (RFC 5798 §7.1 checks the version
+/// before completeness): the fixed header is there, version 3, type
+/// ADVERTISEMENT, at least one address, and the length exactly the header
+/// plus Count addresses of `address_len` bytes (4 for IPv4, 16 for IPv6).
+/// Exactly: a VRRPv3 advert has nothing after its addresses (VRRPv2's
+/// authentication data is gone, §5.2), so extra bytes mean another format,
+/// not padding.
+pub(super) fn check_layout(bytes: &[u8], address_len: usize) -> Result<(), Error> {
+    let len = bytes.len();
+    if len < HEADER_LEN {
+        return Err(Error::Truncated { len });
+    }
+    let header = Packet::new_unchecked(bytes);
+    if header.version() != VERSION {
+        return Err(Error::BadVersion(header.version()));
+    }
+    if header.msg_type() != TYPE_ADVERTISEMENT {
+        return Err(Error::BadType(header.msg_type()));
+    }
+    if header.count() == 0 {
+        return Err(Error::NoAddresses);
+    }
+    let expected = HEADER_LEN + address_len * usize::from(header.count());
+    if len != expected {
+        return Err(Error::BadLength {
+            expected,
+            actual: len,
+        });
+    }
+    Ok(())
+}
+
 /// A view over a VRRP message (the IP payload). [`Packet::new_checked`]
 /// guarantees the fixed header and the announced addresses are in the
 /// buffer; [`parse`] additionally checks version, type and checksum.
@@ -148,30 +180,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn check(&self) -> Result<(), Error> {
-        let len = self.bytes().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated { len });
-        }
-        if self.version() != VERSION {
-            return Err(Error::BadVersion(self.version()));
-        }
-        if self.msg_type() != TYPE_ADVERTISEMENT {
-            return Err(Error::BadType(self.msg_type()));
-        }
-        if self.count() == 0 {
-            return Err(Error::NoAddresses);
-        }
-        // Exactly: a VRRPv3 IPv4 advert has nothing after its addresses
-        // (VRRPv2's authentication data is gone, §5.2), so extra bytes mean
-        // another format, not padding.
-        let expected = message_len(self.count());
-        if len != expected {
-            return Err(Error::BadLength {
-                expected,
-                actual: len,
-            });
-        }
-        Ok(())
+        check_layout(self.bytes(), ADDRESS_LEN)
     }
 
     fn bytes(&self) -> &[u8] {

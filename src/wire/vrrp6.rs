@@ -108,6 +108,26 @@ pub enum Error {
     SourceNotLinkLocal(Ipv6Addr),
 }
 
+/// The layout checks are IPv4's ([`vrrp::check_layout`]); their error is
+/// the same, said of an IPv6 message.
+impl From<vrrp::Error> for Error {
+    fn from(error: vrrp::Error) -> Self {
+        match error {
+            vrrp::Error::Truncated { len } => Error::Truncated { len },
+            vrrp::Error::BadVersion(version) => Error::BadVersion(version),
+            vrrp::Error::BadType(kind) => Error::BadType(kind),
+            vrrp::Error::NoAddresses => Error::NoAddresses,
+            vrrp::Error::BadLength { expected, actual } => Error::BadLength { expected, actual },
+            vrrp::Error::BadChecksum => Error::BadChecksum,
+            vrrp::Error::BufferTooSmall { needed, available } => {
+                Error::BufferTooSmall { needed, available }
+            }
+            vrrp::Error::BadAddressCount(count) => Error::BadAddressCount(count),
+            vrrp::Error::BadInterval(interval) => Error::BadInterval(interval),
+        }
+    }
+}
+
 /// The length of an advertisement carrying `count` IPv6 addresses.
 pub const fn message_len(count: u8) -> usize {
     HEADER_LEN + ADDRESS_LEN * count as usize
@@ -144,28 +164,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn check(&self) -> Result<(), Error> {
-        let len = self.bytes().len();
-        if len < HEADER_LEN {
-            return Err(Error::Truncated { len });
-        }
-        if self.version() != VERSION {
-            return Err(Error::BadVersion(self.version()));
-        }
-        if self.msg_type() != TYPE_ADVERTISEMENT {
-            return Err(Error::BadType(self.msg_type()));
-        }
-        if self.count() == 0 {
-            return Err(Error::NoAddresses);
-        }
-        // Exactly, as for IPv4: nothing follows the addresses in VRRPv3.
-        let expected = message_len(self.count());
-        if len != expected {
-            return Err(Error::BadLength {
-                expected,
-                actual: len,
-            });
-        }
-        Ok(())
+        vrrp::check_layout(self.bytes(), ADDRESS_LEN).map_err(Error::from)
     }
 
     fn bytes(&self) -> &[u8] {
