@@ -137,8 +137,9 @@ impl NaSender {
 /// the meaning of a set bit differ: Linux `ICMPV6_FILTER` = 1
 /// (include/uapi/linux/icmpv6.h), a set bit *blocks* the type
 /// (net/ipv6/raw.c `icmpv6_filter`); FreeBSD `ICMP6_FILTER` = 18
-/// (sys/netinet/icmp6.h), a set bit *passes* it (`ICMP6_FILTER_WILLPASS`;
-/// `ICMP6_FILTER_SETBLOCKALL` zeroes the filter).
+/// (sys/netinet6/in6.h), a set bit *passes* it (sys/netinet/icmp6.h:
+/// `ICMP6_FILTER_SETBLOCKALL` zeroes the filter, `ICMP6_FILTER_SETPASS`
+/// sets the type's bit).
 #[cfg(target_os = "linux")]
 const FILTER: (libc::c_int, [u32; 8]) = (1, [u32::MAX; 8]);
 #[cfg(not(target_os = "linux"))]

@@ -69,8 +69,9 @@ pub trait VipBackend {
 /// for IPv6 `ip -6 addr add A/P dev IF nodad` / `ip -6 addr del A/P dev IF`.
 ///
 /// `nodad` sets `IFA_F_NODAD` on the address (ip-address(8); the kernel's
-/// `addrconf_dad_begin` then skips DAD, net/ipv6/addrconf.c), so it is
-/// never "tentative", whatever the interface's `accept_dad`; keepalived
+/// `addrconf_dad_begin` then completes DAD at once without a probe,
+/// net/ipv6/addrconf.c), so it is never listed "tentative", whatever the
+/// interface's `accept_dad`; keepalived
 /// adds its IPv6 VIPs the same way.
 ///
 /// The VIP is added with its configured prefix and *without*
