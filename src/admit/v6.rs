@@ -511,8 +511,11 @@ mod tests {
         }
     }
 
-    fn admit_authenticated(
-        datagram: &Datagram,
+    /// Admission with `[auth]` on (our key), for `bytes` from `src`.
+    fn admit_with_key(
+        bytes: &[u8],
+        src: Ipv6Addr,
+        meta: &RecvMeta,
         replay: &mut ReplayGuard<Ipv6Addr>,
     ) -> Result<Admitted, DropReason> {
         let keys = Keyring::from_secrets(KEY, None);
@@ -522,13 +525,14 @@ mod tests {
             now: std::time::Instant::now(),
             restart_silence: std::time::Duration::from_secs(10),
         };
-        admit_with_auth(
-            &datagram.bytes(),
-            datagram.src,
-            &datagram.meta,
-            &policy(),
-            Some(&mut auth),
-        )
+        admit_with_auth(bytes, src, meta, &policy(), Some(&mut auth))
+    }
+
+    fn admit_authenticated(
+        datagram: &Datagram,
+        replay: &mut ReplayGuard<Ipv6Addr>,
+    ) -> Result<Admitted, DropReason> {
+        admit_with_key(&datagram.bytes(), datagram.src, &datagram.meta, replay)
     }
 
     #[test]
@@ -554,15 +558,8 @@ mod tests {
         let other = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9);
         let len = vrrp6::message_len(1 + 1);
         vrrp6::Packet::new_unchecked(&mut bytes[..len]).fill_checksum(other, MULTICAST_GROUP);
-        let keys = Keyring::from_secrets(KEY, None);
-        let mut auth = AdvertAuth {
-            keys: &keys,
-            replay: &mut replay,
-            now: std::time::Instant::now(),
-            restart_silence: std::time::Duration::from_secs(10),
-        };
         assert_eq!(
-            admit_with_auth(&bytes, other, &ON_OUR_LINK, &policy(), Some(&mut auth)),
+            admit_with_key(&bytes, other, &ON_OUR_LINK, &mut replay),
             Err(DropReason::AuthBad)
         );
     }
@@ -605,15 +602,7 @@ mod tests {
                 bytes.truncate(len);
             }
             let _ = admit(&bytes, PEER, &meta, &policy());
-            let mut replay = ReplayGuard::new(8);
-            let keys = Keyring::from_secrets(KEY, None);
-            let mut auth = AdvertAuth {
-                keys: &keys,
-                replay: &mut replay,
-                now: std::time::Instant::now(),
-                restart_silence: std::time::Duration::from_secs(10),
-            };
-            let _ = admit_with_auth(&bytes, PEER, &meta, &policy(), Some(&mut auth));
+            let _ = admit_with_key(&bytes, PEER, &meta, &mut ReplayGuard::new(8));
         }
 
         #[test]
