@@ -172,6 +172,16 @@ fn an_advert_arrives_with_pktinfo_and_hop_limit_and_passes_admission() {
                 ifindex: sender_index,
                 source: sender_ll,
             };
+            // A global source is refused with a clear error (§5.1.2.1).
+            let global = SocketConfig6 {
+                source: node_address(0),
+                ..config.clone()
+            };
+            let refused = VrrpSocket6::open(&global).expect_err("a global source");
+            assert!(
+                refused.to_string().contains("not a link-local address"),
+                "{refused}"
+            );
             let socket = VrrpSocket6::open(&config).expect("open the sending socket");
             assert_eq!(socket.source(), sender_ll);
             // 150: a good advert through our socket.
