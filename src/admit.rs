@@ -7,6 +7,11 @@
 //! IP-level checks before and our local policy (own packets, unicast peers,
 //! a zero interval, then authentication) after.
 //!
+//! IPv6 adverts have their own entry point, [`v6::admit`]: the IP-level
+//! checks differ (the socket strips the IPv6 header and reports the hop
+//! limit and destination in control messages); everything from the VRID
+//! on is shared by both families (`check_parsed`).
+//!
 //! # Authentication and replay
 //!
 //! With `[auth]` on, an advert must end with the trailer of
@@ -19,7 +24,7 @@
 //! a datagram that fails a cheaper check costs no HMAC, and the guard only
 //! records counters of adverts that are otherwise admitted.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use crate::auth::{Keyring, ReplayGuard};
 use crate::election::ReceivedAdvert;
@@ -35,20 +40,24 @@ pub struct RecvMeta {
     pub ifindex: Option<u32>,
 }
 
-/// The local configuration admission compares a datagram against.
+pub mod v6;
+
+/// The local configuration admission compares a datagram against; `A` is
+/// the address family (IPv4 by default, [`std::net::Ipv6Addr`] for
+/// [`v6::admit`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Policy<'a> {
+pub struct Policy<'a, A = Ipv4Addr> {
     /// The Virtual Router Identifier we run (1..=255, RFC 5798 §5.2.3).
     pub vrid: u8,
     /// The interface VRRP runs on.
     pub ifindex: u32,
     /// Our addresses on that interface (the sources of our own adverts).
-    pub own_addresses: &'a [Ipv4Addr],
+    pub own_addresses: &'a [A],
     /// Empty = multicast mode (any source accepted).
-    pub unicast_peers: &'a [Ipv4Addr],
+    pub unicast_peers: &'a [A],
     /// Our configured virtual addresses, which a non-owner's advert must
     /// list exactly, as a set (§7.1).
-    pub virtual_ips: &'a [Ipv4Addr],
+    pub virtual_ips: &'a [A],
     /// We have priority 255: we own the virtual addresses.
     pub we_are_owner: bool,
 }
@@ -56,12 +65,12 @@ pub struct Policy<'a> {
 /// Authentication of received adverts: the keys, and the newest counter
 /// accepted from each source address.
 #[derive(Debug)]
-pub struct AdvertAuth<'a> {
+pub struct AdvertAuth<'a, A = Ipv4Addr> {
     /// The keys a trailer's tag may verify with (the send key and, during a
     /// rotation, the accepted one).
     pub keys: &'a Keyring,
     /// The newest counter accepted per source; updated when an advert is admitted.
-    pub replay: &'a mut ReplayGuard<Ipv4Addr>,
+    pub replay: &'a mut ReplayGuard<A>,
     /// When the datagram arrived (monotonic clock).
     pub now: std::time::Instant,
     /// How long a sender must have been silent before a lower incarnation
@@ -93,6 +102,15 @@ pub enum DropReason {
     /// §7.1: the TTL MUST be 255, proving the sender is on our link
     /// (§5.1.1.3); anything else was routed, or forged from afar.
     BadTtl,
+    /// IPv6 only: the destination the socket reported is not ff02::12 in
+    /// multicast mode (§5.1.2.2), or is a multicast group in unicast mode;
+    /// or the socket reported none (no `IPV6_PKTINFO`).
+    BadDestination,
+    /// IPv6 multicast mode only: the source is not link-local (fe80::/10).
+    /// §5.1.2.1 says the sender uses "the IPv6 link-local address of the
+    /// interface the packet is being sent from"; a router on the link has
+    /// one, so another source is a misconfigured or forged sender.
+    SourceNotLinkLocal,
     /// §7.1: the VRRP version MUST be 3 (a VRRPv2 speaker, for instance).
     BadVersion,
     /// §5.2.2: a packet with an unknown type MUST be discarded; 1
@@ -144,10 +162,12 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in the order the checks run; indexes [`DropCounters`].
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::MalformedIp,
         DropReason::NotVrrp,
         DropReason::BadTtl,
+        DropReason::BadDestination,
+        DropReason::SourceNotLinkLocal,
         DropReason::BadVersion,
         DropReason::BadType,
         DropReason::BadLength,
@@ -172,6 +192,8 @@ impl DropReason {
             DropReason::MalformedIp => "malformed_ip",
             DropReason::NotVrrp => "not_vrrp",
             DropReason::BadTtl => "bad_ttl",
+            DropReason::BadDestination => "bad_destination",
+            DropReason::SourceNotLinkLocal => "source_not_link_local",
             DropReason::BadVersion => "bad_version",
             DropReason::BadType => "bad_type",
             DropReason::BadLength => "bad_length",
@@ -254,59 +276,106 @@ pub fn admit_with_auth(
     if ip.ttl != vrrp::TTL {
         return Err(DropReason::BadTtl);
     }
-    // Count says where the VRRP message ends; what follows is our auth
-    // trailer or, being neither padding nor VRRPv3 (§5.2), a bad length.
+    // Count says where the VRRP message ends; what follows is judged in
+    // check_parsed.
     let vrrp_len = vrrp::message_len(vrrp::Packet::new_unchecked(ip.payload).count());
     let (message, trailer) = advert_auth::split(ip.payload, vrrp_len);
     let (packet, checksum) = vrrp::parse(message, ip.src, ip.dst)?;
-    if trailer.is_some_and(|rest| !advert_auth::is_trailer(rest)) {
-        return Err(DropReason::BadLength);
-    }
-
-    if meta
-        .ifindex
-        .is_some_and(|ifindex| ifindex != policy.ifindex)
-    {
-        return Err(DropReason::WrongInterface);
-    }
-    if packet.vrid() != policy.vrid {
-        return Err(DropReason::WrongVrid);
-    }
-    if policy.we_are_owner {
-        return Err(DropReason::WeAreOwner);
-    }
-    if policy.own_addresses.contains(&ip.src) {
-        return Err(DropReason::OwnPacket);
-    }
-    if !policy.unicast_peers.is_empty() && !policy.unicast_peers.contains(&ip.src) {
-        return Err(DropReason::NotAPeer);
-    }
-    if packet.priority() != 255 && !same_set(packet.addresses(), policy.virtual_ips) {
-        return Err(DropReason::AddressMismatch);
-    }
-    let max_advert_interval = packet.max_advert_interval();
-    if max_advert_interval == Centis(0) {
-        return Err(DropReason::ZeroInterval);
-    }
-    let verified = authenticate(auth, trailer, ip.src, ip.dst, message)?;
+    let verified = check_parsed(
+        Parsed {
+            src: ip.src,
+            dst: ip.dst,
+            vrid: packet.vrid(),
+            priority: packet.priority(),
+            max_advert_interval: packet.max_advert_interval(),
+            addresses: packet.addresses(),
+            message,
+            trailer,
+        },
+        meta.ifindex,
+        policy,
+        auth,
+    )?;
     Ok(Admitted {
         advert: ReceivedAdvert {
             source: ip.src,
             priority: packet.priority(),
-            max_advert_interval,
+            max_advert_interval: packet.max_advert_interval(),
         },
         checksum,
         auth: verified,
     })
 }
 
+/// A VRRP message that parsed (version, type, length, checksum), with the
+/// addresses of the datagram that carried it: what the checks shared by
+/// both families look at.
+struct Parsed<'m, A, I> {
+    src: A,
+    dst: A,
+    vrid: u8,
+    priority: u8,
+    max_advert_interval: Centis,
+    /// The advert's address list.
+    addresses: I,
+    /// The VRRP message (what the auth tag covers with the addresses).
+    message: &'m [u8],
+    /// The bytes after the message, if any.
+    trailer: Option<&'m [u8]>,
+}
+
+/// The checks after the VRRP message itself parsed, the same for IPv4 and
+/// IPv6 (§7.1 from the VRID on, then our local policy and authentication);
+/// returns the verified counter when authentication is on.
+fn check_parsed<A, I>(
+    parsed: Parsed<'_, A, I>,
+    ifindex: Option<u32>,
+    policy: &Policy<'_, A>,
+    auth: Option<&mut AdvertAuth<'_, A>>,
+) -> Result<Option<Verified>, DropReason>
+where
+    A: Copy + Ord + Into<IpAddr>,
+    I: Iterator<Item = A> + Clone,
+{
+    // Count says where the VRRP message ends; what follows is our auth
+    // trailer or, being neither padding nor VRRPv3 (§5.2), a bad length.
+    if parsed
+        .trailer
+        .is_some_and(|rest| !advert_auth::is_trailer(rest))
+    {
+        return Err(DropReason::BadLength);
+    }
+    if ifindex.is_some_and(|ifindex| ifindex != policy.ifindex) {
+        return Err(DropReason::WrongInterface);
+    }
+    if parsed.vrid != policy.vrid {
+        return Err(DropReason::WrongVrid);
+    }
+    if policy.we_are_owner {
+        return Err(DropReason::WeAreOwner);
+    }
+    if policy.own_addresses.contains(&parsed.src) {
+        return Err(DropReason::OwnPacket);
+    }
+    if !policy.unicast_peers.is_empty() && !policy.unicast_peers.contains(&parsed.src) {
+        return Err(DropReason::NotAPeer);
+    }
+    if parsed.priority != 255 && !same_set(parsed.addresses, policy.virtual_ips) {
+        return Err(DropReason::AddressMismatch);
+    }
+    if parsed.max_advert_interval == Centis(0) {
+        return Err(DropReason::ZeroInterval);
+    }
+    authenticate(auth, parsed.trailer, parsed.src, parsed.dst, parsed.message)
+}
+
 /// The authentication verdict for a VRRP `message` and the `trailer` that
 /// followed it (already known to have the trailer's shape).
-fn authenticate(
-    auth: Option<&mut AdvertAuth<'_>>,
+fn authenticate<A: Copy + Ord + Into<IpAddr>>(
+    auth: Option<&mut AdvertAuth<'_, A>>,
     trailer: Option<&[u8]>,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: A,
+    dst: A,
     message: &[u8],
 ) -> Result<Option<Verified>, DropReason> {
     match (auth, trailer) {
@@ -326,7 +395,7 @@ fn authenticate(
 
 /// Whether two address lists hold the same addresses, ignoring order and
 /// repetition, without allocating (at most 255 × configured VIPs steps).
-fn same_set(received: vrrp::Addresses<'_>, configured: &[Ipv4Addr]) -> bool {
+fn same_set<A: PartialEq>(received: impl Iterator<Item = A> + Clone, configured: &[A]) -> bool {
     let every_received_is_configured = received.clone().all(|a| configured.contains(&a));
     let every_configured_is_received = configured.iter().all(|c| received.clone().any(|a| a == *c));
     every_received_is_configured && every_configured_is_received

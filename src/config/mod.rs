@@ -181,3 +181,19 @@ impl std::fmt::Display for VirtualIp {
         write!(f, "{}/{}", self.address, self.prefix_len)
     }
 }
+
+/// One virtual IPv6 address with the prefix length it is added with (the
+/// network layer's type; the `[vrrp]` section does not take IPv6 yet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct VirtualIp6 {
+    /// The address added to the interface.
+    pub address: std::net::Ipv6Addr,
+    /// Prefix length it is added with, 0..=128.
+    pub prefix_len: u8,
+}
+
+impl std::fmt::Display for VirtualIp6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}

@@ -3,7 +3,7 @@
 //! failed, on which interface or address, and what to do about it.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Why the network edge could not be set up or used.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +30,28 @@ pub enum NetError {
     NoPrimaryAddress {
         /// The interface name.
         interface: String,
+    },
+
+    /// The interface has no IPv6 link-local address to send IPv6 adverts
+    /// and Neighbor Advertisements from (RFC 5798 §5.1.2.1).
+    #[error(
+        "interface {interface:?} has no IPv6 link-local address (fe80::/10) other than \
+         the virtual ones: enable IPv6 on it (FreeBSD: ifconfig IF inet6 -ifdisabled \
+         auto_linklocal; Linux: sysctl net.ipv6.conf.IF.disable_ipv6=0)"
+    )]
+    NoLinkLocalAddress {
+        /// The interface name.
+        interface: String,
+    },
+
+    /// The IPv6 source given for adverts is not a link-local address of the
+    /// interface (RFC 5798 §5.1.2.1).
+    #[error("IPv6 source {address} is not a link-local address of interface {interface:?}")]
+    SourceNotLinkLocal {
+        /// The interface name.
+        interface: String,
+        /// The source asked for.
+        address: Ipv6Addr,
     },
 
     /// The interface has no link-layer (MAC) address to send gratuitous ARP
@@ -85,6 +107,18 @@ pub enum NetError {
     #[error("link-layer (ARP) sender on interface {interface:?}: {action}: {error}")]
     Link {
         /// The interface the frames go out of.
+        interface: String,
+        /// What was being done.
+        action: &'static str,
+        /// The OS error.
+        error: io::Error,
+    },
+
+    /// Opening or using the ICMPv6 socket that sends unsolicited Neighbor
+    /// Advertisements failed.
+    #[error("Neighbor Advertisement sender on interface {interface:?}: {action}: {error}")]
+    NeighborAdvert {
+        /// The interface the advertisements go out of.
         interface: String,
         /// What was being done.
         action: &'static str,

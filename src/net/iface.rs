@@ -1,4 +1,5 @@
-//! Interface queries: index, IPv4 addresses, Ethernet address, link state.
+//! Interface queries: index, IPv4 and IPv6 addresses, Ethernet address,
+//! link state.
 //!
 //! Everything goes through `getifaddrs(3)` and `if_nametoindex(3)`, which
 //! exist with the same meaning on FreeBSD and Linux; only the link-layer
@@ -7,7 +8,7 @@
 //! Results are read fresh on every call: addresses change under us (the
 //! VIP comes and goes, an operator adds an alias).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use nix::errno::Errno;
 use nix::ifaddrs::{getifaddrs, InterfaceAddress};
@@ -40,6 +41,41 @@ pub fn ipv4_addresses(name: &str) -> Result<Vec<(Ipv4Addr, u8)>, NetError> {
         found.push((address.ip(), prefix));
     }
     Ok(found)
+}
+
+/// The IPv6 addresses of the interface with their prefix lengths, in the
+/// order the kernel lists them; link-local ones included (their scope is
+/// this interface). Tentative addresses (DAD still running) are listed too:
+/// getifaddrs(3) does not say.
+pub fn ipv6_addresses(name: &str) -> Result<Vec<(Ipv6Addr, u8)>, NetError> {
+    let mut found = Vec::new();
+    for entry in entries_of(name)? {
+        let Some(address) = entry.address.as_ref().and_then(|a| a.as_sockaddr_in6()) else {
+            continue;
+        };
+        let prefix = entry
+            .netmask
+            .as_ref()
+            .and_then(|m| m.as_sockaddr_in6())
+            .map_or(128, |m| ones(u128::from(m.ip()).count_ones()));
+        found.push((address.ip(), prefix));
+    }
+    Ok(found)
+}
+
+/// The source of IPv6 adverts (RFC 5798 §5.1.2.1: "the IPv6 link-local
+/// address of the interface the packet is being sent from") and of our
+/// Neighbor Advertisements: the interface's first link-local address that
+/// is not a virtual one (the virtual router's link-local address is on the
+/// interface while we are master).
+pub fn link_local_address(name: &str, virtual_ips: &[Ipv6Addr]) -> Result<Ipv6Addr, NetError> {
+    let link_local: Vec<_> = ipv6_addresses(name)?
+        .into_iter()
+        .filter(|(address, _)| address.is_unicast_link_local())
+        .collect();
+    first_non_virtual(&link_local, virtual_ips).ok_or_else(|| NetError::NoLinkLocalAddress {
+        interface: name.to_owned(),
+    })
 }
 
 /// The interface's Ethernet address: the sender hardware address of our
@@ -198,7 +234,7 @@ pub fn primary_address(name: &str, virtual_ips: &[Ipv4Addr]) -> Result<Ipv4Addr,
     })
 }
 
-fn first_non_virtual(addresses: &[(Ipv4Addr, u8)], virtual_ips: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+fn first_non_virtual<A: Copy + PartialEq>(addresses: &[(A, u8)], virtual_ips: &[A]) -> Option<A> {
     addresses
         .iter()
         .map(|&(address, _)| address)
@@ -224,8 +260,12 @@ fn entries_of(name: &str) -> Result<Vec<InterfaceAddress>, NetError> {
 /// Prefix length of a netmask; a non-contiguous mask (never configured by
 /// `ip` or `ifconfig`) counts its set bits.
 fn prefix_len(mask: Ipv4Addr) -> u8 {
-    // count_ones of a u32 is at most 32, which always fits in a u8.
-    u8::try_from(u32::from(mask).count_ones()).unwrap_or(32)
+    ones(u32::from(mask).count_ones())
+}
+
+/// A count of mask bits (at most 128) as a prefix length.
+fn ones(count: u32) -> u8 {
+    u8::try_from(count).unwrap_or(u8::MAX)
 }
 
 #[cfg(test)]
@@ -263,6 +303,29 @@ mod tests {
             assert!(addresses.contains(&(Ipv4Addr::LOCALHOST, 8)));
             assert!(interface_index("lo").expect("lo has an index") > 0);
         }
+    }
+
+    #[test]
+    fn loopback_has_its_ipv6_address_and_no_link_local() {
+        // `lo` has ::1/128 wherever IPv6 is enabled, and never a link-local.
+        if cfg!(target_os = "linux") && std::path::Path::new("/proc/net/if_inet6").exists() {
+            let addresses = ipv6_addresses("lo").expect("lo has addresses");
+            if addresses.iter().any(|&(a, _)| a == Ipv6Addr::LOCALHOST) {
+                assert!(addresses.contains(&(Ipv6Addr::LOCALHOST, 128)));
+                assert!(matches!(
+                    link_local_address("lo", &[]),
+                    Err(NetError::NoLinkLocalAddress { .. })
+                ));
+            }
+        }
+    }
+
+    #[test]
+    fn the_link_local_source_skips_the_virtual_link_local() {
+        let virtual_ll = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x51);
+        let own = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+        let listed = [(virtual_ll, 64), (own, 64)];
+        assert_eq!(first_non_virtual(&listed, &[virtual_ll]), Some(own));
     }
 
     #[test]

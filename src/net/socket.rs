@@ -98,19 +98,13 @@ impl VrrpSocket {
             check_peer(peer, config.source, &own)?;
         }
 
-        let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(IPPROTO_VRRP)))
-            .map_err(|error| match error.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => NetError::RawSocketPermission(error),
-                _ => socket_error(config, "socket(AF_INET, SOCK_RAW, 112)", error),
-            })?;
+        let socket = open_raw(
+            Domain::IPV4,
+            "socket(AF_INET, SOCK_RAW, 112)",
+            &config.interface,
+        )?;
         let fail = |action: &'static str| move |error| socket_error(config, action, error);
 
-        socket.set_nonblocking(true).map_err(fail("O_NONBLOCK"))?;
-        // Every protocol-112 packet on the host lands in this queue; a flood
-        // of junk must not push the master's adverts out of it before we
-        // read them (docs/benchmarks.md, "Flood"). The kernel may cap the
-        // size (net.core.rmem_max, kern.ipc.maxsockbuf): best effort.
-        let _ = socket.set_recv_buffer_size(RECV_QUEUE_BYTES);
         socket.set_ttl_v4(VRRP_TTL).map_err(fail("IP_TTL 255"))?;
         socket
             .set_tos_v4(TOS_INTERNETWORK_CONTROL)
@@ -149,18 +143,8 @@ impl VrrpSocket {
                 .map_err(fail("join 224.0.0.18"))?;
         }
 
-        // Registered for reading only: with write interest too, the kernel's
-        // "writable again" edge after every send (sk_write_space, when the
-        // sent skb is freed) would wake the loop once more per advert.
-        // Sends go straight to the socket instead ([`send_to`]).
-        //
-        // SAFETY: `register_with_interest` needs the fd to stay open and the
-        // same for the AsyncFd's whole life. `Socket` owns its fd and closes
-        // it only on drop, and the AsyncFd is never unwrapped (no
-        // `into_inner`, no `get_mut`), so the fd lives exactly as long as
-        // the registration.
-        let fd = unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
-            .map_err(|e| socket_error(config, "register with tokio", e.into_parts().1))?;
+        let fd =
+            register(socket).map_err(|error| socket_error(config, "register with tokio", error))?;
         Ok(VrrpSocket {
             fd,
             unicast: config.is_unicast(),
@@ -197,6 +181,54 @@ impl VrrpSocket {
         }
         Ok(())
     }
+}
+
+/// A non-blocking raw socket of IP protocol 112 for `domain` (`call` names
+/// the system call in errors), with the large receive queue both families
+/// need.
+pub(super) fn open_raw(
+    domain: Domain,
+    call: &'static str,
+    interface: &str,
+) -> Result<Socket, NetError> {
+    let socket =
+        Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP))).map_err(|error| {
+            match error.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) => NetError::RawSocketPermission(error),
+                _ => NetError::Socket {
+                    interface: interface.to_owned(),
+                    action: call,
+                    error,
+                },
+            }
+        })?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|error| NetError::Socket {
+            interface: interface.to_owned(),
+            action: "O_NONBLOCK",
+            error,
+        })?;
+    // Every protocol-112 packet on the host lands in this queue; a flood
+    // of junk must not push the master's adverts out of it before we
+    // read them (docs/benchmarks.md, "Flood"). The kernel may cap the
+    // size (net.core.rmem_max, kern.ipc.maxsockbuf): best effort.
+    let _ = socket.set_recv_buffer_size(RECV_QUEUE_BYTES);
+    Ok(socket)
+}
+
+/// Registers `socket` with tokio for reading only: with write interest
+/// too, the kernel's "writable again" edge after every send (sk_write_space,
+/// when the sent skb is freed) would wake the loop once more per packet.
+/// Sends go straight to the socket instead ([`send_now`]).
+pub(super) fn register(socket: Socket) -> io::Result<AsyncFd<Socket>> {
+    // SAFETY: `register_with_interest` needs the fd to stay open and the
+    // same for the AsyncFd's whole life. `Socket` owns its fd and closes
+    // it only on drop, and the AsyncFd is never unwrapped (no
+    // `into_inner`, no `get_mut`) by the callers, so the fd lives exactly
+    // as long as the registration.
+    unsafe { AsyncFd::register_with_interest(socket, Interest::READABLE) }
+        .map_err(|e| e.into_parts().1)
 }
 
 /// Sends on a non-blocking socket registered with tokio for reading only
@@ -287,7 +319,7 @@ fn check_peer(peer: Ipv4Addr, source: Ipv4Addr, own: &[(Ipv4Addr, u8)]) -> Resul
 /// interface name and MAC after the index, and nix reads a whole
 /// `sockaddr_dl` from it whatever `sdl_len` says.
 #[repr(C, align(8))]
-struct CmsgBuffer([u8; 256]);
+pub(super) struct CmsgBuffer(pub(super) [u8; 256]);
 
 #[cfg(target_os = "linux")]
 const RECEIVE_INTERFACE_OPTION: &str = "IP_PKTINFO";

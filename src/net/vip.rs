@@ -1,5 +1,14 @@
 //! The virtual IP on the interface: add and remove it with the platform's
-//! own tool, idempotently.
+//! own tool, idempotently, for both families ([`VipAddress`]).
+//!
+//! An IPv6 VIP must be usable the moment it is added: Duplicate Address
+//! Detection (RFC 4862 §5.4) would keep it "tentative" for about a second
+//! (no traffic to or from it, no answer to Neighbor Solicitations), and,
+//! worse, would find the old master still holding it after a split and
+//! mark it "duplicated" for good. A VRRP address moves between routers by
+//! design, and the election, not DAD, decides who holds it, so both
+//! backends add it without DAD (keepalived does the same, `IFA_F_NODAD`):
+//! see [`LinuxIp`] and [`FreeBsdIfconfig`].
 //!
 //! A backend only says *which argv* adds or removes an address; running it
 //! (with a timeout), checking the interface before and after, and turning
@@ -7,11 +16,12 @@
 //! to both platforms and lives here. Both backends compile everywhere so
 //! their argv is unit-tested on Linux; [`platform_backend`] picks one.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use crate::config::VirtualIp;
+use crate::config::{VirtualIp, VirtualIp6};
 
 use super::error::NetError;
 use super::iface;
@@ -20,15 +30,49 @@ use super::iface;
 /// answer in milliseconds; a hang means something is badly wrong.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A virtual address of either family, with the prefix length it is
+/// added with: [`VirtualIp`] or [`VirtualIp6`].
+pub trait VipAddress: std::fmt::Display + Sync {
+    /// The address.
+    fn ip(&self) -> IpAddr;
+    /// Its prefix length.
+    fn prefix_len(&self) -> u8;
+}
+
+impl VipAddress for VirtualIp {
+    fn ip(&self) -> IpAddr {
+        IpAddr::V4(self.address)
+    }
+    fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+}
+
+impl VipAddress for VirtualIp6 {
+    fn ip(&self) -> IpAddr {
+        IpAddr::V6(self.address)
+    }
+    fn prefix_len(&self) -> u8 {
+        self.prefix_len
+    }
+}
+
 /// The commands that add and remove a virtual IP on one platform.
 pub trait VipBackend {
     /// The command line, program first, that adds `vip` to `interface`.
-    fn add_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String>;
+    fn add_argv(&self, interface: &str, vip: &dyn VipAddress) -> Vec<String>;
     /// The command line, program first, that removes `vip` from `interface`.
-    fn remove_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String>;
+    fn remove_argv(&self, interface: &str, vip: &dyn VipAddress) -> Vec<String>;
 }
 
-/// Linux iproute2: `ip -4 addr add A/P dev IF` / `ip -4 addr del A/P dev IF`.
+/// Linux iproute2: `ip -4 addr add A/P dev IF` / `ip -4 addr del A/P dev IF`;
+/// for IPv6 `ip -6 addr add A/P dev IF nodad` / `ip -6 addr del A/P dev IF`.
+///
+/// `nodad` sets `IFA_F_NODAD` on the address (ip-address(8); the kernel's
+/// `addrconf_dad_begin` then completes DAD at once without a probe,
+/// net/ipv6/addrconf.c), so it is never listed "tentative", whatever the
+/// interface's `accept_dad`; keepalived
+/// adds its IPv6 VIPs the same way.
 ///
 /// The VIP is added with its configured prefix and *without*
 /// `noprefixroute`, as keepalived does: a VIP in the primary address's
@@ -43,23 +87,28 @@ pub struct LinuxIp {
 }
 
 impl VipBackend for LinuxIp {
-    fn add_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String> {
-        self.addr_argv("add", interface, vip)
+    fn add_argv(&self, interface: &str, vip: &dyn VipAddress) -> Vec<String> {
+        let mut argv = self.addr_argv("add", interface, vip);
+        if vip.ip().is_ipv6() {
+            argv.push("nodad".into());
+        }
+        argv
     }
 
-    fn remove_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String> {
+    fn remove_argv(&self, interface: &str, vip: &dyn VipAddress) -> Vec<String> {
         self.addr_argv("del", interface, vip)
     }
 }
 
 impl LinuxIp {
-    fn addr_argv(&self, verb: &str, interface: &str, vip: &VirtualIp) -> Vec<String> {
+    fn addr_argv(&self, verb: &str, interface: &str, vip: &dyn VipAddress) -> Vec<String> {
+        let family = if vip.ip().is_ipv6() { "-6" } else { "-4" };
         vec![
             self.ip_path.to_string_lossy().into_owned(),
-            "-4".into(),
+            family.into(),
             "addr".into(),
             verb.into(),
-            vip.to_string(),
+            format!("{}/{}", vip.ip(), vip.prefix_len()),
             "dev".into(),
             interface.into(),
         ]
@@ -67,12 +116,29 @@ impl LinuxIp {
 }
 
 /// FreeBSD ifconfig(8): `ifconfig IF inet A/32 alias` / `ifconfig IF inet
-/// A -alias`.
+/// A -alias`; for IPv6 `ifconfig IF inet6 A prefixlen P alias no_dad` /
+/// `ifconfig IF inet6 A -alias`.
 ///
-/// Always /32, whatever prefix is configured: on FreeBSD an alias in the
-/// subnet of an existing address must have an all-ones netmask (otherwise
-/// `ifconfig` fails with "File exists" for the duplicate prefix route), and
-/// the primary address already provides the connected route.
+/// IPv4: always /32, whatever prefix is configured: on FreeBSD an alias in
+/// the subnet of an existing address must have an all-ones netmask
+/// (otherwise `ifconfig` fails with "File exists" for the duplicate prefix
+/// route), and the primary address already provides the connected route.
+/// IPv6 keeps the configured prefix: IPv6 prefixes are shared by several
+/// addresses (the prefix list counts them, `ndpr_addrcnt`), no conflict.
+///
+/// IPv6 without DAD: ifconfig(8) has no per-address "no DAD" option (its
+/// inet6 words, sbin/ifconfig/af_inet6.c `inet6_cmds`, set only
+/// `anycast`, `tentative`, `deprecated`, `autoconf`, `prefer_source` on an
+/// address). The kernel marks a new address tentative when `in6if_do_dad`
+/// says so (sys/netinet6/in6.c `in6_update_ifa_internal`), and that is
+/// false when the interface has `ND6_IFF_NO_DAD`; `nd6_dad_start`
+/// (sys/netinet6/nd6_nbr.c) likewise clears the tentative flag at once for
+/// such an interface. ifconfig sets that flag with the `no_dad` word
+/// (`setnd6flags`, an immediate `SIOCSIFINFO_IN6`), and it applies an
+/// address only after all its words are parsed, so `... alias no_dad`
+/// turns DAD off before the VIP exists. The flag stays on the interface
+/// (every later IPv6 address there skips DAD too, as on a CARP interface);
+/// docs/election.md says so for the operator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FreeBsdIfconfig {
     /// Path of ifconfig(8) (`[tools] ifconfig`).
@@ -80,22 +146,36 @@ pub struct FreeBsdIfconfig {
 }
 
 impl VipBackend for FreeBsdIfconfig {
-    fn add_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String> {
-        vec![
-            self.ifconfig_path.to_string_lossy().into_owned(),
-            interface.into(),
-            "inet".into(),
-            format!("{}/32", vip.address),
-            "alias".into(),
-        ]
+    fn add_argv(&self, interface: &str, vip: &dyn VipAddress) -> Vec<String> {
+        let program = self.ifconfig_path.to_string_lossy().into_owned();
+        match vip.ip() {
+            IpAddr::V4(address) => vec![
+                program,
+                interface.into(),
+                "inet".into(),
+                format!("{address}/32"),
+                "alias".into(),
+            ],
+            IpAddr::V6(address) => vec![
+                program,
+                interface.into(),
+                "inet6".into(),
+                address.to_string(),
+                "prefixlen".into(),
+                vip.prefix_len().to_string(),
+                "alias".into(),
+                "no_dad".into(),
+            ],
+        }
     }
 
-    fn remove_argv(&self, interface: &str, vip: &VirtualIp) -> Vec<String> {
+    fn remove_argv(&self, interface: &str, vip: &dyn VipAddress) -> Vec<String> {
+        let family = if vip.ip().is_ipv6() { "inet6" } else { "inet" };
         vec![
             self.ifconfig_path.to_string_lossy().into_owned(),
             interface.into(),
-            "inet".into(),
-            vip.address.to_string(),
+            family.into(),
+            vip.ip().to_string(),
             "-alias".into(),
         ]
     }
@@ -199,8 +279,8 @@ pub enum VipError {
         argv: Vec<String>,
         /// The interface.
         interface: String,
-        /// The virtual IP.
-        vip: VirtualIp,
+        /// The virtual IP, with its prefix length.
+        vip: String,
         /// Whether the command was meant to add (`true`) or remove it.
         expected_present: bool,
     },
@@ -210,8 +290,8 @@ pub enum VipError {
     EmptyArgv {
         /// The interface.
         interface: String,
-        /// The virtual IP.
-        vip: VirtualIp,
+        /// The virtual IP, with its prefix length.
+        vip: String,
     },
 }
 
@@ -220,7 +300,7 @@ pub enum VipError {
 pub async fn ensure_present(
     backend: &(dyn VipBackend + Send + Sync),
     interface: &str,
-    vip: &VirtualIp,
+    vip: &dyn VipAddress,
 ) -> Result<bool, VipError> {
     converge(backend.add_argv(interface, vip), interface, vip, true).await
 }
@@ -229,7 +309,7 @@ pub async fn ensure_present(
 pub async fn ensure_absent(
     backend: &(dyn VipBackend + Send + Sync),
     interface: &str,
-    vip: &VirtualIp,
+    vip: &dyn VipAddress,
 ) -> Result<bool, VipError> {
     converge(backend.remove_argv(interface, vip), interface, vip, false).await
 }
@@ -238,7 +318,7 @@ pub async fn ensure_absent(
 async fn converge(
     argv: Vec<String>,
     interface: &str,
-    vip: &VirtualIp,
+    vip: &dyn VipAddress,
     want_present: bool,
 ) -> Result<bool, VipError> {
     if is_present(interface, vip)? == want_present {
@@ -258,26 +338,35 @@ async fn converge(
         return Err(VipError::NotApplied {
             argv,
             interface: interface.to_owned(),
-            vip: *vip,
+            vip: vip.to_string(),
             expected_present: want_present,
         });
     }
     Ok(true)
 }
 
-fn is_present(interface: &str, vip: &VirtualIp) -> Result<bool, VipError> {
-    let addresses = iface::ipv4_addresses(interface).map_err(|error| VipError::Query {
+fn is_present(interface: &str, vip: &dyn VipAddress) -> Result<bool, VipError> {
+    let query = |error| VipError::Query {
         interface: interface.to_owned(),
         error,
-    })?;
-    Ok(addresses.iter().any(|&(address, _)| address == vip.address))
+    };
+    Ok(match vip.ip() {
+        IpAddr::V4(wanted) => iface::ipv4_addresses(interface)
+            .map_err(query)?
+            .iter()
+            .any(|&(address, _)| address == wanted),
+        IpAddr::V6(wanted) => iface::ipv6_addresses(interface)
+            .map_err(query)?
+            .iter()
+            .any(|&(address, _)| address == wanted),
+    })
 }
 
-async fn run(argv: &[String], interface: &str, vip: &VirtualIp) -> Result<(), VipError> {
+async fn run(argv: &[String], interface: &str, vip: &dyn VipAddress) -> Result<(), VipError> {
     let Some((program, args)) = argv.split_first() else {
         return Err(VipError::EmptyArgv {
             interface: interface.to_owned(),
-            vip: *vip,
+            vip: vip.to_string(),
         });
     };
     let child = tokio::process::Command::new(program)
@@ -370,6 +459,57 @@ mod tests {
         assert_eq!(
             freebsd().remove_argv("em0", &vip(192, 168, 10, 200, 24)),
             ["ifconfig", "em0", "inet", "192.168.10.200", "-alias"]
+        );
+    }
+
+    fn vip6(address: &str, prefix_len: u8) -> VirtualIp6 {
+        VirtualIp6 {
+            address: address.parse().expect("IPv6"),
+            prefix_len,
+        }
+    }
+
+    #[test]
+    fn linux_adds_ipv6_without_dad_and_removes_it() {
+        let v = vip6("2001:db8::100", 64);
+        assert_eq!(
+            linux().add_argv("eth0", &v),
+            [
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                "2001:db8::100/64",
+                "dev",
+                "eth0",
+                "nodad"
+            ]
+        );
+        assert_eq!(
+            linux().remove_argv("eth0", &v),
+            ["ip", "-6", "addr", "del", "2001:db8::100/64", "dev", "eth0"]
+        );
+    }
+
+    #[test]
+    fn freebsd_adds_an_ipv6_alias_with_its_prefix_and_no_dad() {
+        let v = vip6("2001:db8::100", 64);
+        assert_eq!(
+            freebsd().add_argv("em0", &v),
+            [
+                "ifconfig",
+                "em0",
+                "inet6",
+                "2001:db8::100",
+                "prefixlen",
+                "64",
+                "alias",
+                "no_dad"
+            ]
+        );
+        assert_eq!(
+            freebsd().remove_argv("em0", &v),
+            ["ifconfig", "em0", "inet6", "2001:db8::100", "-alias"]
         );
     }
 

@@ -6,7 +6,8 @@
 //! | magic "RCA1" (4) | incarnation (u64) | seq (u64) | tag (32) |
 //! ```
 //!
-//! The tag is HMAC-SHA256 over the IPv4 source and destination, the VRRP
+//! The tag is HMAC-SHA256 over the IP source and destination (4 bytes each
+//! for IPv4, 16 for IPv6, as the header carries them), the VRRP
 //! message, the magic, the incarnation and the sequence. Unlike CARP's
 //! HMAC, which leaves out the advertisement's timing and priority, every
 //! field an attacker could use to win or stall an election is covered.
@@ -15,7 +16,9 @@
 //! [`crate::auth::ReplayGuard`].
 //!
 //! The VRRP checksum (§5.2.8) covers only the VRRP message, so the message
-//! stays valid on its own; the IPv4 Total Length covers both.
+//! stays valid on its own; the IPv4 Total Length (the IPv6 Payload Length)
+//! covers both. Over IPv6 this is why the kernel must not compute the
+//! checksum (`IPV6_CHECKSUM`, RFC 3542 §3.1): it would cover the trailer too.
 //!
 //! **Non-standard:** RFC 5798 §7.1 requires the message to be complete and
 //! nothing in VRRPv3 allows extra bytes, so keepalived, FRR, and other
@@ -23,7 +26,7 @@
 //! them), and they cannot take part in a cluster with `[auth]` on. Use auth
 //! only when every router of the VRID is an rcbsd-failover agent.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::auth::{AuthError, Counter, KeyUsed, Keyring, TAG_LEN};
 
@@ -51,12 +54,19 @@ pub struct Verified {
 
 /// Appends the trailer for the VRRP message `buf` (already holding its
 /// final checksum) sent from `src` to `dst`.
-pub fn append(buf: &mut Vec<u8>, keys: &Keyring, src: Ipv4Addr, dst: Ipv4Addr, counter: Counter) {
+pub fn append(
+    buf: &mut Vec<u8>,
+    keys: &Keyring,
+    src: impl Into<IpAddr>,
+    dst: impl Into<IpAddr>,
+    counter: Counter,
+) {
+    let (src, dst) = (Octets::of(src), Octets::of(dst));
     let incarnation = counter.incarnation.to_be_bytes();
     let seq = counter.seq.to_be_bytes();
     let tag = keys.sign(&[
-        &src.octets(),
-        &dst.octets(),
+        src.as_slice(),
+        dst.as_slice(),
         buf.as_slice(),
         &MAGIC,
         &incarnation,
@@ -92,10 +102,11 @@ pub fn is_trailer(rest: &[u8]) -> bool {
 pub fn verify(
     trailer: &[u8],
     keys: &Keyring,
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
+    src: impl Into<IpAddr>,
+    dst: impl Into<IpAddr>,
     vrrp: &[u8],
 ) -> Result<Verified, AuthError> {
+    let (src, dst) = (Octets::of(src), Octets::of(dst));
     let malformed = AuthError::MalformedTrailer {
         len: trailer.len(),
         expected: TRAILER_LEN,
@@ -112,11 +123,38 @@ pub fn verify(
         return Err(malformed);
     };
     let signed_trailer = trailer.get(..field::TAG.start).unwrap_or_default();
-    let key = keys.verify(&[&src.octets(), &dst.octets(), vrrp, signed_trailer], tag)?;
+    let key = keys.verify(&[src.as_slice(), dst.as_slice(), vrrp, signed_trailer], tag)?;
     Ok(Verified {
         counter: Counter { incarnation, seq },
         key,
     })
+}
+
+/// An address as the IP header carries it: 4 or 16 bytes, without
+/// allocating.
+struct Octets {
+    bytes: [u8; 16],
+    len: usize,
+}
+
+impl Octets {
+    fn of(address: impl Into<IpAddr>) -> Octets {
+        match address.into() {
+            IpAddr::V4(v4) => {
+                let mut bytes = [0; 16];
+                bytes[..4].copy_from_slice(&v4.octets());
+                Octets { bytes, len: 4 }
+            }
+            IpAddr::V6(v6) => Octets {
+                bytes: v6.octets(),
+                len: 16,
+            },
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&self.bytes)
+    }
 }
 
 fn u64_at(bytes: &[u8], range: std::ops::Range<usize>) -> Option<u64> {
@@ -127,6 +165,7 @@ fn u64_at(bytes: &[u8], range: std::ops::Range<usize>) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     const SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
     const DST: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
@@ -213,6 +252,31 @@ mod tests {
                 "trailer byte {index}"
             );
         }
+    }
+
+    #[test]
+    fn over_ipv6_the_tag_covers_the_16_byte_addresses() {
+        let src6 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+        let dst6 = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+        let mut buf = VRRP.to_vec();
+        append(&mut buf, &keys(), src6, dst6, COUNTER);
+        let (vrrp, trailer) = split(&buf, VRRP.len());
+        let trailer = trailer.expect("trailer");
+        assert!(verify(trailer, &keys(), src6, dst6, vrrp).is_ok());
+        let other = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+        assert_eq!(
+            verify(trailer, &keys(), other, dst6, vrrp),
+            Err(AuthError::BadTag)
+        );
+        // The IPv4-mapped form of an IPv4 pair is not the same message.
+        let mapped = verify(
+            trailer,
+            &keys(),
+            SRC.to_ipv6_mapped(),
+            DST.to_ipv6_mapped(),
+            vrrp,
+        );
+        assert_eq!(mapped, Err(AuthError::BadTag));
     }
 
     #[test]
