@@ -334,6 +334,7 @@ fn node_settings(
                 .collect(),
             // Only CBSD followers mount anything to quiesce.
             handover: Some(c.handover_timeout).filter(|t| config.cbsd.is_some() && !t.is_zero()),
+            ride_through: config.follow.ride_through().is_some(),
         }),
         watchdog,
         release_attempts: RELEASE_ATTEMPTS,

@@ -214,6 +214,7 @@ fn cluster(placement: Vec<PlacedEnvironment>) -> Cluster {
         watchdog: None,
         mismatch: None,
         handover: None,
+        ride_through: None,
     }
 }
 

@@ -67,6 +67,9 @@ pub struct Target {
     /// now. `None`: the node's own `[environments]` list, started and
     /// stopped by the role runbooks.
     pub environments: Option<BTreeSet<String>>,
+    /// Following a known master, and its heartbeat says it serves (its
+    /// promote finished): a ride-through may probe the mounts now.
+    pub master_serving: bool,
 }
 
 /// What the worker knows it holds of the role.
@@ -724,6 +727,7 @@ mod tests {
             role,
             sequence,
             environments: environments.map(|e| names(e).into_iter().collect()),
+            master_serving: false,
         }
     }
 

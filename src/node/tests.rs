@@ -50,6 +50,7 @@ fn clustered(priority: u8) -> Settings {
             placement: true,
             candidates: vec!["web1".into()],
             handover: None,
+            ride_through: false,
         }),
         ..settings(priority)
     }

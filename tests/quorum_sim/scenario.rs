@@ -83,6 +83,9 @@ pub struct Cluster {
     pub mismatch: Option<Mismatch>,
     /// `cluster.handover_timeout` of every node (`None`: VIP first).
     pub handover: Option<Duration>,
+    /// `follow.ride_through_timeout` of every node when followers ride
+    /// through a master change (`None`: remount).
+    pub ride_through: Option<Duration>,
 }
 
 impl Cluster {
@@ -161,6 +164,7 @@ impl Cluster {
                             placement: true,
                             candidates,
                             handover: self.handover,
+                            ride_through: self.ride_through.is_some(),
                         }),
                         watchdog: self.watchdog.map(|timeout| WatchdogRule {
                             timeout,
@@ -578,6 +582,7 @@ fn random_cluster(rng: &mut Rng, n: usize) -> Cluster {
         mismatch,
         // Drawn from nothing: the seeds' other draws stay as they were.
         handover: Some(Duration::from_secs(1)),
+        ride_through: None,
     }
 }
 
