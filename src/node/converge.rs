@@ -16,6 +16,19 @@
 //! | stopped (shutdown) | nothing | demote |
 //! | quiescent (a peer master hands over) | quiesce (stop, unmount) when anything may be mounted or run | demote |
 //!
+//! **Ride-through** (`follow.on_master_change = "ride-through"`, issue 14):
+//! a follower that follows a master with its mounts and sees the master
+//! change (to another, or to none yet) keeps its mounts and environments.
+//! It waits until the new master's heartbeat says it serves
+//! ([`Target::master_serving`]), then runs [`JobKind::RideThrough`]: a
+//! bounded probe of each mount and the storage identity check, nothing
+//! stopped or unmounted. Success: following the new master, environments
+//! untouched. A failed probe (a stale handle, a probe still hung at the
+//! deadline, another storage) or the deadline passing while waiting:
+//! [`Notice::FollowFallback`], then the full follow as in remount mode. A
+//! node that was master, had quiesced, or follows for the first time since
+//! it started has nothing to keep and follows in full.
+//!
 //! Then, with `[[environment]]` placement and once the role is settled
 //! (promoted, or following a known master), a `place` job stops what this
 //! node may no longer run and starts what it newly may.
@@ -146,6 +159,16 @@ pub enum JobKind {
     /// Stop every environment and unmount the shared dirs while the old
     /// master still serves them (see [`Role::Quiescent`]).
     Quiesce,
+    /// Keep the mounts of the previous master: probe each one (a bounded
+    /// child process) and check the storage's identity, stopping and
+    /// unmounting nothing (ride-through, see the module documentation).
+    RideThrough {
+        /// The primary address of the new master, which serves.
+        master: Ipv4Addr,
+        /// What is left of `follow.ride_through_timeout` since the change:
+        /// the longest any probe may take.
+        within: Duration,
+    },
 }
 
 impl JobKind {
@@ -157,6 +180,7 @@ impl JobKind {
             JobKind::Follow { .. } => "follow",
             JobKind::Place => "place",
             JobKind::Quiesce => "quiesce",
+            JobKind::RideThrough { .. } => "ride-through",
         }
     }
 }
@@ -259,6 +283,96 @@ pub enum Notice {
         /// `step: error` of the failing step.
         error: String,
     },
+    /// The followed master changed: the mounts are kept and ridden through
+    /// (`follow_ride_through`).
+    RideThrough {
+        /// The master whose mounts are kept.
+        from: Ipv4Addr,
+        /// The new master, when already known.
+        to: Option<Ipv4Addr>,
+        /// Why, in words.
+        reason: &'static str,
+    },
+    /// A ride-through gave up: the full follow runs (`follow_fallback`).
+    FollowFallback {
+        /// The master whose mounts were kept.
+        from: Ipv4Addr,
+        /// The new master, when known.
+        to: Option<Ipv4Addr>,
+        /// Why it gave up.
+        cause: FallbackCause,
+        /// The failing step and its error, or how long it waited.
+        detail: String,
+    },
+    /// A full follow (stop, unmount, mount, start) of a master, and why it
+    /// is not a ride-through (`follow_remount`).
+    Remount {
+        /// The master followed before, if any.
+        from: Option<Ipv4Addr>,
+        /// The master now followed.
+        to: Ipv4Addr,
+        /// Why, in words.
+        reason: &'static str,
+    },
+}
+
+/// Why a ride-through fell back to the full follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackCause {
+    /// A mount answered `ESTALE`: the new server does not know the file
+    /// handles (another filesystem, another fsid).
+    StaleHandle,
+    /// A probe was still hung at the deadline.
+    Hung,
+    /// `dir.id` is missing or names other data: another storage.
+    IdentityChanged,
+    /// No master said it serves before the deadline.
+    NotServing,
+    /// A probe failed otherwise.
+    ProbeFailed,
+}
+
+impl FallbackCause {
+    /// The `cause` field of `follow_fallback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackCause::StaleHandle => "stale_handle",
+            FallbackCause::Hung => "hung",
+            FallbackCause::IdentityChanged => "identity_changed",
+            FallbackCause::NotServing => "not_serving",
+            FallbackCause::ProbeFailed => "probe_failed",
+        }
+    }
+
+    /// The cause of a ride-through runbook's failure at `step` with
+    /// `error`: a killed probe is hung (the executor's "no answer within"
+    /// or "did not finish within"), `ESTALE` is "Stale NFS file handle"
+    /// on FreeBSD (errno 70) and "Stale file handle" on Linux (116), and
+    /// any other failure of the `dir.id` check is another storage.
+    pub fn of_failure(step: &str, error: &str) -> FallbackCause {
+        let lower = error.to_ascii_lowercase();
+        if lower.contains("no answer within") || lower.contains("did not finish within") {
+            FallbackCause::Hung
+        } else if lower.contains("stale") {
+            FallbackCause::StaleHandle
+        } else if step == RIDE_IDENTITY_STEP {
+            FallbackCause::IdentityChanged
+        } else {
+            FallbackCause::ProbeFailed
+        }
+    }
+}
+
+/// The name of the ride-through's storage identity step (the follow's
+/// `dir.id` check, `runbook::storage::verify_dir_id`).
+pub const RIDE_IDENTITY_STEP: &str = "verify dir.id";
+
+/// A ride through a master change in progress: the mounts of `from` are
+/// kept until `deadline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ride {
+    from: Ipv4Addr,
+    deadline: Instant,
 }
 
 /// Retry timings.
@@ -310,6 +424,15 @@ pub struct Converger {
     mounted: bool,
     /// Environments the operator holds (`env hold`): never started here.
     operator_holds: BTreeSet<String>,
+    /// `follow.ride_through_timeout` when followers ride through a master
+    /// change; `None`: remount.
+    ride_through: Option<Duration>,
+    /// A ride in progress.
+    ride: Option<Ride>,
+    /// The master last followed (for the logs).
+    last_followed: Option<Ipv4Addr>,
+    /// Decided by [`Converger::next`], told by [`Converger::take_notices`].
+    notices: Vec<Notice>,
 }
 
 impl Converger {
@@ -336,7 +459,33 @@ impl Converger {
             operator_holds: BTreeSet::new(),
             followed_since_start: false,
             mounted: cbsd,
+            ride_through: None,
+            ride: None,
+            last_followed: None,
+            notices: Vec::new(),
         }
+    }
+
+    /// `Some(follow.ride_through_timeout)` to ride through master changes,
+    /// `None` to remount (the default; also after a reload). A ride in
+    /// progress ends with the setting.
+    pub fn set_ride_through(&mut self, timeout: Option<Duration>) {
+        self.ride_through = timeout;
+        if timeout.is_none() {
+            self.ride = None;
+        }
+    }
+
+    /// Riding through a master change: the previous master's mounts are
+    /// kept (`status`).
+    pub fn riding_from(&self) -> Option<Ipv4Addr> {
+        self.ride.map(|r| r.from)
+    }
+
+    /// What [`Converger::next`] decided to tell (ride-through choices and
+    /// fallbacks, remounts): the worker logs them after each call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// What the worker holds of the role.
@@ -388,6 +537,7 @@ impl Converger {
             return false;
         }
         self.held = Held::Nothing;
+        self.ride = None;
         for held in self.environments.values_mut() {
             if *held == EnvHeld::Running {
                 *held = EnvHeld::Unchecked;
@@ -442,7 +592,9 @@ impl Converger {
             // Already promoted (a reload while master): nothing to redo.
             (Role::Master, Held::Master { complete: true }) => return None,
             (Role::Master, _) => {
-                // From the first step on, master resources may be held.
+                // From the first step on, master resources may be held;
+                // its first steps unmount whatever a ride kept.
+                self.ride = None;
                 self.held = Held::Master { complete: false };
                 JobKind::Promote
             }
@@ -452,14 +604,23 @@ impl Converger {
                 }
                 JobKind::Demote
             }
-            (Role::Follower { master: None }, Held::Following(_)) => {
-                // The master is gone; whoever comes next runs a new NFS
-                // server whose state ours cannot carry over.
+            (Role::Follower { master: None }, Held::Following(old)) => {
+                // The master is gone. In remount mode whoever comes next
+                // runs a new NFS server whose state ours cannot carry over;
+                // riding through, its state moved with the storage and the
+                // mounts are kept until the deadline.
                 self.held = Held::Nothing;
+                self.start_ride(old, None, now);
                 return None;
             }
-            (Role::Stopped | Role::Follower { master: None }, Held::Nothing) => return None,
-            (Role::Stopped, Held::Following(_)) => return None,
+            (Role::Follower { master: None }, Held::Nothing) => {
+                self.ride_expired(None, now);
+                return None;
+            }
+            (Role::Stopped, Held::Nothing | Held::Following(_)) => {
+                self.ride = None;
+                return None;
+            }
             (Role::Quiescent, _) => {
                 let anything = self.mounted || !self.environments.is_empty();
                 if !self.cbsd || !anything || !self.role_retry_due(now) {
@@ -467,6 +628,7 @@ impl Converger {
                 }
                 // From the first unmount on, nothing is followed.
                 self.held = Held::Nothing;
+                self.ride = None;
                 JobKind::Quiesce
             }
             (Role::Follower { master: Some(m) }, held) => {
@@ -478,9 +640,36 @@ impl Converger {
                     self.held = Held::Following(*m);
                     return None;
                 }
+                if let Held::Following(old) = held {
+                    self.held = Held::Nothing;
+                    self.start_ride(old, Some(*m), now);
+                }
+                self.ride_expired(Some(*m), now);
+                if let Some(ride) = self.ride {
+                    if !target.master_serving {
+                        // Idle until it serves, or the deadline.
+                        return None;
+                    }
+                    // Probes and a check, nothing stopped: the
+                    // environments keep running on the kept mounts.
+                    return Some(Job {
+                        kind: JobKind::RideThrough {
+                            master: *m,
+                            within: ride.deadline.saturating_duration_since(now),
+                        },
+                        stop: Vec::new(),
+                        start: Vec::new(),
+                    });
+                }
                 if !self.role_retry_due(now) {
                     return None;
                 }
+                let reason = self.remount_reason(held);
+                self.notices.push(Notice::Remount {
+                    from: self.last_followed,
+                    to: *m,
+                    reason,
+                });
                 // The follow first stops environments and unmounts: from
                 // here on what was followed before is gone, and the new
                 // mounts may exist.
@@ -498,6 +687,61 @@ impl Converger {
             stop: self.environments.keys().cloned().collect(),
             start: Vec::new(),
         })
+    }
+
+    /// A change away from following `from` (to `to`, or to no master
+    /// yet): with ride-through configured, the mounts are kept.
+    fn start_ride(&mut self, from: Ipv4Addr, to: Option<Ipv4Addr>, now: Instant) {
+        let Some(timeout) = self.ride_through.filter(|_| self.cbsd) else {
+            return;
+        };
+        if self.ride.is_some() {
+            return;
+        }
+        self.ride = Some(Ride {
+            from,
+            deadline: now + timeout,
+        });
+        self.notices.push(Notice::RideThrough {
+            from,
+            to,
+            reason: "master changed: mounts and environments kept; probing once the new master serves",
+        });
+    }
+
+    /// Ends a ride whose deadline has passed while no master served.
+    fn ride_expired(&mut self, to: Option<Ipv4Addr>, now: Instant) {
+        let Some(ride) = self.ride else {
+            return;
+        };
+        if now < ride.deadline {
+            return;
+        }
+        self.ride = None;
+        self.notices.push(Notice::FollowFallback {
+            from: ride.from,
+            to,
+            cause: FallbackCause::NotServing,
+            detail: format!(
+                "no master said it serves within follow.ride_through_timeout ({} s)",
+                self.ride_through.map_or(0, |t| t.as_secs())
+            ),
+        });
+    }
+
+    /// Why a follow of a new master is a full one.
+    fn remount_reason(&self, held: Held) -> &'static str {
+        if self.ride_through.is_none() || !self.cbsd {
+            "follow.on_master_change is remount"
+        } else if !self.followed_since_start {
+            "first follow since the agent started"
+        } else if matches!(held, Held::Master { .. }) || !self.mounted {
+            "nothing followed to keep (was master, or quiesced)"
+        } else if self.role_retry_at.is_some() {
+            "the last follow failed"
+        } else {
+            "ride-through fell back"
+        }
     }
 
     /// Whether the role runbook is done: environments may start.
@@ -568,6 +812,11 @@ impl Converger {
             }
             _ => None,
         };
+        // Riding: the deadline, when the full follow takes over.
+        let ride = match target.role {
+            Role::Follower { .. } => self.ride.map(|r| r.deadline),
+            _ => None,
+        };
         let settled = self.settled(target);
         let environments = target.environments.as_ref().and_then(|allowed| {
             self.environments
@@ -580,7 +829,7 @@ impl Converger {
                 .filter_map(|(_, held)| held.retry_at())
                 .min()
         });
-        [role, environments]
+        [role, environments, ride]
             .into_iter()
             .flatten()
             .filter(|at| *at > now)
@@ -589,7 +838,7 @@ impl Converger {
 
     /// Takes a job's report: what is held now, and what to tell.
     pub fn finished(&mut self, job: &Job, report: &JobReport, now: Instant) -> Vec<Notice> {
-        let mut notices = Vec::new();
+        let mut notices = self.take_notices();
         for name in &report.stopped {
             self.environments.remove(name);
         }
@@ -670,6 +919,7 @@ impl Converger {
             }
             (JobKind::Demote, JobOutcome::Cancelled { .. }) => {}
             (JobKind::Follow { master, .. }, JobOutcome::Succeeded) => {
+                self.last_followed = Some(master);
                 self.held = Held::Following(master);
                 self.failures = 0;
                 self.role_retry_at = None;
@@ -694,6 +944,30 @@ impl Converger {
                 self.retry_later(now);
             }
             (JobKind::Quiesce, JobOutcome::Cancelled { .. }) => {
+                self.held = Held::Nothing;
+            }
+            (JobKind::RideThrough { master, .. }, JobOutcome::Succeeded) => {
+                // The mounts answer the new server: nothing was stopped.
+                self.ride = None;
+                self.last_followed = Some(master);
+                self.held = Held::Following(master);
+                self.failures = 0;
+                self.role_retry_at = None;
+            }
+            (JobKind::RideThrough { master, .. }, JobOutcome::Failed { step, error }) => {
+                // The full follow runs next, at once.
+                self.held = Held::Nothing;
+                if let Some(ride) = self.ride.take() {
+                    notices.push(Notice::FollowFallback {
+                        from: ride.from,
+                        to: Some(master),
+                        cause: FallbackCause::of_failure(step, error),
+                        detail: format!("{step}: {error}"),
+                    });
+                }
+            }
+            // Nothing was touched: the ride goes on for the next master.
+            (JobKind::RideThrough { .. }, JobOutcome::Cancelled { .. }) => {
                 self.held = Held::Nothing;
             }
             // Each environment carries its own retry.

@@ -54,12 +54,14 @@ pub fn render(config: &Config, kind: Kind, os: Os, available: &[String]) -> Stri
         Kind::Follow => follow::build(config, &ctx, &envs),
         Kind::Place => Vec::new(),
         Kind::Quiesce => follow::quiesce(config, &envs),
+        // The whole timeout: a real run has what is left of it.
+        Kind::RideThrough => super::ride_through::build(config, config.follow.ride_through_timeout),
         Kind::Repair => Vec::new(),
     };
     match kind {
         Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
         Kind::Follow => steps.extend(follow::start_environments(config, &envs)),
-        Kind::Demote | Kind::Quiesce | Kind::Repair => {}
+        Kind::Demote | Kind::Quiesce | Kind::RideThrough | Kind::Repair => {}
         Kind::Place => steps.extend(promote::start_environments_taking_over(
             config,
             &placed_first_here(config),
@@ -89,6 +91,14 @@ pub fn render(config: &Config, kind: Kind, os: Os, available: &[String]) -> Stri
             out,
             "# nothing to do: this configuration gives {} no step",
             kind.as_str()
+        );
+    }
+    if kind == Kind::RideThrough && config.cbsd.is_some() {
+        let _ = writeln!(
+            out,
+            "# follow.on_master_change = \"{}\": run once the new master serves; on any failure, or no master serving within {}, the full follow runs (see `plan follow`)",
+            config.follow.on_master_change.as_str(),
+            format_duration(config.follow.ride_through_timeout)
         );
     }
     if kind == Kind::Demote && config.cbsd.is_some() {
