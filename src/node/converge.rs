@@ -1296,6 +1296,332 @@ mod tests {
         assert_eq!(job.kind, JobKind::Quiesce);
     }
 
+    // ---- ride-through (issue 14) ---------------------------------------
+
+    const M2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const RIDE: Duration = Duration::from_secs(90);
+
+    fn serving(role: Role, sequence: u64, serving: bool) -> Target {
+        Target {
+            master_serving: serving,
+            ..target(role, sequence, Some(&["web1"]))
+        }
+    }
+
+    /// A follower of M with web1 running on its mounts, riding through.
+    fn riding_follower(now: Instant) -> Converger {
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        c.set_ride_through(Some(RIDE));
+        let t = serving(Role::Follower { master: Some(M) }, 1, true);
+        let job = run(&mut c, &t, now);
+        assert!(matches!(job.kind, JobKind::Follow { rejoin: true, .. }));
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &t, now);
+        c.finished(
+            &job,
+            &JobReport {
+                started: names(&["web1"]),
+                ..ok()
+            },
+            now,
+        );
+        assert_eq!(c.held(), Held::Following(M));
+        c.take_notices();
+        c
+    }
+
+    fn failed(step: &str, error: &str) -> JobReport {
+        JobReport::only(JobOutcome::Failed {
+            step: step.into(),
+            error: error.into(),
+        })
+    }
+
+    #[test]
+    fn a_master_change_keeps_the_mounts_until_the_new_master_serves_then_probes() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let to_m2 = serving(Role::Follower { master: Some(M2) }, 2, false);
+        // Not serving yet: nothing stops, wake at the deadline.
+        assert_eq!(
+            c.next(&to_m2, now),
+            Next::Idle {
+                wake_at: Some(now + RIDE)
+            }
+        );
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::RideThrough { from: M, to: Some(M2), .. }]
+        ));
+        assert_eq!(c.riding_from(), Some(M));
+        assert_eq!(c.environments().get("web1"), Some(&EnvHeld::Running));
+        assert!(c.is_mounted());
+        // Serving: probes only, within what is left of the deadline.
+        let later = now + Duration::from_secs(30);
+        let to_m2 = serving(Role::Follower { master: Some(M2) }, 3, true);
+        let job = run(&mut c, &to_m2, later);
+        assert_eq!(
+            job,
+            Job {
+                kind: JobKind::RideThrough {
+                    master: M2,
+                    within: Duration::from_secs(60)
+                },
+                stop: Vec::new(),
+                start: Vec::new(),
+            }
+        );
+        assert!(c.finished(&job, &ok(), later).is_empty());
+        assert_eq!(c.held(), Held::Following(M2));
+        assert_eq!(c.riding_from(), None);
+        assert_eq!(c.environments().get("web1"), Some(&EnvHeld::Running));
+        assert_eq!(c.next(&to_m2, later), Next::Idle { wake_at: None });
+    }
+
+    #[test]
+    fn a_lost_master_starts_the_ride_before_the_next_one_is_known() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let none = serving(Role::Follower { master: None }, 2, false);
+        assert_eq!(
+            c.next(&none, now),
+            Next::Idle {
+                wake_at: Some(now + RIDE)
+            }
+        );
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::RideThrough { from: M, to: None, .. }]
+        ));
+        let later = now + Duration::from_secs(10);
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(M2) }, 3, true),
+            later,
+        );
+        assert_eq!(
+            job.kind,
+            JobKind::RideThrough {
+                master: M2,
+                within: Duration::from_secs(80)
+            }
+        );
+        assert!(c.take_notices().is_empty(), "one choice per change");
+    }
+
+    #[test]
+    fn each_failed_probe_falls_back_to_the_full_follow_at_once() {
+        let cases = [
+            (
+                "probe mount jails-data",
+                "fs-probe list: cannot list /usr/jails/jails-data: Stale NFS file handle (os error 70)",
+                FallbackCause::StaleHandle,
+            ),
+            (
+                "probe mount jails-data",
+                "rcbsd-failover fs-probe list /usr/jails/jails-data: no answer within 60s, killed",
+                FallbackCause::Hung,
+            ),
+            (
+                "verify dir.id",
+                "/usr/jails/dir.id holds \"other\", not the cluster's \"c1\": wrong data under the shared dirs",
+                FallbackCause::IdentityChanged,
+            ),
+            (
+                "probe mount jails-data",
+                "cannot list /usr/jails/jails-data: Permission denied (os error 13)",
+                FallbackCause::ProbeFailed,
+            ),
+        ];
+        for (step, error, cause) in cases {
+            let now = Instant::now();
+            let mut c = riding_follower(now);
+            let t = serving(Role::Follower { master: Some(M2) }, 2, true);
+            let job = run(&mut c, &t, now);
+            assert!(matches!(job.kind, JobKind::RideThrough { .. }));
+            let notices = c.finished(&job, &failed(step, error), now);
+            assert!(
+                matches!(
+                    &notices[..],
+                    [Notice::RideThrough { .. }, Notice::FollowFallback { from: M, to: Some(M2), cause: c, .. }]
+                        if *c == cause
+                ),
+                "{error}: {notices:?}"
+            );
+            // No backoff: the full follow, stopping web1, right away.
+            let job = run(&mut c, &t, now);
+            assert_eq!(
+                (job.kind, job.stop),
+                (
+                    JobKind::Follow {
+                        master: M2,
+                        rejoin: false
+                    },
+                    names(&["web1"])
+                )
+            );
+            assert!(matches!(
+                c.take_notices()[..],
+                [Notice::Remount {
+                    from: Some(M),
+                    to: M2,
+                    reason: "ride-through fell back"
+                }]
+            ));
+        }
+    }
+
+    #[test]
+    fn no_master_serving_by_the_deadline_falls_back() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let t = serving(Role::Follower { master: Some(M2) }, 2, false);
+        assert!(matches!(c.next(&t, now), Next::Idle { .. }));
+        c.take_notices();
+        let deadline = now + RIDE;
+        let job = run(&mut c, &t, deadline);
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+        assert_eq!(job.stop, names(&["web1"]));
+        assert!(matches!(
+            c.take_notices()[..],
+            [
+                Notice::FollowFallback {
+                    cause: FallbackCause::NotServing,
+                    ..
+                },
+                Notice::Remount { .. }
+            ]
+        ));
+        // With no master at all, the ride just ends; the next master is
+        // followed in full.
+        let mut c = riding_follower(now);
+        let none = serving(Role::Follower { master: None }, 2, false);
+        c.next(&none, now);
+        c.take_notices();
+        assert_eq!(c.next(&none, deadline), Next::Idle { wake_at: None });
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::FollowFallback {
+                to: None,
+                cause: FallbackCause::NotServing,
+                ..
+            }]
+        ));
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(M2) }, 3, true),
+            deadline,
+        );
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+    }
+
+    #[test]
+    fn a_cancelled_ride_goes_on_for_the_next_master() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(M2) }, 2, true),
+            now,
+        );
+        c.finished(
+            &job,
+            &JobReport::only(JobOutcome::Cancelled {
+                at_step: "verify dir.id".into(),
+            }),
+            now,
+        );
+        let m3 = Ipv4Addr::new(198, 18, 0, 3);
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(m3) }, 3, true),
+            now,
+        );
+        assert!(matches!(job.kind, JobKind::RideThrough { master, .. } if master == m3));
+        assert_eq!(c.riding_from(), Some(M));
+    }
+
+    #[test]
+    fn remount_mode_and_nodes_with_nothing_to_keep_follow_in_full() {
+        let now = Instant::now();
+        // Remount mode: the same change is a full follow, and says why.
+        let mut c = riding_follower(now);
+        c.set_ride_through(None);
+        let t = serving(Role::Follower { master: Some(M2) }, 2, true);
+        let job = run(&mut c, &t, now);
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::Remount {
+                from: Some(M),
+                reason: "follow.on_master_change is remount",
+                ..
+            }]
+        ));
+        // The first follow since the start: a full one (a rejoin).
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        c.set_ride_through(Some(RIDE));
+        let job = run(&mut c, &t, now);
+        assert_eq!(
+            job.kind,
+            JobKind::Follow {
+                master: M2,
+                rejoin: true
+            }
+        );
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::Remount {
+                reason: "first follow since the agent started",
+                ..
+            }]
+        ));
+        // The old master coming back: it demotes, then follows in full.
+        let mut c = riding_follower(now);
+        let job = run(&mut c, &serving(Role::Master, 2, false), now);
+        assert_eq!(job.kind, JobKind::Promote);
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &t, now);
+        assert_eq!(job.kind, JobKind::Demote);
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &t, now);
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+        assert_eq!(c.riding_from(), None);
+    }
+
+    #[test]
+    fn promoted_or_stopped_mid_ride_ends_the_ride() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        c.next(&serving(Role::Follower { master: None }, 2, false), now);
+        assert_eq!(c.riding_from(), Some(M));
+        let job = run(&mut c, &serving(Role::Master, 3, false), now);
+        assert_eq!((job.kind, job.stop), (JobKind::Promote, names(&["web1"])));
+        assert_eq!(c.riding_from(), None);
+        let mut c = riding_follower(now);
+        c.next(&serving(Role::Follower { master: None }, 2, false), now);
+        assert_eq!(
+            c.next(&serving(Role::Stopped, 3, false), now),
+            Next::Idle { wake_at: None }
+        );
+        assert_eq!(c.riding_from(), None);
+        // A remount asked by the health checks ends it too.
+        let mut c = riding_follower(now);
+        assert!(c.remount());
+        assert_eq!(c.riding_from(), None);
+    }
+
+    #[test]
+    fn fallback_causes_from_the_executors_words() {
+        use FallbackCause::*;
+        let of = FallbackCause::of_failure;
+        assert_eq!(of("probe mount a", "x: Stale file handle (os error 116)"), StaleHandle);
+        assert_eq!(of("verify dir.id", "verify dir.id did not finish within 5s"), Hung);
+        assert_eq!(of("verify dir.id", "cannot read /w/dir.id: No such file or directory"), IdentityChanged);
+        assert_eq!(of("probe mount a", "cannot list /w/a: Input/output error"), ProbeFailed);
+        assert_eq!(NotServing.as_str(), "not_serving");
+    }
+
     #[test]
     fn plain_vrrp_follows_without_a_runbook() {
         let now = Instant::now();
