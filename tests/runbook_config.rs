@@ -437,12 +437,16 @@ fn ride_through_without_its_prerequisites_is_refused_at_the_key() {
 
 #[test]
 fn follow_values_out_of_their_set_are_refused() {
-    let word = errors(&format!("{VRRP}[cbsd]\n[follow]\non_master_change = \"ride\"\n"));
+    let word = errors(&format!(
+        "{VRRP}[cbsd]\n[follow]\non_master_change = \"ride\"\n"
+    ));
     assert!(
         word[0].contains("\"ride\" is not one of \"remount\", \"ride-through\""),
         "{word:?}"
     );
-    let short = errors(&format!("{VRRP}[cbsd]\n[follow]\nride_through_timeout = \"1s\"\n"));
+    let short = errors(&format!(
+        "{VRRP}[cbsd]\n[follow]\nride_through_timeout = \"1s\"\n"
+    ));
     assert!(
         short[0].contains("follow.ride_through_timeout: 1s is out of range (10s..=3600s)"),
         "{short:?}"

@@ -705,7 +705,8 @@ impl Converger {
         self.notices.push(Notice::RideThrough {
             from,
             to,
-            reason: "master changed: mounts and environments kept; probing once the new master serves",
+            reason:
+                "master changed: mounts and environments kept; probing once the new master serves",
         });
     }
 
@@ -1351,7 +1352,11 @@ mod tests {
         );
         assert!(matches!(
             c.take_notices()[..],
-            [Notice::RideThrough { from: M, to: Some(M2), .. }]
+            [Notice::RideThrough {
+                from: M,
+                to: Some(M2),
+                ..
+            }]
         ));
         assert_eq!(c.riding_from(), Some(M));
         assert_eq!(c.environments().get("web1"), Some(&EnvHeld::Running));
@@ -1391,7 +1396,11 @@ mod tests {
         );
         assert!(matches!(
             c.take_notices()[..],
-            [Notice::RideThrough { from: M, to: None, .. }]
+            [Notice::RideThrough {
+                from: M,
+                to: None,
+                ..
+            }]
         ));
         let later = now + Duration::from_secs(10);
         let job = run(
@@ -1615,10 +1624,25 @@ mod tests {
     fn fallback_causes_from_the_executors_words() {
         use FallbackCause::*;
         let of = FallbackCause::of_failure;
-        assert_eq!(of("probe mount a", "x: Stale file handle (os error 116)"), StaleHandle);
-        assert_eq!(of("verify dir.id", "verify dir.id did not finish within 5s"), Hung);
-        assert_eq!(of("verify dir.id", "cannot read /w/dir.id: No such file or directory"), IdentityChanged);
-        assert_eq!(of("probe mount a", "cannot list /w/a: Input/output error"), ProbeFailed);
+        assert_eq!(
+            of("probe mount a", "x: Stale file handle (os error 116)"),
+            StaleHandle
+        );
+        assert_eq!(
+            of("verify dir.id", "verify dir.id did not finish within 5s"),
+            Hung
+        );
+        assert_eq!(
+            of(
+                "verify dir.id",
+                "cannot read /w/dir.id: No such file or directory"
+            ),
+            IdentityChanged
+        );
+        assert_eq!(
+            of("probe mount a", "cannot list /w/a: Input/output error"),
+            ProbeFailed
+        );
         assert_eq!(NotServing.as_str(), "not_serving");
     }
 

@@ -24,7 +24,8 @@ use super::stable_restart;
 use super::step::{Action, Builtin, Checked, Command, EnvPhase, Gate, OnFailure, Step, Verify};
 use super::vip::{VipControl, VipError};
 use super::{
-    cbsd, demote, follow, probe, promote, resolve_environments, ride_through, Context, Env, Kind, Outcome,
+    cbsd, demote, follow, probe, promote, resolve_environments, ride_through, Context, Env, Kind,
+    Outcome,
 };
 use crate::config::{format_duration, Config, EnvKind};
 use crate::events;

@@ -756,7 +756,11 @@ mod tests {
         assert_eq!(bytes.get(26), Some(&0b1000));
         assert_eq!(decode(&bytes, None).map(|hb| hb.serving), Ok(true));
         let quiet = encode(&minimal(), None).expect("encodes");
-        assert_eq!(quiet.get(26), Some(&0), "unset: nothing an older agent refuses");
+        assert_eq!(
+            quiet.get(26),
+            Some(&0),
+            "unset: nothing an older agent refuses"
+        );
     }
 
     #[test]
