@@ -332,8 +332,12 @@ fn node_settings(
                 .into_iter()
                 .map(|e| e.name)
                 .collect(),
-            // Only CBSD followers mount anything to quiesce.
-            handover: Some(c.handover_timeout).filter(|t| config.cbsd.is_some() && !t.is_zero()),
+            // Only CBSD followers mount anything to quiesce; riding
+            // through, they keep their mounts and the I/O pauses instead
+            // (quiescing would restart every environment they run).
+            handover: Some(c.handover_timeout).filter(|t| {
+                config.cbsd.is_some() && !t.is_zero() && config.follow.ride_through().is_none()
+            }),
             ride_through: config.follow.ride_through().is_some(),
         }),
         watchdog,

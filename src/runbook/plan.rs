@@ -94,12 +94,17 @@ pub fn render(config: &Config, kind: Kind, os: Os, available: &[String]) -> Stri
         );
     }
     if kind == Kind::RideThrough && config.cbsd.is_some() {
-        let _ = writeln!(
-            out,
-            "# follow.on_master_change = \"{}\": run once the new master serves; on any failure, or no master serving within {}, the full follow runs (see `plan follow`)",
-            config.follow.on_master_change.as_str(),
-            format_duration(config.follow.ride_through_timeout)
-        );
+        let timeout = format_duration(config.follow.ride_through_timeout);
+        let _ = match config.follow.ride_through() {
+            Some(_) => writeln!(
+                out,
+                "# follow.on_master_change = \"ride-through\": run once the new master serves, nothing stopped; on any failure, or no master serving within {timeout} of the change, the full follow runs (see `plan follow`)"
+            ),
+            None => writeln!(
+                out,
+                "# follow.on_master_change = \"remount\": never run here (every master change runs the full follow, see `plan follow`); with \"ride-through\" it runs once the new master serves"
+            ),
+        };
     }
     if kind == Kind::Demote && config.cbsd.is_some() {
         let _ = writeln!(out, "# then: follow the new master (see `plan follow`)");

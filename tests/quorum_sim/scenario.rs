@@ -163,7 +163,8 @@ impl Cluster {
                             },
                             placement: true,
                             candidates,
-                            handover: self.handover,
+                            // As the agent: riding through, no hand-over.
+                            handover: self.handover.filter(|_| self.ride_through.is_none()),
                             ride_through: self.ride_through.is_some(),
                         }),
                         watchdog: self.watchdog.map(|timeout| WatchdogRule {
