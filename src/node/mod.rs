@@ -436,6 +436,9 @@ pub struct NodeCore {
     lease_ends: BTreeMap<Resource, Instant>,
     stuck_logged: Option<StuckAction>,
     handover: Option<Handover>,
+    /// The first decision of the current master role: once the worker has
+    /// served it (or a later one), its promote has finished.
+    master_since: Option<u64>,
 }
 
 impl NodeCore {
@@ -469,6 +472,7 @@ impl NodeCore {
             lease_ends: BTreeMap::new(),
             stuck_logged: None,
             handover: None,
+            master_since: None,
         }
     }
 
@@ -1044,19 +1048,19 @@ impl NodeCore {
             && holding.environments.is_empty()
     }
 
-    /// Master and serving: the worker has served the master decision (its
-    /// promote finished: the converger is idle on a master role only once
-    /// promoted) and holds the master resources, and no hand-over is under
-    /// way.
+    /// Master and serving: the worker has served the first decision of
+    /// the current master role (its promote finished: the converger is
+    /// idle on a master role only once promoted; later decisions, such as
+    /// placement changes, do not hide it) and holds the master resources,
+    /// and no hand-over is under way.
     pub fn is_serving(&self) -> bool {
-        let Some(decision) = &self.published else {
+        let Some(since) = self.master_since else {
             return false;
         };
         let holding = self.holding();
-        decision.role == Role::Master
-            && self.router.state() == VrrpState::Master
+        self.router.state() == VrrpState::Master
             && self.handover.is_none()
-            && holding.applied >= decision.sequence
+            && holding.applied >= since
             && holding.master
     }
 
@@ -1319,6 +1323,11 @@ impl NodeCore {
         };
         if decision.role == Role::Master {
             self.allowed_at.insert(Resource::Master, decision.sequence);
+            if self.master_since.is_none() || role_changed {
+                self.master_since = Some(decision.sequence);
+            }
+        } else {
+            self.master_since = None;
         }
         for name in decision.environments.iter().flatten() {
             self.allowed_at
