@@ -1716,6 +1716,13 @@ fn describe_changes(old: &Config, new: &Config) -> String {
     if a != b && changes.is_empty() {
         changes.push("other vrrp settings".to_owned());
     }
+    if old.follow != new.follow {
+        changes.push(format!(
+            "follow.on_master_change {} (ride_through_timeout {})",
+            new.follow.on_master_change.as_str(),
+            crate::config::format_duration(new.follow.ride_through_timeout)
+        ));
+    }
     if changes.is_empty() {
         "none".to_owned()
     } else {
