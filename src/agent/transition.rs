@@ -292,7 +292,14 @@ impl<V: VipControl> Worker<V> {
             RepairRequest::Environment { check, name, steps } => {
                 let running = converger.environments().get(&name) == Some(&EnvHeld::Running);
                 // Held since the monitor asked: the operator's word wins.
-                let result = if self.runner.is_held(&name) {
+                let result = if let Some(from) = converger.riding_from() {
+                    // Its files are on mounts paused until the new master
+                    // serves: a restart now would hang on them, and the
+                    // ride (or its fallback) settles them anyway.
+                    Err(format!(
+                        "riding through the change from master {from}: not restarted meanwhile"
+                    ))
+                } else if self.runner.is_held(&name) {
                     crate::events::held_not_started(&name, "restart");
                     Err(format!("{name} is held by the operator"))
                 } else if running {
@@ -303,7 +310,15 @@ impl<V: VipControl> Worker<V> {
                 (check, result, false)
             }
             RepairRequest::Remount { check } => {
-                if converger.remount() {
+                if let Some(from) = converger.riding_from() {
+                    (
+                        check,
+                        Err(format!(
+                            "riding through the change from master {from}: its deadline decides"
+                        )),
+                        false,
+                    )
+                } else if converger.remount() {
                     (check, Ok(()), true)
                 } else {
                     (check, Err("not following any more".to_owned()), false)
