@@ -332,8 +332,13 @@ fn node_settings(
                 .into_iter()
                 .map(|e| e.name)
                 .collect(),
-            // Only CBSD followers mount anything to quiesce.
-            handover: Some(c.handover_timeout).filter(|t| config.cbsd.is_some() && !t.is_zero()),
+            // Only CBSD followers mount anything to quiesce; riding
+            // through, they keep their mounts and the I/O pauses instead
+            // (quiescing would restart every environment they run).
+            handover: Some(c.handover_timeout).filter(|t| {
+                config.cbsd.is_some() && !t.is_zero() && config.follow.ride_through().is_none()
+            }),
+            ride_through: config.follow.ride_through().is_some(),
         }),
         watchdog,
         release_attempts: RELEASE_ATTEMPTS,
@@ -1710,6 +1715,13 @@ fn describe_changes(old: &Config, new: &Config) -> String {
     }
     if a != b && changes.is_empty() {
         changes.push("other vrrp settings".to_owned());
+    }
+    if old.follow != new.follow {
+        changes.push(format!(
+            "follow.on_master_change {} (ride_through_timeout {})",
+            new.follow.on_master_change.as_str(),
+            crate::config::format_duration(new.follow.ride_through_timeout)
+        ));
     }
     if changes.is_empty() {
         "none".to_owned()

@@ -265,6 +265,9 @@ enum PlanRunbook {
     Follow,
     /// What a follower runs while a master hands over on purpose.
     Quiesce,
+    /// What a follower runs on a master change with
+    /// `follow.on_master_change = "ride-through"`.
+    RideThrough,
     /// The health checks between transitions and their repairs.
     Health,
 }
@@ -409,6 +412,7 @@ fn plan(runbook: PlanRunbook, os: PlanOs, path: &Path) -> ExitCode {
         PlanRunbook::Demote => Kind::Demote,
         PlanRunbook::Follow => Kind::Follow,
         PlanRunbook::Quiesce => Kind::Quiesce,
+        PlanRunbook::RideThrough => Kind::RideThrough,
         PlanRunbook::Health => Kind::Repair,
     };
     let os = match os {

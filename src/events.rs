@@ -384,6 +384,25 @@ pub fn release_failed(failures: u32, error: &str) {
     emit!(Event::ReleaseFailed, failures, error);
 }
 
+/// The followed master changed (`to`: the new one, or `none` while not
+/// known yet) and ride-through keeps the mounts of `from` and the
+/// environments on them.
+pub fn follow_ride_through(from: &str, to: &str, reason: &str) {
+    emit!(Event::FollowRideThrough, from, to, reason);
+}
+
+/// A ride-through gave up (`cause`: `stale_handle`, `hung`,
+/// `identity_changed`, `not_serving`, `probe_failed`): the full follow runs.
+pub fn follow_fallback(from: &str, to: &str, cause: &str, detail: &str) {
+    emit!(Event::FollowFallback, from, to, cause, detail);
+}
+
+/// A master is followed in full (stop, unmount, mount, start): `reason`
+/// says why it is not a ride-through.
+pub fn follow_remount(from: &str, to: &str, reason: &str) {
+    emit!(Event::FollowRemount, from, to, reason);
+}
+
 /// Demotes keep failing while this node holds the master resources.
 /// `action`: `watchdog` (the watchdog is no longer patted: the machine
 /// resets, which releases everything), `retake` (the node takes the master

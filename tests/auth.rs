@@ -60,6 +60,7 @@ fn heartbeat(node: &str, seq: u64) -> Heartbeat {
         quorum: true,
         handing_over: false,
         quiesced: false,
+        serving: false,
         following: Some(SRC),
         config_hash: 42,
         quorum_hash: 43,

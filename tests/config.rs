@@ -147,7 +147,7 @@ fn unknown_tables_are_errors_too() {
     let errors = errors(&format!("{MINIMAL}[storag]\nkind = \"nfs\"\n"));
     assert!(
         errors[0].starts_with(
-            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cluster, environment, auth, cbsd, storage, nfs, environments, runbook, tools, notify, metrics, fence, health, track)"
+            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cluster, environment, auth, cbsd, storage, nfs, environments, runbook, tools, notify, metrics, fence, health, track, follow)"
         ),
         "{errors:?}"
     );

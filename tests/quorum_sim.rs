@@ -214,6 +214,7 @@ fn cluster(placement: Vec<PlacedEnvironment>) -> Cluster {
         watchdog: None,
         mismatch: None,
         handover: None,
+        ride_through: None,
     }
 }
 
@@ -621,4 +622,51 @@ fn an_isolated_master_does_not_wait_for_a_hand_over() {
     let fenced = change(&w, &Resource::Master, 0, false, 12.0).expect("n0 fenced itself");
     assert!(fenced < secs(12.0 + 3.0), "fenced at {fenced:?}");
     assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
+}
+
+/// Issue 14: with ride-through, a follower keeps its environment through
+/// the master's loss: n0 goes off, n1 takes over (and, being promoted,
+/// restarts what it ran), n2 waits until n1 serves, probes its mounts and
+/// follows n1 without ever stopping web2. Nothing runs twice (the ledger).
+#[test]
+fn a_follower_rides_through_the_masters_loss_without_restarting_its_environment() {
+    let mut c = cluster(vec![
+        environment("web1", &["n1", "n2"]),
+        environment("web2", &["n2", "n1"]),
+    ]);
+    c.ride_through = Some(secs(3.0));
+    let mut w = world_of(&c);
+    run(&mut w, 12.0);
+    assert!(w.is_settled(), "{}", w.status());
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![0]);
+    let web2 = Resource::Environment("web2".to_owned());
+    assert_eq!(w.ledger.holders(&web2), vec![2]);
+    let rides = w.nodes[2].worker.rode_through;
+    w.schedule(secs(12.0), Chaos::PowerOff(0));
+    run(&mut w, 30.0);
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
+    assert_eq!(
+        change(&w, &web2, 2, false, 12.0),
+        None,
+        "web2 never stopped"
+    );
+    assert_eq!(w.nodes[2].worker.rode_through, rides + 1, "{}", w.trace());
+    assert!(w.nodes[2].worker.is_mounted());
+    assert!(w.is_settled(), "{}", w.status());
+}
+
+/// The same in remount mode: n2 restarts web2 after the master's loss.
+#[test]
+fn in_remount_mode_the_follower_restarts_its_environment() {
+    let mut w = world_of(&cluster(vec![
+        environment("web1", &["n1", "n2"]),
+        environment("web2", &["n2", "n1"]),
+    ]));
+    run(&mut w, 12.0);
+    w.schedule(secs(12.0), Chaos::PowerOff(0));
+    run(&mut w, 30.0);
+    let web2 = Resource::Environment("web2".to_owned());
+    assert!(change(&w, &web2, 2, false, 12.0).is_some(), "web2 stopped");
+    assert_eq!(w.ledger.holders(&web2), vec![2], "and started again");
+    assert_eq!(w.nodes[2].worker.rode_through, 0);
 }

@@ -389,3 +389,68 @@ fn stable_restart_dir_must_be_on_the_storage_and_not_exported() {
     ))
     .is_ok());
 }
+
+/// `[cluster]` with this node alone (enough for the cross-checks).
+const ONE_NODE: &str = "[cluster]\nnodes = [{ name = \"node1\", address = \"198.18.0.1\" }]\n";
+
+#[test]
+fn follow_defaults_to_remount_with_a_deadline_covering_nfsd_grace() {
+    use rcbsd_failover::config::follow::OnMasterChange;
+    let config = parse(&format!("{VRRP}[cbsd]\n")).unwrap();
+    assert_eq!(config.follow.on_master_change, OnMasterChange::Remount);
+    assert_eq!(config.follow.ride_through(), None);
+    // nfsd's default grace (120 s lease + 15 s) plus the promote.
+    assert_eq!(config.follow.ride_through_timeout, Duration::from_secs(180));
+    let config = parse(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nv4_only = true\nstable_restart_dir = \"/store/.nfs-stablerestart\"\n{ONE_NODE}[follow]\non_master_change = \"ride-through\"\nride_through_timeout = \"90s\"\n"
+    ))
+    .unwrap();
+    assert_eq!(config.follow.on_master_change, OnMasterChange::RideThrough);
+    assert_eq!(config.follow.ride_through(), Some(Duration::from_secs(90)));
+}
+
+#[test]
+fn ride_through_without_its_prerequisites_is_refused_at_the_key() {
+    // [vrrp] is lines 1-4; the value sits at line 6, column 20.
+    let plain = errors("[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"192.168.10.200/24\"]\n[follow]\non_master_change = \"ride-through\"\n");
+    assert!(
+        plain[0].starts_with("/etc/x.toml:6:20: follow.on_master_change:")
+            && plain[0].contains("needs a [cbsd] table"),
+        "{plain:?}"
+    );
+    let bare = errors(&format!(
+        "{VRRP}[cbsd]\n[follow]\non_master_change = \"ride-through\"\n"
+    ));
+    let all = bare.join("\n");
+    assert!(all.contains("needs [cluster]"), "{all}");
+    assert!(all.contains("needs nfs.stable_restart_dir"), "{all}");
+    assert!(all.contains("NFSERR_NOGRACE"), "{all}");
+    assert!(all.contains("needs nfs.v4_only = true"), "{all}");
+    assert!(all.contains("statd"), "{all}");
+    assert_eq!(bare.len(), 3, "{all}");
+    let v3 = errors(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nstable_restart_dir = \"/store/.nfs-stablerestart\"\n{ONE_NODE}[follow]\non_master_change = \"ride-through\"\n"
+    ));
+    assert_eq!(v3.len(), 1, "{v3:?}");
+    assert!(v3[0].contains("NFSv4-only is the supported"), "{v3:?}");
+}
+
+#[test]
+fn follow_values_out_of_their_set_are_refused() {
+    let word = errors(&format!(
+        "{VRRP}[cbsd]\n[follow]\non_master_change = \"ride\"\n"
+    ));
+    assert!(
+        word[0].contains("\"ride\" is not one of \"remount\", \"ride-through\""),
+        "{word:?}"
+    );
+    let short = errors(&format!(
+        "{VRRP}[cbsd]\n[follow]\nride_through_timeout = \"1s\"\n"
+    ));
+    assert!(
+        short[0].contains("follow.ride_through_timeout: 1s is out of range (10s..=3600s)"),
+        "{short:?}"
+    );
+    let unknown = errors(&format!("{VRRP}[cbsd]\n[follow]\nride = true\n"));
+    assert!(unknown[0].contains("follow.ride"), "{unknown:?}");
+}

@@ -614,7 +614,13 @@ fn the_documented_plans_match_the_example_config() {
     let config = parse_with_hostname(&text, Path::new("rcbsd-failover.toml"), None).unwrap();
     let docs = std::fs::read_to_string(root.join("docs/runbooks.md")).unwrap_or_default();
     let mut missing = Vec::new();
-    for kind in [Kind::Promote, Kind::Demote, Kind::Follow, Kind::Quiesce] {
+    for kind in [
+        Kind::Promote,
+        Kind::Demote,
+        Kind::Follow,
+        Kind::Quiesce,
+        Kind::RideThrough,
+    ] {
         let rendered = plan::render(&config, kind, Os::FreeBsd, &[]);
         if let Ok(dir) = std::env::var("RCBSD_PLAN_OUT") {
             std::fs::write(format!("{dir}/{}.txt", kind.as_str()), &rendered).unwrap();

@@ -211,8 +211,11 @@ impl<V: VipControl> Worker<V> {
             self.runner.set_held(current.held.clone());
             converger.set_operator_holds(current.held.clone());
             converger.set_backoff(backoff(&current.config));
+            converger.set_ride_through(current.config.follow.ride_through());
             let target = current.decision.target();
-            let wake_at = match converger.next(&target, Instant::now().into_std()) {
+            let next = converger.next(&target, Instant::now().into_std());
+            self.tell(converger.take_notices(), *self.cancel.borrow());
+            let wake_at = match next {
                 Next::Run(job) => {
                     let was_promoted = converger.is_promoted();
                     self.run_job(&mut converger, &job, &current).await;
@@ -289,7 +292,14 @@ impl<V: VipControl> Worker<V> {
             RepairRequest::Environment { check, name, steps } => {
                 let running = converger.environments().get(&name) == Some(&EnvHeld::Running);
                 // Held since the monitor asked: the operator's word wins.
-                let result = if self.runner.is_held(&name) {
+                let result = if let Some(from) = converger.riding_from() {
+                    // Its files are on mounts paused until the new master
+                    // serves: a restart now would hang on them, and the
+                    // ride (or its fallback) settles them anyway.
+                    Err(format!(
+                        "riding through the change from master {from}: not restarted meanwhile"
+                    ))
+                } else if self.runner.is_held(&name) {
                     crate::events::held_not_started(&name, "restart");
                     Err(format!("{name} is held by the operator"))
                 } else if running {
@@ -300,7 +310,15 @@ impl<V: VipControl> Worker<V> {
                 (check, result, false)
             }
             RepairRequest::Remount { check } => {
-                if converger.remount() {
+                if let Some(from) = converger.riding_from() {
+                    (
+                        check,
+                        Err(format!(
+                            "riding through the change from master {from}: its deadline decides"
+                        )),
+                        false,
+                    )
+                } else if converger.remount() {
                     (check, Ok(()), true)
                 } else {
                     (check, Err("not following any more".to_owned()), false)
@@ -399,6 +417,25 @@ impl<V: VipControl> Worker<V> {
                 Notice::ReleaseFailed { failures, error } => {
                     crate::events::release_failed(failures, &error);
                 }
+                Notice::RideThrough { from, to, reason } => {
+                    crate::events::follow_ride_through(&from.to_string(), &address(to), reason);
+                }
+                Notice::FollowFallback {
+                    from,
+                    to,
+                    cause,
+                    detail,
+                } => {
+                    crate::events::follow_fallback(
+                        &from.to_string(),
+                        &address(to),
+                        cause.as_str(),
+                        &detail,
+                    );
+                }
+                Notice::Remount { from, to, reason } => {
+                    crate::events::follow_remount(&address(from), &to.to_string(), reason);
+                }
             }
         }
     }
@@ -413,6 +450,11 @@ impl<V: VipControl> Worker<V> {
     }
 }
 
+/// An address for the logs, `none` when not known.
+fn address(address: Option<Ipv4Addr>) -> String {
+    address.map_or_else(|| "none".to_owned(), |a| a.to_string())
+}
+
 fn kind_of(kind: JobKind) -> Kind {
     match kind {
         JobKind::Promote => Kind::Promote,
@@ -420,6 +462,7 @@ fn kind_of(kind: JobKind) -> Kind {
         JobKind::Follow { .. } => Kind::Follow,
         JobKind::Place => Kind::Place,
         JobKind::Quiesce => Kind::Quiesce,
+        JobKind::RideThrough { .. } => Kind::RideThrough,
     }
 }
 

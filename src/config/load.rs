@@ -32,6 +32,7 @@ mod cross_checks;
 mod environment;
 mod environments;
 mod fence;
+mod follow;
 mod health;
 mod metrics;
 mod nfs;
@@ -59,6 +60,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "fence",
     "health",
     "track",
+    "follow",
 ];
 use crate::wire::Centis;
 use crate::wire::ChecksumMode;
@@ -253,6 +255,7 @@ impl Reader<'_> {
         if root.get("cluster").is_some() {
             self.refuse_per_node_environments(root, this_node);
         }
+        let follow = self.follow_section(root);
         let auth = self.auth_section(root);
         let notify = self.notify_section(root);
         let metrics = self.metrics_section(root);
@@ -282,6 +285,7 @@ impl Reader<'_> {
             auth: auth?,
             fence: fence?,
             health: health?,
+            follow: follow?,
         })
     }
 

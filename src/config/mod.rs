@@ -21,6 +21,7 @@ mod environment;
 mod environments;
 mod error;
 pub mod fence;
+pub mod follow;
 mod health;
 mod load;
 mod metrics;
@@ -102,6 +103,8 @@ pub struct Config {
     pub fence: fence::Fence,
     /// `[health]` and every `[[track]]`: the checks between transitions.
     pub health: Health,
+    /// `[follow]`: what a follower does when the master changes.
+    pub follow: follow::Follow,
 }
 
 impl Config {

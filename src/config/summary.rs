@@ -50,6 +50,10 @@ impl Config {
                 },
                 match (&self.cbsd, cluster.handover_timeout.is_zero()) {
                     (None, _) => String::new(),
+                    (Some(_), _) if self.follow.ride_through().is_some() => format!(
+                        ", followers ride through a master change (up to {}; no planned hand-over)",
+                        duration::format(self.follow.ride_through_timeout)
+                    ),
                     (Some(_), true) => ", no planned hand-over (VIP first)".to_owned(),
                     (Some(_), false) => format!(
                         ", planned hand-over waits up to {}",

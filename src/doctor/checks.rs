@@ -372,8 +372,13 @@ fn cbsd_checks(config: &Config) -> Vec<Check> {
         Some(id) => Finding::ok(format!("[cbsd] dir_id = {id:?}")),
         None => Finding::warn(
             format!(
-                "[cbsd] dir_id is not set: promote and follow only check that {} exists and is not empty, so a wrong data set under the shared dirs goes unnoticed",
-                cbsd.dir_id_file.display()
+                "[cbsd] dir_id is not set: promote and follow only check that {} exists and is not empty, so a wrong data set under the shared dirs goes unnoticed{}",
+                cbsd.dir_id_file.display(),
+                if config.follow.ride_through().is_some() {
+                    " (and a follower riding through a master change cannot tell another storage by it)"
+                } else {
+                    ""
+                }
             ),
             format!(
                 "cat {} on the master, and set [cbsd] dir_id to it in {} on every node",

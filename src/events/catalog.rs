@@ -164,6 +164,12 @@ events! {
     ReleaseFailed,
     /// `release_stuck`: demotes keep failing while this node holds the master resources.
     ReleaseStuck,
+    /// `follow_ride_through`: the followed master changed; mounts and environments are kept.
+    FollowRideThrough,
+    /// `follow_fallback`: a ride-through gave up; the full follow runs.
+    FollowFallback,
+    /// `follow_remount`: a master is followed in full (stop, unmount, mount, start), and why.
+    FollowRemount,
     /// `found_held`: at start, a master resource was found held.
     FoundHeld,
     /// `found_unknown`: at start, a probe could not answer; the resource counts as held.
@@ -443,6 +449,16 @@ impl Event {
             ),
             Self::ReleaseFailed => row("release_failed", ERROR, Err, &["failures", "error"]),
             Self::ReleaseStuck => row("release_stuck", ERROR, Crit, &["failures", "action"]),
+            Self::FollowRideThrough => {
+                row("follow_ride_through", INFO, Info, &["from", "to", "reason"])
+            }
+            Self::FollowFallback => row(
+                "follow_fallback",
+                WARN,
+                Warning,
+                &["from", "to", "cause", "detail"],
+            ),
+            Self::FollowRemount => row("follow_remount", INFO, Info, &["from", "to", "reason"]),
             Self::FoundHeld => row("found_held", WARN, Warning, &["what"]),
             Self::FoundUnknown => row("found_unknown", WARN, Warning, &["what"]),
             // Raised when `withheld`: the machine is about to reset.

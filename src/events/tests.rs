@@ -86,6 +86,14 @@ fn emit_everything() {
     cbsd_lock_taken_over("jail1", "/locked", "n2");
     environment_stop_failed("jail1", 2);
     release_failed(1, "umount");
+    follow_ride_through("198.18.0.1", "none", "master changed");
+    follow_fallback(
+        "198.18.0.1",
+        "198.18.0.2",
+        "stale_handle",
+        "probe mount jails-data: stale",
+    );
+    follow_remount("none", "198.18.0.2", "first follow since the agent started");
     release_stuck(3, "watchdog");
     found_held("pool");
     found_unknown("hast");

@@ -16,6 +16,19 @@
 //! | stopped (shutdown) | nothing | demote |
 //! | quiescent (a peer master hands over) | quiesce (stop, unmount) when anything may be mounted or run | demote |
 //!
+//! **Ride-through** (`follow.on_master_change = "ride-through"`, issue 14):
+//! a follower that follows a master with its mounts and sees the master
+//! change (to another, or to none yet) keeps its mounts and environments.
+//! It waits until the new master's heartbeat says it serves
+//! ([`Target::master_serving`]), then runs [`JobKind::RideThrough`]: a
+//! bounded probe of each mount and the storage identity check, nothing
+//! stopped or unmounted. Success: following the new master, environments
+//! untouched. A failed probe (a stale handle, a probe still hung at the
+//! deadline, another storage) or the deadline passing while waiting:
+//! [`Notice::FollowFallback`], then the full follow as in remount mode. A
+//! node that was master, had quiesced, or follows for the first time since
+//! it started has nothing to keep and follows in full.
+//!
 //! Then, with `[[environment]]` placement and once the role is settled
 //! (promoted, or following a known master), a `place` job stops what this
 //! node may no longer run and starts what it newly may.
@@ -67,6 +80,9 @@ pub struct Target {
     /// now. `None`: the node's own `[environments]` list, started and
     /// stopped by the role runbooks.
     pub environments: Option<BTreeSet<String>>,
+    /// Following a known master, and its heartbeat says it serves (its
+    /// promote finished): a ride-through may probe the mounts now.
+    pub master_serving: bool,
 }
 
 /// What the worker knows it holds of the role.
@@ -143,6 +159,16 @@ pub enum JobKind {
     /// Stop every environment and unmount the shared dirs while the old
     /// master still serves them (see [`Role::Quiescent`]).
     Quiesce,
+    /// Keep the mounts of the previous master: probe each one (a bounded
+    /// child process) and check the storage's identity, stopping and
+    /// unmounting nothing (ride-through, see the module documentation).
+    RideThrough {
+        /// The primary address of the new master, which serves.
+        master: Ipv4Addr,
+        /// What is left of `follow.ride_through_timeout` since the change:
+        /// the longest any probe may take.
+        within: Duration,
+    },
 }
 
 impl JobKind {
@@ -154,6 +180,7 @@ impl JobKind {
             JobKind::Follow { .. } => "follow",
             JobKind::Place => "place",
             JobKind::Quiesce => "quiesce",
+            JobKind::RideThrough { .. } => "ride-through",
         }
     }
 }
@@ -256,6 +283,96 @@ pub enum Notice {
         /// `step: error` of the failing step.
         error: String,
     },
+    /// The followed master changed: the mounts are kept and ridden through
+    /// (`follow_ride_through`).
+    RideThrough {
+        /// The master whose mounts are kept.
+        from: Ipv4Addr,
+        /// The new master, when already known.
+        to: Option<Ipv4Addr>,
+        /// Why, in words.
+        reason: &'static str,
+    },
+    /// A ride-through gave up: the full follow runs (`follow_fallback`).
+    FollowFallback {
+        /// The master whose mounts were kept.
+        from: Ipv4Addr,
+        /// The new master, when known.
+        to: Option<Ipv4Addr>,
+        /// Why it gave up.
+        cause: FallbackCause,
+        /// The failing step and its error, or how long it waited.
+        detail: String,
+    },
+    /// A full follow (stop, unmount, mount, start) of a master, and why it
+    /// is not a ride-through (`follow_remount`).
+    Remount {
+        /// The master followed before, if any.
+        from: Option<Ipv4Addr>,
+        /// The master now followed.
+        to: Ipv4Addr,
+        /// Why, in words.
+        reason: &'static str,
+    },
+}
+
+/// Why a ride-through fell back to the full follow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackCause {
+    /// A mount answered `ESTALE`: the new server does not know the file
+    /// handles (another filesystem, another fsid).
+    StaleHandle,
+    /// A probe was still hung at the deadline.
+    Hung,
+    /// `dir.id` is missing or names other data: another storage.
+    IdentityChanged,
+    /// No master said it serves before the deadline.
+    NotServing,
+    /// A probe failed otherwise.
+    ProbeFailed,
+}
+
+impl FallbackCause {
+    /// The `cause` field of `follow_fallback`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackCause::StaleHandle => "stale_handle",
+            FallbackCause::Hung => "hung",
+            FallbackCause::IdentityChanged => "identity_changed",
+            FallbackCause::NotServing => "not_serving",
+            FallbackCause::ProbeFailed => "probe_failed",
+        }
+    }
+
+    /// The cause of a ride-through runbook's failure at `step` with
+    /// `error`: a killed probe is hung (the executor's "no answer within"
+    /// or "did not finish within"), `ESTALE` is "Stale NFS file handle"
+    /// on FreeBSD (errno 70) and "Stale file handle" on Linux (116), and
+    /// any other failure of the `dir.id` check is another storage.
+    pub fn of_failure(step: &str, error: &str) -> FallbackCause {
+        let lower = error.to_ascii_lowercase();
+        if lower.contains("no answer within") || lower.contains("did not finish within") {
+            FallbackCause::Hung
+        } else if lower.contains("stale") {
+            FallbackCause::StaleHandle
+        } else if step == RIDE_IDENTITY_STEP {
+            FallbackCause::IdentityChanged
+        } else {
+            FallbackCause::ProbeFailed
+        }
+    }
+}
+
+/// The name of the ride-through's storage identity step (the follow's
+/// `dir.id` check, `runbook::storage::verify_dir_id`).
+pub const RIDE_IDENTITY_STEP: &str = "verify dir.id";
+
+/// A ride through a master change in progress: the mounts of `from` are
+/// kept until `deadline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ride {
+    from: Ipv4Addr,
+    deadline: Instant,
 }
 
 /// Retry timings.
@@ -307,6 +424,15 @@ pub struct Converger {
     mounted: bool,
     /// Environments the operator holds (`env hold`): never started here.
     operator_holds: BTreeSet<String>,
+    /// `follow.ride_through_timeout` when followers ride through a master
+    /// change; `None`: remount.
+    ride_through: Option<Duration>,
+    /// A ride in progress.
+    ride: Option<Ride>,
+    /// The master last followed (for the logs).
+    last_followed: Option<Ipv4Addr>,
+    /// Decided by [`Converger::next`], told by [`Converger::take_notices`].
+    notices: Vec<Notice>,
 }
 
 impl Converger {
@@ -333,7 +459,33 @@ impl Converger {
             operator_holds: BTreeSet::new(),
             followed_since_start: false,
             mounted: cbsd,
+            ride_through: None,
+            ride: None,
+            last_followed: None,
+            notices: Vec::new(),
         }
+    }
+
+    /// `Some(follow.ride_through_timeout)` to ride through master changes,
+    /// `None` to remount (the default; also after a reload). A ride in
+    /// progress ends with the setting.
+    pub fn set_ride_through(&mut self, timeout: Option<Duration>) {
+        self.ride_through = timeout;
+        if timeout.is_none() {
+            self.ride = None;
+        }
+    }
+
+    /// Riding through a master change: the previous master's mounts are
+    /// kept (`status`).
+    pub fn riding_from(&self) -> Option<Ipv4Addr> {
+        self.ride.map(|r| r.from)
+    }
+
+    /// What [`Converger::next`] decided to tell (ride-through choices and
+    /// fallbacks, remounts): the worker logs them after each call.
+    pub fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.notices)
     }
 
     /// What the worker holds of the role.
@@ -385,6 +537,7 @@ impl Converger {
             return false;
         }
         self.held = Held::Nothing;
+        self.ride = None;
         for held in self.environments.values_mut() {
             if *held == EnvHeld::Running {
                 *held = EnvHeld::Unchecked;
@@ -439,7 +592,9 @@ impl Converger {
             // Already promoted (a reload while master): nothing to redo.
             (Role::Master, Held::Master { complete: true }) => return None,
             (Role::Master, _) => {
-                // From the first step on, master resources may be held.
+                // From the first step on, master resources may be held;
+                // its first steps unmount whatever a ride kept.
+                self.ride = None;
                 self.held = Held::Master { complete: false };
                 JobKind::Promote
             }
@@ -449,14 +604,23 @@ impl Converger {
                 }
                 JobKind::Demote
             }
-            (Role::Follower { master: None }, Held::Following(_)) => {
-                // The master is gone; whoever comes next runs a new NFS
-                // server whose state ours cannot carry over.
+            (Role::Follower { master: None }, Held::Following(old)) => {
+                // The master is gone. In remount mode whoever comes next
+                // runs a new NFS server whose state ours cannot carry over;
+                // riding through, its state moved with the storage and the
+                // mounts are kept until the deadline.
                 self.held = Held::Nothing;
+                self.start_ride(old, None, now);
                 return None;
             }
-            (Role::Stopped | Role::Follower { master: None }, Held::Nothing) => return None,
-            (Role::Stopped, Held::Following(_)) => return None,
+            (Role::Follower { master: None }, Held::Nothing) => {
+                self.ride_expired(None, now);
+                return None;
+            }
+            (Role::Stopped, Held::Nothing | Held::Following(_)) => {
+                self.ride = None;
+                return None;
+            }
             (Role::Quiescent, _) => {
                 let anything = self.mounted || !self.environments.is_empty();
                 if !self.cbsd || !anything || !self.role_retry_due(now) {
@@ -464,6 +628,7 @@ impl Converger {
                 }
                 // From the first unmount on, nothing is followed.
                 self.held = Held::Nothing;
+                self.ride = None;
                 JobKind::Quiesce
             }
             (Role::Follower { master: Some(m) }, held) => {
@@ -475,9 +640,36 @@ impl Converger {
                     self.held = Held::Following(*m);
                     return None;
                 }
+                if let Held::Following(old) = held {
+                    self.held = Held::Nothing;
+                    self.start_ride(old, Some(*m), now);
+                }
+                self.ride_expired(Some(*m), now);
+                if let Some(ride) = self.ride {
+                    if !target.master_serving {
+                        // Idle until it serves, or the deadline.
+                        return None;
+                    }
+                    // Probes and a check, nothing stopped: the
+                    // environments keep running on the kept mounts.
+                    return Some(Job {
+                        kind: JobKind::RideThrough {
+                            master: *m,
+                            within: ride.deadline.saturating_duration_since(now),
+                        },
+                        stop: Vec::new(),
+                        start: Vec::new(),
+                    });
+                }
                 if !self.role_retry_due(now) {
                     return None;
                 }
+                let reason = self.remount_reason(held);
+                self.notices.push(Notice::Remount {
+                    from: self.last_followed,
+                    to: *m,
+                    reason,
+                });
                 // The follow first stops environments and unmounts: from
                 // here on what was followed before is gone, and the new
                 // mounts may exist.
@@ -495,6 +687,62 @@ impl Converger {
             stop: self.environments.keys().cloned().collect(),
             start: Vec::new(),
         })
+    }
+
+    /// A change away from following `from` (to `to`, or to no master
+    /// yet): with ride-through configured, the mounts are kept.
+    fn start_ride(&mut self, from: Ipv4Addr, to: Option<Ipv4Addr>, now: Instant) {
+        let Some(timeout) = self.ride_through.filter(|_| self.cbsd) else {
+            return;
+        };
+        if self.ride.is_some() {
+            return;
+        }
+        self.ride = Some(Ride {
+            from,
+            deadline: now + timeout,
+        });
+        self.notices.push(Notice::RideThrough {
+            from,
+            to,
+            reason:
+                "master changed: mounts and environments kept; probing once the new master serves",
+        });
+    }
+
+    /// Ends a ride whose deadline has passed while no master served.
+    fn ride_expired(&mut self, to: Option<Ipv4Addr>, now: Instant) {
+        let Some(ride) = self.ride else {
+            return;
+        };
+        if now < ride.deadline {
+            return;
+        }
+        self.ride = None;
+        self.notices.push(Notice::FollowFallback {
+            from: ride.from,
+            to,
+            cause: FallbackCause::NotServing,
+            detail: format!(
+                "no master said it serves within follow.ride_through_timeout ({} s)",
+                self.ride_through.map_or(0, |t| t.as_secs())
+            ),
+        });
+    }
+
+    /// Why a follow of a new master is a full one.
+    fn remount_reason(&self, held: Held) -> &'static str {
+        if self.ride_through.is_none() || !self.cbsd {
+            "follow.on_master_change is remount"
+        } else if !self.followed_since_start {
+            "first follow since the agent started"
+        } else if matches!(held, Held::Master { .. }) || !self.mounted {
+            "nothing followed to keep (was master, or quiesced)"
+        } else if self.role_retry_at.is_some() {
+            "the last follow failed"
+        } else {
+            "ride-through fell back"
+        }
     }
 
     /// Whether the role runbook is done: environments may start.
@@ -565,6 +813,11 @@ impl Converger {
             }
             _ => None,
         };
+        // Riding: the deadline, when the full follow takes over.
+        let ride = match target.role {
+            Role::Follower { .. } => self.ride.map(|r| r.deadline),
+            _ => None,
+        };
         let settled = self.settled(target);
         let environments = target.environments.as_ref().and_then(|allowed| {
             self.environments
@@ -577,7 +830,7 @@ impl Converger {
                 .filter_map(|(_, held)| held.retry_at())
                 .min()
         });
-        [role, environments]
+        [role, environments, ride]
             .into_iter()
             .flatten()
             .filter(|at| *at > now)
@@ -586,7 +839,7 @@ impl Converger {
 
     /// Takes a job's report: what is held now, and what to tell.
     pub fn finished(&mut self, job: &Job, report: &JobReport, now: Instant) -> Vec<Notice> {
-        let mut notices = Vec::new();
+        let mut notices = self.take_notices();
         for name in &report.stopped {
             self.environments.remove(name);
         }
@@ -667,6 +920,7 @@ impl Converger {
             }
             (JobKind::Demote, JobOutcome::Cancelled { .. }) => {}
             (JobKind::Follow { master, .. }, JobOutcome::Succeeded) => {
+                self.last_followed = Some(master);
                 self.held = Held::Following(master);
                 self.failures = 0;
                 self.role_retry_at = None;
@@ -691,6 +945,30 @@ impl Converger {
                 self.retry_later(now);
             }
             (JobKind::Quiesce, JobOutcome::Cancelled { .. }) => {
+                self.held = Held::Nothing;
+            }
+            (JobKind::RideThrough { master, .. }, JobOutcome::Succeeded) => {
+                // The mounts answer the new server: nothing was stopped.
+                self.ride = None;
+                self.last_followed = Some(master);
+                self.held = Held::Following(master);
+                self.failures = 0;
+                self.role_retry_at = None;
+            }
+            (JobKind::RideThrough { master, .. }, JobOutcome::Failed { step, error }) => {
+                // The full follow runs next, at once.
+                self.held = Held::Nothing;
+                if let Some(ride) = self.ride.take() {
+                    notices.push(Notice::FollowFallback {
+                        from: ride.from,
+                        to: Some(master),
+                        cause: FallbackCause::of_failure(step, error),
+                        detail: format!("{step}: {error}"),
+                    });
+                }
+            }
+            // Nothing was touched: the ride goes on for the next master.
+            (JobKind::RideThrough { .. }, JobOutcome::Cancelled { .. }) => {
                 self.held = Held::Nothing;
             }
             // Each environment carries its own retry.
@@ -724,6 +1002,7 @@ mod tests {
             role,
             sequence,
             environments: environments.map(|e| names(e).into_iter().collect()),
+            master_serving: false,
         }
     }
 
@@ -1016,6 +1295,355 @@ mod tests {
         assert!(c.holding(1).mounted, "still possibly mounted");
         let job = run(&mut c, &quiet, now + BACKOFF.after(1));
         assert_eq!(job.kind, JobKind::Quiesce);
+    }
+
+    // ---- ride-through (issue 14) ---------------------------------------
+
+    const M2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const RIDE: Duration = Duration::from_secs(90);
+
+    fn serving(role: Role, sequence: u64, serving: bool) -> Target {
+        Target {
+            master_serving: serving,
+            ..target(role, sequence, Some(&["web1"]))
+        }
+    }
+
+    /// A follower of M with web1 running on its mounts, riding through.
+    fn riding_follower(now: Instant) -> Converger {
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        c.set_ride_through(Some(RIDE));
+        let t = serving(Role::Follower { master: Some(M) }, 1, true);
+        let job = run(&mut c, &t, now);
+        assert!(matches!(job.kind, JobKind::Follow { rejoin: true, .. }));
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &t, now);
+        c.finished(
+            &job,
+            &JobReport {
+                started: names(&["web1"]),
+                ..ok()
+            },
+            now,
+        );
+        assert_eq!(c.held(), Held::Following(M));
+        c.take_notices();
+        c
+    }
+
+    fn failed(step: &str, error: &str) -> JobReport {
+        JobReport::only(JobOutcome::Failed {
+            step: step.into(),
+            error: error.into(),
+        })
+    }
+
+    #[test]
+    fn a_master_change_keeps_the_mounts_until_the_new_master_serves_then_probes() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let to_m2 = serving(Role::Follower { master: Some(M2) }, 2, false);
+        // Not serving yet: nothing stops, wake at the deadline.
+        assert_eq!(
+            c.next(&to_m2, now),
+            Next::Idle {
+                wake_at: Some(now + RIDE)
+            }
+        );
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::RideThrough {
+                from: M,
+                to: Some(M2),
+                ..
+            }]
+        ));
+        assert_eq!(c.riding_from(), Some(M));
+        assert_eq!(c.environments().get("web1"), Some(&EnvHeld::Running));
+        assert!(c.is_mounted());
+        // Serving: probes only, within what is left of the deadline.
+        let later = now + Duration::from_secs(30);
+        let to_m2 = serving(Role::Follower { master: Some(M2) }, 3, true);
+        let job = run(&mut c, &to_m2, later);
+        assert_eq!(
+            job,
+            Job {
+                kind: JobKind::RideThrough {
+                    master: M2,
+                    within: Duration::from_secs(60)
+                },
+                stop: Vec::new(),
+                start: Vec::new(),
+            }
+        );
+        assert!(c.finished(&job, &ok(), later).is_empty());
+        assert_eq!(c.held(), Held::Following(M2));
+        assert_eq!(c.riding_from(), None);
+        assert_eq!(c.environments().get("web1"), Some(&EnvHeld::Running));
+        assert_eq!(c.next(&to_m2, later), Next::Idle { wake_at: None });
+    }
+
+    #[test]
+    fn a_lost_master_starts_the_ride_before_the_next_one_is_known() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let none = serving(Role::Follower { master: None }, 2, false);
+        assert_eq!(
+            c.next(&none, now),
+            Next::Idle {
+                wake_at: Some(now + RIDE)
+            }
+        );
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::RideThrough {
+                from: M,
+                to: None,
+                ..
+            }]
+        ));
+        let later = now + Duration::from_secs(10);
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(M2) }, 3, true),
+            later,
+        );
+        assert_eq!(
+            job.kind,
+            JobKind::RideThrough {
+                master: M2,
+                within: Duration::from_secs(80)
+            }
+        );
+        assert!(c.take_notices().is_empty(), "one choice per change");
+    }
+
+    #[test]
+    fn each_failed_probe_falls_back_to_the_full_follow_at_once() {
+        let cases = [
+            (
+                "probe mount jails-data",
+                "fs-probe list: cannot list /usr/jails/jails-data: Stale NFS file handle (os error 70)",
+                FallbackCause::StaleHandle,
+            ),
+            (
+                "probe mount jails-data",
+                "rcbsd-failover fs-probe list /usr/jails/jails-data: no answer within 60s, killed",
+                FallbackCause::Hung,
+            ),
+            (
+                "verify dir.id",
+                "/usr/jails/dir.id holds \"other\", not the cluster's \"c1\": wrong data under the shared dirs",
+                FallbackCause::IdentityChanged,
+            ),
+            (
+                "probe mount jails-data",
+                "cannot list /usr/jails/jails-data: Permission denied (os error 13)",
+                FallbackCause::ProbeFailed,
+            ),
+        ];
+        for (step, error, cause) in cases {
+            let now = Instant::now();
+            let mut c = riding_follower(now);
+            let t = serving(Role::Follower { master: Some(M2) }, 2, true);
+            let job = run(&mut c, &t, now);
+            assert!(matches!(job.kind, JobKind::RideThrough { .. }));
+            let notices = c.finished(&job, &failed(step, error), now);
+            assert!(
+                matches!(
+                    &notices[..],
+                    [Notice::RideThrough { .. }, Notice::FollowFallback { from: M, to: Some(M2), cause: c, .. }]
+                        if *c == cause
+                ),
+                "{error}: {notices:?}"
+            );
+            // No backoff: the full follow, stopping web1, right away.
+            let job = run(&mut c, &t, now);
+            assert_eq!(
+                (job.kind, job.stop),
+                (
+                    JobKind::Follow {
+                        master: M2,
+                        rejoin: false
+                    },
+                    names(&["web1"])
+                )
+            );
+            assert!(matches!(
+                c.take_notices()[..],
+                [Notice::Remount {
+                    from: Some(M),
+                    to: M2,
+                    reason: "ride-through fell back"
+                }]
+            ));
+        }
+    }
+
+    #[test]
+    fn no_master_serving_by_the_deadline_falls_back() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let t = serving(Role::Follower { master: Some(M2) }, 2, false);
+        assert!(matches!(c.next(&t, now), Next::Idle { .. }));
+        c.take_notices();
+        let deadline = now + RIDE;
+        let job = run(&mut c, &t, deadline);
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+        assert_eq!(job.stop, names(&["web1"]));
+        assert!(matches!(
+            c.take_notices()[..],
+            [
+                Notice::FollowFallback {
+                    cause: FallbackCause::NotServing,
+                    ..
+                },
+                Notice::Remount { .. }
+            ]
+        ));
+        // With no master at all, the ride just ends; the next master is
+        // followed in full.
+        let mut c = riding_follower(now);
+        let none = serving(Role::Follower { master: None }, 2, false);
+        c.next(&none, now);
+        c.take_notices();
+        assert_eq!(c.next(&none, deadline), Next::Idle { wake_at: None });
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::FollowFallback {
+                to: None,
+                cause: FallbackCause::NotServing,
+                ..
+            }]
+        ));
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(M2) }, 3, true),
+            deadline,
+        );
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+    }
+
+    #[test]
+    fn a_cancelled_ride_goes_on_for_the_next_master() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(M2) }, 2, true),
+            now,
+        );
+        c.finished(
+            &job,
+            &JobReport::only(JobOutcome::Cancelled {
+                at_step: "verify dir.id".into(),
+            }),
+            now,
+        );
+        let m3 = Ipv4Addr::new(198, 18, 0, 3);
+        let job = run(
+            &mut c,
+            &serving(Role::Follower { master: Some(m3) }, 3, true),
+            now,
+        );
+        assert!(matches!(job.kind, JobKind::RideThrough { master, .. } if master == m3));
+        assert_eq!(c.riding_from(), Some(M));
+    }
+
+    #[test]
+    fn remount_mode_and_nodes_with_nothing_to_keep_follow_in_full() {
+        let now = Instant::now();
+        // Remount mode: the same change is a full follow, and says why.
+        let mut c = riding_follower(now);
+        c.set_ride_through(None);
+        let t = serving(Role::Follower { master: Some(M2) }, 2, true);
+        let job = run(&mut c, &t, now);
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::Remount {
+                from: Some(M),
+                reason: "follow.on_master_change is remount",
+                ..
+            }]
+        ));
+        // The first follow since the start: a full one (a rejoin).
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        c.set_ride_through(Some(RIDE));
+        let job = run(&mut c, &t, now);
+        assert_eq!(
+            job.kind,
+            JobKind::Follow {
+                master: M2,
+                rejoin: true
+            }
+        );
+        assert!(matches!(
+            c.take_notices()[..],
+            [Notice::Remount {
+                reason: "first follow since the agent started",
+                ..
+            }]
+        ));
+        // The old master coming back: it demotes, then follows in full.
+        let mut c = riding_follower(now);
+        let job = run(&mut c, &serving(Role::Master, 2, false), now);
+        assert_eq!(job.kind, JobKind::Promote);
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &t, now);
+        assert_eq!(job.kind, JobKind::Demote);
+        c.finished(&job, &ok(), now);
+        let job = run(&mut c, &t, now);
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+        assert_eq!(c.riding_from(), None);
+    }
+
+    #[test]
+    fn promoted_or_stopped_mid_ride_ends_the_ride() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        c.next(&serving(Role::Follower { master: None }, 2, false), now);
+        assert_eq!(c.riding_from(), Some(M));
+        let job = run(&mut c, &serving(Role::Master, 3, false), now);
+        assert_eq!((job.kind, job.stop), (JobKind::Promote, names(&["web1"])));
+        assert_eq!(c.riding_from(), None);
+        let mut c = riding_follower(now);
+        c.next(&serving(Role::Follower { master: None }, 2, false), now);
+        assert_eq!(
+            c.next(&serving(Role::Stopped, 3, false), now),
+            Next::Idle { wake_at: None }
+        );
+        assert_eq!(c.riding_from(), None);
+        // A remount asked by the health checks ends it too.
+        let mut c = riding_follower(now);
+        assert!(c.remount());
+        assert_eq!(c.riding_from(), None);
+    }
+
+    #[test]
+    fn fallback_causes_from_the_executors_words() {
+        use FallbackCause::*;
+        let of = FallbackCause::of_failure;
+        assert_eq!(
+            of("probe mount a", "x: Stale file handle (os error 116)"),
+            StaleHandle
+        );
+        assert_eq!(
+            of("verify dir.id", "verify dir.id did not finish within 5s"),
+            Hung
+        );
+        assert_eq!(
+            of(
+                "verify dir.id",
+                "cannot read /w/dir.id: No such file or directory"
+            ),
+            IdentityChanged
+        );
+        assert_eq!(
+            of("probe mount a", "cannot list /w/a: Input/output error"),
+            ProbeFailed
+        );
+        assert_eq!(NotServing.as_str(), "not_serving");
     }
 
     #[test]

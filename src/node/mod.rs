@@ -71,6 +71,11 @@ pub struct ClusterSettings {
     /// role on purpose keeps serving NFS this long at most while the
     /// followers quiesce. `None`: the VIP goes first, always.
     pub handover: Option<Duration>,
+    /// `follow.on_master_change = "ride-through"`: heartbeats say when this
+    /// node, as master, serves (status bit 3), and decisions say whether
+    /// the master followed serves. Off, the bit is never sent: agents that
+    /// predate it refuse unknown status bits.
+    pub ride_through: bool,
 }
 
 /// The decision the worker serves.
@@ -86,6 +91,10 @@ pub struct Decision {
     /// Nodes not live (their leases are gone): a CBSD lock naming one may
     /// be taken over when adopting.
     pub takeover: Vec<String>,
+    /// Following a known master: its heartbeat says its promote has
+    /// finished and it serves (ride-through waits for this; always false
+    /// unless `ride_through` is configured).
+    pub master_serving: bool,
 }
 
 impl Decision {
@@ -103,6 +112,7 @@ impl Decision {
             role: self.role.clone(),
             sequence: self.sequence,
             environments: self.environments.clone(),
+            master_serving: self.master_serving,
         }
     }
 }
@@ -426,6 +436,9 @@ pub struct NodeCore {
     lease_ends: BTreeMap<Resource, Instant>,
     stuck_logged: Option<StuckAction>,
     handover: Option<Handover>,
+    /// The first decision of the current master role: once the worker has
+    /// served it (or a later one), its promote has finished.
+    master_since: Option<u64>,
 }
 
 impl NodeCore {
@@ -459,6 +472,7 @@ impl NodeCore {
             lease_ends: BTreeMap::new(),
             stuck_logged: None,
             handover: None,
+            master_since: None,
         }
     }
 
@@ -637,6 +651,12 @@ impl NodeCore {
             }
             Input::HeartbeatDue => {
                 let quiesced = self.is_quiesced();
+                let serving = self
+                    .settings
+                    .cluster
+                    .as_ref()
+                    .is_some_and(|c| c.ride_through)
+                    && self.is_serving();
                 if let Some(cluster) = &mut self.cluster {
                     let local = LocalReport {
                         state: Some(self.router.state()),
@@ -644,6 +664,7 @@ impl NodeCore {
                         following: self.router.master(),
                         handing_over: self.handover.is_some(),
                         quiesced,
+                        serving,
                         ..LocalReport::default()
                     };
                     out.push(Effect::SendHeartbeat(cluster.heartbeat(now, &local)));
@@ -1027,6 +1048,22 @@ impl NodeCore {
             && holding.environments.is_empty()
     }
 
+    /// Master and serving: the worker has served the first decision of
+    /// the current master role (its promote finished: the converger is
+    /// idle on a master role only once promoted; later decisions, such as
+    /// placement changes, do not hide it) and holds the master resources,
+    /// and no hand-over is under way.
+    pub fn is_serving(&self) -> bool {
+        let Some(since) = self.master_since else {
+            return false;
+        };
+        let holding = self.holding();
+        self.router.state() == VrrpState::Master
+            && self.handover.is_none()
+            && holding.applied >= since
+            && holding.master
+    }
+
     /// Why the master may not go on serving during a hand-over, if it may
     /// not: the master resources must stay covered by quorum and lease.
     fn handover_forced(&self, now: Instant, fence_blocked: bool) -> Option<&'static str> {
@@ -1167,8 +1204,13 @@ impl NodeCore {
         let peer_handing_over = self.peer_handing_over(now);
         let may_hold = self.may_hold();
         let reported = self.holding();
-        let (role, environments, takeover) = match &mut self.cluster {
-            None => (election_role, None, Vec::new()),
+        let ride_through = self
+            .settings
+            .cluster
+            .as_ref()
+            .is_some_and(|c| c.ride_through);
+        let (role, environments, takeover, master_serving) = match &mut self.cluster {
+            None => (election_role, None, Vec::new(), false),
             Some(cluster) => {
                 let election_master = election_role == Role::Master || serving;
                 for (name, decision) in cluster.update_claims(election_master, now) {
@@ -1235,16 +1277,23 @@ impl NodeCore {
                 let takeover = cluster.not_live_nodes(now);
                 // Recorded at every evaluation (released claims are proven
                 // by the worker's report of this sequence or a later one).
+                let master_serving = ride_through && master_serving(cluster, &role, now);
                 let sequence = self.sequence
                     + u64::from(self.published.as_ref().is_none_or(|p| {
-                        p.role != role || p.environments != environments || p.takeover != takeover
+                        p.role != role
+                            || p.environments != environments
+                            || p.takeover != takeover
+                            || p.master_serving != master_serving
                     }));
                 cluster.note_published(sequence, &published);
-                (role, environments, takeover)
+                (role, environments, takeover, master_serving)
             }
         };
         let changed = self.published.as_ref().is_none_or(|p| {
-            p.role != role || p.environments != environments || p.takeover != takeover
+            p.role != role
+                || p.environments != environments
+                || p.takeover != takeover
+                || p.master_serving != master_serving
         });
         if !changed {
             return;
@@ -1270,9 +1319,15 @@ impl NodeCore {
             role,
             environments,
             takeover,
+            master_serving,
         };
         if decision.role == Role::Master {
             self.allowed_at.insert(Resource::Master, decision.sequence);
+            if self.master_since.is_none() || role_changed {
+                self.master_since = Some(decision.sequence);
+            }
+        } else {
+            self.master_since = None;
         }
         for name in decision.environments.iter().flatten() {
             self.allowed_at
@@ -1281,6 +1336,19 @@ impl NodeCore {
         self.published = Some(decision.clone());
         out.push(Effect::Publish { decision, cancel });
     }
+}
+
+/// Following `role`'s master: a live peer, master by its own heartbeat
+/// and following itself at that address, says it serves.
+fn master_serving(cluster: &NodeQuorum, role: &Role, now: Instant) -> bool {
+    let Role::Follower { master: Some(m) } = role else {
+        return false;
+    };
+    cluster.membership().live_peers(now).any(|p| {
+        p.heartbeat.serving
+            && p.heartbeat.state == VrrpState::Master
+            && p.heartbeat.following == Some(*m)
+    })
 }
 
 /// Before the worker's first report, a restarted node may hold anything

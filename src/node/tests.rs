@@ -50,6 +50,7 @@ fn clustered(priority: u8) -> Settings {
             placement: true,
             candidates: vec!["web1".into()],
             handover: None,
+            ride_through: false,
         }),
         ..settings(priority)
     }
@@ -287,4 +288,81 @@ fn with_a_watchdog_held_resources_without_a_lease_withhold() {
         matches!(core.watchdog(t0), Verdict::Withhold { why } if why.contains("master")),
         "the storage is held and no majority grants it"
     );
+}
+
+fn peer_heartbeat(seq: u64, serving: bool) -> Heartbeat {
+    Heartbeat {
+        node: "n2".into(),
+        incarnation: 1,
+        seq,
+        state: VrrpState::Master,
+        priority: 200,
+        quorum: true,
+        handing_over: false,
+        quiesced: false,
+        serving,
+        following: Some(OTHER),
+        config_hash: 1,
+        quorum_hash: 1,
+        acks: Vec::new(),
+        claims: Vec::new(),
+        grants: Vec::new(),
+        running: Vec::new(),
+        handoffs: Vec::new(),
+    }
+}
+
+/// Issue 14: a follower riding through learns from the new master's
+/// heartbeat (status bit 3) that it serves; the decision carries it
+/// without cancelling anything. In remount mode it is never set.
+#[test]
+fn the_decision_says_when_the_followed_master_serves() {
+    for ride_through in [true, false] {
+        let mut settings = clustered(100);
+        if let Some(c) = settings.cluster.as_mut() {
+            c.ride_through = ride_through;
+        }
+        let t0 = Instant::now();
+        let mut core = NodeCore::new(settings, 1, t0);
+        core.handle(Input::Start, t0);
+        core.handle(
+            Input::Advert(ReceivedAdvert {
+                source: OTHER,
+                priority: 200,
+                max_advert_interval: Centis(100),
+            }),
+            t0,
+        );
+        assert_eq!(
+            core.published().map(|d| &d.role),
+            Some(&Role::Follower {
+                master: Some(OTHER)
+            })
+        );
+        core.handle(Input::Heartbeat(peer_heartbeat(1, false)), t0);
+        assert_eq!(core.published().map(|d| d.master_serving), Some(false));
+        let effects = core.handle(Input::Heartbeat(peer_heartbeat(2, true)), t0);
+        assert_eq!(
+            core.published().map(|d| d.master_serving),
+            Some(ride_through)
+        );
+        if ride_through {
+            assert!(matches!(
+                effects.last(),
+                Some(Effect::Publish { cancel: false, decision }) if decision.target().master_serving
+            ));
+        }
+    }
+}
+
+/// The master serves once the worker has served its master decision
+/// (the promote finished) and while it holds the master resources.
+#[test]
+fn a_master_serves_once_its_promote_is_reported_done() {
+    let (mut core, now) = master(settings(100));
+    assert!(!core.is_serving(), "the promote has not been reported yet");
+    core.handle(Input::Worker(WorkerReport::Holding(holding(true, 0))), now);
+    assert!(core.is_serving());
+    core.handle(Input::Override(Override::Demote), now);
+    assert!(!core.is_serving(), "no longer the master decision");
 }

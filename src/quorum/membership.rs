@@ -74,6 +74,9 @@ pub struct LocalReport {
     pub handing_over: bool,
     /// Quiesced for a peer's hand-over (see [`Heartbeat::quiesced`]).
     pub quiesced: bool,
+    /// Master with its promote finished, and ride-through configured here
+    /// (see [`Heartbeat::serving`]).
+    pub serving: bool,
 }
 
 /// Why a heartbeat was not taken.
@@ -280,6 +283,7 @@ impl Membership {
             quorum,
             handing_over: local.handing_over,
             quiesced: local.quiesced,
+            serving: local.serving,
             following: local.following,
             config_hash: local.config_hash,
             quorum_hash: self.settings.quorum_hash,

@@ -24,7 +24,8 @@ use super::stable_restart;
 use super::step::{Action, Builtin, Checked, Command, EnvPhase, Gate, OnFailure, Step, Verify};
 use super::vip::{VipControl, VipError};
 use super::{
-    cbsd, demote, follow, probe, promote, resolve_environments, Context, Env, Kind, Outcome,
+    cbsd, demote, follow, probe, promote, resolve_environments, ride_through, Context, Env, Kind,
+    Outcome,
 };
 use crate::config::{format_duration, Config, EnvKind};
 use crate::events;
@@ -373,6 +374,10 @@ impl<V: VipControl> Runner<V> {
             },
             Kind::Place => JobKind::Place,
             Kind::Quiesce => JobKind::Quiesce,
+            Kind::RideThrough => JobKind::RideThrough {
+                master: ctx.vip,
+                within: self.config.follow.ride_through_timeout,
+            },
             Kind::Repair => {
                 return Outcome::Failed {
                     step: "repair".to_owned(),
@@ -416,6 +421,7 @@ impl<V: VipControl> Runner<V> {
             JobKind::Follow { .. } => Kind::Follow,
             JobKind::Place => Kind::Place,
             JobKind::Quiesce => Kind::Quiesce,
+            JobKind::RideThrough { .. } => Kind::RideThrough,
         };
         let mut run = Run::new(kind, &mut cancel);
         // Without placement the role runbooks also stop and start the
@@ -449,6 +455,8 @@ impl<V: VipControl> Runner<V> {
                 .flat_map(|env| cbsd::stop(&self.config, env))
                 .collect(),
             JobKind::Quiesce => follow::quiesce(&self.config, &stop),
+            // Each probe a child killed at the deadline (`fs_probe`).
+            JobKind::RideThrough { within, .. } => ride_through::build(&self.config, within),
         };
         events::runbook_started(kind.as_str(), &self.config.node.name, steps.len());
         let mut result = self.execute_steps(&mut run, &steps, 0).await;

@@ -50,6 +50,7 @@ pub mod nfs;
 pub mod plan;
 pub mod probe;
 pub mod promote;
+pub mod ride_through;
 pub mod stable_restart;
 pub mod step;
 pub mod storage;
@@ -66,7 +67,7 @@ pub use vip::{SystemVip, VipControl, VipError};
 
 /// Which runbook.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// Becoming master: take the storage, bind and export the shared dirs,
     /// start the NFS server, add the VIP, start the environments.
@@ -83,6 +84,10 @@ pub enum Kind {
     /// A peer master hands over on purpose: stop the environments on its
     /// mounts and unmount them while it still serves.
     Quiesce,
+    /// The master changed and this follower keeps its mounts
+    /// (`follow.on_master_change = "ride-through"`): probe each mount and
+    /// the storage's identity, nothing stopped ([`ride_through`]).
+    RideThrough,
     /// Between transitions: a runbook's own steps run again to repair what
     /// a health check found ([`health`]).
     Repair,
@@ -98,6 +103,7 @@ impl Kind {
             Kind::Follow => "follow",
             Kind::Place => "place",
             Kind::Quiesce => "quiesce",
+            Kind::RideThrough => "ride-through",
             Kind::Repair => "repair",
         }
     }
@@ -105,7 +111,7 @@ impl Kind {
 
 /// A name that is not one of the runbooks.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{name:?} is not a runbook (promote, demote, follow, place, quiesce)")]
+#[error("{name:?} is not a runbook (promote, demote, follow, place, quiesce, ride-through)")]
 pub struct UnknownKind {
     /// The text that was given.
     pub name: String,
@@ -120,6 +126,7 @@ impl std::str::FromStr for Kind {
             "follow" => Ok(Kind::Follow),
             "place" => Ok(Kind::Place),
             "quiesce" => Ok(Kind::Quiesce),
+            "ride-through" => Ok(Kind::RideThrough),
             other => Err(UnknownKind {
                 name: other.to_owned(),
             }),

@@ -54,12 +54,14 @@ pub fn render(config: &Config, kind: Kind, os: Os, available: &[String]) -> Stri
         Kind::Follow => follow::build(config, &ctx, &envs),
         Kind::Place => Vec::new(),
         Kind::Quiesce => follow::quiesce(config, &envs),
+        // The whole timeout: a real run has what is left of it.
+        Kind::RideThrough => super::ride_through::build(config, config.follow.ride_through_timeout),
         Kind::Repair => Vec::new(),
     };
     match kind {
         Kind::Promote => steps.extend(promote::start_environments(config, &envs)),
         Kind::Follow => steps.extend(follow::start_environments(config, &envs)),
-        Kind::Demote | Kind::Quiesce | Kind::Repair => {}
+        Kind::Demote | Kind::Quiesce | Kind::RideThrough | Kind::Repair => {}
         Kind::Place => steps.extend(promote::start_environments_taking_over(
             config,
             &placed_first_here(config),
@@ -90,6 +92,19 @@ pub fn render(config: &Config, kind: Kind, os: Os, available: &[String]) -> Stri
             "# nothing to do: this configuration gives {} no step",
             kind.as_str()
         );
+    }
+    if kind == Kind::RideThrough && config.cbsd.is_some() {
+        let timeout = format_duration(config.follow.ride_through_timeout);
+        let _ = match config.follow.ride_through() {
+            Some(_) => writeln!(
+                out,
+                "# follow.on_master_change = \"ride-through\": run once the new master serves, nothing stopped; on any failure, or no master serving within {timeout} of the change, the full follow runs (see `plan follow`)"
+            ),
+            None => writeln!(
+                out,
+                "# follow.on_master_change = \"remount\": never run here (every master change runs the full follow, see `plan follow`); with \"ride-through\" it runs once the new master serves"
+            ),
+        };
     }
     if kind == Kind::Demote && config.cbsd.is_some() {
         let _ = writeln!(out, "# then: follow the new master (see `plan follow`)");

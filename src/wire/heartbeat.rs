@@ -6,7 +6,7 @@
 //! magic "RCHB" (4) | version 2 (1) | flags (1, bit 0 = authenticated)
 //! node (name) | incarnation (u64) | seq (u64)
 //! state (u8: 0 initialize, 1 backup, 2 master, 3 fault) | priority (u8)
-//! status (u8: bit 0 quorum, bit 1 handing over, bit 2 quiesced)
+//! status (u8: bit 0 quorum, bit 1 handing over, bit 2 quiesced, bit 3 serving)
 //! following (u8 0 = none, or 1 + IPv4 address (4))
 //! config_hash (u64) | quorum_hash (u64)
 //! acks:    count (u16), each: node (name) | incarnation (u64) | seq (u64)
@@ -19,7 +19,11 @@
 //!
 //! The status byte was the quorum flag (0 or 1) before planned hand-overs;
 //! an agent that knows only that rejects a heartbeat with bit 1 or 2 set
-//! ("status value out of range") as it rejects any unknown bit.
+//! ("status value out of range") as it rejects any unknown bit. Bit 3
+//! (serving, issue 14) is set only by a master whose configuration asks
+//! for ride-through (`follow.on_master_change`), so that a cluster not
+//! using it keeps talking to agents that predate the bit; ride-through is
+//! turned on once every node runs an agent that knows it.
 //!
 //! Integers are big-endian. A name is a length byte then 1 to 63 bytes of
 //! `[A-Za-z0-9._-]`. A resource is a kind byte, 0 = master, or 1 = an
@@ -46,13 +50,15 @@ pub const VERSION: u8 = 2;
 const STATUS_QUORUM: u8 = 1;
 const STATUS_HANDING_OVER: u8 = 1 << 1;
 const STATUS_QUIESCED: u8 = 1 << 2;
-const STATUS_KNOWN: u8 = STATUS_QUORUM | STATUS_HANDING_OVER | STATUS_QUIESCED;
+const STATUS_SERVING: u8 = 1 << 3;
+const STATUS_KNOWN: u8 = STATUS_QUORUM | STATUS_HANDING_OVER | STATUS_QUIESCED | STATUS_SERVING;
 
 fn status_bits(hb: &Heartbeat) -> u8 {
     let bit = |set: bool, bit: u8| if set { bit } else { 0 };
     bit(hb.quorum, STATUS_QUORUM)
         | bit(hb.handing_over, STATUS_HANDING_OVER)
         | bit(hb.quiesced, STATUS_QUIESCED)
+        | bit(hb.serving, STATUS_SERVING)
 }
 
 /// Flag bit: the datagram ends with an HMAC-SHA256 tag.
@@ -140,6 +146,11 @@ pub struct Heartbeat {
     /// The sender has quiesced for a hand-over: nothing mounted from the
     /// old master, no environment running on such mounts.
     pub quiesced: bool,
+    /// The sender is the master and its promote has finished: it holds
+    /// the master resources and its NFS server serves (status bit 3).
+    /// Followers riding through a master change wait for it before they
+    /// probe their mounts.
+    pub serving: bool,
     /// The primary address of the VRRP master the sender sees (its own
     /// when it is master), or `None` when it knows none.
     pub following: Option<Ipv4Addr>,
@@ -428,6 +439,7 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         quorum: status & STATUS_QUORUM != 0,
         handing_over: status & STATUS_HANDING_OVER != 0,
         quiesced: status & STATUS_QUIESCED != 0,
+        serving: status & STATUS_SERVING != 0,
         following,
         config_hash,
         quorum_hash,
@@ -642,6 +654,7 @@ mod tests {
             quorum: true,
             handing_over: true,
             quiesced: false,
+            serving: true,
             following: Some(Ipv4Addr::new(198, 18, 0, 1)),
             config_hash: 0x0123_4567_89ab_cdef,
             quorum_hash: 0x0fed_cba9_8765_4321,
@@ -680,6 +693,7 @@ mod tests {
             quorum: false,
             handing_over: false,
             quiesced: false,
+            serving: false,
             following: None,
             config_hash: 0,
             quorum_hash: 0,
@@ -724,6 +738,29 @@ mod tests {
             assert_eq!(signed.get(5), Some(&FLAG_AUTHENTICATED));
             assert_eq!(decode(&signed, Some(&keys())), Ok(hb));
         }
+    }
+
+    /// Bit 3 is `serving`; a heartbeat without it (every agent before
+    /// issue 14) decodes as not serving, and the bit is 0 unless set, so
+    /// an older agent, which refuses unknown bits, still takes ours.
+    #[test]
+    fn the_serving_bit_is_bit_3_and_absent_means_not_serving() {
+        let old = minimal_with(26, 0b111);
+        let hb = decode(&old, None).expect("an older agent's heartbeat");
+        assert!(hb.quorum && hb.handing_over && hb.quiesced && !hb.serving);
+        let serving = Heartbeat {
+            serving: true,
+            ..minimal()
+        };
+        let bytes = encode(&serving, None).expect("encodes");
+        assert_eq!(bytes.get(26), Some(&0b1000));
+        assert_eq!(decode(&bytes, None).map(|hb| hb.serving), Ok(true));
+        let quiet = encode(&minimal(), None).expect("encodes");
+        assert_eq!(
+            quiet.get(26),
+            Some(&0),
+            "unset: nothing an older agent refuses"
+        );
     }
 
     #[test]
@@ -851,8 +888,8 @@ mod tests {
             Err(bad_value("state", 24, 4))
         );
         assert_eq!(
-            decode(&minimal_with(26, 8), None),
-            Err(bad_value("status", 26, 8))
+            decode(&minimal_with(26, 16), None),
+            Err(bad_value("status", 26, 16))
         );
         assert_eq!(
             decode(&minimal_with(27, 2), None),

@@ -45,6 +45,9 @@ pub enum Step {
     /// Unmounting the shared dirs (a follow's, a quiesce's and a
     /// promote's first role step).
     Unmount,
+    /// A ride-through's probes of the kept mounts (they answer: the
+    /// simulation's storage moves with its NFS state).
+    Probe,
     /// A follow's mounts (mounted from their start on).
     Mount,
     /// An environment's start (holds it from its start).
@@ -150,6 +153,8 @@ pub struct SimWorker {
     pinned: BTreeMap<Resource, Duration>,
     /// The shared dirs are mounted (from whoever held the VIP then).
     mounted: bool,
+    /// Ride-through jobs that succeeded (the mounts kept).
+    pub rode_through: u32,
 }
 
 impl SimWorker {
@@ -161,14 +166,17 @@ impl SimWorker {
         candidates: &[String],
         faults: Faults,
         backoff: Backoff,
+        ride_through: Option<Duration>,
     ) -> Self {
         let found = Found {
             master: physical.contains(&Resource::Master),
             // With placement, every environment placed here is unchecked.
             environments: candidates.iter().cloned().collect(),
         };
+        let mut converger = Converger::new(found, true, backoff);
+        converger.set_ride_through(ride_through);
         SimWorker {
-            converger: Converger::new(found, true, backoff),
+            converger,
             target: Target::default(),
             generation: 0,
             allowance: Allowance::default(),
@@ -178,6 +186,7 @@ impl SimWorker {
             physical,
             pinned,
             mounted: false,
+            rode_through: 0,
         }
     }
 
@@ -290,7 +299,11 @@ impl SimWorker {
                 self.finish_job(outcome, local, &mut out);
                 continue;
             }
-            match self.converger.next(&self.target, local) {
+            let next = self.converger.next(&self.target, local);
+            for notice in self.converger.take_notices() {
+                out.trace.push(format!("{notice:?}"));
+            }
+            match next {
                 Next::Run(job) => {
                     out.trace.push(format!(
                         "job {:?} stop {:?} start {:?}",
@@ -452,6 +465,11 @@ impl SimWorker {
         report.outcome = outcome;
         out.trace
             .push(format!("{:?} ends {:?}", running.job.kind, report.outcome));
+        if matches!(running.job.kind, JobKind::RideThrough { .. })
+            && report.outcome == JobOutcome::Succeeded
+        {
+            self.rode_through += 1;
+        }
         for notice in self.converger.finished(&running.job, &report, local) {
             if let Notice::PromoteFailed { reason } = notice {
                 out.reports.push(WorkerReport::PromoteFailed {
@@ -514,6 +532,7 @@ fn steps_of(job: &Job) -> Vec<Step> {
             steps.push(Step::Unmount);
         }
         JobKind::Place => steps.extend(stops),
+        JobKind::RideThrough { .. } => steps.push(Step::Probe),
     }
     steps.extend(job.start.iter().map(|e| Step::Start(e.clone())));
     steps

@@ -145,6 +145,9 @@ pub struct NodeConfig {
     /// The watchdog's countdown, if the node has one.
     pub watchdog: Option<Duration>,
     pub backoff: Backoff,
+    /// `follow.ride_through_timeout` when its followers ride through a
+    /// master change (issue 14); `None`: remount.
+    pub ride_through: Option<Duration>,
 }
 
 pub struct Node {
@@ -259,6 +262,7 @@ impl World {
                     &[],
                     Faults::default(),
                     config.backoff,
+                    config.ride_through,
                 ),
                 config,
                 // Arbitrary origins: clocks agree on nothing but their rates.
@@ -656,6 +660,7 @@ impl World {
             &candidates,
             n.faults.clone(),
             n.config.backoff,
+            n.config.ride_through,
         );
         n.worker.keep_mounts(mounted);
         let local = n.clock.at(now);
