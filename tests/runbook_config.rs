@@ -389,3 +389,34 @@ fn stable_restart_dir_must_be_on_the_storage_and_not_exported() {
     ))
     .is_ok());
 }
+
+/// With `follow.on_master_change = "ride-through"` the exports must keep
+/// the followers' file handles and state on another master
+/// (`config::file_handles`): each refusal at the key to fix. (Before
+/// `[follow]` is read by its own section this also names it unknown.)
+#[test]
+fn ride_through_refuses_exports_that_would_not_keep_file_handles() {
+    let follow = "[follow]\non_master_change = \"ride-through\"\n";
+    // Line 5: [cbsd], 6: [storage], 7: kind.
+    let none = errors(&format!(
+        "{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}{follow}"
+    ));
+    assert!(
+        none.iter()
+            .any(|e| e.starts_with("/etc/x.toml:7:8: storage.kind: \"none\" with follow.on_master_change = \"ride-through\"")),
+        "{none:?}"
+    );
+    let hast = "[storage]\nkind = \"hast\"\nresource = \"cbsd\"\n";
+    let no_records = errors(&format!("{VRRP}[cbsd]\n{hast}{NET}{follow}"));
+    assert!(
+        no_records
+            .iter()
+            .any(|e| e.contains("nfs.stable_restart_dir: is not set but follow.on_master_change")),
+        "{no_records:?}"
+    );
+    let records = "stable_restart_dir = \"/store/.nfs-stablerestart\"\n";
+    let fine = errors(&format!("{VRRP}[cbsd]\n{hast}{NET}{records}{follow}"));
+    assert!(fine.iter().all(|e| !e.contains("ride-through")), "{fine:?}");
+    // The default (remount) asks nothing of the layout.
+    parse(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}")).unwrap();
+}

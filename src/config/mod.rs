@@ -21,6 +21,7 @@ mod environment;
 mod environments;
 mod error;
 pub mod fence;
+pub mod file_handles;
 mod health;
 mod load;
 mod metrics;
