@@ -407,16 +407,18 @@ fn ride_through_refuses_exports_that_would_not_keep_file_handles() {
         "{none:?}"
     );
     let hast = "[storage]\nkind = \"hast\"\nresource = \"cbsd\"\n";
-    let no_records = errors(&format!("{VRRP}[cbsd]\n{hast}{NET}{follow}"));
-    assert!(
-        no_records
-            .iter()
-            .any(|e| e.contains("nfs.stable_restart_dir: is not set but follow.on_master_change")),
-        "{no_records:?}"
-    );
-    let records = "stable_restart_dir = \"/store/.nfs-stablerestart\"\n";
-    let fine = errors(&format!("{VRRP}[cbsd]\n{hast}{NET}{records}{follow}"));
+    let fine = errors(&format!("{VRRP}[cbsd]\n{hast}{NET}{follow}"));
     assert!(fine.iter().all(|e| !e.contains("ride-through")), "{fine:?}");
+    // A follower mounting the master's workdir mounts its nullfs binding.
+    let nullfs = errors(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nremote_root = \"/usr/jails/jails-data\"\n{follow}"
+    ));
+    assert!(
+        nullfs.iter().any(|e| e.starts_with(
+            "/etc/x.toml:7:15: nfs.remote_root: /usr/jails/jails-data is under cbsd.workdir"
+        )),
+        "{nullfs:?}"
+    );
     // The default (remount) asks nothing of the layout.
     parse(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}")).unwrap();
 }

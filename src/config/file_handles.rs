@@ -18,13 +18,12 @@
 //!   same), nor a directory on each node's own disks (`storage.kind =
 //!   "none"`: every candidate has its own file system).
 //!
-//! And the follower's NFSv4 state (opens, locks) survives only when the
-//! new master's nfsd holds the follower in its stable restart records
-//! (sys/fs/nfsserver/nfs_nfsdstate.c `nfsrv_checkstable`, else
-//! `NFSERR_NOGRACE`): `nfs.stable_restart_dir` on the storage. Without it
-//! the client drops its opens and locks without telling the processes
-//! (sys/fs/nfsclient/nfs_clstate.c `nfscl_recover`), which no probe on
-//! the follower can see.
+//! The followers' NFSv4 state (opens, locks) is a separate matter: it
+//! survives only when the new master's nfsd holds them in its stable
+//! restart records (`nfs.stable_restart_dir` on the storage). That is a
+//! state of the nodes, not of this file, so `doctor` checks it; without
+//! it the clients drop their opens and locks without an error
+//! (sys/fs/nfsclient/nfs_clstate.c `nfscl_recover`).
 //!
 //! Pure: the reader maps each problem to the key's place in the file.
 
@@ -36,8 +35,7 @@ use super::storage::{Storage, StorageKind};
 /// A layout that would not keep the followers' handles or state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HandleProblem {
-    /// The dotted key to fix (`storage.kind`, `nfs.remote_root`,
-    /// `nfs.stable_restart_dir`).
+    /// The dotted key to fix (`storage.kind`, `nfs.remote_root`).
     pub key: &'static str,
     /// What is wrong and what to do.
     pub message: String,
@@ -65,11 +63,6 @@ pub fn ride_through_problems(
                     "\"none\" with follow.on_master_change = \"ride-through\": each candidate exports its own copy of {}, a file system with its own fsid, so the followers' file handles go stale (ESTALE) on every master change; ride-through needs the storage that moves, kind = \"hast\" (UFS on the provider) or \"zfs\" (the pool's datasets), or follow.on_master_change = \"remount\"",
                     storage.root.display()
                 ),
-            });
-        } else if nfs.stable_restart_dir.is_none() {
-            problems.push(HandleProblem {
-                key: "nfs.stable_restart_dir",
-                message: "is not set but follow.on_master_change = \"ride-through\": the new master's nfsd would read its own local /var/db/nfs-stablerestart, refuse the followers' reclaims (NFSERR_NOGRACE) and their opens and locks would be lost without an error; set it to a directory on the storage (e.g. \"<storage.root>/.nfs-stablerestart\")".to_owned(),
             });
         }
     }
@@ -131,7 +124,7 @@ mod tests {
     }
 
     #[test]
-    fn hast_or_zfs_with_records_on_the_storage_keeps_handles_and_state() {
+    fn hast_or_zfs_keeps_the_followers_file_handles() {
         let zfs = Storage {
             root: PathBuf::from("/store"),
             kind: StorageKind::Zfs {
@@ -154,16 +147,6 @@ mod tests {
         let problems = ride_through_problems(true, Some(&none), &with_records(), None);
         assert_eq!(keys(&problems), ["storage.kind"]);
         assert!(problems[0].message.contains("ESTALE"), "{problems:?}");
-    }
-
-    #[test]
-    fn a_candidate_without_shared_stable_restart_records_is_refused() {
-        let problems = ride_through_problems(true, Some(&hast()), &Nfs::default(), None);
-        assert_eq!(keys(&problems), ["nfs.stable_restart_dir"]);
-        assert!(
-            problems[0].message.contains("NFSERR_NOGRACE"),
-            "{problems:?}"
-        );
     }
 
     #[test]
