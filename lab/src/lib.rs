@@ -81,7 +81,29 @@ fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         Ok(agent) => agent,
         Err(code) => return code,
     };
-    let run = cbsd::trial::measure(agent, &args.settings(), cancel);
+    if args.compare_follow {
+        let mut runs = Vec::new();
+        for follow in [cbsd::FollowMode::Remount, cbsd::FollowMode::RideThrough] {
+            match cbsd::trial::measure(agent.clone(), &args.settings(), follow, cancel) {
+                Ok(run) => runs.push(run),
+                Err(e) => {
+                    return report::<cbsd::report::FollowComparison>(
+                        Err(e),
+                        args.json,
+                        "cbsd",
+                        cbsd::report::FollowComparison::to_text,
+                    )
+                }
+            }
+        }
+        return report(
+            Ok(cbsd::report::FollowComparison { runs }),
+            args.json,
+            "cbsd",
+            cbsd::report::FollowComparison::to_text,
+        );
+    }
+    let run = cbsd::trial::measure(agent, &args.settings(), args.follow, cancel);
     report(run, args.json, "cbsd", cbsd::report::CbsdRun::to_text)
 }
 

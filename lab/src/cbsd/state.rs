@@ -92,6 +92,25 @@ impl NodeState {
     }
 }
 
+/// Whether the stand-in noted, since `since` (epoch seconds), that the
+/// node's NFS client lost its state to a server that did not hold its
+/// stable restart record (standin.py `settle`: silent on FreeBSD).
+pub fn lost_nfs_state_since(world: &WorldPaths, since: f64) -> bool {
+    #[derive(Deserialize)]
+    struct Lost {
+        #[serde(default)]
+        nfs_state_lost: Vec<LostAt>,
+    }
+    #[derive(Deserialize)]
+    struct LostAt {
+        t: f64,
+    }
+    std::fs::read_to_string(&world.state)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Lost>(&text).ok())
+        .is_some_and(|lost| lost.nfs_state_lost.iter().any(|l| l.t >= since))
+}
+
 /// Whether the node's exports file has a `V4:` line and exports every
 /// shared dir of its store.
 pub fn exports_everything(world: &WorldPaths) -> bool {
