@@ -51,6 +51,9 @@ pub struct Restart {
     pub env: String,
     /// It ran on the lost master: adopted here, as placement says.
     pub of_lost_master: bool,
+    /// One of the new master's own: its shared dirs go from NFS mounts
+    /// to the storage itself, so it restarts them in either mode.
+    pub on_new_master: bool,
     /// A stop of it came first (a follower's restart in place).
     pub stopped_first: bool,
 }
@@ -64,9 +67,13 @@ pub struct IoPause {
 }
 
 impl CbsdTrial {
-    /// Environments of followers restarted (not the lost master's).
+    /// Environments of followers restarted (neither the lost master's
+    /// nor the new master's own): what ride-through avoids.
     pub fn followers_restarted(&self) -> usize {
-        self.restarted.iter().filter(|r| !r.of_lost_master).count()
+        self.restarted
+            .iter()
+            .filter(|r| !r.of_lost_master && !r.on_new_master)
+            .count()
     }
 
     /// The lost master's environments started elsewhere.
@@ -231,7 +238,13 @@ impl CbsdRun {
                         "{}@{}{}",
                         r.env,
                         r.node,
-                        if r.of_lost_master { " (adopted)" } else { "" }
+                        if r.of_lost_master {
+                            " (adopted)"
+                        } else if r.on_new_master {
+                            " (new master)"
+                        } else {
+                            ""
+                        }
                     )
                 })
                 .collect();
@@ -365,6 +378,7 @@ mod tests {
                     node: "n3".into(),
                     env: (*env).into(),
                     of_lost_master: *lost,
+                    on_new_master: false,
                     stopped_first: !*lost,
                 })
                 .collect(),

@@ -248,6 +248,7 @@ fn one_trial(
         &state::env_log(&cbsd_of(agents, new_master)?.1.cluster_log),
         cut_wall,
         &lost_master,
+        &netns::node_name(new_master),
     );
     for &i in others.iter().filter(|&&i| i != new_master) {
         let (_, world) = cbsd_of(agents, i)?;
@@ -261,13 +262,19 @@ fn one_trial(
 /// The environments (re)started after the cut, from the cluster log: each
 /// start, with whether the environment ran on the lost master (adopted)
 /// or on a follower (restarted in place: what ride-through avoids).
-pub fn restarts(log: &[state::EnvEvent], cut_wall: f64, lost_master: &[String]) -> Vec<Restart> {
+pub fn restarts(
+    log: &[state::EnvEvent],
+    cut_wall: f64,
+    lost_master: &[String],
+    new_master: &str,
+) -> Vec<Restart> {
     log.iter()
         .filter(|e| e.t >= cut_wall && e.event == "start")
         .map(|e| Restart {
             node: e.node.clone(),
             env: e.env.clone(),
             of_lost_master: lost_master.contains(&e.env),
+            on_new_master: e.node == new_master && !lost_master.contains(&e.env),
             stopped_first: log
                 .iter()
                 .any(|s| s.t >= cut_wall && s.t <= e.t && s.event == "stop" && s.env == e.env),
@@ -529,11 +536,15 @@ mod tests {
             e("n3", "web3", "stop", 6.0),
             e("n2", "web1", "start", 7.0),
             e("n3", "web3", "start", 8.0),
+            e("n2", "web2", "start", 9.0),
         ];
-        let restarted = restarts(&log, 5.0, &["web1".to_owned()]);
-        assert_eq!(restarted.len(), 2, "{restarted:?}");
+        let restarted = restarts(&log, 5.0, &["web1".to_owned()], "n2");
+        assert_eq!(restarted.len(), 3, "{restarted:?}");
         assert!(restarted[0].of_lost_master && !restarted[0].stopped_first);
+        assert!(!restarted[0].on_new_master);
         assert!(!restarted[1].of_lost_master && restarted[1].stopped_first);
+        assert!(!restarted[1].on_new_master);
+        assert!(restarted[2].on_new_master);
     }
 
     #[test]
