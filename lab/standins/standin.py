@@ -90,6 +90,14 @@ are emulated with symlinks so that files under the workdir behave as they
 would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
 
+NFS mounts keep the file system (fsid) and nfsd instance they were
+served with; when the server restarts or another node answers for the
+address, an access answers ESTALE for another file system, reclaims the
+client's state when the new nfsd read the client's stable restart record
+at its start, and otherwise loses that state without an error, as
+FreeBSD's client does (see "NFSv4 server state across a server change").
+A call hung on a gone server goes on once a server answers again.
+
 The read-only tools answer from the state file: `sysrc -n NAME` from
 state["rc_conf"] over FreeBSD's /etc/defaults/rc.conf (a null value: set
 nowhere, as on a release whose defaults lack it), `sysctl -n NAME` from
@@ -761,8 +769,11 @@ def nfsd_read_stable(config, state):
 # models that with a cgroup-v1 freezer: a frozen task stays, even after
 # SIGKILL, until the group is thawed (the freezer's documented behaviour;
 # cgroup v2 would let SIGKILL through). One group per node and mount;
-# `umount -N` of the mount and `lab-reboot` thaw it; the teardown of the
-# process that built the world (its pid is in "freezer_prefix") removes it.
+# `umount -N` of the mount and `lab-reboot` thaw it (the call then fails
+# with EIO), and so does a server answering again (a hard mount retries
+# the RPC until it is answered: the call goes on and gets that server's
+# answer; see wait_for_server); the teardown of the process that built
+# the world (its pid is in "freezer_prefix") removes it.
 
 FREEZER = "/sys/fs/cgroup/freezer"
 
@@ -952,11 +963,13 @@ def tool_lab_nfs_access(config, state, args):
     (close-to-open consistency: sys/fs/nfsclient/nfs_clvnops.c nfs_open
     invalidates the attribute cache and asks for GETATTR unless the mount
     has `nocto`, which this mount_nfs does not model). A server that does not
-    answer holds the caller on a hard mount until `umount -N`
-    (mount_nfs(8), as tool_df): here the fs-probe hangs with it, frozen,
-    and fails with EIO once thawed. Another server for the address answers
-    NFSERR_STALE, ESTALE to the caller ("Stale NFS file handle",
-    lib/libc/gen/errlst.c)."""
+    answer holds the caller on a hard mount until it answers again or
+    `umount -N` (mount_nfs(8), as tool_df): here the fs-probe hangs with
+    it, frozen, and goes on, or fails with EIO after `umount -N`. A server
+    of another file system answers NFSERR_STALE, ESTALE to the caller
+    ("Stale NFS file handle", lib/libc/gen/errlst.c); one of the same file
+    system lets the client recover its state, or loses it silently (see
+    "NFSv4 server state"): the look answers either way."""
     for path in args:
         mount = nfs_mount_of(state, path)
         if mount is None:

@@ -64,7 +64,8 @@ pub const NFS_ACCESS_TOOL: &str = "lab-nfs-access";
 /// which never hang: before it looks, the stand-in answers for the kernel
 /// (`lab-nfs-access` in `standin.py`): on a mount whose NFS server does
 /// not answer this call hangs, frozen, as the look would on FreeBSD, and
-/// fails with EIO once `umount -N` thaws it; a stale mount fails at once.
+/// goes on once a server answers again, or fails with EIO once `umount
+/// -N` thaws it; a stale mount (another file system) fails at once.
 /// `Err` carries the exit status (its reason went to standard error).
 /// Paths outside any stand-in world (no `tools/lab-nfs-access` above
 /// them) are looked at as they are.
