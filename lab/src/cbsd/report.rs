@@ -428,8 +428,7 @@ mod tests {
         );
         let row = text
             .lines()
-            .filter(|l| l.starts_with("follower I/O pause sum"))
-            .last()
+            .rfind(|l| l.starts_with("follower I/O pause sum"))
             .expect("a row");
         assert_eq!(row.matches("5.0").count(), 2, "{row}");
     }
