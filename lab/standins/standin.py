@@ -810,7 +810,9 @@ def nfs_server_answer(config, state, mount):
     if found is None:
         return "gone", None, None
     server, server_state, _ = found
-    same_node = server.get("node") == mount.get("server")
+    # "serving": the node whose nfsd the client recovered with since it
+    # mounted from "server".
+    same_node = server.get("node") == mount.get("serving", mount.get("server"))
     if mount.get("fsid") is None:
         # A mount a test wrote without the file system's identity.
         return ("answers" if same_node else "stale"), server, server_state
@@ -827,13 +829,17 @@ def settle(config, state, mount, answer, server, server_state):
     """The client's side of an answer after a server restart (nfscl_recover,
     see "NFSv4 server state"): the mount now talks to the new server
     instance; a failed reclaim is noted, as the stand-in's record of what
-    the real kernel drops without a word. Returns the answer a caller of
-    the file system sees: "reclaimed" and "lost" both go on."""
+    the real kernel drops without a word. The mount's "serving" is then
+    the new server's node ("server" stays the one it was mounted from).
+    Returns the answer a caller of the file system sees: "reclaimed" and
+    "lost" both go on."""
     if answer not in ("reclaimed", "lost"):
         return answer
     for m in state.get("mounts", []):
         if m["target"] == mount["target"] and m["type"] == "nfs":
-            m["server"], m["boot"] = server.get("node"), server_state.get("nfsd_boot")
+            # "server" stays who answered the mount: `mount -p` and the
+            # lab's convergence tell a remount from a recovery by it.
+            m["serving"], m["boot"] = server.get("node"), server_state.get("nfsd_boot")
             if answer == "lost":
                 m["lost_state"] = {"server": server.get("node"), "t": time.time()}
                 state.setdefault("nfs_state_lost", []).append(

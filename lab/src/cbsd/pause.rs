@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::state::NodeState;
 use super::world::WorldPaths;
-use super::SHARED_DIRS;
+use super::{FollowMode, SHARED_DIRS};
 use crate::netns;
 
 /// The probers of one trial.
@@ -34,8 +34,13 @@ pub struct PauseProbe {
 
 impl PauseProbe {
     /// Starts a prober for each `(index, namespace, world)`; `lost` is
-    /// the lost master's node name.
-    pub fn start(nodes: Vec<(usize, String, WorldPaths)>, lost: &str) -> PauseProbe {
+    /// the lost master's node name, `cut` the cut (epoch seconds).
+    pub fn start(
+        nodes: Vec<(usize, String, WorldPaths)>,
+        lost: &str,
+        follow: FollowMode,
+        cut: f64,
+    ) -> PauseProbe {
         let stop = Arc::new(AtomicBool::new(false));
         let threads = nodes
             .into_iter()
@@ -44,7 +49,7 @@ impl PauseProbe {
                 let lost = lost.to_owned();
                 (
                     index,
-                    std::thread::spawn(move || probe(&ns, &world, &lost, &stop)),
+                    std::thread::spawn(move || probe(&ns, &world, &lost, follow, cut, &stop)),
                 )
             })
             .collect();
@@ -70,18 +75,29 @@ impl PauseProbe {
     }
 }
 
-/// Whether `world`'s shared dirs are all mounted from the VIP and none is
-/// still served by `lost` (as the stand-in records it).
-pub fn answered(world: &WorldPaths, lost: &str) -> bool {
+/// Whether `world`'s shared dirs are all mounted from the VIP as they
+/// will stay: with `follow` remount, every NFS mount made after `cut`
+/// (the follow stops the environments and remounts even when the old
+/// mounts recovered meanwhile: their I/O resumes on the new ones); with
+/// ride-through, none still served by `lost` (recovered or remounted).
+pub fn answered(world: &WorldPaths, lost: &str, follow: FollowMode, cut: f64) -> bool {
     let state = NodeState::read(world);
+    let nfs = || state.mounts.iter().filter(|m| m.fstype == "nfs");
     state.nfs_mounts_from(world, netns::VIP).len() == SHARED_DIRS.len()
-        && !state
-            .mounts
-            .iter()
-            .any(|m| m.fstype == "nfs" && m.server.as_deref() == Some(lost))
+        && match follow {
+            FollowMode::Remount => nfs().all(|m| m.t >= cut),
+            FollowMode::RideThrough => !nfs().any(|m| m.served_by() == Some(lost)),
+        }
 }
 
-fn probe(ns: &str, world: &WorldPaths, lost: &str, stop: &AtomicBool) -> Option<f64> {
+fn probe(
+    ns: &str,
+    world: &WorldPaths,
+    lost: &str,
+    follow: FollowMode,
+    cut: f64,
+    stop: &AtomicBool,
+) -> Option<f64> {
     let path: PathBuf = world.workdir.join("jails-data").join("dir.id");
     let argv = netns::netns_exec_argv(
         ns,
@@ -115,7 +131,7 @@ fn probe(ns: &str, world: &WorldPaths, lost: &str, stop: &AtomicBool) -> Option<
             std::thread::sleep(Duration::from_millis(5));
         };
         let at = super::trial::now_epoch();
-        if status.success() && answered(world, lost) {
+        if status.success() && answered(world, lost, follow, cut) {
             return Some(at);
         }
         std::thread::sleep(Duration::from_millis(20));

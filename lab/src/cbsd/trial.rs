@@ -190,7 +190,8 @@ fn one_trial(
     let cut_wall = now_epoch();
     let cut = Instant::now();
     topology.cut_link(master)?;
-    let pauses = PauseProbe::start(probed, &netns::node_name(master));
+    let follow = cbsd_of(agents, master)?.0.follow;
+    let pauses = PauseProbe::start(probed, &netns::node_name(master), follow, cut_wall);
     let deadline = cut + PATIENCE;
     let mut vip: Option<(usize, f64)> = None;
     let mut nfs: Option<f64> = None;
