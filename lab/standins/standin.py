@@ -894,6 +894,11 @@ def hang_uninterruptibly(config, hang):
         watcher = os.fork()
         if watcher == 0:
             try:
+                # Not the caller's pipes: whoever reads them to the end
+                # must not wait for the watcher.
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
                 wait_for_server(config, hang, group, exit_on_gone_group=True)
             finally:
                 os._exit(0)

@@ -16,7 +16,7 @@
 //! - with `[cluster]`, `[environments]` lists no jails or VMs (placement
 //!   is cluster-wide);
 //! - with `follow.on_master_change = "ride-through"`, the exports keep
-//!   their file handles and the followers' state across nodes
+//!   the followers' file handles across nodes
 //!   (`config::file_handles`).
 //!
 //! The checks within one section stay with that section's reader.
@@ -44,7 +44,7 @@ use crate::quorum::lease::holder_span;
 impl Reader<'_> {
     /// With ride-through asked for at `asked` (the value of
     /// `follow.on_master_change`), refuses a layout whose exports would
-    /// not keep the followers' file handles or NFSv4 state on another
+    /// not keep the followers' file handles on another
     /// master (`config::file_handles`), at the key to fix.
     pub(super) fn exports_keep_file_handles(
         &mut self,
