@@ -697,7 +697,9 @@ def export_fsid(server, server_state, path):
             if best is None or len(m["target"]) > len(best["target"]):
                 best = m
     for name, record in server_state.get("pools", {}).items():
-        mountpoint = record.get("mountpoint") if isinstance(record, dict) else None
+        if not isinstance(record, dict):
+            continue
+        mountpoint = record.get("mountpoint")
         if record.get("imported") and record.get("mounted") and mountpoint and under(path, mountpoint):
             if best is None or len(mountpoint) > len(best["target"]):
                 guid = record.get("guid") or "%08x" % zlib.crc32(name.encode())

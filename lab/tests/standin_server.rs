@@ -206,6 +206,10 @@ enum Holds {
     Hast,
     /// Nothing mounted: the node's own root file system.
     Local,
+    /// A dataset of pool `tank` mounted there: its guid moves with the pool.
+    Zfs,
+    /// A nullfs mount of another directory: a new fsid at every mount.
+    Nullfs,
 }
 
 /// Server `node` serving `store` (the same path on every node, as /store
@@ -224,6 +228,18 @@ fn serving(node: &str, store: &std::path::Path, holds: Holds, shared: bool) -> W
             &[device.to_str().unwrap(), store.to_str().unwrap()],
         );
         assert_eq!(code, Some(0), "{err}");
+    }
+    if holds == Holds::Zfs {
+        world.set_state(
+            "pools",
+            json!({"tank": {"imported": true, "mounted": true, "mountpoint": store}}),
+        );
+    }
+    if holds == Holds::Nullfs {
+        world.set_state(
+            "mounts",
+            json!([{"source": "/elsewhere", "target": store, "type": "nullfs", "t": 1.0}]),
+        );
     }
     if shared {
         let dir = shared_records(store);
@@ -320,6 +336,22 @@ fn a_new_server_exporting_another_file_system_answers_stale() {
     let (code, err) = client.run_tool("df", &["-k", &path]);
     assert_eq!(code, Some(1));
     assert!(err.contains("Stale NFS file handle"), "{err}");
+}
+
+/// The same for a ZFS dataset (its guid moves with the pool), and the
+/// opposite for a nullfs mount of the same directory (a fresh fsid on
+/// each node).
+#[test]
+fn a_zfs_dataset_keeps_the_handles_and_a_nullfs_mount_does_not() {
+    for (holds, want) in [(Holds::Zfs, Some(0)), (Holds::Nullfs, Some(1))] {
+        let store = shared_store();
+        let old = serving("node1", store.path(), holds, true);
+        let (client, path) = client_of(&old);
+        let new = serving("node2", store.path(), holds, true);
+        master_moves(&client, &old, &new);
+        let (code, err) = client.run_tool("lab-nfs-access", &[&path]);
+        assert_eq!(code, want, "{err}");
+    }
 }
 
 #[test]
