@@ -225,6 +225,15 @@ mod tests {
         assert_eq!(cli.lab.scenario, Scenario::Vrrp);
         let cbsd = Cli::try_parse_from(["lab", "--scenario", "cbsd"]).expect("valid arguments");
         assert_eq!(cbsd.lab.scenario, Scenario::Cbsd);
+        assert_eq!(cbsd.lab.follow, crate::cbsd::FollowMode::Remount);
+        assert!(!cbsd.lab.compare_follow);
+        let ride = Cli::try_parse_from(["lab", "--scenario", "cbsd", "--follow", "ride-through"])
+            .expect("valid arguments");
+        assert_eq!(ride.lab.follow, crate::cbsd::FollowMode::RideThrough);
+        let both = Cli::try_parse_from(["lab", "--scenario", "cbsd", "--compare-follow"])
+            .expect("valid arguments");
+        assert!(both.lab.compare_follow);
+        assert!(Cli::try_parse_from(["lab", "--follow", "sometimes"]).is_err());
         assert!(Cli::try_parse_from(["lab", "--advert-interval", "7ms"]).is_err());
     }
 
