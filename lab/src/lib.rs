@@ -82,26 +82,30 @@ fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         Err(code) => return code,
     };
     if args.compare_follow {
+        // As with --compare: a mode that fails is said on stderr, the
+        // others are still reported, and the exit status is 1.
         let mut runs = Vec::new();
+        let mut failed = false;
         for follow in [cbsd::FollowMode::Remount, cbsd::FollowMode::RideThrough] {
             match cbsd::trial::measure(agent.clone(), &args.settings(), follow, cancel) {
                 Ok(run) => runs.push(run),
+                Err(LabError::Interrupted) => {
+                    eprintln!("lab: interrupted; everything torn down");
+                    return ExitStatus::Interrupted.into();
+                }
                 Err(e) => {
-                    return report::<cbsd::report::FollowComparison>(
-                        Err(e),
-                        args.json,
-                        "cbsd",
-                        cbsd::report::FollowComparison::to_text,
-                    )
+                    eprintln!("lab: cbsd: follow {}: {e}", follow.as_str());
+                    failed = true;
                 }
             }
         }
-        return report(
+        let code = report(
             Ok(cbsd::report::FollowComparison { runs }),
             args.json,
             "cbsd",
             cbsd::report::FollowComparison::to_text,
         );
+        return if failed { ExitCode::FAILURE } else { code };
     }
     let run = cbsd::trial::measure(agent, &args.settings(), args.follow, cancel);
     report(run, args.json, "cbsd", cbsd::report::CbsdRun::to_text)

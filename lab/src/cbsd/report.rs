@@ -308,7 +308,8 @@ impl CbsdRun {
              commands (inside the stand-ins) + waits (outside runbooks, retry backoff)\n\
              + agent (the rest: the agent's own overhead, its actions included);\n\
              I/O pause: from the cut until a follower's df on its mounts answers with\n\
-             every shared dir mounted and served by the new master (see cbsd/pause.rs)\n",
+             every shared dir mounted as it stays: remounted (remount) or served by the\n\
+             new master, recovered or remounted (ride-through); see cbsd/pause.rs\n",
         );
         out
     }
