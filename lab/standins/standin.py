@@ -31,6 +31,9 @@ stand-in server" at the end):
                                  # optional, without "cluster": the node
                                  # whose nfsd serves VIP:/path (its state);
                                  # "answers": false makes it silent
+     "stable_restart": ".../var/db/nfs-stablerestart",
+                                 # optional: nfsd's stable restart file
+                                 # (default: var/db/ next to "state")
      "cluster": ".../nodes.json",  # optional: the cluster registry, below
      "freezer_prefix": "rcbsd-standin-PID"}  # the freezer groups of hangs
                                  # (see "a gone NFS server" below)
