@@ -454,3 +454,36 @@ fn follow_values_out_of_their_set_are_refused() {
     let unknown = errors(&format!("{VRRP}[cbsd]\n[follow]\nride = true\n"));
     assert!(unknown[0].contains("follow.ride"), "{unknown:?}");
 }
+
+/// With `follow.on_master_change = "ride-through"` the exports must keep
+/// the followers' file handles and state on another master
+/// (`config::file_handles`): each refusal at the key to fix.
+#[test]
+fn ride_through_refuses_exports_that_would_not_keep_file_handles() {
+    let follow = "[follow]\non_master_change = \"ride-through\"\n";
+    // Line 5: [cbsd], 6: [storage], 7: kind.
+    let none = errors(&format!(
+        "{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}{follow}"
+    ));
+    assert!(
+        none.iter()
+            .any(|e| e.starts_with("/etc/x.toml:7:8: storage.kind: \"none\" with follow.on_master_change = \"ride-through\"")),
+        "{none:?}"
+    );
+    // HAST (UFS: the superblock's fs_id) with every other prerequisite.
+    let hast = "[storage]\nkind = \"hast\"\nresource = \"cbsd\"\n";
+    let nfs = "v4_only = true\nstable_restart_dir = \"/store/.nfs-stablerestart\"\n";
+    parse(&format!("{VRRP}[cbsd]\n{hast}{NET}{nfs}{ONE_NODE}{follow}")).unwrap();
+    // A follower mounting the master's workdir mounts its nullfs binding.
+    let nullfs = errors(&format!(
+        "{VRRP}[cbsd]\n[nfs]\nremote_root = \"/usr/jails/jails-data\"\n{follow}"
+    ));
+    assert!(
+        nullfs.iter().any(|e| e.starts_with(
+            "/etc/x.toml:7:15: nfs.remote_root: /usr/jails/jails-data is under cbsd.workdir"
+        )),
+        "{nullfs:?}"
+    );
+    // The default (remount) asks nothing of the layout.
+    parse(&format!("{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}")).unwrap();
+}

@@ -55,6 +55,16 @@ pub struct LabArgs {
     /// list in docs/faults.md, e.g. `master-isolated`).
     #[arg(long, value_name = "NAME")]
     pub only: Option<String>,
+    /// `--scenario cbsd`: what followers do on a master change, written as
+    /// `[follow] on_master_change` (remount, the default, is left out of
+    /// the configuration).
+    #[arg(long, value_enum, default_value_t = crate::cbsd::FollowMode::Remount)]
+    pub follow: crate::cbsd::FollowMode,
+    /// `--scenario cbsd`: measure both follow modes, remount then
+    /// ride-through, one cluster after the other, and print them side by
+    /// side (overrides `--follow`).
+    #[arg(long)]
+    pub compare_follow: bool,
     /// `--scenario flood`: sender threads of the flooder, each with its own
     /// raw and UDP sockets.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
@@ -215,6 +225,15 @@ mod tests {
         assert_eq!(cli.lab.scenario, Scenario::Vrrp);
         let cbsd = Cli::try_parse_from(["lab", "--scenario", "cbsd"]).expect("valid arguments");
         assert_eq!(cbsd.lab.scenario, Scenario::Cbsd);
+        assert_eq!(cbsd.lab.follow, crate::cbsd::FollowMode::Remount);
+        assert!(!cbsd.lab.compare_follow);
+        let ride = Cli::try_parse_from(["lab", "--scenario", "cbsd", "--follow", "ride-through"])
+            .expect("valid arguments");
+        assert_eq!(ride.lab.follow, crate::cbsd::FollowMode::RideThrough);
+        let both = Cli::try_parse_from(["lab", "--scenario", "cbsd", "--compare-follow"])
+            .expect("valid arguments");
+        assert!(both.lab.compare_follow);
+        assert!(Cli::try_parse_from(["lab", "--follow", "sometimes"]).is_err());
         assert!(Cli::try_parse_from(["lab", "--advert-interval", "7ms"]).is_err());
     }
 

@@ -81,7 +81,33 @@ fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         Ok(agent) => agent,
         Err(code) => return code,
     };
-    let run = cbsd::trial::measure(agent, &args.settings(), cancel);
+    if args.compare_follow {
+        // As with --compare: a mode that fails is said on stderr, the
+        // others are still reported, and the exit status is 1.
+        let mut runs = Vec::new();
+        let mut failed = false;
+        for follow in [cbsd::FollowMode::Remount, cbsd::FollowMode::RideThrough] {
+            match cbsd::trial::measure(agent.clone(), &args.settings(), follow, cancel) {
+                Ok(run) => runs.push(run),
+                Err(LabError::Interrupted) => {
+                    eprintln!("lab: interrupted; everything torn down");
+                    return ExitStatus::Interrupted.into();
+                }
+                Err(e) => {
+                    eprintln!("lab: cbsd: follow {}: {e}", follow.as_str());
+                    failed = true;
+                }
+            }
+        }
+        let code = report(
+            Ok(cbsd::report::FollowComparison { runs }),
+            args.json,
+            "cbsd",
+            cbsd::report::FollowComparison::to_text,
+        );
+        return if failed { ExitCode::FAILURE } else { code };
+    }
+    let run = cbsd::trial::measure(agent, &args.settings(), args.follow, cancel);
     report(run, args.json, "cbsd", cbsd::report::CbsdRun::to_text)
 }
 

@@ -31,6 +31,9 @@ stand-in server" at the end):
                                  # optional, without "cluster": the node
                                  # whose nfsd serves VIP:/path (its state);
                                  # "answers": false makes it silent
+     "stable_restart": ".../var/db/nfs-stablerestart",
+                                 # optional: nfsd's stable restart file
+                                 # (default: var/db/ next to "state")
      "cluster": ".../nodes.json",  # optional: the cluster registry, below
      "freezer_prefix": "rcbsd-standin-PID"}  # the freezer groups of hangs
                                  # (see "a gone NFS server" below)
@@ -89,6 +92,14 @@ sits on it (`-f` or not; see mount_busy). Mounts
 are emulated with symlinks so that files under the workdir behave as they
 would (dir.id, lock files, write probes). A rule whose tokens all appear,
 in order, in [tool, *args] makes the call fail or hang.
+
+NFS mounts keep the file system (fsid) and nfsd instance they were
+served with; when the server restarts or another node answers for the
+address, an access answers ESTALE for another file system, reclaims the
+client's state when the new nfsd read the client's stable restart record
+at its start, and otherwise loses that state without an error, as
+FreeBSD's client does (see "NFSv4 server state across a server change").
+A call hung on a gone server goes on once a server answers again.
 
 The read-only tools answer from the state file: `sysrc -n NAME` from
 state["rc_conf"] over FreeBSD's /etc/defaults/rc.conf (a null value: set
@@ -241,7 +252,8 @@ def tool_mount(config, state, args):
         if backing is not None:
             do_mount_link(target, backing)
         state.setdefault("mounts", []).append(
-            {"source": device, "target": target, "type": "ufs", "linked": backing is not None, "t": time.time()})
+            {"source": device, "target": target, "type": "ufs", "linked": backing is not None,
+             "fsid": ufs_fsid(config, device, backing), "t": time.time()})
         return
     out(code=64, err="usage: mount [-t type] special node | mount -p [-t type]")
 
@@ -508,28 +520,44 @@ def mount_nfs_unlocked(config, args):
     # mount_nfs.c err(1, "nmount: %s...") prints it and exits, no retry.
     if config.get("cluster"):
         nodes = read_json(config["cluster"], [])
-        me = next((n for n in nodes if n["node"] == config["node"]), None)
-        if me is None:
+        if not any(n["node"] == config["node"] for n in nodes):
             out(code=1, err=f"standin: {config['node']} is not in the cluster registry")
-        root = me["root"].rstrip("/")
-        if not remote.startswith(root + "/"):
-            out(code=1, err=f"mount_nfs: nmount: {target}: No such file or directory")
-        path = server["root"].rstrip("/") + remote[len(root):]
-    else:
-        path = os.path.join(config["nfs_server"], remote.lstrip("/"))
+    path = server_path(config, server, remote)
+    if path is None:
+        out(code=1, err=f"mount_nfs: nmount: {target}: No such file or directory")
     if not exported_to(state.get("mountd"), path, address):
         out(code=1, err=f"mount_nfs: nmount: {target}: Permission denied")
     if not os.path.isdir(path):
         out(code=1, err=f"mount_nfs: nmount: {target}: No such file or directory")
+    # The client's first open makes the server write its record (see
+    # "NFSv4 server state" below); CBSD opens files on the mount at once.
+    write_stable_record(server, config["node"])
     return {"source": source, "target": target, "real": path, "options": options,
-            "server": server.get("node")}
+            "server": server.get("node"), "fsid": export_fsid(server, state, path),
+            "boot": state.get("nfsd_boot")}
+
+
+def server_path(config, server, remote):
+    """Where `remote` (the path of VIP:/path) is on `server`'s node, or
+    None: in a cluster each node's paths are under its own root."""
+    if not config.get("cluster"):
+        return os.path.join(config["nfs_server"], remote.lstrip("/"))
+    nodes = read_json(config["cluster"], [])
+    me = next((n for n in nodes if n["node"] == config["node"]), None)
+    if me is None:
+        return None
+    root = me["root"].rstrip("/")
+    if not remote.startswith(root + "/"):
+        return None
+    return server["root"].rstrip("/") + remote[len(root):]
 
 
 def record_mount_nfs(state, mount):
     do_mount_link(mount["target"], mount["real"])
     state.setdefault("mounts", []).append(
         {"source": mount["source"], "target": mount["target"], "type": "nfs",
-         "options": mount["options"], "server": mount["server"], "t": time.time()})
+         "options": mount["options"], "server": mount["server"], "fsid": mount.get("fsid"),
+         "boot": mount.get("boot"), "t": time.time()})
 
 
 def tool_umount(config, state, args):
@@ -543,7 +571,7 @@ def tool_umount(config, state, args):
     if not found:
         out(code=1, err=f"umount: {target}: not a file system root directory")
     mount = found[-1]
-    if mount["type"] == "nfs" and "-N" not in flags and nfs_server_answer(config, state, mount) == "gone":
+    if mount["type"] == "nfs" and "-N" not in flags and nfs_server_answer(config, state, mount)[0] == "gone":
         # sbin/umount/umount.c: without -N, unmount(2) of an NFSv4 mount
         # flushes and tells the server (nfscl_umount; -f still waits for
         # the RPCs in progress): with the server gone it hangs. Stricter
@@ -598,6 +626,146 @@ def mount_busy(config, state, mount, forced):
     return None
 
 
+# ---- NFSv4 server state across a server change --------------------------------
+#
+# What decides whether a client's mount keeps working when another node
+# (or a restarted nfsd) answers for the server's address:
+#
+# * File handles name the file system: nfsvno_getfh (sys/fs/nfsserver/
+#   nfs_nfsdport.c) puts mp->mnt_stat.f_fsid in every handle, and the new
+#   server maps a handle back with vfs_busyfs(fsid): an fsid it does not
+#   have mounted is NFSERR_STALE, ESTALE to the caller. The fsid of UFS is
+#   the superblock's fs_id (sys/ufs/ffs/ffs_vfsops.c ffs_mountfs), on
+#   the disk HAST replicates: the same on every node; a ZFS dataset's is
+#   derived from its guid (zfs_vfsops.c zfs_domount,
+#   dmu_objset_fsid_guid), which moves with the pool; a nullfs mount gets
+#   a new one at every mount (sys/fs/nullfs/null_vfsops.c nullfs_mount:
+#   vfs_getnewfsid), as does tmpfs (not modelled); a node's own root file
+#   system has its own. `export_fsid` is that rule; each NFS mount keeps
+#   the fsid of what it mounted ("fsid") and the nfsd instance ("boot",
+#   nfsrvboottime) that served it.
+# * A server that restarts (the same node, or another node with the same
+#   file system) knows the client's state only through its stable restart
+#   records: nfsd opens /var/db/nfs-stablerestart at start (usr.sbin/nfsd/
+#   nfsd.c open_stable: O_RDWR, else O_CREAT; a symlink is followed; it
+#   logs "Can't open ..." and exits when that fails) and the kernel reads
+#   the records once (sys/fs/nfsserver/nfs_nfsdstate.c nfsrv_setupstable).
+#   A client's record is written when it first gets state (nfsrv_openctrl:
+#   "the client just confirmed its first open", nfsrv_writestable
+#   NFSNST_NEWSTATE); the stand-in writes it at mount, as CBSD opens files
+#   on the mount at once (a client that never opened has nothing to lose).
+#   A reclaim from a client without a record read at start gets
+#   NFSERR_NOGRACE (nfsrv_openctrl/nfsrv_lockctrl: nfsrv_checkstable).
+#   Records are JSON lines {"client": NODE} in the file the node's path
+#   leads to: with the agent's links on the shared storage they move with
+#   it, local ones do not. This node's path is "stable_restart" in
+#   standin.json, else var/db/nfs-stablerestart under the node's root
+#   (the directory of its state file); a server's likewise. Not modelled:
+#   the .bak copy (copy_stable), the end of grace (reclaims after it get
+#   NOGRACE too; a client reclaims at its first RPC, well within it), the
+#   records of clients that did not reclaim being dropped at grace end.
+# * The client (sys/fs/nfsclient/nfs_clstate.c nfscl_recover), on
+#   NFSERR_STALECLIENTID after the restart, reclaims every open and lock.
+#   A reclaim refused with NFSERR_NOGRACE frees the open (nfscl_freeopen)
+#   and its locks: nothing tells the process. Its next read or write goes
+#   on with the special stateid of all zeros (nfscl_getstateid: "If no
+#   Open is found, just return error and the special stateid"; nfsrpc_read
+#   ignores that error). So lost state is silent: I/O goes on, locks are
+#   gone (nfscl_hasexpired: "XXX Someday it should post a signal to the
+#   process(es) that hold the state"). The stand-in answers such calls as
+#   the real kernel does and notes the loss in the mount ("lost_state")
+#   and in state["nfs_state_lost"], for the tests and the lab: no probe
+#   of the client can see it.
+
+
+def ufs_fsid(config, device, backing):
+    """The fsid of UFS on `device`: its superblock's fs_id, which lives on
+    the disk (ffs_mountfs). A HAST provider's disk is replicated: the
+    same file system on every node."""
+    if backing is not None:
+        return "ufs:" + os.path.realpath(backing)
+    hast_dir = config.get("hast_dev_dir")
+    if hast_dir and os.path.dirname(device.rstrip("/")) == hast_dir.rstrip("/"):
+        return "ufs:hast/" + os.path.basename(device)
+    return f"ufs:{config['node']}:{device}"
+
+
+def export_fsid(server, server_state, path):
+    """The fsid of the file system `path` is on at node `server` (its
+    state `server_state`): the innermost mount above it, a ZFS pool's
+    mounted datasets, else the node's own root file system."""
+    best = None
+    for m in server_state.get("mounts", []):
+        if m["type"] in ("ufs", "nullfs") and under(path, m["target"]):
+            if best is None or len(m["target"]) > len(best["target"]):
+                best = m
+    for name, record in server_state.get("pools", {}).items():
+        if not isinstance(record, dict):
+            continue
+        mountpoint = record.get("mountpoint")
+        if record.get("imported") and record.get("mounted") and mountpoint and under(path, mountpoint):
+            if best is None or len(mountpoint) > len(best["target"]):
+                guid = record.get("guid") or "%08x" % zlib.crc32(name.encode())
+                best = {"type": "zfs", "target": mountpoint, "fsid": f"zfs:{name}:{guid}"}
+    if best is None:
+        return f"root:{server.get('node')}"
+    if best["type"] == "nullfs":
+        # vfs_getnewfsid: this mount's own, gone with it.
+        return f"nullfs:{server.get('node')}:{best['target']}:{best.get('t')}"
+    return best.get("fsid") or f"ufs:{server.get('node')}:{best['source']}"
+
+
+def stable_restart_path(entry):
+    """nfsd's /var/db/nfs-stablerestart on node `entry` (a server entry or
+    this node's standin.json)."""
+    return entry.get("stable_restart") or os.path.join(
+        os.path.dirname(entry["state"]), "var/db/nfs-stablerestart")
+
+
+def local_dir(path):
+    """A node's /var/db is always there; a link's target directory (on
+    the storage) only when the storage is."""
+    if not os.path.islink(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+def write_stable_record(server, client):
+    """nfsrv_writestable of `client`'s record at server `server` (through
+    the link, if the node's path is one)."""
+    path = stable_restart_path(server)
+    try:
+        local_dir(path)
+        with open(path, "a") as f:
+            f.write(json.dumps({"client": client}) + "\n")
+    except OSError:
+        pass  # nfsd holds the file open; not reached while it runs
+
+
+def nfsd_read_stable(config, state):
+    """nfsd's start (open_stable, nfsrv_setupstable): the clients that may
+    reclaim, or None when the file cannot be opened (nfsd exits)."""
+    path = stable_restart_path(config)
+    try:
+        local_dir(path)
+        with open(path, "a+") as f:
+            f.seek(0)
+            lines = f.read().splitlines()
+    except OSError:
+        state.setdefault("syslog", []).append(
+            {"daemon": "nfsd", "message": "Can't open /var/db/nfs-stablerestart", "t": time.time()})
+        return None
+    clients = set()
+    for line in lines:
+        try:
+            clients.add(json.loads(line)["client"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    state["nfsd_stable"] = {"clients": sorted(clients), "file": os.path.realpath(path)}
+    # nfsrvboottime: what tells clients the server restarted.
+    state["nfsd_boot"] = time.time()
+    return clients
+
+
 # ---- a gone NFS server -------------------------------------------------------
 #
 # mount_nfs(8): on a hard mount, operations against a server that does not
@@ -606,8 +774,11 @@ def mount_busy(config, state, mount, forced):
 # models that with a cgroup-v1 freezer: a frozen task stays, even after
 # SIGKILL, until the group is thawed (the freezer's documented behaviour;
 # cgroup v2 would let SIGKILL through). One group per node and mount;
-# `umount -N` of the mount and `lab-reboot` thaw it; the teardown of the
-# process that built the world (its pid is in "freezer_prefix") removes it.
+# `umount -N` of the mount and `lab-reboot` thaw it (the call then fails
+# with EIO), and so does a server answering again (a hard mount retries
+# the RPC until it is answered: the call goes on and gets that server's
+# answer; see wait_for_server); the teardown of the process that built
+# the world (its pid is in "freezer_prefix") removes it.
 
 FREEZER = "/sys/fs/cgroup/freezer"
 
@@ -624,22 +795,63 @@ class Hang(Exception):
 
 
 def nfs_server_answer(config, state, mount):
-    """What the server of NFS `mount` does with an RPC: "answers",
-    "stale" (a different server answers for the address: its file handles
-    differ, NFSERR_STALE), or "gone" (nobody answers, or nfsd refuses: a
-    hard mount waits for ever). Without a cluster registry or a "server"
-    a test declares a host gone in state["gone_servers"]."""
+    """What the server of NFS `mount` does with an RPC, as (answer, server
+    entry, server state): "answers"; "reclaimed" or "lost" (the server
+    restarted, or another node serves the address, with the same file
+    system: the client's recovery reclaims its state, or cannot, see
+    "NFSv4 server state" below; either way the call goes on); "stale"
+    (another file system answers: its file handles differ, NFSERR_STALE);
+    "gone" (nobody answers, or nfsd refuses: a hard mount waits for ever).
+    Without a cluster registry or a "server" a test declares a host gone
+    in state["gone_servers"]. Reads only: `settle` records a recovery."""
     host = mount["source"].partition(":")[0]
     if host in state.get("gone_servers", []):
-        return "gone"
+        return "gone", None, None
     if not (config.get("cluster") or config.get("server")):
-        return "answers"
+        return "answers", None, None
     # A hard mount retries for ever whether nobody answers or nfsd
     # refuses: both are gone to the processes using it.
     found, _ = nfs_server(config, host)
     if found is None:
-        return "gone"
-    return "answers" if found[0].get("node") == mount.get("server") else "stale"
+        return "gone", None, None
+    server, server_state, _ = found
+    # "serving": the node whose nfsd the client recovered with since it
+    # mounted from "server".
+    same_node = server.get("node") == mount.get("serving", mount.get("server"))
+    if mount.get("fsid") is None:
+        # A mount a test wrote without the file system's identity.
+        return ("answers" if same_node else "stale"), server, server_state
+    if same_node and server_state.get("nfsd_boot") == mount.get("boot"):
+        return "answers", server, server_state
+    path = server_path(config, server, mount["source"].partition(":")[2])
+    if path is None or export_fsid(server, server_state, path) != mount["fsid"]:
+        return "stale", server, server_state
+    clients = server_state.get("nfsd_stable", {}).get("clients", [])
+    return ("reclaimed" if config["node"] in clients else "lost"), server, server_state
+
+
+def settle(config, state, mount, answer, server, server_state):
+    """The client's side of an answer after a server restart (nfscl_recover,
+    see "NFSv4 server state"): the mount now talks to the new server
+    instance; a failed reclaim is noted, as the stand-in's record of what
+    the real kernel drops without a word. The mount's "serving" is then
+    the new server's node ("server" stays the one it was mounted from).
+    Returns the answer a caller of the file system sees: "reclaimed" and
+    "lost" both go on."""
+    if answer not in ("reclaimed", "lost"):
+        return answer
+    for m in state.get("mounts", []):
+        if m["target"] == mount["target"] and m["type"] == "nfs":
+            # "server" stays who answered the mount: `mount -p` and the
+            # lab's convergence tell a remount from a recovery by it.
+            m["serving"], m["boot"] = server.get("node"), server_state.get("nfsd_boot")
+            if answer == "lost":
+                m["lost_state"] = {"server": server.get("node"), "t": time.time()}
+                state.setdefault("nfs_state_lost", []).append(
+                    {"target": m["target"], "server": server.get("node"), "t": time.time()})
+                # A fresh clientid; its next open is new state, recorded.
+                write_stable_record(server, config["node"])
+    return "answers"
 
 
 def nfs_mount_of(state, path):
@@ -655,10 +867,13 @@ def nfs_mount_of(state, path):
     return best
 
 
+
+
 def hang_if_gone(config, state, tool, path):
-    """Raises Hang when `path` is on an NFS mount whose server is gone."""
+    """Raises Hang when `path` is on an NFS mount whose server is gone;
+    after a server restart the call recovers the client's state first."""
     mount = nfs_mount_of(state, path)
-    if mount is not None and nfs_server_answer(config, state, mount) == "gone":
+    if mount is not None and settle(config, state, mount, *nfs_server_answer(config, state, mount)) == "gone":
         raise Hang(mount, tool, path)
 
 
@@ -670,10 +885,28 @@ def freezer_group(config, mount):
 
 
 def hang_uninterruptibly(config, hang):
-    """Freezes this process until `umount -N` of its mount (then it fails
-    with EIO, as the RPC does) or a reboot."""
+    """Freezes the caller until its server answers again (a hard mount
+    retries the RPC for ever: mount_nfs(8) "hard"; then main() runs the
+    tool again, with the answer the server now gives) or `umount -N` of
+    its mount (then it fails with EIO, as the RPC does) or a reboot.
+    Someone must look while the caller is frozen: in a served call the
+    server's child (not frozen) does; run directly, the process freezes
+    itself, so a watcher it forks first does."""
     group = freezer_group(config, hang.mount)
     caller = CALLER_PID or os.getpid()
+    watcher = None
+    if CALLER_PID is None:
+        watcher = os.fork()
+        if watcher == 0:
+            try:
+                # Not the caller's pipes: whoever reads them to the end
+                # must not wait for the watcher.
+                null = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(null, fd)
+                wait_for_server(config, hang, group, exit_on_gone_group=True)
+            finally:
+                os._exit(0)
     try:
         os.makedirs(group, exist_ok=True)
         # The looking program first: frozen before it can see its tool hang.
@@ -688,12 +921,46 @@ def hang_uninterruptibly(config, hang):
         # is more lenient than the real one. Say so, for the tests.
         append_line(config["state"] + ".lenient", {"node": config["node"], "tool": hang.tool,
                                                    "freezer_unavailable": str(e), "t": time.time()})
-    # Frozen from here on; once thawed, wait for the dismount to show.
+    # Frozen from here on (run directly); once thawed, or at once in a
+    # served call, wait for the dismount or the server to show.
+    wait_for_server(config, hang, group, exit_on_gone_group=False)
+    if watcher is not None:
+        try:
+            os.waitpid(watcher, 0)
+        except ChildProcessError:
+            pass
+
+
+# How often a hung call looks whether its server answers again: the
+# client's retransmissions, in stand-in time.
+HANG_POLL = 0.1
+
+
+def wait_for_server(config, hang, group, exit_on_gone_group):
+    """Returns once the server of `hang.mount` answers again (thawing the
+    mount's group: every call hung on it looks again); exits with EIO once
+    the mount is gone (`umount -N`, a reboot)."""
+    scale = float(config.get("time_scale", 1.0))
+    parent, seen = os.getppid(), False
     while True:
-        time.sleep(0.05)
+        time.sleep(HANG_POLL * min(scale, 1.0))
+        if exit_on_gone_group:
+            # The watcher: done once the group it saw is gone (the
+            # world's teardown released it) or the hung process is.
+            seen = seen or os.path.isdir(group)
+            if (seen and not os.path.isdir(group)) or os.getppid() != parent:
+                return
+        # A test moves "server" (the address) while the call hangs.
+        config = dict(config, **read_json(os.path.join(config["dir"], "standin.json"), {}))
         state = read_json(config["state"], {})
-        if not any(m["target"] == hang.mount["target"] for m in state.get("mounts", [])):
+        mount = next((m for m in state.get("mounts", []) if m["target"] == hang.mount["target"]), None)
+        if mount is None:
+            if exit_on_gone_group:
+                return  # the frozen caller prints the error
             out(code=1, err=f"{hang.tool}: {hang.path}: Input/output error")
+        if nfs_server_answer(config, state, mount)[0] != "gone":
+            thaw(config, hang.mount)
+            return
 
 
 def parent_pid(pid):
@@ -712,16 +979,18 @@ def tool_lab_nfs_access(config, state, args):
     (close-to-open consistency: sys/fs/nfsclient/nfs_clvnops.c nfs_open
     invalidates the attribute cache and asks for GETATTR unless the mount
     has `nocto`, which this mount_nfs does not model). A server that does not
-    answer holds the caller on a hard mount until `umount -N`
-    (mount_nfs(8), as tool_df): here the fs-probe hangs with it, frozen,
-    and fails with EIO once thawed. Another server for the address answers
-    NFSERR_STALE, ESTALE to the caller ("Stale NFS file handle",
-    lib/libc/gen/errlst.c)."""
+    answer holds the caller on a hard mount until it answers again or
+    `umount -N` (mount_nfs(8), as tool_df): here the fs-probe hangs with
+    it, frozen, and goes on, or fails with EIO after `umount -N`. A server
+    of another file system answers NFSERR_STALE, ESTALE to the caller
+    ("Stale NFS file handle", lib/libc/gen/errlst.c); one of the same file
+    system lets the client recover its state, or loses it silently (see
+    "NFSv4 server state"): the look answers either way."""
     for path in args:
         mount = nfs_mount_of(state, path)
         if mount is None:
             continue
-        answer = nfs_server_answer(config, state, mount)
+        answer = settle(config, state, mount, *nfs_server_answer(config, state, mount))
         if answer == "gone":
             raise Hang(mount, "fs-probe", path, with_parent=True)
         if answer == "stale":
@@ -755,7 +1024,7 @@ def tool_df(config, state, args):
     path = paths[0]
     mount = nfs_mount_of(state, path)
     if mount is not None:
-        answer = nfs_server_answer(config, state, mount)
+        answer = settle(config, state, mount, *nfs_server_answer(config, state, mount))
         if answer == "gone":
             raise Hang(mount, "df", path)
         if answer == "stale":
@@ -783,6 +1052,11 @@ def tool_service(config, state, args):
     if verb == "onestart":
         if name in running:
             out(code=1, err=f"{name} already running? (pid={pid}).")
+        if name == "nfsd" and nfsd_read_stable(config, state) is None:
+            # nfsd.c: daemon() first, then open_stable fails: rc.subr saw
+            # the start succeed, the daemon is gone.
+            print(f"Starting {name}.")
+            return
         running.append(name)
         if name == "mountd":
             load_exports(config, state)
@@ -1597,19 +1871,25 @@ def main():
     if handler is None:
         out(code=127, err=f"standin: unknown tool {tool}")
     state_path = config["state"]
-    hang = None
-    with Locked(state_path + ".lock"):
-        state = read_json(state_path, {})
-        try:
-            handler(config, state, args)
-        except SystemExit:
+    while True:
+        hang = None
+        with Locked(state_path + ".lock"):
+            state = read_json(state_path, {})
+            try:
+                handler(config, state, args)
+            except SystemExit:
+                write_json(state_path, state)
+                raise
+            except Hang as h:
+                hang = h
             write_json(state_path, state)
-            raise
-        except Hang as h:
-            hang = h
-        write_json(state_path, state)
-    if hang is not None:
+        if hang is None:
+            return
+        # Back when the server answers again: the call is retried and
+        # gets what the server answers now (a test may have moved the
+        # address: "server" in standin.json).
         hang_uninterruptibly(config, hang)
+        config = load_config()
 
 
 # ---- the stand-in server ------------------------------------------------------

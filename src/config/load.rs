@@ -238,6 +238,13 @@ impl Reader<'_> {
             .map(|c| c.shared_dirs.clone())
             .unwrap_or_default();
         let nfs = self.nfs_section(root, &vips, storage_root.as_deref(), &shared_dirs);
+        // `storage` is None when [storage] was invalid (said already),
+        // Some(None) on a follower-only node.
+        if let (Some(asked), Some(storage), Some(nfs)) =
+            (cross_checks::ride_through_asked(root), &storage, &nfs)
+        {
+            self.exports_keep_file_handles(root, asked, storage.as_ref(), nfs, workdir.as_deref());
+        }
         let environments = self.environments_section(root);
         let runbook = self.runbook_section(root);
         let tools = self.tools_section(root);

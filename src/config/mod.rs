@@ -22,6 +22,7 @@ mod environments;
 mod error;
 pub mod fence;
 pub mod follow;
+pub mod file_handles;
 mod health;
 mod load;
 mod metrics;

@@ -12,6 +12,7 @@
 //! - [`trial`] and [`report`]: `rcbsd-lab --scenario cbsd`.
 
 pub mod freezer;
+pub mod pause;
 pub mod report;
 pub mod state;
 pub mod trial;
@@ -45,6 +46,29 @@ pub enum StorageSpec {
     Shared,
     /// No `[storage]`: a follower-only node, never master.
     FollowerOnly,
+}
+
+/// What followers do on a master change: `[follow] on_master_change`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FollowMode {
+    /// The default: stop, force-dismount, remount from the VIP, start.
+    #[default]
+    Remount,
+    /// Keep the mounts and environments; probe the mounts once the new
+    /// master serves; the full follow only on a stale, hung or changed
+    /// mount.
+    RideThrough,
+}
+
+impl FollowMode {
+    /// The `follow.on_master_change` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FollowMode::Remount => "remount",
+            FollowMode::RideThrough => "ride-through",
+        }
+    }
 }
 
 /// The runbook timings of a node: its `[runbook]` settings (the agent's own
@@ -90,6 +114,9 @@ pub struct CbsdSpec {
     /// bhyve VMs this node runs (`[environments] bhyve`).
     pub bhyve: Vec<String>,
     pub timings: RunbookTimings,
+    /// `[follow] on_master_change`: written only when not the default
+    /// (remount), so that a configuration without it stays as it was.
+    pub follow: FollowMode,
     /// Where the node's world is; filled in when the cluster is configured
     /// ([`world::prepare`]).
     pub world: Option<WorldPaths>,
@@ -113,6 +140,7 @@ impl CbsdSpec {
                 Vec::new()
             },
             timings: RunbookTimings::quick(),
+            follow: FollowMode::Remount,
             world: None,
         }
     }
@@ -143,7 +171,13 @@ impl CbsdSpec {
             nfs: Nfs<'a>,
             environments: Environments<'a>,
             runbook: Runbook,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            follow: Option<Follow>,
             tools: toml::Table,
+        }
+        #[derive(Serialize)]
+        struct Follow {
+            on_master_change: FollowMode,
         }
         #[derive(Serialize)]
         struct Cbsd<'a> {
@@ -244,6 +278,9 @@ impl CbsdSpec {
                 retry_backoff_max: format_duration(t.runbook.retry_backoff_max),
                 fault_hold_off: format_duration(t.runbook.fault_hold_off),
             },
+            follow: (self.follow != FollowMode::Remount).then_some(Follow {
+                on_master_change: self.follow,
+            }),
             tools,
         };
         toml::Table::try_from(&sections).map_err(|e| LabError::Config(e.to_string()))
@@ -268,6 +305,21 @@ mod tests {
         );
         assert_eq!(specs[2].environments(), ["web3", "vm1"]);
         assert_eq!(specs[0].environments(), ["web1"]);
+    }
+
+    #[test]
+    fn the_follow_mode_is_written_only_when_not_the_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut spec = CbsdSpec::lab(2, 3);
+        spec.world = Some(WorldPaths::new(dir.path(), "n3"));
+        let remount = spec.sections(true).expect("sections");
+        assert!(remount.get("follow").is_none(), "{remount:?}");
+        spec.follow = FollowMode::RideThrough;
+        let ride = spec.sections(true).expect("sections");
+        assert_eq!(
+            ride["follow"]["on_master_change"].as_str(),
+            Some("ride-through")
+        );
     }
 
     #[test]

@@ -26,15 +26,39 @@ pub struct Mount {
     /// holder then); absent without a cluster registry.
     #[serde(default)]
     pub server: Option<String>,
+    /// The node whose nfsd the client recovered its state with since (a
+    /// new server of the same file system: standin.py `settle`); absent
+    /// until then.
+    #[serde(default)]
+    pub serving: Option<String>,
+}
+
+impl Mount {
+    /// The node serving this mount now: the one it recovered with, else
+    /// the one it was mounted from.
+    pub fn served_by(&self) -> Option<&str> {
+        self.serving.as_deref().or(self.server.as_deref())
+    }
 }
 
 /// An NFS mount among `mounts` made from another node than `master`: on
 /// FreeBSD it is dead (the old server is gone, or its file handles are
-/// stale on the new one), however the same VIP:/path it names.
-pub fn mount_from_another_master<'a>(mounts: &'a [Mount], master: &str) -> Option<&'a Mount> {
-    mounts
-        .iter()
-        .find(|m| m.fstype == "nfs" && m.server.as_deref().is_some_and(|s| s != master))
+/// stale on the new one), however the same VIP:/path it names. With
+/// `recovered_counts` (ride-through) a mount the client recovered with
+/// `master` is `master`'s; otherwise (remount) only a mount made from it.
+pub fn mount_from_another_master<'a>(
+    mounts: &'a [Mount],
+    master: &str,
+    recovered_counts: bool,
+) -> Option<&'a Mount> {
+    mounts.iter().find(|m| {
+        let by = if recovered_counts {
+            m.served_by()
+        } else {
+            m.server.as_deref()
+        };
+        m.fstype == "nfs" && by.is_some_and(|s| s != master)
+    })
 }
 
 /// One node's stand-in state (`state.json`).
@@ -90,6 +114,25 @@ impl NodeState {
             })
             .collect()
     }
+}
+
+/// Whether the stand-in noted, since `since` (epoch seconds), that the
+/// node's NFS client lost its state to a server that did not hold its
+/// stable restart record (standin.py `settle`: silent on FreeBSD).
+pub fn lost_nfs_state_since(world: &WorldPaths, since: f64) -> bool {
+    #[derive(Deserialize)]
+    struct Lost {
+        #[serde(default)]
+        nfs_state_lost: Vec<LostAt>,
+    }
+    #[derive(Deserialize)]
+    struct LostAt {
+        t: f64,
+    }
+    std::fs::read_to_string(&world.state)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Lost>(&text).ok())
+        .is_some_and(|lost| lost.nfs_state_lost.iter().any(|l| l.t >= since))
 }
 
 /// Whether the node's exports file has a `V4:` line and exports every
@@ -206,7 +249,8 @@ pub fn check_converged(nodes: &[NodeView<'_>], master: &str, vip: Ipv4Addr) -> R
             }
             // Not yet remounted from the new master: converged only in
             // appearance (the follower has not acted on the change yet).
-            if let Some(m) = mount_from_another_master(&state.mounts, master) {
+            let ride_through = node.cbsd.follow == super::FollowMode::RideThrough;
+            if let Some(m) = mount_from_another_master(&state.mounts, master, ride_through) {
                 return Err(format!(
                     "{name} still has {} mounted from {}, not {master}",
                     m.target,
@@ -273,10 +317,11 @@ mod tests {
             fstype: fstype.into(),
             t: 1.0,
             server: server.map(Into::into),
+            serving: None,
         };
         let old = [mount("nfs", Some("n2")), mount("nfs", Some("n1"))];
         assert_eq!(
-            mount_from_another_master(&old, "n2").and_then(|m| m.server.clone()),
+            mount_from_another_master(&old, "n2", false).and_then(|m| m.server.clone()),
             Some("n1".into())
         );
         let current = [
@@ -284,6 +329,13 @@ mod tests {
             mount("nfs", None),
             mount("ufs", None),
         ];
-        assert!(mount_from_another_master(&current, "n2").is_none());
+        assert!(mount_from_another_master(&current, "n2", false).is_none());
+        // Recovered with n2 after n1 went: n2's for ride-through only.
+        let recovered = [Mount {
+            serving: Some("n2".into()),
+            ..mount("nfs", Some("n1"))
+        }];
+        assert!(mount_from_another_master(&recovered, "n2", false).is_some());
+        assert!(mount_from_another_master(&recovered, "n2", true).is_none());
     }
 }

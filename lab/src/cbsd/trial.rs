@@ -9,9 +9,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::report::{Breakdown, CbsdRun, CbsdTrial};
+use super::pause::PauseProbe;
+use super::report::{Breakdown, CbsdRun, CbsdTrial, IoPause, Restart};
 use super::state::{self, check_converged, exports_everything, NodeState, NodeView};
-use super::{CbsdSpec, WorldPaths};
+use super::{CbsdSpec, FollowMode, WorldPaths};
 use crate::agent_command::AgentCommand;
 use crate::agents::{format_duration, vip_holders, Agents, Implementation, NodeSpec};
 use crate::args::Settings;
@@ -27,7 +28,7 @@ const PATIENCE: Duration = Duration::from_secs(90);
 const POLL: Duration = Duration::from_millis(5);
 
 /// Seconds since the epoch, as the stand-ins and the JSON logs record time.
-fn now_epoch() -> f64 {
+pub fn now_epoch() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
@@ -37,6 +38,7 @@ fn now_epoch() -> f64 {
 pub fn measure(
     agent: AgentCommand,
     settings: &Settings,
+    follow: FollowMode,
     cancel: &Cancel,
 ) -> Result<CbsdRun, LabError> {
     let topology = Topology::new(settings.nodes)?;
@@ -49,12 +51,14 @@ pub fn measure(
     let specs: Vec<NodeSpec> = (0..settings.nodes)
         .map(|i| {
             let mut spec = NodeSpec::lab(i, settings.advert_interval, true);
-            spec.cbsd = Some(CbsdSpec::lab(i, settings.nodes));
+            let mut cbsd = CbsdSpec::lab(i, settings.nodes);
+            cbsd.follow = follow;
+            spec.cbsd = Some(cbsd);
             spec
         })
         .collect();
     let mut agents = Agents::launch(&topology, Implementation::Rcbsd { agent }, specs)?;
-    let result = measure_with(&topology, &mut agents, settings, cancel);
+    let result = measure_with(&topology, &mut agents, settings, follow, cancel);
     agents.show_logs_if_failed(&result);
     result
 }
@@ -126,6 +130,7 @@ fn measure_with(
     topology: &Topology,
     agents: &mut Agents,
     settings: &Settings,
+    follow: FollowMode,
     cancel: &Cancel,
 ) -> Result<CbsdRun, LabError> {
     let all: Vec<usize> = (0..topology.node_count()).collect();
@@ -162,7 +167,7 @@ fn measure_with(
             format_duration(t.retry_backoff_max),
         ),
     ];
-    Ok(CbsdRun::new(*settings, timings, trials))
+    Ok(CbsdRun::new(*settings, follow, timings, trials))
 }
 
 fn one_trial(
@@ -174,9 +179,19 @@ fn one_trial(
     let master = 0;
     let others: Vec<usize> = (1..topology.node_count()).collect();
     let watch = AddressWatch::start(topology.node_namespaces(), &others, netns::VIP)?;
+    let mut probed = Vec::new();
+    for &i in &others {
+        probed.push((
+            i,
+            topology.node_ns(i)?.to_owned(),
+            cbsd_of(agents, i)?.1.clone(),
+        ));
+    }
     let cut_wall = now_epoch();
     let cut = Instant::now();
     topology.cut_link(master)?;
+    let follow = cbsd_of(agents, master)?.0.follow;
+    let pauses = PauseProbe::start(probed, &netns::node_name(master), follow, cut_wall);
     let deadline = cut + PATIENCE;
     let mut vip: Option<(usize, f64)> = None;
     let mut nfs: Option<f64> = None;
@@ -211,14 +226,61 @@ fn one_trial(
         std::thread::sleep(POLL);
     }
     drop(watch);
+    // A follower whose mounts are back answers within a probe or two.
+    let answers = pauses.finish(Duration::from_secs(5));
     let (Some((new_master, vip_ms)), Some(nfs_ms)) = (vip, nfs) else {
         return Err(LabError::Misbehaved(
             "converged without a new master".into(),
         ));
     };
-    timeline(
+    let mut trial = timeline(
         agents, &others, new_master, cut_wall, number, vip_ms, nfs_ms,
-    )
+    )?;
+    trial.io_pause = answers
+        .into_iter()
+        .filter(|(i, _)| *i != new_master)
+        .map(|(i, at)| IoPause {
+            node: netns::node_name(i),
+            ms: at.map(|at| (at - cut_wall) * 1000.0),
+        })
+        .collect();
+    let lost_master = cbsd_of(agents, master)?.0.environments();
+    trial.restarted = restarts(
+        &state::env_log(&cbsd_of(agents, new_master)?.1.cluster_log),
+        cut_wall,
+        &lost_master,
+        &netns::node_name(new_master),
+    );
+    for &i in others.iter().filter(|&&i| i != new_master) {
+        let (_, world) = cbsd_of(agents, i)?;
+        if state::lost_nfs_state_since(world, cut_wall) {
+            trial.state_lost.push(netns::node_name(i));
+        }
+    }
+    Ok(trial)
+}
+
+/// The environments (re)started after the cut, from the cluster log: each
+/// start, with whether the environment ran on the lost master (adopted)
+/// or on a follower (restarted in place: what ride-through avoids).
+pub fn restarts(
+    log: &[state::EnvEvent],
+    cut_wall: f64,
+    lost_master: &[String],
+    new_master: &str,
+) -> Vec<Restart> {
+    log.iter()
+        .filter(|e| e.t >= cut_wall && e.event == "start")
+        .map(|e| Restart {
+            node: e.node.clone(),
+            env: e.env.clone(),
+            of_lost_master: lost_master.contains(&e.env),
+            on_new_master: e.node == new_master && !lost_master.contains(&e.env),
+            stopped_first: log
+                .iter()
+                .any(|s| s.t >= cut_wall && s.t <= e.t && s.event == "stop" && s.env == e.env),
+        })
+        .collect()
 }
 
 fn millis(d: Duration) -> f64 {
@@ -321,6 +383,9 @@ fn timeline(
             cut_wall,
             end,
         ),
+        restarted: Vec::new(),
+        io_pause: Vec::new(),
+        state_lost: Vec::new(),
     })
 }
 
@@ -455,6 +520,32 @@ mod tests {
             outcome: outcome.into(),
             attempt,
         }
+    }
+
+    #[test]
+    fn restarts_tell_adopted_from_restarted_in_place() {
+        let e = |node: &str, env: &str, event: &str, t: f64| state::EnvEvent {
+            node: node.into(),
+            env: env.into(),
+            event: event.into(),
+            t,
+        };
+        let log = [
+            e("n3", "web3", "start", 1.0),
+            // The cut at 5.0: n3 restarts web3 in place (remount), n2
+            // adopts the lost master's web1.
+            e("n3", "web3", "stop", 6.0),
+            e("n2", "web1", "start", 7.0),
+            e("n3", "web3", "start", 8.0),
+            e("n2", "web2", "start", 9.0),
+        ];
+        let restarted = restarts(&log, 5.0, &["web1".to_owned()], "n2");
+        assert_eq!(restarted.len(), 3, "{restarted:?}");
+        assert!(restarted[0].of_lost_master && !restarted[0].stopped_first);
+        assert!(!restarted[0].on_new_master);
+        assert!(!restarted[1].of_lost_master && restarted[1].stopped_first);
+        assert!(!restarted[1].on_new_master);
+        assert!(restarted[2].on_new_master);
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //!                          client `rcbsd-standin` is next to this program
 //! cbsd/disk/jails-*/       what HAST replicates: the shared dirs, dir.id,
 //!                          each environment's jails-system/ and rc.conf
+//! cbsd/disk/.nfs-stablerestart/  nfsd's stable restart records on the
+//!                          storage (see [`STABLE_RESTART_DIR`])
 //! cbsd/nodes.json          the registry: each node's namespace, root,
 //!                          state and exports (the stand-in mount_nfs
 //!                          finds the NFS server through it)
@@ -15,7 +17,8 @@
 //!                          standin.py and standin.sock), usr/jails/ (workdir), store/
 //!                          (storage root, the disk appears there once
 //!                          mounted), etc/exports, dev/hast/, state.json,
-//!                          calls.jsonl, rules.json
+//!                          calls.jsonl, rules.json, var/db/nfs-stablerestart
+//!                          (a link into store/.nfs-stablerestart/)
 //! ```
 //!
 //! Nothing outside the run directory is touched: no /etc/exports, no
@@ -28,6 +31,16 @@ use std::path::{Path, PathBuf};
 use super::{DIR_ID, HAST_RESOURCE, SHARED_DIRS};
 use crate::agents::NodeSpec;
 use crate::LabError;
+
+/// The directory on the storage holding nfsd's stable restart records,
+/// as `nfs.stable_restart_dir` would: every node's stand-in
+/// `var/db/nfs-stablerestart` is a link to the file in it under the
+/// node's store, which leads to the disk only while the node has the
+/// storage mounted (nfsd cannot start without it, as on FreeBSD). The
+/// lab links them itself, once, instead of the agent's promote: nfsd's
+/// paths are compiled in (`NFSD_STABLERESTART`), so an agent with
+/// `nfs.stable_restart_dir` would link the host's own /var/db.
+pub const STABLE_RESTART_DIR: &str = ".nfs-stablerestart";
 
 /// The stand-in program (one script answering under every tool name).
 const STANDIN: &str = include_str!("../../standins/standin.py");
@@ -51,7 +64,8 @@ pub const NFS_ACCESS_TOOL: &str = "lab-nfs-access";
 /// which never hang: before it looks, the stand-in answers for the kernel
 /// (`lab-nfs-access` in `standin.py`): on a mount whose NFS server does
 /// not answer this call hangs, frozen, as the look would on FreeBSD, and
-/// fails with EIO once `umount -N` thaws it; a stale mount fails at once.
+/// goes on once a server answers again, or fails with EIO once `umount
+/// -N` thaws it; a stale mount (another file system) fails at once.
 /// `Err` carries the exit status (its reason went to standard error).
 /// Paths outside any stand-in world (no `tools/lab-nfs-access` above
 /// them) are looked at as they are.
@@ -108,7 +122,7 @@ pub struct WorldPaths {
 }
 
 impl WorldPaths {
-    fn new(cluster: &Path, node: &str) -> Self {
+    pub(crate) fn new(cluster: &Path, node: &str) -> Self {
         let root = cluster.join(node);
         WorldPaths {
             tools: root.join("tools"),
@@ -272,6 +286,7 @@ fn prepare_disk(cluster: &Path, specs: &[NodeSpec]) -> Result<(), LabError> {
         mkdir(&disk.join(dir))?;
     }
     write(&disk.join("jails-data/dir.id"), &format!("{DIR_ID}\n"))?;
+    mkdir(&disk.join(STABLE_RESTART_DIR))?;
     let mut environments: BTreeMap<&str, bool> = BTreeMap::new();
     for cbsd in specs.iter().filter_map(|s| s.cbsd.as_ref()) {
         for jail in &cbsd.jails {
@@ -328,6 +343,15 @@ fn prepare_node(
         mkdir(&world.workdir.join(dir))?;
     }
     mkdir(&world.store)?;
+    let var_db = world.root.join("var/db");
+    mkdir(&var_db)?;
+    link(
+        &world
+            .store
+            .join(STABLE_RESTART_DIR)
+            .join("nfs-stablerestart"),
+        var_db.join("nfs-stablerestart"),
+    )?;
     if let Some(parent) = world.exports.parent() {
         mkdir(parent)?;
     }

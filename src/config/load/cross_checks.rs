@@ -14,7 +14,10 @@
 //! - `[[environment]]` needs `[cluster]`, lists only its members, and
 //!   lists this node only if it has `[cbsd]`;
 //! - with `[cluster]`, `[environments]` lists no jails or VMs (placement
-//!   is cluster-wide).
+//!   is cluster-wide);
+//! - with `follow.on_master_change = "ride-through"`, the exports keep
+//!   the followers' file handles across nodes
+//!   (`config::file_handles`).
 //!
 //! The checks within one section stay with that section's reader.
 
@@ -30,12 +33,40 @@ use super::Reader;
 use crate::config::cluster::{Cluster, ClusterNode};
 use crate::config::environment::PlacedEnvironment;
 use crate::config::fence::Watchdog;
+use crate::config::file_handles::ride_through_problems;
 use crate::config::nfs::Ipv4Net;
+use crate::config::nfs::Nfs;
+use crate::config::storage::Storage;
 use crate::config::{duration, EnvKind, VirtualIp};
 use crate::node::watchdog::{WatchdogRule, WATCHDOG_SLACK};
 use crate::quorum::lease::holder_span;
 
 impl Reader<'_> {
+    /// With ride-through asked for at `asked` (the value of
+    /// `follow.on_master_change`), refuses a layout whose exports would
+    /// not keep the followers' file handles on another
+    /// master (`config::file_handles`), at the key to fix.
+    pub(super) fn exports_keep_file_handles(
+        &mut self,
+        root: &DeTable<'_>,
+        asked: Range<usize>,
+        storage: Option<&Storage>,
+        nfs: &Nfs,
+        workdir: Option<&Path>,
+    ) {
+        for problem in ride_through_problems(true, storage, nfs, workdir) {
+            let (section, key) = problem.key.split_once('.').unwrap_or(("", problem.key));
+            let table = root.get(section);
+            let at = table
+                .and_then(|t| t.get_ref().as_table())
+                .and_then(|t| t.get(key))
+                .map(|v| v.span())
+                .or_else(|| table.map(|t| t.span()))
+                .unwrap_or(asked.clone());
+            self.error(at, problem.key, problem.message);
+        }
+    }
+
     /// `[storage]`, `[nfs]` and `[environments]` only mean something on a
     /// CBSD node.
     pub(super) fn sections_needing_cbsd(&mut self, root: &DeTable<'_>) {
@@ -393,5 +424,21 @@ impl Reader<'_> {
                 "with [cluster], environments are placed cluster-wide instead of listed per node: remove jails/bhyve from [environments] (its timeouts stay) and add, identically on every node, one [[environment]] per jail or VM, listing the nodes that may run it, most preferred first{glob_note}:{shown}"
             ),
         );
+    }
+}
+
+/// The span of `follow.on_master_change` when it asks for ride-through,
+/// for the exports checks that run before `[follow]` is read: the value
+/// itself is parsed and checked by its section (`load/follow.rs`), which
+/// also refuses anything but the two modes.
+pub(super) fn ride_through_asked(root: &DeTable<'_>) -> Option<Range<usize>> {
+    let value = root
+        .get("follow")?
+        .get_ref()
+        .as_table()?
+        .get("on_master_change")?;
+    match value.get_ref() {
+        DeValue::String(mode) if mode == "ride-through" => Some(value.span()),
+        _ => None,
     }
 }
