@@ -281,7 +281,10 @@ fn virtual_ips_must_be_unicast_host_addresses_without_duplicates() {
         ("[\"10.0.0.1/\"]", "prefix length"),
         ("[\"10.0.0.300\"]", "not an IPv4 address"),
         // IPv6 entries are an IPv6 router (tests/config_ipv6.rs); a mix is not.
-        ("[\"10.0.0.1\", \"fe80::1\"]", "is IPv6 but vrrp.virtual_ips[0] is IPv4"),
+        (
+            "[\"10.0.0.1\", \"fe80::1\"]",
+            "is IPv6 but vrrp.virtual_ips[0] is IPv4",
+        ),
         ("[\"10.0.0.1\", 5]", "expected a string, found an integer"),
         ("\"10.0.0.1\"", "expected an array of strings"),
     ] {
