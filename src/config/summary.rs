@@ -7,7 +7,27 @@ impl Config {
     /// 192.168.10.200/24, multicast, preempt (delay 0s)`.
     pub fn summary(&self) -> String {
         let vrrp = &self.vrrp;
-        let vips: Vec<String> = vrrp.virtual_ips.iter().map(ToString::to_string).collect();
+        let vips: Vec<String> = vrrp
+            .virtual_ips
+            .iter()
+            .map(ToString::to_string)
+            .chain(vrrp.virtual_ips6.iter().map(ToString::to_string))
+            .collect();
+        // The dual-stack IPv6 router, after [vrrp]'s (same format).
+        let vrrp6 = match &self.vrrp6 {
+            Some(v6) => {
+                let vips: Vec<String> = v6.virtual_ips.iter().map(ToString::to_string).collect();
+                format!(
+                    "; [vrrp6] {} vrid {} priority {}, advert {}, VIPs {}",
+                    v6.interface,
+                    v6.vrid,
+                    v6.priority,
+                    duration::format(v6.advert_interval.to_duration()),
+                    vips.join(" ")
+                )
+            }
+            None => String::new(),
+        };
         let transport = if vrrp.unicast_peers.is_empty() {
             "multicast".to_string()
         } else {
@@ -71,7 +91,7 @@ impl Config {
         };
         let health = self.health_summary();
         format!(
-            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}{quorum}{fence}{health}",
+            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}{vrrp6}; {role}{quorum}{fence}{health}",
             self.node.name,
             vrrp.interface,
             vrrp.vrid,
