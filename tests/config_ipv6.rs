@@ -428,3 +428,48 @@ fn bad_ipv6_exports_are_refused() {
         assert!(error.contains(expected), "{line}: {error}");
     }
 }
+
+#[test]
+fn noinet_options_are_checked_against_the_mount_family() {
+    let error = one_error(&format!(
+        "{V6}{STORAGE}[nfs]\nexport_network6 = \"2001:db8:10::/64\"\nmount_options = \"nfsv4,minorversion=1,hard,retrycnt=1,noinet6\"\n"
+    ));
+    assert!(
+        error.contains(
+            "nfs.mount_options: noinet6: the virtual IP the followers mount from is IPv6"
+        ),
+        "{error}"
+    );
+    assert!(parse(&format!(
+        "{V6}{STORAGE}[nfs]\nexport_network6 = \"2001:db8:10::/64\"\nmount_options = \"nfsv4,minorversion=1,hard,retrycnt=1,noinet4\"\n"
+    ))
+    .is_ok());
+    let error = one_error(&format!(
+        "{DUAL}{STORAGE}[nfs]\nexport_network = \"192.168.10.0/24\"\nmount_options = \"nfsv4,hard,retrycnt=1,noinet4\"\n"
+    ));
+    assert!(
+        error.contains("noinet4: the virtual IP the followers mount from is IPv4"),
+        "{error}"
+    );
+    assert!(parse(&format!(
+        "{DUAL}{STORAGE}[nfs]\nexport_network = \"192.168.10.0/24\"\nmount_options = \"nfsv4,hard,retrycnt=1,noinet6\"\n"
+    ))
+    .is_ok());
+}
+
+#[test]
+fn a_candidate_serving_over_ipv6_exports_to_ipv6_clients() {
+    let error = one_error(&format!(
+        "{V6}{STORAGE}[nfs]\nexport_network = \"192.168.10.0/24\"\n"
+    ));
+    assert!(
+        error.contains("nfs.export_network6: missing; the followers mount from an IPv6 virtual IP"),
+        "{error}"
+    );
+    assert!(parse(&format!(
+        "{V6}{STORAGE}[nfs]\nexport_hosts = [\"2001:db8:10::1\", \"2001:db8:10::2\"]\n"
+    ))
+    .is_ok());
+    // A follower-only node exports nothing.
+    assert!(parse(&format!("{V6}[cbsd]\n")).is_ok());
+}

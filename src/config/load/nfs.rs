@@ -76,10 +76,32 @@ impl Reader<'_> {
             None => Some((Vec::new(), Vec::new())),
         };
         if master_candidate {
-            self.master_candidate_names_its_clients(table, span);
+            self.master_candidate_names_its_clients(table, span.clone());
+        }
+        // Followers mount from [vrrp]'s IPv4 VIP when it has one, else
+        // from its first global IPv6 one (`Config::mount_address`).
+        let mount_ipv6 = vips.is_empty() && !vips6.is_empty();
+        // The followers then reach the master from their IPv6 addresses:
+        // an IPv4-only export would refuse every mount.
+        if let (true, true, Some(None), Some((_, hosts6))) = (
+            master_candidate,
+            mount_ipv6,
+            &export_network6,
+            &export_hosts,
+        ) {
+            // (An invalid export_network has said what is wrong already.)
+            if hosts6.is_empty() && export_network.is_some() {
+                self.error(
+                    span.clone(),
+                    "nfs.export_network6",
+                    "missing; the followers mount from an IPv6 virtual IP: export to their IPv6 addresses with export_network6 (e.g. \"2001:db8:10::/64\") or IPv6 export_hosts",
+                );
+            }
         }
         let mount_options = match table.get("mount_options") {
-            Some(value) => self.mount_options(value),
+            Some(value) => self
+                .mount_options(value)
+                .and_then(|text| self.mount_family(value, text, mount_ipv6)),
             None => Some(DEFAULT_MOUNT_OPTIONS.to_owned()),
         };
         let v4_only = self.optional(table, "v4_only", false, |r, v| r.boolean(v, "nfs.v4_only"));
@@ -332,6 +354,27 @@ impl Reader<'_> {
             }
             None => text.parse().ok(),
         }
+    }
+
+    /// `noinet4`/`noinet6` against the family followers mount over:
+    /// mount_nfs.c `getnfsargs` skips every address of the family it names
+    /// (`OF_NOINET4`, `OF_NOINET6`), so with the VIP's own family the
+    /// mount fails at once.
+    fn mount_family(&mut self, value: &Value<'_>, text: String, ipv6: bool) -> Option<String> {
+        let (refused, family) = if ipv6 {
+            ("noinet6", "IPv6")
+        } else {
+            ("noinet4", "IPv4")
+        };
+        if text.split(',').any(|option| option.trim() == refused) {
+            self.error(
+                value.span(),
+                "nfs.mount_options",
+                format!("{refused}: the virtual IP the followers mount from is {family} (mount_nfs.c skips every {family} address with it: the mount would fail)"),
+            );
+            return None;
+        }
+        Some(text)
     }
 
     /// Every option checked against what FreeBSD's mount_nfs knows
