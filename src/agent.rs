@@ -1807,4 +1807,32 @@ mod tests {
             "{text}"
         );
     }
+
+    /// Until the agent runs IPv6 elections, an IPv6 router is refused at
+    /// start (and at a reload), before anything is opened: exit 78.
+    #[test]
+    fn an_ipv6_router_is_refused_until_the_agent_runs_it() {
+        let parse = |text: &str| {
+            crate::config::parse_with_hostname(text, std::path::Path::new("/x.toml"), Some("n"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let v6 = parse("[vrrp]\ninterface = \"em9\"\nvrid = 1\nvirtual_ips = [\"fe80::1/64\"]\n");
+        let dual = parse(
+            "[vrrp]\ninterface = \"em9\"\nvrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n\
+             [vrrp6]\nvrid = 1\nvirtual_ips = [\"fe80::1/64\"]\n",
+        );
+        for (config, section) in [(v6, "vrrp"), (dual, "vrrp6")] {
+            let Err(error) = resolve_link(&config) else {
+                panic!("{section}: accepted");
+            };
+            assert!(
+                matches!(error, StartError::Ipv6NotRunYet { section: s } if s == section),
+                "{error}"
+            );
+            assert_eq!(error.exit_status(), ExitStatus::Config);
+            assert!(error
+                .to_string()
+                .contains("does not run IPv6 elections yet"));
+        }
+    }
 }
