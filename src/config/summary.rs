@@ -216,6 +216,31 @@ nodes = [
 "#;
 
     #[test]
+    fn the_summary_shows_both_families() {
+        let text = "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1/24\"]\n\
+                    [vrrp6]\ninterface = \"em1\"\nvrid = 52\npriority = 90\nvirtual_ips = [\"fe80::52/64\", \"2001:db8::52/64\"]\n";
+        let dual = parse_with_hostname(text, Path::new("x.toml"), Some("node1")).unwrap();
+        assert!(
+            dual.summary().contains(
+                "VIPs 192.0.2.1/24, multicast, preempt (delay 0s); [vrrp6] em1 vrid 52 priority 90, advert 1s, VIPs fe80::52/64 2001:db8::52/64; plain VRRP"
+            ),
+            "{}",
+            dual.summary()
+        );
+        let v6 = parse_with_hostname(
+            "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"fe80::51/64\"]\n",
+            Path::new("x.toml"),
+            Some("node1"),
+        )
+        .unwrap();
+        assert!(
+            v6.summary().contains("VIPs fe80::51/64, multicast"),
+            "{}",
+            v6.summary()
+        );
+    }
+
+    #[test]
     fn hast_without_a_watchdog_is_warned_about_and_with_one_it_is_not() {
         let bare = parse_with_hostname(BASE, Path::new("x.toml"), Some("node1")).unwrap();
         let warnings = bare.warnings();
