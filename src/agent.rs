@@ -238,6 +238,15 @@ pub enum StartError {
     /// SIGHUP/SIGINT/SIGTERM handlers.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    /// The configuration has an IPv6 virtual router (an IPv6 `[vrrp]` or
+    /// a `[vrrp6]`): `check-config` and `plan` take it, the election does
+    /// not run it yet. Refused rather than run half of it (IPv6 VIPs moved
+    /// without IPv6 adverts would not interoperate).
+    #[error("[{section}]: an IPv6 virtual router is checked and planned, but the agent does not run IPv6 elections yet (issue 15); remove it to run this node")]
+    Ipv6NotRunYet {
+        /// `vrrp` or `vrrp6`.
+        section: &'static str,
+    },
 }
 
 impl StartError {
@@ -256,9 +265,10 @@ impl StartError {
             | StartError::VrrpSocket { .. }
             | StartError::Worker(_)
             | StartError::Signals(_) => ExitStatus::OsErr,
-            StartError::Override(_) | StartError::Holds(_) | StartError::AuthKeys(_) => {
-                ExitStatus::Config
-            }
+            StartError::Override(_)
+            | StartError::Holds(_)
+            | StartError::AuthKeys(_)
+            | StartError::Ipv6NotRunYet { .. } => ExitStatus::Config,
         }
     }
 }
@@ -271,6 +281,15 @@ struct Link {
 }
 
 fn resolve_link(config: &Config) -> Result<Link, StartError> {
+    if let Some(instance) = config
+        .instances()
+        .iter()
+        .find(|i| matches!(i.addresses, crate::config::InstanceAddresses::V6 { .. }))
+    {
+        return Err(StartError::Ipv6NotRunYet {
+            section: instance.section,
+        });
+    }
     let ifname = &config.vrrp.interface;
     let ifindex = iface::interface_index(ifname).map_err(|source| StartError::Interface {
         interface: ifname.clone(),
@@ -1799,5 +1818,33 @@ mod tests {
             text.starts_with("vrrp.interface \"em9\": interface \"em9\" not found"),
             "{text}"
         );
+    }
+
+    /// Until the agent runs IPv6 elections, an IPv6 router is refused at
+    /// start (and at a reload), before anything is opened: exit 78.
+    #[test]
+    fn an_ipv6_router_is_refused_until_the_agent_runs_it() {
+        let parse = |text: &str| {
+            crate::config::parse_with_hostname(text, std::path::Path::new("/x.toml"), Some("n"))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let v6 = parse("[vrrp]\ninterface = \"em9\"\nvrid = 1\nvirtual_ips = [\"fe80::1/64\"]\n");
+        let dual = parse(
+            "[vrrp]\ninterface = \"em9\"\nvrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n\
+             [vrrp6]\nvrid = 1\nvirtual_ips = [\"fe80::1/64\"]\n",
+        );
+        for (config, section) in [(v6, "vrrp"), (dual, "vrrp6")] {
+            let Err(error) = resolve_link(&config) else {
+                panic!("{section}: accepted");
+            };
+            assert!(
+                matches!(error, StartError::Ipv6NotRunYet { section: s } if s == section),
+                "{error}"
+            );
+            assert_eq!(error.exit_status(), ExitStatus::Config);
+            assert!(error
+                .to_string()
+                .contains("does not run IPv6 elections yet"));
+        }
     }
 }

@@ -463,7 +463,7 @@ fn check_config(path: &Path, here: bool) -> ExitCode {
             }
             if here {
                 println!(
-                    "checked on this machine too: the interface, the control socket's directory, the key files, the watchdog (--file-only skips them)"
+                    "checked on this machine too: the interface (and an IPv6 router's IPv6 and link-local address), the control socket's directory, the key files, the watchdog (--file-only skips them)"
                 );
             }
             ExitCode::SUCCESS

@@ -163,6 +163,16 @@ pub fn garp_failed(interface: &str, error: &str) {
     emit!(Event::GarpFailed, interface, error);
 }
 
+/// A burst of unsolicited Neighbor Advertisements for the IPv6 VIPs was sent.
+pub fn na_sent(interface: &str, vips: usize, count: u32, why: &str) {
+    emit!(Event::NaSent, interface, vips, count, why);
+}
+
+/// Sending an unsolicited Neighbor Advertisement failed.
+pub fn na_failed(interface: &str, error: &str) {
+    emit!(Event::NaFailed, interface, error);
+}
+
 /// We are master and heard another master of lower priority (a healed
 /// partition): we keep the role and re-announce the VIPs at once.
 pub fn master_conflict(other_master: Ipv4Addr, our_priority: u8) {

@@ -147,7 +147,7 @@ fn unknown_tables_are_errors_too() {
     let errors = errors(&format!("{MINIMAL}[storag]\nkind = \"nfs\"\n"));
     assert!(
         errors[0].starts_with(
-            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, cluster, environment, auth, cbsd, storage, nfs, environments, runbook, tools, notify, metrics, fence, health, track, follow)"
+            "/etc/x.toml:6:2: storag: unknown key (accepted at the top level: node, vrrp, vrrp6, cluster, environment, auth, cbsd, storage, nfs, environments, runbook, tools, notify, metrics, fence, health, track, follow)"
         ),
         "{errors:?}"
     );
@@ -279,7 +279,12 @@ fn virtual_ips_must_be_unicast_host_addresses_without_duplicates() {
         ("[\"10.0.0.0/24\"]", "network address"),
         ("[\"10.0.0.1/33\"]", "prefix length must be 1..=32"),
         ("[\"10.0.0.1/\"]", "prefix length"),
-        ("[\"fe80::1\"]", "not an IPv4 address"),
+        ("[\"10.0.0.300\"]", "not an IPv4 address"),
+        // IPv6 entries are an IPv6 router (tests/config_ipv6.rs); a mix is not.
+        (
+            "[\"10.0.0.1\", \"fe80::1\"]",
+            "is IPv6 but vrrp.virtual_ips[0] is IPv4",
+        ),
         ("[\"10.0.0.1\", 5]", "expected a string, found an integer"),
         ("\"10.0.0.1\"", "expected an array of strings"),
     ] {

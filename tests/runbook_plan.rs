@@ -75,6 +75,7 @@ fn acts(steps: &[Step]) -> Vec<String> {
                 Builtin::AddVip => "<add vip>".into(),
                 Builtin::DropVip => "<drop vip>".into(),
                 Builtin::ArpBurst => "<arp burst>".into(),
+                Builtin::NaBurst => "<na burst>".into(),
                 Builtin::WriteExports { .. } => "<write exports>".into(),
                 Builtin::ClearExports { .. } => "<clear exports>".into(),
                 Builtin::WaitForPath { path } => format!("<wait {}>", path.display()),

@@ -469,6 +469,27 @@ def nfs_server(config, host):
     return (server, state, address), None
 
 
+def mount_nfs_split(source):
+    """sbin/mount_nfs/mount_nfs.c getnfsargs: "[host]:path" when the spec
+    starts with '[' and the ']' is followed by ':' (an IPv6 address),
+    else split at the last ':' (strrchr), else "path@host" (deprecated,
+    with a warning); without either, warnx "no <host>:<dirpath> nfs-name"
+    and exit 1. Trailing slashes of the path are dropped."""
+    close = source.find("]", 1)
+    if source.startswith("[") and close != -1 and source[close + 1:close + 2] == ":":
+        host, remote = source[1:close], source[close + 2:]
+    elif ":" in source:
+        host, _, remote = source.rpartition(":")
+    elif "@" in source:
+        sys.stderr.write("mount_nfs: path@server syntax is deprecated, use server:path\n")
+        remote, _, host = source.rpartition("@")
+    else:
+        out(code=1, err="mount_nfs: no <host>:<dirpath> nfs-name")
+    while len(remote) > 1 and remote.endswith("/"):
+        remote = remote[:-1]
+    return host, remote
+
+
 def mount_nfs_unlocked(config, args):
     """mount_nfs -o OPTIONS VIP:/path TARGET up to nmount(2), outside the
     state lock (its sleeps must not block this node's other tools): the
@@ -489,7 +510,7 @@ def mount_nfs_unlocked(config, args):
     if retrycnt == -1:
         # mount_nfs.c: "The default is to keep retrying forever."
         retrycnt = 0
-    host, _, remote = source.partition(":")
+    host, remote = mount_nfs_split(source)
     if not (config.get("cluster") or config.get("server")):
         if host in read_json(config["state"], {}).get("gone_servers", []):
             # A server declared gone (World.server_gone): nobody answers.
@@ -1160,9 +1181,24 @@ def tool_showmount(config, state, args):
 
 
 def tool_sockstat(config, state, args):
+    # usr.bin/sockstat/sockstat.c main: -4 and -6 select the families,
+    # "if (!opt_4 && !opt_6) opt_4 = opt_6 = 1;" (neither: both). The
+    # argument of -p is a port list, not flags.
+    flags = "".join(a[1:] for i, a in enumerate(args)
+                    if a.startswith("-") and not (i > 0 and args[i - 1] == "-p"))
+    want4 = "4" in flags or "6" not in flags
+    want6 = "6" in flags or "4" not in flags
     lines = ["USER     COMMAND    PID   FD PROTO  LOCAL ADDRESS         FOREIGN ADDRESS"]
     if "nfsd" in state.get("services", []) and "2049" in args:
-        lines.append("root     nfsd       1004  5  tcp4   *:2049                *:*")
+        # usr.sbin/nfsd/nfsd.c main: the master nfsd binds its TCP socket
+        # for AF_INET and, when the kernel has INET6 (ip6flag: an AF_INET6
+        # socket and the tcp6/udp6 netconfig entries exist), for AF_INET6
+        # too; both are wildcard binds, printed as "*" (sockstat.c
+        # formataddr).
+        if want4:
+            lines.append("root     nfsd       1004  5  tcp4   *:2049                *:*")
+        if want6:
+            lines.append("root     nfsd       1004  6  tcp6   *:2049                *:*")
     out("\n".join(lines))
 
 

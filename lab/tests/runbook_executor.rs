@@ -1795,3 +1795,59 @@ async fn a_failed_promote_puts_the_local_stable_restart_files_back() {
             .is_symlink());
     }
 }
+
+/// Dual stack (issue 15): promote adds both families in one step, then
+/// the ARP burst and the NA burst; the IPv6 network gets its exports
+/// lines and nfsd is checked over IPv6 too (`sockstat -6l`); demote drops
+/// both first.
+#[tokio::test]
+async fn a_dual_stack_promote_announces_both_families_and_exports_to_ipv6() {
+    let world = World::new("node1");
+    let vip = FakeVip::default();
+    let mut config = world.config(&world.storage_none(), "", "");
+    config.vrrp6 = Some(rcbsd_failover::config::Vrrp6 {
+        interface: config.vrrp.interface.clone(),
+        vrid: 51,
+        priority: config.vrrp.priority,
+        advert_interval: config.vrrp.advert_interval,
+        virtual_ips: vec![
+            rcbsd_failover::config::VirtualIp6 {
+                address: "fe80::51".parse().unwrap(),
+                prefix_len: 64,
+            },
+            rcbsd_failover::config::VirtualIp6 {
+                address: "2001:db8:10::51".parse().unwrap(),
+                prefix_len: 64,
+            },
+        ],
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        source_address: None,
+    });
+    config.nfs.export_network6 = Some(rcbsd_failover::config::Ipv6Net {
+        address: "2001:db8:10::".parse().unwrap(),
+        prefix_len: 64,
+    });
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_rcbsd-lab"));
+    let mut runner = Runner::new(config, vip.clone()).with_probe_exe(exe);
+    let outcome = run(&mut runner, Kind::Promote).await;
+    assert_eq!(outcome, Outcome::Succeeded { skipped: vec![] });
+    assert_eq!(vip.calls(), ["add", "announce", "announce6"]);
+    let exports = std::fs::read_to_string(&world.exports).unwrap();
+    assert!(
+        exports.contains("V4: / -network 198.18.0.0/24"),
+        "{exports}"
+    );
+    assert!(
+        exports.contains("V4: / -network 2001:db8:10::/64"),
+        "{exports}"
+    );
+    // nfsd is checked in both families (the stand-in lists tcp4 and tcp6
+    // listeners as nfsd binds them).
+    let argvs = world.argvs();
+    position(&argvs, "sockstat -4l -p 2049");
+    position(&argvs, "sockstat -6l -p 2049");
+    let outcome = run(&mut runner, Kind::Demote).await;
+    assert_eq!(outcome, Outcome::Succeeded { skipped: vec![] });
+    assert_eq!(vip.calls(), ["add", "announce", "announce6", "remove"]);
+}

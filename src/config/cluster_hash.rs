@@ -46,7 +46,8 @@ fn first_eight(digest: &[u8]) -> u64 {
 impl Config {
     /// The first 8 bytes (big-endian) of SHA-256 over the canonical text of
     /// `[cluster]`, every `[[environment]]`, `vrrp.vrid` and
-    /// `vrrp.virtual_ips`. Node-local keys (priority, paths, timeouts...) do
+    /// `vrrp.virtual_ips` (either family), and `[vrrp6]`'s `vrid` and
+    /// `virtual_ips`. Node-local keys (priority, paths, timeouts...) do
     /// not change it; neither does the order of entries in the file, except
     /// an environment's preference order, which is meaningful.
     pub fn cluster_hash(&self) -> u64 {
@@ -85,9 +86,20 @@ impl Config {
             .iter()
             .map(|v| v.to_string())
             .collect();
+        // An IPv6 [vrrp]'s addresses are its virtual IPs as well; the
+        // lines of an IPv4-only file are unchanged.
+        vips.extend(self.vrrp.virtual_ips6.iter().map(|v| v.to_string()));
         vips.sort();
         for vip in vips {
             let _ = writeln!(text, "virtual_ip {vip}");
+        }
+        if let Some(v6) = &self.vrrp6 {
+            let _ = writeln!(text, "vrid6 {}", v6.vrid);
+            let mut vips6: Vec<String> = v6.virtual_ips.iter().map(|v| v.to_string()).collect();
+            vips6.sort();
+            for vip in vips6 {
+                let _ = writeln!(text, "virtual_ip6 {vip}");
+            }
         }
         if let Some(cluster) = &self.cluster {
             write_members(&mut text, cluster);
@@ -216,6 +228,25 @@ nodes = ["node2"]
         let mut other_vrid = base.clone();
         other_vrid.vrrp.vrid = 52;
         assert_ne!(other_vrid.cluster_hash(), base.cluster_hash());
+    }
+
+    #[test]
+    fn the_ipv6_routers_are_in_the_hash() {
+        let base = config("node1", 100, "");
+        let dual = |vrid: u8, vip: &str| {
+            let text = format!(
+                "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"198.18.0.100/24\"]\n\
+                 [vrrp6]\nvrid = {vrid}\nvirtual_ips = [\"fe80::51/64\", \"{vip}\"]\n[cbsd]\n"
+            );
+            parse_with_hostname(&text, Path::new("/t.toml"), Some("n")).unwrap()
+        };
+        let a = dual(51, "2001:db8::51/64");
+        assert_ne!(a.cluster_hash(), base.cluster_hash());
+        assert_ne!(a.cluster_hash(), dual(52, "2001:db8::51/64").cluster_hash());
+        assert_ne!(a.cluster_hash(), dual(51, "2001:db8::52/64").cluster_hash());
+        assert!(a.canonical_cluster_text().ends_with(
+            "vrid6 51\nvirtual_ip6 2001:db8::51/64\nvirtual_ip6 fe80::51/64\nno-cluster\n"
+        ));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use toml::Spanned;
 
 use super::error::{ConfigError, Diagnostic};
 use super::{duration, Config, Health, Node, VirtualIp, Vrrp};
+use vrrp6::{Source, Vips};
 
 mod auth;
 mod cbsd;
@@ -41,11 +42,13 @@ mod runbook;
 mod storage;
 mod tools;
 mod track;
+mod vrrp6;
 
 /// Every table accepted at the top level.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "node",
     "vrrp",
+    "vrrp6",
     "cluster",
     "environment",
     "auth",
@@ -221,6 +224,11 @@ impl Reader<'_> {
             .as_ref()
             .map(|v| v.virtual_ips.clone())
             .unwrap_or_default();
+        let vrrp6 = self.vrrp6_section(root, vrrp.as_ref());
+        let vips6 = self.all_virtual_ips6(vrrp.as_ref(), vrrp6.as_ref());
+        if root.get("cbsd").is_some() {
+            self.a_mount_address_exists(root, vrrp.as_ref());
+        }
         let cbsd = self.cbsd_section(root);
         self.sections_needing_cbsd(root);
         let workdir = cbsd
@@ -237,7 +245,7 @@ impl Reader<'_> {
             .and_then(|c| c.as_ref())
             .map(|c| c.shared_dirs.clone())
             .unwrap_or_default();
-        let nfs = self.nfs_section(root, &vips, storage_root.as_deref(), &shared_dirs);
+        let nfs = self.nfs_section(root, &vips, &vips6, storage_root.as_deref(), &shared_dirs);
         // `storage` is None when [storage] was invalid (said already),
         // Some(None) on a follower-only node.
         if let (Some(asked), Some(storage), Some(nfs)) =
@@ -279,6 +287,7 @@ impl Reader<'_> {
             path: self.path.to_path_buf(),
             node: node?,
             vrrp: vrrp?,
+            vrrp6: vrrp6?,
             cbsd: cbsd?,
             storage: storage?,
             nfs: nfs?,
@@ -356,10 +365,16 @@ impl Reader<'_> {
                 "1..=254, or 255 for the address owner",
             )
         });
-        let advert_interval = self.advert_interval(table.get("advert_interval"));
+        let advert_interval =
+            self.advert_interval(table.get("advert_interval"), "vrrp.advert_interval");
         let virtual_ips = self
             .required(table, "virtual_ips", &table_span)
-            .and_then(|value| self.virtual_ips(value));
+            .and_then(|value| self.virtual_ips_any(value, "vrrp.virtual_ips", false));
+        let ipv6 = match &virtual_ips {
+            Some(Vips::V6(_)) => Some(true),
+            Some(Vips::V4(_)) => Some(false),
+            None => None,
+        };
         let preempt = self.optional(table, "preempt", true, |reader, value| {
             reader.boolean(value, "vrrp.preempt")
         });
@@ -370,16 +385,24 @@ impl Reader<'_> {
             Duration::ZERO..=Duration::from_secs(3600),
         );
         let unicast_peers = match table.get("unicast_peers") {
+            Some(value) if ipv6 == Some(true) => {
+                self.no_unicast_over_ipv6(value);
+                None
+            }
             Some(value) => self.unicast_peers(value),
             None => Some(Vec::new()),
         };
         let checksum = self.optional(table, "checksum", ChecksumMode::PseudoHeader, |r, v| {
             r.checksum(v)
         });
+        if let (Some(true), Some(ChecksumMode::NoPseudoHeader), Some(value)) =
+            (ipv6, checksum, table.get("checksum"))
+        {
+            self.no_checksum_choice_over_ipv6(value);
+        }
         let source_address = match table.get("source_address") {
             Some(value) => self
-                .string(value, "vrrp.source_address")
-                .and_then(|text| self.unicast_address(&text, value.span(), "vrrp.source_address"))
+                .source_address(value, "vrrp.source_address", ipv6)
                 .map(Some),
             None => Some(None),
         };
@@ -399,24 +422,41 @@ impl Reader<'_> {
             Duration::ZERO..=Duration::from_secs(3600),
         );
 
-        if let (Some(vips), Some(peers)) = (&virtual_ips, &unicast_peers) {
+        if let (Some(Vips::V4(vips)), Some(peers)) = (&virtual_ips, &unicast_peers) {
             self.peers_are_not_vips(vips, peers);
         }
-        if let (Some(vips), Some(Some(source))) = (&virtual_ips, &source_address) {
-            self.source_is_not_a_vip(table, vips, *source);
+        match (&virtual_ips, &source_address) {
+            (Some(Vips::V4(vips)), Some(Some(Source::V4(source)))) => {
+                self.source_is_not_a_vip(table, vips, *source);
+            }
+            (Some(Vips::V6(vips)), Some(Some(Source::V6(source)))) => {
+                self.source_is_not_a_vip6(table, "vrrp", vips, *source);
+            }
+            _ => {}
         }
+        let (virtual_ips, virtual_ips6) = match virtual_ips? {
+            Vips::V4(vips) => (vips.into_iter().map(|(vip, _)| vip).collect(), Vec::new()),
+            Vips::V6(vips) => (Vec::new(), vips.into_iter().map(|(vip, _)| vip).collect()),
+        };
+        let (source_address, source_address6) = match source_address? {
+            Some(Source::V4(source)) => (Some(source), None),
+            Some(Source::V6(source)) => (None, Some(source)),
+            None => (None, None),
+        };
 
         Some(Vrrp {
             interface: interface?,
             vrid: u8::try_from(vrid?).ok()?,
             priority: u8::try_from(priority?).ok()?,
             advert_interval: advert_interval?,
-            virtual_ips: virtual_ips?.into_iter().map(|(vip, _)| vip).collect(),
+            virtual_ips,
+            virtual_ips6,
             preempt: preempt?,
             preempt_delay: preempt_delay?,
             unicast_peers: unicast_peers?.into_iter().map(|(peer, _)| peer).collect(),
             checksum: checksum?,
-            source_address: source_address?,
+            source_address,
+            source_address6,
             garp_master_repeat: u32::try_from(garp_master_repeat?).ok()?,
             garp_interval: garp_interval?,
             garp_master_delay: garp_master_delay?,
@@ -664,7 +704,12 @@ impl Reader<'_> {
     // ---- vrrp keys -------------------------------------------------------
 
     fn interface(&mut self, value: &Value<'_>) -> Option<String> {
-        let name = self.string(value, "vrrp.interface")?;
+        self.interface_at(value, "vrrp.interface")
+    }
+
+    /// An interface name at `key` (`vrrp.interface`, `vrrp6.interface`).
+    fn interface_at(&mut self, value: &Value<'_>, key: &str) -> Option<String> {
+        let name = self.string(value, key)?;
         let usable = !name.is_empty()
             && name.len() <= MAX_INTERFACE_LEN
             && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/');
@@ -673,7 +718,7 @@ impl Reader<'_> {
         } else {
             self.error(
                 value.span(),
-                "vrrp.interface",
+                key,
                 format!(
                     "{name:?} is not an interface name (1..={MAX_INTERFACE_LEN} printable ASCII characters, no '/' or spaces, e.g. \"em0\")"
                 ),
@@ -683,19 +728,18 @@ impl Reader<'_> {
     }
 
     /// RFC 5798 §5.2.7: the interval is carried in centiseconds in 12 bits.
-    fn advert_interval(&mut self, value: Option<&Value<'_>>) -> Option<Centis> {
-        const KEY: &str = "vrrp.advert_interval";
+    fn advert_interval(&mut self, value: Option<&Value<'_>>, key: &str) -> Option<Centis> {
         const ACCEPTED: &str = "10ms..=40.95s, in steps of 10ms";
         let Some(value) = value else {
             return Some(Centis(100));
         };
-        let parsed = self.duration(value, KEY)?;
+        let parsed = self.duration(value, key)?;
         let nanos = parsed.as_nanos();
         let centis = nanos / 10_000_000;
         if nanos % 10_000_000 != 0 {
             self.error(
                 value.span(),
-                KEY,
+                key,
                 format!(
                     "{} is not a multiple of 10ms ({ACCEPTED})",
                     duration::format(parsed)
@@ -708,7 +752,7 @@ impl Reader<'_> {
             _ => {
                 self.error(
                     value.span(),
-                    KEY,
+                    key,
                     format!("{} is out of range ({ACCEPTED})", duration::format(parsed)),
                 );
                 None
@@ -760,28 +804,12 @@ impl Reader<'_> {
         all_strings.then_some(strings)
     }
 
-    fn virtual_ips(&mut self, value: &Value<'_>) -> Option<Vec<(VirtualIp, Range<usize>)>> {
-        const KEY: &str = "vrrp.virtual_ips";
-        let items = self.string_array(value, KEY)?;
-        if items.is_empty() {
-            self.error(
-                value.span(),
-                KEY,
-                "empty; list at least one address, e.g. [\"192.168.10.200/24\"]",
-            );
-            return None;
-        }
-        if items.len() > MAX_VIRTUAL_IPS {
-            self.error(
-                value.span(),
-                KEY,
-                format!(
-                    "{} addresses; an advertisement carries at most {MAX_VIRTUAL_IPS}",
-                    items.len()
-                ),
-            );
-            return None;
-        }
+    /// The IPv4 list of [`Self::virtual_ips_any`]: the entries are
+    /// already known to be IPv4 (no ':').
+    fn virtual_ips(
+        &mut self,
+        items: Vec<(String, Range<usize>, String)>,
+    ) -> Option<Vec<(VirtualIp, Range<usize>)>> {
         let mut vips = Vec::with_capacity(items.len());
         let mut first_seen: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
         let mut all_valid = true;

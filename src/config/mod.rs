@@ -52,13 +52,13 @@ pub use health::{
 };
 pub use load::{load, parse, parse_with_hostname, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR};
 pub use metrics::Metrics;
-pub use nfs::{Ipv4Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
+pub use nfs::{Ipv4Net, Ipv6Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
 pub use notify::Notify;
 pub use runbook::RunbookSettings;
 pub use storage::{Storage, StorageKind};
 pub use tools::{Tools, TOOL_DEFAULTS};
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ pub struct Config {
     pub node: Node,
     /// `[vrrp]`: the interface, virtual router id, priority and virtual IPs of the election.
     pub vrrp: Vrrp,
+    /// `[vrrp6]`: a second, IPv6 virtual router next to an IPv4 `[vrrp]`
+    /// (dual stack); `None` without the section.
+    pub vrrp6: Option<Vrrp6>,
     /// `[cbsd]`; `None`: a plain VRRP node whose runbooks only move the VIP.
     pub cbsd: Option<Cbsd>,
     /// `[storage]`; `None` with `[cbsd]`: a follower-only node.
@@ -115,6 +118,135 @@ impl Config {
     pub fn may_be_master(&self) -> bool {
         self.cbsd.is_none() || self.storage.is_some()
     }
+
+    /// Every virtual router this node runs: `[vrrp]`, then `[vrrp6]` when
+    /// present. Each is a separate instance with its own VRID and state
+    /// machine (RFC 5798 §1: the IPv4 and IPv6 virtual routers "are a domain
+    /// unto themselves and do not overlap").
+    pub fn instances(&self) -> Vec<Instance<'_>> {
+        let vrrp = &self.vrrp;
+        let first = Instance {
+            section: "vrrp",
+            interface: &vrrp.interface,
+            vrid: vrrp.vrid,
+            priority: vrrp.priority,
+            advert_interval: vrrp.advert_interval,
+            preempt: vrrp.preempt,
+            preempt_delay: vrrp.preempt_delay,
+            addresses: if vrrp.virtual_ips6.is_empty() {
+                InstanceAddresses::V4 {
+                    virtual_ips: &vrrp.virtual_ips,
+                    source_address: vrrp.source_address,
+                    unicast_peers: &vrrp.unicast_peers,
+                }
+            } else {
+                InstanceAddresses::V6 {
+                    virtual_ips: &vrrp.virtual_ips6,
+                    source_address: vrrp.source_address6,
+                }
+            },
+        };
+        let mut instances = vec![first];
+        if let Some(v6) = &self.vrrp6 {
+            instances.push(Instance {
+                section: "vrrp6",
+                interface: &v6.interface,
+                vrid: v6.vrid,
+                priority: v6.priority,
+                advert_interval: v6.advert_interval,
+                preempt: v6.preempt,
+                preempt_delay: v6.preempt_delay,
+                addresses: InstanceAddresses::V6 {
+                    virtual_ips: &v6.virtual_ips,
+                    source_address: v6.source_address,
+                },
+            });
+        }
+        instances
+    }
+
+    /// The IPv4 virtual IPs, on `vrrp.interface` (empty when `[vrrp]` is
+    /// IPv6).
+    pub fn virtual_ips4(&self) -> &[VirtualIp] {
+        &self.vrrp.virtual_ips
+    }
+
+    /// The IPv6 virtual IPs and the interface they are added to: `[vrrp]`'s
+    /// when it is IPv6, else `[vrrp6]`'s; `None` on an IPv4-only node.
+    pub fn virtual_ips6(&self) -> Option<(&str, &[VirtualIp6])> {
+        if !self.vrrp.virtual_ips6.is_empty() {
+            return Some((&self.vrrp.interface, &self.vrrp.virtual_ips6));
+        }
+        self.vrrp6
+            .as_ref()
+            .map(|v6| (v6.interface.as_str(), v6.virtual_ips.as_slice()))
+    }
+
+    /// The address followers mount the shared dirs from: the first virtual
+    /// IP of `[vrrp]`, skipping link-local IPv6 ones (a link-local address
+    /// needs a scope, which `mount_nfs`'s `host:path` cannot carry). In dual
+    /// stack that is `[vrrp]`'s IPv4 address: `[vrrp6]` only adds the IPv6
+    /// router. Validation guarantees one exists on a `[cbsd]` node.
+    pub fn mount_address(&self) -> Option<IpAddr> {
+        match self.vrrp.virtual_ips.first() {
+            Some(vip) => Some(IpAddr::V4(vip.address)),
+            None => self
+                .vrrp
+                .virtual_ips6
+                .iter()
+                .find(|v| !is_link_local6(v.address))
+                .map(|v| IpAddr::V6(v.address)),
+        }
+    }
+}
+
+/// Whether `address` is in fe80::/10 (RFC 4291 §2.5.6).
+pub fn is_link_local6(address: Ipv6Addr) -> bool {
+    address.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// One virtual router of [`Config::instances`]: the keys the election
+/// needs, whichever section (`[vrrp]` or `[vrrp6]`) it comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Instance<'a> {
+    /// `"vrrp"` or `"vrrp6"`: the section, for messages and `status`.
+    pub section: &'static str,
+    /// The interface carrying its adverts and its VIPs.
+    pub interface: &'a str,
+    /// Its virtual router id (a `[vrrp]` and a `[vrrp6]` may share one).
+    pub vrid: u8,
+    /// 1..=255; 255 = address owner.
+    pub priority: u8,
+    /// How often its master advertises.
+    pub advert_interval: Centis,
+    /// RFC 5798 Preempt_Mode.
+    pub preempt: bool,
+    /// The wait before preempting a lower-priority master.
+    pub preempt_delay: Duration,
+    /// Its family and addresses.
+    pub addresses: InstanceAddresses<'a>,
+}
+
+/// The addresses of one [`Instance`]: a virtual router is IPv4 or IPv6,
+/// never both (RFC 5798 §5.2.9: one advert carries one family's addresses).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum InstanceAddresses<'a> {
+    /// An IPv4 virtual router.
+    V4 {
+        /// Its virtual IPs.
+        virtual_ips: &'a [VirtualIp],
+        /// Its advert source; `None`: the interface's first IPv4 address.
+        source_address: Option<Ipv4Addr>,
+        /// Empty: multicast to 224.0.0.18.
+        unicast_peers: &'a [Ipv4Addr],
+    },
+    /// An IPv6 virtual router (multicast to ff02::12 only).
+    V6 {
+        /// Its virtual IPs, the link-local one first (§5.2.9).
+        virtual_ips: &'a [VirtualIp6],
+        /// Its link-local advert source; `None`: the interface's.
+        source_address: Option<Ipv6Addr>,
+    },
 }
 
 /// `[node]`: who this node is and where it keeps its socket and state.
@@ -146,8 +278,12 @@ pub struct Vrrp {
     /// `vrrp.advert_interval`: how often the master advertises, in 10 ms steps
     /// (10 ms..=40.95 s; default 1 s).
     pub advert_interval: Centis,
-    /// `vrrp.virtual_ips`: the addresses the master holds, 1..=255, in file order.
+    /// `vrrp.virtual_ips`: the IPv4 addresses the master holds, 1..=255, in
+    /// file order; empty when the list is IPv6 (then in `virtual_ips6`).
     pub virtual_ips: Vec<VirtualIp>,
+    /// `vrrp.virtual_ips` when they are IPv6 (the instance is then IPv6),
+    /// the link-local one first; empty for an IPv4 `[vrrp]`.
+    pub virtual_ips6: Vec<VirtualIp6>,
     /// `vrrp.preempt`: whether a higher priority takes over a running lower-priority
     /// master (RFC 5798 Preempt_Mode; default true).
     pub preempt: bool,
@@ -160,9 +296,14 @@ pub struct Vrrp {
     /// pseudo-header); both are accepted on receive.
     pub checksum: ChecksumMode,
     /// Source/primary address; default: the interface's first IPv4 address
-    /// that is not a virtual IP.
+    /// that is not a virtual IP. `None` when `[vrrp]` is IPv6.
     pub source_address: Option<Ipv4Addr>,
-    /// Gratuitous ARPs per burst (keepalived's `garp_master_repeat`).
+    /// `vrrp.source_address` of an IPv6 `[vrrp]`: a link-local address;
+    /// default: the interface's first link-local address that is not a VIP.
+    pub source_address6: Option<Ipv6Addr>,
+    /// Gratuitous ARPs per burst (keepalived's `garp_master_repeat`); the
+    /// Neighbor Advertisement burst of the IPv6 VIPs uses the same three
+    /// knobs.
     pub garp_master_repeat: u32,
     /// Spacing between the ARPs of one burst (keepalived's `garp_interval`).
     pub garp_interval: Duration,
@@ -186,13 +327,38 @@ impl std::fmt::Display for VirtualIp {
     }
 }
 
-/// One virtual IPv6 address with the prefix length it is added with (the
-/// network layer's type; the `[vrrp]` section does not take IPv6 yet).
+/// `[vrrp6]`: the IPv6 virtual router of a dual-stack node, next to an
+/// IPv4 `[vrrp]`. The keys it does not set are `[vrrp]`'s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Vrrp6 {
+    /// `vrrp6.interface`; default `vrrp.interface`.
+    pub interface: String,
+    /// `vrrp6.vrid`: its own virtual router id, 1..=255 (may equal
+    /// `vrrp.vrid`: the families do not overlap, RFC 5798 §1, §7.3).
+    pub vrid: u8,
+    /// `vrrp6.priority`; default `vrrp.priority`.
+    pub priority: u8,
+    /// `vrrp6.advert_interval`; default `vrrp.advert_interval`.
+    pub advert_interval: Centis,
+    /// `vrrp6.virtual_ips`: IPv6 only, the link-local one first (§5.2.9).
+    pub virtual_ips: Vec<VirtualIp6>,
+    /// `vrrp6.preempt`; default `vrrp.preempt`.
+    pub preempt: bool,
+    /// `vrrp6.preempt_delay`; default `vrrp.preempt_delay`.
+    pub preempt_delay: Duration,
+    /// `vrrp6.source_address`: link-local; default the interface's first
+    /// link-local address that is not a VIP.
+    pub source_address: Option<Ipv6Addr>,
+}
+
+/// One virtual IPv6 address with the prefix length it is added with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VirtualIp6 {
-    /// The address added to the interface.
-    pub address: std::net::Ipv6Addr,
-    /// Prefix length it is added with, 0..=128.
+    /// The address added to the interface (never ::, multicast, loopback
+    /// or IPv4-mapped).
+    pub address: Ipv6Addr,
+    /// Prefix length it is added with, 1..=128; `/128` when the entry has
+    /// none (`/64` for a link-local one).
     pub prefix_len: u8,
 }
 

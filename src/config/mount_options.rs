@@ -125,7 +125,8 @@ const REFUSED: &[(&str, &str)] = &[
     ("nfsv3", "followers mount NFSv4: use \"nfsv4\""),
     ("udp", "NFSv4 runs over TCP (mount_nfs(8) nfsv4)"),
     ("mntudp", "NFSv4 runs over TCP and has no mount protocol (mount_nfs(8) nfsv4)"),
-    ("noinet4", "the virtual IP the followers mount from is IPv4"),
+    // noinet4 and noinet6 are checked against the family of the address
+    // followers mount from, in load/nfs.rs.
     ("deadthresh", "is documented in mount_nfs(8) but mount_nfs.c hands it to nmount(2) and nfs_clvfsops.c nfs_opts does not list it: the mount fails (\"mount option <deadthresh> is unknown\")"),
     ("dumbtimer", "is documented in mount_nfs(8) but mount_nfs.c hands it to nmount(2) and nfs_clvfsops.c nfs_opts does not list it: the mount fails (\"mount option <dumbtimer> is unknown\")"),
     ("maxgroups", "is documented in mount_nfs(8) but mount_nfs.c hands it to nmount(2) and nfs_clvfsops.c nfs_opts does not list it: the mount fails (\"mount option <maxgroups> is unknown\")"),

@@ -1,7 +1,7 @@
 //! `[nfs]`: the master's export and the followers' mounts (read and checked
 //! in `load/nfs.rs`).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use super::storage::DEFAULT_STORAGE_ROOT;
@@ -41,14 +41,54 @@ impl std::fmt::Display for Ipv4Net {
     }
 }
 
+/// An IPv6 network such as `2001:db8:10::/64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Ipv6Net {
+    /// The network address; in `nfs.export_network6` without host bits.
+    pub address: Ipv6Addr,
+    /// Prefix length, 1..=128.
+    pub prefix_len: u8,
+}
+
+impl Ipv6Net {
+    fn mask(self) -> u128 {
+        match self.prefix_len {
+            0 => 0,
+            len => u128::MAX << (128 - u32::from(len.min(128))),
+        }
+    }
+
+    /// Whether `address` lies inside this network.
+    pub fn contains(self, address: Ipv6Addr) -> bool {
+        u128::from(address) & self.mask() == u128::from(self.address) & self.mask()
+    }
+
+    /// Whether the address has no host bits set (what exports(5) expects).
+    pub fn is_network_address(self) -> bool {
+        u128::from(self.address) & !self.mask() == 0
+    }
+}
+
+impl std::fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
 /// `[nfs]`: the master's export and the followers' mounts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Nfs {
     /// `nfs.export_network`: the network exports(5) lets mount (`-network`);
     /// contains every virtual IP.
     pub export_network: Option<Ipv4Net>,
-    /// `nfs.export_hosts`: the nodes' own addresses, exported to as a host list.
+    /// `nfs.export_network6`: the IPv6 network exports(5) lets mount
+    /// (`-network ADDR/PREFIX`, a line of its own); contains every global
+    /// IPv6 virtual IP.
+    pub export_network6: Option<Ipv6Net>,
+    /// `nfs.export_hosts`: the nodes' own IPv4 addresses, exported to as a host list.
     pub export_hosts: Vec<Ipv4Addr>,
+    /// The IPv6 entries of `nfs.export_hosts`, in file order.
+    pub export_hosts6: Vec<Ipv6Addr>,
     /// Where the shared dirs live on the master, as followers mount them:
     /// `VIP:<remote_root>/<d>`. Equals `storage.root` on every node.
     pub remote_root: PathBuf,
@@ -91,7 +131,9 @@ impl Default for Nfs {
     fn default() -> Self {
         Nfs {
             export_network: None,
+            export_network6: None,
             export_hosts: Vec::new(),
+            export_hosts6: Vec::new(),
             remote_root: PathBuf::from(DEFAULT_STORAGE_ROOT),
             mount_options: DEFAULT_MOUNT_OPTIONS.to_owned(),
             v4_only: false,
@@ -124,5 +166,27 @@ mod tests {
             prefix_len: 0,
         };
         assert!(all.contains(Ipv4Addr::new(8, 8, 8, 8)));
+    }
+
+    #[test]
+    fn ipv6_networks_contain_their_hosts_only() {
+        let net = Ipv6Net {
+            address: "2001:db8:10::".parse().unwrap(),
+            prefix_len: 64,
+        };
+        assert!(net.contains("2001:db8:10::12".parse().unwrap()));
+        assert!(!net.contains("2001:db8:11::12".parse().unwrap()));
+        assert!(net.is_network_address());
+        let host = Ipv6Net {
+            address: "2001:db8:10::1".parse().unwrap(),
+            prefix_len: 64,
+        };
+        assert!(!host.is_network_address());
+        let one = Ipv6Net {
+            address: "2001:db8::1".parse().unwrap(),
+            prefix_len: 128,
+        };
+        assert!(one.is_network_address());
+        assert!(one.contains("2001:db8::1".parse().unwrap()));
     }
 }

@@ -43,7 +43,14 @@ pub const RESTART_ONLY: &[RestartOnly] = &[
     RestartOnly {
         setting: "vrrp.virtual_ips",
         why: "a master removes the VIPs it added: it must not lose track of one it holds",
-        changed: |a, b| a.vrrp.virtual_ips != b.vrrp.virtual_ips,
+        changed: |a, b| {
+            a.vrrp.virtual_ips != b.vrrp.virtual_ips || a.vrrp.virtual_ips6 != b.vrrp.virtual_ips6
+        },
+    },
+    RestartOnly {
+        setting: "[vrrp6]",
+        why: "a second virtual router with its own socket and VIPs: adding, removing or changing it (or the family of [vrrp]) starts or stops an instance",
+        changed: |a, b| a.vrrp6 != b.vrrp6,
     },
     RestartOnly {
         setting: "node.control_socket",

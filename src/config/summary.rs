@@ -7,7 +7,27 @@ impl Config {
     /// 192.168.10.200/24, multicast, preempt (delay 0s)`.
     pub fn summary(&self) -> String {
         let vrrp = &self.vrrp;
-        let vips: Vec<String> = vrrp.virtual_ips.iter().map(ToString::to_string).collect();
+        let vips: Vec<String> = vrrp
+            .virtual_ips
+            .iter()
+            .map(ToString::to_string)
+            .chain(vrrp.virtual_ips6.iter().map(ToString::to_string))
+            .collect();
+        // The dual-stack IPv6 router, after [vrrp]'s (same format).
+        let vrrp6 = match &self.vrrp6 {
+            Some(v6) => {
+                let vips: Vec<String> = v6.virtual_ips.iter().map(ToString::to_string).collect();
+                format!(
+                    "; [vrrp6] {} vrid {} priority {}, advert {}, VIPs {}",
+                    v6.interface,
+                    v6.vrid,
+                    v6.priority,
+                    duration::format(v6.advert_interval.to_duration()),
+                    vips.join(" ")
+                )
+            }
+            None => String::new(),
+        };
         let transport = if vrrp.unicast_peers.is_empty() {
             "multicast".to_string()
         } else {
@@ -75,7 +95,7 @@ impl Config {
         };
         let health = self.health_summary();
         format!(
-            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}; {role}{quorum}{fence}{health}",
+            "node {}: {} vrid {} priority {}, advert {}, VIPs {}, {}, {}{vrrp6}; {role}{quorum}{fence}{health}",
             self.node.name,
             vrrp.interface,
             vrrp.vrid,
@@ -198,6 +218,31 @@ nodes = [
   { name = "node3", address = "192.168.10.203" },
 ]
 "#;
+
+    #[test]
+    fn the_summary_shows_both_families() {
+        let text = "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"192.0.2.1/24\"]\n\
+                    [vrrp6]\ninterface = \"em1\"\nvrid = 52\npriority = 90\nvirtual_ips = [\"fe80::52/64\", \"2001:db8::52/64\"]\n";
+        let dual = parse_with_hostname(text, Path::new("x.toml"), Some("node1")).unwrap();
+        assert!(
+            dual.summary().contains(
+                "VIPs 192.0.2.1/24, multicast, preempt (delay 0s); [vrrp6] em1 vrid 52 priority 90, advert 1s, VIPs fe80::52/64 2001:db8::52/64; plain VRRP"
+            ),
+            "{}",
+            dual.summary()
+        );
+        let v6 = parse_with_hostname(
+            "[vrrp]\ninterface = \"em0\"\nvrid = 51\nvirtual_ips = [\"fe80::51/64\"]\n",
+            Path::new("x.toml"),
+            Some("node1"),
+        )
+        .unwrap();
+        assert!(
+            v6.summary().contains("VIPs fe80::51/64, multicast"),
+            "{}",
+            v6.summary()
+        );
+    }
 
     #[test]
     fn hast_without_a_watchdog_is_warned_about_and_with_one_it_is_not() {

@@ -9,12 +9,15 @@
 //! `pkg config NAME` prints it, or `pkg: No such configuration options:
 //! NAME` and exits 70 (pkg src/config.c `exec_config`).
 
+use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::Finding;
 use crate::auth::KeyFileError;
-use crate::config::{Config, EnvKind, StorageKind, DEFAULT_EXPORTS_FILE};
+use crate::config::{
+    is_link_local6, Config, EnvKind, InstanceAddresses, StorageKind, DEFAULT_EXPORTS_FILE,
+};
 use crate::fence::{WatchdogError, WatchdogKind};
 use crate::runbook::stable_restart::{self, Links, Seen};
 use crate::runbook::step::Command;
@@ -221,6 +224,19 @@ pub enum Local {
     },
     /// `vrrp.interface`, through [`crate::net::iface::interface_index`].
     Interface(String),
+    /// The interface of an IPv6 virtual router: IPv6 enabled there (Linux
+    /// `disable_ipv6`, FreeBSD's `IFDISABLED` in `ifconfig IF`), and a
+    /// link-local address of its own (the adverts' and NAs' source).
+    Ipv6 {
+        /// The interface of the IPv6 router.
+        interface: String,
+        /// Its virtual IPs (not a source).
+        virtual_ips: Vec<Ipv6Addr>,
+        /// Its configured `source_address`, if any.
+        source: Option<Ipv6Addr>,
+        /// `tools.ifconfig` (FreeBSD: read for `IFDISABLED`).
+        ifconfig: PathBuf,
+    },
     /// `nfs.stable_restart_dir`: what nfsd's stable restart paths are now
     /// (links into the dir, as on the master, or local files, as on the
     /// other nodes) and whether the storage they point into is mounted.
@@ -254,18 +270,35 @@ pub enum PathState {
 
 /// The checks for this node's configuration, in the order printed.
 pub fn build(config: &Config) -> Vec<Check> {
-    let mut checks = vec![
-        Check {
-            name: "vrrp_interface",
-            subject: Subject::Local(Local::Interface(config.vrrp.interface.clone())),
-        },
-        Check {
-            name: "control_socket_dir",
-            subject: Subject::Local(Local::SocketDirectory {
-                socket: config.node.control_socket.clone(),
-            }),
-        },
-    ];
+    let mut checks = vec![Check {
+        name: "vrrp_interface",
+        subject: Subject::Local(Local::Interface(config.vrrp.interface.clone())),
+    }];
+    // Each IPv6 virtual router's interface must run IPv6 and have a
+    // link-local address: `run` cannot send an advert or an NA without.
+    for instance in config.instances() {
+        if let InstanceAddresses::V6 {
+            virtual_ips,
+            source_address,
+        } = instance.addresses
+        {
+            checks.push(Check {
+                name: "ipv6_link_local",
+                subject: Subject::Local(Local::Ipv6 {
+                    interface: instance.interface.to_owned(),
+                    virtual_ips: virtual_ips.iter().map(|v| v.address).collect(),
+                    source: source_address,
+                    ifconfig: config.tools.ifconfig.clone(),
+                }),
+            });
+        }
+    }
+    checks.extend([Check {
+        name: "control_socket_dir",
+        subject: Subject::Local(Local::SocketDirectory {
+            socket: config.node.control_socket.clone(),
+        }),
+    }]);
     if let Some(auth) = &config.auth {
         checks.push(Check {
             name: "auth_key_files",
@@ -1055,6 +1088,80 @@ pub fn interface_finding(name: &str, index: Result<u32, crate::net::error::NetEr
         Err(error) => Finding::fail(
             format!("{error}: the agent refuses to start without it"),
             "set vrrp.interface to one of `ifconfig -l`",
+        ),
+    }
+}
+
+/// Whether FreeBSD's `ifconfig IF` output shows IPv6 disabled on the
+/// interface: `IFDISABLED` among its `nd6 options=` flags (the
+/// `ND6_IFF_IFDISABLED` bit, printed by sbin/ifconfig/af_nd6.c).
+pub fn nd6_ifdisabled(ifconfig_output: &str) -> bool {
+    ifconfig_output
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with("nd6 options="))
+        .any(|line| {
+            line.split(['<', '>', ','])
+                .any(|flag| flag.trim() == "IFDISABLED")
+        })
+}
+
+/// An IPv6 router's interface: IPv6 enabled (`disabled`: `None` when it
+/// could not be read), and a link-local address that is not a VIP
+/// (`addresses`: the interface's IPv6 addresses); a configured `source`
+/// must be on it.
+pub fn ipv6_finding(
+    interface: &str,
+    disabled: Option<bool>,
+    addresses: Result<Vec<(Ipv6Addr, u8)>, crate::net::error::NetError>,
+    virtual_ips: &[Ipv6Addr],
+    source: Option<Ipv6Addr>,
+) -> Finding {
+    let enable = format!(
+        "FreeBSD: ifconfig {interface} inet6 -ifdisabled auto_linklocal (rc.conf: ifconfig_{interface}_ipv6=\"inet6 -ifdisabled auto_linklocal\"); Linux: sysctl -w net.ipv6.conf.{interface}.disable_ipv6=0"
+    );
+    let addresses = match addresses {
+        Ok(addresses) => addresses,
+        Err(error) => {
+            return Finding::fail(
+                format!("{error}: the agent refuses to start without it"),
+                "set the IPv6 router's interface to one of `ifconfig -l`",
+            )
+        }
+    };
+    if disabled == Some(true) {
+        return Finding::fail(
+            format!("IPv6 VIP on an interface without IPv6: IPv6 is disabled on {interface}"),
+            enable,
+        );
+    }
+    if addresses.is_empty() {
+        return Finding::fail(
+            format!("IPv6 VIP on an interface without IPv6: {interface} has no IPv6 address"),
+            enable,
+        );
+    }
+    if let Some(source) = source {
+        if !addresses.iter().any(|(a, _)| *a == source) {
+            return Finding::fail(
+                format!("source_address {source} is not an address of {interface}"),
+                format!("set source_address to one of {interface}'s link-local addresses, or leave it out"),
+            );
+        }
+    }
+    let own = addresses
+        .iter()
+        .map(|(a, _)| *a)
+        .find(|a| is_link_local6(*a) && !virtual_ips.contains(a));
+    match own {
+        Some(link_local) => Finding::ok(format!(
+            "{interface} runs IPv6, link-local {link_local} (the adverts' and Neighbor Advertisements' source)"
+        )),
+        None => Finding::fail(
+            format!(
+                "missing link-local: {interface} has no link-local address of its own (fe80::/10, not a VIP); IPv6 adverts and Neighbor Advertisements are sent from it (RFC 5798 §5.1.2.1)"
+            ),
+            format!("FreeBSD: ifconfig {interface} inet6 auto_linklocal (rc.conf: ifconfig_{interface}_ipv6=\"inet6 auto_linklocal\"); Linux: ip link set {interface} addrgenmode eui64"),
         ),
     }
 }
@@ -1912,5 +2019,93 @@ nodes = ["node3"]
         let finding = stable_restart_finding(&links, &both, Some(false));
         assert_eq!(finding.verdict, Verdict::Warn);
         assert!(finding.found.contains(".rcbsd-local"), "{finding:?}");
+    }
+
+    #[test]
+    fn each_ipv6_router_gets_an_ipv6_link_local_check_on_its_interface() {
+        assert!(!names(&build(&config(""))).contains(&"ipv6_link_local"));
+        let checks = build(&config(
+            "[vrrp6]\ninterface = \"em1\"\nvrid = 52\nvirtual_ips = [\"fe80::52/64\", \"2001:db8::52/64\"]\nsource_address = \"fe80::2\"\n",
+        ));
+        assert_eq!(
+            names(&checks)[..3],
+            ["vrrp_interface", "ipv6_link_local", "control_socket_dir"]
+        );
+        let Subject::Local(Local::Ipv6 {
+            interface,
+            virtual_ips,
+            source,
+            ifconfig,
+        }) = &check(&checks, "ipv6_link_local").subject
+        else {
+            panic!("{checks:?}");
+        };
+        assert_eq!(interface, "em1");
+        assert_eq!(virtual_ips.len(), 2);
+        assert_eq!(*source, Some("fe80::2".parse().unwrap()));
+        assert_eq!(ifconfig, Path::new("/sbin/ifconfig"));
+    }
+
+    #[test]
+    fn freebsd_ifdisabled_is_read_from_the_nd6_options() {
+        let disabled =
+            "em0: flags=8843<UP,BROADCAST,RUNNING,SIMPLEX,MULTICAST> metric 0 mtu 1500\n\
+            \tinet 192.168.10.1 netmask 0xffffff00 broadcast 192.168.10.255\n\
+            \tnd6 options=29<PERFORMNUD,IFDISABLED,AUTO_LINKLOCAL>\n";
+        assert!(nd6_ifdisabled(disabled));
+        let enabled = "em0: flags=8843<UP> metric 0 mtu 1500\n\
+            \tnd6 options=21<PERFORMNUD,AUTO_LINKLOCAL>\n";
+        assert!(!nd6_ifdisabled(enabled));
+        assert!(!nd6_ifdisabled("em0: flags=8843<UP> metric 0 mtu 1500\n"));
+    }
+
+    #[test]
+    fn ipv6_findings_name_the_missing_piece() {
+        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+        let vip_ll: Ipv6Addr = "fe80::51".parse().unwrap();
+        let global: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let ok = ipv6_finding("em0", Some(false), Ok(vec![(ll, 64)]), &[vip_ll], None);
+        assert_eq!(ok.verdict, Verdict::Ok, "{ok:?}");
+        assert!(ok.found.contains("link-local fe80::1"), "{ok:?}");
+
+        let disabled = ipv6_finding("em0", Some(true), Ok(vec![(ll, 64)]), &[], None);
+        assert_eq!(disabled.verdict, Verdict::Fail);
+        assert!(disabled
+            .found
+            .starts_with("IPv6 VIP on an interface without IPv6: IPv6 is disabled on em0"));
+        assert!(disabled.fix.as_deref().unwrap().contains("-ifdisabled"));
+
+        let none = ipv6_finding("em0", None, Ok(Vec::new()), &[], None);
+        assert_eq!(none.verdict, Verdict::Fail);
+        assert!(none.found.contains("em0 has no IPv6 address"), "{none:?}");
+
+        // Only a global address, or only the VIP's link-local: no source.
+        for addresses in [vec![(global, 64)], vec![(vip_ll, 64), (global, 64)]] {
+            let missing = ipv6_finding("em0", Some(false), Ok(addresses), &[vip_ll], None);
+            assert_eq!(missing.verdict, Verdict::Fail);
+            assert!(
+                missing.found.starts_with("missing link-local: em0"),
+                "{missing:?}"
+            );
+            assert!(missing.fix.as_deref().unwrap().contains("auto_linklocal"));
+        }
+
+        let elsewhere = ipv6_finding("em0", Some(false), Ok(vec![(ll, 64)]), &[], Some(vip_ll));
+        assert_eq!(elsewhere.verdict, Verdict::Fail);
+        assert!(elsewhere
+            .found
+            .contains("source_address fe80::51 is not an address of em0"));
+
+        let gone = ipv6_finding(
+            "em9",
+            None,
+            Err(crate::net::error::NetError::NoSuchInterface {
+                interface: "em9".into(),
+                errno: nix::errno::Errno::ENXIO,
+            }),
+            &[],
+            None,
+        );
+        assert_eq!(gone.verdict, Verdict::Fail);
     }
 }

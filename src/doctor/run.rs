@@ -164,6 +164,7 @@ async fn examine_local(local: Local) -> Finding {
         Local::Watchdog { device, .. } => device.display().to_string(),
         Local::KeyFiles { key_file, .. } => key_file.display().to_string(),
         Local::Interface(name) => name.clone(),
+        Local::Ipv6 { interface, .. } => interface.clone(),
         Local::SocketDirectory { socket } => socket.display().to_string(),
         Local::StableRestart { links, .. } => links.dir.display().to_string(),
     };
@@ -180,6 +181,18 @@ async fn examine_local(local: Local) -> Finding {
         Local::Interface(name) => {
             checks::interface_finding(&name, crate::net::iface::interface_index(&name))
         }
+        Local::Ipv6 {
+            interface,
+            virtual_ips,
+            source,
+            ifconfig,
+        } => checks::ipv6_finding(
+            &interface,
+            ipv6_disabled(&interface, &ifconfig),
+            crate::net::iface::ipv6_addresses(&interface),
+            &virtual_ips,
+            source,
+        ),
         Local::SocketDirectory { socket } => {
             let dir = socket
                 .parent()
@@ -229,6 +242,33 @@ fn stable_restart(links: &Links, mounted_root: Option<&Path>) -> Finding {
         matches!((dev(root), dev(parent)), (Some(a), Some(b)) if a != b)
     });
     checks::stable_restart_finding(links, &seen, mounted)
+}
+
+/// Whether IPv6 is disabled on `interface`; `None` when it cannot be told.
+/// Linux: `/proc/sys/net/ipv6/conf/IF/disable_ipv6` is 1, or the kernel
+/// has no IPv6 (no `/proc/sys/net/ipv6`). FreeBSD: `ifconfig IF` shows
+/// `IFDISABLED` (ND6_IFF_IFDISABLED; `ifconfig IF inet6 ifdisabled`, or
+/// set by the kernel after a duplicate link-local, sys/netinet6/nd6_nbr.c).
+fn ipv6_disabled(interface: &str, ifconfig: &Path) -> Option<bool> {
+    if cfg!(target_os = "linux") {
+        if !Path::new("/proc/sys/net/ipv6").exists() {
+            return Some(true);
+        }
+        let flag =
+            std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{interface}/disable_ipv6"))
+                .ok()?;
+        Some(flag.trim() == "1")
+    } else {
+        // An argv, no shell; run in the bounded blocking examination.
+        let output = std::process::Command::new(ifconfig)
+            .arg(interface)
+            .output()
+            .ok()?;
+        output
+            .status
+            .success()
+            .then(|| checks::nd6_ifdisabled(&String::from_utf8_lossy(&output.stdout)))
+    }
 }
 
 fn path_state(path: &Path) -> PathState {

@@ -116,6 +116,11 @@ events! {
     GarpSent,
     /// `garp_failed`: the link-layer send of a gratuitous ARP failed.
     GarpFailed,
+    /// `na_sent`: a burst of unsolicited Neighbor Advertisements was sent
+    /// (the IPv6 VIPs' gratuitous ARP).
+    NaSent,
+    /// `na_failed`: sending an unsolicited Neighbor Advertisement failed.
+    NaFailed,
     /// `master_conflict`: as master, we heard a lower-priority master (a healed partition).
     MasterConflict,
     /// `packet_dropped`: periodic summary of received datagrams dropped, by reason.
@@ -347,6 +352,13 @@ impl Event {
                 &["interface", "vips", "count", "why"],
             ),
             Self::GarpFailed => row("garp_failed", WARN, Warning, &["interface", "error"]),
+            Self::NaSent => row(
+                "na_sent",
+                DEBUG,
+                Debug,
+                &["interface", "vips", "count", "why"],
+            ),
+            Self::NaFailed => row("na_failed", WARN, Warning, &["interface", "error"]),
             Self::MasterConflict => row(
                 "master_conflict",
                 WARN,

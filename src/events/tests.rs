@@ -62,6 +62,8 @@ fn emit_everything() {
     vip_failed("em0", "192.0.2.10/24", "add", "exit 1");
     garp_sent("em0", 1, 5, "became_master");
     garp_failed("em0", "no buffer");
+    na_sent("em0", 2, 5, "became_master");
+    na_failed("em0", "no buffer");
     master_conflict(Ipv4Addr::new(192, 0, 2, 2), 100);
     packet_dropped(10, 3, "bad_ttl=3");
     send_failed(Ipv4Addr::new(224, 0, 0, 18), "down", 1);

@@ -7,6 +7,7 @@
 //! [`super`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -351,10 +352,33 @@ impl<V: VipControl> Runner<V> {
         &self.config
     }
 
+    /// [`Verify::VipsPresent`] for the IPv6 VIPs, on their interface.
+    fn ipv6_vips_present(&self) -> Result<(), AttemptError> {
+        let Some((interface, vips)) = self.config.virtual_ips6() else {
+            return Ok(());
+        };
+        let found = crate::net::iface::ipv6_addresses(interface)
+            .map_err(|e| AttemptError::Failed(e.to_string()))?;
+        match vips
+            .iter()
+            .find(|v| !found.iter().any(|(a, _)| *a == v.address))
+        {
+            Some(missing) => Err(AttemptError::Failed(format!(
+                "{missing} is not on {interface}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// One gratuitous-ARP burst outside a runbook: the second burst after
-    /// `garp_master_delay` and the answer to a second master.
+    /// `garp_master_delay` and the answer to a second master; then the
+    /// Neighbor Advertisement burst of the IPv6 VIPs, the same policy
+    /// (RFC 5798 §6.4.2). The IPv6 burst is sent even when the ARP one
+    /// failed; the first error is returned.
     pub async fn announce(&self, why: &'static str) -> Result<(), VipError> {
-        self.vip.announce(why).await
+        let arp = self.vip.announce(why).await;
+        let na = self.vip.announce6(why).await;
+        arp.and(na)
     }
 
     /// Runs one runbook without a worker's bookkeeping: nothing is known
@@ -369,13 +393,13 @@ impl<V: VipControl> Runner<V> {
             Kind::Promote => JobKind::Promote,
             Kind::Demote => JobKind::Demote,
             Kind::Follow => JobKind::Follow {
-                master: ctx.vip,
+                master: job_master(ctx.vip),
                 rejoin: ctx.rejoin,
             },
             Kind::Place => JobKind::Place,
             Kind::Quiesce => JobKind::Quiesce,
             Kind::RideThrough => JobKind::RideThrough {
-                master: ctx.vip,
+                master: job_master(ctx.vip),
                 within: self.config.follow.ride_through_timeout,
             },
             Kind::Repair => {
@@ -1018,7 +1042,7 @@ impl<V: VipControl> Runner<V> {
                     Some(missing) => Err(AttemptError::Failed(format!(
                         "{missing} is not on {interface}"
                     ))),
-                    None => Ok(()),
+                    None => self.ipv6_vips_present(),
                 }
             }
             Verify::Carrier { interface } => match crate::net::iface::is_up(interface) {
@@ -1263,6 +1287,7 @@ impl<V: VipControl> Runner<V> {
             Builtin::AddVip => Ok(self.vip.add().await?),
             Builtin::DropVip => Ok(self.vip.remove().await?),
             Builtin::ArpBurst => Ok(self.vip.announce("became_master").await?),
+            Builtin::NaBurst => Ok(self.vip.announce6("became_master").await?),
             Builtin::WriteExports {
                 file,
                 dirs,
@@ -1395,3 +1420,13 @@ impl MasterProbe {
 /// Each start-up check's timeout: they read local state, and the start
 /// must not wait long (the watchdog may be counting).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The master's identity for a job run by hand: the path mounts from
+/// `vip` whatever the identity says. An IPv6 mount address has no IPv4
+/// stand-in: unspecified.
+fn job_master(vip: IpAddr) -> Ipv4Addr {
+    match vip {
+        IpAddr::V4(vip) => vip,
+        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
+    }
+}

@@ -24,11 +24,11 @@
 //! fsync, rename) so mountd never reads half a file.
 
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::Ipv4Net;
+use crate::config::{Ipv4Net, Ipv6Net};
 
 /// The comment line that opens the agent's block in the exports file.
 pub const BEGIN_MARKER: &str =
@@ -39,13 +39,20 @@ pub const END_MARKER: &str = "# END rcbsd-failover";
 /// `VIP:<storage.root>/<dir>`, a path from `/`.
 pub const V4_ROOT: &str = "/";
 
-/// Who may mount: a network, hosts, or both.
+/// Who may mount: networks, hosts, or both, of either family.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Clients {
     /// `nfs.export_network`: written as exports(5) `-network A.B.C.D/N`.
     pub network: Option<Ipv4Net>,
-    /// `nfs.export_hosts`: written as a host list on lines of their own.
+    /// `nfs.export_network6`: written as `-network 2001:db8::/64`, a line
+    /// of its own (one `-network` per line; mountd.c `get_net` reads the
+    /// address with getaddrinfo(3), either family, and the prefix length).
+    pub network6: Option<Ipv6Net>,
+    /// `nfs.export_hosts` (IPv4): written as a host list on lines of their own.
     pub hosts: Vec<Ipv4Addr>,
+    /// `nfs.export_hosts` (IPv6): in the same host list, after the IPv4
+    /// ones (mountd.c `get_host` resolves each with getaddrinfo(3)).
+    pub hosts6: Vec<Ipv6Addr>,
 }
 
 impl Clients {
@@ -56,8 +63,17 @@ impl Clients {
         if let Some(net) = self.network {
             specs.push(format!("-network {net}"));
         }
-        if !self.hosts.is_empty() {
-            let hosts: Vec<String> = self.hosts.iter().map(ToString::to_string).collect();
+        if let Some(net) = self.network6 {
+            specs.push(format!("-network {net}"));
+        }
+        let hosts: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| IpAddr::V4(*h))
+            .chain(self.hosts6.iter().map(|h| IpAddr::V6(*h)))
+            .map(|h| h.to_string())
+            .collect();
+        if !hosts.is_empty() {
             specs.push(hosts.join(" "));
         }
         specs
@@ -399,8 +415,42 @@ mod tests {
                 address: Ipv4Addr::new(192, 168, 10, 0),
                 prefix_len: 24,
             }),
-            hosts: Vec::new(),
+            ..Clients::default()
         }
+    }
+
+    #[test]
+    fn an_ipv6_network_gets_lines_of_its_own_and_ipv6_hosts_join_the_host_list() {
+        let mut c = clients();
+        c.network6 = Some(Ipv6Net {
+            address: "2001:db8:10::".parse().unwrap(),
+            prefix_len: 64,
+        });
+        c.hosts = vec![Ipv4Addr::new(10, 0, 0, 1)];
+        c.hosts6 = vec!["2001:db8:10::201".parse().unwrap()];
+        let lines = render(&[vec![PathBuf::from("/store/a")]], &c);
+        assert_eq!(
+            lines,
+            [
+                "V4: / -network 192.168.10.0/24",
+                "V4: / -network 2001:db8:10::/64",
+                "V4: / 10.0.0.1 2001:db8:10::201",
+                "/store/a -maproot=root -network 192.168.10.0/24",
+                "/store/a -maproot=root -network 2001:db8:10::/64",
+                "/store/a -maproot=root 10.0.0.1 2001:db8:10::201",
+            ]
+        );
+        let only6 = Clients {
+            network6: c.network6,
+            ..Clients::default()
+        };
+        assert_eq!(
+            render(&[vec![PathBuf::from("/store/a")]], &only6),
+            [
+                "V4: / -network 2001:db8:10::/64",
+                "/store/a -maproot=root -network 2001:db8:10::/64",
+            ]
+        );
     }
 
     #[test]
@@ -442,8 +492,8 @@ mod tests {
     #[test]
     fn hosts_alone_get_one_root_line() {
         let c = Clients {
-            network: None,
             hosts: vec![Ipv4Addr::new(10, 0, 0, 1)],
+            ..Clients::default()
         };
         let lines = render(&[vec![PathBuf::from("/store/a")]], &c);
         assert_eq!(lines, ["V4: / 10.0.0.1", "/store/a -maproot=root 10.0.0.1"]);

@@ -211,6 +211,7 @@ pub fn master_checks(config: &Config) -> Vec<HealthCheck> {
         );
         let mut repair = vec![add];
         repair.extend(named("arp burst"));
+        repair.extend(named("na burst"));
         checks.push(check(CheckId::Vip, probe, repair, Response::Repair));
     }
     checks

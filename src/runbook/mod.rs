@@ -56,7 +56,7 @@ pub mod step;
 pub mod storage;
 pub mod vip;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -137,8 +137,9 @@ impl std::str::FromStr for Kind {
 /// What a run needs beyond the configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Context {
-    /// The address followers mount from: the (first) virtual IP.
-    pub vip: Ipv4Addr,
+    /// The address followers mount from: [`Config::mount_address`], the
+    /// first virtual IP of `[vrrp]` that is not link-local (IPv4 or IPv6).
+    pub vip: IpAddr,
     /// The first follow since the agent started (boot or rejoin): follow
     /// then clears stale registrations of environments this node no longer
     /// owns before it mounts (FOLLOW step 2). The worker sets it.
@@ -150,10 +151,8 @@ impl Context {
     pub fn from_config(config: &Config) -> Self {
         Context {
             vip: config
-                .vrrp
-                .virtual_ips
-                .first()
-                .map_or(Ipv4Addr::UNSPECIFIED, |v| v.address),
+                .mount_address()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             rejoin: false,
         }
     }

@@ -7,13 +7,13 @@
 //! running?" and exits 1. mountd, already running, is told to re-read the
 //! exports with `onereload` (SIGHUP).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::expect::Expect;
 use super::step::{Action, Builtin, Checked, Command, Ensure, OnFailure, Retry, Step};
-use crate::config::{Cbsd, Config};
+use crate::config::{is_link_local6, Cbsd, Config};
 
 /// What CBSD's recipe enables, in start order: NFSv3 clients and byte-range
 /// locks (statd, lockd) work too.
@@ -105,21 +105,47 @@ pub fn stop_service(config: &Config, name: &str) -> Step {
     )
 }
 
-/// nfsd accepts connections: `sockstat -4l -p 2049`.
-pub fn verify_listening(config: &Config) -> Step {
-    Step::new(
-        "verify nfsd listens",
-        Action::Run(Checked {
-            command: Command::new([
-                config.tools.sockstat.to_string_lossy().as_ref(),
-                "-4l",
-                "-p",
-                &NFS_PORT.to_string(),
-            ]),
-            expect: Expect::Listening { port: NFS_PORT },
-        }),
-        config.runbook.command_timeout,
-    )
+/// nfsd accepts connections, in each family clients mount over:
+/// `sockstat -4l -p 2049` with IPv4 VIPs, `sockstat -6l -p 2049` with a
+/// global IPv6 one (a link-local VIP is not mounted from). sockstat(1)
+/// `-4`/`-6` list one family only. The first is "verify nfsd listens"
+/// (the health check of that name probes it); a dual-stack node adds
+/// "verify nfsd listens on IPv6".
+pub fn verify_listening(config: &Config) -> Vec<Step> {
+    let serves6 = config
+        .virtual_ips6()
+        .is_some_and(|(_, vips)| vips.iter().any(|v| !is_link_local6(v.address)));
+    let mut families = Vec::new();
+    if !config.virtual_ips4().is_empty() {
+        families.push("-4l");
+    }
+    if serves6 {
+        families.push("-6l");
+    }
+    families
+        .into_iter()
+        .enumerate()
+        .map(|(index, flags)| {
+            let name = if index == 0 {
+                "verify nfsd listens"
+            } else {
+                "verify nfsd listens on IPv6"
+            };
+            Step::new(
+                name,
+                Action::Run(Checked {
+                    command: Command::new([
+                        config.tools.sockstat.to_string_lossy().as_ref(),
+                        flags,
+                        "-p",
+                        &NFS_PORT.to_string(),
+                    ]),
+                    expect: Expect::Listening { port: NFS_PORT },
+                }),
+                config.runbook.command_timeout,
+            )
+        })
+        .collect()
 }
 
 /// `mount -p -t TYPE`: what is mounted, in fstab(5) format.
@@ -136,13 +162,23 @@ pub fn list_mounts(config: &Config, fstype: Option<&str>) -> Command {
 }
 
 /// `VIP:/store/<d>`: what followers mount for shared dir `dir`.
-pub fn remote_source(config: &Config, vip: Ipv4Addr, dir: &str) -> String {
-    format!("{vip}:{}", config.nfs.remote_root.join(dir).display())
+///
+/// An IPv6 VIP is written in brackets, `[ADDR]:/path`: mount_nfs splits
+/// `host:path` at the last ':' unless the spec starts with '[' and the ']'
+/// is followed by ':' (sbin/mount_nfs/mount_nfs.c `getnfsargs`), and it
+/// keeps the brackets in the name the mount is listed under
+/// (`have_bracket`, the "hostname" argument), which `mount -p` shows.
+pub fn remote_source(config: &Config, vip: IpAddr, dir: &str) -> String {
+    let path = config.nfs.remote_root.join(dir);
+    match vip {
+        IpAddr::V4(vip) => format!("{vip}:{}", path.display()),
+        IpAddr::V6(vip) => format!("[{vip}]:{}", path.display()),
+    }
 }
 
 /// Mounts shared dir `dir` from the VIP, NFSv4, under a timeout, retried
 /// with backoff while the new master is still promoting.
-pub fn mount(config: &Config, cbsd: &Cbsd, vip: Ipv4Addr, dir: &str) -> Step {
+pub fn mount(config: &Config, cbsd: &Cbsd, vip: IpAddr, dir: &str) -> Step {
     let target = cbsd.workdir_path(dir);
     let source = remote_source(config, vip, dir);
     let settings = &config.runbook;

@@ -10,7 +10,7 @@ use super::{
     demote, exports, follow, promote, resolve_environments, stable_restart, Context, Kind,
 };
 use crate::config::{format_duration, Config};
-use crate::net::vip::{Os, VipBackend};
+use crate::net::vip::{Os, VipAddress, VipBackend};
 
 /// The plan as text, with the commands `os` runs (the VIP's: ifconfig(8)
 /// on FreeBSD, ip(8) on Linux; every other command comes from `[tools]`).
@@ -210,25 +210,38 @@ fn write_step(
 fn describe_builtin(config: &Config, backend: &dyn VipBackend, builtin: &Builtin) -> Vec<String> {
     let interface = &config.vrrp.interface;
     let vips = &config.vrrp.virtual_ips;
+    let (interface6, vips6) = config.virtual_ips6().unwrap_or((interface, &[]));
+    // IPv4 first, then IPv6: the order runbook/vip.rs adds and removes them.
+    let all = vips
+        .iter()
+        .map(|v| (interface.as_str(), v as &dyn VipAddress))
+        .chain(vips6.iter().map(|v| (interface6, v as &dyn VipAddress)));
     match builtin {
-        Builtin::AddVip => vips
-            .iter()
-            .map(|v| {
+        Builtin::AddVip => all
+            .map(|(interface, v)| {
                 format!(
                     "agent  {} (unless present)",
                     backend.add_argv(interface, v).join(" ")
                 )
             })
             .collect(),
-        Builtin::DropVip => vips
-            .iter()
-            .map(|v| {
+        Builtin::DropVip => all
+            .map(|(interface, v)| {
                 format!(
                     "agent  {} (if present)",
                     backend.remove_argv(interface, v).join(" ")
                 )
             })
             .collect(),
+        Builtin::NaBurst => {
+            let addresses: Vec<String> = vips6.iter().map(|v| v.address.to_string()).collect();
+            vec![format!(
+                "agent  {} unsolicited Neighbor Advertisement(s) (Router, Override) for {} on {interface6} to ff02::1 from its link-local address, {} apart",
+                config.vrrp.garp_master_repeat,
+                addresses.join(" "),
+                format_duration(config.vrrp.garp_interval)
+            )]
+        }
         Builtin::ArpBurst => {
             let addresses: Vec<String> = vips.iter().map(|v| v.address.to_string()).collect();
             vec![format!(
@@ -466,10 +479,16 @@ fn probe_lines(config: &Config, backend: &dyn VipBackend, step: &super::step::St
 fn describe_verify(config: &Config, verify: &super::step::Verify) -> Vec<String> {
     use super::step::Verify;
     match verify {
-        Verify::VipsPresent => vec![format!(
-            "agent  every virtual IP is on {} (getifaddrs)",
-            config.vrrp.interface
-        )],
+        Verify::VipsPresent => match config.virtual_ips6() {
+            Some((interface6, _)) if interface6 != config.vrrp.interface => vec![format!(
+                "agent  every virtual IP is on its interface, {} or {interface6} (getifaddrs)",
+                config.vrrp.interface
+            )],
+            _ => vec![format!(
+                "agent  every virtual IP is on {} (getifaddrs)",
+                config.vrrp.interface
+            )],
+        },
         Verify::ExportsBlock { file, .. } => vec![format!(
             "agent  the marked block of {} is what `write exports` writes",
             file.display()

@@ -53,7 +53,9 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
                         .collect(),
                     clients: exports::Clients {
                         network: config.nfs.export_network,
+                        network6: config.nfs.export_network6,
                         hosts: config.nfs.export_hosts.clone(),
+                        hosts6: config.nfs.export_hosts6.clone(),
                     },
                 }),
                 config.runbook.command_timeout,
@@ -69,13 +71,20 @@ pub fn build(config: &Config, running: &[Env]) -> Vec<Step> {
         for service in nfs::server_services(config.nfs.v4_only) {
             steps.push(nfs::start_service(config, service));
         }
-        steps.push(nfs::verify_listening(config));
+        steps.extend(nfs::verify_listening(config));
         for step in steps.iter_mut().skip(acquiring_from) {
             step.acquires = Some(Resource::Master);
         }
     }
+    // Both families in one step, IPv4 then IPv6 (runbook/vip.rs), so its
+    // undo drops both; then each family's announcement.
     steps.push(add_vip(config).acquiring(Resource::Master));
-    steps.push(arp_burst(config));
+    if !config.virtual_ips4().is_empty() {
+        steps.push(arp_burst(config));
+    }
+    if config.virtual_ips6().is_some() {
+        steps.push(na_burst(config));
+    }
     steps
 }
 
@@ -126,6 +135,18 @@ fn add_vip(config: &Config) -> Step {
         config.runbook.command_timeout,
     )
     .undo(drop_vip(config))
+}
+
+/// As [`arp_burst`], for the IPv6 VIPs: a lost burst is not worth a failed
+/// promote (the agent re-announces after `garp_master_delay`, and
+/// neighbours re-resolve a stale entry by solicitation, RFC 4861 §7.3.3).
+fn na_burst(config: &Config) -> Step {
+    Step::new(
+        "na burst",
+        Action::Builtin(Builtin::NaBurst),
+        config.runbook.command_timeout,
+    )
+    .on_failure(OnFailure::Continue)
 }
 
 /// A lost ARP burst is not worth a failed promote: the kernel sends one

@@ -93,12 +93,16 @@ pub struct Ensure {
 /// What the agent does itself rather than through a tool.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Builtin {
-    /// Add every configured virtual IP (through [`super::VipControl`]).
+    /// Add every configured virtual IP (through [`super::VipControl`]):
+    /// the IPv4 ones, then the IPv6 ones (without DAD).
     AddVip,
-    /// Remove every configured virtual IP.
+    /// Remove every configured virtual IP, IPv4 then IPv6.
     DropVip,
-    /// One burst of gratuitous ARPs for every virtual IP.
+    /// One burst of gratuitous ARPs for every IPv4 virtual IP.
     ArpBurst,
+    /// One burst of unsolicited Neighbor Advertisements for every IPv6
+    /// virtual IP (RFC 5798 §6.4.2).
+    NaBurst,
     /// Write the agent's block in the exports file for these directories;
     /// dirs on one filesystem share a line (grouped at run time).
     WriteExports {

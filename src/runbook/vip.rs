@@ -2,6 +2,13 @@
 //! executor runs without root in tests ([`VipControl`]); [`SystemVip`] is
 //! the real one (the platform's `ifconfig`/`ip` and the link-layer ARP
 //! sender of `crate::net`).
+//!
+//! Both families: the IPv4 VIPs (`[vrrp]`) first, then the IPv6 ones
+//! (`[vrrp]` when it is IPv6, else `[vrrp6]`, on that section's interface),
+//! each family in file order, when adding and when removing. IPv6 VIPs are
+//! added without Duplicate Address Detection (`net::vip`) and announced by
+//! unsolicited Neighbor Advertisements (`net::na`) instead of ARP, with the
+//! same `garp_*` knobs.
 
 use std::future::Future;
 use std::sync::Mutex;
@@ -9,11 +16,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::config::{Config, VirtualIp};
+use crate::config::{Config, VirtualIp, VirtualIp6};
 use crate::events;
 use crate::net::error::NetError;
 use crate::net::garp::GarpSender;
-use crate::net::vip::{self, VipBackend};
+use crate::net::na::NaSender;
+use crate::net::vip::{self, VipAddress, VipBackend};
 
 /// Why adding, removing or announcing the virtual IPs failed. The message
 /// ends up in `runbook_step` / `runbook_failed`.
@@ -36,11 +44,22 @@ pub enum VipError {
     /// Removing one or more virtual IPs failed (every one was tried).
     #[error("{}", RemoveFailures(.0))]
     Remove(Vec<vip::VipError>),
-    /// A gratuitous ARP could not be sent.
+    /// The ICMPv6 sender of Neighbor Advertisements could not be opened
+    /// (at start): no privilege, or no link-local address on the
+    /// interface.
+    #[error("cannot open {interface} for IPv6 Neighbor Advertisements: {source}")]
+    OpenNa {
+        /// The interface of the IPv6 VIPs.
+        interface: String,
+        /// Why opening failed.
+        #[source]
+        source: NetError,
+    },
+    /// A gratuitous ARP or Neighbor Advertisement could not be sent.
     #[error(transparent)]
     Announce(NetError),
-    /// A thread panicked while holding the ARP sender.
-    #[error("the ARP sender is poisoned")]
+    /// A thread panicked while holding the ARP or NA sender.
+    #[error("the ARP or NA sender is poisoned")]
     SenderPoisoned,
     /// The health checker's runner was asked to move a VIP: it only looks.
     #[error("the health checker adds, removes and announces no virtual IP")]
@@ -73,6 +92,13 @@ pub trait VipControl: Send + Sync {
     /// One burst of gratuitous ARPs (RFC 5798 §6.4.2); `why` is logged
     /// (`became_master`, `master_conflict`, ...).
     fn announce(&self, why: &'static str) -> impl Future<Output = Result<(), VipError>> + Send;
+    /// One burst of unsolicited Neighbor Advertisements for the IPv6 VIPs
+    /// (RFC 5798 §6.4.2, RFC 4861 §7.2.6), with the ARP burst's knobs; a
+    /// node without IPv6 VIPs sends nothing (the default).
+    fn announce6(&self, why: &'static str) -> impl Future<Output = Result<(), VipError>> + Send {
+        let _ = why;
+        async { Ok(()) }
+    }
 }
 
 /// The backend a node uses: FreeBSD's `ifconfig` from `[tools]`, or
@@ -85,6 +111,11 @@ pub fn backend(config: &Config) -> Box<dyn VipBackend + Send + Sync> {
 pub struct SystemVip {
     interface: String,
     vips: Vec<VirtualIp>,
+    /// The interface of the IPv6 VIPs and the VIPs (empty: none).
+    interface6: String,
+    vips6: Vec<VirtualIp6>,
+    /// `None` without IPv6 VIPs.
+    na: Option<Mutex<NaSender>>,
     backend: Box<dyn VipBackend + Send + Sync>,
     garp: Mutex<GarpSender>,
     repeat: u32,
@@ -104,9 +135,30 @@ impl SystemVip {
             interface: interface.clone(),
             source,
         })?;
+        let (interface6, vips6) = config
+            .virtual_ips6()
+            .map(|(i, v)| (i.to_owned(), v.to_vec()))
+            .unwrap_or_default();
+        // Opened at start as the ARP sender is: a missing privilege or a
+        // missing link-local address (the source, RFC 4861 §7.2.6) fails
+        // now, not at the first takeover.
+        let na = if vips6.is_empty() {
+            None
+        } else {
+            let addresses: Vec<_> = vips6.iter().map(|v| v.address).collect();
+            let sender =
+                NaSender::open(&interface6, &addresses).map_err(|source| VipError::OpenNa {
+                    interface: interface6.clone(),
+                    source,
+                })?;
+            Some(Mutex::new(sender))
+        };
         Ok(SystemVip {
             interface,
             vips: config.vrrp.virtual_ips.clone(),
+            interface6,
+            vips6,
+            na,
             backend: backend(config),
             garp: Mutex::new(garp),
             repeat: config.vrrp.garp_master_repeat,
@@ -116,14 +168,29 @@ impl SystemVip {
     }
 }
 
+impl SystemVip {
+    /// Every VIP with its interface: IPv4 first, then IPv6.
+    fn all(&self) -> impl Iterator<Item = (&str, &dyn VipAddress)> {
+        let v4 = self
+            .vips
+            .iter()
+            .map(|v| (self.interface.as_str(), v as &dyn VipAddress));
+        let v6 = self
+            .vips6
+            .iter()
+            .map(|v| (self.interface6.as_str(), v as &dyn VipAddress));
+        v4.chain(v6)
+    }
+}
+
 impl VipControl for SystemVip {
     async fn add(&self) -> Result<(), VipError> {
-        for v in &self.vips {
-            match vip::ensure_present(&*self.backend, &self.interface, v).await {
-                Ok(true) => events::vip_added(&self.interface, &v.to_string()),
+        for (interface, v) in self.all() {
+            match vip::ensure_present(&*self.backend, interface, v).await {
+                Ok(true) => events::vip_added(interface, &v.to_string()),
                 Ok(false) => {}
                 Err(e) => {
-                    events::vip_failed(&self.interface, &v.to_string(), "add", &e.to_string());
+                    events::vip_failed(interface, &v.to_string(), "add", &e.to_string());
                     return Err(VipError::Add(e));
                 }
             }
@@ -134,12 +201,12 @@ impl VipControl for SystemVip {
     async fn remove(&self) -> Result<(), VipError> {
         let mut errors = Vec::new();
         // Every VIP is tried even when one fails: none may be left behind.
-        for v in &self.vips {
-            match vip::ensure_absent(&*self.backend, &self.interface, v).await {
-                Ok(true) => events::vip_removed(&self.interface, &v.to_string(), "not_master"),
+        for (interface, v) in self.all() {
+            match vip::ensure_absent(&*self.backend, interface, v).await {
+                Ok(true) => events::vip_removed(interface, &v.to_string(), "not_master"),
                 Ok(false) => {}
                 Err(e) => {
-                    events::vip_failed(&self.interface, &v.to_string(), "remove", &e.to_string());
+                    events::vip_failed(interface, &v.to_string(), "remove", &e.to_string());
                     errors.push(e);
                 }
             }
@@ -171,6 +238,34 @@ impl VipControl for SystemVip {
             }
         }
         events::garp_sent(&self.interface, self.vips.len(), sent, why);
+        Ok(())
+    }
+
+    /// The same burst as [`Self::announce`], one advertisement per IPv6
+    /// VIP per round, stopped as soon as the decision changes.
+    async fn announce6(&self, why: &'static str) -> Result<(), VipError> {
+        let Some(na) = &self.na else {
+            return Ok(());
+        };
+        let generation = *self.decision.borrow();
+        let mut sent = 0;
+        for round in 0..self.repeat.max(1) {
+            if round > 0 && !self.interval.is_zero() {
+                tokio::time::sleep(self.interval).await;
+            }
+            if *self.decision.borrow() != generation {
+                break;
+            }
+            sent += 1;
+            let mut na = na.lock().map_err(|_| VipError::SenderPoisoned)?;
+            for v in &self.vips6 {
+                if let Err(e) = na.send(v.address) {
+                    events::na_failed(&self.interface6, &e.to_string());
+                    return Err(VipError::Announce(e));
+                }
+            }
+        }
+        events::na_sent(&self.interface6, self.vips6.len(), sent, why);
         Ok(())
     }
 }

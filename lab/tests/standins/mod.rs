@@ -472,4 +472,9 @@ impl VipControl for FakeVip {
         self.record("announce");
         Ok(())
     }
+
+    async fn announce6(&self, _why: &'static str) -> Result<(), VipError> {
+        self.record("announce6");
+        Ok(())
+    }
 }

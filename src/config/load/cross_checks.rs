@@ -121,7 +121,10 @@ impl Reader<'_> {
         table: &DeTable<'_>,
         span: Range<usize>,
     ) {
-        if table.get("export_network").is_none() && table.get("export_hosts").is_none() {
+        if table.get("export_network").is_none()
+            && table.get("export_network6").is_none()
+            && table.get("export_hosts").is_none()
+        {
             self.error(
                 span,
                 "nfs.export_network",

@@ -5,7 +5,7 @@
 //! `cross_checks.rs`.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -13,12 +13,13 @@ use toml::de::DeTable;
 
 use super::{Reader, Value};
 use crate::config::mount_options;
-use crate::config::nfs::{Ipv4Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
+use crate::config::nfs::{Ipv4Net, Ipv6Net, Nfs, DEFAULT_EXPORTS_FILE, DEFAULT_MOUNT_OPTIONS};
 use crate::config::storage::DEFAULT_STORAGE_ROOT;
-use crate::config::VirtualIp;
+use crate::config::{is_link_local6, VirtualIp, VirtualIp6};
 
 const NFS_KEYS: &[&str] = &[
     "export_network",
+    "export_network6",
     "export_hosts",
     "remote_root",
     "mount_options",
@@ -36,13 +37,14 @@ impl Reader<'_> {
         &mut self,
         root: &DeTable<'_>,
         vips: &[VirtualIp],
+        vips6: &[VirtualIp6],
         storage_root: Option<&Path>,
         shared_dirs: &[String],
     ) -> Option<Nfs> {
         match root.get("nfs") {
             Some(value) => self
                 .table(value, "nfs")
-                .and_then(|t| self.nfs(t, vips, storage_root, shared_dirs, value.span())),
+                .and_then(|t| self.nfs(t, (vips, vips6), storage_root, shared_dirs, value.span())),
             None if storage_root.is_some() => {
                 self.master_candidate_without_nfs(root);
                 None
@@ -54,7 +56,7 @@ impl Reader<'_> {
     fn nfs(
         &mut self,
         table: &DeTable<'_>,
-        vips: &[VirtualIp],
+        (vips, vips6): (&[VirtualIp], &[VirtualIp6]),
         storage_root: Option<&Path>,
         shared_dirs: &[String],
         span: Range<usize>,
@@ -65,15 +67,41 @@ impl Reader<'_> {
             Some(value) => self.export_network(value, vips).map(Some),
             None => Some(None),
         };
+        let export_network6 = match table.get("export_network6") {
+            Some(value) => self.export_network6(value, vips6).map(Some),
+            None => Some(None),
+        };
         let export_hosts = match table.get("export_hosts") {
-            Some(value) => self.export_hosts(value, vips),
-            None => Some(Vec::new()),
+            Some(value) => self.export_hosts(value, vips, vips6),
+            None => Some((Vec::new(), Vec::new())),
         };
         if master_candidate {
-            self.master_candidate_names_its_clients(table, span);
+            self.master_candidate_names_its_clients(table, span.clone());
+        }
+        // Followers mount from [vrrp]'s IPv4 VIP when it has one, else
+        // from its first global IPv6 one (`Config::mount_address`).
+        let mount_ipv6 = vips.is_empty() && !vips6.is_empty();
+        // The followers then reach the master from their IPv6 addresses:
+        // an IPv4-only export would refuse every mount.
+        if let (true, true, Some(None), Some((_, hosts6))) = (
+            master_candidate,
+            mount_ipv6,
+            &export_network6,
+            &export_hosts,
+        ) {
+            // (An invalid export_network has said what is wrong already.)
+            if hosts6.is_empty() && export_network.is_some() {
+                self.error(
+                    span.clone(),
+                    "nfs.export_network6",
+                    "missing; the followers mount from an IPv6 virtual IP: export to their IPv6 addresses with export_network6 (e.g. \"2001:db8:10::/64\") or IPv6 export_hosts",
+                );
+            }
         }
         let mount_options = match table.get("mount_options") {
-            Some(value) => self.mount_options(value),
+            Some(value) => self
+                .mount_options(value)
+                .and_then(|text| self.mount_family(value, text, mount_ipv6)),
             None => Some(DEFAULT_MOUNT_OPTIONS.to_owned()),
         };
         let v4_only = self.optional(table, "v4_only", false, |r, v| r.boolean(v, "nfs.v4_only"));
@@ -104,7 +132,9 @@ impl Reader<'_> {
         };
         Some(Nfs {
             export_network: export_network?,
-            export_hosts: export_hosts?,
+            export_network6: export_network6?,
+            export_hosts: export_hosts.as_ref()?.0.clone(),
+            export_hosts6: export_hosts?.1,
             remote_root: remote_root?,
             mount_options: mount_options?,
             v4_only: v4_only?,
@@ -161,6 +191,14 @@ impl Reader<'_> {
     fn export_network(&mut self, value: &Value<'_>, vips: &[VirtualIp]) -> Option<Ipv4Net> {
         const KEY: &str = "nfs.export_network";
         let text = self.string(value, KEY)?;
+        if text.contains(':') {
+            self.error(
+                value.span(),
+                KEY,
+                format!("{text} is IPv6: an IPv6 network goes in nfs.export_network6 (exports(5) takes one -network per line, so each family has its key)"),
+            );
+            return None;
+        }
         let parsed = text.split_once('/').and_then(|(a, p)| {
             Some(Ipv4Net {
                 address: a.parse::<Ipv4Addr>().ok()?,
@@ -191,12 +229,83 @@ impl Reader<'_> {
         Some(net)
     }
 
-    fn export_hosts(&mut self, value: &Value<'_>, vips: &[VirtualIp]) -> Option<Vec<Ipv4Addr>> {
+    /// `nfs.export_network6`: an IPv6 network (exports(5) `-network`
+    /// takes `ADDR/PREFIX` for either family, usr.sbin/mountd/mountd.c
+    /// `get_net` parses it with getaddrinfo) that holds every global IPv6
+    /// VIP; link-local ones are not mounted from.
+    fn export_network6(&mut self, value: &Value<'_>, vips6: &[VirtualIp6]) -> Option<Ipv6Net> {
+        const KEY: &str = "nfs.export_network6";
+        let text = self.string(value, KEY)?;
+        let parsed = text.split_once('/').and_then(|(a, p)| {
+            Some(Ipv6Net {
+                address: a.parse::<Ipv6Addr>().ok()?,
+                prefix_len: p.parse::<u8>().ok().filter(|p| (1..=128).contains(p))?,
+            })
+        });
+        let Some(net) = parsed else {
+            self.error(
+                value.span(),
+                KEY,
+                format!("{text:?} is not an IPv6 network (address/prefix, prefix 1..=128, e.g. \"2001:db8:10::/64\")"),
+            );
+            return None;
+        };
+        if !net.is_network_address() {
+            self.error(
+                value.span(),
+                KEY,
+                format!(
+                    "{text} has host bits set; write the network address (exports(5) -network)"
+                ),
+            );
+            return None;
+        }
+        let outside = vips6
+            .iter()
+            .find(|v| !is_link_local6(v.address) && !net.contains(v.address));
+        if let Some(vip) = outside {
+            self.error(
+                value.span(),
+                KEY,
+                format!("{net} does not contain the virtual IP {}: the followers mount from the VIP's network, export to it", vip.address),
+            );
+            return None;
+        }
+        Some(net)
+    }
+
+    /// `nfs.export_hosts`: IPv4 and IPv6 addresses, split by family.
+    fn export_hosts(
+        &mut self,
+        value: &Value<'_>,
+        vips: &[VirtualIp],
+        vips6: &[VirtualIp6],
+    ) -> Option<(Vec<Ipv4Addr>, Vec<Ipv6Addr>)> {
         let items = self.string_array(value, "nfs.export_hosts")?;
         let mut hosts: Vec<Ipv4Addr> = Vec::with_capacity(items.len());
+        let mut hosts6: Vec<Ipv6Addr> = Vec::new();
         let mut seen: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
+        let mut seen6: HashMap<Ipv6Addr, Range<usize>> = HashMap::new();
         let mut valid = true;
         for (text, span, item_key) in items {
+            if text.contains(':') {
+                match self.export_host6(&text, span.clone(), &item_key, vips6) {
+                    Some(host)
+                        if self.first_listing(
+                            &mut seen6,
+                            host,
+                            &host.to_string(),
+                            &span,
+                            &item_key,
+                            "",
+                        ) =>
+                    {
+                        hosts6.push(host);
+                    }
+                    _ => valid = false,
+                }
+                continue;
+            }
             let Some(host) = self.unicast_address(&text, span.clone(), &item_key) else {
                 valid = false;
                 continue;
@@ -210,7 +319,62 @@ impl Reader<'_> {
                 valid = false;
             }
         }
-        valid.then_some(hosts)
+        valid.then_some((hosts, hosts6))
+    }
+
+    /// One IPv6 entry of `nfs.export_hosts`: a global unicast address (a
+    /// link-local one would need a scope exports(5) cannot give), not a
+    /// VIP.
+    fn export_host6(
+        &mut self,
+        text: &str,
+        span: Range<usize>,
+        key: &str,
+        vips6: &[VirtualIp6],
+    ) -> Option<Ipv6Addr> {
+        let problem = match text.parse::<Ipv6Addr>() {
+            Err(_) => Some(format!(
+                "{text:?} is not an IPv4 or IPv6 address (e.g. \"192.168.10.201\" or \"2001:db8:10::201\")"
+            )),
+            Ok(a) if a.is_unspecified() || a.is_loopback() || a.is_multicast() => Some(format!(
+                "{a} is not a unicast host address"
+            )),
+            Ok(a) if is_link_local6(a) => Some(format!(
+                "{a} is link-local: followers mount from a global address, list that one"
+            )),
+            Ok(a) if vips6.iter().any(|v| v.address == a) => Some(format!(
+                "{a} is a virtual IP; list the nodes' own addresses"
+            )),
+            Ok(_) => None,
+        };
+        match problem {
+            Some(problem) => {
+                self.error(span, key, problem);
+                None
+            }
+            None => text.parse().ok(),
+        }
+    }
+
+    /// `noinet4`/`noinet6` against the family followers mount over:
+    /// mount_nfs.c `getnfsargs` skips every address of the family it names
+    /// (`OF_NOINET4`, `OF_NOINET6`), so with the VIP's own family the
+    /// mount fails at once.
+    fn mount_family(&mut self, value: &Value<'_>, text: String, ipv6: bool) -> Option<String> {
+        let (refused, family) = if ipv6 {
+            ("noinet6", "IPv6")
+        } else {
+            ("noinet4", "IPv4")
+        };
+        if text.split(',').any(|option| option.trim() == refused) {
+            self.error(
+                value.span(),
+                "nfs.mount_options",
+                format!("{refused}: the virtual IP the followers mount from is {family} (mount_nfs.c skips every {family} address with it: the mount would fail)"),
+            );
+            return None;
+        }
+        Some(text)
     }
 
     /// Every option checked against what FreeBSD's mount_nfs knows
