@@ -41,7 +41,7 @@ mod transition;
 pub use cluster::ClusterLinkError;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -329,7 +329,7 @@ fn params(config: &Config, link: &Link) -> Params {
         advert_interval: config.vrrp.advert_interval,
         preempt: config.vrrp.preempt,
         preempt_delay: config.vrrp.preempt_delay,
-        primary_address: link.primary,
+        primary_address: link.primary.into(),
     }
 }
 
@@ -429,7 +429,7 @@ struct Agent {
     config_generation: u64,
     /// When the state last changed (wall clock, for the metrics).
     last_transition: Option<std::time::SystemTime>,
-    garp_now: mpsc::UnboundedSender<Ipv4Addr>,
+    garp_now: mpsc::UnboundedSender<IpAddr>,
     worker_events: mpsc::UnboundedReceiver<WorkerReport>,
     worker: tokio::task::JoinHandle<()>,
     control_rx: mpsc::Receiver<ControlRequest>,
@@ -1187,7 +1187,7 @@ impl Agent {
                 .copied()
                 .unwrap_or(crate::net::socket::VRRP_MULTICAST);
             events::send_failed(
-                dst,
+                dst.into(),
                 "see earlier error",
                 self.send_errors - self.send_errors_logged,
             );
@@ -1670,7 +1670,7 @@ impl Agent {
                 Err(e) => {
                     self.send_errors += 1;
                     if self.send_errors == 1 {
-                        events::send_failed(dst, &e.to_string(), 1);
+                        events::send_failed(dst.into(), &e.to_string(), 1);
                         self.send_errors_logged = 1;
                     }
                 }

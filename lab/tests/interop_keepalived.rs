@@ -109,7 +109,7 @@ fn keepalived_master_is_followed_and_its_resignation_hands_over_to_us() {
         |c| {
             c.vip_holders() == [1]
                 && c.try_status(0).is_ok_and(|s| {
-                    s.state == VrrpState::Backup && s.master == Some(node_address(1))
+                    s.state == VrrpState::Backup && s.master == Some(node_address(1).into())
                 })
         },
     );

@@ -2,7 +2,7 @@
 //! are an interface, documented in `docs/status.md`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +102,7 @@ pub struct Status {
     #[serde(default)]
     pub follower_only: bool,
     /// Address of the current master (ours when master), if known.
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
     /// Virtual IPs this node holds on its interface right now.
     pub vips_held: Vec<String>,
     /// The operator's override (`none`, `promote`, `demote`), kept in
