@@ -236,6 +236,7 @@ fn canned_status() -> Status {
         state: VrrpState::Backup,
         interface: "em0".into(),
         vrid: 51,
+        family: "ipv4".into(),
         configured_priority: 100,
         effective_priority: 0,
         follower_only: false,

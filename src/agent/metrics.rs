@@ -356,6 +356,7 @@ mod tests {
             state: VrrpState::Master,
             interface: "em0".into(),
             vrid: 51,
+            family: "ipv4".into(),
             configured_priority: 150,
             effective_priority: 150,
             follower_only: false,

@@ -195,7 +195,16 @@ pub fn render_status(status: &Status) -> String {
     row("state", status.state.to_string());
     row(
         "virtual router",
-        format!("vrid {} on {}", status.vrid, status.interface),
+        format!(
+            "vrid {} on {} ({})",
+            status.vrid,
+            status.interface,
+            if status.family == "ipv6" {
+                "IPv6"
+            } else {
+                "IPv4"
+            }
+        ),
     );
     row(
         "priority",
@@ -551,6 +560,7 @@ mod tests {
             state: VrrpState::Master,
             interface: "em0".into(),
             vrid: 51,
+            family: "ipv4".into(),
             configured_priority: 100,
             effective_priority: 254,
             follower_only: false,

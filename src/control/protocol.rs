@@ -92,6 +92,10 @@ pub struct Status {
     pub interface: String,
     /// `vrrp.vrid`, 1..=255.
     pub vrid: u8,
+    /// The virtual router's address family, `ipv4` or `ipv6` (RFC 5798
+    /// runs one per family); absent from older agents, which ran IPv4 only.
+    #[serde(default = "ipv4")]
+    pub family: String,
     /// `vrrp.priority`.
     pub configured_priority: u8,
     /// The priority advertised now: 254 under `promote`, 0 under `demote` or
@@ -271,4 +275,8 @@ pub struct Counters {
     pub drops: BTreeMap<String, u64>,
     /// Adverts accepted per checksum form seen (`pseudo-header`, `no-pseudo-header`).
     pub checksum_forms: BTreeMap<String, u64>,
+}
+
+fn ipv4() -> String {
+    "ipv4".to_owned()
 }
