@@ -320,6 +320,9 @@ impl NodeSpec {
             virtual_ips: &'a [String],
             preempt: bool,
             preempt_delay: String,
+            // Absent when empty (multicast, the default): an IPv6 [vrrp]
+            // refuses the key.
+            #[serde(skip_serializing_if = "Vec::is_empty")]
             unicast_peers: Vec<String>,
             #[serde(skip_serializing_if = "Option::is_none")]
             checksum: Option<&'a str>,

@@ -1,0 +1,215 @@
+//! IPv6 elections with real agents (issue 15): two nodes run an IPv6
+//! `[vrrp]` (the virtual router's link-local address first, RFC 5798
+//! §5.2.9, then 2001:db8::100/64) over raw IPv6 sockets in network
+//! namespaces. One master is elected; cutting its link makes the other
+//! take over; restoring it makes it preempt back, announce the VIP with an
+//! unsolicited Neighbor Advertisement burst, and leaves one master.
+//!
+//! Addresses: link-local (fe80::/64) and 2001:db8::/32 only; the nodes'
+//! IPv4 lab addresses (198.18.0.0/15) carry the control sockets, never an
+//! advert. DAD is turned off on the nodes' eth0 (the VIPs are added
+//! `nodad` by the agent anyway) and the kernel's own link-local address is
+//! waited for out of DAD before the agents start: it is their advert
+//! source. No assertion is about speed.
+
+// A test reports a failure by panicking: unwrap and expect are how it
+// says "this must hold" (the library itself denies them).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use common::{poll_until, require_root, Cluster, ClusterBuilder, WAIT};
+use rcbsd_failover::net::iface;
+use rcbsd_failover::wire::VrrpState;
+use rcbsd_lab::cmd;
+use rcbsd_lab::netns::{in_netns, netns_exec_argv};
+
+/// The virtual router's link-local address (first, §5.2.9) and the VIP.
+const VIP_LL: &str = "fe80::61/64";
+const VIP: &str = "2001:db8::100/64";
+const VIP_ADDRESS: &str = "2001:db8::100";
+
+/// Runs `argv` in namespace `ns`; its stdout (an error as text).
+fn run_in(ns: &str, argv: &[&str]) -> String {
+    let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+    cmd::run(&netns_exec_argv(ns, &argv)).unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// No DAD on `ns`'s eth0 (also when its carrier comes back after a cut),
+/// and its kernel link-local address usable.
+fn ipv6_ready(ns: &str) {
+    for key in [
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0",
+        "net.ipv6.conf.eth0.accept_dad=0",
+    ] {
+        run_in(ns, &["sysctl", "-q", "-w", key]);
+    }
+    let ready = poll_until(WAIT, || {
+        let out = run_in(ns, &["ip", "-6", "addr", "show", "dev", "eth0"]);
+        out.contains("fe80::") && !out.contains("tentative")
+    });
+    assert!(ready, "{ns}: no link-local address out of DAD");
+}
+
+/// Two agents, node 0 at 150 and node 1 at 100 (the lab's defaults), an
+/// IPv6 `[vrrp]` each.
+fn start() -> Cluster {
+    let mut builder = ClusterBuilder::new(2);
+    for index in 0..2 {
+        builder = builder.node(index, |spec| {
+            spec.virtual_ips = vec![VIP_LL.to_owned(), VIP.to_owned()];
+        });
+    }
+    let mut cluster = builder.prepare();
+    for index in 0..2 {
+        ipv6_ready(cluster.ns(index));
+    }
+    ipv6_ready(cluster.topology.client_ns());
+    for index in 0..2 {
+        cluster.start(index);
+    }
+    cluster
+}
+
+/// Whether node `index` holds the IPv6 VIP, usable (not tentative).
+fn holds_vip(cluster: &Cluster, index: usize) -> bool {
+    let out = run_in(
+        cluster.ns(index),
+        &["ip", "-6", "addr", "show", "dev", "eth0"],
+    );
+    out.lines()
+        .any(|line| line.contains(VIP) && !line.contains("tentative"))
+}
+
+fn link_local(cluster: &Cluster, index: usize) -> Ipv6Addr {
+    in_netns(cluster.ns(index), || {
+        iface::link_local_address("eth0", &["fe80::61".parse().unwrap()])
+    })
+    .expect("in namespace")
+    .expect("link-local address")
+}
+
+/// Waits until `master` is the only master and the only VIP holder, and
+/// every node in `others` follows its link-local address.
+fn wait_master(cluster: &Cluster, master: usize, others: &[usize]) {
+    let address = IpAddr::V6(link_local(cluster, master));
+    cluster.wait_until(
+        &format!("node {master} the only IPv6 master, {others:?} following {address}"),
+        WAIT,
+        |c| {
+            c.try_status(master).is_ok_and(|s| {
+                s.state == VrrpState::Master && s.family == "ipv6" && s.master == Some(address)
+            }) && holds_vip(c, master)
+                && others.iter().all(|&o| {
+                    c.try_status(o)
+                        .is_ok_and(|s| s.state != VrrpState::Master && s.master == Some(address))
+                        && !holds_vip(c, o)
+                })
+        },
+    );
+}
+
+fn has_event(cluster: &Cluster, index: usize, event: &str, field: &str, value: &str) -> bool {
+    cluster
+        .events(index, event)
+        .iter()
+        .any(|e| e.get(field).and_then(|v| v.as_str()) == Some(value))
+}
+
+fn mac_text(cluster: &Cluster, index: usize) -> String {
+    let mac = in_netns(cluster.ns(index), || iface::mac_address("eth0"))
+        .expect("in namespace")
+        .expect("MAC address");
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+#[test]
+fn two_agents_elect_one_ipv6_master_take_over_on_link_cut_and_preempt_back_with_na() {
+    if !require_root() {
+        return;
+    }
+    let cluster = start();
+    wait_master(&cluster, 0, &[1]);
+    let status = cluster.status(0);
+    assert_eq!(status.vips_held, vec![VIP_LL.to_owned(), VIP.to_owned()]);
+    assert!(status.counters.adverts_sent > 0);
+    assert!(cluster.status(1).counters.adverts_received > 0);
+
+    // The master loses its link: node 1 takes over when its
+    // Master_Down_Timer fires (RFC 5798 §6.4.2).
+    cluster.topology.cut_link(0).expect("cut link");
+    cluster.wait_until("node 1 holds the IPv6 VIP as master", WAIT, |c| {
+        c.try_status(1).is_ok_and(|s| s.state == VrrpState::Master) && holds_vip(c, 1)
+    });
+    assert!(has_event(
+        &cluster,
+        1,
+        "state_change",
+        "reason",
+        "master_down"
+    ));
+
+    // The client believes the VIP lives elsewhere; node 0's NA burst on
+    // becoming master again must point it at node 0 (RFC 5798 §6.4.2,
+    // RFC 4861 §7.2.6: Override set, so the entry is replaced).
+    let client = cluster.topology.client_ns().to_owned();
+    run_in(
+        &client,
+        &[
+            "ip",
+            "-6",
+            "neigh",
+            "replace",
+            VIP_ADDRESS,
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "eth0",
+            "nud",
+            "stale",
+        ],
+    );
+
+    // Node 0 comes back with the higher priority: it preempts (§6.4.2,
+    // Preempt_Mode true) and node 1 drops the VIP.
+    cluster.topology.restore_link(0).expect("restore link");
+    wait_master(&cluster, 0, &[1]);
+    assert!(has_event(
+        &cluster,
+        1,
+        "state_change",
+        "reason",
+        "higher_priority_master"
+    ));
+    let mac = mac_text(&cluster, 0);
+    let mut last = String::new();
+    let announced = poll_until(WAIT, || {
+        last = run_in(
+            &client,
+            &["ip", "-6", "neigh", "show", VIP_ADDRESS, "dev", "eth0"],
+        );
+        last.contains(&mac) && last.contains("router")
+    });
+    assert!(
+        announced,
+        "the client's neighbour entry for {VIP_ADDRESS} is not node 0's ({mac}): {last}"
+    );
+
+    // One master at the end.
+    let masters: Vec<usize> = (0..2)
+        .filter(|&i| {
+            cluster
+                .try_status(i)
+                .is_ok_and(|s| s.state == VrrpState::Master)
+        })
+        .collect();
+    assert_eq!(masters, vec![0]);
+    assert!(!holds_vip(&cluster, 1));
+}
