@@ -19,84 +19,39 @@
 
 mod common;
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
-use common::{poll_until, require_root, Cluster, ClusterBuilder, WAIT};
+use common::{
+    cluster_ipv6_ready, holds_vip6, ipv6_vips, link_local6, poll_until, require_root, run_in,
+    Cluster, ClusterBuilder, VIP6 as VIP, VIP6_ADDRESS as VIP_ADDRESS, VIP6_LL as VIP_LL, WAIT,
+};
 use rcbsd_failover::net::iface;
 use rcbsd_failover::wire::VrrpState;
-use rcbsd_lab::cmd;
-use rcbsd_lab::netns::{in_netns, netns_exec_argv};
-
-/// The virtual router's link-local address (first, §5.2.9) and the VIP.
-const VIP_LL: &str = "fe80::61/64";
-const VIP: &str = "2001:db8::100/64";
-const VIP_ADDRESS: &str = "2001:db8::100";
-
-/// Runs `argv` in namespace `ns`; its stdout (an error as text).
-fn run_in(ns: &str, argv: &[&str]) -> String {
-    let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
-    cmd::run(&netns_exec_argv(ns, &argv)).unwrap_or_else(|e| format!("error: {e}"))
-}
-
-/// No DAD on `ns`'s eth0 (also when its carrier comes back after a cut),
-/// and its kernel link-local address usable.
-fn ipv6_ready(ns: &str) {
-    for key in [
-        "net.ipv6.conf.all.accept_dad=0",
-        "net.ipv6.conf.default.accept_dad=0",
-        "net.ipv6.conf.eth0.accept_dad=0",
-    ] {
-        run_in(ns, &["sysctl", "-q", "-w", key]);
-    }
-    let ready = poll_until(WAIT, || {
-        let out = run_in(ns, &["ip", "-6", "addr", "show", "dev", "eth0"]);
-        out.contains("fe80::") && !out.contains("tentative")
-    });
-    assert!(ready, "{ns}: no link-local address out of DAD");
-}
+use rcbsd_lab::netns::in_netns;
 
 /// Two agents, node 0 at 150 and node 1 at 100 (the lab's defaults), an
 /// IPv6 `[vrrp]` each.
 fn start() -> Cluster {
     let mut builder = ClusterBuilder::new(2);
     for index in 0..2 {
-        builder = builder.node(index, |spec| {
-            spec.virtual_ips = vec![VIP_LL.to_owned(), VIP.to_owned()];
-        });
+        builder = builder.node(index, ipv6_vips);
     }
     let mut cluster = builder.prepare();
-    for index in 0..2 {
-        ipv6_ready(cluster.ns(index));
-    }
-    ipv6_ready(cluster.topology.client_ns());
+    cluster_ipv6_ready(&cluster);
     for index in 0..2 {
         cluster.start(index);
     }
     cluster
 }
 
-/// Whether node `index` holds the IPv6 VIP, usable (not tentative).
 fn holds_vip(cluster: &Cluster, index: usize) -> bool {
-    let out = run_in(
-        cluster.ns(index),
-        &["ip", "-6", "addr", "show", "dev", "eth0"],
-    );
-    out.lines()
-        .any(|line| line.contains(VIP) && !line.contains("tentative"))
-}
-
-fn link_local(cluster: &Cluster, index: usize) -> Ipv6Addr {
-    in_netns(cluster.ns(index), || {
-        iface::link_local_address("eth0", &["fe80::61".parse().unwrap()])
-    })
-    .expect("in namespace")
-    .expect("link-local address")
+    holds_vip6(cluster.ns(index))
 }
 
 /// Waits until `master` is the only master and the only VIP holder, and
 /// every node in `others` follows its link-local address.
 fn wait_master(cluster: &Cluster, master: usize, others: &[usize]) {
-    let address = IpAddr::V6(link_local(cluster, master));
+    let address = IpAddr::V6(link_local6(cluster, master));
     cluster.wait_until(
         &format!("node {master} the only IPv6 master, {others:?} following {address}"),
         WAIT,
