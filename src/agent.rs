@@ -1891,7 +1891,7 @@ mod tests {
         );
     }
 
-    /// Until the agent runs IPv6 elections, an IPv6 router is refused at
+    /// Until the agent runs a slaved [vrrp6], dual stack is refused at
     /// start (and at a reload), before anything is opened: exit 78.
     #[test]
     fn a_dual_stack_vrrp6_is_refused_until_the_agent_runs_it() {
