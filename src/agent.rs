@@ -239,16 +239,6 @@ pub enum StartError {
     /// SIGHUP/SIGINT/SIGTERM handlers.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-    /// The configuration has an IPv6 virtual router (an IPv6 `[vrrp]` or
-    /// a `[vrrp6]`): `check-config` and `plan` take it, the election does
-    /// not run it yet: today a `[vrrp6]` beside an IPv4 `[vrrp]` (dual
-    /// stack). Refused rather than run half of it (IPv6 VIPs moved without
-    /// IPv6 adverts would not interoperate). An IPv6 `[vrrp]` runs.
-    #[error("[{section}]: a dual-stack [vrrp6] is checked and planned, but the agent does not run it yet (issue 15); remove it, or run an IPv6-only node with IPv6 virtual_ips in [vrrp]")]
-    Ipv6NotRunYet {
-        /// `vrrp` or `vrrp6`.
-        section: &'static str,
-    },
 }
 
 impl StartError {
@@ -267,10 +257,9 @@ impl StartError {
             | StartError::VrrpSocket { .. }
             | StartError::Worker(_)
             | StartError::Signals(_) => ExitStatus::OsErr,
-            StartError::Override(_)
-            | StartError::Holds(_)
-            | StartError::AuthKeys(_)
-            | StartError::Ipv6NotRunYet { .. } => ExitStatus::Config,
+            StartError::Override(_) | StartError::Holds(_) | StartError::AuthKeys(_) => {
+                ExitStatus::Config
+            }
         }
     }
 }
@@ -285,10 +274,6 @@ struct Link {
 }
 
 fn resolve_link(config: &Config) -> Result<Link, StartError> {
-    // Dual stack runs [vrrp6] slaved to [vrrp]: not done yet (docs/election.md).
-    if config.vrrp6.is_some() {
-        return Err(StartError::Ipv6NotRunYet { section: "vrrp6" });
-    }
     let ifname = &config.vrrp.interface;
     let ifindex = iface::interface_index(ifname).map_err(|source| StartError::Interface {
         interface: ifname.clone(),
@@ -480,6 +465,8 @@ struct Agent {
     vips: Vec<Ipv4Addr>,
     /// The IPv6 VIPs, link-local first (empty for an IPv4 router).
     vips6: Vec<Ipv6Addr>,
+    /// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]`.
+    vrrp6: Option<vrrp_io::Slaved>,
     /// The checks between transitions (issue 12).
     health: health::HealthWatch,
     /// How the worker's repairs went.
@@ -532,10 +519,18 @@ impl Agent {
                     .iter()
                     .map(|v| v as &dyn crate::net::vip::VipAddress),
             );
+        let vrrp6 = config.vrrp6.iter().flat_map(|v6| {
+            v6.virtual_ips
+                .iter()
+                .map(move |v| (v6.interface.as_str(), v as &dyn crate::net::vip::VipAddress))
+        });
         let backend = crate::net::vip::platform_backend(&config.tools.ifconfig);
-        for vip in leftovers {
-            match crate::net::vip::ensure_absent(&*backend, &config.vrrp.interface, vip).await {
-                Ok(true) => events::stale_vip_removed(&config.vrrp.interface, &vip.to_string()),
+        for (interface, vip) in leftovers
+            .map(|vip| (config.vrrp.interface.as_str(), vip))
+            .chain(vrrp6)
+        {
+            match crate::net::vip::ensure_absent(&*backend, interface, vip).await {
+                Ok(true) => events::stale_vip_removed(interface, &vip.to_string()),
                 Ok(false) => {}
                 Err(source) => {
                     return Err(StartError::LeftoverVip {
@@ -580,6 +575,18 @@ impl Agent {
                     interface: config.vrrp.interface.clone(),
                     source,
                 })?;
+
+        let vrrp6 = match &config.vrrp6 {
+            Some(v6) => {
+                Some(
+                    vrrp_io::Slaved::open(v6).map_err(|source| StartError::VrrpSocket {
+                        interface: v6.interface.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
 
         let transition::Handles {
             task: worker,
@@ -670,6 +677,7 @@ impl Agent {
             ),
             vips,
             vips6,
+            vrrp6,
             health,
             repaired,
             holding: None,
@@ -723,6 +731,7 @@ impl Agent {
             watchdog_at: self.fence.as_ref().map(|_| Instant::now()),
         };
         let mut heartbeat_buf = vec![0u8; cluster::HEARTBEAT_BUFFER];
+        let mut buf6 = vec![0u8; RECV_BUFFER];
         // SIGTERM/SIGINT: the worker releases everything (demote) while the
         // election keeps running and this node keeps advertising, so no
         // other node promotes onto storage we still hold; only then the
@@ -747,6 +756,13 @@ impl Agent {
                         Vec::new()
                     }
                 },
+                received = vrrp_io::recv_slaved(self.vrrp6.as_ref(), &mut buf6) => {
+                    match received {
+                        Ok((len, meta)) => self.on_slaved_datagram(buf6.get(..len).unwrap_or(&[]), &meta),
+                        Err(e) => events::receive_failed(&format!("[vrrp6] socket: {e}")),
+                    }
+                    continue;
+                }
                 received = self.socket.recv(&mut buf) => match received {
                     // A dropped packet changes nothing: back to waiting at
                     // once, so a flood costs a parse per packet, no more.
@@ -1063,6 +1079,40 @@ impl Agent {
                     }
                 }
                 None
+            }
+        }
+    }
+
+    /// One datagram on the slaved `[vrrp6]` socket: admitted and counted,
+    /// never an election input (docs/election.md, "Dual stack").
+    fn on_slaved_datagram(&mut self, datagram: &[u8], meta: &vrrp_io::Meta) {
+        let restart_silence = self
+            .config
+            .vrrp
+            .advert_interval
+            .to_duration()
+            .saturating_mul(RESTART_SILENCE_ADVERTS);
+        let Some(slaved) = &mut self.vrrp6 else {
+            return;
+        };
+        let mut replay = std::mem::replace(&mut slaved.replay, vrrp_io::Replay::new(0));
+        let auth = self.keys.as_deref().map(|keys| {
+            (
+                vrrp_io::Auth {
+                    keys,
+                    now: Instant::now(),
+                    restart_silence,
+                },
+                &mut replay,
+            )
+        });
+        let admitted = slaved.local().admit(datagram, meta, auth);
+        slaved.replay = replay;
+        match admitted {
+            Ok(_) => slaved.adverts_received += 1,
+            Err(dropped) => {
+                slaved.dropped += 1;
+                self.drops.record(dropped.reason);
             }
         }
     }
@@ -1578,6 +1628,30 @@ impl Agent {
                 .and_then(|link| cluster::status(link, &self.core, now)),
             watchdog: self.fence.as_ref().map(|f| f.status(&self.core, now)),
             retained: self.core.is_retained(),
+            vrrp6: self.vrrp6.as_ref().map(|slaved| {
+                let held = iface::ipv6_addresses(&slaved.interface).unwrap_or_default();
+                let vips_held = self
+                    .config
+                    .vrrp6
+                    .iter()
+                    .flat_map(|v6| v6.virtual_ips.iter())
+                    .filter(|v| held.iter().any(|(a, _)| *a == v.address))
+                    .map(ToString::to_string)
+                    .collect();
+                crate::control::protocol::SlavedStatus {
+                    interface: slaved.interface.clone(),
+                    vrid: slaved.vrid,
+                    state: if router.state() == crate::wire::VrrpState::Master {
+                        crate::wire::VrrpState::Master
+                    } else {
+                        crate::wire::VrrpState::Backup
+                    },
+                    vips_held,
+                    adverts_sent: slaved.adverts_sent,
+                    adverts_received: slaved.adverts_received,
+                    dropped: slaved.dropped,
+                }
+            }),
             handing_over: self.core.is_handing_over(),
             health: self.health.status(),
             held: self
@@ -1747,6 +1821,55 @@ impl Agent {
                 }
             }
         }
+        self.send_slaved_advert(priority).await;
+    }
+
+    /// The `[vrrp6]` advert that follows each `[vrrp]` one on a dual-stack
+    /// node: sent on `[vrrp]`'s timer, so it carries `[vrrp]`'s interval.
+    async fn send_slaved_advert(&mut self, priority: u8) {
+        let Some(slaved) = &mut self.vrrp6 else {
+            return;
+        };
+        let mut buf = [0u8; RECV_BUFFER];
+        let dst = IpAddr::V6(crate::wire::vrrp6::MULTICAST_GROUP);
+        let encoded = slaved.local().encode(
+            &mut buf,
+            slaved.advert_priority(priority),
+            self.config.vrrp.advert_interval,
+            dst,
+            ChecksumMode::PseudoHeader,
+        );
+        let len = match encoded {
+            Ok(len) => len,
+            Err(e) => {
+                events::advert_encode_failed(&e);
+                return;
+            }
+        };
+        let mut packet = buf.get(..len).unwrap_or(&[]).to_vec();
+        if let Some(keys) = &self.keys {
+            self.advert_seq += 1;
+            crate::wire::advert_auth::append(
+                &mut packet,
+                keys,
+                slaved.primary,
+                dst,
+                crate::auth::Counter {
+                    incarnation: self.incarnation,
+                    seq: self.advert_seq,
+                },
+            );
+        }
+        match slaved.io.send_to(&packet, dst).await {
+            Ok(()) => slaved.adverts_sent += 1,
+            Err(e) => {
+                self.send_errors += 1;
+                if self.send_errors == 1 {
+                    events::send_failed(dst, &e.to_string(), 1);
+                    self.send_errors_logged = 1;
+                }
+            }
+        }
     }
 
     /// Writes the Prometheus textfile off the loop (a slow disk must not
@@ -1889,28 +2012,5 @@ mod tests {
             text.starts_with("vrrp.interface \"em9\": interface \"em9\" not found"),
             "{text}"
         );
-    }
-
-    /// Until the agent runs a slaved [vrrp6], dual stack is refused at
-    /// start (and at a reload), before anything is opened: exit 78.
-    #[test]
-    fn a_dual_stack_vrrp6_is_refused_until_the_agent_runs_it() {
-        let parse = |text: &str| {
-            crate::config::parse_with_hostname(text, std::path::Path::new("/x.toml"), Some("n"))
-                .unwrap_or_else(|e| panic!("{e}"))
-        };
-        let dual = parse(
-            "[vrrp]\ninterface = \"em9\"\nvrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n\
-             [vrrp6]\nvrid = 1\nvirtual_ips = [\"fe80::1/64\"]\n",
-        );
-        let Err(error) = resolve_link(&dual) else {
-            panic!("vrrp6: accepted");
-        };
-        assert!(
-            matches!(error, StartError::Ipv6NotRunYet { section: "vrrp6" }),
-            "{error}"
-        );
-        assert_eq!(error.exit_status(), ExitStatus::Config);
-        assert!(error.to_string().contains("does not run it yet"));
     }
 }

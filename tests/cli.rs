@@ -252,6 +252,7 @@ fn canned_status() -> Status {
         cluster: None,
         watchdog: None,
         retained: false,
+        vrrp6: None,
         handing_over: false,
         health: Vec::new(),
         held: vec![HeldStatus {

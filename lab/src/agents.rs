@@ -78,6 +78,9 @@ pub struct NodeSpec {
     /// `[health]` keys set and `[[track]]`s; `None` leaves the agent's
     /// defaults. Our agent only.
     pub health: Option<HealthSpec>,
+    /// A dual-stack node's `[vrrp6]` VIPs (link-local first), same VRID;
+    /// empty: no `[vrrp6]`. Our agent only.
+    pub vrrp6_virtual_ips: Vec<String>,
 }
 
 /// `[health]` settings a scenario changes (unset ones keep the agent's
@@ -295,6 +298,7 @@ impl NodeSpec {
             quorum: None,
             watchdog: None,
             health: None,
+            vrrp6_virtual_ips: Vec::new(),
         }
     }
 
@@ -347,6 +351,20 @@ impl NodeSpec {
         };
         let mut table =
             toml::Table::try_from(&file).map_err(|e| LabError::Config(e.to_string()))?;
+        if !self.vrrp6_virtual_ips.is_empty() {
+            let mut vrrp6 = toml::Table::new();
+            vrrp6.insert("vrid".into(), toml::Value::Integer(i64::from(self.vrid)));
+            vrrp6.insert(
+                "virtual_ips".into(),
+                toml::Value::Array(
+                    self.vrrp6_virtual_ips
+                        .iter()
+                        .map(|v| toml::Value::String(v.clone()))
+                        .collect(),
+                ),
+            );
+            table.insert("vrrp6".into(), toml::Value::Table(vrrp6));
+        }
         if let Some(cbsd) = &self.cbsd {
             table.extend(cbsd.sections(self.quorum.is_none())?);
         }

@@ -168,3 +168,76 @@ fn two_agents_elect_one_ipv6_master_take_over_on_link_cut_and_preempt_back_with_
     assert_eq!(masters, vec![0]);
     assert!(!holds_vip(&cluster, 1));
 }
+
+/// Whether node `index` holds the lab's IPv4 VIP.
+fn holds_vip4(cluster: &Cluster, index: usize) -> bool {
+    cluster.vip_holders().contains(&index)
+}
+
+/// Node `master` is master of `[vrrp]` and so of its slaved `[vrrp6]`,
+/// with both families' VIPs; the others are backups of both, with none.
+fn wait_dual_master(cluster: &Cluster, master: usize, others: &[usize]) {
+    cluster.wait_until(
+        &format!("node {master} master of [vrrp] and [vrrp6] with both VIPs, {others:?} backups"),
+        WAIT,
+        |c| {
+            c.try_status(master).is_ok_and(|s| {
+                s.state == VrrpState::Master
+                    && s.family == "ipv4"
+                    && s.vrrp6
+                        .as_ref()
+                        .is_some_and(|v6| v6.state == VrrpState::Master && v6.vips_held.len() == 2)
+            }) && holds_vip4(c, master)
+                && holds_vip(c, master)
+                && others.iter().all(|&o| {
+                    c.try_status(o).is_ok_and(|s| {
+                        s.state != VrrpState::Master
+                            && s.vrrp6
+                                .as_ref()
+                                .is_some_and(|v6| v6.state == VrrpState::Backup)
+                    }) && !holds_vip4(c, o)
+                        && !holds_vip(c, o)
+                })
+        },
+    );
+}
+
+#[test]
+fn a_dual_stack_vrrp6_follows_the_vrrp_master_through_takeover_and_preempt() {
+    if !require_root() {
+        return;
+    }
+    let mut builder = ClusterBuilder::new(2);
+    for index in 0..2 {
+        builder = builder.node(index, |spec| {
+            spec.vrrp6_virtual_ips = vec![VIP_LL.to_owned(), VIP.to_owned()];
+        });
+    }
+    let mut cluster = builder.prepare();
+    cluster_ipv6_ready(&cluster);
+    for index in 0..2 {
+        cluster.start(index);
+    }
+    wait_dual_master(&cluster, 0, &[1]);
+    // The master advertises [vrrp6]; the backup admits those adverts (they
+    // pass its IPv6 checks) without making them an election input.
+    cluster.wait_until("node 1 admits node 0's [vrrp6] adverts", WAIT, |c| {
+        c.try_status(0)
+            .is_ok_and(|s| s.vrrp6.is_some_and(|v6| v6.adverts_sent > 0))
+            && c.try_status(1).is_ok_and(|s| {
+                s.vrrp6
+                    .is_some_and(|v6| v6.adverts_received > 0 && v6.dropped == 0)
+            })
+    });
+
+    cluster.topology.cut_link(0).expect("cut link");
+    cluster.wait_until("node 1 master of both families", WAIT, |c| {
+        c.try_status(1).is_ok_and(|s| {
+            s.state == VrrpState::Master && s.vrrp6.is_some_and(|v6| v6.state == VrrpState::Master)
+        }) && holds_vip4(c, 1)
+            && holds_vip(c, 1)
+    });
+
+    cluster.topology.restore_link(0).expect("restore link");
+    wait_dual_master(&cluster, 0, &[1]);
+}

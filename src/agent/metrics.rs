@@ -372,6 +372,7 @@ mod tests {
             cluster: None,
             watchdog: None,
             retained: false,
+            vrrp6: None,
             handing_over: false,
             health: Vec::new(),
             held: Vec::new(),

@@ -271,3 +271,102 @@ impl Local<'_> {
         }
     }
 }
+
+/// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]` (docs/election.md,
+/// "Dual stack"): it has no election of its own. The node that is master
+/// of `[vrrp]` advertises `[vrrp6]` as master (each `[vrrp]` advert is
+/// followed by a `[vrrp6]` one); every other node keeps it in Backup and
+/// never takes it over, whatever its own Master_Down timer would say. Its
+/// adverts are received, admitted and counted, never fed to the election:
+/// two independent elections could pick different masters (the
+/// tie-breakers are per-family addresses) and the storage has one owner.
+pub(super) struct Slaved {
+    /// The IPv6 socket of `[vrrp6].interface`.
+    pub io: Io,
+    /// `[vrrp6].interface`.
+    pub interface: String,
+    /// `[vrrp6].vrid`.
+    pub vrid: u8,
+    /// `[vrrp6].priority`: what its adverts carry (0 when `[vrrp]` resigns).
+    pub priority: u8,
+    /// Its interface's index.
+    pub ifindex: u32,
+    /// Its link-local advert source.
+    pub primary: Ipv6Addr,
+    /// Its VIPs, link-local first.
+    pub vips6: Vec<Ipv6Addr>,
+    /// Replay protection for its authenticated adverts.
+    pub replay: Replay,
+    /// Adverts sent.
+    pub adverts_sent: u64,
+    /// Adverts admitted (another `[vrrp6]` router's).
+    pub adverts_received: u64,
+    /// Datagrams dropped by admission.
+    pub dropped: u64,
+}
+
+impl Slaved {
+    /// Opens `[vrrp6]`'s socket on its interface, from its link-local
+    /// address.
+    pub(super) fn open(v6: &crate::config::Vrrp6) -> Result<Slaved, NetError> {
+        let ifindex = crate::net::iface::interface_index(&v6.interface)?;
+        let vips6: Vec<Ipv6Addr> = v6.virtual_ips.iter().map(|v| v.address).collect();
+        let primary = match v6.source_address {
+            Some(a) => a,
+            None => crate::net::iface::link_local_address(&v6.interface, &vips6)?,
+        };
+        let io = Spec::V6(SocketConfig6 {
+            interface: v6.interface.clone(),
+            ifindex,
+            source: primary,
+        })
+        .open()?;
+        Ok(Slaved {
+            io,
+            interface: v6.interface.clone(),
+            vrid: v6.vrid,
+            priority: v6.priority,
+            ifindex,
+            primary,
+            vips6,
+            replay: Replay::new(256),
+            adverts_sent: 0,
+            adverts_received: 0,
+            dropped: 0,
+        })
+    }
+
+    /// What admission and encoding need of it.
+    pub(super) fn local(&self) -> Local<'_> {
+        Local {
+            vrid: self.vrid,
+            ifindex: self.ifindex,
+            primary: IpAddr::V6(self.primary),
+            unicast_peers: &[],
+            vips: &[],
+            vips6: &self.vips6,
+            we_are_owner: self.priority == 255,
+        }
+    }
+
+    /// The priority of the `[vrrp6]` advert that follows a `[vrrp]` one of
+    /// `priority`: 0 (resign) stays 0, anything else is `[vrrp6]`'s own.
+    pub(super) fn advert_priority(&self, priority: u8) -> u8 {
+        if priority == 0 {
+            0
+        } else {
+            self.priority
+        }
+    }
+}
+
+/// Receives on the slaved `[vrrp6]` socket; never ready without one.
+pub(super) async fn recv_slaved(
+    slaved: Option<&Slaved>,
+    buf: &mut [u8],
+) -> io::Result<(usize, Meta)> {
+    match slaved {
+        Some(slaved) => slaved.io.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}

@@ -227,6 +227,22 @@ pub fn render_status(status: &Status) -> String {
             status.vips_held.join(" ")
         },
     );
+    if let Some(v6) = &status.vrrp6 {
+        row(
+            "vrrp6",
+            format!(
+                "vrid {} on {} (IPv6, slaved to [vrrp]): {}; vips held {}",
+                v6.vrid,
+                v6.interface,
+                v6.state,
+                if v6.vips_held.is_empty() {
+                    "none".to_string()
+                } else {
+                    v6.vips_held.join(" ")
+                }
+            ),
+        );
+    }
     row("override", status.override_.as_str().to_string());
     if status.follower_only {
         row(
@@ -576,6 +592,7 @@ mod tests {
             cluster: None,
             watchdog: None,
             retained: false,
+            vrrp6: None,
             handing_over: false,
             health: Vec::new(),
             held: Vec::new(),

@@ -77,6 +77,27 @@ impl Response {
     }
 }
 
+/// A dual-stack node's `[vrrp6]` as `status` shows it: slaved to
+/// `[vrrp]`, master exactly when `[vrrp]` is (docs/election.md, "Dual
+/// stack").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlavedStatus {
+    /// `[vrrp6].interface`.
+    pub interface: String,
+    /// `[vrrp6].vrid`.
+    pub vrid: u8,
+    /// `master` when `[vrrp]` is master, else `backup`.
+    pub state: VrrpState,
+    /// Its IPv6 VIPs on its interface now, `address/prefix`.
+    pub vips_held: Vec<String>,
+    /// Its adverts sent.
+    pub adverts_sent: u64,
+    /// Other `[vrrp6]` routers' adverts admitted (never election input).
+    pub adverts_received: u64,
+    /// Datagrams its admission dropped (also in `counters.drops`).
+    pub dropped: u64,
+}
+
 /// The agent's state as `status` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -137,6 +158,9 @@ pub struct Status {
     /// holds the storage anyway); `resume` once the cause is fixed.
     #[serde(default)]
     pub retained: bool,
+    /// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]`; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp6: Option<SlavedStatus>,
     /// A planned hand-over: this master keeps serving NFS while the
     /// followers quiesce, then demotes.
     #[serde(default)]
