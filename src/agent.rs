@@ -1034,15 +1034,8 @@ impl Agent {
             .advert_interval
             .to_duration()
             .saturating_mul(RESTART_SILENCE_ADVERTS);
-        let local = vrrp_io::Local {
-            vrid: self.config.vrrp.vrid,
-            ifindex: self.link.ifindex,
-            primary: self.link.primary,
-            unicast_peers: &self.config.vrrp.unicast_peers,
-            vips: &self.vips,
-            vips6: &self.vips6,
-            we_are_owner: self.config.vrrp.priority == 255,
-        };
+        // Out for the call: admission borrows the rest of `self`.
+        let mut replay = std::mem::replace(&mut self.advert_replay, vrrp_io::Replay::new(0));
         let auth = self.keys.as_deref().map(|keys| {
             (
                 vrrp_io::Auth {
@@ -1050,10 +1043,12 @@ impl Agent {
                     now: Instant::now(),
                     restart_silence,
                 },
-                &mut self.advert_replay,
+                &mut replay,
             )
         });
-        match local.admit(datagram, meta, auth) {
+        let admitted = self.local().admit(datagram, meta, auth);
+        self.advert_replay = replay;
+        match admitted {
             Ok(admitted) => {
                 self.counters.adverts_received += 1;
                 let form = match admitted.checksum {
