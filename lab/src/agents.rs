@@ -194,7 +194,7 @@ pub struct PlacementSpec {
 /// except `auth`, which a test may set per node (a wrong key).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuorumSpec {
-    pub nodes: Vec<(String, Ipv4Addr)>,
+    pub nodes: Vec<(String, std::net::IpAddr)>,
     pub heartbeat_interval: Duration,
     pub lease: Duration,
     pub fence_margin: Duration,
@@ -218,7 +218,10 @@ impl QuorumSpec {
             (Duration::from_millis(1500), Duration::from_millis(1000))
         };
         QuorumSpec {
-            nodes: specs.iter().map(|s| (s.name.clone(), s.address)).collect(),
+            nodes: specs
+                .iter()
+                .map(|s| (s.name.clone(), s.address.into()))
+                .collect(),
             heartbeat_interval: Duration::from_millis(100),
             lease,
             fence_margin,

@@ -241,3 +241,52 @@ fn a_dual_stack_vrrp6_follows_the_vrrp_master_through_takeover_and_preempt() {
     cluster.topology.restore_link(0).expect("restore link");
     wait_dual_master(&cluster, 0, &[1]);
 }
+
+/// Node `index`'s heartbeat address in the IPv6 cluster: 2001:db8::1{index+1}.
+fn cluster_address6(index: usize) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x11 + index as u16)
+}
+
+#[test]
+fn an_ipv6_cluster_elects_over_ipv6_heartbeats_with_quorum() {
+    if !require_root() {
+        return;
+    }
+    // Three nodes (a cluster of two is refused): an IPv6 [vrrp] each, and
+    // [cluster] nodes at 2001:db8::11..13, so heartbeats travel over
+    // UDP/IPv6 and carry the IPv6 master they follow (tag 2).
+    let mut builder = ClusterBuilder::new(3);
+    for index in 0..3 {
+        builder = builder.node(index, ipv6_vips);
+    }
+    let builder = builder.quorum().quorum_edit(|quorum| {
+        for (index, node) in quorum.nodes.iter_mut().enumerate() {
+            node.1 = IpAddr::V6(cluster_address6(index));
+        }
+    });
+    let mut cluster = builder.prepare();
+    cluster_ipv6_ready(&cluster);
+    for index in 0..3 {
+        let cidr = format!("{}/64", cluster_address6(index));
+        run_in(
+            cluster.ns(index),
+            &["ip", "-6", "addr", "add", &cidr, "dev", "eth0", "nodad"],
+        );
+    }
+    for index in 0..3 {
+        cluster.start(index);
+    }
+    wait_master(&cluster, 0, &[1, 2]);
+    cluster.wait_until("every node has a quorum from IPv6 heartbeats", WAIT, |c| {
+        (0..3).all(|i| {
+            c.try_status(i).is_ok_and(|s| {
+                s.cluster.as_ref().is_some_and(|q| {
+                    q.quorum
+                        && q.not_heard.is_empty()
+                        && q.heartbeats_received > 0
+                        && q.heartbeats_dropped.is_empty()
+                })
+            })
+        })
+    });
+}
