@@ -290,3 +290,84 @@ fn an_ipv6_cluster_elects_over_ipv6_heartbeats_with_quorum() {
         })
     });
 }
+
+/// Node `index` drops every IPv6 VRRP datagram it receives (next header
+/// 112), or stops doing so: a partition of the IPv6 adverts only.
+fn block_ipv6_vrrp(cluster: &Cluster, index: usize, block: bool) {
+    let ns = cluster.ns(index);
+    if block {
+        for command in [
+            &["nft", "add", "table", "ip6", "v6block"][..],
+            &[
+                "nft", "add", "chain", "ip6", "v6block", "input", "{", "type", "filter", "hook",
+                "input", "priority", "0", ";", "policy", "accept", ";", "}",
+            ],
+            &[
+                "nft", "add", "rule", "ip6", "v6block", "input", "meta", "l4proto", "112", "drop",
+            ],
+        ] {
+            let out = run_in(ns, command);
+            assert!(!out.starts_with("error"), "{ns}: {out}");
+        }
+    } else {
+        let out = run_in(ns, &["nft", "delete", "table", "ip6", "v6block"]);
+        assert!(!out.starts_with("error"), "{ns}: {out}");
+    }
+}
+
+#[test]
+fn after_an_ipv6_partition_heals_the_remaining_master_re_announces_with_na() {
+    if !require_root() {
+        return;
+    }
+    let cluster = start();
+    wait_master(&cluster, 0, &[1]);
+
+    // Partition: neither hears the other; node 1 becomes a second master.
+    for index in 0..2 {
+        block_ipv6_vrrp(&cluster, index, true);
+    }
+    cluster.wait_until("two IPv6 masters during the partition", WAIT, |c| {
+        (0..2).all(|i| c.try_status(i).is_ok_and(|s| s.state == VrrpState::Master))
+    });
+    // The client follows whoever announced last; make it follow neither.
+    let client = cluster.topology.client_ns().to_owned();
+    run_in(
+        &client,
+        &[
+            "ip",
+            "-6",
+            "neigh",
+            "replace",
+            VIP_ADDRESS,
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "eth0",
+            "nud",
+            "stale",
+        ],
+    );
+
+    // Heal: node 1 yields (lower priority, §6.4.3); node 0 hears a second
+    // master and re-sends its NA burst at once (the ARP policy), which
+    // points the client back at it.
+    for index in 0..2 {
+        block_ipv6_vrrp(&cluster, index, false);
+    }
+    wait_master(&cluster, 0, &[1]);
+    let mac = mac_text(&cluster, 0);
+    let mut last = String::new();
+    let announced = poll_until(WAIT, || {
+        last = run_in(
+            &client,
+            &["ip", "-6", "neigh", "show", VIP_ADDRESS, "dev", "eth0"],
+        );
+        last.contains(&mac) && last.contains("router")
+    });
+    assert!(
+        announced,
+        "after the heal the client's entry for {VIP_ADDRESS} is not node 0's ({mac}): {last}"
+    );
+    assert!(!cluster.events(0, "master_conflict").is_empty());
+}
