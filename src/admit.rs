@@ -298,7 +298,7 @@ pub fn admit_with_auth(
     )?;
     Ok(Admitted {
         advert: ReceivedAdvert {
-            source: ip.src,
+            source: ip.src.into(),
             priority: packet.priority(),
             max_advert_interval: packet.max_advert_interval(),
         },
@@ -548,7 +548,7 @@ mod tests {
             assert_eq!(
                 admitted.advert,
                 ReceivedAdvert {
-                    source: PEER,
+                    source: PEER.into(),
                     priority: 150,
                     max_advert_interval: Centis(100),
                 }

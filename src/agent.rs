@@ -36,12 +36,13 @@ mod health;
 mod metrics;
 mod notify;
 mod transition;
+mod vrrp_io;
 
 /// The error of the `[cluster]` heartbeat link, carried by [`StartError::Heartbeat`].
 pub use cluster::ClusterLinkError;
 
 use std::collections::{BTreeSet, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::Signals;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::admit::{self, DropCounters, RecvMeta};
+use crate::admit::DropCounters;
 use crate::config::{self, Config};
 use crate::control::protocol::{Counters, HeldStatus, Request, Response, Status};
 use crate::control::server as control_server;
@@ -61,10 +62,10 @@ use crate::events::{self, LogFormat, LogTarget};
 use crate::exit::ExitStatus;
 use crate::net::iface;
 use crate::net::link_events::LinkEvents;
-use crate::net::socket::{SocketConfig, VrrpSocket};
+use crate::net::socket::SocketConfig;
+use crate::net::socket6::SocketConfig6;
 use crate::node::{self, Effect, Input, NodeCore, Notice, WorkerReport};
 use crate::store::{HoldRecord, Holds, StateDir};
-use crate::wire::vrrp::Advertisement;
 use crate::wire::ChecksumMode;
 
 use transition::Desired;
@@ -202,8 +203,8 @@ pub enum StartError {
     /// A virtual IP left by an earlier run is still on the interface.
     #[error("cannot remove the leftover virtual IP {vip}: {source}")]
     LeftoverVip {
-        /// The virtual IP that could not be removed.
-        vip: crate::config::VirtualIp,
+        /// The virtual IP that could not be removed, with its prefix.
+        vip: String,
         /// Why the removal failed.
         #[source]
         source: crate::net::vip::VipError,
@@ -238,15 +239,6 @@ pub enum StartError {
     /// SIGHUP/SIGINT/SIGTERM handlers.
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
-    /// The configuration has an IPv6 virtual router (an IPv6 `[vrrp]` or
-    /// a `[vrrp6]`): `check-config` and `plan` take it, the election does
-    /// not run it yet. Refused rather than run half of it (IPv6 VIPs moved
-    /// without IPv6 adverts would not interoperate).
-    #[error("[{section}]: an IPv6 virtual router is checked and planned, but the agent does not run IPv6 elections yet (issue 15); remove it to run this node")]
-    Ipv6NotRunYet {
-        /// `vrrp` or `vrrp6`.
-        section: &'static str,
-    },
 }
 
 impl StartError {
@@ -265,10 +257,9 @@ impl StartError {
             | StartError::VrrpSocket { .. }
             | StartError::Worker(_)
             | StartError::Signals(_) => ExitStatus::OsErr,
-            StartError::Override(_)
-            | StartError::Holds(_)
-            | StartError::AuthKeys(_)
-            | StartError::Ipv6NotRunYet { .. } => ExitStatus::Config,
+            StartError::Override(_) | StartError::Holds(_) | StartError::AuthKeys(_) => {
+                ExitStatus::Config
+            }
         }
     }
 }
@@ -277,32 +268,34 @@ impl StartError {
 #[derive(Clone, Debug, PartialEq)]
 struct Link {
     ifindex: u32,
-    primary: Ipv4Addr,
+    /// IPv4: the primary address; IPv6: the interface's link-local address
+    /// (RFC 5798 §5.1.2.1), never the virtual one.
+    primary: IpAddr,
 }
 
 fn resolve_link(config: &Config) -> Result<Link, StartError> {
-    if let Some(instance) = config
-        .instances()
-        .iter()
-        .find(|i| matches!(i.addresses, crate::config::InstanceAddresses::V6 { .. }))
-    {
-        return Err(StartError::Ipv6NotRunYet {
-            section: instance.section,
-        });
-    }
     let ifname = &config.vrrp.interface;
     let ifindex = iface::interface_index(ifname).map_err(|source| StartError::Interface {
         interface: ifname.clone(),
         source,
     })?;
-    let vips = vip_addresses(config);
-    let primary = match config.vrrp.source_address {
-        Some(a) => a,
-        None => {
-            iface::primary_address(ifname, &vips).map_err(|source| StartError::PrimaryAddress {
-                interface: ifname.clone(),
-                source,
-            })?
+    let no_address = |source| StartError::PrimaryAddress {
+        interface: ifname.clone(),
+        source,
+    };
+    let primary = if config.vrrp.virtual_ips6.is_empty() {
+        match config.vrrp.source_address {
+            Some(a) => IpAddr::V4(a),
+            None => IpAddr::V4(
+                iface::primary_address(ifname, &vip_addresses(config)).map_err(no_address)?,
+            ),
+        }
+    } else {
+        match config.vrrp.source_address6 {
+            Some(a) => IpAddr::V6(a),
+            None => IpAddr::V6(
+                iface::link_local_address(ifname, &vip_addresses6(config)).map_err(no_address)?,
+            ),
         }
     };
     Ok(Link { ifindex, primary })
@@ -312,12 +305,23 @@ fn vip_addresses(config: &Config) -> Vec<Ipv4Addr> {
     config.vrrp.virtual_ips.iter().map(|v| v.address).collect()
 }
 
-fn socket_config(config: &Config, link: &Link) -> SocketConfig {
-    SocketConfig {
-        interface: config.vrrp.interface.clone(),
-        ifindex: link.ifindex,
-        source: link.primary,
-        unicast_peers: config.vrrp.unicast_peers.clone(),
+fn vip_addresses6(config: &Config) -> Vec<Ipv6Addr> {
+    config.vrrp.virtual_ips6.iter().map(|v| v.address).collect()
+}
+
+fn socket_config(config: &Config, link: &Link) -> vrrp_io::Spec {
+    match link.primary {
+        IpAddr::V4(source) => vrrp_io::Spec::V4(SocketConfig {
+            interface: config.vrrp.interface.clone(),
+            ifindex: link.ifindex,
+            source,
+            unicast_peers: config.vrrp.unicast_peers.clone(),
+        }),
+        IpAddr::V6(source) => vrrp_io::Spec::V6(SocketConfig6 {
+            interface: config.vrrp.interface.clone(),
+            ifindex: link.ifindex,
+            source,
+        }),
     }
 }
 
@@ -411,7 +415,7 @@ struct Agent {
     link: Link,
     /// Every decision: the election, quorum, faults, overrides, the fence.
     core: NodeCore,
-    socket: VrrpSocket,
+    socket: vrrp_io::Io,
     store: StateDir,
     /// What the worker serves; replaced with every published decision and
     /// every applied reload.
@@ -429,7 +433,7 @@ struct Agent {
     config_generation: u64,
     /// When the state last changed (wall clock, for the metrics).
     last_transition: Option<std::time::SystemTime>,
-    garp_now: mpsc::UnboundedSender<Ipv4Addr>,
+    garp_now: mpsc::UnboundedSender<IpAddr>,
     worker_events: mpsc::UnboundedReceiver<WorkerReport>,
     worker: tokio::task::JoinHandle<()>,
     control_rx: mpsc::Receiver<ControlRequest>,
@@ -454,11 +458,15 @@ struct Agent {
     /// The advert auth counter's low part.
     advert_seq: u64,
     /// Replay protection for authenticated adverts, per source.
-    advert_replay: crate::auth::ReplayGuard<Ipv4Addr>,
-    advert_auth_alerts: crate::auth::AuthFailureLimiter<Ipv4Addr>,
+    advert_replay: vrrp_io::Replay,
+    advert_auth_alerts: crate::auth::AuthFailureLimiter<IpAddr>,
     /// The VIPs, built once per configuration (the receive path compares
     /// every advert with them).
     vips: Vec<Ipv4Addr>,
+    /// The IPv6 VIPs, link-local first (empty for an IPv4 router).
+    vips6: Vec<Ipv6Addr>,
+    /// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]`.
+    vrrp6: Option<vrrp_io::Slaved>,
     /// The checks between transitions (issue 12).
     health: health::HealthWatch,
     /// How the worker's repairs went.
@@ -497,17 +505,39 @@ impl Agent {
 
         // A VIP left by a crashed earlier run must go before we may become
         // master: otherwise two nodes could answer ARP for it.
-        for vip in &config.vrrp.virtual_ips {
-            match crate::net::vip::ensure_absent(
-                &*crate::net::vip::platform_backend(&config.tools.ifconfig),
-                &config.vrrp.interface,
-                vip,
-            )
-            .await
-            {
-                Ok(true) => events::stale_vip_removed(&config.vrrp.interface, &vip.to_string()),
+        // Both families: an IPv6 VIP left behind would answer Neighbor
+        // Solicitations as an IPv4 one answers ARP.
+        let leftovers = config
+            .vrrp
+            .virtual_ips
+            .iter()
+            .map(|v| v as &dyn crate::net::vip::VipAddress)
+            .chain(
+                config
+                    .vrrp
+                    .virtual_ips6
+                    .iter()
+                    .map(|v| v as &dyn crate::net::vip::VipAddress),
+            );
+        let vrrp6 = config.vrrp6.iter().flat_map(|v6| {
+            v6.virtual_ips
+                .iter()
+                .map(move |v| (v6.interface.as_str(), v as &dyn crate::net::vip::VipAddress))
+        });
+        let backend = crate::net::vip::platform_backend(&config.tools.ifconfig);
+        for (interface, vip) in leftovers
+            .map(|vip| (config.vrrp.interface.as_str(), vip))
+            .chain(vrrp6)
+        {
+            match crate::net::vip::ensure_absent(&*backend, interface, vip).await {
+                Ok(true) => events::stale_vip_removed(interface, &vip.to_string()),
                 Ok(false) => {}
-                Err(source) => return Err(StartError::LeftoverVip { vip: *vip, source }),
+                Err(source) => {
+                    return Err(StartError::LeftoverVip {
+                        vip: vip.to_string(),
+                        source,
+                    })
+                }
             }
         }
 
@@ -538,12 +568,25 @@ impl Agent {
             config.node.status_group.as_deref(),
         )
         .map_err(StartError::ControlSocket)?;
-        let socket = VrrpSocket::open(&socket_config(&config, &link)).map_err(|source| {
-            StartError::VrrpSocket {
-                interface: config.vrrp.interface.clone(),
-                source,
+        let socket =
+            socket_config(&config, &link)
+                .open()
+                .map_err(|source| StartError::VrrpSocket {
+                    interface: config.vrrp.interface.clone(),
+                    source,
+                })?;
+
+        let vrrp6 = match &config.vrrp6 {
+            Some(v6) => {
+                Some(
+                    vrrp_io::Slaved::open(v6).map_err(|source| StartError::VrrpSocket {
+                        interface: v6.interface.clone(),
+                        source,
+                    })?,
+                )
             }
-        })?;
+            None => None,
+        };
 
         let transition::Handles {
             task: worker,
@@ -581,6 +624,7 @@ impl Agent {
         );
         core.restore_override(override_);
         let vips = vip_addresses(&config);
+        let vips6 = vip_addresses6(&config);
         let carrier = iface::CarrierProbe::open(&config.vrrp.interface).map_err(|source| {
             StartError::Interface {
                 interface: config.vrrp.interface.clone(),
@@ -626,12 +670,14 @@ impl Agent {
             keys,
             incarnation,
             advert_seq: 0,
-            advert_replay: crate::auth::ReplayGuard::new(256),
+            advert_replay: vrrp_io::Replay::new(256),
             advert_auth_alerts: crate::auth::AuthFailureLimiter::new(
-                crate::auth::AuthFailureLimiter::<Ipv4Addr>::PERIOD,
-                crate::auth::AuthFailureLimiter::<Ipv4Addr>::CAPACITY,
+                crate::auth::AuthFailureLimiter::<IpAddr>::PERIOD,
+                crate::auth::AuthFailureLimiter::<IpAddr>::CAPACITY,
             ),
             vips,
+            vips6,
+            vrrp6,
             health,
             repaired,
             holding: None,
@@ -685,6 +731,7 @@ impl Agent {
             watchdog_at: self.fence.as_ref().map(|_| Instant::now()),
         };
         let mut heartbeat_buf = vec![0u8; cluster::HEARTBEAT_BUFFER];
+        let mut buf6 = vec![0u8; RECV_BUFFER];
         // SIGTERM/SIGINT: the worker releases everything (demote) while the
         // election keeps running and this node keeps advertising, so no
         // other node promotes onto storage we still hold; only then the
@@ -709,6 +756,13 @@ impl Agent {
                         Vec::new()
                     }
                 },
+                received = vrrp_io::recv_slaved(self.vrrp6.as_ref(), &mut buf6) => {
+                    match received {
+                        Ok((len, meta)) => self.on_slaved_datagram(buf6.get(..len).unwrap_or(&[]), &meta),
+                        Err(e) => events::receive_failed(&format!("[vrrp6] socket: {e}")),
+                    }
+                    continue;
+                }
                 received = self.socket.recv(&mut buf) => match received {
                     // A dropped packet changes nothing: back to waiting at
                     // once, so a flood costs a parse per packet, no more.
@@ -959,30 +1013,41 @@ impl Agent {
         }
     }
 
-    /// One packet from the raw socket; `None` when it was dropped.
-    fn on_datagram(&mut self, datagram: &[u8], meta: &RecvMeta) -> Option<Vec<Effect>> {
-        let own = [self.link.primary];
-        let policy = admit::Policy {
+    /// What admission and encoding need of this node's virtual router.
+    fn local(&self) -> vrrp_io::Local<'_> {
+        vrrp_io::Local {
             vrid: self.config.vrrp.vrid,
             ifindex: self.link.ifindex,
-            own_addresses: &own,
+            primary: self.link.primary,
             unicast_peers: &self.config.vrrp.unicast_peers,
-            virtual_ips: &self.vips,
+            vips: &self.vips,
+            vips6: &self.vips6,
             we_are_owner: self.config.vrrp.priority == 255,
-        };
+        }
+    }
+
+    /// One packet from the raw socket; `None` when it was dropped.
+    fn on_datagram(&mut self, datagram: &[u8], meta: &vrrp_io::Meta) -> Option<Vec<Effect>> {
         let restart_silence = self
             .config
             .vrrp
             .advert_interval
             .to_duration()
             .saturating_mul(RESTART_SILENCE_ADVERTS);
-        let mut auth = self.keys.as_deref().map(|keys| admit::AdvertAuth {
-            keys,
-            replay: &mut self.advert_replay,
-            now: Instant::now(),
-            restart_silence,
+        // Out for the call: admission borrows the rest of `self`.
+        let mut replay = std::mem::replace(&mut self.advert_replay, vrrp_io::Replay::new(0));
+        let auth = self.keys.as_deref().map(|keys| {
+            (
+                vrrp_io::Auth {
+                    keys,
+                    now: Instant::now(),
+                    restart_silence,
+                },
+                &mut replay,
+            )
         });
-        let admitted = admit::admit_with_auth(datagram, meta, &policy, auth.as_mut());
+        let admitted = self.local().admit(datagram, meta, auth);
+        self.advert_replay = replay;
         match admitted {
             Ok(admitted) => {
                 self.counters.adverts_received += 1;
@@ -996,12 +1061,9 @@ impl Agent {
                         .handle(Input::Advert(admitted.advert), Instant::now()),
                 )
             }
-            Err(reason) => {
+            Err(vrrp_io::Dropped { reason, source }) => {
                 self.drops.record(reason);
                 if reason.is_auth_failure() {
-                    let source = crate::wire::ipv4::Header::parse(datagram)
-                        .map(|ip| ip.src)
-                        .unwrap_or(Ipv4Addr::UNSPECIFIED);
                     if let Some(alert) = self.advert_auth_alerts.record(&source, Instant::now()) {
                         events::auth_failed(
                             "advert",
@@ -1012,6 +1074,40 @@ impl Agent {
                     }
                 }
                 None
+            }
+        }
+    }
+
+    /// One datagram on the slaved `[vrrp6]` socket: admitted and counted,
+    /// never an election input (docs/election.md, "Dual stack").
+    fn on_slaved_datagram(&mut self, datagram: &[u8], meta: &vrrp_io::Meta) {
+        let restart_silence = self
+            .config
+            .vrrp
+            .advert_interval
+            .to_duration()
+            .saturating_mul(RESTART_SILENCE_ADVERTS);
+        let Some(slaved) = &mut self.vrrp6 else {
+            return;
+        };
+        let mut replay = std::mem::replace(&mut slaved.replay, vrrp_io::Replay::new(0));
+        let auth = self.keys.as_deref().map(|keys| {
+            (
+                vrrp_io::Auth {
+                    keys,
+                    now: Instant::now(),
+                    restart_silence,
+                },
+                &mut replay,
+            )
+        });
+        let admitted = slaved.local().admit(datagram, meta, auth);
+        slaved.replay = replay;
+        match admitted {
+            Ok(_) => slaved.adverts_received += 1,
+            Err(dropped) => {
+                slaved.dropped += 1;
+                self.drops.record(dropped.reason);
             }
         }
     }
@@ -1103,6 +1199,13 @@ impl Agent {
                                 .virtual_ips
                                 .iter()
                                 .map(ToString::to_string)
+                                .chain(
+                                    self.config
+                                        .vrrp
+                                        .virtual_ips6
+                                        .iter()
+                                        .map(ToString::to_string),
+                                )
                                 .collect::<Vec<_>>()
                                 .join(","),
                         },
@@ -1180,12 +1283,11 @@ impl Agent {
         }
         if self.send_errors > self.send_errors_logged {
             let dst = self
-                .config
-                .vrrp
-                .unicast_peers
+                .local()
+                .destinations()
                 .first()
                 .copied()
-                .unwrap_or(crate::net::socket::VRRP_MULTICAST);
+                .unwrap_or(IpAddr::V4(crate::net::socket::VRRP_MULTICAST));
             events::send_failed(
                 dst,
                 "see earlier error",
@@ -1456,8 +1558,9 @@ impl Agent {
     }
 
     fn status(&self) -> Status {
-        let vips_held = iface::ipv4_addresses(&self.config.vrrp.interface)
-            .map(|addrs| {
+        let interface = &self.config.vrrp.interface;
+        let vips_held = if self.config.vrrp.virtual_ips6.is_empty() {
+            iface::ipv4_addresses(interface).map(|addrs| {
                 self.config
                     .vrrp
                     .virtual_ips
@@ -1466,7 +1569,18 @@ impl Agent {
                     .map(ToString::to_string)
                     .collect()
             })
-            .unwrap_or_default();
+        } else {
+            iface::ipv6_addresses(interface).map(|addrs| {
+                self.config
+                    .vrrp
+                    .virtual_ips6
+                    .iter()
+                    .filter(|v| addrs.iter().any(|(a, _)| *a == v.address))
+                    .map(ToString::to_string)
+                    .collect()
+            })
+        }
+        .unwrap_or_default();
         let mut counters = self.counters.clone();
         counters.checksum_forms = self.checksum_forms.named();
         counters.drops = self
@@ -1483,6 +1597,12 @@ impl Agent {
             pid: std::process::id(),
             state: router.state(),
             interface: self.config.vrrp.interface.clone(),
+            family: if self.link.primary.is_ipv6() {
+                "ipv6"
+            } else {
+                "ipv4"
+            }
+            .to_owned(),
             vrid: self.config.vrrp.vrid,
             configured_priority: self.config.vrrp.priority,
             effective_priority: router.effective_priority(),
@@ -1503,6 +1623,30 @@ impl Agent {
                 .and_then(|link| cluster::status(link, &self.core, now)),
             watchdog: self.fence.as_ref().map(|f| f.status(&self.core, now)),
             retained: self.core.is_retained(),
+            vrrp6: self.vrrp6.as_ref().map(|slaved| {
+                let held = iface::ipv6_addresses(&slaved.interface).unwrap_or_default();
+                let vips_held = self
+                    .config
+                    .vrrp6
+                    .iter()
+                    .flat_map(|v6| v6.virtual_ips.iter())
+                    .filter(|v| held.iter().any(|(a, _)| *a == v.address))
+                    .map(ToString::to_string)
+                    .collect();
+                crate::control::protocol::SlavedStatus {
+                    interface: slaved.interface.clone(),
+                    vrid: slaved.vrid,
+                    state: if router.state() == crate::wire::VrrpState::Master {
+                        crate::wire::VrrpState::Master
+                    } else {
+                        crate::wire::VrrpState::Backup
+                    },
+                    vips_held,
+                    adverts_sent: slaved.adverts_sent,
+                    adverts_received: slaved.adverts_received,
+                    dropped: slaved.dropped,
+                }
+            }),
             handing_over: self.core.is_handing_over(),
             health: self.health.status(),
             held: self
@@ -1550,7 +1694,7 @@ impl Agent {
         if new_socket_config != socket_config(&self.config, &self.link) {
             // Open the new socket before dropping the old one, so a failure
             // leaves everything as it was.
-            match VrrpSocket::open(&new_socket_config) {
+            match new_socket_config.open() {
                 Ok(socket) => self.socket = socket,
                 Err(e) => {
                     events::config_rejected(&shown, &format!("VRRP socket: {e}"));
@@ -1581,6 +1725,7 @@ impl Agent {
         self.config = new;
         self.health.reconfigure(&self.config);
         self.vips = vip_addresses(&self.config);
+        self.vips6 = vip_addresses6(&self.config);
         self.config_generation += 1;
         self.link = link;
         let effects = self.core.reconfigure(settings, Instant::now());
@@ -1622,26 +1767,21 @@ impl Agent {
     }
 
     async fn send_advert(&mut self, priority: u8) {
-        let advert = Advertisement {
-            vrid: self.config.vrrp.vrid,
-            priority,
-            max_advert_interval: self.config.vrrp.advert_interval,
-            addresses: &self.vips,
-        };
-        let multicast = [crate::net::socket::VRRP_MULTICAST];
-        let destinations: &[Ipv4Addr] = if self.config.vrrp.unicast_peers.is_empty() {
-            &multicast
-        } else {
-            &self.config.vrrp.unicast_peers
-        };
         let mut buf = [0u8; RECV_BUFFER];
-        for &dst in destinations {
+        let destinations = self.local().destinations();
+        for dst in destinations {
             // The pseudo-header checksum covers the destination: one packet per peer.
-            let len = match advert.emit(&mut buf, self.link.primary, dst, self.config.vrrp.checksum)
-            {
+            let encoded = self.local().encode(
+                &mut buf,
+                priority,
+                self.config.vrrp.advert_interval,
+                dst,
+                self.config.vrrp.checksum,
+            );
+            let len = match encoded {
                 Ok(len) => len,
                 Err(e) => {
-                    events::advert_encode_failed(&e.to_string());
+                    events::advert_encode_failed(&e);
                     continue;
                 }
             };
@@ -1673,6 +1813,55 @@ impl Agent {
                         events::send_failed(dst, &e.to_string(), 1);
                         self.send_errors_logged = 1;
                     }
+                }
+            }
+        }
+        self.send_slaved_advert(priority).await;
+    }
+
+    /// The `[vrrp6]` advert that follows each `[vrrp]` one on a dual-stack
+    /// node: sent on `[vrrp]`'s timer, so it carries `[vrrp]`'s interval.
+    async fn send_slaved_advert(&mut self, priority: u8) {
+        let Some(slaved) = &mut self.vrrp6 else {
+            return;
+        };
+        let mut buf = [0u8; RECV_BUFFER];
+        let dst = IpAddr::V6(crate::wire::vrrp6::MULTICAST_GROUP);
+        let encoded = slaved.local().encode(
+            &mut buf,
+            slaved.advert_priority(priority),
+            self.config.vrrp.advert_interval,
+            dst,
+            ChecksumMode::PseudoHeader,
+        );
+        let len = match encoded {
+            Ok(len) => len,
+            Err(e) => {
+                events::advert_encode_failed(&e);
+                return;
+            }
+        };
+        let mut packet = buf.get(..len).unwrap_or(&[]).to_vec();
+        if let Some(keys) = &self.keys {
+            self.advert_seq += 1;
+            crate::wire::advert_auth::append(
+                &mut packet,
+                keys,
+                slaved.primary,
+                dst,
+                crate::auth::Counter {
+                    incarnation: self.incarnation,
+                    seq: self.advert_seq,
+                },
+            );
+        }
+        match slaved.io.send_to(&packet, dst).await {
+            Ok(()) => slaved.adverts_sent += 1,
+            Err(e) => {
+                self.send_errors += 1;
+                if self.send_errors == 1 {
+                    events::send_failed(dst, &e.to_string(), 1);
+                    self.send_errors_logged = 1;
                 }
             }
         }
@@ -1818,33 +2007,5 @@ mod tests {
             text.starts_with("vrrp.interface \"em9\": interface \"em9\" not found"),
             "{text}"
         );
-    }
-
-    /// Until the agent runs IPv6 elections, an IPv6 router is refused at
-    /// start (and at a reload), before anything is opened: exit 78.
-    #[test]
-    fn an_ipv6_router_is_refused_until_the_agent_runs_it() {
-        let parse = |text: &str| {
-            crate::config::parse_with_hostname(text, std::path::Path::new("/x.toml"), Some("n"))
-                .unwrap_or_else(|e| panic!("{e}"))
-        };
-        let v6 = parse("[vrrp]\ninterface = \"em9\"\nvrid = 1\nvirtual_ips = [\"fe80::1/64\"]\n");
-        let dual = parse(
-            "[vrrp]\ninterface = \"em9\"\nvrid = 1\nvirtual_ips = [\"192.0.2.1/24\"]\n\
-             [vrrp6]\nvrid = 1\nvirtual_ips = [\"fe80::1/64\"]\n",
-        );
-        for (config, section) in [(v6, "vrrp"), (dual, "vrrp6")] {
-            let Err(error) = resolve_link(&config) else {
-                panic!("{section}: accepted");
-            };
-            assert!(
-                matches!(error, StartError::Ipv6NotRunYet { section: s } if s == section),
-                "{error}"
-            );
-            assert_eq!(error.exit_status(), ExitStatus::Config);
-            assert!(error
-                .to_string()
-                .contains("does not run IPv6 elections yet"));
-        }
     }
 }

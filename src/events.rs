@@ -8,7 +8,7 @@
 //! emitters and take name and level from it (`emit!`). Nothing else in the
 //! crate logs an operator-facing event directly: it calls a function here.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::election::Reason;
 use crate::wire::VrrpState;
@@ -101,7 +101,7 @@ pub fn init(format: LogFormat, target: LogTarget) {
     };
 }
 
-fn opt_addr(addr: Option<Ipv4Addr>) -> String {
+fn opt_addr(addr: Option<IpAddr>) -> String {
     addr.map_or_else(|| "none".to_owned(), |a| a.to_string())
 }
 
@@ -128,7 +128,7 @@ pub fn state_change(
     to: VrrpState,
     reason: Reason,
     priority: u8,
-    master: Option<Ipv4Addr>,
+    master: Option<IpAddr>,
 ) {
     let (reason, master) = (reason.as_str(), opt_addr(master));
     if to == VrrpState::Fault {
@@ -175,7 +175,7 @@ pub fn na_failed(interface: &str, error: &str) {
 
 /// We are master and heard another master of lower priority (a healed
 /// partition): we keep the role and re-announce the VIPs at once.
-pub fn master_conflict(other_master: Ipv4Addr, our_priority: u8) {
+pub fn master_conflict(other_master: IpAddr, our_priority: u8) {
     emit!(Event::MasterConflict, other_master = %other_master, our_priority);
 }
 
@@ -186,7 +186,7 @@ pub fn packet_dropped(period_s: u64, total: u64, by_reason: &str) {
 }
 
 /// Sending an advertisement failed (rate-limited like drops).
-pub fn send_failed(destination: Ipv4Addr, error: &str, count: u64) {
+pub fn send_failed(destination: IpAddr, error: &str, count: u64) {
     emit!(Event::SendFailed, destination = %destination, error, count);
 }
 

@@ -236,6 +236,7 @@ fn canned_status() -> Status {
         state: VrrpState::Backup,
         interface: "em0".into(),
         vrid: 51,
+        family: "ipv4".into(),
         configured_priority: 100,
         effective_priority: 0,
         follower_only: false,
@@ -251,6 +252,7 @@ fn canned_status() -> Status {
         cluster: None,
         watchdog: None,
         retained: false,
+        vrrp6: None,
         handing_over: false,
         health: Vec::new(),
         held: vec![HeldStatus {

@@ -473,3 +473,54 @@ fn a_candidate_serving_over_ipv6_exports_to_ipv6_clients() {
     // A follower-only node exports nothing.
     assert!(parse(&format!("{V6}[cbsd]\n")).is_ok());
 }
+
+const CLUSTER6: &str = r#"[node]
+name = "host-a"
+[cluster]
+nodes = [
+  { name = "host-a", address = "2001:db8:10::11" },
+  { name = "host-b", address = "2001:db8:10::12" },
+  { name = "host-c", address = "2001:db8:10::13" },
+]
+"#;
+
+#[test]
+fn cluster_addresses_may_be_ipv6() {
+    let config = parse(&format!("{V6}{CLUSTER6}")).unwrap();
+    let cluster = config.cluster.expect("[cluster]");
+    assert_eq!(
+        cluster.nodes.iter().map(|n| n.address).collect::<Vec<_>>(),
+        ["2001:db8:10::11", "2001:db8:10::12", "2001:db8:10::13"]
+            .map(|a| IpAddr::V6(ip6(a)))
+            .to_vec()
+    );
+    assert_eq!(
+        cluster
+            .node_at(IpAddr::V6(ip6("2001:db8:10::12")))
+            .map(|n| n.name.as_str()),
+        Some("host-b")
+    );
+}
+
+#[test]
+fn cluster_addresses_are_one_family_global_and_not_vips() {
+    let mixed = CLUSTER6.replace("2001:db8:10::12", "192.168.10.12");
+    let error = one_error(&format!("{V6}{mixed}"));
+    assert!(error.contains("cluster.nodes[1].address"), "{error}");
+    assert!(
+        error.contains("all cluster addresses are IPv4 or all are IPv6"),
+        "{error}"
+    );
+
+    let link_local = CLUSTER6.replace("2001:db8:10::12", "fe80::12");
+    let error = one_error(&format!("{V6}{link_local}"));
+    assert!(error.contains("link-local"), "{error}");
+
+    let mapped = CLUSTER6.replace("2001:db8:10::12", "::ffff:192.168.10.12");
+    let error = one_error(&format!("{V6}{mapped}"));
+    assert!(error.contains("IPv4-mapped"), "{error}");
+
+    let vip = CLUSTER6.replace("2001:db8:10::12", "2001:db8:10::51");
+    let error = one_error(&format!("{V6}{vip}"));
+    assert!(error.contains("is a virtual IP"), "{error}");
+}

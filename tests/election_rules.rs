@@ -9,16 +9,16 @@
 // says "this must hold" (the library itself denies them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use rcbsd_failover::election::{Action, Input, Params, Reason, ReceivedAdvert, Router};
 use rcbsd_failover::wire::Centis;
 use rcbsd_failover::wire::VrrpState;
 
-const OURS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
-const HIGHER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
-const LOWER_ADDR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 5);
+const OURS: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 10));
+const HIGHER_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 20));
+const LOWER_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 5));
 const ONE_SECOND: Centis = Centis(100);
 
 fn params(priority: u8) -> Params {
@@ -36,7 +36,7 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-fn advert(source: Ipv4Addr, priority: u8, interval: Centis) -> Input {
+fn advert(source: IpAddr, priority: u8, interval: Centis) -> Input {
     Input::Advert(ReceivedAdvert {
         source,
         priority,
@@ -467,6 +467,83 @@ fn master_keeps_role_against_equal_priority_from_lower_address() {
             }
         ]
     );
+}
+
+// ----- IPv6 (RFC 5798 §6.4.3 with link-local primary addresses) ---------------
+
+/// Our link-local primary address (§5.1.2.1: an IPv6 advert's source).
+const OURS6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x10));
+/// Greater than ours as a 128-bit unsigned integer, but only in the last
+/// group: the comparison must use every byte, not a prefix.
+const HIGHER6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x11));
+/// Lower than ours though greater in its low 32 bits: a comparison of the
+/// low word alone would pick it.
+const LOWER6: IpAddr = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x0f));
+const LOWER6_HIGH_LOW_WORD: IpAddr =
+    IpAddr::V6(Ipv6Addr::new(0xfe7f, 0, 0, 0, 0, 0, 0xffff, 0xffff));
+
+fn master6(priority: u8) -> (Router, Instant) {
+    let (mut r, _) = backup_with(Params {
+        primary_address: OURS6,
+        ..params(priority)
+    });
+    let at = r
+        .poll_timeout()
+        .expect("a backup runs the Master_Down_Timer");
+    r.handle(Input::Timeout, at);
+    assert_eq!(r.state(), VrrpState::Master);
+    (r, at)
+}
+
+#[test]
+fn ipv6_master_yields_to_equal_priority_from_higher_link_local() {
+    // RFC 5798 §6.4.3: "the primary IPvX Address of the sender ... is higher
+    // than the local primary IPvX Address"; for IPv6, the link-local.
+    let (mut r, t) = master6(100);
+    let actions = r.handle(advert(HIGHER6, 100, ONE_SECOND), t + ms(300));
+    assert_eq!(
+        actions,
+        vec![
+            send(100),
+            change(
+                VrrpState::Master,
+                VrrpState::Backup,
+                Reason::HigherPriorityMaster
+            )
+        ]
+    );
+    assert_eq!(r.master(), Some(HIGHER6));
+}
+
+#[test]
+fn ipv6_master_keeps_role_against_equal_priority_from_lower_link_local() {
+    for lower in [LOWER6, LOWER6_HIGH_LOW_WORD] {
+        let (mut r, t) = master6(100);
+        let actions = r.handle(advert(lower, 100, ONE_SECOND), t + ms(300));
+        assert_eq!(r.state(), VrrpState::Master, "{lower}");
+        assert_eq!(
+            actions,
+            vec![
+                send(100),
+                Action::ResendGarp {
+                    other_master: lower
+                }
+            ]
+        );
+        assert_eq!(r.master(), Some(OURS6));
+    }
+}
+
+#[test]
+fn the_tie_break_compares_within_one_family_only() {
+    use rcbsd_failover::election::address_wins_tie;
+    assert!(address_wins_tie(HIGHER6, OURS6));
+    assert!(!address_wins_tie(OURS6, OURS6));
+    assert!(!address_wins_tie(LOWER6_HIGH_LOW_WORD, OURS6));
+    assert!(address_wins_tie(HIGHER_ADDR, OURS));
+    // Mixed families never win a tie, whichever way round.
+    assert!(!address_wins_tie(HIGHER6, OURS));
+    assert!(!address_wins_tie(HIGHER_ADDR, OURS6));
 }
 
 #[test]

@@ -465,7 +465,11 @@ fn heartbeat_message() -> impl Strategy<Value = Heartbeat> {
     );
     let view = (
         any::<bool>(),
-        prop::option::of(ipv4_address()),
+        // Both families: an IPv6 master travels with its own tag.
+        prop::option::of(prop_oneof![
+            ipv4_address().prop_map(std::net::IpAddr::V4),
+            any::<[u8; 16]>().prop_map(|o| std::net::IpAddr::V6(o.into())),
+        ]),
         any::<u64>(),
     );
     // A few entries per list, as a cluster of a handful of nodes sends:

@@ -68,7 +68,7 @@ fn node(last_octet: u8, priority: u8) -> Params {
         advert_interval: ONE_SECOND,
         preempt: true,
         preempt_delay: Duration::ZERO,
-        primary_address: Ipv4Addr::new(198, 18, 0, last_octet),
+        primary_address: Ipv4Addr::new(198, 18, 0, last_octet).into(),
     }
 }
 

@@ -78,6 +78,9 @@ pub struct NodeSpec {
     /// `[health]` keys set and `[[track]]`s; `None` leaves the agent's
     /// defaults. Our agent only.
     pub health: Option<HealthSpec>,
+    /// A dual-stack node's `[vrrp6]` VIPs (link-local first), same VRID;
+    /// empty: no `[vrrp6]`. Our agent only.
+    pub vrrp6_virtual_ips: Vec<String>,
 }
 
 /// `[health]` settings a scenario changes (unset ones keep the agent's
@@ -191,7 +194,7 @@ pub struct PlacementSpec {
 /// except `auth`, which a test may set per node (a wrong key).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuorumSpec {
-    pub nodes: Vec<(String, Ipv4Addr)>,
+    pub nodes: Vec<(String, std::net::IpAddr)>,
     pub heartbeat_interval: Duration,
     pub lease: Duration,
     pub fence_margin: Duration,
@@ -215,7 +218,10 @@ impl QuorumSpec {
             (Duration::from_millis(1500), Duration::from_millis(1000))
         };
         QuorumSpec {
-            nodes: specs.iter().map(|s| (s.name.clone(), s.address)).collect(),
+            nodes: specs
+                .iter()
+                .map(|s| (s.name.clone(), s.address.into()))
+                .collect(),
             heartbeat_interval: Duration::from_millis(100),
             lease,
             fence_margin,
@@ -295,6 +301,7 @@ impl NodeSpec {
             quorum: None,
             watchdog: None,
             health: None,
+            vrrp6_virtual_ips: Vec::new(),
         }
     }
 
@@ -320,6 +327,9 @@ impl NodeSpec {
             virtual_ips: &'a [String],
             preempt: bool,
             preempt_delay: String,
+            // Absent when empty (multicast, the default): an IPv6 [vrrp]
+            // refuses the key.
+            #[serde(skip_serializing_if = "Vec::is_empty")]
             unicast_peers: Vec<String>,
             #[serde(skip_serializing_if = "Option::is_none")]
             checksum: Option<&'a str>,
@@ -344,6 +354,20 @@ impl NodeSpec {
         };
         let mut table =
             toml::Table::try_from(&file).map_err(|e| LabError::Config(e.to_string()))?;
+        if !self.vrrp6_virtual_ips.is_empty() {
+            let mut vrrp6 = toml::Table::new();
+            vrrp6.insert("vrid".into(), toml::Value::Integer(i64::from(self.vrid)));
+            vrrp6.insert(
+                "virtual_ips".into(),
+                toml::Value::Array(
+                    self.vrrp6_virtual_ips
+                        .iter()
+                        .map(|v| toml::Value::String(v.clone()))
+                        .collect(),
+                ),
+            );
+            table.insert("vrrp6".into(), toml::Value::Table(vrrp6));
+        }
         if let Some(cbsd) = &self.cbsd {
             table.extend(cbsd.sections(self.quorum.is_none())?);
         }

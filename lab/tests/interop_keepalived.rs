@@ -109,7 +109,7 @@ fn keepalived_master_is_followed_and_its_resignation_hands_over_to_us() {
         |c| {
             c.vip_holders() == [1]
                 && c.try_status(0).is_ok_and(|s| {
-                    s.state == VrrpState::Backup && s.master == Some(node_address(1))
+                    s.state == VrrpState::Backup && s.master == Some(node_address(1).into())
                 })
         },
     );
@@ -167,4 +167,99 @@ fn our_master_is_followed_by_keepalived() {
     );
     assert_eq!(cluster.status(0).state, VrrpState::Master);
     assert_eq!(cluster.vip_holders(), vec![0]);
+}
+
+// ----- IPv6 (issue 15) --------------------------------------------------------
+//
+// keepalived makes an instance IPv6 when its virtual addresses are (the
+// first one decides, vrrp_parser.c); it sends from the interface's
+// link-local address to ff02::12 with hop limit 255 and the IPv6
+// pseudo-header checksum, as we do. Both lists start with the virtual
+// router's link-local address (RFC 5798 §5.2.9).
+
+/// A two-node cluster prepared for IPv6 (DAD off, link-local ready), our
+/// agent on node 0 with the IPv6 VIPs, and keepalived's spec for node 1.
+fn ipv6_pair(keepalived_priority: u8) -> (Cluster, NodeSpec) {
+    let mut cluster = ClusterBuilder::new(2).node(0, common::ipv6_vips).prepare();
+    common::cluster_ipv6_ready(&cluster);
+    let mut spec = NodeSpec::lab(1, Duration::from_millis(100), true);
+    common::ipv6_vips(&mut spec);
+    spec.priority = keepalived_priority;
+    cluster.start(0);
+    let us = std::net::IpAddr::V6(common::link_local6(&cluster, 0));
+    cluster.wait_until("our agent the IPv6 master", WAIT, |c| {
+        c.try_status(0)
+            .is_ok_and(|s| s.state == VrrpState::Master && s.master == Some(us))
+            && common::holds_vip6(c.ns(0))
+    });
+    (cluster, spec)
+}
+
+#[test]
+fn ipv6_keepalived_master_is_followed_and_its_resignation_hands_over_to_us() {
+    if !require_root() {
+        return;
+    }
+    let (cluster, spec) = ipv6_pair(200);
+    let Some(mut keepalived) = Keepalived::start(&cluster, 1, &spec) else {
+        return;
+    };
+    let them = std::net::IpAddr::V6(common::link_local6(&cluster, 1));
+    cluster.wait_until(
+        "keepalived (node 1) the IPv6 master, our agent backup following it",
+        WAIT,
+        |c| {
+            common::holds_vip6(c.ns(1))
+                && !common::holds_vip6(c.ns(0))
+                && c.try_status(0)
+                    .is_ok_and(|s| s.state == VrrpState::Backup && s.master == Some(them))
+        },
+    );
+    let status = cluster.status(0);
+    assert!(status.counters.adverts_received > 0, "{status:?}");
+    assert!(
+        status.counters.drops.is_empty(),
+        "drops: {:?}",
+        status.counters.drops
+    );
+
+    keepalived.stop();
+    let us = std::net::IpAddr::V6(common::link_local6(&cluster, 0));
+    cluster.wait_until("our agent the IPv6 master again", WAIT, |c| {
+        c.try_status(0)
+            .is_ok_and(|s| s.state == VrrpState::Master && s.master == Some(us))
+            && common::holds_vip6(c.ns(0))
+    });
+    let log = cluster.agents.get(0).expect("node 0").log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"state_change\"") && l.contains("master_resigned")),
+        "{log}"
+    );
+}
+
+#[test]
+fn ipv6_our_master_is_followed_by_keepalived() {
+    if !require_root() {
+        return;
+    }
+    let (cluster, spec) = ipv6_pair(100);
+    let Some(mut keepalived) = Keepalived::start(&cluster, 1, &spec) else {
+        return;
+    };
+    // Many Master_Down_Intervals: a keepalived that dropped our IPv6
+    // adverts would have become master and added the VIP.
+    let second_holder =
+        common::poll_until(Duration::from_secs(3), || common::holds_vip6(cluster.ns(1)));
+    assert!(
+        !second_holder,
+        "keepalived took the IPv6 VIP: it rejects our adverts"
+    );
+    assert_eq!(cluster.status(0).state, VrrpState::Master);
+    assert!(common::holds_vip6(cluster.ns(0)));
+    // ... and it is still running (a config it refused would end it).
+    assert!(
+        matches!(keepalived.child.try_wait(), Ok(None)),
+        "keepalived exited"
+    );
 }

@@ -53,8 +53,9 @@ fn wait_master_by_status(cluster: &Cluster, index: usize, others: &[usize]) {
             c.try_status(index)
                 .is_ok_and(|s| s.state == VrrpState::Master)
                 && others.iter().all(|&o| {
-                    c.try_status(o)
-                        .is_ok_and(|s| s.state == VrrpState::Backup && s.master == Some(address))
+                    c.try_status(o).is_ok_and(|s| {
+                        s.state == VrrpState::Backup && s.master == Some(address.into())
+                    })
                 })
         },
     );
@@ -175,7 +176,7 @@ fn promote_demote_resume_and_the_override_survives_a_restart() {
         c.try_status(0).is_ok_and(|s| {
             s.override_ == Override::Demote
                 && s.state == VrrpState::Backup
-                && s.master == Some(node_address(1))
+                && s.master == Some(node_address(1).into())
         })
     });
     assert_eq!(cluster.vip_holders(), vec![1]);

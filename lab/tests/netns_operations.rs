@@ -65,7 +65,7 @@ fn a_killed_master_restarts_cleans_its_leftover_vip_and_takes_the_role_back() {
     assert!(has_event(&cluster, 0, "stale_vip_removed"));
     cluster.wait_until("node 1 follows node 0 again", WAIT, |c| {
         c.try_status(1)
-            .is_ok_and(|s| s.state == VrrpState::Backup && s.master == Some(node_address(0)))
+            .is_ok_and(|s| s.state == VrrpState::Backup && s.master == Some(node_address(0).into()))
     });
 }
 

@@ -3,7 +3,7 @@
 //! pure node core (which holds the quorum state and decides).
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,7 @@ pub struct ClusterLink {
     me: String,
     socket: AsyncFd<std::net::UdpSocket>,
     keys: Option<Arc<Keyring>>,
-    auth_alerts: AuthFailureLimiter<Ipv4Addr>,
+    auth_alerts: AuthFailureLimiter<IpAddr>,
     pub counters: HeartbeatCounters,
     /// Our cluster-wide config hash, compared with every peer's.
     config_hash: u64,
@@ -90,7 +90,7 @@ pub enum ClusterLinkError {
     #[error("cannot bind the heartbeat socket to {address}: {source}")]
     Bind {
         /// This node's `cluster.nodes` address and `cluster.port`.
-        address: SocketAddrV4,
+        address: SocketAddr,
         /// What bind(2) said.
         #[source]
         source: std::io::Error,
@@ -109,7 +109,7 @@ impl ClusterLink {
             .node(&me)
             .map(|n| n.address)
             .ok_or_else(|| ClusterLinkError::NotAMember { node: me.clone() })?;
-        let bind = SocketAddrV4::new(address, cluster.port);
+        let bind = SocketAddr::new(address, cluster.port);
         let bind_error = |source| ClusterLinkError::Bind {
             address: bind,
             source,
@@ -132,8 +132,8 @@ impl ClusterLink {
             socket,
             keys,
             auth_alerts: AuthFailureLimiter::new(
-                AuthFailureLimiter::<Ipv4Addr>::PERIOD,
-                AuthFailureLimiter::<Ipv4Addr>::CAPACITY,
+                AuthFailureLimiter::<IpAddr>::PERIOD,
+                AuthFailureLimiter::<IpAddr>::CAPACITY,
             ),
             counters: HeartbeatCounters::default(),
             config_hash: config.cluster_hash(),
@@ -154,11 +154,9 @@ impl ClusterLink {
     /// from a configured address with the name configured there and (with
     /// `[auth]`) a valid tag. The core decides what it means.
     pub fn admit(&mut self, datagram: &[u8], from: SocketAddr, now: Instant) -> Option<Heartbeat> {
-        let SocketAddr::V4(from) = from else {
-            self.drop_heartbeat("not_ipv4");
-            return None;
-        };
-        let Some(sender) = self.cluster.node_at(*from.ip()).map(|n| n.name.clone()) else {
+        // A socket bound to an IPv6 address receives IPv6 only; an IPv4
+        // peer never appears as an IPv4-mapped one.
+        let Some(sender) = self.cluster.node_at(from.ip()).map(|n| n.name.clone()) else {
             self.drop_heartbeat("unknown_address");
             return None;
         };
@@ -166,7 +164,7 @@ impl ClusterLink {
             Ok(heartbeat) => heartbeat,
             Err(e) if e.is_auth_failure() => {
                 self.drop_heartbeat("auth");
-                if let Some(alert) = self.auth_alerts.record(from.ip(), now) {
+                if let Some(alert) = self.auth_alerts.record(&from.ip(), now) {
                     events::auth_failed(
                         "heartbeat",
                         &from.ip().to_string(),
@@ -229,7 +227,7 @@ impl ClusterLink {
             }
         };
         for peer in self.cluster.peers(&self.me) {
-            let to = SocketAddrV4::new(peer.address, self.cluster.port);
+            let to = SocketAddr::new(peer.address, self.cluster.port);
             let socket = self.socket.get_ref();
             match send_now(|| socket.send_to(&bytes, to)).await {
                 Ok(_) => self.counters.sent += 1,

@@ -14,7 +14,7 @@
 //! and the node keeps claiming them until a demote has released them.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -106,7 +106,7 @@ pub struct Handles {
     pub cancel: watch::Sender<u64>,
     /// What may be acquired now (the fence).
     pub allowance: watch::Sender<Allowance>,
-    pub garp_now: mpsc::UnboundedSender<Ipv4Addr>,
+    pub garp_now: mpsc::UnboundedSender<IpAddr>,
     pub events: mpsc::UnboundedReceiver<WorkerReport>,
     pub progress: ProgressHandle,
     pub stats: RunbookStats,
@@ -191,7 +191,7 @@ impl<V: VipControl> Worker<V> {
     async fn run(
         mut self,
         mut desired: watch::Receiver<Desired>,
-        mut garp_now: mpsc::UnboundedReceiver<Ipv4Addr>,
+        mut garp_now: mpsc::UnboundedReceiver<IpAddr>,
         mut repairs: mpsc::UnboundedReceiver<RepairRequest>,
     ) {
         let config = desired.borrow().config.clone();
@@ -451,7 +451,7 @@ impl<V: VipControl> Worker<V> {
 }
 
 /// An address for the logs, `none` when not known.
-fn address(address: Option<Ipv4Addr>) -> String {
+fn address(address: Option<IpAddr>) -> String {
     address.map_or_else(|| "none".to_owned(), |a| a.to_string())
 }
 

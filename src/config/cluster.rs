@@ -5,7 +5,7 @@
 //! [`super::Config::cluster_hash`] lets the nodes compare it. Without
 //! `[cluster]` the node runs plain VRRP: no quorum, no placement.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Default `cluster.port` (UDP, heartbeats).
@@ -57,7 +57,7 @@ impl Cluster {
 
     /// The member whose address is `address`: heartbeats are accepted only
     /// from these.
-    pub fn node_at(&self, address: Ipv4Addr) -> Option<&ClusterNode> {
+    pub fn node_at(&self, address: IpAddr) -> Option<&ClusterNode> {
         self.nodes.iter().find(|node| node.address == address)
     }
 
@@ -73,7 +73,7 @@ pub struct ClusterNode {
     /// A node name (the `node.name` of that node).
     pub name: String,
     /// Where that node's heartbeats come from and where ours go.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
 }
 
 #[cfg(test)]
@@ -85,7 +85,7 @@ mod tests {
             nodes: (1..=count)
                 .map(|i| ClusterNode {
                     name: format!("node{i}"),
-                    address: Ipv4Addr::new(198, 18, 0, i),
+                    address: std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, i)),
                 })
                 .collect(),
             port: DEFAULT_HEARTBEAT_PORT,
@@ -109,16 +109,18 @@ mod tests {
         let cluster = cluster(3);
         assert_eq!(
             cluster.node("node2").map(|n| n.address),
-            Some(Ipv4Addr::new(198, 18, 0, 2))
+            Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 2)))
         );
         assert!(cluster.node("node9").is_none());
         assert_eq!(
             cluster
-                .node_at(Ipv4Addr::new(198, 18, 0, 3))
+                .node_at(std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 3)))
                 .map(|n| n.name.as_str()),
             Some("node3")
         );
-        assert!(cluster.node_at(Ipv4Addr::new(198, 18, 0, 9)).is_none());
+        assert!(cluster
+            .node_at(std::net::IpAddr::V4(std::net::Ipv4Addr::new(198, 18, 0, 9)))
+            .is_none());
         let peers: Vec<&str> = cluster.peers("node2").map(|n| n.name.as_str()).collect();
         assert_eq!(peers, ["node1", "node3"]);
     }

@@ -259,7 +259,7 @@ impl Reader<'_> {
         let this_node = node.as_ref().map(|n| n.name.as_str());
         let fence = self.fence_section(root);
         let watchdog = fence.as_ref().and_then(|f| f.watchdog.as_ref());
-        let cluster = self.cluster_section(root, this_node, &vips, watchdog);
+        let cluster = self.cluster_section(root, this_node, &vips, &vips6, watchdog);
         let placement = self.placement_section(
             root,
             root.get("cluster").is_some(),

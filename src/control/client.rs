@@ -195,7 +195,16 @@ pub fn render_status(status: &Status) -> String {
     row("state", status.state.to_string());
     row(
         "virtual router",
-        format!("vrid {} on {}", status.vrid, status.interface),
+        format!(
+            "vrid {} on {} ({})",
+            status.vrid,
+            status.interface,
+            if status.family == "ipv6" {
+                "IPv6"
+            } else {
+                "IPv4"
+            }
+        ),
     );
     row(
         "priority",
@@ -218,6 +227,22 @@ pub fn render_status(status: &Status) -> String {
             status.vips_held.join(" ")
         },
     );
+    if let Some(v6) = &status.vrrp6 {
+        row(
+            "vrrp6",
+            format!(
+                "vrid {} on {} (IPv6, slaved to [vrrp]): {}; vips held {}",
+                v6.vrid,
+                v6.interface,
+                v6.state,
+                if v6.vips_held.is_empty() {
+                    "none".to_string()
+                } else {
+                    v6.vips_held.join(" ")
+                }
+            ),
+        );
+    }
     row("override", status.override_.as_str().to_string());
     if status.follower_only {
         row(
@@ -551,6 +576,7 @@ mod tests {
             state: VrrpState::Master,
             interface: "em0".into(),
             vrid: 51,
+            family: "ipv4".into(),
             configured_priority: 100,
             effective_priority: 254,
             follower_only: false,
@@ -566,6 +592,7 @@ mod tests {
             cluster: None,
             watchdog: None,
             retained: false,
+            vrrp6: None,
             handing_over: false,
             health: Vec::new(),
             held: Vec::new(),

@@ -2,7 +2,7 @@
 //! are an interface, documented in `docs/status.md`.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,27 @@ impl Response {
     }
 }
 
+/// A dual-stack node's `[vrrp6]` as `status` shows it: slaved to
+/// `[vrrp]`, master exactly when `[vrrp]` is (docs/election.md, "Dual
+/// stack").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlavedStatus {
+    /// `[vrrp6].interface`.
+    pub interface: String,
+    /// `[vrrp6].vrid`.
+    pub vrid: u8,
+    /// `master` when `[vrrp]` is master, else `backup`.
+    pub state: VrrpState,
+    /// Its IPv6 VIPs on its interface now, `address/prefix`.
+    pub vips_held: Vec<String>,
+    /// Its adverts sent.
+    pub adverts_sent: u64,
+    /// Other `[vrrp6]` routers' adverts admitted (never election input).
+    pub adverts_received: u64,
+    /// Datagrams its admission dropped (also in `counters.drops`).
+    pub dropped: u64,
+}
+
 /// The agent's state as `status` shows it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -92,6 +113,10 @@ pub struct Status {
     pub interface: String,
     /// `vrrp.vrid`, 1..=255.
     pub vrid: u8,
+    /// The virtual router's address family, `ipv4` or `ipv6` (RFC 5798
+    /// runs one per family); absent from older agents, which ran IPv4 only.
+    #[serde(default = "ipv4")]
+    pub family: String,
     /// `vrrp.priority`.
     pub configured_priority: u8,
     /// The priority advertised now: 254 under `promote`, 0 under `demote` or
@@ -102,7 +127,7 @@ pub struct Status {
     #[serde(default)]
     pub follower_only: bool,
     /// Address of the current master (ours when master), if known.
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
     /// Virtual IPs this node holds on its interface right now.
     pub vips_held: Vec<String>,
     /// The operator's override (`none`, `promote`, `demote`), kept in
@@ -133,6 +158,9 @@ pub struct Status {
     /// holds the storage anyway); `resume` once the cause is fixed.
     #[serde(default)]
     pub retained: bool,
+    /// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]`; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vrrp6: Option<SlavedStatus>,
     /// A planned hand-over: this master keeps serving NFS while the
     /// followers quiesce, then demotes.
     #[serde(default)]
@@ -271,4 +299,8 @@ pub struct Counters {
     pub drops: BTreeMap<String, u64>,
     /// Adverts accepted per checksum form seen (`pseudo-header`, `no-pseudo-header`).
     pub checksum_forms: BTreeMap<String, u64>,
+}
+
+fn ipv4() -> String {
+    "ipv4".to_owned()
 }

@@ -17,10 +17,25 @@ pub mod timers;
 
 pub use router::Router;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::wire::{Centis, VrrpState};
+
+/// RFC 5798 §6.4.3: on equal priority, "the primary IPvX Address of the
+/// sender of the advertisement is higher than the local primary IPvX
+/// Address", compared as an unsigned integer in network byte order. The two
+/// addresses are of one family (an IPv4 and an IPv6 virtual router are
+/// separate instances, §5.2.9, and admission checks the family); a mixed
+/// pair never wins, so a stray advert of the other family cannot take a
+/// router over on a tie.
+pub fn address_wins_tie(theirs: IpAddr, ours: IpAddr) -> bool {
+    match (theirs, ours) {
+        (IpAddr::V4(theirs), IpAddr::V4(ours)) => u32::from(theirs) > u32::from(ours),
+        (IpAddr::V6(theirs), IpAddr::V6(ours)) => u128::from(theirs) > u128::from(ours),
+        _ => false,
+    }
+}
 
 /// Static parameters of one virtual router (RFC 5798 §6.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,18 +51,21 @@ pub struct Params {
     pub preempt: bool,
     /// Delay, after first hearing a lower-priority master, before preempting it.
     pub preempt_delay: Duration,
-    /// This router's primary IPv4 address on the interface: the tie-breaker
-    /// of §6.4.3 and the source of our adverts.
-    pub primary_address: Ipv4Addr,
+    /// This router's primary address on the interface: the tie-breaker of
+    /// §6.4.3 and the source of our adverts. IPv4 for an IPv4 router; for an
+    /// IPv6 router its link-local address (§5.1.2.1: the source of an IPv6
+    /// advert is the interface's link-local address).
+    pub primary_address: IpAddr,
 }
 
 /// An advertisement that passed every receive check (RFC 5798 §7.1) and is
 /// for our VRID; the edges do the checking, the core only decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReceivedAdvert {
-    /// The IPv4 source of the datagram: the sender's primary address,
+    /// The IP source of the datagram (IPv4, or the IPv6 link-local): the
+    /// sender's primary address,
     /// compared with ours to break a priority tie (§6.4.3).
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     /// The advertised priority (§5.2.4): 0 = the master resigns, 255 = owner.
     pub priority: u8,
     /// The sender's Max Adver Int field (§5.2.7), which a backup adopts as
@@ -139,6 +157,6 @@ pub enum Action {
     /// entries to expire.
     ResendGarp {
         /// Source address of the lower-priority master's advert.
-        other_master: Ipv4Addr,
+        other_master: IpAddr,
     },
 }

@@ -15,7 +15,7 @@
 //! - a master that hears a lower-priority master answers at once and asks the
 //!   edges to re-send its gratuitous ARPs (a healed partition).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::timers::{master_down_interval, skew_time};
@@ -64,7 +64,7 @@ pub struct Router {
     /// Backup (§6.4.2); our own Advertisement_Interval otherwise.
     master_adver_interval: Centis,
     /// The master's primary address as last heard in Backup/Fault.
-    known_master: Option<Ipv4Addr>,
+    known_master: Option<IpAddr>,
     /// When this backup first heard a lower-priority master it would preempt
     /// were it not for `preempt_delay`; cleared by a higher or equal advert
     /// and by every transition.
@@ -176,7 +176,7 @@ impl Router {
     /// The current master's address: ours when master, the last one heard in
     /// Backup/Fault, `None` when unknown (Initialize, or the master went
     /// silent or resigned).
-    pub fn master(&self) -> Option<Ipv4Addr> {
+    pub fn master(&self) -> Option<IpAddr> {
         match self.state {
             VrrpState::Master => Some(self.params.primary_address),
             VrrpState::Backup | VrrpState::Fault => self.known_master,
@@ -352,7 +352,7 @@ impl Router {
         let ours = self.effective_priority();
         let theirs_wins = advert.priority > ours
             || (advert.priority == ours
-                && u32::from(advert.source) > u32::from(self.params.primary_address));
+                && super::address_wins_tie(advert.source, self.params.primary_address));
         if theirs_wins {
             // Beyond §6.4.3: one last advert of ours before yielding. After a
             // healed partition the winner may otherwise never hear us (our
@@ -484,7 +484,7 @@ impl Router {
 
     /// Set Master_Adver_Interval, recompute Master_Down_Interval and reset the
     /// Master_Down_Timer to it (§6.4.1, §6.4.2, §6.4.3).
-    fn follow_as_backup(&mut self, interval: Centis, master: Option<Ipv4Addr>, now: Instant) {
+    fn follow_as_backup(&mut self, interval: Centis, master: Option<IpAddr>, now: Instant) {
         self.master_adver_interval = interval;
         self.known_master = master;
         self.timer = Timer::MasterDown {

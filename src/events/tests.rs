@@ -5,6 +5,7 @@
 //! catalog, or the reverse, fails here).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
 use tracing::field::{Field, Visit};
@@ -51,7 +52,7 @@ impl<S: Subscriber> Layer<S> for Capture {
 
 /// Calls every emitting function, in its usual and its raised cases.
 fn emit_everything() {
-    let addr = Some(Ipv4Addr::new(192, 0, 2, 1));
+    let addr = Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
     let (b, m, f) = (VrrpState::Backup, VrrpState::Master, VrrpState::Fault);
     agent_started("n1", "em0", 1, 100, "0.1.0");
     agent_stopping("SIGTERM", m);
@@ -64,9 +65,9 @@ fn emit_everything() {
     garp_failed("em0", "no buffer");
     na_sent("em0", 2, 5, "became_master");
     na_failed("em0", "no buffer");
-    master_conflict(Ipv4Addr::new(192, 0, 2, 2), 100);
+    master_conflict(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), 100);
     packet_dropped(10, 3, "bad_ttl=3");
-    send_failed(Ipv4Addr::new(224, 0, 0, 18), "down", 1);
+    send_failed(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 18)), "down", 1);
     fault("promote failed");
     fault_cleared("resume");
     override_changed("none", "demoted", 0);

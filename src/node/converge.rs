@@ -42,7 +42,7 @@
 //! naming another node) releases it at once.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::quorum::Holding;
@@ -58,7 +58,7 @@ pub enum Role {
     /// Backup or fault: no master resources; follow `master` when known.
     Follower {
         /// The master's primary address as last heard (§6.4.2), if any.
-        master: Option<Ipv4Addr>,
+        master: Option<IpAddr>,
     },
     /// The agent is stopping: release everything, follow nobody.
     Stopped,
@@ -97,7 +97,7 @@ pub enum Held {
         complete: bool,
     },
     /// Mounted from the VIP while the master at this address was master.
-    Following(Ipv4Addr),
+    Following(IpAddr),
 }
 
 /// One environment this node may be running.
@@ -150,7 +150,7 @@ pub enum JobKind {
     /// agent started (stale registrations are cleared first).
     Follow {
         /// The primary address of the master being followed.
-        master: Ipv4Addr,
+        master: IpAddr,
         /// The first follow since the agent started.
         rejoin: bool,
     },
@@ -164,7 +164,7 @@ pub enum JobKind {
     /// unmounting nothing (ride-through, see the module documentation).
     RideThrough {
         /// The primary address of the new master, which serves.
-        master: Ipv4Addr,
+        master: IpAddr,
         /// What is left of `follow.ride_through_timeout` since the change:
         /// the longest any probe may take.
         within: Duration,
@@ -287,18 +287,18 @@ pub enum Notice {
     /// (`follow_ride_through`).
     RideThrough {
         /// The master whose mounts are kept.
-        from: Ipv4Addr,
+        from: IpAddr,
         /// The new master, when already known.
-        to: Option<Ipv4Addr>,
+        to: Option<IpAddr>,
         /// Why, in words.
         reason: &'static str,
     },
     /// A ride-through gave up: the full follow runs (`follow_fallback`).
     FollowFallback {
         /// The master whose mounts were kept.
-        from: Ipv4Addr,
+        from: IpAddr,
         /// The new master, when known.
-        to: Option<Ipv4Addr>,
+        to: Option<IpAddr>,
         /// Why it gave up.
         cause: FallbackCause,
         /// The failing step and its error, or how long it waited.
@@ -308,9 +308,9 @@ pub enum Notice {
     /// is not a ride-through (`follow_remount`).
     Remount {
         /// The master followed before, if any.
-        from: Option<Ipv4Addr>,
+        from: Option<IpAddr>,
         /// The master now followed.
-        to: Ipv4Addr,
+        to: IpAddr,
         /// Why, in words.
         reason: &'static str,
     },
@@ -371,7 +371,7 @@ pub const RIDE_IDENTITY_STEP: &str = "verify dir.id";
 /// kept until `deadline`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ride {
-    from: Ipv4Addr,
+    from: IpAddr,
     deadline: Instant,
 }
 
@@ -430,7 +430,7 @@ pub struct Converger {
     /// A ride in progress.
     ride: Option<Ride>,
     /// The master last followed (for the logs).
-    last_followed: Option<Ipv4Addr>,
+    last_followed: Option<IpAddr>,
     /// Decided by [`Converger::next`], told by [`Converger::take_notices`].
     notices: Vec<Notice>,
 }
@@ -478,7 +478,7 @@ impl Converger {
 
     /// Riding through a master change: the previous master's mounts are
     /// kept (`status`).
-    pub fn riding_from(&self) -> Option<Ipv4Addr> {
+    pub fn riding_from(&self) -> Option<IpAddr> {
         self.ride.map(|r| r.from)
     }
 
@@ -691,7 +691,7 @@ impl Converger {
 
     /// A change away from following `from` (to `to`, or to no master
     /// yet): with ride-through configured, the mounts are kept.
-    fn start_ride(&mut self, from: Ipv4Addr, to: Option<Ipv4Addr>, now: Instant) {
+    fn start_ride(&mut self, from: IpAddr, to: Option<IpAddr>, now: Instant) {
         let Some(timeout) = self.ride_through.filter(|_| self.cbsd) else {
             return;
         };
@@ -711,7 +711,7 @@ impl Converger {
     }
 
     /// Ends a ride whose deadline has passed while no master served.
-    fn ride_expired(&mut self, to: Option<Ipv4Addr>, now: Instant) {
+    fn ride_expired(&mut self, to: Option<IpAddr>, now: Instant) {
         let Some(ride) = self.ride else {
             return;
         };
@@ -986,12 +986,13 @@ impl Converger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     const BACKOFF: Backoff = Backoff {
         base: Duration::from_secs(2),
         max: Duration::from_secs(30),
     };
-    const M: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const M: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
 
     fn names(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| (*s).to_owned()).collect()
@@ -1258,7 +1259,7 @@ mod tests {
         assert!(!holding.mounted && holding.environments.is_empty());
 
         // The next master: a follow (not a rejoin), then web1 again.
-        let next = Ipv4Addr::new(198, 18, 0, 2);
+        let next = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
         let job = run(
             &mut c,
             &target(Role::Follower { master: Some(next) }, 3, Some(&["web1"])),
@@ -1299,7 +1300,7 @@ mod tests {
 
     // ---- ride-through (issue 14) ---------------------------------------
 
-    const M2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+    const M2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 2));
     const RIDE: Duration = Duration::from_secs(90);
 
     fn serving(role: Role, sequence: u64, serving: bool) -> Target {
@@ -1540,7 +1541,7 @@ mod tests {
             }),
             now,
         );
-        let m3 = Ipv4Addr::new(198, 18, 0, 3);
+        let m3 = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 3));
         let job = run(
             &mut c,
             &serving(Role::Follower { master: Some(m3) }, 3, true),

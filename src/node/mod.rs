@@ -19,7 +19,7 @@ pub mod converge;
 pub mod watchdog;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::election::priority::{self, Override};
@@ -214,7 +214,7 @@ pub enum Effect {
     /// Re-send the gratuitous-ARP burst: a second master was heard.
     ResendGarp {
         /// Source address of the lower-priority master's advert.
-        other_master: Ipv4Addr,
+        other_master: IpAddr,
     },
     /// Something for the log (and the notify hook).
     Notice(Notice),
@@ -234,12 +234,12 @@ pub enum Notice {
         /// The effective priority after the change.
         priority: u8,
         /// The master's address as known now (ours when master), if any.
-        master: Option<Ipv4Addr>,
+        master: Option<IpAddr>,
     },
     /// As master, we heard a lower-priority master (`master_conflict`).
     MasterConflict {
         /// Source address of the other master's advert.
-        other_master: Ipv4Addr,
+        other_master: IpAddr,
         /// Our effective priority.
         priority: u8,
     },

@@ -3,7 +3,7 @@
 //! which drives this same struct.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use super::*;
@@ -11,8 +11,8 @@ use crate::election::ReceivedAdvert;
 use crate::quorum::Settings as MembershipSettings;
 use crate::wire::{Centis, VrrpState};
 
-const ME: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
-const OTHER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 11));
+const OTHER: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 12));
 
 fn settings(priority: u8) -> Settings {
     Settings {

@@ -31,7 +31,7 @@
 //! Everything here is pure: times are passed in, nothing is sent.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::lease::{holder_span, kth_latest, majority};
@@ -62,7 +62,7 @@ pub struct LocalReport {
     /// Our effective VRRP priority, 0..=255 (0 = ineligible).
     pub priority: u8,
     /// The primary address of the VRRP master we see (ours when master).
-    pub following: Option<Ipv4Addr>,
+    pub following: Option<IpAddr>,
     /// Our cluster-wide configuration fingerprint (`Config::cluster_hash`),
     /// compared by peers for `cluster_config_mismatch`.
     pub config_hash: u64,

@@ -7,7 +7,7 @@
 //! [`super`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -1422,11 +1422,7 @@ impl MasterProbe {
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The master's identity for a job run by hand: the path mounts from
-/// `vip` whatever the identity says. An IPv6 mount address has no IPv4
-/// stand-in: unspecified.
-fn job_master(vip: IpAddr) -> Ipv4Addr {
-    match vip {
-        IpAddr::V4(vip) => vip,
-        IpAddr::V6(_) => Ipv4Addr::UNSPECIFIED,
-    }
+/// `vip` whatever the identity says, so the VIP itself stands in.
+fn job_master(vip: IpAddr) -> IpAddr {
+    vip
 }

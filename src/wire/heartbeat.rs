@@ -7,7 +7,7 @@
 //! node (name) | incarnation (u64) | seq (u64)
 //! state (u8: 0 initialize, 1 backup, 2 master, 3 fault) | priority (u8)
 //! status (u8: bit 0 quorum, bit 1 handing over, bit 2 quiesced, bit 3 serving)
-//! following (u8 0 = none, or 1 + IPv4 address (4))
+//! following (u8 0 = none, 1 + IPv4 address (4), or 2 + IPv6 address (16))
 //! config_hash (u64) | quorum_hash (u64)
 //! acks:    count (u16), each: node (name) | incarnation (u64) | seq (u64)
 //! claims:  count (u16), each: resource
@@ -35,7 +35,7 @@
 //! forged datagrams cost one HMAC and no allocation.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use thiserror::Error;
 
@@ -60,6 +60,14 @@ fn status_bits(hb: &Heartbeat) -> u8 {
         | bit(hb.quiesced, STATUS_QUIESCED)
         | bit(hb.serving, STATUS_SERVING)
 }
+
+/// `following` tags: the IPv4 one is the original layout, byte for byte, so
+/// an IPv4 cluster keeps talking to agents that predate IPv6; an agent that
+/// knows only tag 1 refuses tag 2 cleanly ("following value out of range"),
+/// as it refuses any unknown tag, so no version bump is needed. Only a node
+/// whose VRRP router is IPv6 sends tag 2.
+const FOLLOWING_IPV4: u8 = 1;
+const FOLLOWING_IPV6: u8 = 2;
 
 /// Flag bit: the datagram ends with an HMAC-SHA256 tag.
 pub const FLAG_AUTHENTICATED: u8 = 0x01;
@@ -153,7 +161,7 @@ pub struct Heartbeat {
     pub serving: bool,
     /// The primary address of the VRRP master the sender sees (its own
     /// when it is master), or `None` when it knows none.
-    pub following: Option<Ipv4Addr>,
+    pub following: Option<IpAddr>,
     /// The sender's cluster-wide config fingerprint (alerts only).
     pub config_hash: u64,
     /// The sender's quorum fingerprint: peers count it toward a majority
@@ -280,8 +288,12 @@ pub fn encode(hb: &Heartbeat, signer: Option<&Keyring>) -> Result<Vec<u8>, Heart
     out.u8(status_bits(hb));
     match hb.following {
         None => out.u8(0),
-        Some(address) => {
-            out.u8(1);
+        Some(IpAddr::V4(address)) => {
+            out.u8(FOLLOWING_IPV4);
+            out.bytes(&address.octets());
+        }
+        Some(IpAddr::V6(address)) => {
+            out.u8(FOLLOWING_IPV6);
             out.bytes(&address.octets());
         }
     }
@@ -389,7 +401,8 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
     }
     let following = match (input.at(), input.u8("following")?) {
         (_, 0) => None,
-        (_, 1) => Some(input.ipv4("following address")?),
+        (_, FOLLOWING_IPV4) => Some(IpAddr::V4(input.ipv4("following address")?)),
+        (_, FOLLOWING_IPV6) => Some(IpAddr::V6(input.ipv6("following address")?)),
         (offset, value) => return Err(bad_value("following", offset, value)),
     };
     let config_hash = input.u64("config hash")?;
@@ -605,6 +618,10 @@ impl<'a> Reader<'a> {
         Ok(Ipv4Addr::from(self.array::<4>(field)?))
     }
 
+    fn ipv6(&mut self, field: &'static str) -> Result<Ipv6Addr, HeartbeatError> {
+        Ok(Ipv6Addr::from(self.array::<16>(field)?))
+    }
+
     fn count(&mut self, field: &'static str, max: usize) -> Result<usize, HeartbeatError> {
         let offset = self.pos;
         let count = usize::from(u16::from_be_bytes(self.array(field)?));
@@ -655,7 +672,7 @@ mod tests {
             handing_over: true,
             quiesced: false,
             serving: true,
-            following: Some(Ipv4Addr::new(198, 18, 0, 1)),
+            following: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
             config_hash: 0x0123_4567_89ab_cdef,
             quorum_hash: 0x0fed_cba9_8765_4321,
             acks: vec![
@@ -738,6 +755,54 @@ mod tests {
             assert_eq!(signed.get(5), Some(&FLAG_AUTHENTICATED));
             assert_eq!(decode(&signed, Some(&keys())), Ok(hb));
         }
+    }
+
+    /// An IPv6 master travels as tag 2 and 16 bytes; an IPv4 one keeps the
+    /// original tag 1 and 4 bytes, so IPv4 clusters talk to older agents.
+    #[test]
+    fn following_an_ipv6_master_round_trips_and_ipv4_keeps_its_layout() {
+        let v6 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+        let hb = Heartbeat {
+            following: Some(IpAddr::V6(v6)),
+            ..minimal()
+        };
+        let bytes = encode(&hb, None).expect("encodes");
+        assert_eq!(bytes.get(27), Some(&FOLLOWING_IPV6));
+        assert_eq!(bytes.get(28..44), Some(&v6.octets()[..]));
+        assert_eq!(
+            bytes.len(),
+            encode(&minimal(), None).expect("encodes").len() + 16
+        );
+        assert_eq!(decode(&bytes, None), Ok(hb.clone()));
+        let signed = encode(&hb, Some(&keys())).expect("encodes");
+        assert_eq!(decode(&signed, Some(&keys())), Ok(hb));
+
+        let v4 = Heartbeat {
+            following: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
+            ..minimal()
+        };
+        let bytes = encode(&v4, None).expect("encodes");
+        assert_eq!(bytes.get(27..32), Some(&[1, 198, 18, 0, 1][..]));
+    }
+
+    /// What an agent that predates IPv6 does with tag 2: its decoder
+    /// accepted only 0 and 1, so it refuses the heartbeat with "following
+    /// value out of range" (a clean drop, counted), never misreads it. Here
+    /// the same rule stands for any tag beyond 2, and a cut IPv6 address is
+    /// a truncation error naming the field.
+    #[test]
+    fn unknown_following_tags_and_cut_ipv6_addresses_are_refused() {
+        assert_eq!(
+            decode(&minimal_with(27, 3), None),
+            Err(bad_value("following", 27, 3))
+        );
+        let hb = Heartbeat {
+            following: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            ..minimal()
+        };
+        let bytes = encode(&hb, None).expect("encodes");
+        let cut = bytes.get(..36).expect("long enough");
+        assert!(decode(cut, None).is_err());
     }
 
     /// Bit 3 is `serving`; a heartbeat without it (every agent before
@@ -892,8 +957,8 @@ mod tests {
             Err(bad_value("status", 26, 16))
         );
         assert_eq!(
-            decode(&minimal_with(27, 2), None),
-            Err(bad_value("following", 27, 2))
+            decode(&minimal_with(27, 3), None),
+            Err(bad_value("following", 27, 3))
         );
     }
 

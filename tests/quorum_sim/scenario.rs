@@ -141,7 +141,7 @@ impl Cluster {
                             advert_interval: self.advert_interval,
                             preempt: self.preempt[i],
                             preempt_delay: Duration::ZERO,
-                            primary_address: Self::address(i),
+                            primary_address: Self::address(i).into(),
                         },
                         may_be_master: self.may_be_master[i],
                         fault_hold_off: Duration::from_secs(2),

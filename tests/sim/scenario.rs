@@ -82,7 +82,7 @@ impl Scenario {
                     advert_interval: Centis(interval),
                     preempt,
                     preempt_delay,
-                    primary_address: Ipv4Addr::new(198, 18, 0, addresses[i]),
+                    primary_address: Ipv4Addr::new(198, 18, 0, addresses[i]).into(),
                 }
             })
             .collect();

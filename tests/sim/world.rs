@@ -6,7 +6,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use rcbsd_failover::election::{Action, Input, Params, Reason, ReceivedAdvert, Router};
@@ -46,7 +45,7 @@ struct InFlight {
     at: Duration,
     seq: u64,
     to: usize,
-    source: Ipv4Addr,
+    source: std::net::IpAddr,
     priority: u8,
     interval: u16,
 }
@@ -70,7 +69,7 @@ pub struct World {
     groups: Vec<u32>,
     pub transitions: Vec<Transition>,
     /// `(time, node, other master)` for every `ResendGarp`.
-    pub garps: Vec<(Duration, usize, Ipv4Addr)>,
+    pub garps: Vec<(Duration, usize, std::net::IpAddr)>,
 }
 
 impl World {

@@ -518,3 +518,66 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// IPv6 test addresses (issue 15): the virtual router's link-local address
+/// (first in the advert, RFC 5798 §5.2.9) and a VIP from 2001:db8::/32.
+pub const VIP6_LL: &str = "fe80::61/64";
+/// The IPv6 VIP with its prefix, as `ip -6 addr show` prints it.
+pub const VIP6: &str = "2001:db8::100/64";
+/// The IPv6 VIP's address alone.
+pub const VIP6_ADDRESS: &str = "2001:db8::100";
+
+/// Runs `argv` in namespace `ns`; its stdout, or the error as text (the
+/// callers look for what they expect in it).
+pub fn run_in(ns: &str, argv: &[&str]) -> String {
+    let argv: Vec<String> = argv.iter().map(|a| (*a).to_owned()).collect();
+    cmd::run(&netns_exec_argv(ns, &argv)).unwrap_or_else(|e| format!("error: {e}"))
+}
+
+/// No DAD on `ns`'s eth0 (also when its carrier comes back after a cut),
+/// and its kernel link-local address usable: the IPv6 advert source.
+pub fn ipv6_ready(ns: &str) {
+    for key in [
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0",
+        "net.ipv6.conf.eth0.accept_dad=0",
+    ] {
+        run_in(ns, &["sysctl", "-q", "-w", key]);
+    }
+    let ready = poll_until(WAIT, || {
+        let out = run_in(ns, &["ip", "-6", "addr", "show", "dev", "eth0"]);
+        out.contains("fe80::") && !out.contains("tentative")
+    });
+    assert!(ready, "{ns}: no link-local address out of DAD");
+}
+
+/// Whether namespace `ns` holds the IPv6 VIP, usable (not tentative).
+pub fn holds_vip6(ns: &str) -> bool {
+    let out = run_in(ns, &["ip", "-6", "addr", "show", "dev", "eth0"]);
+    out.lines()
+        .any(|line| line.contains(VIP6) && !line.contains("tentative"))
+}
+
+/// Node `index`'s kernel link-local address (not the virtual one): its
+/// IPv6 advert source and what followers report as the master.
+pub fn link_local6(cluster: &Cluster, index: usize) -> std::net::Ipv6Addr {
+    let virtual_ll: std::net::Ipv6Addr = "fe80::61".parse().expect("address");
+    netns::in_netns(cluster.ns(index), move || {
+        rcbsd_failover::net::iface::link_local_address("eth0", &[virtual_ll])
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Node specs with the IPv6 VIPs instead of the IPv4 one.
+pub fn ipv6_vips(spec: &mut NodeSpec) {
+    spec.virtual_ips = vec![VIP6_LL.to_owned(), VIP6.to_owned()];
+}
+
+/// Makes every namespace of `cluster` IPv6-ready ([`ipv6_ready`]).
+pub fn cluster_ipv6_ready(cluster: &Cluster) {
+    for index in 0..cluster.len() {
+        ipv6_ready(cluster.ns(index));
+    }
+    ipv6_ready(cluster.topology.client_ns());
+}

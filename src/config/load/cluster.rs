@@ -6,7 +6,7 @@
 //! `cross_checks.rs`; `[fence]` also changes the lease defaults here.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::config::cluster::{
     DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_PORT, DEFAULT_LEASE,
 };
 use crate::config::fence::{Watchdog, WATCHDOG_FENCE_MARGIN, WATCHDOG_LEASE};
-use crate::config::{duration, VirtualIp};
+use crate::config::{duration, VirtualIp, VirtualIp6};
 
 const CLUSTER_KEYS: &[&str] = &[
     "nodes",
@@ -43,6 +43,7 @@ impl Reader<'_> {
         root: &DeTable<'_>,
         this_node: Option<&str>,
         vips: &[VirtualIp],
+        vips6: &[VirtualIp6],
         watchdog: Option<&Watchdog>,
     ) -> Option<Option<Cluster>> {
         let Some(value) = root.get("cluster") else {
@@ -51,7 +52,7 @@ impl Reader<'_> {
         let table = self.table(value, "cluster")?;
         self.unknown_keys(table, "cluster", CLUSTER_KEYS);
         let nodes = match table.get("nodes") {
-            Some(nodes) => self.cluster_nodes(nodes, this_node, vips),
+            Some(nodes) => self.cluster_nodes(nodes, this_node, vips, vips6),
             None => {
                 self.error(
                     value.span(),
@@ -122,6 +123,7 @@ impl Reader<'_> {
         value: &Value<'_>,
         this_node: Option<&str>,
         vips: &[VirtualIp],
+        vips6: &[VirtualIp6],
     ) -> Option<Vec<ClusterNode>> {
         const KEY: &str = "cluster.nodes";
         let DeValue::Array(items) = value.get_ref() else {
@@ -135,12 +137,34 @@ impl Reader<'_> {
         };
         let mut nodes = Vec::with_capacity(items.len());
         let mut names: HashMap<String, Range<usize>> = HashMap::new();
-        let mut addresses: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
+        let mut addresses: HashMap<IpAddr, Range<usize>> = HashMap::new();
+        let mut first_family: Option<(bool, String)> = None;
         let mut valid = true;
         for (index, item) in items.iter().enumerate() {
             let item_key = format!("{KEY}[{index}]");
-            match self.cluster_node(item, &item_key, vips) {
+            match self.cluster_node(item, &item_key, vips, vips6) {
                 Some((node, name_span, address_span)) => {
+                    // One UDP socket, bound to this node's address, talks
+                    // to every peer: one family for the whole cluster.
+                    let family_ok = match &first_family {
+                        None => {
+                            first_family = Some((node.address.is_ipv6(), item_key.clone()));
+                            true
+                        }
+                        Some((ipv6, first)) if *ipv6 != node.address.is_ipv6() => {
+                            self.error(
+                                address_span.clone(),
+                                &format!("{item_key}.address"),
+                                format!(
+                                    "{} is of the other family than {first}.address; every node's heartbeats travel over one socket, so all cluster addresses are IPv4 or all are IPv6",
+                                    node.address
+                                ),
+                            );
+                            false
+                        }
+                        Some(_) => true,
+                    };
+                    valid &= family_ok;
                     let unique_name = self.first_listing(
                         &mut names,
                         node.name.clone(),
@@ -201,6 +225,7 @@ impl Reader<'_> {
         item: &Value<'_>,
         key: &str,
         vips: &[VirtualIp],
+        vips6: &[VirtualIp6],
     ) -> Option<(ClusterNode, Range<usize>, Range<usize>)> {
         let DeValue::Table(entry) = item.get_ref() else {
             self.wrong_type(
@@ -227,23 +252,59 @@ impl Reader<'_> {
         let address = match entry.get("address") {
             Some(value) => self
                 .string(value, &address_key)
-                .and_then(|text| self.unicast_address(&text, value.span(), &address_key))
+                .and_then(|text| self.cluster_address(&text, value.span(), &address_key))
                 .map(|address| (address, value.span())),
             None => {
                 self.error(
                     item.span(),
                     &address_key,
-                    "missing; the node's own IPv4 address, where its heartbeats come from",
+                    "missing; the node's own IPv4 or IPv6 address, where its heartbeats come from",
                 );
                 None
             }
         };
         let (address, address_span) = address?;
-        if !self.node_address_is_not_a_vip(address, address_span.clone(), &address_key, vips) {
+        if !self.node_address_is_not_a_vip(address, address_span.clone(), &address_key, vips, vips6)
+        {
             return None;
         }
         let (name, name_span) = name?;
         Some((ClusterNode { name, address }, name_span, address_span))
+    }
+
+    /// A node's heartbeat address: IPv4 as everywhere, or a global IPv6
+    /// unicast address (a link-local one would need a scope the config
+    /// cannot carry per peer).
+    fn cluster_address(&mut self, text: &str, span: Range<usize>, key: &str) -> Option<IpAddr> {
+        let Ok(address) = text.parse::<Ipv6Addr>() else {
+            return self.unicast_address(text, span, key).map(IpAddr::V4);
+        };
+        let problem = if address.is_unspecified() {
+            Some("the unspecified address")
+        } else if address.is_multicast() {
+            Some("a multicast address")
+        } else if address.is_loopback() {
+            Some("a loopback address")
+        } else if address.is_unicast_link_local() {
+            Some(
+                "link-local (its scope cannot be given here); use a global or unique-local address",
+            )
+        } else if address.to_ipv4_mapped().is_some() {
+            Some("IPv4-mapped; write the IPv4 address itself")
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                self.error(
+                    span,
+                    key,
+                    format!("{address} is {problem}; a unicast host address is required"),
+                );
+                None
+            }
+            None => Some(IpAddr::V6(address)),
+        }
     }
 
     fn lease_timing(

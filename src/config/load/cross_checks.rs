@@ -22,7 +22,7 @@
 //! The checks within one section stay with that section's reader.
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -37,7 +37,7 @@ use crate::config::file_handles::ride_through_problems;
 use crate::config::nfs::Ipv4Net;
 use crate::config::nfs::Nfs;
 use crate::config::storage::Storage;
-use crate::config::{duration, EnvKind, VirtualIp};
+use crate::config::{duration, EnvKind, VirtualIp, VirtualIp6};
 use crate::node::watchdog::{WatchdogRule, WATCHDOG_SLACK};
 use crate::quorum::lease::holder_span;
 
@@ -221,12 +221,17 @@ impl Reader<'_> {
     /// false when it is a VIP.
     pub(super) fn node_address_is_not_a_vip(
         &mut self,
-        address: Ipv4Addr,
+        address: IpAddr,
         span: Range<usize>,
         key: &str,
         vips: &[VirtualIp],
+        vips6: &[VirtualIp6],
     ) -> bool {
-        if vips.iter().any(|vip| vip.address == address) {
+        let is_vip = match address {
+            IpAddr::V4(a) => vips.iter().any(|vip| vip.address == a),
+            IpAddr::V6(a) => vips6.iter().any(|vip| vip.address == a),
+        };
+        if is_vip {
             self.error(
                 span,
                 key,
