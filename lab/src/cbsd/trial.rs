@@ -35,10 +35,15 @@ pub fn now_epoch() -> f64 {
 }
 
 /// Measures the CBSD scenario with our agent `exe`; tears down on return.
+/// `cluster`: the nodes run `[cluster]` (quorum, leases, placement), as
+/// ride-through needs (its followers learn from the new master's
+/// heartbeat that it serves); the remount mode of `--compare-follow`
+/// runs it too, so that both modes measure the same cluster.
 pub fn measure(
     agent: AgentCommand,
     settings: &Settings,
     follow: FollowMode,
+    cluster: bool,
     cancel: &Cancel,
 ) -> Result<CbsdRun, LabError> {
     let topology = Topology::new(settings.nodes)?;
@@ -57,6 +62,13 @@ pub fn measure(
             spec
         })
         .collect();
+    let mut specs = specs;
+    if cluster || follow == FollowMode::RideThrough {
+        let quorum = super::placed_quorum(&specs);
+        for spec in &mut specs {
+            spec.quorum = Some(quorum.clone());
+        }
+    }
     let mut agents = Agents::launch(&topology, Implementation::Rcbsd { agent }, specs)?;
     let result = measure_with(&topology, &mut agents, settings, follow, cancel);
     agents.show_logs_if_failed(&result);
