@@ -423,7 +423,10 @@ fn stable_restart_files_are_read_and_checked() {
         "{inside:?}"
     );
     let number = errors(&with("[\"/var/db/a\", 1]"));
-    assert!(number[0].contains("nfs.stable_restart_files[1]"), "{number:?}");
+    assert!(
+        number[0].contains("nfs.stable_restart_files[1]"),
+        "{number:?}"
+    );
 }
 
 /// `[cluster]` with this node alone (enough for the cross-checks).

@@ -104,9 +104,10 @@ impl Reader<'_> {
             None => Some(None),
         };
         let stable_restart_files = match table.get("stable_restart_files") {
-            Some(value) => {
-                self.stable_restart_files(value, stable_restart_dir.as_ref().and_then(|d| d.as_deref()))
-            }
+            Some(value) => self.stable_restart_files(
+                value,
+                stable_restart_dir.as_ref().and_then(|d| d.as_deref()),
+            ),
             None => Some(Nfs::default().stable_restart_files),
         };
         Some(Nfs {
