@@ -404,6 +404,8 @@ struct Agent {
     /// its resource leaves it (the fence).
     allowance: watch::Sender<node::Allowance>,
     progress: crate::runbook::ProgressHandle,
+    /// The worker's ride through a master change (`status`).
+    ride: transition::RideHandle,
     stats: metrics::RunbookStats,
     /// Bumped by every applied reload, so the worker gets the new config
     /// without a deep comparison on every advert.
@@ -534,6 +536,7 @@ impl Agent {
             garp_now,
             events: worker_events,
             progress,
+            ride,
             stats,
             repairs,
             repaired,
@@ -585,6 +588,7 @@ impl Agent {
             cancel,
             allowance,
             progress,
+            ride,
             stats,
             config_generation: 0,
             last_transition: None,
@@ -1485,6 +1489,7 @@ impl Agent {
             watchdog: self.fence.as_ref().map(|f| f.status(&self.core, now)),
             retained: self.core.is_retained(),
             handing_over: self.core.is_handing_over(),
+            riding: self.ride.get(),
             health: self.health.status(),
             held: self
                 .holds

@@ -252,6 +252,7 @@ fn canned_status() -> Status {
         watchdog: None,
         retained: false,
         handing_over: false,
+        riding: None,
         health: Vec::new(),
         held: vec![HeldStatus {
             name: "web1".into(),

@@ -372,6 +372,7 @@ mod tests {
             watchdog: None,
             retained: false,
             handing_over: false,
+            riding: None,
             health: Vec::new(),
             held: Vec::new(),
         }

@@ -388,7 +388,19 @@ pub const RIDE_IDENTITY_STEP: &str = "verify dir.id";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ride {
     from: Ipv4Addr,
+    since: Instant,
     deadline: Instant,
+}
+
+/// A ride in progress as `status` shows it ([`Converger::ride`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RideView {
+    /// The master whose mounts are kept.
+    pub from: Ipv4Addr,
+    /// When the change was seen.
+    pub since: Instant,
+    /// When the full follow takes over (`follow.ride_through_timeout`).
+    pub deadline: Instant,
 }
 
 /// Retry timings.
@@ -500,6 +512,15 @@ impl Converger {
     /// kept (`status`).
     pub fn riding_from(&self) -> Option<Ipv4Addr> {
         self.ride.map(|r| r.from)
+    }
+
+    /// The ride in progress, for `status`.
+    pub fn ride(&self) -> Option<RideView> {
+        self.ride.map(|r| RideView {
+            from: r.from,
+            since: r.since,
+            deadline: r.deadline,
+        })
     }
 
     /// What [`Converger::next`] decided to tell (ride-through choices and
@@ -743,6 +764,7 @@ impl Converger {
         }
         self.ride = Some(Ride {
             from,
+            since: now,
             deadline: now + timeout,
         });
         self.notices.push(Notice::RideThrough {
