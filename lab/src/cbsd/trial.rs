@@ -5,6 +5,7 @@
 //! running again; then reads the agents' JSON logs to split the time into
 //! external commands, waits and the agent's own overhead.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -108,7 +109,23 @@ pub fn converged(
         });
     }
     let master_name = netns::node_name(master);
-    Ok(check_converged(&views, &master_name, netns::VIP))
+    // With [cluster] the environments are placed: each runs once among
+    // the live nodes, a lost node's adopted elsewhere.
+    let mut placed = BTreeSet::new();
+    let mut clustered = false;
+    for i in 0..agents.len() {
+        let agent = agents.get(i)?;
+        clustered |= agent.spec.quorum.is_some();
+        if let Some(cbsd) = &agent.spec.cbsd {
+            placed.extend(cbsd.environments());
+        }
+    }
+    Ok(check_converged(
+        &views,
+        &master_name,
+        netns::VIP,
+        clustered.then_some(&placed),
+    ))
 }
 
 fn wait_converged(

@@ -265,6 +265,16 @@ impl Harness {
         Ok(())
     }
 
+    /// Node `index` loses its power and stays off: what a reset does
+    /// (every process killed, the VIP gone, the world's volatile state
+    /// cleared), without the boot.
+    pub fn power_off(&mut self, index: usize) -> Result<(), LabError> {
+        self.reset(index)?;
+        self.resets[index].pop();
+        self.boots[index] = None;
+        Ok(())
+    }
+
     /// When node `index`'s watchdog reset it.
     pub fn resets(&self, index: usize) -> &[Instant] {
         self.resets.get(index).map_or(&[], Vec::as_slice)
