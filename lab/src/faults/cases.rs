@@ -907,6 +907,28 @@ pub fn master_killed_followers_ride_through(h: &mut Harness) -> Outcome {
     if h.events(2, "follow_ride_through").is_empty() {
         return Err("n3 never logged follow_ride_through".into());
     }
+    // n2's nfsd read the records through the link its agent's promote
+    // made (the lab links nothing itself).
+    let world = h.world(1).map_err(lab)?;
+    let records = crate::cbsd::world::disk(&crate::cbsd::world::cluster_dir(h.topology.run_dir()))
+        .join(crate::cbsd::world::STABLE_RESTART_DIR)
+        .join("nfs-stablerestart");
+    let linked = std::fs::read_link(world.root.join("var/db/nfs-stablerestart"))
+        .map_err(|e| format!("n2's var/db/nfs-stablerestart is not a link: {e}"))?;
+    let state: serde_json::Value = std::fs::read_to_string(&world.state)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let read_from = state["nfsd_stable"]["file"].as_str().unwrap_or_default();
+    let expected =
+        std::fs::canonicalize(&records).map_err(|e| format!("{}: {e}", records.display()))?;
+    if std::path::Path::new(read_from) != expected {
+        return Err(format!(
+            "n2's nfsd read its records from {read_from:?}, not the storage's {} (link {})",
+            expected.display(),
+            linked.display()
+        ));
+    }
     Ok(Measured {
         figure: format!(
             "n2 sole master with every environment {:.1} s after n1's power loss; n3 rode through (web3, vm1 never stopped, mounts served by n2, no state lost); web1 adopted once by n2",
