@@ -1218,97 +1218,98 @@ impl NodeCore {
             .cluster
             .as_ref()
             .is_some_and(|c| c.ride_through);
-        let (role, environments, takeover, (master_serving, master_reclaimable)) =
-            match &mut self.cluster {
-                None => (election_role, None, Vec::new(), (false, false)),
-                Some(cluster) => {
-                    let election_master = election_role == Role::Master || serving;
-                    for (name, decision) in cluster.update_claims(election_master, now) {
-                        out.push(Effect::Notice(Notice::PlacementDecided {
-                            environment: name,
-                            claim: decision.claim,
-                            reason: decision.reason,
-                        }));
-                    }
-                    let mut allowed = if self.stopping && !serving {
-                        Allowed::default()
-                    } else {
-                        cluster.allowed(now)
-                    };
-                    if fence_blocked {
-                        allowed.master &= may_hold.master;
-                        allowed
-                            .environments
-                            .retain(|name| reported.running.contains(name));
-                    }
-                    let gate = quorum::gate(election_master, &allowed);
-                    let published = Allowed {
-                        master: gate.master,
-                        environments: gate.environments.clone(),
-                    };
-                    // A resource the previous decision allowed and this one
-                    // does not is being fenced.
-                    let before = cluster.published().clone();
-                    if before.master && !published.master && election_master {
-                        out.push(Effect::Notice(Notice::LeaseFencing {
-                            resource: Resource::Master.to_string(),
-                            left_ms: lease_left(cluster, &Resource::Master, now),
-                        }));
-                    }
-                    for name in before.environments.difference(&published.environments) {
-                        let still_wanted = cluster.decisions().get(name).is_some_and(|d| d.claim);
-                        if still_wanted && !self.stopping {
-                            let resource = Resource::Environment(name.clone());
-                            out.push(Effect::Notice(Notice::LeaseFencing {
-                                resource: resource.to_string(),
-                                left_ms: lease_left(cluster, &resource, now),
-                            }));
-                        }
-                    }
-                    let role = match election_role {
-                        _ if serving && gate.master => Role::Master,
-                        // Elected by VRRP without the lease (yet, or any more):
-                        // hold nothing, follow nobody.
-                        Role::Master if !gate.master => Role::Follower { master: None },
-                        other => other,
-                    };
-                    // The master hands over and still serves: let go of its
-                    // mounts now, while they answer; follow the next one after.
-                    let role = match role {
-                        Role::Follower { .. } if peer_handing_over => Role::Quiescent,
-                        other => other,
-                    };
-                    let environments = self
-                        .settings
-                        .cluster
-                        .as_ref()
-                        .filter(|c| c.placement)
-                        .map(|_| gate.environments.clone());
-                    let takeover = cluster.not_live_nodes(now);
-                    // Recorded at every evaluation (released claims are proven
-                    // by the worker's report of this sequence or a later one).
-                    let (master_serving, master_reclaimable) = if ride_through {
-                        master_serving(cluster, &role, now)
-                    } else {
-                        (false, false)
-                    };
-                    let sequence = self.sequence
-                        + u64::from(self.published.as_ref().is_none_or(|p| {
-                            p.role != role
-                                || p.environments != environments
-                                || p.takeover != takeover
-                                || p.master_serving != master_serving
-                                || p.master_reclaimable != master_reclaimable
-                        }));
-                    cluster.note_published(sequence, &published);
-                    (
-                        role,
-                        environments,
-                        takeover,
-                        (master_serving, master_reclaimable),
-                    )
+        // The followed master's heartbeat: (serving, reclaimable).
+        let (role, environments, takeover, followed) = match &mut self.cluster {
+            None => (election_role, None, Vec::new(), (false, false)),
+            Some(cluster) => {
+                let election_master = election_role == Role::Master || serving;
+                for (name, decision) in cluster.update_claims(election_master, now) {
+                    out.push(Effect::Notice(Notice::PlacementDecided {
+                        environment: name,
+                        claim: decision.claim,
+                        reason: decision.reason,
+                    }));
                 }
-            };
+                let mut allowed = if self.stopping && !serving {
+                    Allowed::default()
+                } else {
+                    cluster.allowed(now)
+                };
+                if fence_blocked {
+                    allowed.master &= may_hold.master;
+                    allowed
+                        .environments
+                        .retain(|name| reported.running.contains(name));
+                }
+                let gate = quorum::gate(election_master, &allowed);
+                let published = Allowed {
+                    master: gate.master,
+                    environments: gate.environments.clone(),
+                };
+                // A resource the previous decision allowed and this one
+                // does not is being fenced.
+                let before = cluster.published().clone();
+                if before.master && !published.master && election_master {
+                    out.push(Effect::Notice(Notice::LeaseFencing {
+                        resource: Resource::Master.to_string(),
+                        left_ms: lease_left(cluster, &Resource::Master, now),
+                    }));
+                }
+                for name in before.environments.difference(&published.environments) {
+                    let still_wanted = cluster.decisions().get(name).is_some_and(|d| d.claim);
+                    if still_wanted && !self.stopping {
+                        let resource = Resource::Environment(name.clone());
+                        out.push(Effect::Notice(Notice::LeaseFencing {
+                            resource: resource.to_string(),
+                            left_ms: lease_left(cluster, &resource, now),
+                        }));
+                    }
+                }
+                let role = match election_role {
+                    _ if serving && gate.master => Role::Master,
+                    // Elected by VRRP without the lease (yet, or any more):
+                    // hold nothing, follow nobody.
+                    Role::Master if !gate.master => Role::Follower { master: None },
+                    other => other,
+                };
+                // The master hands over and still serves: let go of its
+                // mounts now, while they answer; follow the next one after.
+                let role = match role {
+                    Role::Follower { .. } if peer_handing_over => Role::Quiescent,
+                    other => other,
+                };
+                let environments = self
+                    .settings
+                    .cluster
+                    .as_ref()
+                    .filter(|c| c.placement)
+                    .map(|_| gate.environments.clone());
+                let takeover = cluster.not_live_nodes(now);
+                // Recorded at every evaluation (released claims are proven
+                // by the worker's report of this sequence or a later one).
+                let (master_serving, master_reclaimable) = if ride_through {
+                    master_serving(cluster, &role, now)
+                } else {
+                    (false, false)
+                };
+                let sequence = self.sequence
+                    + u64::from(self.published.as_ref().is_none_or(|p| {
+                        p.role != role
+                            || p.environments != environments
+                            || p.takeover != takeover
+                            || p.master_serving != master_serving
+                            || p.master_reclaimable != master_reclaimable
+                    }));
+                cluster.note_published(sequence, &published);
+                (
+                    role,
+                    environments,
+                    takeover,
+                    (master_serving, master_reclaimable),
+                )
+            }
+        };
+        let (master_serving, master_reclaimable) = followed;
         let changed = self.published.as_ref().is_none_or(|p| {
             p.role != role
                 || p.environments != environments
