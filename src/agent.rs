@@ -427,6 +427,8 @@ struct Agent {
     /// its resource leaves it (the fence).
     allowance: watch::Sender<node::Allowance>,
     progress: crate::runbook::ProgressHandle,
+    /// The worker's ride through a master change (`status`).
+    ride: transition::RideHandle,
     stats: metrics::RunbookStats,
     /// Bumped by every applied reload, so the worker gets the new config
     /// without a deep comparison on every advert.
@@ -596,6 +598,7 @@ impl Agent {
             garp_now,
             events: worker_events,
             progress,
+            ride,
             stats,
             repairs,
             repaired,
@@ -648,6 +651,7 @@ impl Agent {
             cancel,
             allowance,
             progress,
+            ride,
             stats,
             config_generation: 0,
             last_transition: None,
@@ -1648,6 +1652,7 @@ impl Agent {
                 }
             }),
             handing_over: self.core.is_handing_over(),
+            riding: self.ride.get(),
             health: self.health.status(),
             held: self
                 .holds

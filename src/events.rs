@@ -402,7 +402,8 @@ pub fn follow_ride_through(from: &str, to: &str, reason: &str) {
 }
 
 /// A ride-through gave up (`cause`: `stale_handle`, `hung`,
-/// `identity_changed`, `not_serving`, `probe_failed`): the full follow runs.
+/// `identity_changed`, `not_serving`, `state_not_moved`, `probe_failed`):
+/// the full follow runs.
 pub fn follow_fallback(from: &str, to: &str, cause: &str, detail: &str) {
     emit!(Event::FollowFallback, from, to, cause, detail);
 }

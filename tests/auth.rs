@@ -61,6 +61,7 @@ fn heartbeat(node: &str, seq: u64) -> Heartbeat {
         handing_over: false,
         quiesced: false,
         serving: false,
+        reclaimable: false,
         following: Some(SRC.into()),
         config_hash: 42,
         quorum_hash: 43,

@@ -254,6 +254,7 @@ fn canned_status() -> Status {
         retained: false,
         vrrp6: None,
         handing_over: false,
+        riding: None,
         health: Vec::new(),
         held: vec![HeldStatus {
             name: "web1".into(),

@@ -498,6 +498,7 @@ fn heartbeat_message() -> impl Strategy<Value = Heartbeat> {
             handing_over: seq % 3 == 0,
             quiesced: seq % 5 == 0,
             serving: seq % 7 == 0,
+            reclaimable: seq % 14 == 0,
             following,
             config_hash,
             quorum_hash: config_hash.rotate_left(17),

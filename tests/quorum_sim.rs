@@ -655,6 +655,33 @@ fn a_follower_rides_through_the_masters_loss_without_restarting_its_environment(
     assert!(w.is_settled(), "{}", w.status());
 }
 
+/// Issue 14: the new master serves without the stable restart records
+/// (its promote found none on the storage): n2 does not ride through,
+/// it falls back at once (`state_not_moved`) and restarts web2 after a
+/// full follow. Nothing runs twice.
+#[test]
+fn a_follower_does_the_full_follow_when_the_masters_state_did_not_move() {
+    let mut c = cluster(vec![
+        environment("web1", &["n1", "n2"]),
+        environment("web2", &["n2", "n1"]),
+    ]);
+    c.ride_through = Some(secs(3.0));
+    let mut w = world_of(&c);
+    run(&mut w, 12.0);
+    assert!(w.is_settled(), "{}", w.status());
+    let web2 = Resource::Environment("web2".to_owned());
+    let rides = w.nodes[2].worker.rode_through;
+    w.nodes[1].worker.stable_records = false;
+    w.schedule(secs(12.0), Chaos::PowerOff(0));
+    run(&mut w, 30.0);
+    assert_eq!(w.ledger.holders(&Resource::Master), vec![1]);
+    assert_eq!(w.nodes[2].worker.state_not_moved, 1, "{}", w.trace());
+    assert_eq!(w.nodes[2].worker.rode_through, rides, "no ride");
+    assert!(change(&w, &web2, 2, false, 12.0).is_some(), "web2 stopped");
+    assert_eq!(w.ledger.holders(&web2), vec![2], "and started again");
+    assert!(w.is_settled(), "{}", w.status());
+}
+
 /// The same in remount mode: n2 restarts web2 after the master's loss.
 #[test]
 fn in_remount_mode_the_follower_restarts_its_environment() {

@@ -390,6 +390,45 @@ fn stable_restart_dir_must_be_on_the_storage_and_not_exported() {
     .is_ok());
 }
 
+#[test]
+fn stable_restart_files_are_read_and_checked() {
+    let with = |files: &str| {
+        format!(
+            "{VRRP}[cbsd]\n[storage]\nkind = \"none\"\n{NET}stable_restart_dir = \"/store/.nfs-stablerestart\"\nstable_restart_files = {files}\n"
+        )
+    };
+    let config = parse(&with("[\"/lab/var/db/a\", \"/lab/var/db/a.bak\"]")).unwrap();
+    assert_eq!(
+        config.nfs.stable_restart_files,
+        [Path::new("/lab/var/db/a"), Path::new("/lab/var/db/a.bak")]
+    );
+    let one = errors(&with("[\"/var/db/a\"]"));
+    assert!(
+        one[0].starts_with("/etc/x.toml:11:24: nfs.stable_restart_files:")
+            && one[0].contains("has 1 paths"),
+        "{one:?}"
+    );
+    let relative = errors(&with("[\"/var/db/a\", \"var/db/b\"]"));
+    assert!(
+        relative[0].starts_with("/etc/x.toml:11:38: nfs.stable_restart_files[1]:")
+            && relative[0].contains("must be an absolute path"),
+        "{relative:?}"
+    );
+    let same = errors(&with("[\"/var/db/a\", \"/var/tmp/a\"]"));
+    assert!(same[0].contains("the same file name"), "{same:?}");
+    let inside = errors(&with("[\"/store/.nfs-stablerestart/a\", \"/var/db/b\"]"));
+    assert!(
+        inside[0].contains("nfs.stable_restart_files[0]")
+            && inside[0].contains("inside nfs.stable_restart_dir"),
+        "{inside:?}"
+    );
+    let number = errors(&with("[\"/var/db/a\", 1]"));
+    assert!(
+        number[0].contains("nfs.stable_restart_files[1]"),
+        "{number:?}"
+    );
+}
+
 /// `[cluster]` with this node alone (enough for the cross-checks).
 const ONE_NODE: &str = "[cluster]\nnodes = [{ name = \"node1\", address = \"198.18.0.1\" }]\n";
 

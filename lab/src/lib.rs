@@ -87,7 +87,7 @@ fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         let mut runs = Vec::new();
         let mut failed = false;
         for follow in [cbsd::FollowMode::Remount, cbsd::FollowMode::RideThrough] {
-            match cbsd::trial::measure(agent.clone(), &args.settings(), follow, cancel) {
+            match cbsd::trial::measure(agent.clone(), &args.settings(), follow, true, cancel) {
                 Ok(run) => runs.push(run),
                 Err(LabError::Interrupted) => {
                     eprintln!("lab: interrupted; everything torn down");
@@ -107,7 +107,7 @@ fn run_cbsd(args: &LabArgs, cancel: &cancel::Cancel) -> ExitCode {
         );
         return if failed { ExitCode::FAILURE } else { code };
     }
-    let run = cbsd::trial::measure(agent, &args.settings(), args.follow, cancel);
+    let run = cbsd::trial::measure(agent, &args.settings(), args.follow, false, cancel);
     report(run, args.json, "cbsd", cbsd::report::CbsdRun::to_text)
 }
 

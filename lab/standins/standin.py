@@ -866,6 +866,12 @@ def settle(config, state, mount, answer, server, server_state):
             # "server" stays who answered the mount: `mount -p` and the
             # lab's convergence tell a remount from a recovery by it.
             m["serving"], m["boot"] = server.get("node"), server_state.get("nfsd_boot")
+            # The same file system (fsid) through the new server: the
+            # emulation's link follows it, as the client's RPCs now go
+            # there (the old server's path is gone with its storage).
+            path = server_path(config, server, m["source"].partition(":")[2])
+            if path is not None and os.path.isdir(path):
+                do_mount_link(m["target"], path)
             if answer == "lost":
                 m["lost_state"] = {"server": server.get("node"), "t": time.time()}
                 state.setdefault("nfs_state_lost", []).append(

@@ -53,6 +53,8 @@ fn every_fault_of_the_table_has_a_test_here() {
         "follower-mount-hangs",
         "track-script-fails",
         "storage-degraded",
+        "master-killed-followers-ride-through",
+        "ride-through-fallback",
     ];
     assert_eq!(faults::names(), here);
 }
@@ -145,4 +147,14 @@ fn track_script_fails() {
 #[test]
 fn storage_degraded() {
     fault("storage-degraded");
+}
+
+#[test]
+fn master_killed_followers_ride_through() {
+    fault("master-killed-followers-ride-through");
+}
+
+#[test]
+fn ride_through_fallback() {
+    fault("ride-through-fallback");
 }

@@ -1774,6 +1774,37 @@ async fn promote_links_nfsd_stable_restart_files_to_the_storage_and_demote_resto
     );
 }
 
+/// The promote's report says whether nfsd's records were on the storage
+/// (present, not empty) before nfsd started: what the master's heartbeat
+/// carries as `reclaimable` for the followers' ride-through.
+#[tokio::test]
+async fn a_promote_reports_whether_the_stable_restart_records_were_on_the_storage() {
+    use rcbsd_failover::node::converge::{Job, JobKind, JobOutcome};
+    let promote = Job {
+        kind: JobKind::Promote,
+        stop: Vec::new(),
+        start: Vec::new(),
+    };
+    for (records, reclaimable) in [
+        (None, false),
+        (Some(""), false),
+        (Some("{\"client\": \"n3\"}\n"), true),
+    ] {
+        let world = World::new("node1");
+        let (mut runner, _files) = stable_restart_runner(&world);
+        let dir = world.store.join(".nfs-stablerestart");
+        if let Some(records) = records {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("nfs-stablerestart"), records).unwrap();
+        }
+        let ctx = Context::from_config(runner.config());
+        let (_tx, rx) = watch::channel(0u64);
+        let report = runner.execute(&promote, &ctx, &[], rx).await;
+        assert_eq!(report.outcome, JobOutcome::Succeeded, "{records:?}");
+        assert_eq!(report.reclaimable, reclaimable, "{records:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_failed_promote_puts_the_local_stable_restart_files_back() {
     let world = World::new("node1");

@@ -374,6 +374,7 @@ mod tests {
             retained: false,
             vrrp6: None,
             handing_over: false,
+            riding: None,
             health: Vec::new(),
             held: Vec::new(),
         }

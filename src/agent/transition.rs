@@ -24,9 +24,11 @@ use tokio::time::Instant;
 
 use super::metrics::RunbookStats;
 use crate::config::Config;
+use crate::control::protocol::RideStatus;
 use crate::health::CheckId;
 use crate::node::converge::{
-    Backoff, Converger, EnvHeld, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice, Role,
+    Backoff, Converger, EnvHeld, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice,
+    RideView, Role,
 };
 use crate::node::{Allowance, Decision, WorkerReport};
 use crate::runbook::step::Step;
@@ -109,6 +111,8 @@ pub struct Handles {
     pub garp_now: mpsc::UnboundedSender<IpAddr>,
     pub events: mpsc::UnboundedReceiver<WorkerReport>,
     pub progress: ProgressHandle,
+    /// The ride through a master change in progress, for `status`.
+    pub ride: RideHandle,
     pub stats: RunbookStats,
     /// Repairs asked for by the health monitor.
     pub repairs: mpsc::UnboundedSender<RepairRequest>,
@@ -135,7 +139,9 @@ pub fn spawn(config: &Config, held: BTreeSet<String>) -> Result<Handles, VipErro
     let (repairs_tx, repairs_rx) = mpsc::unbounded_channel();
     let (repaired_tx, repaired_rx) = mpsc::unbounded_channel();
     let stats = RunbookStats::default();
+    let ride = RideHandle::default();
     let worker = Worker {
+        ride: ride.clone(),
         runner,
         events: events_tx,
         repaired: repaired_tx,
@@ -152,6 +158,7 @@ pub fn spawn(config: &Config, held: BTreeSet<String>) -> Result<Handles, VipErro
         garp_now: garp_tx,
         events: events_rx,
         progress,
+        ride,
         stats,
         repairs: repairs_tx,
         repaired: repaired_rx,
@@ -185,6 +192,41 @@ struct Worker<V: VipControl> {
     cancel: watch::Receiver<u64>,
     marker: PathBuf,
     stats: RunbookStats,
+    ride: RideHandle,
+}
+
+/// The worker's ride through a master change, as `status` shows it
+/// (written by the worker after each decision of its converger).
+#[derive(Clone, Debug, Default)]
+pub struct RideHandle(std::sync::Arc<std::sync::Mutex<Option<RideStatus>>>);
+
+impl RideHandle {
+    /// The ride in progress, if any.
+    pub fn get(&self) -> Option<RideStatus> {
+        self.0.lock().ok()?.clone()
+    }
+
+    /// Records the converger's ride (`to`: the master now followed).
+    fn set(&self, ride: Option<RideView>, to: Option<IpAddr>) {
+        let status = ride.map(|ride| {
+            // Instants to Unix time, through the present.
+            let now = Instant::now().into_std();
+            let unix = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            let ago = now.saturating_duration_since(ride.since).as_secs();
+            let left = ride.deadline.saturating_duration_since(now).as_secs();
+            RideStatus {
+                from: ride.from,
+                to,
+                since: unix.saturating_sub(ago),
+                deadline: unix.saturating_add(left),
+            }
+        });
+        if let Ok(mut guard) = self.0.lock() {
+            *guard = status;
+        }
+    }
 }
 
 impl<V: VipControl> Worker<V> {
@@ -214,6 +256,11 @@ impl<V: VipControl> Worker<V> {
             converger.set_ride_through(current.config.follow.ride_through());
             let target = current.decision.target();
             let next = converger.next(&target, Instant::now().into_std());
+            let to = match target.role {
+                Role::Follower { master } => master,
+                _ => None,
+            };
+            self.ride.set(converger.ride(), to);
             self.tell(converger.take_notices(), *self.cancel.borrow());
             let wake_at = match next {
                 Next::Run(job) => {

@@ -107,8 +107,9 @@ pub struct Nfs {
     /// [`Nfs::stable_restart_files`] into it); `None`: nfsd's local files.
     pub stable_restart_dir: Option<PathBuf>,
     /// nfsd's stable restart files, `NFSD_STABLERESTART` and
-    /// `NFSD_STABLEBACKUP` (usr.sbin/nfsd/nfsd.c): compiled into nfsd, so
-    /// not a key; tests point them into their own tree.
+    /// `NFSD_STABLEBACKUP` (usr.sbin/nfsd/nfsd.c), `nfs.stable_restart_files`:
+    /// compiled into nfsd, so changed only for tests (which point them into
+    /// their own tree) or an nfsd built with other paths.
     pub stable_restart_files: [PathBuf; 2],
 }
 

@@ -260,6 +260,25 @@ pub fn render_status(status: &Status) -> String {
             "serving NFS until the followers have unmounted (cluster.handover_timeout), then demoting, VIP first".to_string(),
         );
     }
+    if let Some(ride) = &status.riding {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let to = ride
+            .to
+            .map_or_else(|| "(no master yet)".to_string(), |to| to.to_string());
+        row(
+            "riding through",
+            format!(
+                "master {} → {to} for {} (since {} Unix time), deadline in {} ({} Unix time): mounts and environments kept until the new master serves and they answer, else the full follow",
+                ride.from,
+                format_uptime(now.saturating_sub(ride.since)),
+                ride.since,
+                format_uptime(ride.deadline.saturating_sub(now)),
+                ride.deadline
+            ),
+        );
+    }
     if !status.health.is_empty() {
         let failed: Vec<String> = status
             .health
@@ -596,6 +615,7 @@ mod tests {
             handing_over: false,
             health: Vec::new(),
             held: Vec::new(),
+            riding: None,
         }
     }
 
@@ -669,6 +689,40 @@ mod tests {
                 .any(|l| l.starts_with("held:") && l.contains("web1 (for ")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn human_status_and_json_show_a_ride_in_progress() {
+        use crate::control::protocol::RideStatus;
+        let mut s = status();
+        assert!(!render_status(&s).contains("riding through"));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        s.riding = Some(RideStatus {
+            from: "198.18.0.1".parse().expect("address"),
+            to: Some("198.18.0.2".parse().expect("address")),
+            since: now - 12,
+            deadline: now + 168,
+        });
+        let text = render_status(&s);
+        assert!(
+            text.contains(&format!(
+                "riding through:   master 198.18.0.1 → 198.18.0.2 for 12s (since {} Unix time), deadline in 2m 48s ({} Unix time)",
+                now - 12,
+                now + 168
+            )),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).expect("json");
+        assert_eq!(json["riding"]["from"], "198.18.0.1");
+        assert_eq!(json["riding"]["to"], "198.18.0.2");
+        assert_eq!(json["riding"]["deadline"], now + 168);
+        // An older agent's status (no field) reads as not riding.
+        let mut old = json.clone();
+        old.as_object_mut().expect("object").remove("riding");
+        let back: Status = serde_json::from_value(old).expect("decodes");
+        assert_eq!(back.riding, None);
     }
 
     #[test]

@@ -171,6 +171,25 @@ pub struct Status {
     /// The environments the operator holds (`env hold`), by name.
     #[serde(default)]
     pub held: Vec<HeldStatus>,
+    /// A ride through a master change in progress (`null` when none).
+    #[serde(default)]
+    pub riding: Option<RideStatus>,
+}
+
+/// A follower riding through a master change (`follow.on_master_change =
+/// "ride-through"`): its mounts of the old master are kept until the new
+/// one serves and they answer, or until the deadline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RideStatus {
+    /// The master whose mounts are kept.
+    pub from: IpAddr,
+    /// The master now followed, when known.
+    pub to: Option<IpAddr>,
+    /// When the change was seen, in seconds since the Unix epoch.
+    pub since: u64,
+    /// When the full follow takes over if the ride has not ended, in
+    /// seconds since the Unix epoch.
+    pub deadline: u64,
 }
 
 /// One environment the operator holds, as `status` and `env list` show it.

@@ -83,6 +83,12 @@ pub struct Target {
     /// Following a known master, and its heartbeat says it serves (its
     /// promote finished): a ride-through may probe the mounts now.
     pub master_serving: bool,
+    /// With `master_serving`: the master's heartbeat also says its nfsd
+    /// started with stable restart records on the storage (the file its
+    /// promote linked was there and not empty), so the followers' clients
+    /// can reclaim. Without it a ride would lose their NFSv4 state
+    /// silently (no probe can see that): the full follow runs at once.
+    pub master_reclaimable: bool,
 }
 
 /// What the worker knows it holds of the role.
@@ -232,6 +238,10 @@ pub struct JobReport {
     /// Refused before anything ran (a CBSD lock naming another node, a
     /// failed registration): not running.
     pub not_started: Vec<String>,
+    /// A promote's `link nfs stable restart` step found nfsd's records on
+    /// the storage (present and not empty) before nfsd started: the
+    /// moved server's clients can reclaim. False for every other job.
+    pub reclaimable: bool,
 }
 
 impl JobReport {
@@ -244,6 +254,7 @@ impl JobReport {
             started: Vec::new(),
             start_failed: Vec::new(),
             not_started: Vec::new(),
+            reclaimable: false,
         }
     }
 }
@@ -328,6 +339,10 @@ pub enum FallbackCause {
     IdentityChanged,
     /// No master said it serves before the deadline.
     NotServing,
+    /// The new master serves without stable restart records on the
+    /// storage: its nfsd refuses every reclaim (`NFSERR_NOGRACE`), and the
+    /// clients' opens and locks would be lost without an error.
+    StateNotMoved,
     /// A probe failed otherwise.
     ProbeFailed,
 }
@@ -340,6 +355,7 @@ impl FallbackCause {
             FallbackCause::Hung => "hung",
             FallbackCause::IdentityChanged => "identity_changed",
             FallbackCause::NotServing => "not_serving",
+            FallbackCause::StateNotMoved => "state_not_moved",
             FallbackCause::ProbeFailed => "probe_failed",
         }
     }
@@ -372,7 +388,19 @@ pub const RIDE_IDENTITY_STEP: &str = "verify dir.id";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Ride {
     from: IpAddr,
+    since: Instant,
     deadline: Instant,
+}
+
+/// A ride in progress as `status` shows it ([`Converger::ride`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RideView {
+    /// The master whose mounts are kept.
+    pub from: IpAddr,
+    /// When the change was seen.
+    pub since: Instant,
+    /// When the full follow takes over (`follow.ride_through_timeout`).
+    pub deadline: Instant,
 }
 
 /// Retry timings.
@@ -431,6 +459,9 @@ pub struct Converger {
     ride: Option<Ride>,
     /// The master last followed (for the logs).
     last_followed: Option<IpAddr>,
+    /// The last successful promote found the stable restart records
+    /// ([`JobReport::reclaimable`]); told while the promote stands.
+    reclaimable: bool,
     /// Decided by [`Converger::next`], told by [`Converger::take_notices`].
     notices: Vec<Notice>,
 }
@@ -462,6 +493,7 @@ impl Converger {
             ride_through: None,
             ride: None,
             last_followed: None,
+            reclaimable: false,
             notices: Vec::new(),
         }
     }
@@ -480,6 +512,15 @@ impl Converger {
     /// kept (`status`).
     pub fn riding_from(&self) -> Option<IpAddr> {
         self.ride.map(|r| r.from)
+    }
+
+    /// The ride in progress, for `status`.
+    pub fn ride(&self) -> Option<RideView> {
+        self.ride.map(|r| RideView {
+            from: r.from,
+            since: r.since,
+            deadline: r.deadline,
+        })
     }
 
     /// What [`Converger::next`] decided to tell (ride-through choices and
@@ -565,6 +606,7 @@ impl Converger {
                 .collect(),
             release_failures: self.release_failures,
             mounted: self.mounted,
+            reclaimable: self.reclaimable && self.held == Held::Master { complete: true },
         }
     }
 
@@ -650,6 +692,18 @@ impl Converger {
                         // Idle until it serves, or the deadline.
                         return None;
                     }
+                    if !target.master_reclaimable {
+                        // Its clients' state did not move: riding on would
+                        // lose it silently, so the full follow runs now.
+                        self.ride = None;
+                        self.notices.push(Notice::FollowFallback {
+                            from: ride.from,
+                            to: Some(*m),
+                            cause: FallbackCause::StateNotMoved,
+                            detail: "the new master serves without NFSv4 stable restart records on the storage (its nfsd refuses every reclaim: NFSERR_NOGRACE)".into(),
+                        });
+                        return self.full_follow(held, *m, now);
+                    }
                     // Probes and a check, nothing stopped: the
                     // environments keep running on the kept mounts.
                     return Some(Job {
@@ -661,28 +715,38 @@ impl Converger {
                         start: Vec::new(),
                     });
                 }
-                if !self.role_retry_due(now) {
-                    return None;
-                }
-                let reason = self.remount_reason(held);
-                self.notices.push(Notice::Remount {
-                    from: self.last_followed,
-                    to: *m,
-                    reason,
-                });
-                // The follow first stops environments and unmounts: from
-                // here on what was followed before is gone, and the new
-                // mounts may exist.
-                self.held = Held::Nothing;
-                self.mounted = true;
-                JobKind::Follow {
-                    master: *m,
-                    rejoin: !self.followed_since_start,
-                }
+                return self.full_follow(held, *m, now);
             }
         };
         Some(Job {
             kind,
+            // Everything that may run on the old mounts.
+            stop: self.environments.keys().cloned().collect(),
+            start: Vec::new(),
+        })
+    }
+
+    /// The full follow of master `m` (stop, unmount, mount, start), when
+    /// its retry is due.
+    fn full_follow(&mut self, held: Held, m: IpAddr, now: Instant) -> Option<Job> {
+        if !self.role_retry_due(now) {
+            return None;
+        }
+        let reason = self.remount_reason(held);
+        self.notices.push(Notice::Remount {
+            from: self.last_followed,
+            to: m,
+            reason,
+        });
+        // The follow first stops environments and unmounts: from here on
+        // what was followed before is gone, and the new mounts may exist.
+        self.held = Held::Nothing;
+        self.mounted = true;
+        Some(Job {
+            kind: JobKind::Follow {
+                master: m,
+                rejoin: !self.followed_since_start,
+            },
             // Everything that may run on the old mounts.
             stop: self.environments.keys().cloned().collect(),
             start: Vec::new(),
@@ -700,6 +764,7 @@ impl Converger {
         }
         self.ride = Some(Ride {
             from,
+            since: now,
             deadline: now + timeout,
         });
         self.notices.push(Notice::RideThrough {
@@ -890,6 +955,7 @@ impl Converger {
                 // Its first steps unmounted what was followed.
                 self.mounted = false;
                 self.held = Held::Master { complete: true };
+                self.reclaimable = report.reclaimable;
                 self.failures = 0;
                 self.role_retry_at = None;
             }
@@ -1004,6 +1070,7 @@ mod tests {
             sequence,
             environments: environments.map(|e| names(e).into_iter().collect()),
             master_serving: false,
+            master_reclaimable: false,
         }
     }
 
@@ -1306,6 +1373,7 @@ mod tests {
     fn serving(role: Role, sequence: u64, serving: bool) -> Target {
         Target {
             master_serving: serving,
+            master_reclaimable: serving,
             ..target(role, sequence, Some(&["web1"]))
         }
     }
@@ -1479,6 +1547,73 @@ mod tests {
                 }]
             ));
         }
+    }
+
+    #[test]
+    fn a_master_serving_without_moved_state_is_followed_in_full_at_once() {
+        let now = Instant::now();
+        let mut c = riding_follower(now);
+        let waiting = serving(Role::Follower { master: Some(M2) }, 2, false);
+        assert!(matches!(c.next(&waiting, now), Next::Idle { .. }));
+        c.take_notices();
+        // Serving, but its nfsd started without the stable restart
+        // records: no probe, the full follow, well before the deadline.
+        let later = now + Duration::from_secs(5);
+        let not_moved = Target {
+            master_reclaimable: false,
+            ..serving(Role::Follower { master: Some(M2) }, 3, true)
+        };
+        let job = run(&mut c, &not_moved, later);
+        assert!(matches!(job.kind, JobKind::Follow { master: M2, .. }));
+        assert_eq!(job.stop, names(&["web1"]));
+        assert_eq!(c.riding_from(), None);
+        assert!(matches!(
+            &c.take_notices()[..],
+            [
+                Notice::FollowFallback {
+                    from: M,
+                    to: Some(M2),
+                    cause: FallbackCause::StateNotMoved,
+                    ..
+                },
+                Notice::Remount {
+                    reason: "ride-through fell back",
+                    ..
+                }
+            ]
+        ));
+        assert_eq!(FallbackCause::StateNotMoved.as_str(), "state_not_moved");
+    }
+
+    #[test]
+    fn a_promote_that_found_the_records_is_reclaimable_while_it_stands() {
+        let now = Instant::now();
+        let mut c = Converger::new(Found::default(), true, BACKOFF);
+        let master = target(Role::Master, 1, None);
+        let job = run(&mut c, &master, now);
+        assert_eq!(job.kind, JobKind::Promote);
+        assert!(!c.holding(0).reclaimable);
+        c.finished(
+            &job,
+            &JobReport {
+                reclaimable: true,
+                ..ok()
+            },
+            now,
+        );
+        assert!(c.holding(1).reclaimable);
+        let job = run(
+            &mut c,
+            &target(Role::Follower { master: None }, 2, None),
+            now,
+        );
+        assert_eq!(job.kind, JobKind::Demote);
+        c.finished(&job, &ok(), now);
+        assert!(!c.holding(2).reclaimable);
+        // A promote without the records: not reclaimable.
+        let job = run(&mut c, &target(Role::Master, 3, None), now);
+        c.finished(&job, &ok(), now);
+        assert!(!c.holding(3).reclaimable);
     }
 
     #[test]

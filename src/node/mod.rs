@@ -95,6 +95,10 @@ pub struct Decision {
     /// finished and it serves (ride-through waits for this; always false
     /// unless `ride_through` is configured).
     pub master_serving: bool,
+    /// With `master_serving`: its heartbeat also says its nfsd started
+    /// with the stable restart records on the storage (`reclaimable`);
+    /// ride-through needs both, else the full follow runs at once.
+    pub master_reclaimable: bool,
 }
 
 impl Decision {
@@ -113,6 +117,7 @@ impl Decision {
             sequence: self.sequence,
             environments: self.environments.clone(),
             master_serving: self.master_serving,
+            master_reclaimable: self.master_reclaimable,
         }
     }
 }
@@ -657,6 +662,9 @@ impl NodeCore {
                     .as_ref()
                     .is_some_and(|c| c.ride_through)
                     && self.is_serving();
+                // Only a serving master's promote may have found the
+                // records (the worker's report of it).
+                let reclaimable = serving && self.holding().reclaimable;
                 if let Some(cluster) = &mut self.cluster {
                     let local = LocalReport {
                         state: Some(self.router.state()),
@@ -665,6 +673,7 @@ impl NodeCore {
                         handing_over: self.handover.is_some(),
                         quiesced,
                         serving,
+                        reclaimable,
                         ..LocalReport::default()
                     };
                     out.push(Effect::SendHeartbeat(cluster.heartbeat(now, &local)));
@@ -1209,8 +1218,9 @@ impl NodeCore {
             .cluster
             .as_ref()
             .is_some_and(|c| c.ride_through);
-        let (role, environments, takeover, master_serving) = match &mut self.cluster {
-            None => (election_role, None, Vec::new(), false),
+        // The followed master's heartbeat: (serving, reclaimable).
+        let (role, environments, takeover, followed) = match &mut self.cluster {
+            None => (election_role, None, Vec::new(), (false, false)),
             Some(cluster) => {
                 let election_master = election_role == Role::Master || serving;
                 for (name, decision) in cluster.update_claims(election_master, now) {
@@ -1277,23 +1287,35 @@ impl NodeCore {
                 let takeover = cluster.not_live_nodes(now);
                 // Recorded at every evaluation (released claims are proven
                 // by the worker's report of this sequence or a later one).
-                let master_serving = ride_through && master_serving(cluster, &role, now);
+                let (master_serving, master_reclaimable) = if ride_through {
+                    master_serving(cluster, &role, now)
+                } else {
+                    (false, false)
+                };
                 let sequence = self.sequence
                     + u64::from(self.published.as_ref().is_none_or(|p| {
                         p.role != role
                             || p.environments != environments
                             || p.takeover != takeover
                             || p.master_serving != master_serving
+                            || p.master_reclaimable != master_reclaimable
                     }));
                 cluster.note_published(sequence, &published);
-                (role, environments, takeover, master_serving)
+                (
+                    role,
+                    environments,
+                    takeover,
+                    (master_serving, master_reclaimable),
+                )
             }
         };
+        let (master_serving, master_reclaimable) = followed;
         let changed = self.published.as_ref().is_none_or(|p| {
             p.role != role
                 || p.environments != environments
                 || p.takeover != takeover
                 || p.master_serving != master_serving
+                || p.master_reclaimable != master_reclaimable
         });
         if !changed {
             return;
@@ -1320,6 +1342,7 @@ impl NodeCore {
             environments,
             takeover,
             master_serving,
+            master_reclaimable,
         };
         if decision.role == Role::Master {
             self.allowed_at.insert(Resource::Master, decision.sequence);
@@ -1338,17 +1361,22 @@ impl NodeCore {
     }
 }
 
-/// Following `role`'s master: a live peer, master by its own heartbeat
-/// and following itself at that address, says it serves.
-fn master_serving(cluster: &NodeQuorum, role: &Role, now: Instant) -> bool {
+/// Following `role`'s master: whether a live peer, master by its own
+/// heartbeat and following itself at that address, says it serves, and
+/// whether it also says its clients can reclaim (`reclaimable`).
+fn master_serving(cluster: &NodeQuorum, role: &Role, now: Instant) -> (bool, bool) {
     let Role::Follower { master: Some(m) } = role else {
-        return false;
+        return (false, false);
     };
-    cluster.membership().live_peers(now).any(|p| {
-        p.heartbeat.serving
-            && p.heartbeat.state == VrrpState::Master
-            && p.heartbeat.following == Some(*m)
-    })
+    cluster
+        .membership()
+        .live_peers(now)
+        .find(|p| {
+            p.heartbeat.serving
+                && p.heartbeat.state == VrrpState::Master
+                && p.heartbeat.following == Some(*m)
+        })
+        .map_or((false, false), |p| (true, p.heartbeat.reclaimable))
 }
 
 /// Before the worker's first report, a restarted node may hold anything
@@ -1363,6 +1391,7 @@ fn everything_possible(settings: &Settings, cluster: &ClusterSettings) -> Holdin
         running: BTreeSet::new(),
         release_failures: 0,
         mounted: true,
+        reclaimable: false,
     }
 }
 

@@ -93,6 +93,7 @@ fn holding(master: bool, release_failures: u32) -> Holding {
         running: BTreeSet::new(),
         release_failures,
         mounted: false,
+        reclaimable: false,
     }
 }
 
@@ -291,6 +292,10 @@ fn with_a_watchdog_held_resources_without_a_lease_withhold() {
 }
 
 fn peer_heartbeat(seq: u64, serving: bool) -> Heartbeat {
+    reclaimable_heartbeat(seq, serving, false)
+}
+
+fn reclaimable_heartbeat(seq: u64, serving: bool, reclaimable: bool) -> Heartbeat {
     Heartbeat {
         node: "n2".into(),
         incarnation: 1,
@@ -301,6 +306,7 @@ fn peer_heartbeat(seq: u64, serving: bool) -> Heartbeat {
         handing_over: false,
         quiesced: false,
         serving,
+        reclaimable,
         following: Some(OTHER),
         config_hash: 1,
         quorum_hash: 1,
@@ -350,6 +356,22 @@ fn the_decision_says_when_the_followed_master_serves() {
             assert!(matches!(
                 effects.last(),
                 Some(Effect::Publish { cancel: false, decision }) if decision.target().master_serving
+            ));
+        }
+        // Serving but not reclaimable so far; then reclaimable (bit 4):
+        // a new decision, nothing cancelled.
+        assert_eq!(core.published().map(|d| d.master_reclaimable), Some(false));
+        let effects = core.handle(Input::Heartbeat(reclaimable_heartbeat(3, true, true)), t0);
+        assert_eq!(
+            core.published()
+                .map(|d| (d.master_serving, d.master_reclaimable)),
+            Some((ride_through, ride_through))
+        );
+        if ride_through {
+            assert!(matches!(
+                effects.last(),
+                Some(Effect::Publish { cancel: false, decision })
+                    if decision.target().master_reclaimable
             ));
         }
     }

@@ -77,6 +77,9 @@ pub struct LocalReport {
     /// Master with its promote finished, and ride-through configured here
     /// (see [`Heartbeat::serving`]).
     pub serving: bool,
+    /// Serving, and its nfsd started with the stable restart records on
+    /// the storage (see [`Heartbeat::reclaimable`]).
+    pub reclaimable: bool,
 }
 
 /// Why a heartbeat was not taken.
@@ -284,6 +287,7 @@ impl Membership {
             handing_over: local.handing_over,
             quiesced: local.quiesced,
             serving: local.serving,
+            reclaimable: local.reclaimable,
             following: local.following,
             config_hash: local.config_hash,
             quorum_hash: self.settings.quorum_hash,

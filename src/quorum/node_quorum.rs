@@ -35,6 +35,10 @@ pub struct Holding {
     /// The shared dirs may be mounted from a master (a follow ran, or not
     /// known since a restart): what a planned hand-over waits for.
     pub mounted: bool,
+    /// The last promote found nfsd's stable restart records on the storage
+    /// (linked, present and not empty) before nfsd started: the clients
+    /// of the moved NFS server can reclaim (heartbeat `reclaimable`).
+    pub reclaimable: bool,
 }
 
 /// What the leases allow the worker to do now.

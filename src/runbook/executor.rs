@@ -228,6 +228,11 @@ pub struct Runner<V: VipControl> {
     probe_exe: Option<PathBuf>,
     /// The environments the operator holds (`env hold`): never started.
     held: BTreeSet<String>,
+    /// Set by a promote's `link nfs stable restart` step, before it links:
+    /// nfsd's records were on the storage, present and not empty
+    /// ([`stable_restart::records_present`]); reported as
+    /// `JobReport::reclaimable` when the promote succeeds.
+    stable_records: std::sync::atomic::AtomicBool,
 }
 
 /// What one run is doing, threaded through the steps.
@@ -307,6 +312,7 @@ impl<V: VipControl> Runner<V> {
             allowance: None,
             probe_exe: std::env::current_exe().ok(),
             held: BTreeSet::new(),
+            stable_records: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -448,6 +454,8 @@ impl<V: VipControl> Runner<V> {
             JobKind::RideThrough { .. } => Kind::RideThrough,
         };
         let mut run = Run::new(kind, &mut cancel);
+        self.stable_records
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         // Without placement the role runbooks also stop and start the
         // node's own `[environments]` (globs resolved now).
         let own = self.config.cluster.is_none() && job.kind != JobKind::Place;
@@ -504,7 +512,16 @@ impl<V: VipControl> Runner<V> {
         }
         self.progress.update(|p| *p = None);
         let outcome = self.finish(kind, &mut run, result).await;
-        run.report(outcome)
+        let succeeded = outcome == JobOutcome::Succeeded;
+        let mut report = run.report(outcome);
+        // What the followers' ride-through needs to know of this master
+        // (heartbeat `reclaimable`): its nfsd started with the records.
+        report.reclaimable = kind == Kind::Promote
+            && succeeded
+            && self
+                .stable_records
+                .load(std::sync::atomic::Ordering::Relaxed);
+        report
     }
 
     /// One health check's run: only the probe of `step` (an `Ensure`'s
@@ -955,9 +972,12 @@ impl<V: VipControl> Runner<V> {
                     step.timeout,
                     tokio::task::spawn_blocking(move || {
                         if linking {
-                            stable_restart::link(&links)
+                            // Before nfsd starts (and writes its boot
+                            // record): the records it will read.
+                            let present = stable_restart::records_present(&links);
+                            stable_restart::link(&links).map(|acted| (acted, present))
                         } else {
-                            stable_restart::restore(&links)
+                            stable_restart::restore(&links).map(|acted| (acted, false))
                         }
                     }),
                 );
@@ -966,7 +986,13 @@ impl<V: VipControl> Runner<V> {
                     why = aborted(abort) => return Err(AttemptError::Aborted(format!("{}: {why}", step.name))),
                 };
                 match result {
-                    Ok(Ok(Ok(acted))) => Ok(acted),
+                    Ok(Ok(Ok((acted, present)))) => {
+                        if linking {
+                            self.stable_records
+                                .store(present, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(acted)
+                    }
                     Ok(Ok(Err(why))) => Err(AttemptError::Failed(why)),
                     Ok(Err(join)) => Err(AttemptError::Failed(join.to_string())),
                     Err(_) => Err(AttemptError::Timeout(format!(

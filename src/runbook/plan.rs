@@ -98,11 +98,11 @@ pub fn render(config: &Config, kind: Kind, os: Os, available: &[String]) -> Stri
         let _ = match config.follow.ride_through() {
             Some(_) => writeln!(
                 out,
-                "# follow.on_master_change = \"ride-through\": run once the new master serves, nothing stopped; on any failure, or no master serving within {timeout} of the change, the full follow runs (see `plan follow`)"
+                "# follow.on_master_change = \"ride-through\": run once the new master serves with its stable restart records (heartbeat serving + reclaimable), nothing stopped; serving without them (state_not_moved), on any failure, or no master serving within {timeout} of the change, the full follow runs (see `plan follow`)"
             ),
             None => writeln!(
                 out,
-                "# follow.on_master_change = \"remount\": never run here (every master change runs the full follow, see `plan follow`); with \"ride-through\" it runs once the new master serves"
+                "# follow.on_master_change = \"remount\": never run here (every master change runs the full follow, see `plan follow`); with \"ride-through\" it runs once the new master serves and is reclaimable"
             ),
         };
     }

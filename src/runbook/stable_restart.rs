@@ -89,6 +89,20 @@ pub fn linked(links: &Links) -> io::Result<bool> {
     Ok(true)
 }
 
+/// Whether nfsd will find client records on the storage: the file its
+/// `NFSD_STABLERESTART` path leads to in the dir (the first of
+/// `nfs.stable_restart_files`) is a regular file and not empty. An empty
+/// or missing one holds no client record (nfs_nfsdstate.c
+/// `nfsrv_setupstable` reads none), so the new server refuses every
+/// reclaim (`NFSERR_NOGRACE`). Looked at before the link, thus before
+/// nfsd starts. Not empty is no proof that every client is recorded: it
+/// tells the storage's records apart from a fresh or emptied file.
+pub fn records_present(links: &Links) -> bool {
+    links.files.first().is_some_and(|local| {
+        std::fs::metadata(links.target(local)).is_ok_and(|meta| meta.is_file() && meta.len() > 0)
+    })
+}
+
 fn context(what: &str, path: &Path, error: io::Error) -> String {
     format!("{what} {}: {error}", path.display())
 }

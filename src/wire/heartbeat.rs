@@ -6,7 +6,8 @@
 //! magic "RCHB" (4) | version 2 (1) | flags (1, bit 0 = authenticated)
 //! node (name) | incarnation (u64) | seq (u64)
 //! state (u8: 0 initialize, 1 backup, 2 master, 3 fault) | priority (u8)
-//! status (u8: bit 0 quorum, bit 1 handing over, bit 2 quiesced, bit 3 serving)
+//! status (u8: bit 0 quorum, bit 1 handing over, bit 2 quiesced, bit 3 serving,
+//!     bit 4 reclaimable)
 //! following (u8 0 = none, 1 + IPv4 address (4), or 2 + IPv6 address (16))
 //! config_hash (u64) | quorum_hash (u64)
 //! acks:    count (u16), each: node (name) | incarnation (u64) | seq (u64)
@@ -23,7 +24,10 @@
 //! (serving, issue 14) is set only by a master whose configuration asks
 //! for ride-through (`follow.on_master_change`), so that a cluster not
 //! using it keeps talking to agents that predate the bit; ride-through is
-//! turned on once every node runs an agent that knows it.
+//! turned on once every node runs an agent that knows it. Bit 4
+//! (reclaimable, issue 14) likewise: only a serving master with
+//! ride-through configured sets it, when its nfsd started with the stable
+//! restart records on the storage.
 //!
 //! Integers are big-endian. A name is a length byte then 1 to 63 bytes of
 //! `[A-Za-z0-9._-]`. A resource is a kind byte, 0 = master, or 1 = an
@@ -51,7 +55,9 @@ const STATUS_QUORUM: u8 = 1;
 const STATUS_HANDING_OVER: u8 = 1 << 1;
 const STATUS_QUIESCED: u8 = 1 << 2;
 const STATUS_SERVING: u8 = 1 << 3;
-const STATUS_KNOWN: u8 = STATUS_QUORUM | STATUS_HANDING_OVER | STATUS_QUIESCED | STATUS_SERVING;
+const STATUS_RECLAIMABLE: u8 = 1 << 4;
+const STATUS_KNOWN: u8 =
+    STATUS_QUORUM | STATUS_HANDING_OVER | STATUS_QUIESCED | STATUS_SERVING | STATUS_RECLAIMABLE;
 
 fn status_bits(hb: &Heartbeat) -> u8 {
     let bit = |set: bool, bit: u8| if set { bit } else { 0 };
@@ -59,6 +65,7 @@ fn status_bits(hb: &Heartbeat) -> u8 {
         | bit(hb.handing_over, STATUS_HANDING_OVER)
         | bit(hb.quiesced, STATUS_QUIESCED)
         | bit(hb.serving, STATUS_SERVING)
+        | bit(hb.reclaimable, STATUS_RECLAIMABLE)
 }
 
 /// `following` tags: the IPv4 one is the original layout, byte for byte, so
@@ -159,6 +166,12 @@ pub struct Heartbeat {
     /// Followers riding through a master change wait for it before they
     /// probe their mounts.
     pub serving: bool,
+    /// With `serving`: the sender's nfsd started with NFSv4 stable restart
+    /// records on the shared storage (the file its promote linked was
+    /// there and not empty), so its clients can reclaim their state
+    /// (status bit 4). Serving without it, a follower's ride-through would
+    /// lose its opens and locks silently: it follows in full instead.
+    pub reclaimable: bool,
     /// The primary address of the VRRP master the sender sees (its own
     /// when it is master), or `None` when it knows none.
     pub following: Option<IpAddr>,
@@ -453,6 +466,7 @@ fn read_body(input: &mut Reader<'_>) -> Result<Heartbeat, HeartbeatError> {
         handing_over: status & STATUS_HANDING_OVER != 0,
         quiesced: status & STATUS_QUIESCED != 0,
         serving: status & STATUS_SERVING != 0,
+        reclaimable: status & STATUS_RECLAIMABLE != 0,
         following,
         config_hash,
         quorum_hash,
@@ -672,6 +686,7 @@ mod tests {
             handing_over: true,
             quiesced: false,
             serving: true,
+            reclaimable: true,
             following: Some(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
             config_hash: 0x0123_4567_89ab_cdef,
             quorum_hash: 0x0fed_cba9_8765_4321,
@@ -711,6 +726,7 @@ mod tests {
             handing_over: false,
             quiesced: false,
             serving: false,
+            reclaimable: false,
             following: None,
             config_hash: 0,
             quorum_hash: 0,
@@ -755,6 +771,37 @@ mod tests {
             assert_eq!(signed.get(5), Some(&FLAG_AUTHENTICATED));
             assert_eq!(decode(&signed, Some(&keys())), Ok(hb));
         }
+    }
+
+    /// Bit 4 is `reclaimable`; a heartbeat without it (an agent that knows
+    /// only bit 3) decodes as serving but not reclaimable, and the bit is
+    /// 0 unless set.
+    #[test]
+    fn the_reclaimable_bit_is_bit_4_and_absent_means_not_reclaimable() {
+        let older = minimal_with(26, 0b1111);
+        let hb = decode(&older, None).expect("a heartbeat with bits 0 to 3");
+        assert!(hb.serving && !hb.reclaimable);
+        let reclaimable = Heartbeat {
+            serving: true,
+            reclaimable: true,
+            ..minimal()
+        };
+        let bytes = encode(&reclaimable, None).expect("encodes");
+        assert_eq!(bytes.get(26), Some(&0b1_1000));
+        assert_eq!(
+            decode(&bytes, None).map(|hb| (hb.serving, hb.reclaimable)),
+            Ok((true, true))
+        );
+        let serving = Heartbeat {
+            serving: true,
+            ..minimal()
+        };
+        let bytes = encode(&serving, None).expect("encodes");
+        assert_eq!(
+            bytes.get(26),
+            Some(&0b1000),
+            "unset: what bit-3 agents take"
+        );
     }
 
     /// An IPv6 master travels as tag 2 and 16 bytes; an IPv4 one keeps the
@@ -953,8 +1000,8 @@ mod tests {
             Err(bad_value("state", 24, 4))
         );
         assert_eq!(
-            decode(&minimal_with(26, 16), None),
-            Err(bad_value("status", 26, 16))
+            decode(&minimal_with(26, 32), None),
+            Err(bad_value("status", 26, 32))
         );
         assert_eq!(
             decode(&minimal_with(27, 3), None),

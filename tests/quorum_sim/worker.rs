@@ -18,7 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use rcbsd_failover::node::converge::{
-    Backoff, Converger, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice, Role, Target,
+    Backoff, Converger, FallbackCause, Found, Job, JobKind, JobOutcome, JobReport, Next, Notice,
+    Role, Target,
 };
 use rcbsd_failover::node::{Allowance, WorkerReport};
 use rcbsd_failover::quorum::Holding;
@@ -154,6 +155,13 @@ pub struct SimWorker {
     /// The shared dirs are mounted (from whoever held the VIP then).
     mounted: bool,
     /// Ride-through jobs that succeeded (the mounts kept).
+    /// Whether this machine's promote finds nfsd's stable restart
+    /// records on the storage (its report's `reclaimable`); a test takes
+    /// them away to see followers fall back (`state_not_moved`).
+    pub stable_records: bool,
+    /// Ride-throughs given up because the new master's state had not
+    /// moved (`follow_fallback` cause `state_not_moved`).
+    pub state_not_moved: u32,
     pub rode_through: u32,
 }
 
@@ -187,6 +195,8 @@ impl SimWorker {
             pinned,
             mounted: false,
             rode_through: 0,
+            stable_records: true,
+            state_not_moved: 0,
         }
     }
 
@@ -301,6 +311,15 @@ impl SimWorker {
             }
             let next = self.converger.next(&self.target, local);
             for notice in self.converger.take_notices() {
+                if matches!(
+                    notice,
+                    Notice::FollowFallback {
+                        cause: FallbackCause::StateNotMoved,
+                        ..
+                    }
+                ) {
+                    self.state_not_moved += 1;
+                }
                 out.trace.push(format!("{notice:?}"));
             }
             match next {
@@ -463,6 +482,9 @@ impl SimWorker {
         self.reported = None;
         let mut report = running.report;
         report.outcome = outcome;
+        if running.job.kind == JobKind::Promote {
+            report.reclaimable = self.stable_records;
+        }
         out.trace
             .push(format!("{:?} ends {:?}", running.job.kind, report.outcome));
         if matches!(running.job.kind, JobKind::RideThrough { .. })

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::agents::format_duration;
+use super::agents::{format_duration, NodeSpec, PlacementSpec, QuorumSpec};
 use super::LabError;
 use rcbsd_failover::config::RunbookSettings;
 pub use world::WorldPaths;
@@ -46,6 +46,31 @@ pub enum StorageSpec {
     Shared,
     /// No `[storage]`: a follower-only node, never master.
     FollowerOnly,
+}
+
+/// `[cluster]` for the CBSD nodes of `specs` ([`QuorumSpec::lab`]), each
+/// node's environments placed on it, then on the next node: the lost
+/// master's are adopted by placement (`[[environment]]`).
+pub fn placed_quorum(specs: &[NodeSpec]) -> QuorumSpec {
+    let mut quorum = QuorumSpec::lab(specs);
+    for (index, node) in specs.iter().enumerate() {
+        let Some(cbsd) = &node.cbsd else { continue };
+        let nodes = vec![
+            node.name.clone(),
+            specs[(index + 1) % specs.len()].name.clone(),
+        ];
+        for (names, kind) in [(&cbsd.jails, "jail"), (&cbsd.bhyve, "bhyve")] {
+            for name in names {
+                quorum.environments.push(PlacementSpec {
+                    name: name.clone(),
+                    kind: kind.into(),
+                    nodes: nodes.clone(),
+                    failback: false,
+                });
+            }
+        }
+    }
+    quorum
 }
 
 /// What followers do on a master change: `[follow] on_master_change`.
@@ -199,6 +224,10 @@ impl CbsdSpec {
             export_network: &'a str,
             exports_file: &'a std::path::Path,
             remote_root: &'a std::path::Path,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            v4_only: bool,
+            stable_restart_dir: std::path::PathBuf,
+            stable_restart_files: [std::path::PathBuf; 2],
         }
         #[derive(Serialize)]
         struct Environments<'a> {
@@ -259,6 +288,14 @@ impl CbsdSpec {
                 // path relative to it on every node, as /store is on real
                 // ones (the stand-in mount_nfs translates).
                 remote_root: &world.store,
+                // Ride-through needs NFSv4 only (check-config): NFSv3's
+                // lock state (statd) would not move.
+                v4_only: self.follow == FollowMode::RideThrough,
+                // nfsd's records on the storage, linked by the agent's
+                // promote from the world's own /var/db paths (the key
+                // nfsd's compiled-in paths are for tests).
+                stable_restart_dir: world.store.join(world::STABLE_RESTART_DIR),
+                stable_restart_files: world::stable_restart_files(world),
             },
             environments: Environments {
                 jails: own_environments.then_some(self.jails.as_slice()),

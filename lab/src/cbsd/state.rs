@@ -217,8 +217,16 @@ pub struct NodeView<'a> {
 /// primary), exports every shared dir and runs nfsd; every other node runs
 /// no nfsd, has every shared dir mounted from the VIP (served by the
 /// master, not by a master before it); every node runs
-/// exactly its assigned environments. `Err` says what is not so yet.
-pub fn check_converged(nodes: &[NodeView<'_>], master: &str, vip: Ipv4Addr) -> Result<(), String> {
+/// exactly its assigned environments, or, with placement (`placed`: every
+/// environment of the cluster), each of them runs on exactly one of
+/// `nodes` (a lost node's are adopted by another). `Err` says what is not
+/// so yet.
+pub fn check_converged(
+    nodes: &[NodeView<'_>],
+    master: &str,
+    vip: Ipv4Addr,
+    placed: Option<&BTreeSet<String>>,
+) -> Result<(), String> {
     let holders: Vec<&str> = nodes
         .iter()
         .filter(|n| n.holds_vip)
@@ -266,10 +274,36 @@ pub fn check_converged(nodes: &[NodeView<'_>], master: &str, vip: Ipv4Addr) -> R
                 ));
             }
         }
+        if placed.is_some() {
+            continue;
+        }
         let assigned: BTreeSet<String> = node.cbsd.environments().into_iter().collect();
         let running = state.running_set();
         if running != assigned {
             return Err(format!("{name} runs {running:?}, assigned {assigned:?}"));
+        }
+    }
+    if let Some(placed) = placed {
+        let mut at: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        let states: Vec<(&str, BTreeSet<String>)> = nodes
+            .iter()
+            .map(|n| (n.name, NodeState::read(n.world).running_set()))
+            .collect();
+        for (name, running) in &states {
+            for env in running {
+                at.entry(env.as_str()).or_default().push(name);
+            }
+        }
+        for env in placed {
+            match at.get(env.as_str()).map(Vec::as_slice) {
+                Some([_]) => {}
+                other => {
+                    return Err(format!(
+                        "{env} runs on {:?}, expected exactly one node",
+                        other.unwrap_or_default()
+                    ))
+                }
+            }
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 //! running again; then reads the agents' JSON logs to split the time into
 //! external commands, waits and the agent's own overhead.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -35,10 +36,15 @@ pub fn now_epoch() -> f64 {
 }
 
 /// Measures the CBSD scenario with our agent `exe`; tears down on return.
+/// `cluster`: the nodes run `[cluster]` (quorum, leases, placement), as
+/// ride-through needs (its followers learn from the new master's
+/// heartbeat that it serves); the remount mode of `--compare-follow`
+/// runs it too, so that both modes measure the same cluster.
 pub fn measure(
     agent: AgentCommand,
     settings: &Settings,
     follow: FollowMode,
+    cluster: bool,
     cancel: &Cancel,
 ) -> Result<CbsdRun, LabError> {
     let topology = Topology::new(settings.nodes)?;
@@ -57,6 +63,13 @@ pub fn measure(
             spec
         })
         .collect();
+    let mut specs = specs;
+    if cluster || follow == FollowMode::RideThrough {
+        let quorum = super::placed_quorum(&specs);
+        for spec in &mut specs {
+            spec.quorum = Some(quorum.clone());
+        }
+    }
     let mut agents = Agents::launch(&topology, Implementation::Rcbsd { agent }, specs)?;
     let result = measure_with(&topology, &mut agents, settings, follow, cancel);
     agents.show_logs_if_failed(&result);
@@ -96,7 +109,23 @@ pub fn converged(
         });
     }
     let master_name = netns::node_name(master);
-    Ok(check_converged(&views, &master_name, netns::VIP))
+    // With [cluster] the environments are placed: each runs once among
+    // the live nodes, a lost node's adopted elsewhere.
+    let mut placed = BTreeSet::new();
+    let mut clustered = false;
+    for i in 0..agents.len() {
+        let agent = agents.get(i)?;
+        clustered |= agent.spec.quorum.is_some();
+        if let Some(cbsd) = &agent.spec.cbsd {
+            placed.extend(cbsd.environments());
+        }
+    }
+    Ok(check_converged(
+        &views,
+        &master_name,
+        netns::VIP,
+        clustered.then_some(&placed),
+    ))
 }
 
 fn wait_converged(

@@ -17,8 +17,10 @@
 //!                          standin.py and standin.sock), usr/jails/ (workdir), store/
 //!                          (storage root, the disk appears there once
 //!                          mounted), etc/exports, dev/hast/, state.json,
-//!                          calls.jsonl, rules.json, var/db/nfs-stablerestart
-//!                          (a link into store/.nfs-stablerestart/)
+//!                          calls.jsonl, rules.json, var/db/ (nfsd's
+//!                          nfs-stablerestart and .bak: local files, or,
+//!                          while the node is master, the agent's links
+//!                          into store/.nfs-stablerestart/)
 //! ```
 //!
 //! Nothing outside the run directory is touched: no /etc/exports, no
@@ -33,14 +35,24 @@ use crate::agents::NodeSpec;
 use crate::LabError;
 
 /// The directory on the storage holding nfsd's stable restart records,
-/// as `nfs.stable_restart_dir` would: every node's stand-in
-/// `var/db/nfs-stablerestart` is a link to the file in it under the
-/// node's store, which leads to the disk only while the node has the
-/// storage mounted (nfsd cannot start without it, as on FreeBSD). The
-/// lab links them itself, once, instead of the agent's promote: nfsd's
-/// paths are compiled in (`NFSD_STABLERESTART`), so an agent with
-/// `nfs.stable_restart_dir` would link the host's own /var/db.
+/// `nfs.stable_restart_dir` under each node's store (the disk while the
+/// node has the storage mounted). Nothing links them here: the agent's
+/// promote (`link nfs stable restart`) points the world's own
+/// `var/db/nfs-stablerestart` and `.bak` ([`stable_restart_files`], as
+/// `nfs.stable_restart_files`) into it, and its demote puts local files
+/// back, the code path a real master runs.
 pub const STABLE_RESTART_DIR: &str = ".nfs-stablerestart";
+
+/// nfsd's stable restart files in the world (`nfs.stable_restart_files`):
+/// `NFSD_STABLERESTART` and `NFSD_STABLEBACKUP` (usr.sbin/nfsd/nfsd.c)
+/// under the node's "/", where the stand-in nfsd opens them.
+pub fn stable_restart_files(world: &WorldPaths) -> [PathBuf; 2] {
+    let var_db = world.root.join("var/db");
+    [
+        var_db.join("nfs-stablerestart"),
+        var_db.join("nfs-stablerestart.bak"),
+    ]
+}
 
 /// The stand-in program (one script answering under every tool name).
 const STANDIN: &str = include_str!("../../standins/standin.py");
@@ -286,7 +298,6 @@ fn prepare_disk(cluster: &Path, specs: &[NodeSpec]) -> Result<(), LabError> {
         mkdir(&disk.join(dir))?;
     }
     write(&disk.join("jails-data/dir.id"), &format!("{DIR_ID}\n"))?;
-    mkdir(&disk.join(STABLE_RESTART_DIR))?;
     let mut environments: BTreeMap<&str, bool> = BTreeMap::new();
     for cbsd in specs.iter().filter_map(|s| s.cbsd.as_ref()) {
         for jail in &cbsd.jails {
@@ -343,15 +354,7 @@ fn prepare_node(
         mkdir(&world.workdir.join(dir))?;
     }
     mkdir(&world.store)?;
-    let var_db = world.root.join("var/db");
-    mkdir(&var_db)?;
-    link(
-        &world
-            .store
-            .join(STABLE_RESTART_DIR)
-            .join("nfs-stablerestart"),
-        var_db.join("nfs-stablerestart"),
-    )?;
+    mkdir(&world.root.join("var/db"))?;
     if let Some(parent) = world.exports.parent() {
         mkdir(parent)?;
     }
@@ -436,6 +439,31 @@ mod tests {
             let world = cbsd.world.as_ref().expect("world");
             assert!(world.tools.join("mount_nfs").exists());
             assert_eq!(config.tools.mount_nfs, world.tools.join("mount_nfs"));
+            // The agent links nfsd's paths of the world; nothing is
+            // linked before it runs.
+            assert_eq!(config.nfs.stable_restart_files, stable_restart_files(world));
+            assert_eq!(
+                config.nfs.stable_restart_dir,
+                Some(world.store.join(STABLE_RESTART_DIR))
+            );
+            assert!(!world.root.join("var/db/nfs-stablerestart").exists());
+        }
+        // Ride-through (with [cluster] and placement) passes check-config.
+        let quorum = crate::cbsd::placed_quorum(&specs);
+        for (i, spec) in specs.iter_mut().enumerate() {
+            spec.quorum = Some(quorum.clone());
+            if let Some(cbsd) = spec.cbsd.as_mut() {
+                cbsd.follow = crate::cbsd::FollowMode::RideThrough;
+            }
+            let text = spec
+                .rcbsd_toml(&dir.path().join("s.sock"), &dir.path().join("state"))
+                .expect("toml");
+            let path = dir.path().join(format!("ride{i}.toml"));
+            std::fs::write(&path, &text).expect("write");
+            let config = rcbsd_failover::config::load(&path)
+                .unwrap_or_else(|e| panic!("node {i}: {e}\n{text}"));
+            assert!(config.follow.ride_through().is_some());
+            assert!(config.nfs.v4_only);
         }
     }
 }

@@ -818,3 +818,184 @@ pub fn storage_degraded(h: &mut Harness) -> Outcome {
         ),
     })
 }
+
+/// Epoch seconds, as the stand-ins' logs record time.
+fn now_epoch() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The starts and stops of `env` after `since` in the cluster log, as
+/// `(node, event)`.
+fn env_changes(h: &Harness, env: &str, since: f64) -> Result<Vec<(String, String)>, String> {
+    let log = crate::cbsd::state::env_log(&h.world(0).map_err(lab)?.cluster_log);
+    Ok(log
+        .into_iter()
+        .filter(|e| e.env == env && e.t >= since)
+        .map(|e| (e.node, e.event))
+        .collect())
+}
+
+/// Environments that ran twice at once, from the cluster log.
+fn ran_twice(h: &Harness) -> Result<Vec<String>, String> {
+    let log = crate::cbsd::state::env_log(&h.world(0).map_err(lab)?.cluster_log);
+    Ok(crate::cbsd::state::double_runs(&log))
+}
+
+/// n1, the master, loses its power for good with every environment
+/// running: n2 takes over once n1's leases are over. Returns the cut's
+/// epoch time and how long until n2 was the sole master with every
+/// environment once.
+fn master_powered_off(h: &mut Harness) -> Result<(f64, Duration), String> {
+    let cut_wall = now_epoch();
+    let cut = Instant::now();
+    h.power_off(0).map_err(lab)?;
+    h.wait(
+        "n2 the only master, every environment placed once",
+        CONVERGE,
+        |h| h.is_sole_master(1) && h.placed_once(),
+    )?;
+    Ok((cut_wall, cut.elapsed()))
+}
+
+/// The ride-through rows: n3, a follower, keeps web3 and vm1 through the
+/// loss of the master; web1 (n1's) is adopted by n2, once.
+pub fn master_killed_followers_ride_through(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    let (cut_wall, took) = master_powered_off(h)?;
+    h.wait(
+        "n3 rode through to n2 (its mounts served by n2)",
+        CONVERGE,
+        |h| {
+            let state = h.standin(2);
+            let nfs: Vec<_> = state.mounts.iter().filter(|m| m.fstype == "nfs").collect();
+            !nfs.is_empty()
+                && nfs.iter().all(|m| m.served_by() == Some("n2"))
+                && !h
+                    .events(2, "runbook_finished")
+                    .iter()
+                    .all(|e| e["runbook"] != "ride-through")
+        },
+    )?;
+    for env in ["web3", "vm1"] {
+        let changes = env_changes(h, env, cut_wall)?;
+        if !changes.is_empty() {
+            return Err(format!(
+                "{env} on the follower n3 was stopped or started after the kill: {changes:?}"
+            ));
+        }
+    }
+    let web1 = env_changes(h, "web1", cut_wall)?;
+    let starts: Vec<_> = web1.iter().filter(|(_, e)| e == "start").collect();
+    if starts.len() != 1 || starts[0].0 != "n2" {
+        return Err(format!("web1 (n1's) must be adopted once by n2: {web1:?}"));
+    }
+    let twice = ran_twice(h)?;
+    if !twice.is_empty() {
+        return Err(format!("ran twice: {twice:?}"));
+    }
+    if crate::cbsd::state::lost_nfs_state_since(h.world(2).map_err(lab)?, cut_wall) {
+        return Err("n3's NFS client lost its state to n2 (no stable restart record)".into());
+    }
+    if !h.events(2, "follow_fallback").is_empty() {
+        return Err(format!(
+            "n3 fell back: {:?}",
+            h.events(2, "follow_fallback")
+        ));
+    }
+    if h.events(2, "follow_ride_through").is_empty() {
+        return Err("n3 never logged follow_ride_through".into());
+    }
+    // n2's nfsd read the records through the link its agent's promote
+    // made (the lab links nothing itself).
+    let world = h.world(1).map_err(lab)?;
+    let records = crate::cbsd::world::disk(&crate::cbsd::world::cluster_dir(h.topology.run_dir()))
+        .join(crate::cbsd::world::STABLE_RESTART_DIR)
+        .join("nfs-stablerestart");
+    let linked = std::fs::read_link(world.root.join("var/db/nfs-stablerestart"))
+        .map_err(|e| format!("n2's var/db/nfs-stablerestart is not a link: {e}"))?;
+    let state: serde_json::Value = std::fs::read_to_string(&world.state)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    let read_from = state["nfsd_stable"]["file"].as_str().unwrap_or_default();
+    let expected =
+        std::fs::canonicalize(&records).map_err(|e| format!("{}: {e}", records.display()))?;
+    if std::path::Path::new(read_from) != expected {
+        return Err(format!(
+            "n2's nfsd read its records from {read_from:?}, not the storage's {} (link {})",
+            expected.display(),
+            linked.display()
+        ));
+    }
+    Ok(Measured {
+        figure: format!(
+            "n2 sole master with every environment {:.1} s after n1's power loss; n3 rode through (web3, vm1 never stopped, mounts served by n2, no state lost); web1 adopted once by n2",
+            secs(took)
+        ),
+    })
+}
+
+/// nfsd's stable restart records emptied on the storage before the
+/// master's loss: n2 serves without them, n3 sees it in n2's heartbeat
+/// (no `reclaimable`) and follows in full (`state_not_moved`) instead of
+/// riding on with its NFSv4 state silently gone.
+pub fn ride_through_fallback(h: &mut Harness) -> Outcome {
+    steady(h)?;
+    let dir = crate::cbsd::world::disk(&crate::cbsd::world::cluster_dir(h.topology.run_dir()))
+        .join(crate::cbsd::world::STABLE_RESTART_DIR);
+    for file in ["nfs-stablerestart", "nfs-stablerestart.bak"] {
+        let path = dir.join(file);
+        std::fs::write(&path, "").map_err(|e| format!("emptying {}: {e}", path.display()))?;
+    }
+    let (cut_wall, took) = master_powered_off(h)?;
+    let fallback = h.wait(
+        "n3 falls back with cause state_not_moved and follows n2",
+        CONVERGE,
+        |h| {
+            let state = h.standin(2);
+            !h.events_where(2, "follow_fallback", "cause", "state_not_moved")
+                .is_empty()
+                && state
+                    .mounts
+                    .iter()
+                    .filter(|m| m.fstype == "nfs")
+                    .all(|m| m.server.as_deref() == Some("n2"))
+                && state.running.len() == 2
+        },
+    )?;
+    let restarted: Vec<_> = ["web3", "vm1"]
+        .into_iter()
+        .filter(|env| {
+            env_changes(h, env, cut_wall)
+                .is_ok_and(|c| c.iter().any(|(n, e)| n == "n3" && e == "start"))
+        })
+        .collect();
+    if restarted.len() != 2 {
+        return Err(format!(
+            "n3 did the full follow but restarted only {restarted:?} of web3, vm1"
+        ));
+    }
+    if !h
+        .events(2, "runbook_finished")
+        .iter()
+        .all(|e| e["runbook"] != "ride-through")
+    {
+        return Err("n3 ran the ride-through probes though n2 was not reclaimable".into());
+    }
+    let twice = ran_twice(h)?;
+    if !twice.is_empty() {
+        return Err(format!("ran twice: {twice:?}"));
+    }
+    h.wait_settled("one master, every environment once")?;
+    let lost = crate::cbsd::state::lost_nfs_state_since(h.world(2).map_err(lab)?, cut_wall);
+    Ok(Measured {
+        figure: format!(
+            "n2 sole master {:.1} s after n1's power loss; n3 fell back (state_not_moved) and followed in full within {:.1} s more, restarting web3 and vm1 once; nothing ran twice{}",
+            secs(took),
+            secs(fallback),
+            if lost { "; the stand-in noted a lost state on a mount being given up" } else { "" }
+        ),
+    })
+}

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::agent_command::AgentCommand;
-use crate::agents::{Agents, Implementation, NodeSpec, PlacementSpec, QuorumSpec};
+use crate::agents::{Agents, Implementation, NodeSpec};
 use crate::cancel::Cancel;
 use crate::cbsd::state::NodeState;
 use crate::cbsd::{self, CbsdSpec, WorldPaths};
@@ -76,21 +76,7 @@ impl Harness {
         for (index, spec) in specs.iter_mut().enumerate() {
             spec.cbsd = Some(CbsdSpec::lab(index, NODES));
         }
-        let mut quorum = QuorumSpec::lab(&specs);
-        for (index, node) in specs.iter().enumerate() {
-            let Some(cbsd) = &node.cbsd else { continue };
-            let nodes = vec![node.name.clone(), specs[(index + 1) % NODES].name.clone()];
-            for (names, kind) in [(&cbsd.jails, "jail"), (&cbsd.bhyve, "bhyve")] {
-                for name in names {
-                    quorum.environments.push(PlacementSpec {
-                        name: name.clone(),
-                        kind: kind.into(),
-                        nodes: nodes.clone(),
-                        failback: false,
-                    });
-                }
-            }
-        }
+        let quorum = crate::cbsd::placed_quorum(&specs);
         let mut watchdogs = Vec::new();
         for spec in &mut specs {
             spec.quorum = Some(quorum.clone());
@@ -276,6 +262,16 @@ impl Harness {
             watchdog.reboot();
         }
         self.boots[index] = Some(Instant::now() + BOOT);
+        Ok(())
+    }
+
+    /// Node `index` loses its power and stays off: what a reset does
+    /// (every process killed, the VIP gone, the world's volatile state
+    /// cleared), without the boot.
+    pub fn power_off(&mut self, index: usize) -> Result<(), LabError> {
+        self.reset(index)?;
+        self.resets[index].pop();
+        self.boots[index] = None;
         Ok(())
     }
 

@@ -32,6 +32,17 @@ fn as_built(_: &Path, _: &mut [NodeSpec]) -> Result<(), String> {
     Ok(())
 }
 
+/// Every node rides through master changes (`follow.on_master_change =
+/// "ride-through"`, with its prerequisites: the lab's sections add them).
+fn ride_through(_: &Path, specs: &mut [NodeSpec]) -> Result<(), String> {
+    for spec in specs {
+        if let Some(cbsd) = spec.cbsd.as_mut() {
+            cbsd.follow = crate::cbsd::FollowMode::RideThrough;
+        }
+    }
+    Ok(())
+}
+
 /// n3 signs with another key than n1 and n2.
 fn wrong_key_keys(dir: &Path, specs: &mut [NodeSpec]) -> Result<(), String> {
     let good = write_key(dir, "cluster.key")?;
@@ -238,6 +249,18 @@ pub const FAULTS: &[Fault] = &[
         checks: "the master's HAST resource degraded (the peer's hastd died): health_check_failed with response alert, no repair, no resignation, no role change; recovered once the peer is back",
         prepare: quick_health,
         run: cases::storage_degraded,
+    },
+    Fault {
+        name: "master-killed-followers-ride-through",
+        checks: "ride-through: the master loses its power; the follower n3 keeps web3 and vm1 running (never stopped), its mounts answer from the new master n2 without lost NFSv4 state; n1's web1 adopted once by n2; nothing runs twice",
+        prepare: ride_through,
+        run: cases::master_killed_followers_ride_through,
+    },
+    Fault {
+        name: "ride-through-fallback",
+        checks: "ride-through with nfsd's stable restart records emptied on the storage, then the master's power loss: n2 serves without reclaimable, n3 falls back (state_not_moved) to the full follow and restarts web3 and vm1 once; nothing runs twice",
+        prepare: ride_through,
+        run: cases::ride_through_fallback,
     },
 ];
 

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use toml::de::DeTable;
+use toml::de::{DeTable, DeValue};
 
 use super::{Reader, Value};
 use crate::config::mount_options;
@@ -27,6 +27,7 @@ const NFS_KEYS: &[&str] = &[
     "delegations",
     "exports_file",
     "stable_restart_dir",
+    "stable_restart_files",
 ];
 
 impl Reader<'_> {
@@ -130,6 +131,13 @@ impl Reader<'_> {
                 .map(Some),
             None => Some(None),
         };
+        let stable_restart_files = match table.get("stable_restart_files") {
+            Some(value) => self.stable_restart_files(
+                value,
+                stable_restart_dir.as_ref().and_then(|d| d.as_deref()),
+            ),
+            None => Some(Nfs::default().stable_restart_files),
+        };
         Some(Nfs {
             export_network: export_network?,
             export_network6: export_network6?,
@@ -141,8 +149,71 @@ impl Reader<'_> {
             delegations: delegations?,
             exports_file: exports_file?,
             stable_restart_dir: stable_restart_dir?,
-            ..Nfs::default()
+            stable_restart_files: stable_restart_files?,
         })
+    }
+
+    /// `nfs.stable_restart_files`: nfsd's two compiled-in paths
+    /// (`NFSD_STABLERESTART`, `NFSD_STABLEBACKUP`, usr.sbin/nfsd/nfsd.c),
+    /// for tests or an nfsd built with other ones. Each is linked to the
+    /// file of the same name in `nfs.stable_restart_dir`, so the two names
+    /// differ, and neither lies inside that dir (it would link to itself).
+    fn stable_restart_files(
+        &mut self,
+        value: &Value<'_>,
+        dir: Option<&Path>,
+    ) -> Option<[PathBuf; 2]> {
+        const KEY: &str = "nfs.stable_restart_files";
+        let items = self.string_array(value, KEY)?;
+        if items.len() != 2 {
+            self.error(
+                value.span(),
+                KEY,
+                format!(
+                    "has {} paths; it takes nfsd's two, the records and their copy (default [\"{}\", \"{}\"])",
+                    items.len(),
+                    crate::config::nfs::NFSD_STABLERESTART,
+                    crate::config::nfs::NFSD_STABLEBACKUP
+                ),
+            );
+            return None;
+        }
+        // string_array checked that the value is an array of strings.
+        let DeValue::Array(values) = value.get_ref() else {
+            return None;
+        };
+        let mut paths = Vec::with_capacity(2);
+        for (index, element) in values.iter().enumerate() {
+            let item_key = format!("{KEY}[{index}]");
+            let path = self.clean_path(Some(element), &item_key, "")?;
+            if let Some(dir) = dir.filter(|d| path.starts_with(d)) {
+                self.error(
+                    element.span(),
+                    &item_key,
+                    format!(
+                        "{} is inside nfs.stable_restart_dir {}: promote links nfsd's path to the file of that name in the dir, which would be the path itself",
+                        path.display(),
+                        dir.display()
+                    ),
+                );
+                return None;
+            }
+            paths.push(path);
+        }
+        let [first, second]: [PathBuf; 2] = paths.try_into().ok()?;
+        if first.file_name() == second.file_name() {
+            self.error(
+                value.span(),
+                KEY,
+                format!(
+                    "{} and {} have the same file name: each is linked to the file of its name in nfs.stable_restart_dir, so they would share one file",
+                    first.display(),
+                    second.display()
+                ),
+            );
+            return None;
+        }
+        Some([first, second])
     }
 
     /// `nfs.stable_restart_dir`: a clean absolute path inside
