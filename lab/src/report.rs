@@ -211,6 +211,8 @@ pub struct Ratio {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub settings: Settings,
+    /// The address family of the lab network, VIP and pings.
+    pub family: crate::Family,
     pub runs: Vec<Run>,
     pub ratio: Option<Ratio>,
 }
@@ -241,18 +243,29 @@ impl Report {
         };
         Report {
             settings: *settings,
+            family: crate::Family::Ipv4,
             runs,
             ratio,
         }
+    }
+
+    /// The same report, measured over `family`.
+    pub fn with_family(mut self, family: crate::Family) -> Report {
+        self.family = family;
+        self
     }
 
     /// The human-readable report.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let s = &self.settings;
+        let family = match self.family {
+            crate::Family::Ipv4 => "",
+            crate::Family::Ipv6 => " (IPv6)",
+        };
         let _ = writeln!(
             out,
-            "lab: {} nodes, advert_interval {} ms, {} trials, client ping {} Hz",
+            "lab{family}: {} nodes, advert_interval {} ms, {} trials, client ping {} Hz",
             s.nodes,
             s.advert_interval.as_millis(),
             s.trials,

@@ -18,7 +18,7 @@ use rcbsd_lab::agents::Implementation;
 use rcbsd_lab::cancel::Cancel;
 use rcbsd_lab::netns::{self, Topology};
 use rcbsd_lab::ping::Prober;
-use rcbsd_lab::{cmd, trial, Settings};
+use rcbsd_lab::{cmd, trial, Family, Settings};
 
 fn ping_once(topology: &Topology, from_ns: &str, to: std::net::Ipv4Addr) -> bool {
     let argv = netns::netns_exec_argv(
@@ -131,8 +131,13 @@ fn keepalived_trial_client_reaches_the_vip_again_after_the_cut() {
         trials: 1,
         rate_hz: 1000,
     };
-    let run = trial::measure(Implementation::Keepalived, &settings, &Cancel::never())
-        .unwrap_or_else(|e| panic!("keepalived trial failed (is keepalived installed?): {e}"));
+    let run = trial::measure(
+        Implementation::Keepalived,
+        &settings,
+        Family::Ipv4,
+        &Cancel::never(),
+    )
+    .unwrap_or_else(|e| panic!("keepalived trial failed (is keepalived installed?): {e}"));
     assert_eq!(run.initial_master, "n1");
     let [trial] = run.trials.as_slice() else {
         panic!("expected one trial, got {:?}", run.trials);
