@@ -429,4 +429,18 @@ mod tests {
         // Each trial once (progress on stderr no longer repeats them).
         assert_eq!(text.matches("trial  1:").count(), 1, "{text}");
     }
+
+    #[test]
+    fn an_ipv6_report_says_so_in_text_and_json() {
+        let v4 = sample_report();
+        assert!(v4.to_text().starts_with("lab: 3 nodes"), "{}", v4.to_text());
+        let v6 = v4.with_family(crate::Family::Ipv6);
+        assert!(
+            v6.to_text().starts_with("lab (IPv6): 3 nodes"),
+            "{}",
+            v6.to_text()
+        );
+        let json = serde_json::to_value(&v6).expect("json");
+        assert_eq!(json["family"], "ipv6");
+    }
 }
