@@ -187,7 +187,7 @@ Master_Down_Interval = 3 x advert + skew, where skew = (256 - priority)
 x advert / 256 (RFC 5798 §6.1). The cut falls anywhere within an advert
 interval ({advert} ms), so the outage lies between 2 x advert + skew and
 3 x advert + skew. A heal gap under a few hundred ms is the switch back;
-seconds would mean the client kept a stale ARP entry.
+seconds would mean the client kept a stale ARP/neighbour entry.
 pings answered R/S: R echo replies to S requests over the whole run; the
 unanswered ones fell in the outages and heal gaps.
 ",
