@@ -828,7 +828,10 @@ fn stop_child(child: &mut Child, signal: Signal, timeout: Duration) {
 }
 
 /// Node indices holding `vip` now: the implementation-neutral "who is master".
-pub fn vip_holders(topology: &Topology, vip: Ipv4Addr) -> Result<Vec<usize>, LabError> {
+pub fn vip_holders(
+    topology: &Topology,
+    vip: impl Into<std::net::IpAddr>,
+) -> Result<Vec<usize>, LabError> {
     watch::holders(topology.node_namespaces(), vip)
 }
 
@@ -837,12 +840,13 @@ pub fn vip_holders(topology: &Topology, vip: Ipv4Addr) -> Result<Vec<usize>, Lab
 /// `timeout`.
 pub fn wait_single_holder(
     topology: &Topology,
-    vip: Ipv4Addr,
+    vip: impl Into<std::net::IpAddr>,
     expected: Option<usize>,
     stable_for: Duration,
     timeout: Duration,
     cancel: &Cancel,
 ) -> Result<usize, LabError> {
+    let vip = vip.into();
     let deadline = Instant::now() + timeout;
     let mut candidate: Option<(usize, Instant)> = None;
     loop {

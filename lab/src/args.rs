@@ -69,6 +69,20 @@ pub struct LabArgs {
     /// raw and UDP sockets.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub flood_threads: u8,
+    /// `--scenario vrrp`: the address family of the lab network, the VIP
+    /// and the client's pings: `ipv4` (198.18.0.0/15) or `ipv6`
+    /// (2001:db8::/32 and link-local, an IPv6 `[vrrp]`, RFC 5798 §5.2.9).
+    #[arg(long, value_enum, default_value_t = Family::Ipv4)]
+    pub family: Family,
+}
+
+/// The address family a lab run measures.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    #[default]
+    Ipv4,
+    Ipv6,
 }
 
 /// What the lab measures.
@@ -119,6 +133,18 @@ impl LabArgs {
         }
     }
 
+    /// Refuses the options that do not measure IPv6 yet: only the default
+    /// `vrrp` scenario has an IPv6 topology, VIP and prober.
+    pub fn check_family(&self) -> Result<(), String> {
+        match (self.family, self.scenario) {
+            (Family::Ipv4, _) | (Family::Ipv6, Scenario::Vrrp) => Ok(()),
+            (Family::Ipv6, other) => Err(format!(
+                "--family ipv6 measures --scenario vrrp only; --scenario {} is IPv4 only for now",
+                other.as_str()
+            )),
+        }
+    }
+
     /// The implementations to measure, in order.
     pub fn subjects(&self) -> Result<Vec<Subject>, String> {
         match (self.implementation, self.compare) {
@@ -127,6 +153,19 @@ impl LabArgs {
             }
             (first, Some(Baseline::Keepalived)) => Ok(vec![first, Subject::Keepalived]),
             (first, None) => Ok(vec![first]),
+        }
+    }
+}
+
+impl Scenario {
+    /// The name `--scenario` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Vrrp => "vrrp",
+            Scenario::Cbsd => "cbsd",
+            Scenario::Flood => "flood",
+            Scenario::Faults => "faults",
+            Scenario::Idle => "idle",
         }
     }
 }
@@ -235,6 +274,31 @@ mod tests {
         assert!(both.lab.compare_follow);
         assert!(Cli::try_parse_from(["lab", "--follow", "sometimes"]).is_err());
         assert!(Cli::try_parse_from(["lab", "--advert-interval", "7ms"]).is_err());
+    }
+
+    #[test]
+    fn family_ipv6_is_for_the_vrrp_scenario_only() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            lab: LabArgs,
+        }
+        let default = Cli::try_parse_from(["lab"]).expect("valid arguments");
+        assert_eq!(default.lab.family, Family::Ipv4);
+        let v6 = Cli::try_parse_from(["lab", "--family", "ipv6", "--compare", "keepalived"])
+            .expect("valid arguments");
+        assert_eq!(v6.lab.family, Family::Ipv6);
+        assert_eq!(v6.lab.check_family(), Ok(()));
+        for scenario in ["cbsd", "flood", "faults", "idle"] {
+            let cli = Cli::try_parse_from(["lab", "--family", "ipv6", "--scenario", scenario])
+                .expect("valid arguments");
+            let refused = cli.lab.check_family().expect_err("ipv6 refused");
+            assert!(refused.contains(scenario), "{refused}");
+            let v4 = Cli::try_parse_from(["lab", "--scenario", scenario]).expect("valid");
+            assert_eq!(v4.lab.check_family(), Ok(()));
+        }
+        assert!(Cli::try_parse_from(["lab", "--family", "ipx"]).is_err());
     }
 
     #[test]

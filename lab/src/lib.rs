@@ -53,7 +53,7 @@ pub mod trial;
 pub mod watch;
 
 pub use agent_command::AgentCommand;
-pub use args::{parse_interval, Baseline, LabArgs, Scenario, Settings, Subject};
+pub use args::{parse_interval, Baseline, Family, LabArgs, Scenario, Settings, Subject};
 pub use error::LabError;
 
 use std::process::ExitCode;
@@ -256,6 +256,10 @@ fn report<T: serde::Serialize>(
 
 #[cfg(target_os = "linux")]
 fn run_linux(args: LabArgs) -> ExitCode {
+    if let Err(e) = args.check_family() {
+        eprintln!("lab: {e}");
+        return ExitStatus::Usage.into();
+    }
     if !nix::unistd::geteuid().is_root() {
         eprintln!("lab: must run as root (it creates network namespaces and raw sockets)");
         return ExitStatus::NoPerm.into();
@@ -303,7 +307,7 @@ fn run_linux(args: LabArgs) -> ExitCode {
                 Err(code) => return code,
             },
         };
-        match trial::measure(implementation, &args.settings(), &cancel) {
+        match trial::measure(implementation, &args.settings(), args.family, &cancel) {
             Ok(run) => runs.push(run),
             Err(LabError::Interrupted) => break,
             Err(e) => {
@@ -316,7 +320,7 @@ fn run_linux(args: LabArgs) -> ExitCode {
         eprintln!("lab: interrupted; everything torn down");
         return ExitStatus::Interrupted.into();
     }
-    let report = report::Report::new(&args.settings(), runs);
+    let report = report::Report::new(&args.settings(), runs).with_family(args.family);
     if args.json {
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),

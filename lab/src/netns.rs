@@ -1,7 +1,9 @@
 //! The lab's topology: a "switch" namespace holding a Linux bridge, N node
 //! namespaces and one client namespace, each joined to the bridge by a veth
 //! pair whose node side is named `eth0`. Addresses come from 198.18.0.0/15
-//! (RFC 2544 benchmarking space) only.
+//! (RFC 2544 benchmarking space) only; an IPv6 topology (`--family ipv6`)
+//! uses 2001:db8::/32 (RFC 3849, documentation space) and link-local
+//! addresses only.
 //!
 //! Everything is torn down in `Drop` (processes left in the namespaces are
 //! killed, the namespaces deleted), which also runs on panic unwind; the lab
@@ -9,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
@@ -20,7 +22,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::cmd::{self, argv};
-use super::LabError;
+use super::{Family, LabError};
 
 /// Every namespace and run directory the lab makes starts with this, followed
 /// by the owning process id: `rcbsdlab-<pid>-<tag>-<role>`.
@@ -34,6 +36,16 @@ pub const PREFIX_LEN: u8 = 24;
 /// At most this many nodes (addresses .11 to .17).
 pub const MAX_NODES: usize = 7;
 
+/// The IPv6 client (`--family ipv6`).
+pub const CLIENT_ADDRESS6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+/// The IPv6 VIP the client pings.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+/// The virtual router's link-local address: an IPv6 `[vrrp]` lists it
+/// first, as the advert's first address must be (RFC 5798 §5.2.9).
+pub const VIP6_LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x12);
+/// Prefix length of every lab IPv6 address, the VIPs included.
+pub const PREFIX_LEN6: u8 = 64;
+
 const BRIDGE: &str = "br0";
 const NFT_TABLE: &str = "rcbsdlab";
 const VRRP_PROTOCOL: &str = "112";
@@ -43,6 +55,32 @@ pub fn node_address(index: usize) -> Ipv4Addr {
     // Callers are bounded by MAX_NODES; saturate rather than wrap otherwise.
     let last = u8::try_from(11 + index).unwrap_or(u8::MAX);
     Ipv4Addr::new(198, 18, 0, last)
+}
+
+/// The primary IPv6 address of node `index` (0-based): 2001:db8::11, ::12, ...
+pub fn node_address6(index: usize) -> Ipv6Addr {
+    let last = u16::try_from(0x11 + index).unwrap_or(u16::MAX);
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, last)
+}
+
+/// The VIP a client pings on a `family` topology.
+pub fn vip(family: Family) -> IpAddr {
+    match family {
+        Family::Ipv4 => IpAddr::V4(VIP),
+        Family::Ipv6 => IpAddr::V6(VIP6),
+    }
+}
+
+/// The VIPs of a `family` lab cluster, `"address/len"`, in the order the
+/// agents' configurations list them (IPv6: the link-local one first).
+pub fn virtual_ips(family: Family) -> Vec<String> {
+    match family {
+        Family::Ipv4 => vec![format!("{VIP}/{PREFIX_LEN}")],
+        Family::Ipv6 => vec![
+            format!("{VIP6_LINK_LOCAL}/{PREFIX_LEN6}"),
+            format!("{VIP6}/{PREFIX_LEN6}"),
+        ],
+    }
 }
 
 /// The human name of node `index` (0-based): n1, n2, ...
@@ -91,6 +129,7 @@ pub struct Topology {
     nodes: Vec<String>,
     client: String,
     run_dir: PathBuf,
+    family: Family,
     /// Namespaces that exist and must be deleted, in creation order.
     created: Vec<String>,
     /// Nodes holding our nft table (for `heal`).
@@ -101,6 +140,12 @@ impl Topology {
     /// Builds the switch, `nodes` node namespaces and the client. On any
     /// error, whatever was built is torn down before returning.
     pub fn new(nodes: usize) -> Result<Self, LabError> {
+        Self::with_family(nodes, Family::Ipv4)
+    }
+
+    /// [`Topology::new`] with `family` addresses: IPv6 nodes get
+    /// 2001:db8::(11+index)/64, the client 2001:db8::2/64, no IPv4.
+    pub fn with_family(nodes: usize, family: Family) -> Result<Self, LabError> {
         if !(1..=MAX_NODES).contains(&nodes) {
             return Err(LabError::NodeCount(nodes));
         }
@@ -112,6 +157,7 @@ impl Topology {
             nodes: (0..nodes).map(|i| name(&node_name(i))).collect(),
             client: name("c"),
             run_dir,
+            family,
             run_id,
             created: Vec::new(),
             filtered: Mutex::new(BTreeSet::new()),
@@ -123,10 +169,18 @@ impl Topology {
         topology.build_switch()?;
         for index in 0..nodes {
             let ns = topology.nodes.get(index).cloned().unwrap_or_default();
-            topology.attach(&ns, &format!("p{}", index + 1), node_address(index))?;
+            let address = match family {
+                Family::Ipv4 => format!("{}/{PREFIX_LEN}", node_address(index)),
+                Family::Ipv6 => format!("{}/{PREFIX_LEN6}", node_address6(index)),
+            };
+            topology.attach(&ns, &format!("p{}", index + 1), &address)?;
         }
         let client = topology.client.clone();
-        topology.attach(&client, "pc", CLIENT_ADDRESS)?;
+        let address = match family {
+            Family::Ipv4 => format!("{CLIENT_ADDRESS}/{PREFIX_LEN}"),
+            Family::Ipv6 => format!("{CLIENT_ADDRESS6}/{PREFIX_LEN6}"),
+        };
+        topology.attach(&client, "pc", &address)?;
         Ok(topology)
     }
 
@@ -347,10 +401,21 @@ impl Topology {
         Ok(())
     }
 
-    fn attach(&mut self, ns: &str, port: &str, address: Ipv4Addr) -> Result<(), LabError> {
+    fn attach(&mut self, ns: &str, port: &str, cidr: &str) -> Result<(), LabError> {
         self.add_namespace(ns)?;
+        if self.family == Family::Ipv6 {
+            // Before eth0 exists, so it inherits `default`: with DAD the
+            // VIPs and the link-local advert source would stay tentative
+            // (unusable) for a second after every add and link-up
+            // (RFC 4862 §5.4), which would be measured as outage.
+            for key in [
+                "net.ipv6.conf.all.accept_dad=0",
+                "net.ipv6.conf.default.accept_dad=0",
+            ] {
+                cmd::run(&netns_exec_argv(ns, &argv(&["sysctl", "-q", "-w", key])))?;
+            }
+        }
         let sw = self.switch.clone();
-        let cidr = format!("{address}/{PREFIX_LEN}");
         let steps: [&[&str]; 5] = [
             &[
                 "ip", "-n", &sw, "link", "add", port, "type", "veth", "peer", "name", "eth0",
@@ -358,11 +423,14 @@ impl Topology {
             ],
             &["ip", "-n", &sw, "link", "set", port, "master", BRIDGE],
             &["ip", "-n", &sw, "link", "set", port, "up"],
-            &["ip", "-n", ns, "addr", "add", &cidr, "dev", "eth0"],
+            &["ip", "-n", ns, "addr", "add", cidr, "dev", "eth0"],
             &["ip", "-n", ns, "link", "set", "eth0", "up"],
         ];
         for step in steps {
             cmd::run(&argv(step))?;
+        }
+        if self.family == Family::Ipv6 {
+            wait_link_local(ns)?;
         }
         Ok(())
     }
@@ -426,6 +494,27 @@ impl Drop for Topology {
         }
         // Best effort: a failure here must not mask the error being reported.
         let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+/// Waits until `ns`'s eth0 has its kernel link-local address (made when the
+/// link comes up): an IPv6 agent sends its adverts from it (RFC 5798 §5.1.2.1).
+fn wait_link_local(ns: &str) -> Result<(), LabError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let show = argv(&[
+        "ip", "-n", ns, "-6", "addr", "show", "dev", "eth0", "scope", "link",
+    ]);
+    loop {
+        let out = cmd::run(&show)?;
+        if out.contains("fe80::") && !out.contains("tentative") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(LabError::Timeout(format!(
+                "a link-local address on {ns}'s eth0"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -1,13 +1,13 @@
-//! The client's view of the VIP: an ICMP echo prober (1 kHz by default)
-//! running in the client namespace, recording when each reply arrived and
-//! when its request was sent.
+//! The client's view of the VIP: an ICMP (or ICMPv6) echo prober (1 kHz by
+//! default) running in the client namespace, recording when each reply
+//! arrived and when its request was sent.
 //!
 //! An outage is measured from the link cut to the first reply *whose request
 //! was sent after the cut*: replies already in flight (or requests queued)
 //! before the cut say nothing about the new master.
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -22,6 +22,9 @@ use rcbsd_failover::wire::checksum::internet_checksum;
 
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_ECHO_REQUEST: u8 = 8;
+/// ICMPv6 echo (RFC 4443 §4.1, §4.2).
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_ECHO_REPLY: u8 = 129;
 /// Sequence numbers are 16 bits on the wire: the send log remembers the
 /// last 65536 requests (65 s at 1 kHz, far beyond any reply's lifetime).
 const SEQ_SPACE: usize = 1 << 16;
@@ -49,14 +52,16 @@ struct Shared {
 /// A running prober; stops on drop.
 #[derive(Debug)]
 pub struct Prober {
+    target: IpAddr,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl Prober {
-    /// Starts pinging `target` from namespace `ns` at `rate_hz` requests per
-    /// second (1..=10_000).
-    pub fn start(ns: &str, target: Ipv4Addr, rate_hz: u32) -> Result<Prober, LabError> {
+    /// Starts pinging `target` (IPv4 or IPv6) from namespace `ns` at
+    /// `rate_hz` requests per second (1..=10_000).
+    pub fn start(ns: &str, target: impl Into<IpAddr>, rate_hz: u32) -> Result<Prober, LabError> {
+        let target = target.into();
         let period = Duration::from_secs(1) / rate_hz.clamp(1, 10_000);
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
@@ -78,7 +83,7 @@ impl Prober {
         let sender = std::thread::Builder::new()
             .name("lab-ping-send".into())
             .spawn(move || {
-                let socket = match open_socket(&ns_owned) {
+                let socket = match open_socket(&ns_owned, target) {
                     Ok(socket) => socket,
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -100,6 +105,7 @@ impl Prober {
                 source,
             })?;
         let mut prober = Prober {
+            target,
             shared: Arc::clone(&shared),
             threads: vec![sender],
         };
@@ -115,6 +121,11 @@ impl Prober {
             })?;
         prober.threads.push(receiver);
         Ok(prober)
+    }
+
+    /// The address pinged.
+    pub fn target(&self) -> IpAddr {
+        self.target
     }
 
     /// When the first reply to a request sent at or after `t` arrived.
@@ -221,15 +232,28 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn open_socket(ns: &str) -> Result<Socket, LabError> {
+fn open_socket(ns: &str, target: IpAddr) -> Result<Socket, LabError> {
     enter_netns(ns)?;
-    let socket =
-        Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).map_err(|source| {
-            LabError::Io {
-                what: format!("opening a raw ICMP socket in {ns}"),
+    let (domain, protocol) = match target {
+        IpAddr::V4(_) => (Domain::IPV4, Protocol::ICMPV4),
+        IpAddr::V6(_) => (Domain::IPV6, Protocol::ICMPV6),
+    };
+    let socket = Socket::new(domain, Type::RAW, Some(protocol)).map_err(|source| LabError::Io {
+        what: format!("opening a raw ICMP socket in {ns}"),
+        source,
+    })?;
+    if target.is_ipv6() {
+        // A raw IPv6 socket hands over the ICMPv6 message without the IP
+        // header, so the source cannot be read off the datagram: connected,
+        // the socket receives only what `target` sends (Linux
+        // net/ipv6/raw.c, raw_v6_match).
+        socket
+            .connect(&SockAddr::from(SocketAddr::new(target, 0)))
+            .map_err(|source| LabError::Io {
+                what: format!("connecting the ICMPv6 socket to {target}"),
                 source,
-            }
-        })?;
+            })?;
+    }
     // Short timeout so the receiver notices `stop` promptly.
     socket
         .set_read_timeout(Some(Duration::from_millis(50)))
@@ -251,12 +275,25 @@ fn echo_request(ident: u16, seq: u16) -> [u8; 16] {
     packet
 }
 
-fn send_loop(socket: &Socket, target: Ipv4Addr, ident: u16, period: Duration, shared: &Shared) {
-    let destination = SockAddr::from(SocketAddrV4::new(target, 0));
+/// The ICMPv6 echo request: the same message with type 128 and the
+/// checksum left zero, as the kernel fills it in over the IPv6
+/// pseudo-header for every raw ICMPv6 socket (RFC 3542 §3.1).
+fn echo_request6(ident: u16, seq: u16) -> [u8; 16] {
+    let mut packet = echo_request(ident, seq);
+    packet[0] = ICMPV6_ECHO_REQUEST;
+    packet[2..4].copy_from_slice(&[0, 0]);
+    packet
+}
+
+fn send_loop(socket: &Socket, target: IpAddr, ident: u16, period: Duration, shared: &Shared) {
+    let destination = SockAddr::from(SocketAddr::new(target, 0));
     let mut next = Instant::now();
     let mut seq: u16 = 0;
     while !shared.stop.load(Ordering::Relaxed) {
-        let packet = echo_request(ident, seq);
+        let packet = match target {
+            IpAddr::V4(_) => echo_request(ident, seq),
+            IpAddr::V6(_) => echo_request6(ident, seq),
+        };
         // Record before sending: the reply may beat us back otherwise.
         let now = Instant::now();
         if let Some(slot) = lock(&shared.sent).get_mut(usize::from(seq)) {
@@ -278,7 +315,7 @@ fn send_loop(socket: &Socket, target: Ipv4Addr, ident: u16, period: Duration, sh
     }
 }
 
-fn receive_loop(socket: &Socket, target: Ipv4Addr, ident: u16, shared: &Shared) {
+fn receive_loop(socket: &Socket, target: IpAddr, ident: u16, shared: &Shared) {
     let mut buf = [0u8; 2048];
     let mut reader = socket;
     while !shared.stop.load(Ordering::Relaxed) {
@@ -286,7 +323,13 @@ fn receive_loop(socket: &Socket, target: Ipv4Addr, ident: u16, shared: &Shared) 
             continue; // timeout or transient error: check `stop` and retry
         };
         let received = Instant::now();
-        let Some(seq) = parse_echo_reply(buf.get(..len).unwrap_or_default(), target, ident) else {
+        let datagram = buf.get(..len).unwrap_or_default();
+        let seq = match target {
+            IpAddr::V4(target) => parse_echo_reply(datagram, target, ident),
+            // Connected to `target`: only its messages arrive, header-less.
+            IpAddr::V6(_) => parse_echo(datagram, ICMPV6_ECHO_REPLY, ident),
+        };
+        let Some(seq) = seq else {
             continue;
         };
         let sent = lock(&shared.sent).get(usize::from(seq)).copied().flatten();
@@ -305,8 +348,13 @@ fn parse_echo_reply(datagram: &[u8], target: Ipv4Addr, ident: u16) -> Option<u16
     if Ipv4Addr::from(source) != target {
         return None;
     }
-    let icmp = datagram.get(ihl..)?;
-    if *icmp.first()? != ICMP_ECHO_REPLY || *icmp.get(1)? != 0 {
+    parse_echo(datagram.get(ihl..)?, ICMP_ECHO_REPLY, ident)
+}
+
+/// The sequence number of an ICMP(v6) echo message of type `kind` with
+/// our identifier (the same layout in both, RFC 792 and RFC 4443 §4.2).
+fn parse_echo(icmp: &[u8], kind: u8, ident: u16) -> Option<u16> {
+    if *icmp.first()? != kind || *icmp.get(1)? != 0 {
         return None;
     }
     let id = u16::from_be_bytes(icmp.get(4..6)?.try_into().ok()?);
@@ -340,5 +388,17 @@ mod tests {
         );
         assert_eq!(parse_echo_reply(&datagram[..22], target, 0xbeef), None);
         assert_eq!(parse_echo_reply(&[], target, 0xbeef), None);
+    }
+
+    #[test]
+    fn icmpv6_echo_is_the_same_message_with_its_own_types() {
+        let mut reply = echo_request6(0xbeef, 9);
+        assert_eq!(reply[0], ICMPV6_ECHO_REQUEST);
+        assert_eq!(&reply[2..4], &[0, 0], "the kernel computes it");
+        assert_eq!(parse_echo(&reply, ICMPV6_ECHO_REPLY, 0xbeef), None);
+        reply[0] = ICMPV6_ECHO_REPLY;
+        assert_eq!(parse_echo(&reply, ICMPV6_ECHO_REPLY, 0xbeef), Some(9));
+        assert_eq!(parse_echo(&reply, ICMPV6_ECHO_REPLY, 0xbeee), None);
+        assert_eq!(parse_echo(&reply[..5], ICMPV6_ECHO_REPLY, 0xbeef), None);
     }
 }

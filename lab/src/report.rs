@@ -187,7 +187,7 @@ Master_Down_Interval = 3 x advert + skew, where skew = (256 - priority)
 x advert / 256 (RFC 5798 §6.1). The cut falls anywhere within an advert
 interval ({advert} ms), so the outage lies between 2 x advert + skew and
 3 x advert + skew. A heal gap under a few hundred ms is the switch back;
-seconds would mean the client kept a stale ARP entry.
+seconds would mean the client kept a stale ARP/neighbour entry.
 pings answered R/S: R echo replies to S requests over the whole run; the
 unanswered ones fell in the outages and heal gaps.
 ",
@@ -211,6 +211,8 @@ pub struct Ratio {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub settings: Settings,
+    /// The address family of the lab network, VIP and pings.
+    pub family: crate::Family,
     pub runs: Vec<Run>,
     pub ratio: Option<Ratio>,
 }
@@ -241,18 +243,29 @@ impl Report {
         };
         Report {
             settings: *settings,
+            family: crate::Family::Ipv4,
             runs,
             ratio,
         }
+    }
+
+    /// The same report, measured over `family`.
+    pub fn with_family(mut self, family: crate::Family) -> Report {
+        self.family = family;
+        self
     }
 
     /// The human-readable report.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
         let s = &self.settings;
+        let family = match self.family {
+            crate::Family::Ipv4 => "",
+            crate::Family::Ipv6 => " (IPv6)",
+        };
         let _ = writeln!(
             out,
-            "lab: {} nodes, advert_interval {} ms, {} trials, client ping {} Hz",
+            "lab{family}: {} nodes, advert_interval {} ms, {} trials, client ping {} Hz",
             s.nodes,
             s.advert_interval.as_millis(),
             s.trials,
@@ -415,5 +428,19 @@ mod tests {
         }
         // Each trial once (progress on stderr no longer repeats them).
         assert_eq!(text.matches("trial  1:").count(), 1, "{text}");
+    }
+
+    #[test]
+    fn an_ipv6_report_says_so_in_text_and_json() {
+        let v4 = sample_report();
+        assert!(v4.to_text().starts_with("lab: 3 nodes"), "{}", v4.to_text());
+        let v6 = v4.with_family(crate::Family::Ipv6);
+        assert!(
+            v6.to_text().starts_with("lab (IPv6): 3 nodes"),
+            "{}",
+            v6.to_text()
+        );
+        let json = serde_json::to_value(&v6).expect("json");
+        assert_eq!(json["family"], "ipv6");
     }
 }

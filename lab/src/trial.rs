@@ -2,6 +2,7 @@
 //! agents, watch the election, then cut the master's link `trials` times,
 //! measuring what the client sees, and restore it each time.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::agents::{vip_holders, wait_single_holder, Agents, Implementation, NodeSpec};
@@ -11,7 +12,7 @@ use super::netns::{self, Topology};
 use super::ping::Prober;
 use super::report::{AgentUsage, NodeRole, Run, Trial};
 use super::watch::AddressWatch;
-use super::LabError;
+use super::{Family, LabError};
 
 /// Upper bound for anything that should happen within a few
 /// Master_Down_Intervals (RFC 5798 §6.1: 3 × interval + skew < 4 × interval).
@@ -32,15 +33,17 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Measures `implementation` on a fresh topology; tears it down on return.
+/// Measures `implementation` on a fresh `family` topology; tears it down
+/// on return.
 pub fn measure(
     implementation: Implementation,
     settings: &Settings,
+    family: Family,
     cancel: &Cancel,
 ) -> Result<Run, LabError> {
     let label = implementation.label();
     let interval = settings.advert_interval;
-    let topology = Topology::new(settings.nodes)?;
+    let topology = Topology::with_family(settings.nodes, family)?;
     eprintln!(
         "lab: {label}: topology {} ({} nodes + client, bridge in {})",
         topology.run_id(),
@@ -48,12 +51,18 @@ pub fn measure(
         topology.switch_ns()
     );
     let specs: Vec<NodeSpec> = (0..settings.nodes)
-        .map(|i| NodeSpec::lab(i, interval, true))
+        .map(|i| NodeSpec {
+            // Our [vrrp] and keepalived's instance are IPv6 when their
+            // first VIP is (keepalived: vrrp_parser.c), the same lists.
+            virtual_ips: netns::virtual_ips(family),
+            ..NodeSpec::lab(i, interval, true)
+        })
         .collect();
     let started = Instant::now();
     // Declared after `topology`, so dropped (agents stopped) before it.
     let mut agents = Agents::launch(&topology, implementation, specs)?;
-    let result = measure_with(&topology, &mut agents, settings, started, cancel);
+    let vip = netns::vip(family);
+    let result = measure_with(&topology, &mut agents, settings, vip, started, cancel);
     agents.show_logs_if_failed(&result);
     result
 }
@@ -62,6 +71,7 @@ fn measure_with(
     topology: &Topology,
     agents: &mut Agents,
     settings: &Settings,
+    vip: IpAddr,
     started: Instant,
     cancel: &Cancel,
 ) -> Result<Run, LabError> {
@@ -72,7 +82,7 @@ fn measure_with(
     eprintln!("lab: {label}: agents started; waiting for the election…");
     let first_master = wait_single_holder(
         topology,
-        netns::VIP,
+        vip,
         None,
         Duration::ZERO,
         patience(interval),
@@ -84,7 +94,7 @@ fn measure_with(
     let election = started.elapsed();
     let master = wait_single_holder(
         topology,
-        netns::VIP,
+        vip,
         Some(highest_priority(agents)),
         stability(interval),
         patience(interval),
@@ -100,7 +110,7 @@ fn measure_with(
         name(master)
     );
 
-    let prober = Prober::start(topology.client_ns(), netns::VIP, settings.rate_hz)?;
+    let prober = Prober::start(topology.client_ns(), vip, settings.rate_hz)?;
     let mut trials = Vec::new();
     for number in 1..=settings.trials {
         if cancel.is_cancelled() {
@@ -185,7 +195,7 @@ fn one_trial(
     progress: &dyn Fn(&str),
     cancel: &Cancel,
 ) -> Result<Trial, LabError> {
-    let vip = netns::VIP;
+    let vip = prober.target();
     // Every node runs with preempt on: the highest priority is the master
     // before each cut and again once the link is back (RFC 5798 §6.4.2).
     let expected = highest_priority(agents);

@@ -2,7 +2,7 @@
 //! implementation-neutral way to tell who is master, and "when did it
 //! appear" is the time to VIP-added of a failover.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -16,19 +16,26 @@ use super::LabError;
 /// How often a watcher re-reads the interface addresses.
 const POLL: Duration = Duration::from_millis(1);
 
-/// Whether any interface of the calling thread's namespace has `address`.
-pub fn has_address(address: Ipv4Addr) -> bool {
+/// Whether any interface of the calling thread's namespace has `address`
+/// (IPv4 or IPv6).
+pub fn has_address(address: impl Into<IpAddr>) -> bool {
+    let address = address.into();
     let Ok(addresses) = getifaddrs() else {
         return false;
     };
     addresses
         .filter_map(|ifa| ifa.address)
-        .filter_map(|a| a.as_sockaddr_in().map(|sin| sin.ip()))
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|sin| IpAddr::V4(sin.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|sin6| IpAddr::V6(sin6.ip())))
+        })
         .any(|ip| ip == address)
 }
 
 /// Indices of the namespaces in `namespaces` that hold `address` now.
-pub fn holders(namespaces: &[String], address: Ipv4Addr) -> Result<Vec<usize>, LabError> {
+pub fn holders(namespaces: &[String], address: impl Into<IpAddr>) -> Result<Vec<usize>, LabError> {
+    let address = address.into();
     let mut found = Vec::new();
     for (index, ns) in namespaces.iter().enumerate() {
         if in_netns(ns, move || has_address(address))? {
@@ -54,8 +61,9 @@ impl AddressWatch {
     pub fn start(
         namespaces: &[String],
         candidates: &[usize],
-        address: Ipv4Addr,
+        address: impl Into<IpAddr>,
     ) -> Result<AddressWatch, LabError> {
+        let address = address.into();
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, events) = mpsc::channel();
         let (ready_tx, ready_rx) = mpsc::channel();

@@ -18,7 +18,7 @@ use rcbsd_lab::agents::Implementation;
 use rcbsd_lab::cancel::Cancel;
 use rcbsd_lab::netns::{self, Topology};
 use rcbsd_lab::ping::Prober;
-use rcbsd_lab::{cmd, trial, Settings};
+use rcbsd_lab::{cmd, trial, Family, Settings};
 
 fn ping_once(topology: &Topology, from_ns: &str, to: std::net::Ipv4Addr) -> bool {
     let argv = netns::netns_exec_argv(
@@ -93,6 +93,41 @@ fn prober_counts_only_replies_to_requests_sent_after_a_cut() {
 }
 
 #[test]
+fn ipv6_topology_has_only_documentation_and_link_local_addresses_and_answers_icmpv6() {
+    if !require_root() {
+        return;
+    }
+    let topology = Topology::with_family(1, Family::Ipv6).expect("topology");
+    let node = topology.node_ns(0).expect("node").to_owned();
+    let show = |family: &str| {
+        cmd::run(&netns::netns_exec_argv(
+            &node,
+            &cmd::argv(&["ip", family, "addr", "show", "dev", "eth0"]),
+        ))
+        .expect("ip addr")
+    };
+    assert!(!show("-4").contains("inet "), "{}", show("-4"));
+    let v6 = show("-6");
+    assert!(v6.contains("inet6 2001:db8::11/64"), "{v6}");
+    assert!(v6.contains("inet6 fe80::"), "{v6}");
+    assert!(!v6.contains("tentative"), "DAD is off: {v6}");
+    // The ICMPv6 prober reaches the node, and stops being answered by a
+    // cut node.
+    let prober =
+        Prober::start(topology.client_ns(), netns::node_address6(0), 1000).expect("prober");
+    let cancel = Cancel::never();
+    assert!(prober
+        .wait_first_reply_after(std::time::Instant::now(), Duration::from_secs(5), &cancel)
+        .is_some());
+    topology.cut_link(0).expect("cut");
+    let cut = std::time::Instant::now();
+    assert_eq!(
+        prober.wait_first_reply_after(cut, Duration::from_millis(300), &cancel),
+        None
+    );
+}
+
+#[test]
 fn nft_block_stops_vrrp_between_two_nodes_and_heal_removes_it() {
     if !require_root() {
         return;
@@ -131,8 +166,13 @@ fn keepalived_trial_client_reaches_the_vip_again_after_the_cut() {
         trials: 1,
         rate_hz: 1000,
     };
-    let run = trial::measure(Implementation::Keepalived, &settings, &Cancel::never())
-        .unwrap_or_else(|e| panic!("keepalived trial failed (is keepalived installed?): {e}"));
+    let run = trial::measure(
+        Implementation::Keepalived,
+        &settings,
+        Family::Ipv4,
+        &Cancel::never(),
+    )
+    .unwrap_or_else(|e| panic!("keepalived trial failed (is keepalived installed?): {e}"));
     assert_eq!(run.initial_master, "n1");
     let [trial] = run.trials.as_slice() else {
         panic!("expected one trial, got {:?}", run.trials);
