@@ -174,7 +174,7 @@ fn holds_vip4(cluster: &Cluster, index: usize) -> bool {
     cluster.vip_holders().contains(&index)
 }
 
-/// Node `master` is master of `[vrrp]` and so of its slaved `[vrrp6]`,
+/// Node `master` is master of `[vrrp]` and so of its synchronised `[vrrp6]`,
 /// with both families' VIPs; the others are backups of both, with none.
 fn wait_dual_master(cluster: &Cluster, master: usize, others: &[usize]) {
     cluster.wait_until(
@@ -219,14 +219,23 @@ fn a_dual_stack_vrrp6_follows_the_vrrp_master_through_takeover_and_preempt() {
         cluster.start(index);
     }
     wait_dual_master(&cluster, 0, &[1]);
-    // The master advertises [vrrp6]; the backup admits those adverts (they
-    // pass its IPv6 checks) without making them an election input.
-    cluster.wait_until("node 1 admits node 0's [vrrp6] adverts", WAIT, |c| {
-        c.try_status(0)
-            .is_ok_and(|s| s.vrrp6.is_some_and(|v6| v6.adverts_sent > 0))
+    // The master advertises [vrrp6] on its own router; the backup admits
+    // those adverts and its own [vrrp6] router follows node 0 as master,
+    // ineligible (priority 0) while node 1 is not the [vrrp] master.
+    cluster.wait_until("node 1's [vrrp6] follows node 0's adverts", WAIT, |c| {
+        let master_ll = c.try_status(0).ok().and_then(|s| {
+            s.vrrp6
+                .filter(|v6| v6.adverts_sent > 0 && v6.priority > 0)
+                .and_then(|v6| v6.master)
+        });
+        master_ll.is_some()
             && c.try_status(1).is_ok_and(|s| {
-                s.vrrp6
-                    .is_some_and(|v6| v6.adverts_received > 0 && v6.dropped == 0)
+                s.vrrp6.is_some_and(|v6| {
+                    v6.adverts_received > 0
+                        && v6.dropped == 0
+                        && v6.priority == 0
+                        && v6.master == master_ll
+                })
             })
     });
 
