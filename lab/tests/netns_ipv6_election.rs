@@ -20,6 +20,7 @@
 mod common;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use common::{
     cluster_ipv6_ready, holds_vip6, ipv6_vips, link_local6, poll_until, require_root, run_in,
@@ -379,4 +380,41 @@ fn after_an_ipv6_partition_heals_the_remaining_master_re_announces_with_na() {
         "after the heal the client's entry for {VIP_ADDRESS} is not node 0's ({mac}): {last}"
     );
     assert!(!cluster.events(0, "master_conflict").is_empty());
+}
+
+#[test]
+fn a_dual_stack_vrrp6_advertises_at_its_own_interval() {
+    if !require_root() {
+        return;
+    }
+    // [vrrp6] at 370 ms, unlike [vrrp]: the backup's [vrrp6] router learns
+    // Master_Adver_Interval from the Max Adver Int field of the adverts it
+    // receives on the wire (RFC 5798 §6.4.2), so it shows what they carry.
+    let interval6 = Duration::from_millis(370);
+    let mut builder = ClusterBuilder::new(2);
+    for index in 0..2 {
+        builder = builder.node(index, |spec| {
+            spec.vrrp6_virtual_ips = vec![VIP_LL.to_owned(), VIP.to_owned()];
+            spec.vrrp6_advert_interval = Some(interval6);
+        });
+    }
+    let mut cluster = builder.prepare();
+    cluster_ipv6_ready(&cluster);
+    for index in 0..2 {
+        cluster.start(index);
+    }
+    wait_dual_master(&cluster, 0, &[1]);
+    let ms6 = interval6.as_millis() as u64;
+    cluster.wait_until("node 1's [vrrp6] learned 370 ms from the wire", WAIT, |c| {
+        c.try_status(0).is_ok_and(|s| {
+            s.master_advert_interval_ms != ms6
+                && s.vrrp6
+                    .is_some_and(|v6| v6.advert_interval_ms == ms6 && v6.adverts_sent > 0)
+        }) && c.try_status(1).is_ok_and(|s| {
+            s.master_advert_interval_ms != ms6
+                && s.vrrp6.is_some_and(|v6| {
+                    v6.adverts_received > 0 && v6.master_advert_interval_ms == ms6
+                })
+        })
+    });
 }

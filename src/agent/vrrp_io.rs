@@ -365,7 +365,7 @@ impl Slaved {
     }
 }
 
-/// Receives on the slaved `[vrrp6]` socket; never ready without one.
+/// Receives on the `[vrrp6]` socket; never ready without one.
 pub(super) async fn recv_slaved(
     slaved: Option<&Slaved>,
     buf: &mut [u8],
