@@ -467,7 +467,7 @@ struct Agent {
     vips: Vec<Ipv4Addr>,
     /// The IPv6 VIPs, link-local first (empty for an IPv4 router).
     vips6: Vec<Ipv6Addr>,
-    /// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]`.
+    /// A dual-stack node's `[vrrp6]`: its own router, synchronised to `[vrrp]`.
     vrrp6: Option<vrrp_io::Slaved>,
     /// The checks between transitions (issue 12).
     health: health::HealthWatch,
@@ -579,14 +579,12 @@ impl Agent {
                 })?;
 
         let vrrp6 = match &config.vrrp6 {
-            Some(v6) => {
-                Some(
-                    vrrp_io::Slaved::open(v6).map_err(|source| StartError::VrrpSocket {
-                        interface: v6.interface.clone(),
-                        source,
-                    })?,
-                )
-            }
+            Some(v6) => Some(vrrp_io::Slaved::open(v6, Instant::now()).map_err(|source| {
+                StartError::VrrpSocket {
+                    interface: v6.interface.clone(),
+                    source,
+                }
+            })?),
             None => None,
         };
 
@@ -747,8 +745,11 @@ impl Agent {
             if !effects.is_empty() {
                 self.apply(effects).await;
             }
+            self.sync_vrrp6().await;
             let deadline = self.core.poll_timeout(Instant::now());
-            alarm.set(self.wake_at(&chores, deadline, shutdown_deadline));
+            let deadline6 = self.vrrp6.as_ref().and_then(|v6| v6.router.poll_timeout());
+            let wake = [deadline, deadline6].into_iter().flatten().min();
+            alarm.set(self.wake_at(&chores, wake, shutdown_deadline));
             let effects = tokio::select! {
                 received = cluster::recv_heartbeat(self.cluster.as_ref(), &mut heartbeat_buf) => match received {
                     Ok((len, from)) => match self.on_heartbeat(heartbeat_buf.get(..len).unwrap_or(&[]), from) {
@@ -762,7 +763,11 @@ impl Agent {
                 },
                 received = vrrp_io::recv_slaved(self.vrrp6.as_ref(), &mut buf6) => {
                     match received {
-                        Ok((len, meta)) => self.on_slaved_datagram(buf6.get(..len).unwrap_or(&[]), &meta),
+                        Ok((len, meta)) => {
+                            if let Some(advert) = self.on_slaved_datagram(buf6.get(..len).unwrap_or(&[]), &meta) {
+                                self.on_vrrp6(crate::election::Input::Advert(advert), Instant::now()).await;
+                            }
+                        }
                         Err(e) => events::receive_failed(&format!("[vrrp6] socket: {e}")),
                     }
                     continue;
@@ -784,6 +789,11 @@ impl Agent {
                     if shutdown_deadline.is_some_and(|at| at <= now) {
                         events::shutdown_timeout(shutdown_grace(&self.config).as_secs());
                         break false;
+                    }
+                    // `[vrrp6]`'s own timers (its Adver_Timer and
+                    // Master_Down_Timer, RFC 5798 §6.2).
+                    if deadline6.is_some_and(|at| at <= now) {
+                        self.on_vrrp6(crate::election::Input::Timeout, now).await;
                     }
                     // Otherwise a chore is due (it runs at the top of the
                     // loop) or the core's own deadline passed.
@@ -1082,18 +1092,21 @@ impl Agent {
         }
     }
 
-    /// One datagram on the slaved `[vrrp6]` socket: admitted and counted,
-    /// never an election input (docs/election.md, "Dual stack").
-    fn on_slaved_datagram(&mut self, datagram: &[u8], meta: &vrrp_io::Meta) {
+    /// One datagram on the `[vrrp6]` socket: admitted and counted; the
+    /// admitted advert is `[vrrp6]`'s election input (its own router, never
+    /// `[vrrp]`'s; docs/election.md, "Dual stack").
+    fn on_slaved_datagram(
+        &mut self,
+        datagram: &[u8],
+        meta: &vrrp_io::Meta,
+    ) -> Option<crate::election::ReceivedAdvert> {
         let restart_silence = self
             .config
             .vrrp
             .advert_interval
             .to_duration()
             .saturating_mul(RESTART_SILENCE_ADVERTS);
-        let Some(slaved) = &mut self.vrrp6 else {
-            return;
-        };
+        let slaved = self.vrrp6.as_mut()?;
         let mut replay = std::mem::replace(&mut slaved.replay, vrrp_io::Replay::new(0));
         let auth = self.keys.as_deref().map(|keys| {
             (
@@ -1108,10 +1121,55 @@ impl Agent {
         let admitted = slaved.local().admit(datagram, meta, auth);
         slaved.replay = replay;
         match admitted {
-            Ok(_) => slaved.adverts_received += 1,
+            Ok(admitted) => {
+                slaved.adverts_received += 1;
+                Some(admitted.advert)
+            }
             Err(dropped) => {
                 slaved.dropped += 1;
                 self.drops.record(dropped.reason);
+                None
+            }
+        }
+    }
+
+    /// Keeps `[vrrp6]` in step with the node's decided role (Master only
+    /// while the node's decision is Master; docs/election.md "Dual stack")
+    /// and carries out what its router decides.
+    async fn sync_vrrp6(&mut self) {
+        let node_master = self
+            .core
+            .published()
+            .is_some_and(|d| d.role == node::Role::Master);
+        let now = Instant::now();
+        let Some(slaved) = &mut self.vrrp6 else {
+            return;
+        };
+        let actions = if slaved.router.state() == crate::wire::VrrpState::Initialize {
+            slaved.router.startup(node_master, now)
+        } else {
+            slaved.router.follow_node(node_master, now)
+        };
+        self.vrrp6_actions(actions).await;
+    }
+
+    /// An advert or a timeout for `[vrrp6]`'s router.
+    async fn on_vrrp6(&mut self, input: crate::election::Input, now: Instant) {
+        let Some(slaved) = &mut self.vrrp6 else {
+            return;
+        };
+        let actions = slaved.router.handle(input, now);
+        self.vrrp6_actions(actions).await;
+    }
+
+    /// Carries out `[vrrp6]`'s actions. Its VIPs and their Neighbor
+    /// Advertisements are the runbooks' (with the `[vrrp]` ones, in the
+    /// promote/demote order), so only its adverts are sent here; a state
+    /// change shows in `status`.
+    async fn vrrp6_actions(&mut self, actions: Vec<crate::election::Action>) {
+        for action in actions {
+            if let crate::election::Action::SendAdvert { priority } = action {
+                self.send_slaved_advert(priority).await;
             }
         }
     }
@@ -1151,6 +1209,9 @@ impl Agent {
         // A change of what is held or allowed changes the watchdog's
         // verdict at once, not only at its next tick.
         self.tend_watchdog();
+        // A new decision moves `[vrrp6]` at once (Master with the node,
+        // resign without it), including at shutdown.
+        self.sync_vrrp6().await;
     }
 
     /// Hands the worker a new decision (with the configuration in force).
@@ -1640,11 +1701,16 @@ impl Agent {
                 crate::control::protocol::SlavedStatus {
                     interface: slaved.interface.clone(),
                     vrid: slaved.vrid,
-                    state: if router.state() == crate::wire::VrrpState::Master {
-                        crate::wire::VrrpState::Master
-                    } else {
-                        crate::wire::VrrpState::Backup
-                    },
+                    state: slaved.router.state(),
+                    master: slaved.router.router().master(),
+                    priority: slaved.router.router().effective_priority(),
+                    advert_interval_ms: slaved.advert_interval.to_duration().as_millis() as u64,
+                    master_advert_interval_ms: slaved
+                        .router
+                        .router()
+                        .master_advert_interval()
+                        .to_duration()
+                        .as_millis() as u64,
                     vips_held,
                     adverts_sent: slaved.adverts_sent,
                     adverts_received: slaved.adverts_received,
@@ -1821,11 +1887,10 @@ impl Agent {
                 }
             }
         }
-        self.send_slaved_advert(priority).await;
     }
 
-    /// The `[vrrp6]` advert that follows each `[vrrp]` one on a dual-stack
-    /// node: sent on `[vrrp]`'s timer, so it carries `[vrrp]`'s interval.
+    /// One `[vrrp6]` advert, as its router decided: its own priority (0 on
+    /// resign) and its own Advertisement_Interval.
     async fn send_slaved_advert(&mut self, priority: u8) {
         let Some(slaved) = &mut self.vrrp6 else {
             return;
@@ -1834,8 +1899,8 @@ impl Agent {
         let dst = IpAddr::V6(crate::wire::vrrp6::MULTICAST_GROUP);
         let encoded = slaved.local().encode(
             &mut buf,
-            slaved.advert_priority(priority),
-            self.config.vrrp.advert_interval,
+            priority,
+            slaved.advert_interval,
             dst,
             ChecksumMode::PseudoHeader,
         );

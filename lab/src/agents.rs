@@ -81,6 +81,8 @@ pub struct NodeSpec {
     /// A dual-stack node's `[vrrp6]` VIPs (link-local first), same VRID;
     /// empty: no `[vrrp6]`. Our agent only.
     pub vrrp6_virtual_ips: Vec<String>,
+    /// `[vrrp6].advert_interval`; `None`: `[vrrp]`'s. Our agent only.
+    pub vrrp6_advert_interval: Option<Duration>,
 }
 
 /// `[health]` settings a scenario changes (unset ones keep the agent's
@@ -302,6 +304,7 @@ impl NodeSpec {
             watchdog: None,
             health: None,
             vrrp6_virtual_ips: Vec::new(),
+            vrrp6_advert_interval: None,
         }
     }
 
@@ -366,6 +369,12 @@ impl NodeSpec {
                         .collect(),
                 ),
             );
+            if let Some(interval) = self.vrrp6_advert_interval {
+                vrrp6.insert(
+                    "advert_interval".into(),
+                    toml::Value::String(format_duration(interval)),
+                );
+            }
             table.insert("vrrp6".into(), toml::Value::Table(vrrp6));
         }
         if let Some(cbsd) = &self.cbsd {

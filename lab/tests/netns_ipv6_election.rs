@@ -20,6 +20,7 @@
 mod common;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use common::{
     cluster_ipv6_ready, holds_vip6, ipv6_vips, link_local6, poll_until, require_root, run_in,
@@ -174,7 +175,7 @@ fn holds_vip4(cluster: &Cluster, index: usize) -> bool {
     cluster.vip_holders().contains(&index)
 }
 
-/// Node `master` is master of `[vrrp]` and so of its slaved `[vrrp6]`,
+/// Node `master` is master of `[vrrp]` and so of its synchronised `[vrrp6]`,
 /// with both families' VIPs; the others are backups of both, with none.
 fn wait_dual_master(cluster: &Cluster, master: usize, others: &[usize]) {
     cluster.wait_until(
@@ -219,14 +220,23 @@ fn a_dual_stack_vrrp6_follows_the_vrrp_master_through_takeover_and_preempt() {
         cluster.start(index);
     }
     wait_dual_master(&cluster, 0, &[1]);
-    // The master advertises [vrrp6]; the backup admits those adverts (they
-    // pass its IPv6 checks) without making them an election input.
-    cluster.wait_until("node 1 admits node 0's [vrrp6] adverts", WAIT, |c| {
-        c.try_status(0)
-            .is_ok_and(|s| s.vrrp6.is_some_and(|v6| v6.adverts_sent > 0))
+    // The master advertises [vrrp6] on its own router; the backup admits
+    // those adverts and its own [vrrp6] router follows node 0 as master,
+    // ineligible (priority 0) while node 1 is not the [vrrp] master.
+    cluster.wait_until("node 1's [vrrp6] follows node 0's adverts", WAIT, |c| {
+        let master_ll = c.try_status(0).ok().and_then(|s| {
+            s.vrrp6
+                .filter(|v6| v6.adverts_sent > 0 && v6.priority > 0)
+                .and_then(|v6| v6.master)
+        });
+        master_ll.is_some()
             && c.try_status(1).is_ok_and(|s| {
-                s.vrrp6
-                    .is_some_and(|v6| v6.adverts_received > 0 && v6.dropped == 0)
+                s.vrrp6.is_some_and(|v6| {
+                    v6.adverts_received > 0
+                        && v6.dropped == 0
+                        && v6.priority == 0
+                        && v6.master == master_ll
+                })
             })
     });
 
@@ -370,4 +380,41 @@ fn after_an_ipv6_partition_heals_the_remaining_master_re_announces_with_na() {
         "after the heal the client's entry for {VIP_ADDRESS} is not node 0's ({mac}): {last}"
     );
     assert!(!cluster.events(0, "master_conflict").is_empty());
+}
+
+#[test]
+fn a_dual_stack_vrrp6_advertises_at_its_own_interval() {
+    if !require_root() {
+        return;
+    }
+    // [vrrp6] at 370 ms, unlike [vrrp]: the backup's [vrrp6] router learns
+    // Master_Adver_Interval from the Max Adver Int field of the adverts it
+    // receives on the wire (RFC 5798 §6.4.2), so it shows what they carry.
+    let interval6 = Duration::from_millis(370);
+    let mut builder = ClusterBuilder::new(2);
+    for index in 0..2 {
+        builder = builder.node(index, |spec| {
+            spec.vrrp6_virtual_ips = vec![VIP_LL.to_owned(), VIP.to_owned()];
+            spec.vrrp6_advert_interval = Some(interval6);
+        });
+    }
+    let mut cluster = builder.prepare();
+    cluster_ipv6_ready(&cluster);
+    for index in 0..2 {
+        cluster.start(index);
+    }
+    wait_dual_master(&cluster, 0, &[1]);
+    let ms6 = interval6.as_millis() as u64;
+    cluster.wait_until("node 1's [vrrp6] learned 370 ms from the wire", WAIT, |c| {
+        c.try_status(0).is_ok_and(|s| {
+            s.master_advert_interval_ms != ms6
+                && s.vrrp6
+                    .is_some_and(|v6| v6.advert_interval_ms == ms6 && v6.adverts_sent > 0)
+        }) && c.try_status(1).is_ok_and(|s| {
+            s.master_advert_interval_ms != ms6
+                && s.vrrp6.is_some_and(|v6| {
+                    v6.adverts_received > 0 && v6.master_advert_interval_ms == ms6
+                })
+        })
+    });
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::admit::{self, DropReason};
 use crate::auth::{Keyring, ReplayGuard};
-use crate::election::ReceivedAdvert;
+use crate::election::{Params, ReceivedAdvert, SyncedRouter};
 use crate::net::error::NetError;
 use crate::net::socket::{SocketConfig, VrrpSocket, VRRP_MULTICAST};
 use crate::net::socket6::{SocketConfig6, VrrpSocket6};
@@ -272,14 +272,12 @@ impl Local<'_> {
     }
 }
 
-/// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]` (docs/election.md,
-/// "Dual stack"): it has no election of its own. The node that is master
-/// of `[vrrp]` advertises `[vrrp6]` as master (each `[vrrp]` advert is
-/// followed by a `[vrrp6]` one); every other node keeps it in Backup and
-/// never takes it over, whatever its own Master_Down timer would say. Its
-/// adverts are received, admitted and counted, never fed to the election:
-/// two independent elections could pick different masters (the
-/// tie-breakers are per-family addresses) and the storage has one owner.
+/// A dual-stack node's `[vrrp6]`: a VRRP router of its own (its own
+/// [`SyncedRouter`], timers and adverts), synchronised to the node's
+/// `[vrrp]` role (docs/election.md, "Dual stack"): it may be Master only
+/// while this node is the `[vrrp]` master, because the storage has one
+/// owner. Its VIPs are not its own: the runbooks add and remove them with
+/// the `[vrrp]` ones (VIPs last on promote, first on demote).
 pub(super) struct Slaved {
     /// The IPv6 socket of `[vrrp6].interface`.
     pub io: Io,
@@ -287,8 +285,12 @@ pub(super) struct Slaved {
     pub interface: String,
     /// `[vrrp6].vrid`.
     pub vrid: u8,
-    /// `[vrrp6].priority`: what its adverts carry (0 when `[vrrp]` resigns).
+    /// `[vrrp6].priority`: what its adverts carry as master.
     pub priority: u8,
+    /// `[vrrp6].advert_interval`: what its adverts carry.
+    pub advert_interval: Centis,
+    /// Its election, gated by the node's role.
+    pub router: SyncedRouter,
     /// Its interface's index.
     pub ifindex: u32,
     /// Its link-local advert source.
@@ -308,7 +310,7 @@ pub(super) struct Slaved {
 impl Slaved {
     /// Opens `[vrrp6]`'s socket on its interface, from its link-local
     /// address.
-    pub(super) fn open(v6: &crate::config::Vrrp6) -> Result<Slaved, NetError> {
+    pub(super) fn open(v6: &crate::config::Vrrp6, now: Instant) -> Result<Slaved, NetError> {
         let ifindex = crate::net::iface::interface_index(&v6.interface)?;
         let vips6: Vec<Ipv6Addr> = v6.virtual_ips.iter().map(|v| v.address).collect();
         let primary = match v6.source_address {
@@ -321,11 +323,24 @@ impl Slaved {
             source: primary,
         })
         .open()?;
+        let router = SyncedRouter::new(
+            Params {
+                vrid: v6.vrid,
+                priority: v6.priority,
+                advert_interval: v6.advert_interval,
+                preempt: v6.preempt,
+                preempt_delay: v6.preempt_delay,
+                primary_address: IpAddr::V6(primary),
+            },
+            now,
+        );
         Ok(Slaved {
             io,
             interface: v6.interface.clone(),
             vrid: v6.vrid,
             priority: v6.priority,
+            advert_interval: v6.advert_interval,
+            router,
             ifindex,
             primary,
             vips6,
@@ -348,19 +363,9 @@ impl Slaved {
             we_are_owner: self.priority == 255,
         }
     }
-
-    /// The priority of the `[vrrp6]` advert that follows a `[vrrp]` one of
-    /// `priority`: 0 (resign) stays 0, anything else is `[vrrp6]`'s own.
-    pub(super) fn advert_priority(&self, priority: u8) -> u8 {
-        if priority == 0 {
-            0
-        } else {
-            self.priority
-        }
-    }
 }
 
-/// Receives on the slaved `[vrrp6]` socket; never ready without one.
+/// Receives on the `[vrrp6]` socket; never ready without one.
 pub(super) async fn recv_slaved(
     slaved: Option<&Slaved>,
     buf: &mut [u8],

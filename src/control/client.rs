@@ -231,10 +231,14 @@ pub fn render_status(status: &Status) -> String {
         row(
             "vrrp6",
             format!(
-                "vrid {} on {} (IPv6, slaved to [vrrp]): {}; vips held {}",
+                "vrid {} on {} (IPv6, synchronised to [vrrp]): {}, master {}, priority {}, interval {} ms; vips held {}",
                 v6.vrid,
                 v6.interface,
                 v6.state,
+                v6.master
+                    .map_or_else(|| "unknown".to_string(), |m| m.to_string()),
+                v6.priority,
+                v6.advert_interval_ms,
                 if v6.vips_held.is_empty() {
                     "none".to_string()
                 } else {

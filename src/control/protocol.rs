@@ -77,22 +77,37 @@ impl Response {
     }
 }
 
-/// A dual-stack node's `[vrrp6]` as `status` shows it: slaved to
-/// `[vrrp]`, master exactly when `[vrrp]` is (docs/election.md, "Dual
-/// stack").
+/// A dual-stack node's `[vrrp6]` as `status` shows it: a VRRP router of
+/// its own, synchronised to `[vrrp]` (Master only while this node is the
+/// `[vrrp]` master; docs/election.md, "Dual stack").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlavedStatus {
     /// `[vrrp6].interface`.
     pub interface: String,
     /// `[vrrp6].vrid`.
     pub vrid: u8,
-    /// `master` when `[vrrp]` is master, else `backup`.
+    /// Its own RFC 5798 §6.4 state.
     pub state: VrrpState,
+    /// The `[vrrp6]` master's link-local address as this router knows it
+    /// (ours when master); `None` when unknown.
+    #[serde(default)]
+    pub master: Option<IpAddr>,
+    /// Its effective priority: `[vrrp6].priority` while this node is the
+    /// `[vrrp]` master, 0 (ineligible) otherwise.
+    #[serde(default)]
+    pub priority: u8,
+    /// `[vrrp6].advert_interval` in milliseconds.
+    #[serde(default)]
+    pub advert_interval_ms: u64,
+    /// Master_Adver_Interval (§6.1) in milliseconds: ours when master,
+    /// the master's otherwise.
+    #[serde(default)]
+    pub master_advert_interval_ms: u64,
     /// Its IPv6 VIPs on its interface now, `address/prefix`.
     pub vips_held: Vec<String>,
     /// Its adverts sent.
     pub adverts_sent: u64,
-    /// Other `[vrrp6]` routers' adverts admitted (never election input).
+    /// Other `[vrrp6]` routers' adverts admitted (its election input).
     pub adverts_received: u64,
     /// Datagrams its admission dropped (also in `counters.drops`).
     pub dropped: u64,
@@ -158,7 +173,7 @@ pub struct Status {
     /// holds the storage anyway); `resume` once the cause is fixed.
     #[serde(default)]
     pub retained: bool,
-    /// A dual-stack node's `[vrrp6]`, slaved to `[vrrp]`; absent without one.
+    /// A dual-stack node's `[vrrp6]`, synchronised to `[vrrp]`; absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vrrp6: Option<SlavedStatus>,
     /// A planned hand-over: this master keeps serving NFS while the

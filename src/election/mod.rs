@@ -13,9 +13,11 @@
 
 pub mod priority;
 mod router;
+mod synced;
 pub mod timers;
 
 pub use router::Router;
+pub use synced::SyncedRouter;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -113,6 +115,9 @@ pub enum Reason {
     Fault,
     /// Fault cleared ([`Input::SetFault`] with `false`): back to Backup.
     FaultCleared,
+    /// A `[vrrp6]` router follows the node's `[vrrp]` role
+    /// ([`SyncedRouter`]): Master at once when the node became master.
+    SyncGroup,
 }
 
 impl Reason {
@@ -128,6 +133,7 @@ impl Reason {
             Reason::Shutdown => "shutdown",
             Reason::Fault => "fault",
             Reason::FaultCleared => "fault_cleared",
+            Reason::SyncGroup => "sync_group",
         }
     }
 }

@@ -168,6 +168,18 @@ impl Router {
         out
     }
 
+    /// Become Master now, from Backup, as if the Master_Down_Timer had fired
+    /// (§6.4.2: advert, Adver_Timer, Master) but for `reason`: used by
+    /// [`super::SyncedRouter`] when the node becomes `[vrrp]` master. Does
+    /// nothing outside Backup or with effective priority 0.
+    pub fn take_over(&mut self, reason: Reason, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.state == VrrpState::Backup && self.effective_priority() > 0 {
+            self.become_master(reason, now, &mut out);
+        }
+        out
+    }
+
     /// The priority this router elects and advertises with; 0 = ineligible.
     pub fn effective_priority(&self) -> u8 {
         self.priority_set.unwrap_or(self.params.priority)
