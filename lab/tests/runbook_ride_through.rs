@@ -16,8 +16,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use rcbsd_failover::node::converge::FallbackCause;
-use rcbsd_failover::runbook::{Context, Kind, Outcome, Runner};
+use rcbsd_failover::node::converge::{FallbackCause, Job, JobKind, JobOutcome};
+use rcbsd_failover::runbook::{Context, Runner};
 use standins::{FakeVip, World, DIR_ID};
 use tokio::sync::watch;
 
@@ -50,15 +50,29 @@ fn mounted(world: &World, dir_id: &str) {
     .unwrap();
 }
 
-async fn ride(runner: &mut Runner<FakeVip>) -> Outcome {
+/// The ride-through job as the agent's worker runs it (its report, with
+/// the executor's own verdict on a step killed at its deadline).
+async fn ride(runner: &mut Runner<FakeVip>) -> JobOutcome {
     let ctx = Context::from_config(runner.config());
+    let job = Job {
+        kind: JobKind::RideThrough {
+            master: ctx.vip,
+            within: runner.config().follow.ride_through_timeout,
+        },
+        stop: Vec::new(),
+        start: Vec::new(),
+    };
     let (_tx, rx) = watch::channel(0u64);
-    runner.run(Kind::RideThrough, &ctx, rx).await
+    runner.execute(&job, &ctx, &[], rx).await.outcome
 }
 
-fn cause(outcome: &Outcome) -> FallbackCause {
+fn cause(outcome: &JobOutcome) -> FallbackCause {
     match outcome {
-        Outcome::Failed { step, error } => FallbackCause::of_failure(step, error),
+        JobOutcome::Failed {
+            step,
+            error,
+            timed_out,
+        } => FallbackCause::of_failure(step, error, *timed_out),
         other => panic!("expected a failure, got {other:?}"),
     }
 }
@@ -68,10 +82,7 @@ async fn answering_mounts_of_the_same_storage_ride_through_calling_no_tool() {
     let world = World::new("node1");
     mounted(&world, DIR_ID);
     let mut runner = runner(&world, lab_probe());
-    assert_eq!(
-        ride(&mut runner).await,
-        Outcome::Succeeded { skipped: vec![] }
-    );
+    assert_eq!(ride(&mut runner).await, JobOutcome::Succeeded);
     assert_eq!(
         world.argvs(),
         Vec::<String>::new(),
@@ -88,7 +99,7 @@ async fn a_probe_that_hangs_is_killed_at_the_deadline() {
     let mut runner = runner(&world, hang);
     let outcome = ride(&mut runner).await;
     assert!(
-        matches!(&outcome, Outcome::Failed { step, .. } if step.starts_with("probe mount ")),
+        matches!(&outcome, JobOutcome::Failed { step, .. } if step.starts_with("probe mount ")),
         "{outcome:?}"
     );
     assert_eq!(cause(&outcome), FallbackCause::Hung, "{outcome:?}");
@@ -117,7 +128,7 @@ async fn another_storage_behind_the_mounts_falls_back() {
     let mut runner = runner(&world, lab_probe());
     let outcome = ride(&mut runner).await;
     assert!(
-        matches!(&outcome, Outcome::Failed { step, .. } if step == "verify dir.id"),
+        matches!(&outcome, JobOutcome::Failed { step, .. } if step == "verify dir.id"),
         "{outcome:?}"
     );
     assert_eq!(cause(&outcome), FallbackCause::IdentityChanged);

@@ -419,6 +419,7 @@ impl<V: VipControl> Worker<V> {
                 let report = JobReport::only(JobOutcome::Failed {
                     step: "write the master marker".to_owned(),
                     error: e.to_string(),
+                    timed_out: false,
                 });
                 self.tell(converger.finished(job, &report, now()), generation);
                 return;
@@ -518,7 +519,7 @@ fn outcome_of(outcome: &JobOutcome) -> Outcome {
         JobOutcome::Succeeded => Outcome::Succeeded {
             skipped: Vec::new(),
         },
-        JobOutcome::Failed { step, error } => Outcome::Failed {
+        JobOutcome::Failed { step, error, .. } => Outcome::Failed {
             step: step.clone(),
             error: error.clone(),
         },

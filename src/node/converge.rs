@@ -214,6 +214,9 @@ pub enum JobOutcome {
         step: String,
         /// Why it failed, for the log.
         error: String,
+        /// Its last attempt was killed at the step's deadline (a hung
+        /// command or probe), not refused.
+        timed_out: bool,
     },
     /// A newer decision stopped the runbook between two steps.
     Cancelled {
@@ -361,15 +364,15 @@ impl FallbackCause {
     }
 
     /// The cause of a ride-through runbook's failure at `step` with
-    /// `error`: a killed probe is hung (the executor's "no answer within"
-    /// or "did not finish within"), `ESTALE` is "Stale NFS file handle"
-    /// on FreeBSD (errno 70) and "Stale file handle" on Linux (116), and
-    /// any other failure of the `dir.id` check is another storage.
-    pub fn of_failure(step: &str, error: &str) -> FallbackCause {
-        let lower = error.to_ascii_lowercase();
-        if lower.contains("no answer within") || lower.contains("did not finish within") {
+    /// `error`: a step killed at its deadline (`timed_out`, the executor's
+    /// own verdict) is hung; `ESTALE` is "Stale NFS file handle" on
+    /// FreeBSD (errno 70, lib/libc/gen/errlst.c) and "Stale file handle" on
+    /// Linux (116), as the fs-probe child prints its errno; any other
+    /// failure of the `dir.id` check is another storage.
+    pub fn of_failure(step: &str, error: &str, timed_out: bool) -> FallbackCause {
+        if timed_out {
             FallbackCause::Hung
-        } else if lower.contains("stale") {
+        } else if error.to_ascii_lowercase().contains("stale") {
             FallbackCause::StaleHandle
         } else if step == RIDE_IDENTITY_STEP {
             FallbackCause::IdentityChanged
@@ -959,7 +962,7 @@ impl Converger {
                 self.failures = 0;
                 self.role_retry_at = None;
             }
-            (JobKind::Promote, JobOutcome::Failed { step, error }) => {
+            (JobKind::Promote, JobOutcome::Failed { step, error, .. }) => {
                 // It undid what it did, but not what an earlier run left
                 // and it found already there: still possibly held.
                 self.held = Held::Master { complete: false };
@@ -976,7 +979,7 @@ impl Converger {
                 self.release_failures = 0;
                 self.role_retry_at = None;
             }
-            (JobKind::Demote, JobOutcome::Failed { step, error }) => {
+            (JobKind::Demote, JobOutcome::Failed { step, error, .. }) => {
                 self.retry_later(now);
                 self.release_failures = self.release_failures.saturating_add(1);
                 notices.push(Notice::ReleaseFailed {
@@ -1021,14 +1024,21 @@ impl Converger {
                 self.failures = 0;
                 self.role_retry_at = None;
             }
-            (JobKind::RideThrough { master, .. }, JobOutcome::Failed { step, error }) => {
+            (
+                JobKind::RideThrough { master, .. },
+                JobOutcome::Failed {
+                    step,
+                    error,
+                    timed_out,
+                },
+            ) => {
                 // The full follow runs next, at once.
                 self.held = Held::Nothing;
                 if let Some(ride) = self.ride.take() {
                     notices.push(Notice::FollowFallback {
                         from: ride.from,
                         to: Some(master),
-                        cause: FallbackCause::of_failure(step, error),
+                        cause: FallbackCause::of_failure(step, error, *timed_out),
                         detail: format!("{step}: {error}"),
                     });
                 }
@@ -1271,6 +1281,7 @@ mod tests {
         let failed = JobReport::only(JobOutcome::Failed {
             step: "export pool tank".into(),
             error: "pool is busy".into(),
+            timed_out: false,
         });
         let mut at = now;
         for n in 1..=3 {
@@ -1352,6 +1363,7 @@ mod tests {
         let failed = JobReport::only(JobOutcome::Failed {
             step: "unmount nfs jails-data".into(),
             error: "Device busy".into(),
+            timed_out: false,
         });
         c.finished(&job, &failed, now);
         assert_eq!(
@@ -1400,10 +1412,12 @@ mod tests {
         c
     }
 
-    fn failed(step: &str, error: &str) -> JobReport {
+    /// `timed_out`: the executor killed the step at its deadline.
+    fn failed(step: &str, error: &str, timed_out: bool) -> JobReport {
         JobReport::only(JobOutcome::Failed {
             step: step.into(),
             error: error.into(),
+            timed_out,
         })
     }
 
@@ -1493,31 +1507,35 @@ mod tests {
             (
                 "probe mount jails-data",
                 "fs-probe list: cannot list /usr/jails/jails-data: Stale NFS file handle (os error 70)",
+                false,
                 FallbackCause::StaleHandle,
             ),
             (
                 "probe mount jails-data",
                 "rcbsd-failover fs-probe list /usr/jails/jails-data: no answer within 60s, killed",
+                true,
                 FallbackCause::Hung,
             ),
             (
                 "verify dir.id",
                 "/usr/jails/dir.id holds \"other\", not the cluster's \"c1\": wrong data under the shared dirs",
+                false,
                 FallbackCause::IdentityChanged,
             ),
             (
                 "probe mount jails-data",
                 "cannot list /usr/jails/jails-data: Permission denied (os error 13)",
+                false,
                 FallbackCause::ProbeFailed,
             ),
         ];
-        for (step, error, cause) in cases {
+        for (step, error, timed_out, cause) in cases {
             let now = Instant::now();
             let mut c = riding_follower(now);
             let t = serving(Role::Follower { master: Some(M2) }, 2, true);
             let job = run(&mut c, &t, now);
             assert!(matches!(job.kind, JobKind::RideThrough { .. }));
-            let notices = c.finished(&job, &failed(step, error), now);
+            let notices = c.finished(&job, &failed(step, error, timed_out), now);
             assert!(
                 matches!(
                     &notices[..],
@@ -1757,15 +1775,19 @@ mod tests {
     }
 
     #[test]
-    fn fallback_causes_from_the_executors_words() {
+    fn fallback_causes_from_the_executors_verdict_and_words() {
         use FallbackCause::*;
-        let of = FallbackCause::of_failure;
+        let of = |step, error| FallbackCause::of_failure(step, error, false);
         assert_eq!(
             of("probe mount a", "x: Stale file handle (os error 116)"),
             StaleHandle
         );
         assert_eq!(
-            of("verify dir.id", "verify dir.id did not finish within 5s"),
+            FallbackCause::of_failure(
+                "verify dir.id",
+                "verify dir.id did not finish within 5s",
+                true
+            ),
             Hung
         );
         assert_eq!(

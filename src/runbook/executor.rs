@@ -117,8 +117,16 @@ enum BuiltinError {
 
 /// Why a step (or a runbook) stopped.
 enum Stop {
-    Failed { step: String, error: String },
-    Cancelled { at_step: String },
+    /// `timed_out`: the step's last attempt was killed at its deadline
+    /// ([`AttemptError::Timeout`]), not refused.
+    Failed {
+        step: String,
+        error: String,
+        timed_out: bool,
+    },
+    Cancelled {
+        at_step: String,
+    },
 }
 
 #[derive(Debug)]
@@ -429,7 +437,7 @@ impl<V: VipControl> Runner<V> {
             .collect();
         match report.outcome {
             JobOutcome::Succeeded => Outcome::Succeeded { skipped },
-            JobOutcome::Failed { step, error } => Outcome::Failed { step, error },
+            JobOutcome::Failed { step, error, .. } => Outcome::Failed { step, error },
             JobOutcome::Cancelled { at_step } => Outcome::Cancelled { at_step },
         }
     }
@@ -563,7 +571,7 @@ impl<V: VipControl> Runner<V> {
         match result {
             Ok(()) if run.skipped.is_empty() => Ok(()),
             Ok(()) => Err(format!("skipped {}", run.skipped.join(", "))),
-            Err(Stop::Failed { step, error }) => Err(format!("{step}: {error}")),
+            Err(Stop::Failed { step, error, .. }) => Err(format!("{step}: {error}")),
             Err(Stop::Cancelled { at_step }) => Err(format!("cancelled at {at_step}")),
         }
     }
@@ -661,7 +669,11 @@ impl<V: VipControl> Runner<V> {
                 events::runbook_cancelled(kind.as_str(), &at_step, duration_ms);
                 JobOutcome::Cancelled { at_step }
             }
-            Err(Stop::Failed { step, error }) => {
+            Err(Stop::Failed {
+                step,
+                error,
+                timed_out,
+            }) => {
                 let undone = if kind == Kind::Promote {
                     self.undo(run).await
                 } else {
@@ -674,7 +686,11 @@ impl<V: VipControl> Runner<V> {
                     millis(run.started.elapsed()),
                     undone,
                 );
-                JobOutcome::Failed { step, error }
+                JobOutcome::Failed {
+                    step,
+                    error,
+                    timed_out,
+                }
             }
         }
     }
@@ -729,10 +745,20 @@ impl<V: VipControl> Runner<V> {
                     run.record(step, false);
                     return Err(Stop::Cancelled { at_step });
                 }
-                Err(Stop::Failed { step: name, error }) => {
+                Err(Stop::Failed {
+                    step: name,
+                    error,
+                    timed_out,
+                }) => {
                     run.record(step, false);
                     match step.on_failure {
-                        OnFailure::Abort => return Err(Stop::Failed { step: name, error }),
+                        OnFailure::Abort => {
+                            return Err(Stop::Failed {
+                                step: name,
+                                error,
+                                timed_out,
+                            })
+                        }
                         OnFailure::Continue => {}
                         OnFailure::SkipEnvironment => {
                             if let Some(env) = &step.environment {
@@ -792,6 +818,7 @@ impl<V: VipControl> Runner<V> {
                         return Err(Stop::Failed {
                             step: step.name.clone(),
                             error: error.message().to_owned(),
+                            timed_out: matches!(error, AttemptError::Timeout(_)),
                         });
                     }
                 }

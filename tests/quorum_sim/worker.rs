@@ -464,6 +464,7 @@ impl SimWorker {
                 _ => Some(JobOutcome::Failed {
                     step: format!("{:?}", busy.step),
                     error: "simulated failure".into(),
+                    timed_out: false,
                 }),
             },
         };
