@@ -168,6 +168,15 @@ async fn examine_local(local: Local) -> Finding {
         Local::SocketDirectory { socket } => socket.display().to_string(),
         Local::StableRestart { links, .. } => links.dir.display().to_string(),
     };
+    // The one examination that runs a command: asked first, bounded.
+    let ipv6_disabled = match &local {
+        Local::Ipv6 {
+            interface,
+            ifconfig,
+            ..
+        } => ipv6_disabled(interface, ifconfig).await,
+        _ => None,
+    };
     let examined = bounded(move || match local {
         Local::Watchdog { device, timeout } => {
             checks::watchdog_finding(&device, crate::fence::Watchdog::examine(&device, timeout))
@@ -185,10 +194,10 @@ async fn examine_local(local: Local) -> Finding {
             interface,
             virtual_ips,
             source,
-            ifconfig,
+            ..
         } => checks::ipv6_finding(
             &interface,
-            ipv6_disabled(&interface, &ifconfig),
+            ipv6_disabled,
             crate::net::iface::ipv6_addresses(&interface),
             &virtual_ips,
             source,
@@ -248,27 +257,26 @@ fn stable_restart(links: &Links, mounted_root: Option<&Path>) -> Finding {
 /// Linux: `/proc/sys/net/ipv6/conf/IF/disable_ipv6` is 1, or the kernel
 /// has no IPv6 (no `/proc/sys/net/ipv6`). FreeBSD: `ifconfig IF` shows
 /// `IFDISABLED` (ND6_IFF_IFDISABLED; `ifconfig IF inet6 ifdisabled`, or
-/// set by the kernel after a duplicate link-local, sys/netinet6/nd6_nbr.c).
-fn ipv6_disabled(interface: &str, ifconfig: &Path) -> Option<bool> {
+/// set by the kernel after a duplicate link-local, sys/netinet6/nd6_nbr.c):
+/// a command, so through the runbooks' runner (own process group, killed
+/// at [`TIMEOUT`]), never waited on without a bound.
+async fn ipv6_disabled(interface: &str, ifconfig: &Path) -> Option<bool> {
     if cfg!(target_os = "linux") {
+        // procfs answers from the kernel's memory: no bound needed.
         if !Path::new("/proc/sys/net/ipv6").exists() {
             return Some(true);
         }
         let flag =
             std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{interface}/disable_ipv6"))
                 .ok()?;
-        Some(flag.trim() == "1")
-    } else {
-        // An argv, no shell; run in the bounded blocking examination.
-        let output = std::process::Command::new(ifconfig)
-            .arg(interface)
-            .output()
-            .ok()?;
-        output
-            .status
-            .success()
-            .then(|| checks::nd6_ifdisabled(&String::from_utf8_lossy(&output.stdout)))
+        return Some(flag.trim() == "1");
     }
+    let argv = crate::runbook::step::Command::new([
+        ifconfig.to_string_lossy().into_owned(),
+        interface.to_owned(),
+    ]);
+    let ran = command::run(&argv, TIMEOUT, None).await.ok()?;
+    (ran.exit == Some(0)).then(|| checks::nd6_ifdisabled(&ran.stdout))
 }
 
 fn path_state(path: &Path) -> PathState {
