@@ -181,6 +181,28 @@ impl SystemVip {
             .map(|v| (self.interface6.as_str(), v as &dyn VipAddress));
         v4.chain(v6)
     }
+
+    /// One burst of `garp_master_repeat` rounds `garp_interval` apart
+    /// (the ARP and the NA bursts alike), stopped as soon as the decision
+    /// changes; `round` sends one round. The rounds sent.
+    async fn burst(
+        &self,
+        mut round: impl FnMut() -> Result<(), VipError> + Send,
+    ) -> Result<u32, VipError> {
+        let generation = *self.decision.borrow();
+        let mut sent = 0;
+        for index in 0..self.repeat.max(1) {
+            if index > 0 && !self.interval.is_zero() {
+                tokio::time::sleep(self.interval).await;
+            }
+            if *self.decision.borrow() != generation {
+                break;
+            }
+            sent += 1;
+            round()?;
+        }
+        Ok(sent)
+    }
 }
 
 impl VipControl for SystemVip {
@@ -219,52 +241,40 @@ impl VipControl for SystemVip {
     }
 
     async fn announce(&self, why: &'static str) -> Result<(), VipError> {
-        let generation = *self.decision.borrow();
-        let mut sent = 0;
-        for round in 0..self.repeat.max(1) {
-            if round > 0 && !self.interval.is_zero() {
-                tokio::time::sleep(self.interval).await;
-            }
-            if *self.decision.borrow() != generation {
-                break;
-            }
-            sent += 1;
-            let mut garp = self.garp.lock().map_err(|_| VipError::SenderPoisoned)?;
-            for v in &self.vips {
-                if let Err(e) = garp.send(v.address) {
-                    events::garp_failed(&self.interface, &e.to_string());
-                    return Err(VipError::Announce(e));
+        let sent = self
+            .burst(|| {
+                let mut garp = self.garp.lock().map_err(|_| VipError::SenderPoisoned)?;
+                for v in &self.vips {
+                    if let Err(e) = garp.send(v.address) {
+                        events::garp_failed(&self.interface, &e.to_string());
+                        return Err(VipError::Announce(e));
+                    }
                 }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         events::garp_sent(&self.interface, self.vips.len(), sent, why);
         Ok(())
     }
 
     /// The same burst as [`Self::announce`], one advertisement per IPv6
-    /// VIP per round, stopped as soon as the decision changes.
+    /// VIP per round.
     async fn announce6(&self, why: &'static str) -> Result<(), VipError> {
         let Some(na) = &self.na else {
             return Ok(());
         };
-        let generation = *self.decision.borrow();
-        let mut sent = 0;
-        for round in 0..self.repeat.max(1) {
-            if round > 0 && !self.interval.is_zero() {
-                tokio::time::sleep(self.interval).await;
-            }
-            if *self.decision.borrow() != generation {
-                break;
-            }
-            sent += 1;
-            let mut na = na.lock().map_err(|_| VipError::SenderPoisoned)?;
-            for v in &self.vips6 {
-                if let Err(e) = na.send(v.address) {
-                    events::na_failed(&self.interface6, &e.to_string());
-                    return Err(VipError::Announce(e));
+        let sent = self
+            .burst(|| {
+                let mut na = na.lock().map_err(|_| VipError::SenderPoisoned)?;
+                for v in &self.vips6 {
+                    if let Err(e) = na.send(v.address) {
+                        events::na_failed(&self.interface6, &e.to_string());
+                        return Err(VipError::Announce(e));
+                    }
                 }
-            }
-        }
+                Ok(())
+            })
+            .await?;
         events::na_sent(&self.interface6, self.vips6.len(), sent, why);
         Ok(())
     }
