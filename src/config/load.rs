@@ -810,16 +810,36 @@ impl Reader<'_> {
         &mut self,
         items: Vec<(String, Range<usize>, String)>,
     ) -> Option<Vec<(VirtualIp, Range<usize>)>> {
+        self.vip_list(
+            items,
+            |reader, _, text, span, key| reader.virtual_ip(text, span, key),
+            |vip| vip.address,
+        )
+    }
+
+    /// A list of virtual addresses of one family: each entry read by
+    /// `one` (given its index; it reports its own errors), every address
+    /// listed once. `None` when any entry was refused.
+    fn vip_list<V, A>(
+        &mut self,
+        items: Vec<(String, Range<usize>, String)>,
+        mut one: impl FnMut(&mut Self, usize, &str, Range<usize>, &str) -> Option<V>,
+        address: impl Fn(&V) -> A,
+    ) -> Option<Vec<(V, Range<usize>)>>
+    where
+        A: std::hash::Hash + Eq + std::fmt::Display,
+    {
         let mut vips = Vec::with_capacity(items.len());
-        let mut first_seen: HashMap<Ipv4Addr, Range<usize>> = HashMap::new();
+        let mut first_seen: HashMap<A, Range<usize>> = HashMap::new();
         let mut all_valid = true;
-        for (text, span, item_key) in items {
-            let Some(vip) = self.virtual_ip(&text, span.clone(), &item_key) else {
+        for (index, (text, span, item_key)) in items.into_iter().enumerate() {
+            let Some(vip) = one(self, index, &text, span.clone(), &item_key) else {
                 all_valid = false;
                 continue;
             };
-            let shown = vip.address.to_string();
-            if !self.first_listing(&mut first_seen, vip.address, &shown, &span, &item_key, "") {
+            let addr = address(&vip);
+            let shown = addr.to_string();
+            if !self.first_listing(&mut first_seen, addr, &shown, &span, &item_key, "") {
                 all_valid = false;
                 continue;
             }

@@ -19,7 +19,6 @@
 //! - the checksum always covers the pseudo-header (§5.2.8): the IPv4-only
 //!   `checksum = "no-pseudo-header"` is refused.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::time::Duration;
@@ -145,33 +144,24 @@ impl Reader<'_> {
         &mut self,
         items: Vec<(String, Range<usize>, String)>,
     ) -> Option<Vec<(VirtualIp6, Range<usize>)>> {
-        let mut vips = Vec::with_capacity(items.len());
-        let mut first_seen: HashMap<Ipv6Addr, Range<usize>> = HashMap::new();
-        let mut all_valid = true;
-        for (index, (text, span, item_key)) in items.into_iter().enumerate() {
-            let Some(vip) = self.virtual_ip6(&text, span.clone(), &item_key) else {
-                all_valid = false;
-                continue;
-            };
-            if index == 0 && !is_link_local6(vip.address) {
-                self.error(
-                    span.clone(),
-                    &item_key,
-                    format!(
-                        "{text} is not link-local: the first address of an IPv6 virtual router MUST be its link-local address (RFC 5798 §5.2.9); list one first, e.g. \"fe80::12/64\", the same on every node"
-                    ),
-                );
-                all_valid = false;
-                continue;
-            }
-            let shown = vip.address.to_string();
-            if !self.first_listing(&mut first_seen, vip.address, &shown, &span, &item_key, "") {
-                all_valid = false;
-                continue;
-            }
-            vips.push((vip, span));
-        }
-        all_valid.then_some(vips)
+        self.vip_list(
+            items,
+            |reader, index, text, span, key| {
+                let vip = reader.virtual_ip6(text, span.clone(), key)?;
+                if index == 0 && !is_link_local6(vip.address) {
+                    reader.error(
+                        span,
+                        key,
+                        format!(
+                            "{text} is not link-local: the first address of an IPv6 virtual router MUST be its link-local address (RFC 5798 §5.2.9); list one first, e.g. \"fe80::12/64\", the same on every node"
+                        ),
+                    );
+                    return None;
+                }
+                Some(vip)
+            },
+            |vip| vip.address,
+        )
     }
 
     /// One IPv6 virtual address, `ADDR` or `ADDR/PREFIX` (1..=128; /128
